@@ -1,0 +1,152 @@
+import Foundation
+
+/// A validated object name: one or more `/`-separated segments.
+///
+/// Validation rules (applied to *decoded* segments; percent-decoding happens once, before):
+/// - no empty, `.` or `..` segments;
+/// - no `/` inside a segment (an encoded `%2F`), no backslash, no NUL or other control characters;
+/// - each segment at most 255 UTF-8 bytes, the whole name at most 1024 bytes;
+/// - valid UTF-8.
+/// Ownership is decided on parsed segments (`segments[0] == userId`), never on string prefixes.
+public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparable {
+    public static let maxSegmentBytes = 255
+    public static let maxBytes = 1024
+
+    /// The decoded segments.
+    public let segments: [String]
+
+    /// The canonical form: segments joined with `/`.
+    public var string: String { segments.joined(separator: "/") }
+    public var description: String { string }
+    public var owner: String { segments[0] }
+
+    /// Validates a name given as a plain (already decoded) string, e.g. from JSON.
+    public init(_ raw: String) throws(StorageError) {
+        guard !raw.isEmpty else { throw .invalidPath("the path is empty") }
+        try self.init(segments: raw.split(separator: "/", omittingEmptySubsequences: false).map(String.init))
+    }
+
+    /// Validates decoded segments.
+    public init(segments: [String]) throws(StorageError) {
+        guard !segments.isEmpty else { throw .invalidPath("the path is empty") }
+        var total = 0
+        var normalized: [String] = []
+        normalized.reserveCapacity(segments.count)
+        for segment in segments {
+            // Canonical equivalents must name one object: store NFC.
+            let segment = segment.utf8.allSatisfy({ $0 < 0x80 }) ? segment : segment.precomposedStringWithCanonicalMapping
+            try Self.validate(segment: segment)
+            total += segment.utf8.count + 1
+            normalized.append(segment)
+        }
+        guard total - 1 <= Self.maxBytes else {
+            throw .invalidPath("the path is longer than \(Self.maxBytes) bytes")
+        }
+        self.segments = normalized
+    }
+
+    /// Parses a path as it appears in a URL: split on `/`, percent-decode each segment once,
+    /// then validate.
+    public init(percentEncoded raw: Substring) throws(StorageError) {
+        let parts = raw.split(separator: "/", omittingEmptySubsequences: false)
+        var decoded: [String] = []
+        decoded.reserveCapacity(parts.count)
+        for part in parts {
+            guard let segment = PercentEncoding.decode(part) else {
+                throw .invalidPath("the path is not valid percent-encoded UTF-8")
+            }
+            decoded.append(segment)
+        }
+        try self.init(segments: decoded)
+    }
+
+    /// The path with each segment percent-encoded, for use in URLs.
+    public var percentEncoded: String {
+        segments.map(PercentEncoding.encodeSegment).joined(separator: "/")
+    }
+
+    /// Whether this path lies under `prefix` (segment-wise).
+    public func isOwned(by userId: String) -> Bool { segments[0] == userId }
+
+    public static func validate(segment: String) throws(StorageError) {
+        if segment.isEmpty { throw .invalidPath("the path has an empty segment") }
+        if segment == "." || segment == ".." { throw .invalidPath("the path has a '.' or '..' segment") }
+        if segment.utf8.count > maxSegmentBytes {
+            throw .invalidPath("a path segment is longer than \(maxSegmentBytes) bytes")
+        }
+        // U+10FFFF bounds prefix range scans in the metadata stores; it names no real character.
+        if segment.unicodeScalars.contains("\u{10FFFF}") { throw .invalidPath("the path contains U+10FFFF") }
+        for byte in segment.utf8 {
+            switch byte {
+            case 0..<0x20, 0x7F: throw .invalidPath("the path contains a control character")
+            case UInt8(ascii: "/"): throw .invalidPath("a path segment contains '/'")
+            case UInt8(ascii: "\\"): throw .invalidPath("the path contains a backslash")
+            default: continue
+            }
+        }
+    }
+
+    public static func < (lhs: ObjectPath, rhs: ObjectPath) -> Bool { lhs.string < rhs.string }
+}
+
+/// Percent-encoding helpers (RFC 3986).
+public enum PercentEncoding {
+    /// Decodes `%XX` escapes; `nil` for a malformed escape or invalid UTF-8.
+    public static func decode(_ s: Substring) -> String? {
+        if !s.utf8.contains(UInt8(ascii: "%")) { return String(s) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(s.utf8.count)
+        var it = s.utf8.makeIterator()
+        while let b = it.next() {
+            if b == UInt8(ascii: "%") {
+                guard let h = it.next().flatMap(hexValue), let l = it.next().flatMap(hexValue) else { return nil }
+                bytes.append(h << 4 | l)
+            } else {
+                bytes.append(b)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    /// Decodes a query component: `+` is a space, then percent-decoding.
+    public static func decodeQueryComponent(_ s: Substring) -> String? {
+        decode(Substring(s.replacing("+", with: " ")))
+    }
+
+    /// Encodes everything except RFC 3986 unreserved characters.
+    public static func encodeSegment(_ s: String) -> String {
+        var out = ""
+        out.reserveCapacity(s.utf8.count)
+        for b in s.utf8 {
+            if isUnreserved(b) {
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            } else {
+                out += "%"
+                out.unicodeScalars.append(Unicode.Scalar(hexDigits[Int(b >> 4)]))
+                out.unicodeScalars.append(Unicode.Scalar(hexDigits[Int(b & 0xF)]))
+            }
+        }
+        return out
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
+
+    private static func isUnreserved(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "_"), UInt8(ascii: "~"):
+            return true
+        default: return false
+        }
+    }
+
+    private static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

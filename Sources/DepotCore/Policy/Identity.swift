@@ -1,0 +1,42 @@
+/// Who is calling: taken from a verified JWT, never from the request itself.
+public struct Identity: Sendable, Equatable {
+    public enum Role: String, Sendable, Codable {
+        case anon
+        case authenticated
+        case serviceRole = "service_role"
+    }
+
+    /// The user id (`sub`); the tenant.
+    public var subject: String?
+    public var role: Role
+
+    public init(subject: String?, role: Role) {
+        self.subject = subject
+        self.role = role
+    }
+
+    public static let service = Identity(subject: nil, role: .serviceRole)
+
+    /// The tenant rule: `service_role` may act on any name; an `authenticated` caller only on names
+    /// whose first segment is its own `sub`; `anon` on none. Compares parsed segments.
+    public func authorize(_ path: ObjectPath) throws(StorageError) {
+        switch role {
+        case .serviceRole: return
+        case .authenticated:
+            guard let subject, path.isOwned(by: subject) else { throw .forbidden() }
+        case .anon:
+            throw .forbidden()
+        }
+    }
+
+    /// The caller's own user id, validated as a path segment (needed to generate paths).
+    public func tenant() throws(StorageError) -> String {
+        guard role != .anon, let subject, !subject.isEmpty else {
+            throw .forbidden("this operation needs a user id (sub)")
+        }
+        do { try ObjectPath.validate(segment: subject) } catch {
+            throw .forbidden("the token's sub is not usable as a user id")
+        }
+        return subject
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import NIOCore
+
+// MARK: - Resolving downloads
+
+extension StorageService {
+    /// The object a signed download URL names, after checking its token (signature, scope, expiry)
+    /// and that the object's generation still matches (so flips, deletes and revokes kill links).
+    /// - Returns: the object and the token's expiry (unix seconds).
+    public func resolveSigned(bucket: String, path: ObjectPath, token: String) async throws -> (ObjectRecord, expiresAt: Int64) {
+        let claims = try signer.verify(token, scope: .download, bucket: bucket, path: path, now: unixNow())
+        guard let record = try await metadata.object(at: ObjectKey(bucket: bucket, path: path)) else {
+            throw StorageError.notFound()
+        }
+        guard String(record.generation) == claims.binding else {
+            throw StorageError(.urlExpired, "this link was revoked")
+        }
+        return (record, claims.expiresAt)
+    }
+
+    /// The object at a public URL; `.notFound` unless its bucket is public.
+    public func resolvePublic(bucket: String, path: ObjectPath) async throws -> ObjectRecord {
+        guard let b = try await metadata.bucket(named: bucket), b.isPublic,
+            let record = try await metadata.object(at: ObjectKey(bucket: bucket, path: path))
+        else { throw StorageError.notFound() }
+        return record
+    }
+
+    /// The object for an authenticated download: the tenant rule applies (public buckets are
+    /// readable by any caller).
+    public func resolveAuthenticated(as identity: Identity, bucket: String, path: ObjectPath) async throws -> ObjectRecord {
+        let isPublic = try await metadata.bucket(named: bucket)?.isPublic ?? false
+        if !isPublic { try identity.authorize(path) }
+        guard let record = try await metadata.object(at: ObjectKey(bucket: bucket, path: path)) else {
+            throw StorageError.notFound()
+        }
+        return record
+    }
+
+    /// Streams an object's bytes (or a range of them).
+    public func read(_ record: ObjectRecord, range: Range<Int64>? = nil, into consume: (ByteBuffer) async throws -> Void) async throws {
+        try await blobs.read(record.blobID, range: range, into: consume)
+    }
+}

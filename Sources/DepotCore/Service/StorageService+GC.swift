@@ -1,0 +1,30 @@
+import Foundation
+
+/// What one garbage-collection pass removed.
+public struct GCReport: Sendable, CustomStringConvertible {
+    public var orphanBlobs = 0
+    public var expiredIntents = 0
+    public var description: String { "removed \(orphanBlobs) orphan blob(s) and \(expiredIntents) expired upload intent(s)" }
+}
+
+extension StorageService {
+    /// Removes blobs that no row points at and that are older than the grace period (what a crash
+    /// or a failed delete leaves), unfinished writes older than it, and expired upload intents.
+    public func collectGarbage(gracePeriod: TimeInterval? = nil) async throws -> GCReport {
+        let cutoff = now().addingTimeInterval(-(gracePeriod ?? settings.gcGracePeriod))
+        var report = GCReport()
+        let candidates = try await blobs.blobs(writtenBefore: cutoff)
+        var index = 0
+        while index < candidates.count {
+            let batch = Array(candidates[index..<min(index + 500, candidates.count)])
+            index += batch.count
+            let referenced = try await metadata.referencedBlobs(among: batch)
+            for id in batch where !referenced.contains(id) {
+                try await blobs.delete(id)
+                report.orphanBlobs += 1
+            }
+        }
+        report.expiredIntents = try await metadata.deleteIntents(expiredBefore: cutoff)
+        return report
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+
+/// The settings `StorageService` depends on (the Assets API's configuration table).
+/// Validated once by ``validate()``; tests construct it directly.
+public struct StorageSettings: Sendable {
+    public var privateBucket = "assets"
+    public var publicBucket = "public-assets"
+    /// Default signed-URL lifetime, seconds.
+    public var signedURLTTL: Int64 = 3600
+    /// Longest lifetime a caller may ask for, seconds.
+    public var maxSignedURLTTL: Int64 = 7 * 24 * 3600
+    /// Presigned upload URL lifetime, seconds.
+    public var uploadURLTTL: Int64 = 300
+    /// Per-object size limit, bytes.
+    public var maxFileSize: Int64 = 10 * 1024 * 1024
+    /// Allowed media types, decided by magic bytes.
+    public var allowedTypes: [String] = ["image/png", "image/jpeg", "image/webp", "image/gif"]
+    public var publicCacheControl = "public, max-age=31536000"
+    /// Prefix of every URL returned, without a trailing slash.
+    public var publicBaseURL = "http://127.0.0.1:8080"
+    /// Most paths in one batch request.
+    public var maxBatch = 1000
+    /// How long orphan blobs, temp files and expired intents are kept before garbage collection.
+    public var gcGracePeriod: TimeInterval = 15 * 60
+
+    public init() {}
+
+    public func validate() throws(StorageError) {
+        try BucketRecord.validate(name: privateBucket)
+        try BucketRecord.validate(name: publicBucket)
+        guard privateBucket != publicBucket else {
+            throw .invalidRequest("the private and public buckets must differ")
+        }
+        guard signedURLTTL >= 1, signedURLTTL <= maxSignedURLTTL else {
+            throw .invalidRequest("the signed URL lifetime must be 1 s … \(maxSignedURLTTL) s")
+        }
+        guard uploadURLTTL >= 1, uploadURLTTL <= maxSignedURLTTL else {
+            throw .invalidRequest("the upload URL lifetime must be 1 s … \(maxSignedURLTTL) s")
+        }
+        guard maxFileSize >= 1 else { throw .invalidRequest("the max file size must be positive") }
+        guard !allowedTypes.isEmpty else { throw .invalidRequest("at least one allowed type is needed") }
+        for t in allowedTypes where MediaSniffer.fileExtension(for: MediaSniffer.canonical(t)) == nil {
+            throw .invalidRequest("'\(t)' cannot be recognised by its bytes; supported: image/png, image/jpeg, image/webp, image/gif, application/pdf")
+        }
+        guard publicBaseURL.hasPrefix("http://") || publicBaseURL.hasPrefix("https://") else {
+            throw .invalidRequest("the public URL must start with http:// or https://")
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Crypto
+import Foundation
+
+/// Signing keys by key id. The first key signs; every key verifies, so rotating means putting a new
+/// key first and, once old links may die, removing the retired one.
+public struct KeyRing: Sendable {
+    public struct Key: Sendable {
+        public let id: String
+        let key: SymmetricKey
+        public init(id: String, secret: [UInt8]) {
+            self.id = id
+            self.key = SymmetricKey(data: secret)
+        }
+    }
+
+    public let active: Key
+    private let byID: [String: Key]
+
+    public init(keys: [Key]) throws(StorageError) {
+        guard let first = keys.first else { throw .internal("a key ring needs at least one key") }
+        for k in keys where k.id.isEmpty || k.id.contains(".") {
+            throw .internal("key id '\(k.id)' must be non-empty and contain no '.'")
+        }
+        active = first
+        byID = Dictionary(keys.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// A ring with one key derived from the project secret (so URL signing keys are never the JWT
+    /// secret itself).
+    public static func derived(fromProjectSecret secret: String, keyID: String = "k1") -> KeyRing {
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Array("depot url signing v1".utf8), using: SymmetricKey(data: Array(secret.utf8)))
+        // A single derived key cannot fail validation.
+        return try! KeyRing(keys: [Key(id: keyID, secret: Array(mac))])
+    }
+
+    func key(id: Substring) -> Key? { byID[String(id)] }
+}
+
+/// Mints and verifies compact URL tokens: HMAC-SHA256 over (scope, key id, expiry, binding, bucket,
+/// path), base64url. Minting needs no database round trip. Download tokens carry the object's
+/// generation, upload tokens the intent id; a token of one scope never verifies as the other.
+///
+/// Shape: `d.<kid>.<expiry>.<generation>.<mac>` and `u.<kid>.<expiry>.<intent>.<mac>`.
+public struct URLSigner: Sendable {
+    public enum Scope: String, Sendable { case download = "d", upload = "u" }
+
+    public struct Claims: Sendable, Equatable {
+        public var scope: Scope
+        public var expiresAt: Int64
+        /// The generation (download) or the intent id (upload).
+        public var binding: String
+    }
+
+    public let keys: KeyRing
+    public init(keys: KeyRing) { self.keys = keys }
+
+    public func mint(scope: Scope, bucket: String, path: ObjectPath, binding: String, expiresAt: Int64) -> String {
+        let key = keys.active
+        let exp = String(expiresAt)
+        let mac = Self.mac(key: key.key, scope: scope, kid: key.id, exp: exp, binding: binding, bucket: bucket, path: path.string)
+        return "\(scope.rawValue).\(key.id).\(exp).\(binding).\(Base64URL.encode(mac))"
+    }
+
+    /// Checks signature, scope and expiry, in constant time for the signature.
+    /// - Throws: `.signatureInvalid` for a malformed, tampered or wrong-scope token, or an unknown key;
+    ///   `.urlExpired` when it has expired.
+    public func verify(_ token: String, scope: Scope, bucket: String, path: ObjectPath, now: Int64) throws(StorageError) -> Claims {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 5, parts[0] == scope.rawValue, let key = keys.key(id: parts[1]),
+            let exp = Int64(parts[2]), !parts[3].isEmpty, parts[3].utf8.count <= 64,
+            let mac = Base64URL.decode(parts[4]), mac.count == 32
+        else { throw StorageError(.signatureInvalid, "the URL's token is not valid") }
+        let expected = Self.mac(
+            key: key.key, scope: scope, kid: key.id, exp: String(parts[2]), binding: String(parts[3]),
+            bucket: bucket, path: path.string)
+        guard Self.constantTimeEqual(expected, mac) else {
+            throw StorageError(.signatureInvalid, "the URL's token is not valid")
+        }
+        guard exp > now else { throw StorageError(.urlExpired, "the URL has expired") }
+        return Claims(scope: scope, expiresAt: exp, binding: String(parts[3]))
+    }
+
+    static func mac(key: SymmetricKey, scope: Scope, kid: String, exp: String, binding: String, bucket: String, path: String) -> [UInt8] {
+        var h = HMAC<SHA256>(key: key)
+        let message = "\(scope.rawValue)\n\(kid)\n\(exp)\n\(binding)\n\(bucket)\n\(path)"
+        h.update(data: Array(message.utf8))
+        return Array(h.finalize())
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for i in 0..<a.count { diff |= a[i] ^ b[i] }
+        return diff == 0
+    }
+}
+
+/// base64url without padding (RFC 4648 §5).
+public enum Base64URL {
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    public static func decode(_ s: Substring) -> [UInt8]? {
+        var t = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        guard !t.contains("=") else { return nil }
+        while t.utf8.count % 4 != 0 { t += "=" }
+        return Data(base64Encoded: t).map(Array.init)
+    }
+}

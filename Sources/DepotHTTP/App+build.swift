@@ -1,0 +1,38 @@
+import DepotCore
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Logging
+
+/// HTTP-level options.
+public struct DepotHTTPOptions: Sendable {
+    /// CORS origins for the object routes (signed, public, upload URLs); `*` allows any.
+    public var objectCORSOrigins: [String] = ["*"]
+    /// CORS origins for the authenticated API; none by default.
+    public var apiCORSOrigins: [String] = []
+    public init() {}
+}
+
+/// Builds Depot's router: every route of the Assets API and the object URLs, behind the metrics,
+/// CORS and error middleware. Backends are already inside `service`; this function names none.
+public func buildRouter(
+    service: StorageService, jwt: ProjectJWT, metrics: DepotMetrics = DepotMetrics(),
+    options: DepotHTTPOptions = DepotHTTPOptions()
+) -> Router<DepotRequestContext> {
+    let router = Router(context: DepotRequestContext.self)
+    router.add(middleware: MetricsMiddleware(metrics: metrics))
+    router.add(middleware: CORSPolicyMiddleware(objectOrigins: options.objectCORSOrigins, apiOrigins: options.apiCORSOrigins))
+    router.add(middleware: ErrorMiddleware(metrics: metrics))
+
+    HealthController(service: service, metrics: metrics).addRoutes(to: router)
+    let objects = ObjectRoutesController(service: service, metrics: metrics)
+    objects.addPublicRoutes(to: router)
+    objects.addAuthenticatedRoutes(to: router.group("/storage/v1/object").add(middleware: AuthMiddleware(jwt: jwt)))
+
+    let v1 = router.group("/v1").add(middleware: AuthMiddleware(jwt: jwt))
+    AssetsController(service: service, metrics: metrics).addRoutes(to: v1)
+    SigningController(service: service).addRoutes(to: v1)
+    SeedController(service: service, metrics: metrics).addRoutes(to: router.group("").add(middleware: AuthMiddleware(jwt: jwt)))
+    return router
+}

@@ -1,0 +1,71 @@
+import DepotCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The URLs Depot hands out, in Supabase's shapes:
+/// - `GET|HEAD /storage/v1/object/sign/{bucket}/{path}?token=…` — signed download, no headers needed;
+/// - `GET|HEAD /storage/v1/object/public/{bucket}/{path}` — public download;
+/// - `GET|HEAD /storage/v1/object/authenticated/{bucket}/{path}` — with a JWT;
+/// - `PUT /storage/v1/object/upload/sign/{bucket}/{path}?token=…` — phase two of a direct upload.
+struct ObjectRoutesController: Sendable {
+    let service: StorageService
+    let metrics: DepotMetrics
+    var downloads: DownloadResponder { DownloadResponder(service: service, metrics: metrics) }
+
+    func addPublicRoutes(to router: Router<DepotRequestContext>) {
+        for method in [HTTPRequest.Method.get, .head] {
+            router.on("/storage/v1/object/sign/**", method: method, use: signed)
+            router.on("/storage/v1/object/public/**", method: method, use: publicObject)
+        }
+        router.put("/storage/v1/object/upload/sign/**", use: uploadToSignedURL)
+    }
+
+    func addAuthenticatedRoutes(to group: RouterGroup<DepotRequestContext>) {
+        group.on("authenticated/**", method: .get, use: authenticated)
+        group.on("authenticated/**", method: .head, use: authenticated)
+    }
+
+    @Sendable func signed(_ request: Request, context: DepotRequestContext) async throws -> Response {
+        let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/sign/")
+        guard let token = request.query("token") else { throw StorageError(.signatureInvalid, "the URL has no token") }
+        let (object, expiresAt) = try await service.resolveSigned(bucket: bucket, path: path, token: token)
+        let remaining = max(0, expiresAt - Int64(service.now().timeIntervalSince1970))
+        return try downloads.respond(to: request, object: object, cacheControl: "private, max-age=\(remaining)")
+    }
+
+    @Sendable func publicObject(_ request: Request, context: DepotRequestContext) async throws -> Response {
+        let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/public/")
+        let object = try await service.resolvePublic(bucket: bucket, path: path)
+        return try downloads.respond(to: request, object: object, cacheControl: object.cacheControl ?? service.settings.publicCacheControl)
+    }
+
+    @Sendable func authenticated(_ request: Request, context: DepotRequestContext) async throws -> Response {
+        let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/authenticated/")
+        let object = try await service.resolveAuthenticated(as: context.requireIdentity(), bucket: bucket, path: path)
+        return try downloads.respond(to: request, object: object, cacheControl: "private, no-cache")
+    }
+
+    struct UploadResult: Encodable {
+        var path: String
+        var fileSize: Int64
+        var contentType: String
+        var checksum: String
+        /// Supabase clients read `Key` (`bucket/path`).
+        var Key: String
+    }
+
+    @Sendable func uploadToSignedURL(_ request: Request, context: DepotRequestContext) async throws -> Response {
+        let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/upload/sign/")
+        guard let token = request.query("token") else { throw StorageError(.signatureInvalid, "the URL has no token") }
+        let record = try await service.completePresignedUpload(
+            bucket: bucket, path: path, token: token, declaration: request.uploadDeclaration(), body: request.body)
+        metrics.recordBytesIn(record.size)
+        return try JSONResponse.make(
+            UploadResult(path: record.path.string, fileSize: record.size, contentType: record.contentType, checksum: record.sha256,
+                         Key: "\(bucket)/\(record.path.string)"),
+            status: .created)
+    }
+}

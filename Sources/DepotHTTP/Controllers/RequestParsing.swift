@@ -1,0 +1,108 @@
+import DepotCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Shared request parsing: raw paths, JSON bodies with a size limit, upload declarations.
+extension Request {
+    /// The object path after a route prefix, parsed from the *raw* URI path so that encoded slashes
+    /// and dot segments are seen (and refused) rather than normalised away.
+    func objectPath(after prefix: String) throws -> ObjectPath {
+        let raw = uri.path
+        guard raw.hasPrefix(prefix) else { throw StorageError.invalidPath("the path is missing") }
+        return try ObjectPath(percentEncoded: raw.dropFirst(prefix.count))
+    }
+
+    /// `{bucket}/{path...}` after a route prefix.
+    func bucketAndPath(after prefix: String) throws -> (String, ObjectPath) {
+        let raw = uri.path
+        guard raw.hasPrefix(prefix) else { throw StorageError.invalidPath("the path is missing") }
+        let rest = raw.dropFirst(prefix.count)
+        guard let slash = rest.firstIndex(of: "/"), let bucket = PercentEncoding.decode(rest[..<slash]) else {
+            throw StorageError.invalidPath("expected /{bucket}/{path}")
+        }
+        try BucketRecord.validate(name: bucket)
+        return (bucket, try ObjectPath(percentEncoded: rest[rest.index(after: slash)...]))
+    }
+
+    /// Decodes a JSON body of at most `limit` bytes.
+    func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int = 4 * 1024 * 1024) async throws -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await body.collect(upTo: limit)
+        } catch {
+            throw StorageError(.payloadTooLarge, "the JSON body is larger than \(limit) bytes")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let e as DecodingError {
+            throw StorageError.invalidRequest("invalid JSON body: \(Self.describe(e))")
+        } catch {
+            throw StorageError.invalidRequest("invalid JSON body")
+        }
+    }
+
+    private static func describe(_ e: DecodingError) -> String {
+        switch e {
+        case .keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
+        case .typeMismatch(_, let c), .valueNotFound(_, let c):
+            return "wrong type at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
+        case .dataCorrupted: return "not valid JSON"
+        @unknown default: return "not valid JSON"
+        }
+    }
+
+    /// Content-Type, Content-Length and a declared SHA-256 (`x-checksum-sha256: <hex>` or
+    /// `Content-Digest: sha-256=:<base64>:`).
+    func uploadDeclaration() throws -> UploadDeclaration {
+        var d = UploadDeclaration()
+        d.contentType = headers[.contentType]
+        if let len = headers[.contentLength] {
+            guard let n = Int64(len), n >= 0 else { throw StorageError.invalidRequest("invalid Content-Length") }
+            d.contentLength = n
+        }
+        if let hex = headers[HTTPField.Name("x-checksum-sha256")!] {
+            d.sha256 = hex.lowercased()
+        } else if let digest = headers[HTTPField.Name("Content-Digest")!] {
+            d.sha256 = try Self.sha256(fromContentDigest: digest)
+        }
+        if let sha = d.sha256, !(sha.utf8.count == 64 && sha.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) })) {
+            throw StorageError.invalidRequest("the checksum must be 64 hex digits (SHA-256)")
+        }
+        return d
+    }
+
+    static func sha256(fromContentDigest header: String) throws -> String {
+        for item in header.split(separator: ",") {
+            let t = item.trimmingSpaces()
+            guard t.lowercased().hasPrefix("sha-256=:"), t.hasSuffix(":") else { continue }
+            let b64 = t.dropFirst("sha-256=:".count).dropLast()
+            guard let data = Data(base64Encoded: String(b64)), data.count == 32 else {
+                throw StorageError.invalidRequest("invalid Content-Digest")
+            }
+            return data.map { String(format: "%02x", $0) }.joined()
+        }
+        throw StorageError.invalidRequest("Content-Digest must carry sha-256")
+    }
+
+    func query(_ name: String) -> String? { uri.queryParameters[name[...]].map(String.init) }
+}
+
+/// JSON responses with the project's encoder (RFC 3339 dates).
+enum JSONResponse {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .iso8601
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try encoder.encode(value)
+        return Response(
+            status: status, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

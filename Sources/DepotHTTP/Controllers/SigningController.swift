@@ -1,0 +1,66 @@
+import DepotCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// `/v1/signed-urls` (batch signing) and `/v1/presigned-uploads` (phase one of a direct upload).
+struct SigningController: Sendable {
+    let service: StorageService
+
+    func addRoutes(to group: RouterGroup<DepotRequestContext>) {
+        group.post("signed-urls", use: signMany)
+        group.post("presigned-uploads", use: presign)
+    }
+
+    struct SignRequest: Decodable {
+        var paths: [String]
+        var expiresIn: FlexibleInt?
+    }
+
+    struct SignResponse: Encodable {
+        var urls: [String: String]
+        var expiresAt: Date
+        var errors: [String: StorageError.ErrorBody.Detail]
+    }
+
+    @Sendable func signMany(_ request: Request, context: DepotRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(SignRequest.self)
+        let batch = try await service.signedURLs(as: context.requireIdentity(), paths: body.paths, expiresIn: body.expiresIn?.value)
+        return try JSONResponse.make(SignResponse(urls: batch.urls, expiresAt: batch.expiresAt, errors: batch.errors.mapValues(\.detail)))
+    }
+
+    struct PresignRequest: Decodable {
+        var jobId: String
+        var contentType: String
+        var size: FlexibleInt
+        var checksum: String?
+        var suffix: String?
+        var visibility: String?
+    }
+
+    @Sendable func presign(_ request: Request, context: DepotRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(PresignRequest.self, limit: 64 * 1024)
+        let upload = try await service.createPresignedUpload(
+            as: context.requireIdentity(), jobId: body.jobId, contentType: body.contentType, size: body.size.value,
+            checksum: body.checksum, suffix: body.suffix ?? "",
+            visibility: UploadHandling.visibility(body.visibility ?? "private"))
+        return try JSONResponse.make(upload, status: .created)
+    }
+}
+
+/// An integer that clients may also send as a numeric string (`"3600"`).
+struct FlexibleInt: Decodable, Sendable {
+    var value: Int64
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let n = try? c.decode(Int64.self) {
+            value = n
+        } else if let s = try? c.decode(String.self), let n = Int64(s) {
+            value = n
+        } else {
+            throw StorageError.invalidRequest("expected an integer")
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import DepotCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Builds GET and HEAD responses for an object: single Range (206/416), ETag with If-None-Match
+/// (304), If-Range, Last-Modified, Content-Length, Content-Type, Cache-Control,
+/// `download=` → Content-Disposition, and `X-Content-Type-Options: nosniff`. Active content (HTML,
+/// SVG) is always sent as an attachment, never inline.
+struct DownloadResponder: Sendable {
+    let service: StorageService
+    let metrics: DepotMetrics
+
+    func respond(to request: Request, object: ObjectRecord, cacheControl: String) throws -> Response {
+        var headers: HTTPFields = [:]
+        headers[.eTag] = object.etag
+        headers[.lastModified] = HTTPDate.format(object.updatedAt)
+        headers[.cacheControl] = cacheControl
+        headers[.acceptRanges] = "bytes"
+        headers[.xContentTypeOptions] = "nosniff"
+        let download = request.uri.queryParameters["download"].map(String.init)
+        if download != nil || MediaSniffer.isActiveContent(object.contentType) {
+            headers[.contentDisposition] = Self.disposition(download: download, path: object.path)
+        }
+
+        if let inm = request.headers[.ifNoneMatch], Self.etagMatches(inm, object.etag) {
+            return Response(status: .notModified, headers: headers)
+        }
+        headers[.contentType] = object.contentType
+
+        var range: Range<Int64>? = nil
+        if let rangeHeader = request.headers[.range], ifRangeAllows(request, object) {
+            switch Self.parseRange(rangeHeader, size: object.size) {
+            case .none: break
+            case .unsatisfiable:
+                headers[.contentRange] = "bytes */\(object.size)"
+                var r = StorageError(.rangeNotSatisfiable, "the range is not satisfiable").response(extraHeaders: headers)
+                r.headers[.contentType] = "application/json; charset=utf-8"
+                return r
+            case .range(let r):
+                range = r
+                headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound - 1)/\(object.size)"
+            }
+        }
+        let length = range.map { $0.upperBound - $0.lowerBound } ?? object.size
+        headers[.contentLength] = String(length)
+        let status: HTTPResponse.Status = range == nil ? .ok : .partialContent
+        if request.method == .head {
+            return Response(status: status, headers: headers)
+        }
+        let service = self.service, metrics = self.metrics, byteRange = range
+        let body = ResponseBody(contentLength: Int(length)) { writer in
+            try await service.read(object, range: byteRange) { chunk in
+                metrics.recordBytesOut(chunk.readableBytes)
+                try await writer.write(chunk)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    private func ifRangeAllows(_ request: Request, _ object: ObjectRecord) -> Bool {
+        guard let ifRange = request.headers[.ifRange] else { return true }
+        return ifRange == object.etag
+    }
+
+    static func etagMatches(_ header: String, _ etag: String) -> Bool {
+        header.split(separator: ",").contains { item in
+            let t = item.trimmingSpaces()
+            return t == "*" || t == etag || t == "W/" + etag
+        }
+    }
+
+    enum RangeResult: Equatable {
+        case none
+        case unsatisfiable
+        case range(Range<Int64>)
+    }
+
+    /// One `bytes=` range; several ranges or other units are ignored (the whole body is sent).
+    static func parseRange(_ header: String, size: Int64) -> RangeResult {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return .none }
+        let spec = header.dropFirst(6).trimmingSpaces()
+        guard let dash = spec.firstIndex(of: "-") else { return .none }
+        let first = spec[..<dash], last = spec[spec.index(after: dash)...]
+        if first.isEmpty {
+            guard let n = Int64(last), n >= 0 else { return .none }
+            if n == 0 || size == 0 { return .unsatisfiable }
+            return .range(max(0, size - n)..<size)
+        }
+        guard let start = Int64(first), start >= 0 else { return .none }
+        if start >= size { return .unsatisfiable }
+        if last.isEmpty { return .range(start..<size) }
+        guard let end = Int64(last), end >= start else { return .none }
+        return .range(start..<min(end + 1, size))
+    }
+
+    /// `attachment` with an ASCII fallback name and the UTF-8 name (RFC 6266).
+    static func disposition(download: String?, path: ObjectPath) -> String {
+        let name = (download?.isEmpty == false ? download! : path.segments.last!)
+        let ascii = String(name.unicodeScalars.map { s -> Character in
+            (s.isASCII && s.value >= 0x20 && s != "\"" && s != "\\" && s.value != 0x7F) ? Character(s) : "_"
+        })
+        return "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(PercentEncoding.encodeSegment(name))"
+    }
+}
+
+extension HTTPField.Name {
+    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
+}
+
+/// IMF-fixdate formatting (RFC 9110 §5.6.7).
+enum HTTPDate {
+    static func format(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return f.string(from: date)
+    }
+}

@@ -1,0 +1,47 @@
+import DepotCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The one mapping from error codes to HTTP statuses for the Assets API.
+extension StorageError.Code {
+    public var httpStatus: HTTPResponse.Status {
+        switch self {
+        case .invalidRequest, .invalidPath, .checksumMismatch, .sizeMismatch: return .badRequest
+        case .unauthenticated, .tokenExpired: return .unauthorized
+        case .forbidden, .signatureInvalid, .urlExpired: return .forbidden
+        case .notFound: return .notFound
+        case .alreadyExists, .uploadConsumed, .conflict: return .conflict
+        case .payloadTooLarge: return .contentTooLarge
+        case .unsupportedMediaType, .mediaTypeMismatch: return .unsupportedMediaType
+        case .rangeNotSatisfiable: return .rangeNotSatisfiable
+        case .unavailable: return .serviceUnavailable
+        default: return .internalServerError
+        }
+    }
+}
+
+extension StorageError {
+    /// `{"error":{"code","message"}}` with the code's status (and `Retry-After` for 503).
+    func response(extraHeaders: HTTPFields = [:]) -> Response {
+        let body = ErrorBody(error: .init(code: code.rawValue, message: code == .internalError ? "internal error" : message))
+        let data = (try? JSONResponse.encoder.encode(body)) ?? Data()
+        var headers = extraHeaders
+        headers[.contentType] = "application/json; charset=utf-8"
+        if code == .unavailable { headers[.retryAfter] = "5" }
+        return Response(status: code.httpStatus, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    struct ErrorBody: Codable {
+        struct Detail: Codable {
+            var code: String
+            var message: String
+        }
+        var error: Detail
+    }
+
+    /// The client-facing form of a per-item error inside a batch response.
+    var detail: ErrorBody.Detail { .init(code: code.rawValue, message: code == .internalError ? "internal error" : message) }
+}

@@ -1,0 +1,40 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// CORS for browsers: the signed, public and upload-URL routes (`/storage/v1/object/...`) allow the
+/// configured origins (default `*`); the authenticated API allows only origins listed explicitly.
+/// Answers preflights (OPTIONS) itself.
+struct CORSPolicyMiddleware: RouterMiddleware {
+    typealias Context = DepotRequestContext
+    /// Origins for the object routes; `["*"]` allows any.
+    let objectOrigins: [String]
+    /// Origins for the API routes; empty allows none.
+    let apiOrigins: [String]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let origin = request.headers[.origin] else { return try await next(request, context) }
+        let isObjectRoute = request.uri.path.hasPrefix("/storage/v1/object/")
+        let allowed = isObjectRoute ? objectOrigins : apiOrigins
+        let allowOrigin: String? = allowed.contains("*") ? "*" : (allowed.contains(origin) ? origin : nil)
+        if request.method == .options {
+            var headers: HTTPFields = [:]
+            if let allowOrigin {
+                headers[.accessControlAllowOrigin] = allowOrigin
+                headers[.accessControlAllowMethods] = "GET, HEAD, PUT, POST, PATCH, DELETE, OPTIONS"
+                headers[.accessControlAllowHeaders] = "Authorization, Content-Type, Range, x-checksum-sha256, Content-Digest, If-None-Match, apikey, x-upsert, cache-control, x-client-info"
+                headers[.accessControlMaxAge] = "3600"
+                if allowOrigin != "*" { headers[.vary] = "Origin" }
+            }
+            return Response(status: allowOrigin == nil ? .forbidden : .noContent, headers: headers)
+        }
+        var response = try await next(request, context)
+        if let allowOrigin {
+            response.headers[.accessControlAllowOrigin] = allowOrigin
+            response.headers[.accessControlExposeHeaders] = "ETag, Content-Length, Content-Range, Content-Disposition"
+            if allowOrigin != "*" { response.headers[.vary] = "Origin" }
+        }
+        return response
+    }
+}

@@ -1,0 +1,54 @@
+import DepotCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Logging
+
+/// Turns every error into a JSON error response. `StorageError`s keep their code; Hummingbird's
+/// own HTTP errors become `invalid_request`/`not_found`/…; anything else is logged with the
+/// request id and answered with a generic 500 that reveals nothing.
+public struct ErrorMiddleware: RouterMiddleware {
+    public typealias Context = DepotRequestContext
+    let metrics: DepotMetrics
+
+    public init(metrics: DepotMetrics) { self.metrics = metrics }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let storageError = Self.storageError(from: error, context: context)
+            metrics.recordError(storageError.code)
+            if storageError.code == .internalError || storageError.code == .unavailable {
+                context.logger.error(
+                    "request failed",
+                    metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
+            } else {
+                context.logger.debug("request rejected", metadata: ["code": "\(storageError.code)"])
+            }
+            return storageError.response()
+        }
+    }
+
+    static func storageError(from error: any Error, context: Context) -> StorageError {
+        switch error {
+        case let e as StorageError:
+            return e
+        case let e as HTTPError:
+            switch e.status {
+            case .notFound: return StorageError(.notFound, "no such route")
+            case .contentTooLarge: return StorageError(.payloadTooLarge, "the body is too large")
+            case .unauthorized: return StorageError(.unauthenticated, e.body ?? "unauthenticated")
+            case .methodNotAllowed: return StorageError(.invalidRequest, "method not allowed")
+            case .badRequest: return StorageError(.invalidRequest, e.body ?? "bad request")
+            default: return StorageError(.internalError, "internal error", cause: e)
+            }
+        case is DecodingError:
+            return StorageError(.invalidRequest, "the JSON body does not have the expected shape")
+        default:
+            return StorageError(.internalError, "internal error", cause: error)
+        }
+    }
+}

@@ -1,0 +1,184 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import DepotCore
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// Blobs as files under a data directory: `blobs/ab/cd/<id>`.
+///
+/// A write goes to `tmp/<id>` on the same file system, is fsynced, renamed into place, and the
+/// directory is fsynced; only then does ``BlobWriter/finish()`` return. A crash leaves at most a
+/// temp file (swept at start-up and by garbage collection) or an unreferenced blob (an orphan that
+/// garbage collection removes) — never a half-written blob under its final name. Blocking system
+/// calls run on a NIO thread pool, never on the cooperative executor.
+public struct FileSystemBlobStore: BlobStore {
+    public let root: String
+    let threadPool: NIOThreadPool
+    let allocator = ByteBufferAllocator()
+    /// Bytes buffered before a write system call, and the size of read chunks.
+    static let chunkSize = 256 * 1024
+
+    /// Opens (creating when missing) a blob store under `directory`, and removes temp files left by
+    /// an earlier process.
+    public init(directory: String, threadPool: NIOThreadPool = .singleton, sweepTemporaryFiles: Bool = true) throws {
+        self.root = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        self.threadPool = threadPool
+        try POSIX.mkdir(root)
+        try POSIX.mkdir(root + "/blobs")
+        try POSIX.mkdir(root + "/tmp")
+        if sweepTemporaryFiles {
+            for name in try POSIX.list(root + "/tmp") { try POSIX.unlink(root + "/tmp/" + name) }
+        }
+    }
+
+    func path(of id: BlobID) throws -> String {
+        guard BlobID.isWellFormed(id.rawValue) else { throw StorageError.notFound("blob not found") }
+        let s = id.rawValue
+        return "\(root)/blobs/\(s.prefix(2))/\(s.dropFirst(2).prefix(2))/\(s)"
+    }
+
+    public func makeWriter(for id: BlobID) async throws -> any BlobWriter {
+        FileBlobWriter(store: self, id: id, finalPath: try path(of: id), tempPath: "\(root)/tmp/\(id.rawValue)")
+    }
+
+    public func read(_ id: BlobID, range: Range<Int64>?, into consume: (ByteBuffer) async throws -> Void) async throws {
+        let p = try path(of: id)
+        let (fd, size) = try await threadPool.runIfActive { () throws -> (Int32, Int64) in
+            let fd = try POSIX.open(p, O_RDONLY)
+            do { return (fd, try POSIX.fileSize(fd, path: p)) } catch { close(fd); throw error }
+        }
+        defer { close(fd) }
+        let wanted = range ?? 0..<size
+        var offset: Int64 = Swift.max(0, wanted.lowerBound)
+        let end: Int64 = Swift.min(size, wanted.upperBound)
+        while offset < end {
+            let count = Int(Swift.min(Int64(Self.chunkSize), end - offset))
+            let at = offset
+            let chunk = try await threadPool.runIfActive { [allocator] in
+                try POSIX.pread(fd, count: count, offset: at, path: p, allocator: allocator)
+            }
+            guard chunk.readableBytes > 0 else { throw StorageError.internal("blob shorter than expected") }
+            offset += Int64(chunk.readableBytes)
+            try await consume(chunk)
+        }
+    }
+
+    public func size(of id: BlobID) async throws -> Int64? {
+        let p = try path(of: id)
+        return try await threadPool.runIfActive { try POSIX.status(p)?.size }
+    }
+
+    public func delete(_ id: BlobID) async throws {
+        let p = try path(of: id)
+        try await threadPool.runIfActive { try POSIX.unlink(p) }
+    }
+
+    public func blobs(writtenBefore date: Date) async throws -> [BlobID] {
+        let cutoff = date.timeIntervalSince1970
+        let root = self.root
+        return try await threadPool.runIfActive {
+            for name in try POSIX.list(root + "/tmp") {
+                let p = root + "/tmp/" + name
+                if let st = try POSIX.status(p), st.mtime < cutoff { try POSIX.unlink(p) }
+            }
+            var found: [BlobID] = []
+            for a in try POSIX.list(root + "/blobs") {
+                for b in try POSIX.list("\(root)/blobs/\(a)") {
+                    for name in try POSIX.list("\(root)/blobs/\(a)/\(b)") where BlobID.isWellFormed(name) {
+                        if let st = try POSIX.status("\(root)/blobs/\(a)/\(b)/\(name)"), st.mtime < cutoff {
+                            found.append(BlobID(rawValue: name))
+                        }
+                    }
+                }
+            }
+            return found
+        }
+    }
+
+    public func ping() async throws {
+        let root = self.root
+        try await threadPool.runIfActive {
+            if access(root + "/blobs", W_OK) != 0 || access(root + "/tmp", W_OK) != 0 {
+                throw POSIX.error("access", root)
+            }
+        }
+    }
+}
+
+/// One file being written. Buffers up to ``FileSystemBlobStore/chunkSize`` bytes between system
+/// calls, so a small blob costs one trip to the thread pool in all.
+final class FileBlobWriter: BlobWriter, @unchecked Sendable {
+    // @unchecked: a writer is owned by one task at a time (see `BlobWriter`).
+    let store: FileSystemBlobStore
+    let id: BlobID
+    let finalPath: String
+    let tempPath: String
+    var pending: ByteBuffer
+    var fd: Int32 = -1
+    var size: Int64 = 0
+
+    init(store: FileSystemBlobStore, id: BlobID, finalPath: String, tempPath: String) {
+        self.store = store
+        self.id = id
+        self.finalPath = finalPath
+        self.tempPath = tempPath
+        self.pending = store.allocator.buffer(capacity: 0)
+    }
+
+    func write(_ chunk: ByteBuffer) async throws {
+        size += Int64(chunk.readableBytes)
+        if pending.readableBytes == 0 && chunk.readableBytes >= FileSystemBlobStore.chunkSize {
+            try await flush(chunk)
+            return
+        }
+        var c = chunk
+        pending.writeBuffer(&c)
+        if pending.readableBytes >= FileSystemBlobStore.chunkSize {
+            let buffer = pending
+            pending = store.allocator.buffer(capacity: 0)
+            try await flush(buffer)
+        }
+    }
+
+    private func flush(_ buffer: ByteBuffer) async throws {
+        let (fd, tempPath) = (self.fd, self.tempPath)
+        self.fd = try await store.threadPool.runIfActive { () throws -> Int32 in
+            let fd = fd >= 0 ? fd : try POSIX.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+            try POSIX.writeAll(fd, buffer, path: tempPath)
+            return fd
+        }
+    }
+
+    func finish() async throws -> Int64 {
+        let (fd, tempPath, finalPath, buffer, root) = (self.fd, self.tempPath, self.finalPath, self.pending, store.root)
+        pending = store.allocator.buffer(capacity: 0)
+        self.fd = -1
+        try await store.threadPool.runIfActive { () throws in
+            let fd = fd >= 0 ? fd : try POSIX.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+            defer { close(fd) }
+            if buffer.readableBytes > 0 { try POSIX.writeAll(fd, buffer, path: tempPath) }
+            try POSIX.fsync(fd, path: tempPath)
+            // Create the fan-out directories; a new directory entry is made durable in its parent.
+            let leaf = String(finalPath[..<finalPath.lastIndex(of: "/")!])
+            let mid = String(leaf[..<leaf.lastIndex(of: "/")!])
+            if try POSIX.mkdir(mid) { try POSIX.fsyncDirectory(root + "/blobs") }
+            if try POSIX.mkdir(leaf) { try POSIX.fsyncDirectory(mid) }
+            try POSIX.rename(tempPath, finalPath)
+            try POSIX.fsyncDirectory(leaf)
+        }
+        return size
+    }
+
+    func abort() async {
+        let (fd, tempPath) = (self.fd, self.tempPath)
+        self.fd = -1
+        _ = try? await store.threadPool.runIfActive {
+            if fd >= 0 { close(fd) }
+            try POSIX.unlink(tempPath)
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import DepotCore
+import Foundation
+import GRDB
+
+/// The embedded metadata store: one SQLite database in WAL mode (one writer, pooled readers), with
+/// `synchronous = FULL` so that a committed row survives power loss, not just a process crash.
+public struct SQLiteMetadataStore: MetadataStore {
+    let pool: DatabasePool
+
+    /// Opens (creating and migrating when needed) the database at `path`.
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE buckets (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    public INTEGER NOT NULL,
+                    file_size_limit INTEGER,
+                    allowed_mime_types TEXT,
+                    owner TEXT,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL
+                );
+                CREATE TABLE objects (
+                    bucket TEXT NOT NULL REFERENCES buckets(name),
+                    name TEXT NOT NULL,
+                    owner TEXT,
+                    blob_id TEXT NOT NULL,
+                    size INTEGER NOT NULL,
+                    content_type TEXT NOT NULL,
+                    sha256 TEXT NOT NULL,
+                    cache_control TEXT,
+                    metadata TEXT,
+                    generation INTEGER NOT NULL,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    PRIMARY KEY (bucket, name)
+                ) WITHOUT ROWID;
+                CREATE INDEX objects_blob_id ON objects(blob_id);
+                CREATE TABLE upload_intents (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    bucket TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    owner TEXT,
+                    content_type TEXT NOT NULL,
+                    size INTEGER NOT NULL,
+                    sha256 TEXT,
+                    upsert INTEGER NOT NULL,
+                    state TEXT NOT NULL,
+                    expires_at REAL NOT NULL,
+                    created_at REAL NOT NULL
+                );
+                CREATE INDEX upload_intents_expires_at ON upload_intents(expires_at);
+                """)
+        }
+        return m
+    }
+
+    /// Runs a read, translating errors at the boundary.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do { return try await pool.read(body) } catch { throw Self.translate(error) }
+    }
+
+    /// Runs a write transaction, translating errors at the boundary.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do { return try await pool.write(body) } catch { throw Self.translate(error) }
+    }
+
+    /// The one place where SQLite errors become `StorageError`s.
+    static func translate(_ error: any Error) -> any Error {
+        if error is StorageError { return error }
+        if let e = error as? DatabaseError {
+            switch e.resultCode {
+            case .SQLITE_CONSTRAINT: return StorageError(.alreadyExists, "the name is taken", cause: e)
+            case .SQLITE_BUSY, .SQLITE_LOCKED: return StorageError(.unavailable, "the database is busy", cause: e)
+            case .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_CANTOPEN: return StorageError(.unavailable, "the database cannot be written", cause: e)
+            default: break
+            }
+        }
+        return StorageError(.internalError, "metadata store error", cause: error)
+    }
+
+    public func ping() async throws {
+        _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import DepotCore
+import Foundation
+
+/// Reads a setting: the flag's value when given, else the environment variable, else nil.
+func setting(_ flag: String?, _ env: String) -> String? {
+    flag ?? ProcessInfo.processInfo.environment[env].flatMap { $0.isEmpty ? nil : $0 }
+}
+
+/// The options shared by every command that opens the data directory.
+struct DataOptions: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: "Where blobs and the SQLite database live. (env DEPOT_DATA_DIR, default ./depot-data)")
+    var dataDir: String?
+
+    var resolvedDataDir: String { setting(dataDir, "DEPOT_DATA_DIR") ?? "./depot-data" }
+}
+
+/// Every `depot serve` setting, resolved once (flag → environment → default) and validated.
+struct ServeOptions: ParsableArguments {
+    @Option(help: "Address to listen on. (env DEPOT_HOST, default 127.0.0.1)")
+    var host: String?
+    @Option(help: "Port to listen on. (env DEPOT_PORT, default 8080)")
+    var port: Int?
+    @Option(name: .customLong("public-url"), help: "Prefix of every URL Depot returns. (env DEPOT_PUBLIC_URL, default http://HOST:PORT)")
+    var publicURL: String?
+    @Option(name: .customLong("max-file-size"), help: "Largest object in bytes. (env DEPOT_MAX_FILE_SIZE, default 10485760 = 10 MiB)")
+    var maxFileSize: Int64?
+    @Option(name: .customLong("allowed-types"), help: "Comma-separated media types, decided by the file's bytes. (env DEPOT_ALLOWED_TYPES, default image/png,image/jpeg,image/webp,image/gif)")
+    var allowedTypes: String?
+    @Option(name: .customLong("signed-url-ttl"), help: "Default signed-URL lifetime in seconds; requests may ask 1 s … 7 days. (env DEPOT_SIGNED_URL_TTL, default 3600)")
+    var signedURLTTL: Int64?
+    @Option(name: .customLong("upload-url-ttl"), help: "Presigned upload URL lifetime in seconds. (env DEPOT_UPLOAD_URL_TTL, default 300)")
+    var uploadURLTTL: Int64?
+    @Option(name: .customLong("private-bucket"), help: "Bucket for private objects. (env DEPOT_PRIVATE_BUCKET, default assets)")
+    var privateBucket: String?
+    @Option(name: .customLong("public-bucket"), help: "Bucket for public objects. (env DEPOT_PUBLIC_BUCKET, default public-assets)")
+    var publicBucket: String?
+    @Option(name: .customLong("public-cache-control"), help: "Cache-Control of public objects. (env DEPOT_PUBLIC_CACHE_CONTROL, default 'public, max-age=31536000')")
+    var publicCacheControl: String?
+    @Option(name: .customLong("cors-origins"), help: "Comma-separated origins allowed by CORS on the authenticated API; the object URLs allow '*' unless this is set. (env DEPOT_CORS_ORIGINS, default: '*' on object URLs, none on the API)")
+    var corsOrigins: String?
+    @Option(name: .customLong("gc-interval"), help: "Seconds between garbage-collection passes; 0 turns them off. (env DEPOT_GC_INTERVAL, default 600)")
+    var gcInterval: Int?
+    @Option(name: .customLong("gc-grace"), help: "Age in seconds before an orphan blob, temp file or expired upload intent is removed. (env DEPOT_GC_GRACE, default 900)")
+    var gcGrace: Int?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. (env DEPOT_LOG_LEVEL, default info)")
+    var logLevel: String?
+
+    struct Resolved {
+        var host: String
+        var port: Int
+        var settings: StorageSettings
+        var corsObjectOrigins: [String]
+        var corsAPIOrigins: [String]
+        var gcInterval: Int
+        var logLevel: String
+    }
+
+    func resolve() throws -> Resolved {
+        func int<T: FixedWidthInteger>(_ flag: T?, _ env: String, _ def: T) throws -> T {
+            if let flag { return flag }
+            guard let s = setting(nil, env) else { return def }
+            guard let v = T(s) else { throw ValidationError("\(env) must be a whole number, got '\(s)'") }
+            return v
+        }
+        let host = setting(host, "DEPOT_HOST") ?? "127.0.0.1"
+        let port = try int(port, "DEPOT_PORT", 8080)
+        guard (0...65535).contains(port) else { throw ValidationError("the port must be 0 … 65535") }
+        var s = StorageSettings()
+        s.publicBaseURL = setting(publicURL, "DEPOT_PUBLIC_URL") ?? "http://\(host):\(port)"
+        while s.publicBaseURL.hasSuffix("/") { s.publicBaseURL.removeLast() }
+        s.maxFileSize = try int(maxFileSize, "DEPOT_MAX_FILE_SIZE", s.maxFileSize)
+        if let types = setting(allowedTypes, "DEPOT_ALLOWED_TYPES") {
+            s.allowedTypes = types.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        s.signedURLTTL = try int(signedURLTTL, "DEPOT_SIGNED_URL_TTL", s.signedURLTTL)
+        s.uploadURLTTL = try int(uploadURLTTL, "DEPOT_UPLOAD_URL_TTL", s.uploadURLTTL)
+        s.privateBucket = setting(privateBucket, "DEPOT_PRIVATE_BUCKET") ?? s.privateBucket
+        s.publicBucket = setting(publicBucket, "DEPOT_PUBLIC_BUCKET") ?? s.publicBucket
+        s.publicCacheControl = setting(publicCacheControl, "DEPOT_PUBLIC_CACHE_CONTROL") ?? s.publicCacheControl
+        s.gcGracePeriod = TimeInterval(try int(gcGrace, "DEPOT_GC_GRACE", 900))
+        do { try s.validate() } catch { throw ValidationError(error.message) }
+        let origins = setting(corsOrigins, "DEPOT_CORS_ORIGINS").map {
+            $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        let level = setting(logLevel, "DEPOT_LOG_LEVEL") ?? "info"
+        return Resolved(
+            host: host, port: port, settings: s, corsObjectOrigins: origins ?? ["*"], corsAPIOrigins: origins ?? [],
+            gcInterval: try int(gcInterval, "DEPOT_GC_INTERVAL", 600), logLevel: level)
+    }
+}

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct DepotCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "depot",
+        abstract: "Depot: a self-hosted, tenant-safe file storage service.",
+        discussion: """
+            Every option can also be set by the environment variable named in its help; a flag wins \
+            over the environment, which wins over the default.
+            """,
+        subcommands: [ServeCommand.self, TokenCommand.self, KeysCommand.self, GCCommand.self],
+        defaultSubcommand: nil)
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import DepotCore
+import DepotHTTP
+import DepotLocal
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the storage server (embedded default: files on local disk + SQLite).",
+        discussion: """
+            The project secret comes from DEPOT_JWT_SECRET; when that is unset it is generated on \
+            first start and kept in <data-dir>/jwt-secret (mode 0600). Ctrl-C (SIGINT) or SIGTERM \
+            stops accepting connections and lets requests in flight finish.
+            """)
+
+    @OptionGroup var data: DataOptions
+    @OptionGroup var options: ServeOptions
+
+    func run() async throws {
+        let config = try options.resolve()
+        var logger = Logger(label: "depot")
+        logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
+        let dataDir = data.resolvedDataDir
+        let (secret, secretSource) = try ProjectSecret.load(dataDirectory: dataDir)
+
+        // The composition root: the only place that names concrete backends.
+        let blobs = try FileSystemBlobStore(directory: dataDir)
+        let metadata = try SQLiteMetadataStore(path: dataDir + "/depot.sqlite")
+        let service = StorageService(
+            blobs: blobs, metadata: metadata, settings: config.settings,
+            keys: .derived(fromProjectSecret: secret), logger: logger)
+        try await service.bootstrap()
+
+        let jwt = await ProjectJWT(secret: secret)
+        var http = DepotHTTPOptions()
+        http.objectCORSOrigins = config.corsObjectOrigins
+        http.apiCORSOrigins = config.corsAPIOrigins
+        let router = buildRouter(service: service, jwt: jwt, options: http)
+        var app = Application(
+            router: router,
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Depot"),
+            logger: logger)
+        if config.gcInterval > 0 {
+            app.addServices(GarbageCollector(service: service, interval: .seconds(config.gcInterval), logger: logger))
+        }
+        let banner = """
+            Depot is listening on http://\(config.host):\(config.port)  (URLs returned: \(config.settings.publicBaseURL))
+              data:    \(dataDir) (blobs/ and depot.sqlite)
+              secret:  \(secretSource)
+              keys:    `depot keys --data-dir \(dataDir)` prints the anon and service_role keys;
+                       `depot token --data-dir \(dataDir) --sub USER` a user's token
+              buckets: \(config.settings.privateBucket) (private), \(config.settings.publicBucket) (public)
+            """
+        app.beforeServerStarts {
+            print(banner)
+            fflush(stdout)
+        }
+        try await app.runService()
+    }
+}
+
+/// Runs a garbage-collection pass every `interval` until graceful shutdown.
+struct GarbageCollector: Service {
+    let service: StorageService
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: interval)
+                    let report = try await service.collectGarbage()
+                    if report.orphanBlobs + report.expiredIntents > 0 {
+                        logger.info("garbage collection: \(report)")
+                    }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.warning("garbage collection failed: \(error)")
+                }
+            }
+        }
+    }
+}
