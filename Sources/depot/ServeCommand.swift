@@ -56,8 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
               buckets: \(config.settings.privateBucket) (private), \(config.settings.publicBucket) (public)
             """
         app.beforeServerStarts {
-            print(banner)
-            fflush(stdout)
+            FileHandle.standardOutput.write(Data((banner + "\n").utf8))
         }
         try await app.runService()
     }

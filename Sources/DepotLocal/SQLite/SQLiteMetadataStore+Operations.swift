@@ -94,6 +94,9 @@ extension SQLiteMetadataStore {
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM buckets WHERE name = ?", arguments: [to.bucket]) == true else {
                 throw StorageError.notFound("bucket not found")
             }
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM objects WHERE bucket = ? AND name = ?", arguments: [from.bucket, from.path.string]) == true else {
+                throw StorageError.notFound()
+            }
             if from != to,
                 try Bool.fetchOne(db, sql: "SELECT 1 FROM objects WHERE bucket = ? AND name = ?", arguments: [to.bucket, to.path.string]) == true
             {

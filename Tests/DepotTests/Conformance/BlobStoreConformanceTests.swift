@@ -1,0 +1,106 @@
+import DepotCore
+import DepotLocal
+import DepotTesting
+import Foundation
+import NIOCore
+import Testing
+
+/// Every `BlobStore` implementation, for the one conformance suite.
+enum BlobStoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case memory, filesystem
+    var testDescription: String { rawValue }
+
+    func make() throws -> (any BlobStore, cleanup: @Sendable () -> Void) {
+        switch self {
+        case .memory:
+            return (InMemoryBlobStore(), {})
+        case .filesystem:
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-blobs-\(UUID().uuidString)").path
+            return (try FileSystemBlobStore(directory: dir), { try? FileManager.default.removeItem(atPath: dir) })
+        }
+    }
+}
+
+@Suite("BlobStore conformance")
+struct BlobStoreConformanceTests {
+    func write(_ store: any BlobStore, _ bytes: [UInt8], chunk: Int = 100_000) async throws -> BlobID {
+        let id = BlobID.random()
+        let w = try await store.makeWriter(for: id)
+        var i = 0
+        while i < bytes.count {
+            try await w.write(ByteBuffer(bytes: bytes[i..<min(i + chunk, bytes.count)]))
+            i += chunk
+        }
+        #expect(try await w.finish() == Int64(bytes.count))
+        return id
+    }
+
+    func read(_ store: any BlobStore, _ id: BlobID, _ range: Range<Int64>? = nil) async throws -> [UInt8] {
+        var out: [UInt8] = []
+        try await store.read(id, range: range) { out += Array($0.readableBytesView) }
+        return out
+    }
+
+    @Test(arguments: BlobStoreKind.allCases)
+    func writeThenReadBack(_ kind: BlobStoreKind) async throws {
+        let (store, cleanup) = try kind.make()
+        defer { cleanup() }
+        for size in [0, 1, 4096, 1_000_003] {
+            let bytes = Fixture.png(size)
+            let id = try await write(store, bytes)
+            #expect(try await read(store, id) == bytes)
+            #expect(try await store.size(of: id) == Int64(size))
+        }
+    }
+
+    @Test(arguments: BlobStoreKind.allCases)
+    func rangedReads(_ kind: BlobStoreKind) async throws {
+        let (store, cleanup) = try kind.make()
+        defer { cleanup() }
+        let bytes = Fixture.png(700_000)
+        let id = try await write(store, bytes)
+        #expect(try await read(store, id, 0..<10) == Array(bytes[0..<10]))
+        #expect(try await read(store, id, 300_000..<650_001) == Array(bytes[300_000..<650_001]))
+        #expect(try await read(store, id, 699_990..<800_000) == Array(bytes[699_990...]))
+    }
+
+    @Test(arguments: BlobStoreKind.allCases)
+    func abortLeavesNothing(_ kind: BlobStoreKind) async throws {
+        let (store, cleanup) = try kind.make()
+        defer { cleanup() }
+        let id = BlobID.random()
+        let w = try await store.makeWriter(for: id)
+        try await w.write(ByteBuffer(bytes: Fixture.png(600_000)))
+        await w.abort()
+        #expect(try await store.size(of: id) == nil)
+        await #expect(throws: StorageError.self) { try await read(store, id) }
+        #expect(try await store.blobs(writtenBefore: Date().addingTimeInterval(60)).isEmpty)
+    }
+
+    @Test(arguments: BlobStoreKind.allCases)
+    func missingAndDelete(_ kind: BlobStoreKind) async throws {
+        let (store, cleanup) = try kind.make()
+        defer { cleanup() }
+        do {
+            try await store.read(.random(), range: nil) { _ in }
+            Issue.record("reading a missing blob must fail")
+        } catch let e as StorageError {
+            #expect(e.code == .notFound)
+        }
+        let id = try await write(store, Fixture.gif(10))
+        try await store.delete(id)
+        try await store.delete(id)  // idempotent
+        #expect(try await store.size(of: id) == nil)
+    }
+
+    @Test(arguments: BlobStoreKind.allCases)
+    func listsOldBlobsForGC(_ kind: BlobStoreKind) async throws {
+        let (store, cleanup) = try kind.make()
+        defer { cleanup() }
+        let a = try await write(store, Fixture.png(10))
+        let b = try await write(store, Fixture.png(10))
+        #expect(try await store.blobs(writtenBefore: Date().addingTimeInterval(-3600)).isEmpty)
+        #expect(Set(try await store.blobs(writtenBefore: Date().addingTimeInterval(5))) == [a, b])
+        try await store.ping()
+    }
+}

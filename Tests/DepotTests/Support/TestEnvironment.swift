@@ -1,0 +1,137 @@
+import DepotCore
+import DepotHTTP
+import DepotLocal
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+
+/// A Depot on the real embedded backends (files + SQLite) in a fresh temporary directory, with
+/// helpers to mint tokens and to look at what is stored.
+struct TestEnvironment: Sendable {
+    static let baseURL = "http://depot.test"
+    let dir: String
+    let service: StorageService
+    let jwt: ProjectJWT
+    let metrics: DepotMetrics
+    let secret = "test-secret-0123456789-0123456789-abcdef"
+
+    static func make(clock: (@Sendable () -> Date)? = nil, _ configure: (inout StorageSettings) -> Void = { _ in }) async throws -> TestEnvironment {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var settings = StorageSettings()
+        settings.publicBaseURL = baseURL
+        configure(&settings)
+        try settings.validate()
+        var logger = Logger(label: "depot-test")
+        logger.logLevel = .warning
+        let service = StorageService(
+            blobs: try FileSystemBlobStore(directory: dir),
+            metadata: try SQLiteMetadataStore(path: dir + "/depot.sqlite"),
+            settings: settings, keys: .derived(fromProjectSecret: "test-secret-0123456789-0123456789-abcdef"),
+            logger: logger, now: clock ?? { Date() })
+        try await service.bootstrap()
+        return TestEnvironment(
+            dir: dir, service: service, jwt: await ProjectJWT(secret: "test-secret-0123456789-0123456789-abcdef"),
+            metrics: DepotMetrics())
+    }
+
+    func cleanup() { try? FileManager.default.removeItem(atPath: dir) }
+
+    var application: some ApplicationProtocol {
+        var logger = Logger(label: "depot-test")
+        logger.logLevel = .warning
+        return Application(
+            router: buildRouter(service: service, jwt: jwt, metrics: metrics),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+    }
+
+    /// Runs `body` against the app served over real HTTP on loopback.
+    func live(_ body: @escaping @Sendable (LiveClient) async throws -> Void) async throws {
+        defer { cleanup() }
+        try await application.test(.live) { client in
+            try await body(LiveClient(test: client, port: client.port!))
+        }
+    }
+
+    func token(_ sub: String?, role: Identity.Role = .authenticated, ttl: TimeInterval = 3600) async throws -> String {
+        try await jwt.mint(subject: sub, role: role, ttl: ttl)
+    }
+
+    func auth(_ sub: String, role: Identity.Role = .authenticated) async throws -> HTTPFields {
+        [.authorization: "Bearer \(try await token(sub, role: role))"]
+    }
+
+    // MARK: What is stored
+
+    struct Snapshot: Equatable, CustomStringConvertible {
+        var blobFiles: Int
+        var tempFiles: Int
+        var objects: [String]
+        var description: String { "blobs=\(blobFiles) tmp=\(tempFiles) objects=\(objects)" }
+    }
+
+    func snapshot() async throws -> Snapshot {
+        let fm = FileManager.default
+        var blobs = 0
+        if let e = fm.enumerator(atPath: dir + "/blobs") {
+            while let p = e.nextObject() as? String {
+                if BlobID.isWellFormed((p as NSString).lastPathComponent) { blobs += 1 }
+            }
+        }
+        let tmp = (try? fm.contentsOfDirectory(atPath: dir + "/tmp").count) ?? 0
+        var names: [String] = []
+        for b in [service.settings.privateBucket, service.settings.publicBucket] {
+            names += try await service.metadata.listObjects(in: b, prefix: "", after: nil, limit: 100_000).map { "\(b)/\($0.path)" }
+        }
+        return Snapshot(blobFiles: blobs, tempFiles: tmp, objects: names.sorted())
+    }
+
+    /// The path+query of a URL Depot returned (they all start with `baseURL`).
+    static func local(_ url: String) -> String {
+        precondition(url.hasPrefix(baseURL), "\(url) does not start with \(baseURL)")
+        return String(url.dropFirst(baseURL.count))
+    }
+}
+
+/// A thin client over HummingbirdTesting's live client (raw request targets: what the test writes
+/// is what goes on the wire) with JSON helpers.
+struct LiveClient: Sendable {
+    let test: any TestClientProtocol
+    let port: Int
+
+    struct Reply: Sendable {
+        var status: HTTPResponse.Status
+        var headers: HTTPFields
+        var body: ByteBuffer
+        var bytes: [UInt8] { Array(body.readableBytesView) }
+        var text: String { String(buffer: body) }
+        var json: [String: Any] {
+            (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
+        }
+        /// `error.code` of an error body.
+        var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+    }
+
+    @discardableResult
+    func request(_ method: HTTPRequest.Method, _ uri: String, headers: HTTPFields = [:], body: [UInt8]? = nil) async throws -> Reply {
+        let r = try await test.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(bytes: $0) })
+        return Reply(status: r.status, headers: r.headers, body: r.body)
+    }
+
+    func json(_ method: HTTPRequest.Method, _ uri: String, headers: HTTPFields = [:], _ object: Any) async throws -> Reply {
+        var h = headers
+        h[.contentType] = "application/json"
+        let data = try JSONSerialization.data(withJSONObject: object)
+        return try await request(method, uri, headers: h, body: Array(data))
+    }
+
+    /// `POST /v1/assets` with a raw body.
+    func upload(_ bytes: [UInt8], type: String? = "image/png", jobId: String = "job-1", query: String = "", headers: HTTPFields) async throws -> Reply {
+        var h = headers
+        if let type { h[.contentType] = type }
+        return try await request(.post, "/v1/assets?jobId=\(jobId)\(query)", headers: h, body: bytes)
+    }
+}

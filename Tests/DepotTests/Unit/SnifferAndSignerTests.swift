@@ -1,0 +1,74 @@
+import DepotCore
+import Foundation
+import Testing
+
+@Suite("Sniffing")
+struct SnifferTests {
+    @Test func recognisesImages() {
+        #expect(MediaSniffer.sniff(Fixture.png(32)) == "image/png")
+        #expect(MediaSniffer.sniff(Fixture.jpeg(32)) == "image/jpeg")
+        #expect(MediaSniffer.sniff(Fixture.gif(32)) == "image/gif")
+        #expect(MediaSniffer.sniff(Fixture.webp(32)) == "image/webp")
+    }
+
+    @Test func refusesEverythingElse() {
+        #expect(MediaSniffer.sniff(Fixture.textFile) == nil)
+        #expect(MediaSniffer.sniff(Fixture.svg) == nil)
+        #expect(MediaSniffer.sniff(Fixture.html) == nil)
+        #expect(MediaSniffer.sniff([UInt8]()) == nil)
+        #expect(MediaSniffer.sniff(Array(Fixture.pngMagic.prefix(7))) == nil)
+        // RIFF without WEBP (a WAV file) is not WebP.
+        #expect(MediaSniffer.sniff(Array("RIFF\u{0}\u{0}\u{0}\u{0}WAVEfmt ".utf8)) == nil)
+    }
+
+    @Test func canonicalTypes() {
+        #expect(MediaSniffer.canonical("IMAGE/PNG; charset=binary") == "image/png")
+        #expect(MediaSniffer.canonical("image/jpg") == "image/jpeg")
+        #expect(MediaSniffer.isActiveContent("image/svg+xml"))
+        #expect(MediaSniffer.isActiveContent("text/html; charset=utf-8"))
+        #expect(!MediaSniffer.isActiveContent("image/png"))
+    }
+}
+
+@Suite("URL signing")
+struct SignerTests {
+    let signer = URLSigner(keys: .derived(fromProjectSecret: "secret-one-0123456789-0123456789"))
+    let path = try! ObjectPath("alice/job/a.png")
+
+    @Test func roundTrip() throws {
+        let t = signer.mint(scope: .download, bucket: "assets", path: path, binding: "42", expiresAt: 2000)
+        let c = try signer.verify(t, scope: .download, bucket: "assets", path: path, now: 1000)
+        #expect(c.binding == "42")
+        #expect(c.expiresAt == 2000)
+    }
+
+    @Test func boundToBucketPathScopeAndKey() throws {
+        let t = signer.mint(scope: .download, bucket: "assets", path: path, binding: "42", expiresAt: 2000)
+        func code(_ body: () throws -> Void) -> StorageError.Code? {
+            do { try body(); return nil } catch let e as StorageError { return e.code } catch { return nil }
+        }
+        #expect(code { _ = try signer.verify(t, scope: .upload, bucket: "assets", path: path, now: 1000) } == .signatureInvalid)
+        #expect(code { _ = try signer.verify(t, scope: .download, bucket: "public-assets", path: path, now: 1000) } == .signatureInvalid)
+        #expect(code { _ = try signer.verify(t, scope: .download, bucket: "assets", path: try ObjectPath("alice/job/b.png"), now: 1000) } == .signatureInvalid)
+        #expect(code { _ = try signer.verify(t, scope: .download, bucket: "assets", path: path, now: 2000) } == .urlExpired)
+        let other = URLSigner(keys: .derived(fromProjectSecret: "secret-two-0123456789-0123456789"))
+        #expect(code { _ = try other.verify(t, scope: .download, bucket: "assets", path: path, now: 1000) } == .signatureInvalid)
+        // Tampering with any field (here: a later expiry, another generation) breaks the MAC.
+        let parts = t.split(separator: ".").map(String.init)
+        let later = [parts[0], parts[1], "3000", parts[3], parts[4]].joined(separator: ".")
+        #expect(code { _ = try signer.verify(later, scope: .download, bucket: "assets", path: path, now: 1000) } == .signatureInvalid)
+        let regen = [parts[0], parts[1], parts[2], "43", parts[4]].joined(separator: ".")
+        #expect(code { _ = try signer.verify(regen, scope: .download, bucket: "assets", path: path, now: 1000) } == .signatureInvalid)
+        #expect(code { _ = try signer.verify("garbage", scope: .download, bucket: "assets", path: path, now: 1000) } == .signatureInvalid)
+        #expect(code { _ = try signer.verify("", scope: .download, bucket: "assets", path: path, now: 1000) } == .signatureInvalid)
+    }
+
+    @Test func rotationKeepsOldKeysVerifying() throws {
+        let old = try KeyRing(keys: [.init(id: "k1", secret: Array("old-key".utf8))])
+        let rotated = try KeyRing(keys: [.init(id: "k2", secret: Array("new-key".utf8)), .init(id: "k1", secret: Array("old-key".utf8))])
+        let retired = try KeyRing(keys: [.init(id: "k2", secret: Array("new-key".utf8))])
+        let t = URLSigner(keys: old).mint(scope: .download, bucket: "b", path: path, binding: "1", expiresAt: 2000)
+        _ = try URLSigner(keys: rotated).verify(t, scope: .download, bucket: "b", path: path, now: 1000)
+        #expect(throws: StorageError.self) { try URLSigner(keys: retired).verify(t, scope: .download, bucket: "b", path: path, now: 1000) }
+    }
+}
