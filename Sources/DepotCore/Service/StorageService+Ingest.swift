@@ -14,6 +14,14 @@ public struct IngestRules: Sendable {
     public var declaredType: String?
     /// The SHA-256 hex the bytes must match.
     public var sha256: String?
+
+    public init(maxSize: Int64, exactSize: Int64? = nil, allowedTypes: Set<String>?, declaredType: String?, sha256: String? = nil) {
+        self.maxSize = maxSize
+        self.exactSize = exactSize
+        self.allowedTypes = allowedTypes
+        self.declaredType = declaredType
+        self.sha256 = sha256
+    }
 }
 
 /// What an ingest produced: a durable blob, not yet referenced by any row.

@@ -26,7 +26,7 @@ extension StorageError.Code {
 extension StorageError {
     /// `{"error":{"code","message"}}` with the code's status (and `Retry-After` for 503).
     func response(extraHeaders: HTTPFields = [:]) -> Response {
-        let body = ErrorBody(error: .init(code: code.rawValue, message: code == .internalError ? "internal error" : message))
+        let body = ErrorBody(error: .init(code: code.rawValue, message: message))
         let data = (try? JSONResponse.encoder.encode(body)) ?? Data()
         var headers = extraHeaders
         headers[.contentType] = "application/json; charset=utf-8"

@@ -19,14 +19,18 @@ public struct ErrorMiddleware: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch {
-            let storageError = Self.storageError(from: error, context: context)
+            var storageError = Self.storageError(from: error, context: context)
             metrics.recordError(storageError.code)
             if storageError.code == .internalError || storageError.code == .unavailable {
                 context.logger.error(
                     "request failed",
-                    metadata: ["method": "\(request.method)", "path": "\(request.uri.path)", "error": "\(error)"])
+                    metadata: ["method": "\(request.method)", "route": "\(context.endpointPath ?? "-")", "error": "\(error)"])
             } else {
                 context.logger.debug("request rejected", metadata: ["code": "\(storageError.code)"])
+            }
+            if storageError.code == .internalError {
+                // Never show internals; the request id finds the log line.
+                storageError.message = "internal error (request id \(context.id))"
             }
             return storageError.response()
         }

@@ -144,7 +144,18 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
         }
     }
 
+    /// While writing, a missing file or directory is a broken store, not a missing blob.
+    private func writing<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let e as StorageError where e.code == .notFound {
+            throw StorageError.internal("the blob store's directories are missing", cause: e)
+        }
+    }
+
     private func flush(_ buffer: ByteBuffer) async throws {
+        try await writing { try await flushUnchecked(buffer) }
+    }
+
+    private func flushUnchecked(_ buffer: ByteBuffer) async throws {
         let (fd, tempPath) = (self.fd, self.tempPath)
         self.fd = try await store.threadPool.runIfActive { () throws -> Int32 in
             let fd = fd >= 0 ? fd : try POSIX.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, 0o644)
@@ -154,6 +165,10 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
     }
 
     func finish() async throws -> Int64 {
+        try await writing { try await finishUnchecked() }
+    }
+
+    private func finishUnchecked() async throws -> Int64 {
         let (fd, tempPath, finalPath, buffer, root) = (self.fd, self.tempPath, self.finalPath, self.pending, store.root)
         pending = store.allocator.buffer(capacity: 0)
         self.fd = -1

@@ -18,7 +18,7 @@ struct TestEnvironment: Sendable {
     let metrics: DepotMetrics
     let secret = "test-secret-0123456789-0123456789-abcdef"
 
-    static func make(clock: (@Sendable () -> Date)? = nil, _ configure: (inout StorageSettings) -> Void = { _ in }) async throws -> TestEnvironment {
+    static func make(_ configure: (inout StorageSettings) -> Void = { _ in }, clock: (@Sendable () -> Date)? = nil) async throws -> TestEnvironment {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var settings = StorageSettings()
