@@ -9,11 +9,23 @@ enum Fixture {
     static let webpMagic: [UInt8] = Array("RIFF".utf8) + [0x24, 0, 0, 0] + Array("WEBPVP8 ".utf8)
 
     static func bytes(_ magic: [UInt8], size: Int) -> [UInt8] {
-        var out = magic
-        out.reserveCapacity(size)
-        var g = SystemRandomNumberGenerator()
-        while out.count < size { out.append(UInt8.random(in: 0...255, using: &g)) }
-        return Array(out.prefix(size))
+        // xorshift64*, seeded randomly: fast enough for tens of MiB in debug builds.
+        var state = UInt64.random(in: 1...UInt64.max)
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            var i = 0
+            while i < size {
+                state ^= state >> 12
+                state ^= state << 25
+                state ^= state >> 27
+                var word = state &* 2685821657736338717
+                for _ in 0..<8 where i < size {
+                    buffer[i] = i < magic.count ? magic[i] : UInt8(truncatingIfNeeded: word)
+                    word >>= 8
+                    i += 1
+                }
+            }
+            count = size
+        }
     }
 
     static func png(_ size: Int = 1024) -> [UInt8] { bytes(pngMagic, size: size) }

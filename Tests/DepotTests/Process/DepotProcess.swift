@@ -1,0 +1,105 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The real `depot` executable, started as a child process on a free port.
+final class DepotProcess: @unchecked Sendable {
+    // @unchecked: mutated only by the test that owns it.
+    let dataDir: String
+    let logPath: String
+    var process: Process?
+    var port = 0
+    static let secret = "crash-test-secret-0123456789-0123456789"
+
+    init(dataDir: String) {
+        self.dataDir = dataDir
+        self.logPath = dataDir + ".log"
+    }
+
+    /// `.build/<config>/depot`, beside the test binary.
+    static var executable: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // The test binary may sit inside a bundle directory (…/DepotPackageTests.xctest).
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("depot").path), dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("depot").path
+    }
+
+    /// Runs a `depot` subcommand to completion and returns its standard output.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func start(extra: [String] = []) async throws {
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.executable)
+        p.arguments = ["serve", "--data-dir", dataDir, "--port", "0", "--public-url", "http://depot.test"] + extra
+        p.environment = ProcessInfo.processInfo.environment.merging(["DEPOT_JWT_SECRET": Self.secret]) { $1 }
+        p.standardOutput = log
+        p.standardError = log
+        try p.run()
+        process = p
+        // Wait for "listening on 127.0.0.1:PORT" in this start's log lines.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").last(where: { $0.contains("listening on 127.0.0.1:") }),
+                let portText = line.split(separator: ":").last, let port = Int(portText.prefix(while: \.isNumber)), port != self.port
+            {
+                self.port = port
+                return
+            }
+            guard p.isRunning else { throw Failure("depot serve exited: \(text)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw Failure("depot serve did not start")
+    }
+
+    func kill9() {
+        guard let p = process else { return }
+        Foundation.kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        process = nil
+    }
+
+    func stop() {
+        guard let p = process else { return }
+        p.interrupt()
+        p.waitUntilExit()
+        process = nil
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ d: String) { description = d }
+    }
+
+    // MARK: HTTP
+
+    func request(_ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws -> (status: Int, body: [UInt8]) {
+        let target = uri.hasPrefix("http://depot.test") ? String(uri.dropFirst("http://depot.test".count)) : uri
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(target)")
+        request.method = method
+        for (k, v) in headers { request.headers.add(name: k, value: v) }
+        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
+        return (Int(response.status.code), Array(bytes.readableBytesView))
+    }
+}
