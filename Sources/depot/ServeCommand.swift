@@ -41,7 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
         http.apiCORSOrigins = config.corsAPIOrigins
         let router = buildRouter(service: service, jwt: jwt, options: http)
         var app = Application(
-            router: router,
+            router: router, server: .depot,
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Depot"),
             logger: logger)
         if config.gcInterval > 0 {
@@ -59,6 +59,7 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data((banner + "\n").utf8))
         }
         try await app.runService()
+        logger.info("Depot stopped")
     }
 }
 

@@ -44,7 +44,7 @@ struct TestEnvironment: Sendable {
         var logger = Logger(label: "depot-test")
         logger.logLevel = .warning
         return Application(
-            router: buildRouter(service: service, jwt: jwt, metrics: metrics),
+            router: buildRouter(service: service, jwt: jwt, metrics: metrics), server: .depot,
             configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
     }
 
