@@ -62,7 +62,7 @@ struct AssetsAPITests {
             #expect(try await client.request(.delete, "/v1/assets/\(path)", headers: alice).status == .noContent)
             #expect(try await client.request(.delete, "/v1/assets/\(path)", headers: alice).status == .notFound)
             #expect(try await client.request(.get, TestEnvironment.local(newSigned)).status == .notFound)
-            #expect(try await env.snapshot() == .init(blobFiles: 0, tempFiles: 0, objects: []))
+            #expect(try await env.snapshot() == .init(blobFiles: 0, tempFiles: 0, objects: [], intents: []))
         }
     }
 

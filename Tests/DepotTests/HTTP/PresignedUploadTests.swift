@@ -139,6 +139,7 @@ struct PresignedUploadTests {
         let env = try await TestEnvironment.make()
         try await env.live { client in
             let alice = try await env.auth("alice")
+            let before = try await env.snapshot()
             let cases: [([String: Any], HTTPResponse.Status, String)] = [
                 (["jobId": "j", "contentType": "image/svg+xml", "size": 10], .unsupportedMediaType, "unsupported_media_type"),
                 (["jobId": "j", "contentType": "text/html", "size": 10], .unsupportedMediaType, "unsupported_media_type"),
@@ -154,6 +155,8 @@ struct PresignedUploadTests {
                 #expect(r.status == status, "\(body)")
                 #expect(r.errorCode == code, "\(body)")
             }
+            #expect(try await env.snapshot() == before)
+            #expect(before.intents.isEmpty)
         }
     }
 }

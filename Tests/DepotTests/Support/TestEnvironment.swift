@@ -2,6 +2,7 @@ import DepotCore
 import DepotHTTP
 import DepotLocal
 import Foundation
+import GRDB
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -70,7 +71,9 @@ struct TestEnvironment: Sendable {
         var blobFiles: Int
         var tempFiles: Int
         var objects: [String]
-        var description: String { "blobs=\(blobFiles) tmp=\(tempFiles) objects=\(objects)" }
+        /// Upload intents as "state:count", read straight from the SQLite file.
+        var intents: [String] = []
+        var description: String { "blobs=\(blobFiles) tmp=\(tempFiles) objects=\(objects) intents=\(intents)" }
     }
 
     func snapshot() async throws -> Snapshot {
@@ -86,7 +89,12 @@ struct TestEnvironment: Sendable {
         for b in [service.settings.privateBucket, service.settings.publicBucket] {
             names += try await service.metadata.listObjects(in: b, prefix: "", after: nil, limit: 100_000).map { "\(b)/\($0.path)" }
         }
-        return Snapshot(blobFiles: blobs, tempFiles: tmp, objects: names.sorted())
+        let queue = try DatabaseQueue(path: dir + "/depot.sqlite")
+        let intents = try await queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT state, count(*) AS n FROM upload_intents GROUP BY state ORDER BY state")
+                .map { "\($0["state"] as String):\($0["n"] as Int)" }
+        }
+        return Snapshot(blobFiles: blobs, tempFiles: tmp, objects: names.sorted(), intents: intents)
     }
 
     /// The path+query of a URL Depot returned (they all start with `baseURL`).
