@@ -72,3 +72,21 @@ struct SignerTests {
         #expect(throws: StorageError.self) { try URLSigner(keys: retired).verify(t, scope: .download, bucket: "b", path: path, now: 1000) }
     }
 }
+
+@Suite("Encodings")
+struct EncodingTests {
+    @Test func base64URLRoundTripsAndMatchesFoundation() {
+        for n in 0..<70 {
+            let bytes = (0..<n).map { UInt8(($0 * 37 + n) & 0xFF) }
+            let ours = Base64URL.encode(bytes)
+            let foundation = Data(bytes).base64EncodedString()
+                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            #expect(ours == foundation)
+            #expect(Base64URL.decode(ours[...]) == bytes)
+        }
+        #expect(Base64URL.decode("a"[...]) == nil)
+        #expect(Base64URL.decode("ab=="[...]) == nil)
+        #expect(Base64URL.decode("a+b/"[...]) == nil)
+        #expect(Base64URL.decode("AB"[...]) == nil)  // non-canonical trailing bits
+    }
+}

@@ -1,0 +1,428 @@
+#!/usr/bin/env python3
+"""Depot side by side with nginx and moto on this machine: one table of medians (min–max) over
+ROUNDS runs and the ratio Depot/peer measured in the same run. Writes benchmarks/RESULTS.md and
+benchmarks/ratios.png. Every process it starts is stopped at the end (by PID).
+
+  benchmarks/run.py [--smoke] [--rounds N] [--depot PATH]
+
+Run through scripts/bench, which builds Depot and installs the peers and tools first.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+PEERS_SRC = os.environ.get("PEERS_SRC") or os.path.join(os.path.dirname(REPO), "shared", "peers")
+PEERS = os.environ["PEERS"]
+PY = os.environ["PY"]
+DATA = os.path.join(PEERS, "data")
+DEPOT_PORT = int(os.environ.get("DEPOT_PORT", "18084"))
+SECRET = "bench-secret-0123456789-0123456789-0123"
+MIB = 1024 * 1024
+
+
+def sh(cmd, timeout=120, check=True, env=None):
+    r = subprocess.run(cmd, shell=isinstance(cmd, str), capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, **(env or {})})
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{cmd} failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
+    return r.stdout.strip()
+
+
+def http(method, url, body=None, headers=None, timeout=60):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+class Sampler:
+    """RSS of the given PIDs, sampled every 10 ms (the peers' rss_sampler.py)."""
+
+    def __init__(self, pids, seconds):
+        self.p = subprocess.Popen([sys.executable, os.path.join(PEERS_SRC, "rss_sampler.py"), "--interval", "0.01",
+                                   "--max-seconds", str(seconds)] + [str(p) for p in pids], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.05)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        out, _ = self.p.communicate(timeout=10)
+        j = json.loads(out)
+        return (j["rss_peak_kb"] - j["rss_baseline_kb"]) / 1024, j["rss_peak_kb"] / 1024
+
+
+def curl_speed(args, expect_codes=("200",), timeout=60):
+    out = sh(["curl", "-s", "-o", "/dev/null", "--max-time", str(timeout), "-H", "Expect:", "-w",
+              "%{http_code} %{size_download} %{size_upload} %{time_total}"] + args, timeout=timeout + 5)
+    code, down, up, t = out.split()
+    if code not in expect_codes:
+        raise RuntimeError(f"curl {args[-1][:80]} → {code}")
+    size = max(float(down), float(up))
+    return size / float(t) / 1e6
+
+
+def wrk(url, duration, script=None, script_args=()):
+    cmd = ["wrk", "-t2", "-c32", f"-d{duration}", "--latency"]
+    if script:
+        cmd += ["-s", script]
+    cmd += [url]
+    if script_args:
+        cmd += ["--"] + list(script_args)
+    out = sh(cmd, timeout=int(duration.rstrip("s")) + 30)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx and int(non2xx.group(1)) > 0:
+        raise RuntimeError(f"wrk saw {non2xx.group(1)} non-2xx responses on {url[:80]}")
+    return rps, p99
+
+
+def to_ms(v):
+    n = float(re.match(r"[\d.]+", v).group(0))
+    unit = v[len(re.match(r"[\d.]+", v).group(0)):]
+    return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+
+
+def cpu_name():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
+# MARK: - Depot
+
+class Depot:
+    def __init__(self, binary):
+        self.binary = binary
+        self.dir = os.path.join(PEERS, "depot")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.base = f"http://127.0.0.1:{DEPOT_PORT}"
+        self.log = open(os.path.join(PEERS, "depot.log"), "w")
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--data-dir", self.dir, "--port", str(DEPOT_PORT), "--max-file-size", str(2 * 1024 * MIB),
+             "--log-level", "warning", "--gc-interval", "0"],
+            env={**os.environ, "DEPOT_JWT_SECRET": SECRET}, stdout=self.log, stderr=self.log)
+        for _ in range(200):
+            try:
+                http("GET", self.base + "/health", timeout=1)
+                break
+            except Exception:
+                time.sleep(0.05)
+        self.token = sh([binary, "token", "--sub", "bench", "--ttl", "86400"], env={"DEPOT_JWT_SECRET": SECRET})
+        self.auth = {"Authorization": f"Bearer {self.token}"}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def put(self, path, file):
+        out = sh(["curl", "-s", "-H", "Expect:", "-X", "PUT", "-H", "Content-Type: image/png", "-H", f"Authorization: Bearer {self.token}",
+                  "--data-binary", f"@{file}", f"{self.base}/v1/assets/{path}"], timeout=300)
+        return json.loads(out)
+
+    def signed(self, paths, expires=86400):
+        _, body = http("POST", self.base + "/v1/signed-urls", json.dumps({"paths": paths, "expiresIn": expires}).encode(),
+                       {**self.auth, "Content-Type": "application/json"})
+        return json.loads(body)["urls"]
+
+    def presign(self, size):
+        _, body = http("POST", self.base + "/v1/presigned-uploads",
+                       json.dumps({"jobId": "bench", "contentType": "image/png", "size": size}).encode(),
+                       {**self.auth, "Content-Type": "application/json"})
+        return json.loads(body)["uploadUrl"]
+
+
+def peer_url(peer, method, name):
+    return sh([PY, os.path.join(PEERS_SRC, "urls.py"), peer, method, name])
+
+
+def peer_pids(peer, depot):
+    if peer == "depot":
+        return [depot.proc.pid]
+    if peer == "nginx":
+        m = open(os.path.join(PEERS, "nginx", "master.pid")).read().strip()
+        kids = sh(f"pgrep -P {m}", check=False).split()
+        return [int(m)] + [int(k) for k in kids]
+    return [int(open(os.path.join(PEERS, "moto", "moto.pid")).read().strip())]
+
+
+# MARK: - Measurements
+
+def measure_round(cfg, depot, results):
+    large = os.path.join(DATA, "large.bin")
+    large_size = os.path.getsize(large)
+    small = os.path.join(DATA, "small.bin")
+    peers = ["nginx", "moto", "depot"]
+
+    for peer in peers:
+        # Signed 4 KiB GET under load.
+        url = depot.small_url if peer == "depot" else peer_url(peer, "get", "small.bin")
+        if peer != "moto" or not cfg.skip_moto_load:
+            rps, p99 = wrk(url, cfg.duration)
+            results.add("small_get_rps", peer, rps)
+            results.add("small_get_p99_ms", peer, p99)
+
+        # Large signed GET.
+        url = depot.large_url if peer == "depot" else peer_url(peer, "get", "large.bin")
+        s = Sampler(peer_pids(peer, depot), 120)
+        speeds = [curl_speed([url], timeout=cfg.transfer_timeout) for _ in range(3)]
+        rss, _ = s.stop()
+        results.add("large_get_mb_s", peer, statistics.median(speeds))
+        results.add("large_get_rss_mib", peer, rss)
+
+        # Large upload (hashed, fsynced, committed for Depot).
+        s = Sampler(peer_pids(peer, depot), 120)
+        speeds = []
+        for i in range(3):
+            url = depot.presign(large_size) if peer == "depot" else peer_url(peer, "put", f"large-up-{i}.bin")
+            speeds.append(curl_speed(["-T", large, "-H", "Content-Type: image/png", url], ("200", "201", "204"), cfg.transfer_timeout))
+        rss, _ = s.stop()
+        results.add("large_put_mb_s", peer, statistics.median(speeds))
+        results.add("large_put_rss_mib", peer, rss)
+
+        # 4 KiB uploads, 32 concurrent clients.
+        if peer == "depot":
+            rps, p99 = wrk(depot.base, cfg.duration, os.path.join(HERE, "put_auth.lua"), (depot.token, small, "1000"))
+        else:
+            urls = os.path.join(PEERS, f"put-urls-{peer}.txt")
+            sh([PY, os.path.join(PEERS_SRC, "urls.py"), peer, "put-list", "small-put/", "1000", urls])
+            first = open(urls).readline().strip()
+            rps, p99 = wrk(first, cfg.duration, os.path.join(PEERS_SRC, "put.lua"), (urls, small))
+        results.add("small_put_rps", peer, rps)
+        results.add("small_put_p99_ms", peer, p99)
+
+    # Depot alone: batch signing, flips, memory with very large objects.
+    paths = depot.batch_paths
+    times = []
+    for _ in range(cfg.batch_requests):
+        t0 = time.perf_counter()
+        http("POST", depot.base + "/v1/signed-urls", json.dumps({"paths": paths}).encode(),
+             {**depot.auth, "Content-Type": "application/json"})
+        times.append((time.perf_counter() - t0) * 1000)
+    results.add("sign_1000_p50_ms", "depot", statistics.median(times))
+    for label, path in (("flip_big_ms", depot.flip_big), ("flip_small_ms", depot.flip_small)):
+        times = []
+        for i in range(cfg.flips):
+            vis = "public" if i % 2 == 0 else "private"
+            t0 = time.perf_counter()
+            http("PATCH", f"{depot.base}/v1/assets/{path}", json.dumps({"visibility": vis}).encode(),
+                 {**depot.auth, "Content-Type": "application/json"})
+            times.append((time.perf_counter() - t0) * 1000)
+        results.add(label, "depot", statistics.median(times))
+
+    huge = os.path.join(DATA, "huge.bin")
+    s = Sampler([depot.proc.pid], 300)
+    url = depot.presign(os.path.getsize(huge))
+    curl_speed(["-T", huge, "-H", "Content-Type: image/png", url], ("201",), cfg.transfer_timeout * 4)
+    rss, _ = s.stop()
+    results.add("huge_put_rss_mib", "depot", rss)
+    path = url.split("/upload/sign/assets/")[1].split("?")[0]
+    get = depot.signed([path])[path]
+    s = Sampler([depot.proc.pid], 300)
+    curl_speed([get], timeout=cfg.transfer_timeout * 4)
+    rss, _ = s.stop()
+    results.add("huge_get_rss_mib", "depot", rss)
+    http("DELETE", f"{depot.base}/v1/assets/{path}", headers=depot.auth)
+
+    # Physical limits of this disk, measured in the same run.
+    disk = json.loads(sh(["bash", os.path.join(PEERS_SRC, "limits_disk.sh")], timeout=60))
+    results.add("disk_fdatasync_mb_s", "disk", disk["write_fdatasync_mb_s"])
+    files = json.loads(sh([sys.executable, os.path.join(PEERS_SRC, "limits_smallfiles.py")], timeout=60))
+    results.add("smallfiles_fsync_per_s", "disk", files["create_fsync_rename_fsyncdir_per_s"])
+
+
+class Results:
+    def __init__(self):
+        self.v = {}
+
+    def add(self, metric, peer, value):
+        self.v.setdefault((metric, peer), []).append(value)
+
+    def med(self, metric, peer):
+        vals = self.v.get((metric, peer))
+        return statistics.median(vals) if vals else None
+
+    def cell(self, metric, peer, nd=0):
+        vals = self.v.get((metric, peer))
+        if not vals:
+            return "—"
+        f = f"{{:,.{nd}f}}"
+        return f"{f.format(statistics.median(vals))} ({f.format(min(vals))}–{f.format(max(vals))})"
+
+
+# MARK: - Report
+
+ROWS = [
+    # metric, label, peer for the ratio, target ratio, higher is better, decimals, target text
+    ("small_get_rps", "signed 4 KiB GET, req/s (wrk -t2 -c32)", "nginx", 0.8, True, 0, "≥ 0.8× nginx"),
+    ("small_get_p99_ms", "signed 4 KiB GET, p99 ms", "nginx", 2.0, False, 2, "≤ 2× nginx"),
+    ("large_get_mb_s", "large signed GET, MB/s", "nginx", 0.8, True, 0, "≥ 0.8× nginx"),
+    ("large_put_mb_s", "large upload, MB/s (Depot: hashed, fsynced, committed)", "disk:disk_fdatasync_mb_s", 0.85, True, 0, "≥ 0.85× dd fdatasync"),
+    ("small_put_rps", "4 KiB uploads/s, 32 clients (Depot: durable before 201)", "disk:smallfiles_fsync_per_s", 1.0, True, 0, "≥ 1.0× write+rename+fsyncs"),
+    ("large_get_rss_mib", "RSS growth during the large GETs, MiB", None, None, False, 0, ""),
+    ("large_put_rss_mib", "RSS growth during the large uploads, MiB", None, None, False, 0, ""),
+    ("huge_put_rss_mib", "RSS growth during a HUGE upload, MiB", None, 64, False, 0, "≤ 64 MiB"),
+    ("huge_get_rss_mib", "RSS growth during a HUGE download, MiB", None, 64, False, 0, "≤ 64 MiB"),
+    ("sign_1000_p50_ms", "POST /v1/signed-urls with 1,000 paths, p50 ms", None, 10, False, 1, "≤ 10 ms"),
+    ("flip_big_ms", "visibility flip of a 100 MiB object, ms", None, 5, False, 2, "≤ 5 ms"),
+    ("flip_small_ms", "visibility flip of a 1 KiB object, ms", None, 5, False, 2, "≤ 5 ms"),
+]
+
+
+def report(cfg, res, env_info):
+    huge = f"{os.path.getsize(os.path.join(DATA, 'huge.bin')) // MIB} MiB"
+    large = f"{os.path.getsize(os.path.join(DATA, 'large.bin')) // MIB} MiB"
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Date: {env_info['date']}. Machine: {env_info['cpu']}, {env_info['mem']} GiB RAM, kernel {env_info['kernel']}. "
+        f"Versions: Depot {env_info['depot']} ({cfg.build} build), nginx {env_info['nginx']}, moto {env_info['moto']}, "
+        f"wrk {env_info['wrk']}, curl {env_info['curl']}, Swift {env_info['swift']}.",
+        "",
+        f"Mode: {'SMOKE (tiny sizes, 1 s per measurement: proves the script works, the figures mean nothing)' if cfg.smoke else 'full'}; "
+        f"{cfg.rounds} round(s); large object {large}, huge object {huge}, small object 4 KiB. "
+        "Each cell: median (min–max) over rounds. Ratios use the medians of the same run. Command: `scripts/bench`"
+        + (" --smoke" if cfg.smoke else "") + ".",
+        "",
+        "| measure | Depot | nginx | moto | Depot / peer | target | met |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    ratios = []
+    for metric, label, ref, target, higher, nd, ttext in ROWS:
+        label = label.replace("HUGE", huge)
+        d = res.med(metric, "depot")
+        ratio_txt, met = "", ""
+        if ref and d is not None:
+            if ref.startswith("disk:"):
+                r = res.med(ref[5:], "disk")
+                refname = "disk"
+            else:
+                r = res.med(metric, ref)
+                refname = ref
+            if r:
+                ratio = d / r
+                ratio_txt = f"{ratio:.2f}× {refname}"
+                ratios.append((label, ratio, target, higher))
+                met = "yes" if (ratio >= target if higher else ratio <= target) else "**no**"
+        elif target is not None and d is not None:
+            met = "yes" if (d >= target if higher else d <= target) else "**no**"
+        lines.append(f"| {label} | {res.cell(metric, 'depot', nd)} | {res.cell(metric, 'nginx', nd)} | "
+                     f"{res.cell(metric, 'moto', nd)} | {ratio_txt} | {ttext} | {met} |")
+    lines += [
+        "",
+        "Physical limits measured in the same run: disk write with fdatasync "
+        f"{res.cell('disk_fdatasync_mb_s', 'disk')} MB/s; 4 KiB write + rename + file and directory fsync "
+        f"{res.cell('smallfiles_fsync_per_s', 'disk')} files/s.",
+        "",
+        "![ratios](ratios.png)",
+        "",
+    ]
+    suffix = "-smoke" if cfg.smoke else ""
+    lines = [l.replace("ratios.png", f"ratios{suffix}.png") for l in lines]
+    out = os.path.join(HERE, f"RESULTS{suffix}.md")
+    open(out, "w").write("\n".join(lines))
+    chart(ratios, f"ratios{suffix}.png")
+    print("\n".join(lines))
+    print(f"\nwrote {out}")
+
+
+def chart(ratios, name):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no chart", file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(ratios) + 1.5))
+    labels = [r[0][:60] for r in ratios]
+    vals = [r[1] for r in ratios]
+    colors = ["tab:green" if ((v >= t) if h else (v <= t)) else "tab:red" for (_, v, t, h) in ratios]
+    ax.barh(labels, vals, color=colors)
+    for i, (_, v, t, h) in enumerate(ratios):
+        ax.plot([t, t], [i - 0.4, i + 0.4], color="black", linewidth=2)
+    ax.set_xlabel("Depot / peer (black bar: target)")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, name), dpi=100)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--depot", required=True)
+    ap.add_argument("--build", default="release")
+    cfg = ap.parse_args()
+    cfg.rounds = cfg.rounds or (1 if cfg.smoke else 3)
+    cfg.duration = "1s" if cfg.smoke else "10s"
+    cfg.transfer_timeout = 30
+    cfg.batch_requests = 5 if cfg.smoke else 30
+    cfg.flips = 4 if cfg.smoke else 20
+    cfg.skip_moto_load = False
+
+    started = []
+    depot = None
+    try:
+        for peer in ("nginx", "moto"):
+            sh(["bash", os.path.join(PEERS_SRC, f"{peer}_start.sh")], timeout=300)
+            started.append(peer)
+        depot = Depot(cfg.depot)
+        small = os.path.join(DATA, "small.bin")
+        large = os.path.join(DATA, "large.bin")
+        depot.put("bench/small.png", small)
+        depot.put("bench/large.png", large)
+        urls = depot.signed(["bench/small.png", "bench/large.png"])
+        depot.small_url, depot.large_url = urls["bench/small.png"], urls["bench/large.png"]
+        # 1,000 objects for batch signing; a big and a small object to flip.
+        batch = []
+        for i in range(1000):
+            batch.append(f"bench/batch/{i}.png")
+        tiny = os.path.join(DATA, "tiny.bin")
+        sh(f"curl -s -Z --parallel-max 16 -H 'Content-Type: image/png' -H 'Authorization: Bearer {depot.token}' "
+           + " ".join(f"-T {tiny} {depot.base}/v1/assets/{p}" for p in batch) + " -o /dev/null", timeout=300)
+        depot.batch_paths = batch
+        depot.put("bench/flip-big.png", os.path.join(DATA, "flip-big.bin"))
+        depot.put("bench/flip-small.png", tiny)
+        depot.flip_big, depot.flip_small = "bench/flip-big.png", "bench/flip-small.png"
+
+        res = Results()
+        for r in range(cfg.rounds):
+            print(f"--- round {r + 1}/{cfg.rounds} (load {open('/proc/loadavg').read().split()[:3]})", file=sys.stderr)
+            measure_round(cfg, depot, res)
+        env_info = {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "cpu": cpu_name() + f" ×{os.cpu_count()}",
+            "mem": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+            "kernel": platform.release(),
+            "depot": sh("git -C " + REPO + " rev-parse --short HEAD", check=False) or "?",
+            "nginx": sh("nginx -v 2>&1 | cut -d/ -f2"),
+            "moto": sh([PY, "-c", "import moto;print(moto.__version__)"]),
+            "wrk": sh("wrk -v 2>&1 | head -1 | cut -d' ' -f2", check=False),
+            "curl": sh("curl --version | head -1 | cut -d' ' -f2"),
+            "swift": sh("swift --version 2>&1 | grep -o 'Swift version [0-9.]*' | cut -d' ' -f3", check=False),
+        }
+        report(cfg, res, env_info)
+    finally:
+        if depot:
+            depot.stop()
+        for peer in started:
+            sh(["bash", os.path.join(PEERS_SRC, f"{peer}_stop.sh")], check=False)
+
+
+if __name__ == "__main__":
+    main()
