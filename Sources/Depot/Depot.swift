@@ -16,8 +16,8 @@ extension StorageService {
         logger: Logger = Logger(label: "depot")
     ) async throws -> StorageService {
         try settings.validate()
-        let blobs = try FileSystemBlobStore(directory: dataDirectory)
-        let metadata = try SQLiteMetadataStore(path: dataDirectory + "/depot.sqlite")
+        let blobs = CachedBlobStore(try FileSystemBlobStore(directory: dataDirectory))
+        let metadata = CachedMetadataStore(try SQLiteMetadataStore(path: dataDirectory + "/depot.sqlite"))
         let service = StorageService(
             blobs: blobs, metadata: metadata, settings: settings,
             keys: .derived(fromProjectSecret: secret), logger: logger)

@@ -28,8 +28,10 @@ struct ServeCommand: AsyncParsableCommand {
         let (secret, secretSource) = try ProjectSecret.load(dataDirectory: dataDir)
 
         // The composition root: the only place that names concrete backends.
-        let blobs = try FileSystemBlobStore(directory: dataDir)
-        let metadata = try SQLiteMetadataStore(path: dataDir + "/depot.sqlite")
+        // This process is the only writer of its SQLite file, so row lookups may be cached;
+        // blobs are immutable, so small ones may be cached too.
+        let blobs = CachedBlobStore(try FileSystemBlobStore(directory: dataDir))
+        let metadata = CachedMetadataStore(try SQLiteMetadataStore(path: dataDir + "/depot.sqlite"))
         let service = StorageService(
             blobs: blobs, metadata: metadata, settings: config.settings,
             keys: .derived(fromProjectSecret: secret), logger: logger)

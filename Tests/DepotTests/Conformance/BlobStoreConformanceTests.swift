@@ -7,16 +7,18 @@ import Testing
 
 /// Every `BlobStore` implementation, for the one conformance suite.
 enum BlobStoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case memory, filesystem
+    case memory, filesystem, cachedFilesystem
     var testDescription: String { rawValue }
 
     func make() throws -> (any BlobStore, cleanup: @Sendable () -> Void) {
         switch self {
         case .memory:
             return (InMemoryBlobStore(), {})
-        case .filesystem:
+        case .filesystem, .cachedFilesystem:
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-blobs-\(UUID().uuidString)").path
-            return (try FileSystemBlobStore(directory: dir), { try? FileManager.default.removeItem(atPath: dir) })
+            let store = try FileSystemBlobStore(directory: dir)
+            let cleanup: @Sendable () -> Void = { try? FileManager.default.removeItem(atPath: dir) }
+            return self == .filesystem ? (store, cleanup) : (CachedBlobStore(store, maxBlobSize: 8192, capacity: 20_000), cleanup)
         }
     }
 }
@@ -91,6 +93,19 @@ struct BlobStoreConformanceTests {
         try await store.delete(id)
         try await store.delete(id)  // idempotent
         #expect(try await store.size(of: id) == nil)
+    }
+
+    @Test(arguments: BlobStoreKind.allCases)
+    func repeatedReadsAndDeleteOfSmallBlobs(_ kind: BlobStoreKind) async throws {
+        let (store, cleanup) = try kind.make()
+        defer { cleanup() }
+        let bytes = Fixture.png(3000)
+        let id = try await write(store, bytes)
+        for _ in 0..<3 { #expect(try await read(store, id) == bytes) }
+        #expect(try await read(store, id, 10..<20) == Array(bytes[10..<20]))
+        #expect(try await store.size(of: id) == 3000)
+        try await store.delete(id)
+        await #expect(throws: StorageError.self) { try await read(store, id) }
     }
 
     @Test(arguments: BlobStoreKind.allCases)

@@ -6,17 +6,19 @@ import Testing
 
 /// Every `MetadataStore` implementation, for the one conformance suite.
 enum MetadataStoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case memory, sqlite
+    case memory, sqlite, cachedSQLite
     var testDescription: String { rawValue }
 
     func make() throws -> (any MetadataStore, cleanup: @Sendable () -> Void) {
         switch self {
         case .memory:
             return (InMemoryMetadataStore(), {})
-        case .sqlite:
+        case .sqlite, .cachedSQLite:
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-meta-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            return (try SQLiteMetadataStore(path: dir + "/m.sqlite"), { try? FileManager.default.removeItem(atPath: dir) })
+            let store = try SQLiteMetadataStore(path: dir + "/m.sqlite")
+            let cleanup: @Sendable () -> Void = { try? FileManager.default.removeItem(atPath: dir) }
+            return self == .sqlite ? (store, cleanup) : (CachedMetadataStore(store, capacity: 3), cleanup)
         }
     }
 }

@@ -29,8 +29,8 @@ struct TestEnvironment: Sendable {
         var logger = Logger(label: "depot-test")
         logger.logLevel = .warning
         let service = StorageService(
-            blobs: try FileSystemBlobStore(directory: dir),
-            metadata: try SQLiteMetadataStore(path: dir + "/depot.sqlite"),
+            blobs: CachedBlobStore(try FileSystemBlobStore(directory: dir)),
+            metadata: CachedMetadataStore(try SQLiteMetadataStore(path: dir + "/depot.sqlite")),
             settings: settings, keys: .derived(fromProjectSecret: "test-secret-0123456789-0123456789-abcdef"),
             logger: logger, now: clock ?? { Date() })
         try await service.bootstrap()

@@ -1,0 +1,73 @@
+import Synchronization
+
+/// A thread-safe cache bounded by total cost, evicting the least recently used entries in batches.
+/// Each mutation bumps nothing by itself; ``CachedMetadataStore`` layers versioning on top.
+final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private struct Entry {
+        var value: Value
+        var cost: Int
+        var lastUse: UInt64
+    }
+
+    private struct State {
+        var entries: [Key: Entry] = [:]
+        var totalCost = 0
+        var tick: UInt64 = 0
+        /// Bumped by every invalidation; an insert computed before the bump is dropped.
+        var version: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    let capacity: Int
+
+    /// - Parameter capacity: the most total cost kept (bytes, or entries when each costs 1).
+    init(capacity: Int) { self.capacity = capacity }
+
+    func value(for key: Key) -> Value? {
+        state.withLock { s in
+            guard var e = s.entries[key] else { return nil }
+            s.tick &+= 1
+            e.lastUse = s.tick
+            s.entries[key] = e
+            return e.value
+        }
+    }
+
+    /// The version to pass to ``insert(_:for:cost:ifVersion:)`` for a value about to be loaded.
+    var version: UInt64 { state.withLock { $0.version } }
+
+    /// Inserts unless an invalidation happened since `version` was read (the value may be stale).
+    func insert(_ value: Value, for key: Key, cost: Int = 1, ifVersion version: UInt64) {
+        guard cost <= capacity else { return }
+        state.withLock { s in
+            guard s.version == version else { return }
+            s.tick &+= 1
+            if let old = s.entries[key] { s.totalCost -= old.cost }
+            s.entries[key] = Entry(value: value, cost: cost, lastUse: s.tick)
+            s.totalCost += cost
+            if s.totalCost > capacity { Self.evict(&s, toFit: capacity) }
+        }
+    }
+
+    /// Removes keys and makes every load in flight unable to insert.
+    func invalidate(_ keys: [Key]) {
+        state.withLock { s in
+            s.version &+= 1
+            for k in keys {
+                if let old = s.entries.removeValue(forKey: k) { s.totalCost -= old.cost }
+            }
+        }
+    }
+
+    var count: Int { state.withLock { $0.entries.count } }
+
+    private static func evict(_ s: inout State, toFit capacity: Int) {
+        // Drop the oldest quarter (by last use), then more until under capacity.
+        let target = capacity - capacity / 4
+        for (key, entry) in s.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) {
+            if s.totalCost <= target { break }
+            s.entries[key] = nil
+            s.totalCost -= entry.cost
+        }
+    }
+}
