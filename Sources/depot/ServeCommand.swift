@@ -25,13 +25,17 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "depot")
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
         let dataDir = data.resolvedDataDir
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         let (secret, secretSource) = try ProjectSecret.load(dataDirectory: dataDir)
 
         // The composition root: the only place that names concrete backends.
         // This process is the only writer of its SQLite file, so row lookups may be cached;
         // blobs are immutable, so small ones may be cached too.
+        let sqlite = try SQLiteMetadataStore(path: dataDir + "/depot.sqlite")
+        let released = try await sqlite.releaseAbandonedClaims()
+        if released > 0 { logger.info("\(released) upload URL(s) cut off by the last stop can be used again") }
         let blobs = CachedBlobStore(try FileSystemBlobStore(directory: dataDir))
-        let metadata = CachedMetadataStore(try SQLiteMetadataStore(path: dataDir + "/depot.sqlite"))
+        let metadata = CachedMetadataStore(sqlite)
         let service = StorageService(
             blobs: blobs, metadata: metadata, settings: config.settings,
             keys: .derived(fromProjectSecret: secret), logger: logger)

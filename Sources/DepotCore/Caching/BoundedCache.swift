@@ -2,7 +2,7 @@ import Synchronization
 
 /// A thread-safe cache bounded by total cost, evicting the least recently used entries in batches.
 /// Each mutation bumps nothing by itself; ``CachedMetadataStore`` layers versioning on top.
-final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     private struct Entry {
         var value: Value
         var cost: Int
@@ -18,12 +18,12 @@ final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
 
     private let state = Mutex(State())
-    let capacity: Int
+    public let capacity: Int
 
     /// - Parameter capacity: the most total cost kept (bytes, or entries when each costs 1).
-    init(capacity: Int) { self.capacity = capacity }
+    public init(capacity: Int) { self.capacity = capacity }
 
-    func value(for key: Key) -> Value? {
+    public func value(for key: Key) -> Value? {
         state.withLock { s in
             guard var e = s.entries[key] else { return nil }
             s.tick &+= 1
@@ -34,10 +34,10 @@ final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
 
     /// The version to pass to ``insert(_:for:cost:ifVersion:)`` for a value about to be loaded.
-    var version: UInt64 { state.withLock { $0.version } }
+    public var version: UInt64 { state.withLock { $0.version } }
 
     /// Inserts unless an invalidation happened since `version` was read (the value may be stale).
-    func insert(_ value: Value, for key: Key, cost: Int = 1, ifVersion version: UInt64) {
+    public func insert(_ value: Value, for key: Key, cost: Int = 1, ifVersion version: UInt64) {
         guard cost <= capacity else { return }
         state.withLock { s in
             guard s.version == version else { return }
@@ -50,7 +50,7 @@ final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
 
     /// Removes keys and makes every load in flight unable to insert.
-    func invalidate(_ keys: [Key]) {
+    public func invalidate(_ keys: [Key]) {
         state.withLock { s in
             s.version &+= 1
             for k in keys {
@@ -59,7 +59,7 @@ final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         }
     }
 
-    var count: Int { state.withLock { $0.entries.count } }
+    public var count: Int { state.withLock { $0.entries.count } }
 
     private static func evict(_ s: inout State, toFit capacity: Int) {
         // Drop the oldest quarter (by last use), then more until under capacity.

@@ -112,11 +112,11 @@ extension HTTPField.Name {
 }
 
 /// IMF-fixdate formatting (RFC 9110 §5.6.7), without a DateFormatter (one per request is slow).
-enum HTTPDate {
+public enum HTTPDate {
     private static let days = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]  // 1970-01-01 was a Thursday
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
-    static func format(_ date: Date) -> String {
+    public static func format(_ date: Date) -> String {
         let t = Int64(date.timeIntervalSince1970.rounded(.down))
         var day = t / 86400
         var secs = t % 86400

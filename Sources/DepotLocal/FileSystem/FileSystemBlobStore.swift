@@ -55,15 +55,25 @@ public struct FileSystemBlobStore: BlobStore {
         let wanted = range ?? 0..<size
         var offset: Int64 = Swift.max(0, wanted.lowerBound)
         let end: Int64 = Swift.min(size, wanted.upperBound)
-        while offset < end {
-            let count = Int(Swift.min(Int64(Self.chunkSize), end - offset))
-            let at = offset
-            let chunk = try await threadPool.runIfActive { [allocator] in
-                try POSIX.pread(fd, count: count, offset: at, path: p, allocator: allocator)
+        let (pool, allocator) = (threadPool, self.allocator)
+        // Read ahead: the next chunk is read on the thread pool while this one is sent.
+        func readChunk(at: Int64) -> Task<ByteBuffer, any Error> {
+            let count = Int(Swift.min(Int64(Self.chunkSize), end - at))
+            return Task { try await pool.runIfActive { try POSIX.pread(fd, count: count, offset: at, path: p, allocator: allocator) } }
+        }
+        var next: Task<ByteBuffer, any Error>? = offset < end ? readChunk(at: offset) : nil
+        do {
+            while let pending = next {
+                let chunk = try await pending.value
+                guard chunk.readableBytes > 0 else { throw StorageError.internal("blob shorter than expected") }
+                offset += Int64(chunk.readableBytes)
+                next = offset < end ? readChunk(at: offset) : nil
+                try await consume(chunk)
             }
-            guard chunk.readableBytes > 0 else { throw StorageError.internal("blob shorter than expected") }
-            offset += Int64(chunk.readableBytes)
-            try await consume(chunk)
+        } catch {
+            // The fd is closed only after the read-ahead in flight has finished with it.
+            if let next { _ = try? await next.value }
+            throw error
         }
     }
 
@@ -120,6 +130,8 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
     var pending: ByteBuffer
     var fd: Int32 = -1
     var size: Int64 = 0
+    /// The flush in flight (write-behind): at most one, awaited before the next and at the end.
+    var inFlight: Task<Int32, any Error>?
 
     init(store: FileSystemBlobStore, id: BlobID, finalPath: String, tempPath: String) {
         self.store = store
@@ -156,12 +168,26 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
     }
 
     private func flushUnchecked(_ buffer: ByteBuffer) async throws {
-        let (fd, tempPath) = (self.fd, self.tempPath)
-        self.fd = try await store.threadPool.runIfActive { () throws -> Int32 in
-            let fd = fd >= 0 ? fd : try POSIX.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-            try POSIX.writeAll(fd, buffer, path: tempPath)
-            return fd
+        try await settle()
+        let (fd, tempPath, pool) = (self.fd, self.tempPath, store.threadPool)
+        inFlight = Task {
+            try await pool.runIfActive { () throws -> Int32 in
+                let opened = fd < 0
+                let fd = opened ? try POSIX.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, 0o644) : fd
+                do { try POSIX.writeAll(fd, buffer, path: tempPath) } catch {
+                    if opened { close(fd) }
+                    throw error
+                }
+                return fd
+            }
         }
+    }
+
+    /// Waits for the flush in flight and takes its file descriptor.
+    private func settle() async throws {
+        guard let task = inFlight else { return }
+        inFlight = nil
+        fd = try await task.value
     }
 
     func finish() async throws -> Int64 {
@@ -169,6 +195,7 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
     }
 
     private func finishUnchecked() async throws -> Int64 {
+        try await settle()
         let (fd, tempPath, finalPath, buffer, root) = (self.fd, self.tempPath, self.finalPath, self.pending, store.root)
         pending = store.allocator.buffer(capacity: 0)
         self.fd = -1
@@ -189,6 +216,10 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
     }
 
     func abort() async {
+        if let task = inFlight {
+            inFlight = nil
+            if let opened = try? await task.value { fd = opened }
+        }
         let (fd, tempPath) = (self.fd, self.tempPath)
         self.fd = -1
         _ = try? await store.threadPool.runIfActive {

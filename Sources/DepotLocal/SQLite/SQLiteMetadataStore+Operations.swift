@@ -188,6 +188,17 @@ extension SQLiteMetadataStore {
         }
     }
 
+    /// Puts every claimed (`uploading`) intent back to pending. Only for start-up of the single
+    /// process that owns this database: claims left by a process that died can never complete.
+    /// Returns how many were released.
+    @discardableResult
+    public func releaseAbandonedClaims() async throws -> Int {
+        try await write { db in
+            try db.execute(sql: "UPDATE upload_intents SET state = 'pending' WHERE state = 'uploading'")
+            return db.changesCount
+        }
+    }
+
     public func releaseIntent(id: String) async throws {
         try await write { db in
             try db.execute(sql: "UPDATE upload_intents SET state = 'pending' WHERE id = ? AND state = 'uploading'", arguments: [id])

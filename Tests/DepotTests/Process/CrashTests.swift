@@ -94,7 +94,14 @@ struct CrashTests {
         let list = try await server.request(.GET, "/v1/assets?limit=1000", headers: [("Authorization", "Bearer \(service)")])
         let items = json(list.body)["items"] as? [[String: Any]] ?? []
         #expect(Set(items.map { $0["path"] as! String }) == Set(committed.map(\.path)))
+        #expect(items.count == 5)
         #expect(try await server.request(.GET, "/v1/assets/\(directPath)", headers: auth).status == 404)
+        // The upload URL cut off by the crash can be used again (and then only once).
+        let retry = try await server.request(.PUT, uploadURL, headers: [("Content-Type", "image/png")], body: big)
+        #expect(retry.status == 201)
+        #expect(json(retry.body)["checksum"] as? String == big.sha256Hex)
+        #expect(try await server.request(.PUT, uploadURL, headers: [("Content-Type", "image/png")], body: big).status == 409)
+        #expect(try await server.request(.GET, "/v1/assets/\(directPath)", headers: auth).status == 200)
 
         // `depot gc` removes the orphan and nothing else.
         let gc = try DepotProcess.run(["gc", "--data-dir", dir, "--grace", "3600"])

@@ -1,4 +1,4 @@
-@testable import DepotHTTP
+import DepotHTTP
 import Foundation
 import Testing
 
