@@ -77,7 +77,19 @@ public struct CachedMetadataStore: MetadataStore {
 
     public func listBuckets() async throws -> [BucketRecord] { try await base.listBuckets() }
     public func objects(in bucket: String, paths: [ObjectPath]) async throws -> [ObjectPath: ObjectRecord] {
-        try await base.objects(in: bucket, paths: paths)
+        var found: [ObjectPath: ObjectRecord] = [:]
+        found.reserveCapacity(paths.count)
+        var misses: [ObjectPath] = []
+        for p in paths {
+            if let hit = objects.value(for: ObjectKey(bucket: bucket, path: p)) { found[p] = hit } else { misses.append(p) }
+        }
+        if misses.isEmpty { return found }
+        let version = objects.version
+        for (p, row) in try await base.objects(in: bucket, paths: misses) {
+            found[p] = row
+            objects.insert(row, for: row.key, ifVersion: version)
+        }
+        return found
     }
     public func listObjects(in bucket: String, prefix: String, after cursor: String?, limit: Int) async throws -> [ObjectRecord] {
         try await base.listObjects(in: bucket, prefix: prefix, after: cursor, limit: limit)

@@ -20,7 +20,7 @@ public struct FileSystemBlobStore: BlobStore {
     let threadPool: NIOThreadPool
     let allocator = ByteBufferAllocator()
     /// Bytes buffered before a write system call, and the size of read chunks.
-    static let chunkSize = 256 * 1024
+    static let chunkSize = 1024 * 1024
 
     /// Opens (creating when missing) a blob store under `directory`, and removes temp files left by
     /// an earlier process.
