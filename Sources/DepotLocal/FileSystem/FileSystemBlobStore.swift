@@ -7,6 +7,7 @@ import DepotCore
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Blobs as files under a data directory: `blobs/ab/cd/<id>`.
 ///
@@ -19,6 +20,8 @@ public struct FileSystemBlobStore: BlobStore {
     public let root: String
     let threadPool: NIOThreadPool
     let allocator = ByteBufferAllocator()
+    /// Leaf directories whose entry in their parent is known to be durable (fsynced by this process).
+    let durableDirectories = DurableDirectories()
     /// Bytes buffered before a write system call, and the size of read chunks.
     static let chunkSize = 1024 * 1024
 
@@ -30,6 +33,12 @@ public struct FileSystemBlobStore: BlobStore {
         try POSIX.mkdir(root)
         try POSIX.mkdir(root + "/blobs")
         try POSIX.mkdir(root + "/tmp")
+        // The 256 first-level fan-out directories exist before any write, made durable once here.
+        for i in 0..<256 {
+            try POSIX.mkdir(root + "/blobs/" + String(format: "%02x", i))
+        }
+        try POSIX.fsyncDirectory(root + "/blobs")
+        try POSIX.fsyncDirectory(root)
         if sweepTemporaryFiles {
             for name in try POSIX.list(root + "/tmp") { try POSIX.unlink(root + "/tmp/" + name) }
         }
@@ -119,6 +128,13 @@ public struct FileSystemBlobStore: BlobStore {
     }
 }
 
+/// The set of leaf directories already made durable, shared by the store's copies.
+final class DurableDirectories: Sendable {
+    private let set = Mutex(Set<String>())
+    func contains(_ path: String) -> Bool { set.withLock { $0.contains(path) } }
+    func insert(_ path: String) { _ = set.withLock { $0.insert(path) } }
+}
+
 /// One file being written. Buffers up to ``FileSystemBlobStore/chunkSize`` bytes between system
 /// calls, so a small blob costs one trip to the thread pool in all.
 final class FileBlobWriter: BlobWriter, @unchecked Sendable {
@@ -196,7 +212,7 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
 
     private func finishUnchecked() async throws -> Int64 {
         try await settle()
-        let (fd, tempPath, finalPath, buffer, root) = (self.fd, self.tempPath, self.finalPath, self.pending, store.root)
+        let (fd, tempPath, finalPath, buffer, durable) = (self.fd, self.tempPath, self.finalPath, self.pending, store.durableDirectories)
         pending = store.allocator.buffer(capacity: 0)
         self.fd = -1
         try await store.threadPool.runIfActive { () throws in
@@ -204,13 +220,17 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
             defer { close(fd) }
             if buffer.readableBytes > 0 { try POSIX.writeAll(fd, buffer, path: tempPath) }
             try POSIX.fsync(fd, path: tempPath)
-            // Create the fan-out directories; a new directory entry is made durable in its parent.
+            // The leaf fan-out directory may be new (made by this or a concurrent writer): its own
+            // entry in the parent is fsynced once per process before any blob in it counts as durable.
             let leaf = String(finalPath[..<finalPath.lastIndex(of: "/")!])
             let mid = String(leaf[..<leaf.lastIndex(of: "/")!])
-            if try POSIX.mkdir(mid) { try POSIX.fsyncDirectory(root + "/blobs") }
-            if try POSIX.mkdir(leaf) { try POSIX.fsyncDirectory(mid) }
+            try POSIX.mkdir(leaf)
             try POSIX.rename(tempPath, finalPath)
             try POSIX.fsyncDirectory(leaf)
+            if !durable.contains(leaf) {
+                try POSIX.fsyncDirectory(mid)
+                durable.insert(leaf)
+            }
         }
         return size
     }
