@@ -409,7 +409,8 @@ def main():
             "cpu": cpu_name() + f" ×{os.cpu_count()}",
             "mem": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
             "kernel": platform.release(),
-            "depot": sh("git -C " + REPO + " rev-parse --short HEAD", check=False) or "?",
+            "depot": (sh("git -C " + REPO + " rev-parse --short HEAD", check=False) or "?")
+                     + ("+uncommitted changes" if sh("git -C " + REPO + " status --porcelain --untracked-files=no", check=False) else ""),
             "nginx": sh("nginx -v 2>&1 | cut -d/ -f2"),
             "moto": sh([PY, "-c", "import moto;print(moto.__version__)"]),
             "wrk": sh("wrk -v 2>&1 | head -1 | cut -d' ' -f2", check=False),

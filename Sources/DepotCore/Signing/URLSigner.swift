@@ -6,10 +6,11 @@ import Foundation
 public struct KeyRing: Sendable {
     public struct Key: Sendable {
         public let id: String
-        let key: SymmetricKey
+        /// An HMAC already keyed (inner and outer pads absorbed); each MAC starts from a copy.
+        let prototype: HMAC<SHA256>
         public init(id: String, secret: [UInt8]) {
             self.id = id
-            self.key = SymmetricKey(data: secret)
+            self.prototype = HMAC<SHA256>(key: SymmetricKey(data: secret))
         }
     }
 
@@ -58,7 +59,7 @@ public struct URLSigner: Sendable {
     public func mint(scope: Scope, bucket: String, path: ObjectPath, binding: String, expiresAt: Int64) -> String {
         let key = keys.active
         let exp = String(expiresAt)
-        let mac = Self.mac(key: key.key, scope: scope, kid: key.id, exp: exp, binding: binding, bucket: bucket, path: path.string)
+        let mac = Self.mac(key: key, scope: scope, exp: exp, binding: binding, bucket: bucket, path: path.string)
         return "\(scope.rawValue).\(key.id).\(exp).\(binding).\(Base64URL.encode(mac))"
     }
 
@@ -72,8 +73,7 @@ public struct URLSigner: Sendable {
             let mac = Base64URL.decode(parts[4]), mac.count == 32
         else { throw StorageError(.signatureInvalid, "the URL's token is not valid") }
         let expected = Self.mac(
-            key: key.key, scope: scope, kid: key.id, exp: String(parts[2]), binding: String(parts[3]),
-            bucket: bucket, path: path.string)
+            key: key, scope: scope, exp: String(parts[2]), binding: String(parts[3]), bucket: bucket, path: path.string)
         guard Self.constantTimeEqual(expected, mac) else {
             throw StorageError(.signatureInvalid, "the URL's token is not valid")
         }
@@ -81,10 +81,10 @@ public struct URLSigner: Sendable {
         return Claims(scope: scope, expiresAt: exp, binding: String(parts[3]))
     }
 
-    static func mac(key: SymmetricKey, scope: Scope, kid: String, exp: String, binding: String, bucket: String, path: String) -> [UInt8] {
-        var h = HMAC<SHA256>(key: key)
-        let message = "\(scope.rawValue)\n\(kid)\n\(exp)\n\(binding)\n\(bucket)\n\(path)"
-        h.update(data: Array(message.utf8))
+    static func mac(key: KeyRing.Key, scope: Scope, exp: String, binding: String, bucket: String, path: String) -> [UInt8] {
+        var h = key.prototype
+        var message = "\(scope.rawValue)\n\(key.id)\n\(exp)\n\(binding)\n\(bucket)\n\(path)"
+        message.withUTF8 { h.update(data: UnsafeRawBufferPointer($0)) }
         return Array(h.finalize())
     }
 

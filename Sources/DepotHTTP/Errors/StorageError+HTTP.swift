@@ -27,7 +27,7 @@ extension StorageError {
     /// `{"error":{"code","message"}}` with the code's status (and `Retry-After` for 503).
     func response(extraHeaders: HTTPFields = [:]) -> Response {
         let body = ErrorBody(error: .init(code: code.rawValue, message: message))
-        let data = (try? JSONResponse.encoder.encode(body)) ?? Data()
+        let data = (try? JSONResponse.sortedEncoder.encode(body)) ?? Data()
         var headers = extraHeaders
         headers[.contentType] = "application/json; charset=utf-8"
         if code == .unavailable { headers[.retryAfter] = "5" }

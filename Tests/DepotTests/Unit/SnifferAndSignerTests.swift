@@ -1,3 +1,4 @@
+import Crypto
 import DepotCore
 import Foundation
 import Testing
@@ -61,6 +62,19 @@ struct SignerTests {
         #expect(code { _ = try signer.verify(regen, scope: .download, bucket: "assets", path: path, now: 1000) } == .signatureInvalid)
         #expect(code { _ = try signer.verify("garbage", scope: .download, bucket: "assets", path: path, now: 1000) } == .signatureInvalid)
         #expect(code { _ = try signer.verify("", scope: .download, bucket: "assets", path: path, now: 1000) } == .signatureInvalid)
+    }
+
+    @Test func macsFromTheKeyedPrototypeMatchAFreshHMAC() throws {
+        // The signer copies one keyed HMAC per token: copies must not share state.
+        let ring = try KeyRing(keys: [.init(id: "k9", secret: Array("some-key".utf8))])
+        let signer = URLSigner(keys: ring)
+        for i in 0..<3 {
+            let t = signer.mint(scope: .download, bucket: "b", path: path, binding: "\(i)", expiresAt: 2000)
+            let mac = Base64URL.decode(t.split(separator: ".")[4])!
+            let fresh = HMAC<SHA256>.authenticationCode(
+                for: Array("d\nk9\n2000\n\(i)\nb\n\(path.string)".utf8), using: SymmetricKey(data: Array("some-key".utf8)))
+            #expect(mac == Array(fresh))
+        }
     }
 
     @Test func rotationKeepsOldKeysVerifying() throws {
