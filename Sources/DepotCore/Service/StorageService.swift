@@ -101,8 +101,9 @@ public struct StorageService: Sendable {
         return "\(settings.publicBaseURL)/storage/v1/object/sign/\(PercentEncoding.encodeSegment(record.bucket))/\(record.path.percentEncoded)?token=\(token)"
     }
 
-    /// Deletes a blob after its row is gone; a failure leaves an orphan for garbage collection.
-    func discard(_ blob: BlobID) async {
+    /// Deletes a blob that no row points at (an overwritten or refused one); a failure is logged
+    /// and leaves an orphan for garbage collection.
+    public func discard(_ blob: BlobID) async {
         do { try await blobs.delete(blob) } catch {
             logger.warning("could not delete blob; garbage collection will", metadata: ["blob": "\(blob)", "error": "\(error)"])
         }

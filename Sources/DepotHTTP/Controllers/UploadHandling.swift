@@ -66,19 +66,22 @@ struct UploadHandling: Sendable {
                 }
             }
         } catch {
-            if let blob { try? await service.blobs.delete(blob.id) }
+            if let blob { await service.discard(blob.id) }
             throw error
         }
         guard let blob else { throw StorageError.invalidRequest("the form has no 'file' part") }
-        guard let jobId = query.jobId ?? fields["jobId"] ?? fields["job_id"] else {
-            try? await service.blobs.delete(blob.id)
-            throw StorageError.invalidRequest("jobId is required")
-        }
-        let vis: Visibility
-        do { vis = try Self.visibility(query.visibility ?? fields["visibility"] ?? "private") } catch {
-            try? await service.blobs.delete(blob.id)
+        let jobId: String, vis: Visibility
+        do {
+            guard let j = query.jobId ?? fields["jobId"] ?? fields["job_id"] else {
+                throw StorageError.invalidRequest("jobId is required")
+            }
+            jobId = j
+            vis = try Self.visibility(query.visibility ?? fields["visibility"] ?? "private")
+        } catch {
+            await service.discard(blob.id)
             throw error
         }
+        // `commitAsset` validates the job id and suffix, and discards the blob when they are refused.
         return try await service.commitAsset(
             blob, as: identity, jobId: jobId, suffix: query.suffix ?? fields["suffix"] ?? "", visibility: vis)
     }
