@@ -33,17 +33,22 @@ let package = Package(
         .target(
             name: "DepotCore",
             dependencies: [
+                "CDepotCrypto",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
+        // Two Linux system calls the Glibc module does not export (syncfs, sync_file_range).
+        .target(name: "CDepotSystem"),
+        // HMAC-SHA256 for short messages (URL tokens), with the SHA extensions where the CPU has them.
+        .target(name: "CDepotCrypto"),
         // The embedded backends: files on local disk and SQLite (GRDB).
         .target(
             name: "DepotLocal",
             dependencies: [
-                "DepotCore",
+                "DepotCore", "CDepotSystem",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -86,6 +91,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -45,9 +45,10 @@ struct ServeCommand: AsyncParsableCommand {
         var http = DepotHTTPOptions()
         http.objectCORSOrigins = config.corsObjectOrigins
         http.apiCORSOrigins = config.corsAPIOrigins
-        let router = buildRouter(service: service, jwt: jwt, options: http)
+        let metrics = DepotMetrics()
+        let router = buildRouter(service: service, jwt: jwt, metrics: metrics, options: http)
         var app = Application(
-            router: router, server: .depot,
+            router: router, server: .depot(fastDownloadsFrom: service, metrics: metrics, serverName: "Depot"),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Depot"),
             logger: logger)
         if config.gcInterval > 0 {

@@ -12,19 +12,55 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
     public static let maxSegmentBytes = 255
     public static let maxBytes = 1024
 
-    /// The decoded segments.
-    public let segments: [String]
+    /// The canonical form: the decoded segments joined with `/`. Equality, hashing and order use it.
+    public let string: String
 
-    /// The canonical form: segments joined with `/`.
-    public var string: String { segments.joined(separator: "/") }
+    /// The decoded segments.
+    public var segments: [String] { string.split(separator: "/", omittingEmptySubsequences: false).map(String.init) }
     public var description: String { string }
-    public var owner: String { segments[0] }
+    /// The first segment (the tenant, by Depot's path rule).
+    public var owner: String { String(firstSegment) }
+    /// The last segment (the file name).
+    public var lastSegment: String { String(string[(string.lastIndex(of: "/").map { string.index(after: $0) } ?? string.startIndex)...]) }
+    private var firstSegment: Substring { string[..<(string.firstIndex(of: "/") ?? string.endIndex)] }
 
     /// Validates a name given as a plain (already decoded) string, e.g. from JSON.
     public init(_ raw: String) throws(StorageError) {
         guard !raw.isEmpty else { throw .invalidPath("the path is empty") }
+        if Self.isPlainASCII(raw) {
+            // The common case, checked in one pass: already canonical, so `raw` is the string.
+            self.init(checked: raw)
+            return
+        }
         try self.init(segments: raw.split(separator: "/", omittingEmptySubsequences: false).map(String.init))
     }
+
+    /// Whether `raw` is a valid path made of printable ASCII only (so NFC leaves it unchanged).
+    /// `false` sends it through the general validation, which also names the fault.
+    static func isPlainASCII(_ raw: String) -> Bool {
+        var segmentLength = 0
+        var dots = 0
+        var total = 0
+        for byte in raw.utf8 {
+            total += 1
+            switch byte {
+            case UInt8(ascii: "/"):
+                if segmentLength == 0 || dots == segmentLength && dots <= 2 { return false }
+                segmentLength = 0
+                dots = 0
+            case 0x20...0x7E where byte != UInt8(ascii: "\\"):
+                segmentLength += 1
+                if byte == UInt8(ascii: ".") { dots += 1 }
+                if segmentLength > maxSegmentBytes { return false }
+            default:
+                return false
+            }
+        }
+        return total <= maxBytes && segmentLength > 0 && !(dots == segmentLength && dots <= 2)
+    }
+
+    public static func == (lhs: ObjectPath, rhs: ObjectPath) -> Bool { lhs.string == rhs.string }
+    public func hash(into hasher: inout Hasher) { hasher.combine(string) }
 
     /// Validates decoded segments.
     public init(segments: [String]) throws(StorageError) {
@@ -42,12 +78,20 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
         guard total - 1 <= Self.maxBytes else {
             throw .invalidPath("the path is longer than \(Self.maxBytes) bytes")
         }
-        self.segments = normalized
+        self.init(checked: normalized.joined(separator: "/"))
+    }
+
+    private init(checked string: String) {
+        self.string = string
     }
 
     /// Parses a path as it appears in a URL: split on `/`, percent-decode each segment once,
     /// then validate.
     public init(percentEncoded raw: Substring) throws(StorageError) {
+        if !raw.utf8.contains(UInt8(ascii: "%")) {
+            try self.init(String(raw))
+            return
+        }
         let parts = raw.split(separator: "/", omittingEmptySubsequences: false)
         var decoded: [String] = []
         decoded.reserveCapacity(parts.count)
@@ -62,11 +106,14 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
 
     /// The path with each segment percent-encoded, for use in URLs.
     public var percentEncoded: String {
-        segments.map(PercentEncoding.encodeSegment).joined(separator: "/")
+        var s = string
+        let plain = s.withUTF8 { bytes in !bytes.contains { $0 != UInt8(ascii: "/") && !PercentEncoding.isUnreserved($0) } }
+        if plain { return string }
+        return segments.map(PercentEncoding.encodeSegment).joined(separator: "/")
     }
 
     /// Whether this path lies under `prefix` (segment-wise).
-    public func isOwned(by userId: String) -> Bool { segments[0] == userId }
+    public func isOwned(by userId: String) -> Bool { firstSegment == userId }
 
     public static func validate(segment: String) throws(StorageError) {
         if segment.isEmpty { throw .invalidPath("the path has an empty segment") }
@@ -115,6 +162,8 @@ public enum PercentEncoding {
 
     /// Encodes everything except RFC 3986 unreserved characters.
     public static func encodeSegment(_ s: String) -> String {
+        var copy = s
+        if copy.withUTF8({ bytes in bytes.allSatisfy(isUnreserved) }) { return s }
         var out = ""
         out.reserveCapacity(s.utf8.count)
         for b in s.utf8 {
@@ -131,7 +180,7 @@ public enum PercentEncoding {
 
     private static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
 
-    private static func isUnreserved(_ b: UInt8) -> Bool {
+    static func isUnreserved(_ b: UInt8) -> Bool {
         switch b {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."),

@@ -61,7 +61,7 @@ extension StorageService {
         let writer = try await blobs.makeWriter(for: id)
         let limit = rules.exactSize.map { min($0, rules.maxSize) } ?? rules.maxSize
         do {
-            var hasher = SHA256()
+            var hasher = PipelinedSHA256()
             var count: Int64 = 0
             var head: ByteBuffer? = ByteBuffer()
             var contentType: String? = nil
@@ -70,7 +70,7 @@ extension StorageService {
                 if count > limit {
                     throw StorageError(.payloadTooLarge, "the body is larger than \(limit) bytes")
                 }
-                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                await hasher.update(chunk)
                 if var pending = head {
                     var c = chunk
                     pending.writeBuffer(&c)
@@ -92,7 +92,7 @@ extension StorageService {
             if let exact = rules.exactSize, count != exact {
                 throw StorageError(.sizeMismatch, "the body has \(count) bytes, \(exact) were declared")
             }
-            let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            let digest = await hasher.finalize()
             if let expected = rules.sha256, expected.lowercased() != digest {
                 throw StorageError(.checksumMismatch, "the body's SHA-256 does not match the declared checksum")
             }
@@ -149,5 +149,56 @@ extension StorageService {
             await discard(replaced.blobID)
         }
         return (record, replaced != nil)
+    }
+}
+
+/// SHA-256 computed beside the upload rather than in its way: bytes are hashed in batches of about
+/// 1 MiB on another task while the next batch arrives. At most two batches are pending, so memory
+/// stays bounded whatever the hashing speed.
+struct PipelinedSHA256 {
+    static let batchSize = 1024 * 1024
+    private var batch: [ByteBuffer] = []
+    private var batchBytes = 0
+    private var running: Task<SHA256, Never>?
+    private var previous: Task<SHA256, Never>?
+
+    mutating func update(_ chunk: ByteBuffer) async {
+        batch.append(chunk)
+        batchBytes += chunk.readableBytes
+        if batchBytes >= Self.batchSize { await submit() }
+    }
+
+    private mutating func submit() async {
+        // Bound the pipeline: the batch before the running one must be done.
+        if let previous { _ = await previous.value }
+        let (prior, buffers) = (running, batch)
+        previous = running
+        batch = []
+        batchBytes = 0
+        running = Task {
+            var hasher = await prior?.value ?? SHA256()
+            for b in buffers { b.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) } }
+            return hasher
+        }
+    }
+
+    /// The lower-case hex digest of everything passed to `update`.
+    mutating func finalize() async -> String {
+        var hasher = await running?.value ?? SHA256()
+        for b in batch { b.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) } }
+        return hasher.finalize().hexString
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for b in self {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -22,6 +22,9 @@ public struct StorageService: Sendable {
     public let logger: Logger
     /// The clock; injected so that tests can move time.
     public let now: @Sendable () -> Date
+    /// The stores' in-memory answers, when they have them (the cached decorators).
+    let metadataPeek: (any MetadataPeeking)?
+    let blobPeek: (any BlobPeeking)?
 
     public init(
         blobs: any BlobStore, metadata: any MetadataStore, settings: StorageSettings, keys: KeyRing,
@@ -33,6 +36,8 @@ public struct StorageService: Sendable {
         self.signer = URLSigner(keys: keys)
         self.logger = logger
         self.now = now
+        self.metadataPeek = metadata as? any MetadataPeeking
+        self.blobPeek = blobs as? any BlobPeeking
     }
 
     /// Creates the private and public buckets when they are missing.

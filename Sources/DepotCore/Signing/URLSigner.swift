@@ -1,3 +1,4 @@
+import CDepotCrypto
 import Crypto
 import Foundation
 
@@ -6,11 +7,11 @@ import Foundation
 public struct KeyRing: Sendable {
     public struct Key: Sendable {
         public let id: String
-        /// An HMAC already keyed (inner and outer pads absorbed); each MAC starts from a copy.
-        let prototype: HMAC<SHA256>
+        /// HMAC-SHA256 already keyed; each MAC starts from a copy.
+        let prototype: KeyedHMACSHA256
         public init(id: String, secret: [UInt8]) {
             self.id = id
-            self.prototype = HMAC<SHA256>(key: SymmetricKey(data: secret))
+            self.prototype = KeyedHMACSHA256(key: secret)
         }
     }
 
@@ -60,7 +61,30 @@ public struct URLSigner: Sendable {
         let key = keys.active
         let exp = String(expiresAt)
         let mac = Self.mac(key: key, scope: scope, exp: exp, binding: binding, bucket: bucket, path: path.string)
-        return "\(scope.rawValue).\(key.id).\(exp).\(binding).\(Base64URL.encode(mac))"
+        // `<scope>.<kid>.<exp>.<binding>.<mac>` written in place: one allocation for the token.
+        let length = 5 + key.id.utf8.count + exp.utf8.count + binding.utf8.count + Base64URL.encodedLength(mac.count)
+        return String(unsafeUninitializedCapacity: length) { out in
+            out[0] = UInt8(ascii: scope == .download ? "d" : "u")
+            out[1] = UInt8(ascii: ".")
+            var i = Self.copy(key.id, into: out, at: 2)
+            out[i] = UInt8(ascii: ".")
+            i = Self.copy(exp, into: out, at: i + 1)
+            out[i] = UInt8(ascii: ".")
+            i = Self.copy(binding, into: out, at: i + 1)
+            out[i] = UInt8(ascii: ".")
+            return i + 1 + Base64URL.encode(mac, into: UnsafeMutableBufferPointer(rebasing: out[(i + 1)...]))
+        }
+    }
+
+    /// Copies `s`'s UTF-8 into `out` at `i`; returns the index after it.
+    @inline(__always)
+    static func copy(_ s: String, into out: UnsafeMutableBufferPointer<UInt8>, at i: Int) -> Int {
+        var s = s
+        return s.withUTF8 { src in
+            UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: out[i..<(i + src.count)]))
+                .copyMemory(from: UnsafeRawBufferPointer(src))
+            return i + src.count
+        }
     }
 
     /// Checks signature, scope and expiry, in constant time for the signature.
@@ -81,11 +105,24 @@ public struct URLSigner: Sendable {
         return Claims(scope: scope, expiresAt: exp, binding: String(parts[3]))
     }
 
+    /// HMAC-SHA256 of `scope \n kid \n exp \n binding \n bucket \n path`, the message laid out in
+    /// one stack buffer and absorbed in one call.
     static func mac(key: KeyRing.Key, scope: Scope, exp: String, binding: String, bucket: String, path: String) -> [UInt8] {
-        var h = key.prototype
-        var message = "\(scope.rawValue)\n\(key.id)\n\(exp)\n\(binding)\n\(bucket)\n\(path)"
-        message.withUTF8 { h.update(data: UnsafeRawBufferPointer($0)) }
-        return Array(h.finalize())
+        let length = 6 + key.id.utf8.count + exp.utf8.count + binding.utf8.count + bucket.utf8.count + path.utf8.count
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { message in
+            message[0] = UInt8(ascii: scope == .download ? "d" : "u")
+            var i = 1
+            func field(_ part: String) {
+                message[i] = UInt8(ascii: "\n")
+                i = copy(part, into: message, at: i + 1)
+            }
+            field(key.id)
+            field(exp)
+            field(binding)
+            field(bucket)
+            field(path)
+            return key.prototype.authenticationCode(for: UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: message[..<i])))
+        }
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
@@ -93,6 +130,29 @@ public struct URLSigner: Sendable {
         var diff: UInt8 = 0
         for i in 0..<a.count { diff |= a[i] ^ b[i] }
         return diff == 0
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104) keyed once: the inner and outer hashes start from states that have
+/// already absorbed the padded key. Computed by `CDepotCrypto` (SHA extensions where the CPU has
+/// them): through swift-crypto, generic `DataProtocol` paths and copy-on-write hash contexts cost
+/// several times the hashing for messages this short. Tests check it against swift-crypto's HMAC.
+struct KeyedHMACSHA256: Sendable {
+    private let key: depot_hmac_sha256_key
+
+    init(key secret: [UInt8]) {
+        var key = depot_hmac_sha256_key()
+        secret.withUnsafeBufferPointer { depot_hmac_sha256_init(&key, $0.baseAddress, $0.count) }
+        self.key = key
+    }
+
+    func authenticationCode(for message: UnsafeRawBufferPointer) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+            withUnsafePointer(to: key) { k in
+                depot_hmac_sha256(k, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count, out.baseAddress)
+            }
+            count = 32
+        }
     }
 }
 
@@ -107,24 +167,38 @@ public enum Base64URL {
 
     public static func encode(_ bytes: some Collection<UInt8>) -> String {
         let input = Array(bytes)
-        var out: [UInt8] = []
-        out.reserveCapacity((input.count * 4 + 2) / 3)
-        var i = 0
-        while i + 2 < input.count {
-            let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8 | UInt32(input[i + 2])
-            out.append(alphabet[Int(v >> 18 & 63)]); out.append(alphabet[Int(v >> 12 & 63)])
-            out.append(alphabet[Int(v >> 6 & 63)]); out.append(alphabet[Int(v & 63)])
-            i += 3
+        return String(unsafeUninitializedCapacity: encodedLength(input.count)) { out in
+            input.withUnsafeBufferPointer { encode($0, into: out) }
         }
-        let rest = input.count - i
-        if rest == 1 {
-            let v = UInt32(input[i]) << 16
-            out.append(alphabet[Int(v >> 18 & 63)]); out.append(alphabet[Int(v >> 12 & 63)])
-        } else if rest == 2 {
-            let v = UInt32(input[i]) << 16 | UInt32(input[i + 1]) << 8
-            out.append(alphabet[Int(v >> 18 & 63)]); out.append(alphabet[Int(v >> 12 & 63)]); out.append(alphabet[Int(v >> 6 & 63)])
+    }
+
+    /// Characters needed for `count` bytes, without padding.
+    public static func encodedLength(_ count: Int) -> Int { (count * 4 + 2) / 3 }
+
+    /// Writes the encoding of `input` into `out` (at least ``encodedLength(_:)`` long); returns the
+    /// number of bytes written.
+    @discardableResult
+    public static func encode(_ input: some RandomAccessCollection<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        alphabet.withUnsafeBufferPointer { alphabet in
+            var o = out.startIndex
+            func put(_ v: UInt32) { out[o] = alphabet[Int(v & 63)]; o += 1 }
+            var i = input.startIndex
+            var left = input.count
+            while left >= 3 {
+                let v = UInt32(input[i]) << 16 | UInt32(input[input.index(i, offsetBy: 1)]) << 8 | UInt32(input[input.index(i, offsetBy: 2)])
+                put(v >> 18); put(v >> 12); put(v >> 6); put(v)
+                i = input.index(i, offsetBy: 3)
+                left -= 3
+            }
+            if left == 1 {
+                let v = UInt32(input[i]) << 16
+                put(v >> 18); put(v >> 12)
+            } else if left == 2 {
+                let v = UInt32(input[i]) << 16 | UInt32(input[input.index(after: i)]) << 8
+                put(v >> 18); put(v >> 12); put(v >> 6)
+            }
+            return o - out.startIndex
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// `nil` for characters outside the alphabet, padding, or an impossible length.

@@ -15,10 +15,14 @@ struct ObjectRoutesController: Sendable {
     let metrics: DepotMetrics
     var downloads: DownloadResponder { DownloadResponder(service: service, metrics: metrics) }
 
+    /// Route labels (metrics) of the two download routes, shared with ``FastDownloadHandler``.
+    static let signedRoute = "/storage/v1/object/sign/**"
+    static let publicRoute = "/storage/v1/object/public/**"
+
     func addPublicRoutes(to router: Router<DepotRequestContext>) {
         for method in [HTTPRequest.Method.get, .head] {
-            router.on("/storage/v1/object/sign/**", method: method, use: signed)
-            router.on("/storage/v1/object/public/**", method: method, use: publicObject)
+            router.on(RouterPath(stringLiteral: Self.signedRoute), method: method, use: signed)
+            router.on(RouterPath(stringLiteral: Self.publicRoute), method: method, use: publicObject)
         }
         router.put("/storage/v1/object/upload/sign/**", use: uploadToSignedURL)
     }
@@ -32,14 +36,22 @@ struct ObjectRoutesController: Sendable {
         let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/sign/")
         guard let token = request.query("token") else { throw StorageError(.signatureInvalid, "the URL has no token") }
         let (object, expiresAt) = try await service.resolveSigned(bucket: bucket, path: path, token: token)
-        let remaining = max(0, expiresAt - Int64(service.now().timeIntervalSince1970))
-        return try downloads.respond(to: request, object: object, cacheControl: "private, max-age=\(remaining)")
+        return try downloads.respond(to: request, object: object, cacheControl: Self.signedCacheControl(expiresAt, service))
+    }
+
+    /// Signed links may be cached privately until they expire.
+    static func signedCacheControl(_ expiresAt: Int64, _ service: StorageService) -> String {
+        "private, max-age=\(max(0, expiresAt - Int64(service.now().timeIntervalSince1970)))"
+    }
+
+    static func publicCacheControl(_ object: ObjectRecord, _ service: StorageService) -> String {
+        object.cacheControl ?? service.settings.publicCacheControl
     }
 
     @Sendable func publicObject(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/public/")
         let object = try await service.resolvePublic(bucket: bucket, path: path)
-        return try downloads.respond(to: request, object: object, cacheControl: object.cacheControl ?? service.settings.publicCacheControl)
+        return try downloads.respond(to: request, object: object, cacheControl: Self.publicCacheControl(object, service))
     }
 
     @Sendable func authenticated(_ request: Request, context: DepotRequestContext) async throws -> Response {

@@ -19,7 +19,11 @@ extension Request {
     func bucketAndPath(after prefix: String) throws -> (String, ObjectPath) {
         let raw = uri.path
         guard raw.hasPrefix(prefix) else { throw StorageError.invalidPath("the path is missing") }
-        let rest = raw.dropFirst(prefix.count)
+        return try Self.bucketAndPath(raw.dropFirst(prefix.count))
+    }
+
+    /// Parses `{bucket}/{path...}` as it appears in a URL (percent-encoded).
+    static func bucketAndPath(_ rest: Substring) throws(StorageError) -> (String, ObjectPath) {
         guard let slash = rest.firstIndex(of: "/"), let bucket = PercentEncoding.decode(rest[..<slash]) else {
             throw StorageError.invalidPath("expected /{bucket}/{path}")
         }

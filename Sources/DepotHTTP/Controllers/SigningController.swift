@@ -19,16 +19,32 @@ struct SigningController: Sendable {
         var expiresIn: FlexibleInt?
     }
 
-    struct SignResponse: Encodable {
-        var urls: [String: String]
-        var expiresAt: Date
-        var errors: [String: StorageError.ErrorBody.Detail]
-    }
-
     @Sendable func signMany(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(SignRequest.self)
         let batch = try await service.signedURLs(as: context.requireIdentity(), paths: body.paths, expiresIn: body.expiresIn?.value)
-        return try JSONResponse.make(SignResponse(urls: batch.urls, expiresAt: batch.expiresAt, errors: batch.errors.mapValues(\.detail)))
+        return try Self.response(batch)
+    }
+
+    /// `{"urls": {path: url}, "expiresAt": "…", "errors": {path: {code, message}}}`, written by hand:
+    /// `JSONEncoder` took a quarter of a 1,000-path request.
+    static func response(_ batch: SignedURLBatch) throws -> Response {
+        var json = JSONWriter(capacity: 64 + batch.urls.count * 256)
+        json.beginObject()
+        json.key("urls")
+        json.beginObject()
+        for (path, url) in batch.urls {
+            json.key(path)
+            json.string(url)
+        }
+        json.endObject()
+        json.key("expiresAt")
+        json.string(batch.expiresAt.formatted(.iso8601))
+        json.key("errors")
+        json.raw(try JSONResponse.encoder.encode(batch.errors.mapValues(\.detail)))
+        json.endObject()
+        return Response(
+            status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: json.buffer))
     }
 
     struct PresignRequest: Decodable {

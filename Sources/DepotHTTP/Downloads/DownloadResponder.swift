@@ -13,17 +13,24 @@ struct DownloadResponder: Sendable {
     let service: StorageService
     let metrics: DepotMetrics
 
-    func respond(to request: Request, object: ObjectRecord, cacheControl: String) throws -> Response {
+    /// The headers every answer about `object` carries (200, 206, 304 and HEAD alike).
+    static func headers(for object: ObjectRecord, cacheControl: String, download: String?) -> HTTPFields {
         var headers: HTTPFields = [:]
+        headers.reserveCapacity(10)
         headers[.eTag] = object.etag
         headers[.lastModified] = HTTPDate.format(object.updatedAt)
         headers[.cacheControl] = cacheControl
         headers[.acceptRanges] = "bytes"
         headers[.xContentTypeOptions] = "nosniff"
-        let download = request.uri.queryParameters["download"].map(String.init)
         if download != nil || MediaSniffer.isActiveContent(object.contentType) {
             headers[.contentDisposition] = Self.disposition(download: download, path: object.path)
         }
+        return headers
+    }
+
+    func respond(to request: Request, object: ObjectRecord, cacheControl: String) throws -> Response {
+        let download = request.uri.queryParameters["download"].map(String.init)
+        var headers = Self.headers(for: object, cacheControl: cacheControl, download: download)
 
         if let inm = request.headers[.ifNoneMatch], Self.etagMatches(inm, object.etag) {
             return Response(status: .notModified, headers: headers)
@@ -99,7 +106,7 @@ struct DownloadResponder: Sendable {
 
     /// `attachment` with an ASCII fallback name and the UTF-8 name (RFC 6266).
     static func disposition(download: String?, path: ObjectPath) -> String {
-        let name = (download?.isEmpty == false ? download! : path.segments.last!)
+        let name = (download?.isEmpty == false ? download! : path.lastSegment)
         let ascii = String(name.unicodeScalars.map { s -> Character in
             (s.isASCII && s.value >= 0x20 && s != "\"" && s != "\\" && s.value != 0x7F) ? Character(s) : "_"
         })

@@ -7,9 +7,8 @@ import DepotCore
 import Foundation
 import NIOCore
 import NIOPosix
-import Synchronization
 
-/// Blobs as files under a data directory: `blobs/ab/cd/<id>`.
+/// Blobs as files under a data directory: `blobs/ab/<id>`, with the 256 `ab` directories made at start.
 ///
 /// A write goes to `tmp/<id>` on the same file system, is fsynced, renamed into place, and the
 /// directory is fsynced; only then does ``BlobWriter/finish()`` return. A crash leaves at most a
@@ -20,16 +19,26 @@ public struct FileSystemBlobStore: BlobStore {
     public let root: String
     let threadPool: NIOThreadPool
     let allocator = ByteBufferAllocator()
-    /// Leaf directories whose entry in their parent is known to be durable (fsynced by this process).
-    let durableDirectories = DurableDirectories()
+    /// Finished writes waiting to be made durable together.
+    let syncGroup: BlobSyncGroup
     /// Bytes buffered before a write system call, and the size of read chunks.
     static let chunkSize = 1024 * 1024
 
+    /// The blocking file-system calls' threads, shared by every store of the process. More than
+    /// the cores: a thread waiting on the disk uses no CPU, and concurrent uploads write while a
+    /// group of others is being synced.
+    public static let ioThreadPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 8)
+        pool.start()
+        return pool
+    }()
+
     /// Opens (creating when missing) a blob store under `directory`, and removes temp files left by
     /// an earlier process.
-    public init(directory: String, threadPool: NIOThreadPool = .singleton, sweepTemporaryFiles: Bool = true) throws {
+    public init(directory: String, threadPool: NIOThreadPool = Self.ioThreadPool, sweepTemporaryFiles: Bool = true) throws {
         self.root = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         self.threadPool = threadPool
+        self.syncGroup = BlobSyncGroup(threadPool: threadPool)
         try POSIX.mkdir(root)
         try POSIX.mkdir(root + "/blobs")
         try POSIX.mkdir(root + "/tmp")
@@ -47,7 +56,7 @@ public struct FileSystemBlobStore: BlobStore {
     func path(of id: BlobID) throws -> String {
         guard BlobID.isWellFormed(id.rawValue) else { throw StorageError.notFound("blob not found") }
         let s = id.rawValue
-        return "\(root)/blobs/\(s.prefix(2))/\(s.dropFirst(2).prefix(2))/\(s)"
+        return "\(root)/blobs/\(s.prefix(2))/\(s)"
     }
 
     public func makeWriter(for id: BlobID) async throws -> any BlobWriter {
@@ -106,11 +115,9 @@ public struct FileSystemBlobStore: BlobStore {
             }
             var found: [BlobID] = []
             for a in try POSIX.list(root + "/blobs") {
-                for b in try POSIX.list("\(root)/blobs/\(a)") {
-                    for name in try POSIX.list("\(root)/blobs/\(a)/\(b)") where BlobID.isWellFormed(name) {
-                        if let st = try POSIX.status("\(root)/blobs/\(a)/\(b)/\(name)"), st.mtime < cutoff {
-                            found.append(BlobID(rawValue: name))
-                        }
+                for name in try POSIX.list("\(root)/blobs/\(a)") where BlobID.isWellFormed(name) {
+                    if let st = try POSIX.status("\(root)/blobs/\(a)/\(name)"), st.mtime < cutoff {
+                        found.append(BlobID(rawValue: name))
                     }
                 }
             }
@@ -126,13 +133,6 @@ public struct FileSystemBlobStore: BlobStore {
             }
         }
     }
-}
-
-/// The set of leaf directories already made durable, shared by the store's copies.
-final class DurableDirectories: Sendable {
-    private let set = Mutex(Set<String>())
-    func contains(_ path: String) -> Bool { set.withLock { $0.contains(path) } }
-    func insert(_ path: String) { _ = set.withLock { $0.insert(path) } }
 }
 
 /// One file being written. Buffers up to ``FileSystemBlobStore/chunkSize`` bytes between system
@@ -186,6 +186,7 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
     private func flushUnchecked(_ buffer: ByteBuffer) async throws {
         try await settle()
         let (fd, tempPath, pool) = (self.fd, self.tempPath, store.threadPool)
+        let offset = size - Int64(pending.readableBytes) - Int64(buffer.readableBytes)
         inFlight = Task {
             try await pool.runIfActive { () throws -> Int32 in
                 let opened = fd < 0
@@ -194,6 +195,9 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
                     if opened { close(fd) }
                     throw error
                 }
+                // Writeback starts now, so the final sync (shared with small writers) finds
+                // little left to write.
+                POSIX.startWriteback(fd, offset: offset, count: Int64(buffer.readableBytes))
                 return fd
             }
         }
@@ -212,26 +216,21 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
 
     private func finishUnchecked() async throws -> Int64 {
         try await settle()
-        let (fd, tempPath, finalPath, buffer, durable) = (self.fd, self.tempPath, self.finalPath, self.pending, store.durableDirectories)
+        let (fd, tempPath, buffer) = (self.fd, self.tempPath, self.pending)
         pending = store.allocator.buffer(capacity: 0)
         self.fd = -1
-        try await store.threadPool.runIfActive { () throws in
+        let written = try await store.threadPool.runIfActive { () throws -> Int32 in
             let fd = fd >= 0 ? fd : try POSIX.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-            defer { close(fd) }
-            if buffer.readableBytes > 0 { try POSIX.writeAll(fd, buffer, path: tempPath) }
-            try POSIX.fsync(fd, path: tempPath)
-            // The leaf fan-out directory may be new (made by this or a concurrent writer): its own
-            // entry in the parent is fsynced once per process before any blob in it counts as durable.
-            let leaf = String(finalPath[..<finalPath.lastIndex(of: "/")!])
-            let mid = String(leaf[..<leaf.lastIndex(of: "/")!])
-            try POSIX.mkdir(leaf)
-            try POSIX.rename(tempPath, finalPath)
-            try POSIX.fsyncDirectory(leaf)
-            if !durable.contains(leaf) {
-                try POSIX.fsyncDirectory(mid)
-                durable.insert(leaf)
+            if buffer.readableBytes > 0 {
+                do { try POSIX.writeAll(fd, buffer, path: tempPath) } catch {
+                    close(fd)
+                    throw error
+                }
             }
+            return fd
         }
+        // Durable with the other writers finishing now: bytes, then name (closes the fd).
+        try await store.syncGroup.commit(.init(fd: written, tempPath: tempPath, finalPath: finalPath))
         return size
     }
 

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CDepotSystem
 import DepotCore
 import NIOCore
 
@@ -52,6 +53,12 @@ enum POSIX {
 
     static func fsync(_ fd: Int32, path: String) throws {
         if Glibc.fsync(fd) != 0 { throw error("fsync", path) }
+    }
+
+    /// Starts writing a range of a file out without waiting for it (a hint: errors are ignored;
+    /// the final sync reports them).
+    static func startWriteback(_ fd: Int32, offset: Int64, count: Int64) {
+        _ = depot_start_writeback(fd, offset, count)
     }
 
     static func fsyncDirectory(_ path: String) throws {

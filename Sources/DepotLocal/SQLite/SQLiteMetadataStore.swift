@@ -4,8 +4,10 @@ import GRDB
 
 /// The embedded metadata store: one SQLite database in WAL mode (one writer, pooled readers), with
 /// `synchronous = FULL` so that a committed row survives power loss, not just a process crash.
+/// Concurrent writes are committed in groups (``GroupCommit``): one fsync for many.
 public struct SQLiteMetadataStore: MetadataStore {
     let pool: DatabasePool
+    let groupCommit: GroupCommit
 
     /// Opens (creating and migrating when needed) the database at `path`.
     public init(path: String) throws {
@@ -20,6 +22,7 @@ public struct SQLiteMetadataStore: MetadataStore {
         } catch {
             throw Self.translate(error)
         }
+        groupCommit = GroupCommit(pool: pool)
     }
 
     static var migrator: DatabaseMigrator {
@@ -75,9 +78,13 @@ public struct SQLiteMetadataStore: MetadataStore {
         do { return try await pool.read(body) } catch { throw Self.translate(error) }
     }
 
-    /// Runs a write transaction, translating errors at the boundary.
+    /// Runs a write transaction (grouped with concurrent ones), translating errors at the boundary.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do { return try await pool.write(body) } catch { throw Self.translate(error) }
+        do {
+            return try await groupCommit.submit { db in try body(db) } as! T
+        } catch {
+            throw Self.translate(error)
+        }
     }
 
     /// The one place where SQLite errors become `StorageError`s.

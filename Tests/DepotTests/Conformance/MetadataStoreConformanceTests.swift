@@ -44,6 +44,38 @@ struct MetadataStoreConformanceTests {
         return (store, cleanup)
     }
 
+    /// Many writers at once (SQLite commits them in groups, each write in its own savepoint): a
+    /// write that fails is rolled back alone, and every write that succeeded is there.
+    @Test(arguments: MetadataStoreKind.allCases)
+    func concurrentWritesSucceedOrFailAlone(_ kind: MetadataStoreKind) async throws {
+        let (store, cleanup) = try await withBuckets(kind)
+        defer { cleanup() }
+        let contested = try object("a", "alice/contested.png")
+        let results = try await withThrowingTaskGroup(of: (Int, StorageError.Code?).self) { group in
+            for i in 0..<60 {
+                let record = i % 3 == 0 ? contested : try object("a", "alice/own-\(i).png")
+                group.addTask {
+                    do {
+                        try await store.putObject(record, upsert: false)
+                        return (i, nil)
+                    } catch let e as StorageError {
+                        return (i, e.code)
+                    }
+                }
+            }
+            var out: [Int: StorageError.Code?] = [:]
+            for try await (i, code) in group { out[i] = code }
+            return out
+        }
+        let contestedResults = results.filter { $0.key % 3 == 0 }.map(\.value)
+        #expect(contestedResults.filter { $0 == nil }.count == 1)
+        #expect(contestedResults.filter { $0 == .alreadyExists }.count == 19)
+        #expect(results.filter { $0.key % 3 != 0 }.allSatisfy { $0.value == nil })
+        let listed = try await store.listObjects(in: "a", prefix: "alice/", after: nil, limit: 100)
+        #expect(listed.count == 41)
+        #expect(try await store.object(at: contested.key)?.blobID == contested.blobID)
+    }
+
     @Test(arguments: MetadataStoreKind.allCases)
     func buckets(_ kind: MetadataStoreKind) async throws {
         let (store, cleanup) = try await withBuckets(kind)

@@ -18,6 +18,8 @@ struct TestEnvironment: Sendable {
     let jwt: ProjectJWT
     let metrics: DepotMetrics
     let secret = "test-secret-0123456789-0123456789-abcdef"
+    /// Whether cached small downloads are answered in the channel pipeline (as `depot serve` does).
+    var fastDownloads = true
 
     static func make(_ configure: (inout StorageSettings) -> Void = { _ in }, clock: (@Sendable () -> Date)? = nil) async throws -> TestEnvironment {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-test-\(UUID().uuidString)").path
@@ -45,7 +47,8 @@ struct TestEnvironment: Sendable {
         var logger = Logger(label: "depot-test")
         logger.logLevel = .warning
         return Application(
-            router: buildRouter(service: service, jwt: jwt, metrics: metrics), server: .depot,
+            router: buildRouter(service: service, jwt: jwt, metrics: metrics),
+            server: .depot(fastDownloadsFrom: fastDownloads ? service : nil, metrics: metrics),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
     }
 

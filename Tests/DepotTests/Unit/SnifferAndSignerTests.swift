@@ -64,15 +64,17 @@ struct SignerTests {
         #expect(code { _ = try signer.verify("", scope: .download, bucket: "assets", path: path, now: 1000) } == .signatureInvalid)
     }
 
-    @Test func macsFromTheKeyedPrototypeMatchAFreshHMAC() throws {
-        // The signer copies one keyed HMAC per token: copies must not share state.
-        let ring = try KeyRing(keys: [.init(id: "k9", secret: Array("some-key".utf8))])
+    @Test(arguments: ["some-key", String(repeating: "k", count: 64), String(repeating: "long-key-", count: 12)])
+    func macsFromTheKeyedPrototypeMatchSwiftCryptosHMAC(secret: String) throws {
+        // Our HMAC (keyed once, copied per token) against swift-crypto's, for short, block-sized
+        // and hashed-down (> 64 bytes) keys; copies must not share state.
+        let ring = try KeyRing(keys: [.init(id: "k9", secret: Array(secret.utf8))])
         let signer = URLSigner(keys: ring)
         for i in 0..<3 {
             let t = signer.mint(scope: .download, bucket: "b", path: path, binding: "\(i)", expiresAt: 2000)
             let mac = Base64URL.decode(t.split(separator: ".")[4])!
             let fresh = HMAC<SHA256>.authenticationCode(
-                for: Array("d\nk9\n2000\n\(i)\nb\n\(path.string)".utf8), using: SymmetricKey(data: Array("some-key".utf8)))
+                for: Array("d\nk9\n2000\n\(i)\nb\n\(path.string)".utf8), using: SymmetricKey(data: Array(secret.utf8)))
             #expect(mac == Array(fresh))
         }
     }

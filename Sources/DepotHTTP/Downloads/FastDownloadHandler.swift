@@ -1,0 +1,186 @@
+import DepotCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+/// Answers signed and public GETs of small cached objects in the channel pipeline, in front of
+/// the router: no task, no router, no middleware — the row, the bytes and the headers are all in
+/// memory. Anything else (not cached, a Range or a conditional request, a CORS request, a token
+/// that does not verify, an error to report) goes on to the router as before, which gives the
+/// same answer for what this handler would have served and reports every error.
+///
+/// HTTP/1.1 order is kept: a request is answered here only when no earlier request on the
+/// connection is still waiting for the router's response.
+final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let downloads: FastDownloads
+    /// Requests passed on whose response has not ended yet.
+    private var forwarded = 0
+    /// The answer to the request being read, sent when its end arrives.
+    private var pending: FastDownloads.Answer?
+
+    init(downloads: FastDownloads) {
+        self.downloads = downloads
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let request):
+            if forwarded == 0, let answer = downloads.answer(request) {
+                pending = answer
+                return
+            }
+            forwarded += 1
+            context.fireChannelRead(data)
+        case .body:
+            if pending == nil { context.fireChannelRead(data) }
+        case .end:
+            guard let answer = pending else {
+                context.fireChannelRead(data)
+                return
+            }
+            pending = nil
+            context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
+            if let body = answer.body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { forwarded = max(0, forwarded - 1) }
+        context.write(data, promise: promise)
+    }
+}
+
+/// What the fast path may serve, and the answer it gives.
+struct FastDownloads: Sendable {
+    struct Answer {
+        var head: HTTPResponse
+        var body: ByteBuffer?
+    }
+
+    static let signPrefix = "/storage/v1/object/sign/"
+    static let publicPrefix = "/storage/v1/object/public/"
+
+    let service: StorageService
+    let metrics: DepotMetrics
+    let serverName: String?
+    let dates = DateHeader()
+    let objectHeaders = ObjectHeaderCache()
+
+    func answer(_ request: HTTPRequest) -> Answer? {
+        guard request.method == .get || request.method == .head, let target = request.path else { return nil }
+        let fields = request.headerFields
+        // Only plain requests: everything conditional, ranged or cross-origin takes the full path.
+        guard fields[.range] == nil, fields[.ifNoneMatch] == nil, fields[.ifRange] == nil, fields[.origin] == nil,
+            fields[.expect] == nil, fields[.connection].map({ !$0.lowercased().contains("close") }) ?? true
+        else { return nil }
+        let query = target.firstIndex(of: "?")
+        let path = target[..<(query ?? target.endIndex)]
+        let download: CachedDownload
+        let cacheControl: String
+        let route: String
+        if path.hasPrefix(Self.signPrefix) {
+            guard let query, let token = Self.token(in: target[target.index(after: query)...]),
+                let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(Self.signPrefix.count)),
+                let hit = service.cachedSignedDownload(bucket: bucket, path: objectPath, token: token)
+            else { return nil }
+            download = hit
+            cacheControl = ObjectRoutesController.signedCacheControl(hit.expiresAt ?? 0, service)
+            route = ObjectRoutesController.signedRoute
+        } else if path.hasPrefix(Self.publicPrefix) {
+            guard query.map({ Self.token(in: target[target.index(after: $0)...]) == "" }) ?? true,
+                let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(Self.publicPrefix.count)),
+                let hit = service.cachedPublicDownload(bucket: bucket, path: objectPath)
+            else { return nil }
+            download = hit
+            cacheControl = ObjectRoutesController.publicCacheControl(hit.object, service)
+            route = ObjectRoutesController.publicRoute
+        } else {
+            return nil
+        }
+        let object = download.object
+        // Active content is sent as an attachment: the full path writes that header.
+        guard !MediaSniffer.isActiveContent(object.contentType) else { return nil }
+        var headers = objectHeaders.headers(for: object, size: download.bytes.readableBytes)
+        headers[.cacheControl] = cacheControl
+        headers[.date] = dates.current()
+        if let serverName { headers[.server] = serverName }
+        metrics.recordRequest(route: route, status: 200)
+        metrics.recordMemoryDownload()
+        let isGet = request.method == .get
+        if isGet { metrics.recordBytesOut(download.bytes.readableBytes) }
+        return Answer(head: HTTPResponse(status: .ok, headerFields: headers), body: isGet ? download.bytes : nil)
+    }
+
+    /// The `token` of a query holding nothing the full path would act on (no `download`), written
+    /// without escapes. `""` when there is no token; `nil` when the query is not that simple.
+    static func token(in query: Substring) -> String? {
+        var token: Substring? = nil
+        var rest = query[...]
+        while !rest.isEmpty {
+            let end = rest.firstIndex(of: "&") ?? rest.endIndex
+            let item = rest[..<end]
+            rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
+            if item.hasPrefix("token=") {
+                guard token == nil else { return nil }
+                let value = item.dropFirst(6)
+                if value.isEmpty || value.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+                    return nil
+                }
+                token = value
+            } else if item.hasPrefix("download") {
+                return nil
+            }
+        }
+        return token.map(String.init) ?? ""
+    }
+}
+
+/// The headers that depend on the object version alone (ETag, Last-Modified, type, length …),
+/// built once per version and kept for the hot objects. Cleared when full: it holds at most
+/// `capacity` small header lists.
+final class ObjectHeaderCache: Sendable {
+    private struct Version: Hashable {
+        let blob: BlobID
+        let generation: Int64
+        let updatedAt: Date
+    }
+    private let table = Mutex<[Version: HTTPFields]>([:])
+    let capacity = 10_000
+
+    func headers(for object: ObjectRecord, size: Int) -> HTTPFields {
+        let version = Version(blob: object.blobID, generation: object.generation, updatedAt: object.updatedAt)
+        if let hit = table.withLock({ $0[version] }) { return hit }
+        // Cache-Control is per request (a signed URL's remaining lifetime); set by the caller.
+        var headers = DownloadResponder.headers(for: object, cacheControl: "", download: nil)
+        headers[.contentType] = object.contentType
+        headers[.contentLength] = String(size)
+        table.withLock { t in
+            if t.count >= capacity { t.removeAll(keepingCapacity: true) }
+            t[version] = headers
+        }
+        return headers
+    }
+}
+
+/// The `Date` header's value, formatted once per second.
+final class DateHeader: Sendable {
+    private let cached = Mutex<(second: Int64, value: String)>((-1, ""))
+
+    func current() -> String {
+        let now = Date()
+        let second = Int64(now.timeIntervalSince1970)
+        return cached.withLock { c in
+            if c.second != second { c = (second, HTTPDate.format(now)) }
+            return c.value
+        }
+    }
+}

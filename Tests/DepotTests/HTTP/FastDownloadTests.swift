@@ -1,0 +1,139 @@
+import DepotCore
+import DepotHTTP
+import Foundation
+import Glibc
+import HTTPTypes
+import NIOCore
+import Testing
+
+/// Small cached objects are answered by `FastDownloadHandler` in the channel pipeline; these tests
+/// show that its answers are the router's answers, and that everything else still reaches the router.
+@Suite("Downloads answered from memory")
+struct FastDownloadTests {
+    /// How many downloads the pipeline answered, read from /metrics.
+    func fromMemory(_ env: TestEnvironment) -> Int {
+        let line = env.metrics.render().split(separator: "\n").first { $0.hasPrefix("depot_downloads_from_memory_total ") }
+        return line.flatMap { Int($0.split(separator: " ")[1]) } ?? -1
+    }
+
+    /// Sends `requests` at once on one connection and reads until the server closes it.
+    static func sendAll(port: Int, _ requests: String) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { throw StorageError.internal("connect failed") }
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        _ = Array(requests.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var received: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n <= 0 { break }
+            received += buf[0..<n]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    func withoutDate(_ headers: HTTPFields) -> [String: String] {
+        var out: [String: String] = [:]
+        for f in headers where f.name != .date { out[f.name.canonicalName] = f.value }
+        return out
+    }
+
+    @Test func cachedDownloadsMatchTheRoutersAnswers() async throws {
+        let env = try await TestEnvironment.make()
+        try await env.live { client in
+            let png = Fixture.png(3000)
+            let alice = try await env.auth("alice")
+            let up = try await client.upload(png, headers: alice)
+            let url = TestEnvironment.local(up.json["url"] as! String)
+
+            // The first read goes through the router and fills the caches; the next is from memory.
+            let routed = try await client.request(.get, url)
+            #expect(fromMemory(env) == 0)
+            let fast = try await client.request(.get, url)
+            #expect(fromMemory(env) == 1)
+            #expect(fast.status == .ok)
+            #expect(fast.bytes == png)
+            #expect(withoutDate(fast.headers) == withoutDate(routed.headers))
+            #expect(fast.headers[.date] != nil)
+
+            let head = try await client.request(.head, url)
+            #expect(fromMemory(env) == 2)
+            #expect(head.status == .ok && head.body.readableBytes == 0)
+            #expect(head.headers[.contentLength] == "3000")
+
+            // Ranged, conditional, cross-origin and download requests take the router.
+            #expect(try await client.request(.get, url, headers: [.range: "bytes=0-9"]).status == .partialContent)
+            let etag = try #require(fast.headers[.eTag])
+            #expect(try await client.request(.get, url, headers: [.ifNoneMatch: etag]).status == .notModified)
+            let cors = try await client.request(.get, url, headers: [.origin: "https://app.example"])
+            #expect(cors.headers[.accessControlAllowOrigin] == "*")
+            let named = try await client.request(.get, url + "&download=photo.png")
+            #expect(named.headers[.contentDisposition]?.hasPrefix("attachment") == true)
+            #expect(fromMemory(env) == 2)
+
+            // The route's request counter counts both paths.
+            let metrics = env.metrics.render()
+            #expect(metrics.contains(#"depot_http_requests_total{route="/storage/v1/object/sign/**",status="200"} 5"#))
+        }
+    }
+
+    @Test func revokedTamperedAndFlippedLinksAreNeverServedFromMemory() async throws {
+        let env = try await TestEnvironment.make()
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let up = try await client.upload(Fixture.png(2000), headers: alice)
+            let path = up.json["path"] as! String
+            let url = TestEnvironment.local(up.json["url"] as! String)
+            _ = try await client.request(.get, url)
+            #expect(try await client.request(.get, url).status == .ok)
+            #expect(fromMemory(env) == 1)
+
+            let tampered = String(url.dropLast()) + (url.last == "A" ? "B" : "A")
+            #expect(try await client.request(.get, tampered).status == .forbidden)
+            _ = try await client.json(.post, "/v1/assets/revoke", headers: alice, ["paths": [path]])
+            #expect(try await client.request(.get, url).status != .ok)
+
+            // Public: served from memory once cached; after the flip back to private, 404 at once.
+            let flip = try await client.json(.patch, "/v1/assets/\(path)", headers: alice, ["visibility": "public"])
+            let publicURL = TestEnvironment.local(flip.json["url"] as! String)
+            #expect(try await client.request(.get, publicURL).status == .ok)
+            let publicFast = try await client.request(.get, publicURL)
+            #expect(publicFast.status == .ok)
+            #expect(publicFast.headers[.cacheControl] == "public, max-age=31536000")
+            #expect(fromMemory(env) == 2)
+            _ = try await client.json(.patch, "/v1/assets/\(path)", headers: alice, ["visibility": "private"])
+            #expect(try await client.request(.get, publicURL).status == .notFound)
+            #expect(fromMemory(env) == 2)
+        }
+    }
+
+    /// HTTP/1.1 pipelining: a request answered from memory waits for the router's answer to the
+    /// request before it on the same connection.
+    @Test func pipelinedAnswersKeepTheirOrder() async throws {
+        let env = try await TestEnvironment.make()
+        try await env.live { client in
+            let token = try await env.token("alice")
+            let up = try await client.upload(Fixture.png(1500), headers: try await env.auth("alice"))
+            let url = TestEnvironment.local(up.json["url"] as! String)
+            _ = try await client.request(.get, url)
+            let slow = "GET /v1/assets?prefix=alice HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n"
+            let fast = "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n"
+            // The last request asks the server to close, so the reply ends where the stream does.
+            let replies = try Self.sendAll(port: client.port, slow + "\r\n" + fast + slow + "Connection: close\r\n\r\n")
+            let statuses = replies.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+            #expect(statuses == ["200", "200", "200"])
+            let order = ["application/json", "image/png", "application/json"].map { replies.range(of: $0)?.lowerBound }
+            #expect(order.allSatisfy { $0 != nil })
+            let first = replies.range(of: "application/json")!.lowerBound
+            let image = replies.range(of: "image/png")!.lowerBound
+            #expect(first < image)
+        }
+    }
+}
