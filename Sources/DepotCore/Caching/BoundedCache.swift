@@ -25,11 +25,11 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
 
     public func value(for key: Key) -> Value? {
         state.withLock { s in
-            guard var e = s.entries[key] else { return nil }
+            // One hash lookup; the entry is touched in place.
+            guard let i = s.entries.index(forKey: key) else { return nil }
             s.tick &+= 1
-            e.lastUse = s.tick
-            s.entries[key] = e
-            return e.value
+            s.entries.values[i].lastUse = s.tick
+            return s.entries.values[i].value
         }
     }
 

@@ -9,8 +9,11 @@ public struct KeyRing: Sendable {
         public let id: String
         /// HMAC-SHA256 already keyed; each MAC starts from a copy.
         let prototype: KeyedHMACSHA256
+        /// The id's UTF-8, laid out once.
+        let idBytes: [UInt8]
         public init(id: String, secret: [UInt8]) {
             self.id = id
+            self.idBytes = Array(id.utf8)
             self.prototype = KeyedHMACSHA256(key: secret)
         }
     }
@@ -45,7 +48,10 @@ public struct KeyRing: Sendable {
 ///
 /// Shape: `d.<kid>.<expiry>.<generation>.<mac>` and `u.<kid>.<expiry>.<intent>.<mac>`.
 public struct URLSigner: Sendable {
-    public enum Scope: String, Sendable { case download = "d", upload = "u" }
+    public enum Scope: String, Sendable {
+        case download = "d", upload = "u"
+        var byte: UInt8 { self == .download ? UInt8(ascii: "d") : UInt8(ascii: "u") }
+    }
 
     public struct Claims: Sendable, Equatable {
         public var scope: Scope
@@ -59,73 +65,114 @@ public struct URLSigner: Sendable {
 
     public func mint(scope: Scope, bucket: String, path: ObjectPath, binding: String, expiresAt: Int64) -> String {
         let key = keys.active
-        let exp = String(expiresAt)
-        let mac = Self.mac(key: key, scope: scope, exp: exp, binding: binding, bucket: bucket, path: path.string)
-        // `<scope>.<kid>.<exp>.<binding>.<mac>` written in place: one allocation for the token.
-        let length = 5 + key.id.utf8.count + exp.utf8.count + binding.utf8.count + Base64URL.encodedLength(mac.count)
-        return String(unsafeUninitializedCapacity: length) { out in
-            out[0] = UInt8(ascii: scope == .download ? "d" : "u")
-            out[1] = UInt8(ascii: ".")
-            var i = Self.copy(key.id, into: out, at: 2)
-            out[i] = UInt8(ascii: ".")
-            i = Self.copy(exp, into: out, at: i + 1)
-            out[i] = UInt8(ascii: ".")
-            i = Self.copy(binding, into: out, at: i + 1)
-            out[i] = UInt8(ascii: ".")
-            return i + 1 + Base64URL.encode(mac, into: UnsafeMutableBufferPointer(rebasing: out[(i + 1)...]))
+        var exp = String(expiresAt)
+        var binding = binding
+        return exp.withUTF8 { exp in
+            binding.withUTF8 { binding in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { mac in
+                    Self.mac(key: key, scope: scope, exp: exp, binding: binding, bucket: bucket, path: path.string, into: mac)
+                    // `<scope>.<kid>.<exp>.<binding>.<mac>` written in place: one allocation for the token.
+                    let length = 5 + key.idBytes.count + exp.count + binding.count + Base64URL.encodedLength(32)
+                    return String(unsafeUninitializedCapacity: length) { out in
+                        out[0] = scope.byte
+                        out[1] = UInt8(ascii: ".")
+                        var i = Self.copy(key.idBytes, into: out, at: 2)
+                        out[i] = UInt8(ascii: ".")
+                        i = Self.copy(exp, into: out, at: i + 1)
+                        out[i] = UInt8(ascii: ".")
+                        i = Self.copy(binding, into: out, at: i + 1)
+                        out[i] = UInt8(ascii: ".")
+                        return i + 1 + Base64URL.encode(UnsafeBufferPointer(mac), into: UnsafeMutableBufferPointer(rebasing: out[(i + 1)...]))
+                    }
+                }
+            }
         }
     }
 
-    /// Copies `s`'s UTF-8 into `out` at `i`; returns the index after it.
+    /// Copies `bytes` into `out` at `i`; returns the index after them.
     @inline(__always)
-    static func copy(_ s: String, into out: UnsafeMutableBufferPointer<UInt8>, at i: Int) -> Int {
-        var s = s
-        return s.withUTF8 { src in
-            UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: out[i..<(i + src.count)]))
-                .copyMemory(from: UnsafeRawBufferPointer(src))
-            return i + src.count
-        }
+    static func copy(_ bytes: some Collection<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>, at i: Int) -> Int {
+        _ = UnsafeMutableBufferPointer(rebasing: out[i..<(i + bytes.count)]).initialize(from: bytes)
+        return i + bytes.count
     }
 
     /// Checks signature, scope and expiry, in constant time for the signature.
     /// - Throws: `.signatureInvalid` for a malformed, tampered or wrong-scope token, or an unknown key;
     ///   `.urlExpired` when it has expired.
     public func verify(_ token: String, scope: Scope, bucket: String, path: ObjectPath, now: Int64) throws(StorageError) -> Claims {
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 5, parts[0] == scope.rawValue, let key = keys.key(id: parts[1]),
-            let exp = Int64(parts[2]), !parts[3].isEmpty, parts[3].utf8.count <= 64,
-            let mac = Base64URL.decode(parts[4]), mac.count == 32
-        else { throw StorageError(.signatureInvalid, "the URL's token is not valid") }
-        let expected = Self.mac(
-            key: key, scope: scope, exp: String(parts[2]), binding: String(parts[3]), bucket: bucket, path: path.string)
-        guard Self.constantTimeEqual(expected, mac) else {
-            throw StorageError(.signatureInvalid, "the URL's token is not valid")
-        }
-        guard exp > now else { throw StorageError(.urlExpired, "the URL has expired") }
-        return Claims(scope: scope, expiresAt: exp, binding: String(parts[3]))
-    }
-
-    /// HMAC-SHA256 of `scope \n kid \n exp \n binding \n bucket \n path`, the message laid out in
-    /// one stack buffer and absorbed in one call.
-    static func mac(key: KeyRing.Key, scope: Scope, exp: String, binding: String, bucket: String, path: String) -> [UInt8] {
-        let length = 6 + key.id.utf8.count + exp.utf8.count + binding.utf8.count + bucket.utf8.count + path.utf8.count
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { message in
-            message[0] = UInt8(ascii: scope == .download ? "d" : "u")
-            var i = 1
-            func field(_ part: String) {
-                message[i] = UInt8(ascii: "\n")
-                i = copy(part, into: message, at: i + 1)
+        var token = token
+        // Parsed as bytes: `<scope>.<kid>.<exp>.<binding>.<mac>`.
+        let parsed: (exp: Int64, binding: String)? = token.withUTF8 { t in
+            var dots: [Int] = []
+            dots.reserveCapacity(4)
+            for (i, byte) in t.enumerated() where byte == UInt8(ascii: ".") {
+                dots.append(i)
+                if dots.count > 4 { return nil }
             }
-            field(key.id)
-            field(exp)
-            field(binding)
-            field(bucket)
-            field(path)
-            return key.prototype.authenticationCode(for: UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: message[..<i])))
+            guard dots.count == 4, dots[0] == 1, t[0] == scope.byte else { return nil }
+            let kid = UnsafeBufferPointer(rebasing: t[(dots[0] + 1)..<dots[1]])
+            let expBytes = UnsafeBufferPointer(rebasing: t[(dots[1] + 1)..<dots[2]])
+            let binding = UnsafeBufferPointer(rebasing: t[(dots[2] + 1)..<dots[3]])
+            let macText = UnsafeBufferPointer(rebasing: t[(dots[3] + 1)...])
+            guard let key = kid.elementsEqual(keys.active.idBytes) ? keys.active : keys.key(id: Substring(decoding: kid, as: UTF8.self)),
+                let exp = Self.decimal(expBytes), !binding.isEmpty, binding.count <= 64,
+                macText.count == Base64URL.encodedLength(32)
+            else { return nil }
+            let valid = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buffer in
+                let given = UnsafeMutableBufferPointer(rebasing: buffer[0..<32])
+                let expected = UnsafeMutableBufferPointer(rebasing: buffer[32..<64])
+                guard Base64URL.decode(macText, into: given) == 32 else { return false }
+                Self.mac(key: key, scope: scope, exp: expBytes, binding: binding, bucket: bucket, path: path.string, into: expected)
+                return Self.constantTimeEqual(UnsafeBufferPointer(given), UnsafeBufferPointer(expected))
+            }
+            return valid ? (exp, String(decoding: binding, as: UTF8.self)) : nil
+        }
+        guard let parsed else { throw StorageError(.signatureInvalid, "the URL's token is not valid") }
+        guard parsed.exp > now else { throw StorageError(.urlExpired, "the URL has expired") }
+        return Claims(scope: scope, expiresAt: parsed.exp, binding: parsed.binding)
+    }
+
+    /// A non-negative decimal without sign or leading junk, or `nil`.
+    static func decimal(_ digits: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard !digits.isEmpty, digits.count <= 18 else { return nil }
+        var value: Int64 = 0
+        for d in digits {
+            guard d >= UInt8(ascii: "0"), d <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int64(d - UInt8(ascii: "0"))
+        }
+        return value
+    }
+
+    /// HMAC-SHA256 of `scope \n kid \n exp \n binding \n bucket \n path` into `out` (32 bytes), the
+    /// message laid out in one stack buffer.
+    static func mac(
+        key: KeyRing.Key, scope: Scope, exp: UnsafeBufferPointer<UInt8>, binding: UnsafeBufferPointer<UInt8>,
+        bucket: String, path: String, into out: UnsafeMutableBufferPointer<UInt8>
+    ) {
+        var bucket = bucket
+        var path = path
+        bucket.withUTF8 { bucket in
+            path.withUTF8 { path in
+                let length = 6 + key.idBytes.count + exp.count + binding.count + bucket.count + path.count
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { message in
+                    message[0] = scope.byte
+                    var i = 1
+                    func field(_ part: some Collection<UInt8>) {
+                        message[i] = UInt8(ascii: "\n")
+                        i = copy(part, into: message, at: i + 1)
+                    }
+                    field(key.idBytes)
+                    field(exp)
+                    field(binding)
+                    field(bucket)
+                    field(path)
+                    key.prototype.authenticate(UnsafeRawBufferPointer(UnsafeMutableBufferPointer(rebasing: message[..<i])), into: out)
+                }
+            }
         }
     }
 
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    static func constantTimeEqual(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
         guard a.count == b.count else { return false }
         var diff: UInt8 = 0
         for i in 0..<a.count { diff |= a[i] ^ b[i] }
@@ -146,12 +193,11 @@ struct KeyedHMACSHA256: Sendable {
         self.key = key
     }
 
-    func authenticationCode(for message: UnsafeRawBufferPointer) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: 32) { out, count in
-            withUnsafePointer(to: key) { k in
-                depot_hmac_sha256(k, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count, out.baseAddress)
-            }
-            count = 32
+    /// Writes the 32-byte MAC of `message` to `out`.
+    func authenticate(_ message: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<UInt8>) {
+        precondition(out.count >= 32)
+        withUnsafePointer(to: key) { k in
+            depot_hmac_sha256(k, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count, out.baseAddress)
         }
     }
 }
@@ -198,6 +244,36 @@ public enum Base64URL {
                 put(v >> 18); put(v >> 12); put(v >> 6)
             }
             return o - out.startIndex
+        }
+    }
+
+    /// Decodes into `out`; returns the number of bytes, or `nil` for characters outside the
+    /// alphabet, padding, an impossible length, non-canonical trailing bits, or too small an `out`.
+    public static func decode(_ s: Substring, into out: UnsafeMutableBufferPointer<UInt8>) -> Int? {
+        var s = s
+        return s.withUTF8 { decode($0, into: out) }
+    }
+
+    /// Decodes base64url text given as bytes (see ``decode(_:into:)``).
+    public static func decode(_ input: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>) -> Int? {
+        guard input.count % 4 != 1, input.count * 3 / 4 <= out.count else { return nil }
+        return reverse.withUnsafeBufferPointer { reverse -> Int? in
+            var o = 0
+            var acc: UInt32 = 0
+            var bits = 0
+            for c in input {
+                let v = reverse[Int(c)]
+                guard v != 0xFF else { return nil }
+                acc = acc << 6 | UInt32(v)
+                bits += 6
+                if bits >= 8 {
+                    bits -= 8
+                    out[o] = UInt8(truncatingIfNeeded: acc >> UInt32(bits))
+                    o += 1
+                }
+            }
+            guard acc & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
+            return o
         }
     }
 

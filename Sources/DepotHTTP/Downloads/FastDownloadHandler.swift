@@ -82,12 +82,12 @@ struct FastDownloads: Sendable {
         guard fields[.range] == nil, fields[.ifNoneMatch] == nil, fields[.ifRange] == nil, fields[.origin] == nil,
             fields[.expect] == nil, fields[.connection].map({ !$0.lowercased().contains("close") }) ?? true
         else { return nil }
-        let query = target.firstIndex(of: "?")
+        let query = target.utf8.firstIndex(of: UInt8(ascii: "?"))
         let path = target[..<(query ?? target.endIndex)]
         let download: CachedDownload
         let cacheControl: String
         let route: String
-        if path.hasPrefix(Self.signPrefix) {
+        if path.utf8.starts(with: Self.signPrefix.utf8) {
             guard let query, let token = Self.token(in: target[target.index(after: query)...]),
                 let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(Self.signPrefix.count)),
                 let hit = service.cachedSignedDownload(bucket: bucket, path: objectPath, token: token)
@@ -95,7 +95,7 @@ struct FastDownloads: Sendable {
             download = hit
             cacheControl = ObjectRoutesController.signedCacheControl(hit.expiresAt ?? 0, service)
             route = ObjectRoutesController.signedRoute
-        } else if path.hasPrefix(Self.publicPrefix) {
+        } else if path.utf8.starts(with: Self.publicPrefix.utf8) {
             guard query.map({ Self.token(in: target[target.index(after: $0)...]) == "" }) ?? true,
                 let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(Self.publicPrefix.count)),
                 let hit = service.cachedPublicDownload(bucket: bucket, path: objectPath)
@@ -123,24 +123,27 @@ struct FastDownloads: Sendable {
     /// The `token` of a query holding nothing the full path would act on (no `download`), written
     /// without escapes. `""` when there is no token; `nil` when the query is not that simple.
     static func token(in query: Substring) -> String? {
-        var token: Substring? = nil
-        var rest = query[...]
-        while !rest.isEmpty {
-            let end = rest.firstIndex(of: "&") ?? rest.endIndex
-            let item = rest[..<end]
-            rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
-            if item.hasPrefix("token=") {
-                guard token == nil else { return nil }
-                let value = item.dropFirst(6)
-                if value.isEmpty || value.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+        var query = query
+        return query.withUTF8 { bytes -> String? in
+            var token: Slice<UnsafeBufferPointer<UInt8>>? = nil
+            var start = 0
+            while start < bytes.count {
+                var end = start
+                while end < bytes.count && bytes[end] != UInt8(ascii: "&") { end += 1 }
+                let item = bytes[start..<end]
+                start = end + 1
+                if item.starts(with: "token=".utf8) {
+                    let value = item.dropFirst(6)
+                    guard token == nil, !value.isEmpty,
+                        !value.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") })
+                    else { return nil }
+                    token = value
+                } else if item.starts(with: "download".utf8) {
                     return nil
                 }
-                token = value
-            } else if item.hasPrefix("download") {
-                return nil
             }
+            return token.map { String(decoding: UnsafeBufferPointer(rebasing: $0), as: UTF8.self) } ?? ""
         }
-        return token.map(String.init) ?? ""
     }
 }
 

@@ -43,6 +43,31 @@ struct SignerTests {
         #expect(c.expiresAt == 2000)
     }
 
+    @Test func malformedTokensAreInvalidNotCrashes() throws {
+        let t = signer.mint(scope: .download, bucket: "assets", path: path, binding: "42", expiresAt: 2000)
+        let parts = t.split(separator: ".").map(String.init)
+        let mac = parts[4]
+        let malformed = [
+            "", ".", "....", "d", "d.k1", "d.k1.2000.42", t + ".", t + ".x", "." + t, "dd.k1.2000.42.\(mac)",
+            "d.k1.+2000.42.\(mac)", "d.k1.-2000.42.\(mac)", "d.k1.2000 .42.\(mac)", "d.k1.99999999999999999999.42.\(mac)",
+            "d.k1.2000..\(mac)", "d.k1.2000.\(String(repeating: "9", count: 65)).\(mac)", "d.k2.2000.42.\(mac)",
+            "d..2000.42.\(mac)", "d.k1.2000.42.\(mac.dropLast())", "d.k1.2000.42.\(mac)A", "d.k1.2000.42.\(mac.dropLast())=",
+            "d.k1.2000.42.\(mac.dropLast())é", "u.k1.2000.42.\(mac)",
+        ]
+        for bad in malformed {
+            #expect(throws: StorageError.self, "\(bad)") {
+                _ = try signer.verify(bad, scope: .download, bucket: "assets", path: path, now: 1000)
+            }
+            do {
+                _ = try signer.verify(bad, scope: .download, bucket: "assets", path: path, now: 1000)
+            } catch {
+                #expect(error.code == .signatureInvalid, "\(bad)")
+            }
+        }
+        #expect(parts.count == 5)
+        #expect(try signer.verify(t, scope: .download, bucket: "assets", path: path, now: 1000).binding == "42")
+    }
+
     @Test func boundToBucketPathScopeAndKey() throws {
         let t = signer.mint(scope: .download, bucket: "assets", path: path, binding: "42", expiresAt: 2000)
         func code(_ body: () throws -> Void) -> StorageError.Code? {
