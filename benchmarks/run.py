@@ -322,6 +322,7 @@ def report(cfg, res, env_info):
             met = "yes" if (d >= target if higher else d <= target) else "**no**"
         lines.append(f"| {label} | {res.cell(metric, 'depot', nd)} | {res.cell(metric, 'nginx', nd)} | "
                      f"{res.cell(metric, 'moto', nd)} | {ratio_txt} | {ttext} | {met} |")
+    lines += micro_section(cfg.micro)
     lines += [
         "",
         "Physical limits measured in the same run: disk write with fdatasync "
@@ -338,6 +339,37 @@ def report(cfg, res, env_info):
     chart(ratios, f"ratios{suffix}.png")
     print("\n".join(lines))
     print(f"\nwrote {out}")
+
+
+MICRO = [
+    # benchmark name (as ordo-one/benchmark exports it), label, unit scale, unit, target per second
+    ("mint_download_token", "mint a download token", 1000, "/s", 1_000_000),
+    ("verify_download_token", "verify a download token", 1000, "/s", None),
+    ("parse_+_validate_a_URL_path", "parse + validate an ASCII URL path", 1000, "/s", None),
+    ("parse_+_validate_a_non-ASCII_URL_path", "parse + validate a non-ASCII URL path", 1000, "/s", None),
+    ("sniff_a_16-byte_prefix", "sniff a 16-byte prefix", 1000, "/s", None),
+    ("SHA-256_of_1_MiB", "SHA-256, MB/s", 1.048576, " MB/s", None),
+]
+
+
+def micro_section(path):
+    """The in-process micro-benchmarks (benchmarks/micro, ordo-one/benchmark), p50 of its samples."""
+    if not path:
+        return ["", "In-process micro-benchmarks: not run in this mode (`scripts/bench` without `--smoke` runs them)."]
+    results = {}
+    for entry in json.load(open(path)):
+        name = entry["benchmark"].rsplit(".", 1)[-1]
+        results[name] = entry["primaryMetric"]["scorePercentiles"]["50.0"]
+    lines = ["", "In-process micro-benchmarks (`benchmarks/micro`, ordo-one/benchmark, one core, p50 of the samples):", "",
+             "| micro-benchmark | p50 | target | met |", "| --- | --- | --- | --- |"]
+    for name, label, scale, unit, target in MICRO:
+        if name not in results:
+            continue
+        value = results[name] * scale
+        met = "" if target is None else ("yes" if value >= target else "**no**")
+        ttext = "" if target is None else f"≥ {target:,} {unit.strip()}"
+        lines.append(f"| {label} | {value:,.0f}{unit} | {ttext} | {met} |")
+    return lines
 
 
 def chart(ratios, name):
@@ -367,6 +399,7 @@ def main():
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--depot", required=True)
     ap.add_argument("--build", default="release")
+    ap.add_argument("--micro", help="ordo-one/benchmark JMH JSON of benchmarks/micro")
     cfg = ap.parse_args()
     cfg.rounds = cfg.rounds or (1 if cfg.smoke else 3)
     cfg.duration = "1s" if cfg.smoke else "10s"

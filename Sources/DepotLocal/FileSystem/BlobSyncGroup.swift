@@ -16,10 +16,12 @@ import Synchronization
 /// returns. So a blob's final name never shows fewer bytes than it has, and the metadata row that
 /// makes it visible is written only after all of it is on disk.
 ///
-/// On Linux the syncs are `syncfs(2)` on the data directory's file system, which also writes out
-/// unrelated dirty data of that file system; large writers therefore start writeback as they go
-/// (``POSIX/startWriteback(_:offset:count:)``) so that little is left for a group to wait on.
-/// Elsewhere each file and directory is fsynced.
+/// A group of a few (a large upload finishing alone, light load) fsyncs each file and each
+/// directory. From ``wholeFileSystemThreshold`` writers on, Linux uses `syncfs(2)` on the data
+/// directory's file system instead: two calls for the whole group. That also writes out unrelated
+/// dirty data of the file system (other programs' too), which is why it is kept for groups big
+/// enough to be worth it; large writers start writeback as they go
+/// (``POSIX/startWriteback(_:offset:count:)``) so they leave little behind for it.
 final class BlobSyncGroup: Sendable {
     struct Entry: Sendable {
         let fd: Int32
@@ -89,9 +91,12 @@ final class BlobSyncGroup: Sendable {
     private static func makeDurable(_ entries: [Entry]) -> [Result<Void, any Error>] {
         defer { for e in entries { close(e.fd) } }
         var results = [Result<Void, any Error>](repeating: .success(()), count: entries.count)
+        // syncfs pays for every dirty page of the file system, other programs' too: worth it only
+        // when it replaces many fsyncs.
+        let whole = entries.count >= wholeFileSystemThreshold
         // 1. The bytes.
         do {
-            try syncData(entries)
+            try syncData(entries, whole: whole)
         } catch {
             return Array(repeating: .failure(error), count: entries.count)
         }
@@ -107,26 +112,33 @@ final class BlobSyncGroup: Sendable {
         }
         // 3. The names made durable.
         do {
-            try syncNames(entries[0].fd, directories: directories)
+            try syncNames(entries[0].fd, directories: directories, whole: whole)
         } catch {
             return Array(repeating: .failure(error), count: entries.count)
         }
         return results
     }
 
-    private static func syncData(_ entries: [Entry]) throws {
+    /// The group size from which one `syncfs` replaces an fsync per file and per directory.
+    static let wholeFileSystemThreshold = 4
+
+    private static func syncData(_ entries: [Entry], whole: Bool) throws {
         #if os(Linux)
-        if depot_syncfs(entries[0].fd) != 0 { throw POSIX.error("syncfs", entries[0].tempPath) }
-        #else
-        for e in entries { try POSIX.fsync(e.fd, path: e.tempPath) }
+        if whole {
+            if depot_syncfs(entries[0].fd) != 0 { throw POSIX.error("syncfs", entries[0].tempPath) }
+            return
+        }
         #endif
+        for e in entries { try POSIX.fsync(e.fd, path: e.tempPath) }
     }
 
-    private static func syncNames(_ anyFD: Int32, directories: Set<String>) throws {
+    private static func syncNames(_ anyFD: Int32, directories: Set<String>, whole: Bool) throws {
         #if os(Linux)
-        if depot_syncfs(anyFD) != 0 { throw POSIX.error("syncfs", "blob store") }
-        #else
-        for directory in directories { try POSIX.fsyncDirectory(directory) }
+        if whole {
+            if depot_syncfs(anyFD) != 0 { throw POSIX.error("syncfs", "blob store") }
+            return
+        }
         #endif
+        for directory in directories { try POSIX.fsyncDirectory(directory) }
     }
 }
