@@ -12,7 +12,7 @@ extension HTTPServerBuilder {
         let fast = service.map { FastDownloads(service: $0, metrics: metrics, serverName: serverName) }
         // Evaluated once per connection: each gets its own handlers.
         return .http1(configuration: .init(
-            additionalChannelHandlers: fast.map { [FastDownloadHandler(downloads: $0), ExpectContinueHandler()] }
+            additionalChannelHandlers: fast.map { [FastDownloadInstaller(downloads: $0), ExpectContinueHandler()] }
                 ?? [ExpectContinueHandler()]))
     }
 }

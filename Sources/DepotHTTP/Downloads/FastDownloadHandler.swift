@@ -3,7 +3,9 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import Synchronization
 
 /// Answers signed and public GETs of small cached objects in the channel pipeline, in front of
@@ -12,13 +14,16 @@ import Synchronization
 /// that does not verify, an error to report) goes on to the router as before, which gives the
 /// same answer for what this handler would have served and reports every error.
 ///
-/// HTTP/1.1 order is kept: a request is answered here only when no earlier request on the
-/// connection is still waiting for the router's response.
+/// It sits between NIO's HTTP/1 codec and the conversion to swift-http-types (so a request it
+/// answers is never converted) and writes NIO's response parts, which pass NIO's response encoder
+/// like the router's (the encoder pairs each response with its request's method). HTTP/1.1 order
+/// is kept: a request is answered here only when no earlier request on the connection is still
+/// waiting for the router's response.
 final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     private let downloads: FastDownloads
     /// Requests passed on whose response has not ended yet.
@@ -48,7 +53,7 @@ final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             pending = nil
             context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
-            if let body = answer.body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+            if let body = answer.body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
     }
@@ -59,10 +64,30 @@ final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
+/// Hummingbird adds a server's extra handlers after its conversion to swift-http-types; this one
+/// puts ``FastDownloadHandler`` in front of that conversion when the connection starts, then
+/// leaves the pipeline.
+final class FastDownloadInstaller: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    private let downloads: FastDownloads
+
+    init(downloads: FastDownloads) {
+        self.downloads = downloads
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
+            try? pipeline.addHandler(FastDownloadHandler(downloads: downloads), position: .before(codec))
+        }
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+}
+
 /// What the fast path may serve, and the answer it gives.
 struct FastDownloads: Sendable {
     struct Answer {
-        var head: HTTPResponse
+        var head: HTTPResponseHead
         var body: ByteBuffer?
     }
 
@@ -75,12 +100,14 @@ struct FastDownloads: Sendable {
     let dates = DateHeader()
     let objectHeaders = ObjectHeaderCache()
 
-    func answer(_ request: HTTPRequest) -> Answer? {
-        guard request.method == .get || request.method == .head, let target = request.path else { return nil }
-        let fields = request.headerFields
+    func answer(_ request: HTTPRequestHead) -> Answer? {
+        let isGet = request.method == .GET
+        guard isGet || request.method == .HEAD, request.version == .http1_1, request.isKeepAlive else { return nil }
+        let target = request.uri
+        let fields = request.headers
         // Only plain requests: everything conditional, ranged or cross-origin takes the full path.
-        guard fields[.range] == nil, fields[.ifNoneMatch] == nil, fields[.ifRange] == nil, fields[.origin] == nil,
-            fields[.expect] == nil, fields[.connection].map({ !$0.lowercased().contains("close") }) ?? true
+        guard !fields.contains(name: "range"), !fields.contains(name: "if-none-match"), !fields.contains(name: "if-range"),
+            !fields.contains(name: "origin"), !fields.contains(name: "expect")
         else { return nil }
         let query = target.utf8.firstIndex(of: UInt8(ascii: "?"))
         let path = target[..<(query ?? target.endIndex)]
@@ -110,14 +137,13 @@ struct FastDownloads: Sendable {
         // Active content is sent as an attachment: the full path writes that header.
         guard !MediaSniffer.isActiveContent(object.contentType) else { return nil }
         var headers = objectHeaders.headers(for: object, size: download.bytes.readableBytes)
-        headers[.cacheControl] = cacheControl
-        headers[.date] = dates.current()
-        if let serverName { headers[.server] = serverName }
+        headers.add(name: "Cache-Control", value: cacheControl)
+        headers.add(name: "Date", value: dates.current())
+        if let serverName { headers.add(name: "Server", value: serverName) }
         metrics.recordRequest(route: route, status: 200)
         metrics.recordMemoryDownload()
-        let isGet = request.method == .get
         if isGet { metrics.recordBytesOut(download.bytes.readableBytes) }
-        return Answer(head: HTTPResponse(status: .ok, headerFields: headers), body: isGet ? download.bytes : nil)
+        return Answer(head: HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), body: isGet ? download.bytes : nil)
     }
 
     /// The `token` of a query holding nothing the full path would act on (no `download`), written
@@ -156,16 +182,19 @@ final class ObjectHeaderCache: Sendable {
         let generation: Int64
         let updatedAt: Date
     }
-    private let table = Mutex<[Version: HTTPFields]>([:])
+    private let table = Mutex<[Version: HTTPHeaders]>([:])
     let capacity = 10_000
 
-    func headers(for object: ObjectRecord, size: Int) -> HTTPFields {
+    func headers(for object: ObjectRecord, size: Int) -> HTTPHeaders {
         let version = Version(blob: object.blobID, generation: object.generation, updatedAt: object.updatedAt)
         if let hit = table.withLock({ $0[version] }) { return hit }
-        // Cache-Control is per request (a signed URL's remaining lifetime); set by the caller.
-        var headers = DownloadResponder.headers(for: object, cacheControl: "", download: nil)
-        headers[.contentType] = object.contentType
-        headers[.contentLength] = String(size)
+        // The router's headers for the object (validated by swift-http-types on the way), as NIO's.
+        // Cache-Control is per request (a signed URL's remaining lifetime): added by the caller.
+        var fields = DownloadResponder.headers(for: object, cacheControl: "", download: nil)
+        fields[.cacheControl] = nil
+        fields[.contentType] = object.contentType
+        fields[.contentLength] = String(size)
+        let headers = HTTPHeaders(fields.map { ($0.name.rawName, $0.value) })
         table.withLock { t in
             if t.count >= capacity { t.removeAll(keepingCapacity: true) }
             t[version] = headers
