@@ -184,7 +184,10 @@ def measure_round(cfg, depot, results):
         results.add("large_get_mb_s", peer, statistics.median(speeds))
         results.add("large_get_rss_mib", peer, rss)
 
-        # Large upload (hashed, fsynced, committed for Depot).
+        # Large upload (hashed, fsynced, committed for Depot). Every peer starts with no dirty pages
+        # left behind by the one before it (nginx never fsyncs: its uploads are still being
+        # written back when the next peer's upload starts).
+        os.sync()
         s = Sampler(peer_pids(peer, depot), 120)
         speeds = []
         for i in range(3):
@@ -195,6 +198,7 @@ def measure_round(cfg, depot, results):
         results.add("large_put_rss_mib", peer, rss)
 
         # 4 KiB uploads, 32 concurrent clients.
+        os.sync()
         if peer == "depot":
             rps, p99 = wrk(depot.base, cfg.duration, os.path.join(HERE, "put_auth.lua"), (depot.token, small, "1000"))
         else:
@@ -238,7 +242,8 @@ def measure_round(cfg, depot, results):
     results.add("huge_get_rss_mib", "depot", rss)
     http("DELETE", f"{depot.base}/v1/assets/{path}", headers=depot.auth)
 
-    # Physical limits of this disk, measured in the same run.
+    # Physical limits of this disk, measured in the same run (from a clean page cache, as the uploads).
+    os.sync()
     disk = json.loads(sh(["bash", os.path.join(PEERS_SRC, "limits_disk.sh")], timeout=60))
     results.add("disk_fdatasync_mb_s", "disk", disk["write_fdatasync_mb_s"])
     files = json.loads(sh([sys.executable, os.path.join(PEERS_SRC, "limits_smallfiles.py")], timeout=60))
