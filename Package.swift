@@ -55,6 +55,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // S3-compatible object storage (issue 4, in progress): AWS Signature V4 so far.
+        .target(
+            name: "DepotS3",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // The library product for Swift backends that embed Depot without HTTP.
         .target(
             name: "Depot",
@@ -100,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "DepotTests",
             dependencies: [
-                "DepotCore", "DepotLocal", "DepotHTTP", "DepotTesting", "Depot",
+                "DepotCore", "DepotLocal", "DepotHTTP", "DepotTesting", "Depot", "DepotS3",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
