@@ -277,26 +277,18 @@ public enum Base64URL {
         }
     }
 
-    /// `nil` for characters outside the alphabet, padding, or an impossible length.
+    /// `nil` for characters outside the alphabet, padding, an impossible length, or non-canonical
+    /// trailing bits (so one token has one spelling).
     public static func decode(_ s: Substring) -> [UInt8]? {
-        let input = Array(s.utf8)
-        guard input.count % 4 != 1 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(input.count * 3 / 4)
-        var acc: UInt32 = 0
-        var bits = 0
-        for c in input {
-            let v = reverse[Int(c)]
-            guard v != 0xFF else { return nil }
-            acc = acc << 6 | UInt32(v)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+        var failed = false
+        let out = [UInt8](unsafeUninitializedCapacity: s.utf8.count * 3 / 4 + 1) { buffer, count in
+            guard let n = decode(s, into: buffer) else {
+                failed = true
+                count = 0
+                return
             }
+            count = n
         }
-        // Leftover bits must be zero (canonical encoding), so one token has one spelling.
-        guard acc & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
-        return out
+        return failed ? nil : out
     }
 }

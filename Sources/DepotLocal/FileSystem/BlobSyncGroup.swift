@@ -6,7 +6,6 @@ import Darwin
 import CDepotSystem
 import DepotCore
 import NIOPosix
-import Synchronization
 
 /// Group commit for blob files: writers that finish while a group is being made durable wait and
 /// are made durable together, with one file-system sync for their bytes and one for their names,
@@ -29,62 +28,24 @@ final class BlobSyncGroup: Sendable {
         let finalPath: String
     }
 
-    private struct Waiter {
-        let entry: Entry
-        let continuation: CheckedContinuation<Void, any Error>
-    }
+    private let queue: GroupingQueue<Entry, Void>
 
-    private struct State {
-        var queue: [Waiter] = []
-        var draining = false
-    }
-
-    private let state = Mutex(State())
-    private let threadPool: NIOThreadPool
-    let maxGroup = 256
-
-    init(threadPool: NIOThreadPool) {
-        self.threadPool = threadPool
+    init(threadPool: NIOThreadPool, maxGroup: Int = 256) {
+        queue = GroupingQueue(maxGroup: maxGroup) { entries in
+            do {
+                return try await threadPool.runIfActive { () throws -> [Result<Void, any Error>] in
+                    Self.makeDurable(entries)
+                }
+            } catch {
+                return Array(repeating: .failure(error), count: entries.count)
+            }
+        }
     }
 
     /// Makes the written file `entry.fd` durable under `entry.finalPath`, and closes the fd.
     /// On failure the temp file is left for the caller to remove.
     func commit(_ entry: Entry) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let start = state.withLock { s -> Bool in
-                s.queue.append(Waiter(entry: entry, continuation: continuation))
-                if s.draining { return false }
-                s.draining = true
-                return true
-            }
-            if start { Task { await self.drain() } }
-        }
-    }
-
-    private func drain() async {
-        while true {
-            let group: [Waiter] = state.withLock { s in
-                if s.queue.isEmpty {
-                    s.draining = false
-                    return []
-                }
-                let n = min(s.queue.count, maxGroup)
-                let group = Array(s.queue.prefix(n))
-                s.queue.removeFirst(n)
-                return group
-            }
-            if group.isEmpty { return }
-            let entries = group.map(\.entry)
-            let results: [Result<Void, any Error>]
-            do {
-                results = try await threadPool.runIfActive { () throws -> [Result<Void, any Error>] in
-                    Self.makeDurable(entries)
-                }
-            } catch {
-                results = Array(repeating: .failure(error), count: group.count)
-            }
-            for (waiter, result) in zip(group, results) { waiter.continuation.resume(with: result) }
-        }
+        try await queue.submit(entry)
     }
 
     /// Runs on the thread pool. Closes every fd.

@@ -1,5 +1,4 @@
 import GRDB
-import Synchronization
 
 /// Group commit: write transactions that arrive while another is committing are collected and
 /// committed together, as one SQLite transaction — one WAL fsync for the whole group instead of
@@ -16,69 +15,26 @@ import Synchronization
 final class GroupCommit: Sendable {
     typealias Body = @Sendable (Database) throws -> any Sendable
 
-    private struct Job {
-        let body: Body
-        let continuation: CheckedContinuation<any Sendable, any Error>
-    }
-
-    private struct State {
-        var queue: [Job] = []
-        var draining = false
-    }
-
     /// Raised inside a group's transaction to roll all of it back.
     private struct GroupAborted: Error {}
 
-    private let pool: DatabasePool
-    private let state = Mutex(State())
-    /// The most writes one transaction holds.
-    let maxGroup: Int
+    private let queue: GroupingQueue<Body, any Sendable>
 
+    /// - Parameter maxGroup: the most writes one transaction holds.
     init(pool: DatabasePool, maxGroup: Int = 256) {
-        self.pool = pool
-        self.maxGroup = maxGroup
+        queue = GroupingQueue(maxGroup: maxGroup) { bodies in
+            bodies.count == 1 ? [await Self.runAlone(bodies[0], pool)] : await Self.runGroup(bodies, pool)
+        }
     }
 
     /// Runs `body` in a write transaction, grouped with concurrent ones; returns once it is durable.
     func submit(_ body: @escaping Body) async throws -> any Sendable {
-        try await withCheckedThrowingContinuation { continuation in
-            let start = state.withLock { s -> Bool in
-                s.queue.append(Job(body: body, continuation: continuation))
-                if s.draining { return false }
-                s.draining = true
-                return true
-            }
-            if start { Task { await self.drain() } }
-        }
+        try await queue.submit(body)
     }
 
-    /// Commits groups until the queue is empty. Only one drain runs at a time.
-    private func drain() async {
-        while true {
-            let group: [Job] = state.withLock { s in
-                if s.queue.isEmpty {
-                    s.draining = false
-                    return []
-                }
-                let n = min(s.queue.count, maxGroup)
-                let group = Array(s.queue.prefix(n))
-                s.queue.removeFirst(n)
-                return group
-            }
-            if group.isEmpty { return }
-            if group.count == 1 {
-                await runAlone(group[0])
-            } else {
-                await runGroup(group)
-            }
-        }
-    }
-
-    private func runGroup(_ group: [Job]) async {
-        let bodies = group.map(\.body)
-        let results: [Result<any Sendable, any Error>]
+    private static func runGroup(_ bodies: [Body], _ pool: DatabasePool) async -> [Result<any Sendable, any Error>] {
         do {
-            results = try await pool.write { db in
+            return try await pool.write { db in
                 var results: [Result<any Sendable, any Error>] = []
                 results.reserveCapacity(bodies.count)
                 for body in bodies {
@@ -99,17 +55,18 @@ final class GroupCommit: Sendable {
                 return results
             }
         } catch {
-            for job in group { await runAlone(job) }
-            return
+            // Nothing of the group is stored: each write again, alone.
+            var results: [Result<any Sendable, any Error>] = []
+            for body in bodies { results.append(await runAlone(body, pool)) }
+            return results
         }
-        for (job, result) in zip(group, results) { job.continuation.resume(with: result) }
     }
 
-    private func runAlone(_ job: Job) async {
+    private static func runAlone(_ body: Body, _ pool: DatabasePool) async -> Result<any Sendable, any Error> {
         do {
-            job.continuation.resume(returning: try await pool.write(job.body))
+            return .success(try await pool.write(body))
         } catch {
-            job.continuation.resume(throwing: error)
+            return .failure(error)
         }
     }
 }

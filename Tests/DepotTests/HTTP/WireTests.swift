@@ -10,24 +10,16 @@ import Testing
 struct WireTests {
     /// Connects to 127.0.0.1:port, sends `head`, and returns what the server says within a moment.
     func exchange(port: Int, head: String, then body: [UInt8]? = nil) throws -> (first: String, final: String) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = try RawSocket.connect(port: port)
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw StorageError.internal("connect failed") }
-        var tv = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        _ = Array(head.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        RawSocket.send(fd, Array(head.utf8))
         func receive() -> String {
             var buf = [UInt8](repeating: 0, count: 65536)
             let n = recv(fd, &buf, buf.count, 0)
             return n > 0 ? String(decoding: buf[0..<n], as: UTF8.self) : ""
         }
         let first = receive()
-        if let body { _ = body.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } }
+        if let body { RawSocket.send(fd, body) }
         var final = ""
         for _ in 0..<20 where !final.contains("\r\n\r\n{") { final += receive() }
         return (first, final)
