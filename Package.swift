@@ -55,10 +55,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // S3-compatible object storage (issue 4, in progress): AWS Signature V4 so far.
+        // S3-compatible object storage: a BlobStore over async-http-client with our own Signature V4.
         .target(
             name: "DepotS3",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "DepotCore", "CDepotCrypto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The library product for Swift backends that embed Depot without HTTP.
@@ -95,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "depot",
             dependencies: [
-                "DepotCore", "DepotLocal", "DepotHTTP",
+                "DepotCore", "DepotLocal", "DepotHTTP", "DepotS3",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -10,7 +10,7 @@ import ServiceLifecycle
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the storage server (embedded default: files on local disk + SQLite).",
+        abstract: "Run the storage server (embedded default: files on local disk + SQLite; blobs in S3 with --blob-store s3).",
         discussion: """
             The project secret comes from DEPOT_JWT_SECRET; when that is unset it is generated on \
             first start and kept in <data-dir>/jwt-secret (mode 0600). Ctrl-C (SIGINT) or SIGTERM \
@@ -19,9 +19,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var data: DataOptions
     @OptionGroup var options: ServeOptions
+    @OptionGroup(title: "Blob store") var blobOptions: BlobStoreOptions
 
     func run() async throws {
         let config = try options.resolve()
+        let blobChoice = try blobOptions.resolve()
         var logger = Logger(label: "depot")
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
         let dataDir = data.resolvedDataDir
@@ -34,7 +36,8 @@ struct ServeCommand: AsyncParsableCommand {
         let sqlite = try SQLiteMetadataStore(path: dataDir + "/depot.sqlite")
         let released = try await sqlite.releaseAbandonedClaims()
         if released > 0 { logger.info("\(released) upload URL(s) cut off by the last stop can be used again") }
-        let blobs = CachedBlobStore(try FileSystemBlobStore(directory: dataDir))
+        let opened = try await OpenedBlobStore.open(blobChoice, dataDir: dataDir, logger: logger)
+        let blobs = CachedBlobStore(opened.store)
         let metadata = CachedMetadataStore(sqlite)
         let service = StorageService(
             blobs: blobs, metadata: metadata, settings: config.settings,
@@ -56,7 +59,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let banner = """
             Depot is listening on http://\(config.host):\(config.port)  (URLs returned: \(config.settings.publicBaseURL))
-              data:    \(dataDir) (blobs/ and depot.sqlite)
+              data:    \(dataDir)/depot.sqlite
+              blobs:   \(opened.summary)
               secret:  \(secretSource)
               keys:    `depot keys --data-dir \(dataDir)` prints the anon and service_role keys;
                        `depot token --data-dir \(dataDir) --sub USER` a user's token
@@ -65,7 +69,13 @@ struct ServeCommand: AsyncParsableCommand {
         app.beforeServerStarts {
             FileHandle.standardOutput.write(Data((banner + "\n").utf8))
         }
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch {
+            await opened.close()
+            throw error
+        }
+        await opened.close()
         logger.info("Depot stopped")
     }
 }

@@ -3,6 +3,7 @@ import DepotCore
 import DepotHTTP
 import DepotLocal
 import Foundation
+import Logging
 
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,6 +54,7 @@ struct GCCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(help: "Only remove things older than this many seconds. (env DEPOT_GC_GRACE, default 900)")
     var grace: Int?
+    @OptionGroup(title: "Blob store") var blobOptions: BlobStoreOptions
 
     func run() async throws {
         let dir = data.resolvedDataDir
@@ -60,11 +62,22 @@ struct GCCommand: AsyncParsableCommand {
             throw DepotFailure("no Depot data in \(dir)")
         }
         let graceSeconds = grace ?? setting(nil, "DEPOT_GC_GRACE").flatMap(Int.init) ?? 900
+        var logger = Logger(label: "depot")
+        logger.logLevel = .warning
+        let blobs = try await OpenedBlobStore.open(
+            try blobOptions.resolve(), dataDir: dir, sweepTemporaryFiles: false, logger: logger)
         let service = StorageService(
-            blobs: try FileSystemBlobStore(directory: dir, sweepTemporaryFiles: false),
+            blobs: blobs.store,
             metadata: try SQLiteMetadataStore(path: dir + "/depot.sqlite"),
             settings: StorageSettings(), keys: .derived(fromProjectSecret: "unused: gc signs nothing"))
-        let report = try await service.collectGarbage(gracePeriod: TimeInterval(graceSeconds))
+        let report: GCReport
+        do {
+            report = try await service.collectGarbage(gracePeriod: TimeInterval(graceSeconds))
+        } catch {
+            await blobs.close()
+            throw error
+        }
+        await blobs.close()
         print("gc: \(report)")
     }
 }

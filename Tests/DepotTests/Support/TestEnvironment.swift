@@ -21,7 +21,11 @@ struct TestEnvironment: Sendable {
     /// Whether cached small downloads are answered in the channel pipeline (as `depot serve` does).
     var fastDownloads = true
 
-    static func make(_ configure: (inout StorageSettings) -> Void = { _ in }, clock: (@Sendable () -> Date)? = nil) async throws -> TestEnvironment {
+    /// - Parameter blobs: another blob store than the files under `dir` (e.g. S3).
+    static func make(
+        _ configure: (inout StorageSettings) -> Void = { _ in }, clock: (@Sendable () -> Date)? = nil,
+        blobs: (any BlobStore)? = nil
+    ) async throws -> TestEnvironment {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var settings = StorageSettings()
@@ -31,7 +35,7 @@ struct TestEnvironment: Sendable {
         var logger = Logger(label: "depot-test")
         logger.logLevel = .warning
         let service = StorageService(
-            blobs: CachedBlobStore(try FileSystemBlobStore(directory: dir)),
+            blobs: try blobs ?? CachedBlobStore(try FileSystemBlobStore(directory: dir)),
             metadata: CachedMetadataStore(try SQLiteMetadataStore(path: dir + "/depot.sqlite")),
             settings: settings, keys: .derived(fromProjectSecret: "test-secret-0123456789-0123456789-abcdef"),
             logger: logger, now: clock ?? { Date() })

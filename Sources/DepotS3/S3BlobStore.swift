@@ -1,0 +1,182 @@
+import AsyncHTTPClient
+import DepotCore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Blobs as objects in an S3-compatible bucket, one object per blob at `<prefix>/blobs/<id>`.
+///
+/// Small blobs are one `PutObject`; a blob that outgrows one part is sent as a multipart upload
+/// (see ``S3BlobWriter``), so memory stays bounded whatever the size. Reads are ranged GETs
+/// streamed to the caller; a read cut off mid-way resumes from the next byte. Nothing is visible
+/// under a blob's key until `PutObject` or `CompleteMultipartUpload` succeeded, and S3 stores an
+/// object durably before it answers either.
+public final class S3BlobStore: BlobStore {
+    let client: S3Client
+    private let blobPrefix: String
+
+    /// Validates the configuration; makes no request (see ``ping()`` and ``createBucketIfMissing()``).
+    /// - Parameter httpClient: a client shared with other stores (made with
+    ///   ``makeHTTPClient(maxConnections:)``; its owner shuts it down), or nil for one of its own.
+    public init(configuration: S3Configuration, httpClient: HTTPClient? = nil, logger: Logger) throws(StorageError) {
+        self.client = try S3Client(config: configuration, httpClient: httpClient, logger: logger)
+        self.blobPrefix = configuration.normalizedPrefix + "blobs/"
+    }
+
+    /// An HTTP client with the settings S3 stores want, to share between stores.
+    public static func makeHTTPClient(maxConnections: Int = 64) -> HTTPClient {
+        S3Client.makeHTTPClient(maxConnections: maxConnections)
+    }
+
+    /// Closes the connections (unless the HTTP client was shared). Call once, after the last request.
+    public func shutdown() async throws { try await client.shutdown() }
+
+    func key(_ id: BlobID) -> String { blobPrefix + id.rawValue }
+
+    public func makeWriter(for id: BlobID) async throws -> any BlobWriter {
+        S3BlobWriter(client: client, key: key(id))
+    }
+
+    public func read(_ id: BlobID, range: Range<Int64>?, into consume: (ByteBuffer) async throws -> Void) async throws {
+        if let range, range.isEmpty {
+            guard try await size(of: id) != nil else { throw StorageError.notFound("blob not found") }
+            return
+        }
+        var offset = range?.lowerBound ?? 0
+        var attempt = 1
+        while true {
+            var request = S3Request(method: .GET, key: key(id), accepting: [416], operation: "GetObject")
+            if offset > 0 || range != nil {
+                let end = range.map { String($0.upperBound - 1) } ?? ""
+                request.headers.append(("range", "bytes=\(offset)-\(end)"))
+            }
+            let response = try await client.send(request)
+            // 416: the range starts at or past the end; there is nothing to send.
+            if response.status == .rangeNotSatisfiable { return }
+            var iterator = response.body.makeAsyncIterator()
+            while true {
+                let chunk: ByteBuffer?
+                do { chunk = try await iterator.next() } catch {
+                    // The connection broke mid-body: ask again for the rest (reads are idempotent).
+                    let failure = S3Failure(status: 0, code: "", message: "\(error)", operation: "GetObject")
+                    guard attempt < client.config.maxAttempts, !Task.isCancelled else { throw failure.storageError }
+                    client.logger.warning("S3 \(failure) after \(offset) bytes; resuming")
+                    try await Task.sleep(for: client.backoff(attempt: attempt))
+                    attempt += 1
+                    break
+                }
+                guard let chunk else { return }
+                offset += Int64(chunk.readableBytes)
+                try await consume(chunk)
+            }
+        }
+    }
+
+    public func size(of id: BlobID) async throws -> Int64? {
+        let response = try await client.send(S3Request(method: .HEAD, key: key(id), accepting: [404], operation: "HeadObject"))
+        if response.status == .notFound { return nil }
+        guard let length = response.headers.first(name: "content-length").flatMap({ Int64($0) }) else {
+            throw StorageError.internal("the object store sent no Content-Length for a blob")
+        }
+        return length
+    }
+
+    public func delete(_ id: BlobID) async throws {
+        _ = try await client.send(S3Request(method: .DELETE, key: key(id), accepting: [404], operation: "DeleteObject"))
+    }
+
+    /// Blobs last written before `date`; multipart uploads started before `date` and never
+    /// finished (a crash mid-upload) are aborted on the way, so they stop costing storage.
+    public func blobs(writtenBefore date: Date) async throws -> [BlobID] {
+        try await abortUploads(startedBefore: date)
+        var found: [BlobID] = []
+        var token: String?
+        repeat {
+            var query: [(name: String, value: String)] = [("list-type", "2"), ("prefix", blobPrefix), ("max-keys", "1000")]
+            if let token { query.append(("continuation-token", token)) }
+            let response = try await client.send(S3Request(method: .GET, key: nil, query: query, operation: "ListObjectsV2"))
+            let xml = try await client.xml(of: response, operation: "ListObjectsV2")
+            for entry in xml.elements("Contents") {
+                guard let key = entry.value("Key"), key.hasPrefix(blobPrefix),
+                    let modified = entry.value("LastModified").flatMap(S3Date.parse), modified < date
+                else { continue }
+                let id = String(key.dropFirst(blobPrefix.count))
+                if BlobID.isWellFormed(id) { found.append(BlobID(rawValue: id)) }
+            }
+            token = xml.value("IsTruncated") == "true" ? xml.value("NextContinuationToken") : nil
+        } while token != nil
+        return found
+    }
+
+    private func abortUploads(startedBefore date: Date) async throws {
+        for upload in try await unfinishedUploads() where upload.started < date {
+            try await S3BlobWriter.abortUpload(client: client, key: upload.key, uploadID: upload.uploadID)
+        }
+    }
+
+    /// A multipart upload that was started and neither completed nor aborted.
+    public struct UnfinishedUpload: Sendable {
+        public var key: String
+        public var uploadID: String
+        public var started: Date
+    }
+
+    /// Multipart uploads of blobs in progress, or left behind by a crash (garbage collection
+    /// aborts those older than its grace period).
+    public func unfinishedUploads() async throws -> [UnfinishedUpload] {
+        var found: [UnfinishedUpload] = []
+        var markers: (key: String, upload: String)?
+        repeat {
+            var query: [(name: String, value: String)] = [("uploads", ""), ("prefix", blobPrefix)]
+            if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.upload)] }
+            let response = try await client.send(S3Request(method: .GET, key: nil, query: query, operation: "ListMultipartUploads"))
+            let xml = try await client.xml(of: response, operation: "ListMultipartUploads")
+            for upload in xml.elements("Upload") {
+                guard let key = upload.value("Key"), key.hasPrefix(blobPrefix), let id = upload.value("UploadId"),
+                    let started = upload.value("Initiated").flatMap(S3Date.parse)
+                else { continue }
+                found.append(UnfinishedUpload(key: key, uploadID: id, started: started))
+            }
+            if xml.value("IsTruncated") == "true", let key = xml.value("NextKeyMarker"), let upload = xml.value("NextUploadIdMarker") {
+                markers = (key, upload)
+            } else {
+                markers = nil
+            }
+        } while markers != nil
+        return found
+    }
+
+    /// Checks that the bucket answers (`HeadBucket`).
+    public func ping() async throws {
+        _ = try await client.send(S3Request(method: .HEAD, key: nil, operation: "HeadBucket"))
+    }
+
+    /// Creates the bucket when it does not exist (for development set-ups and tests; production
+    /// buckets are usually made with their provider's tools). Returns whether it was created.
+    @discardableResult
+    public func createBucketIfMissing() async throws -> Bool {
+        let head = try await client.send(S3Request(method: .HEAD, key: nil, accepting: [404], operation: "HeadBucket"))
+        guard head.status == .notFound else { return false }
+        var request = S3Request(method: .PUT, key: nil, accepting: [409], operation: "CreateBucket")
+        let region = client.config.region
+        if region != "us-east-1" && region != "auto" {
+            request.body = ByteBuffer(string: """
+                <CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">\
+                <LocationConstraint>\(S3XML.escape(region))</LocationConstraint></CreateBucketConfiguration>
+                """)
+        }
+        let response = try await client.send(request)
+        return response.status != .conflict
+    }
+}
+
+/// ISO 8601 timestamps in S3's XML (`2026-11-29T03:16:19.000Z`, milliseconds optional).
+enum S3Date {
+    static func parse(_ s: String) -> Date? {
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = fractional.date(from: s) { return d }
+        return ISO8601DateFormatter().date(from: s)
+    }
+}

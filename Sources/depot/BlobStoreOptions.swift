@@ -1,0 +1,92 @@
+import ArgumentParser
+import DepotCore
+import DepotLocal
+import DepotS3
+import Foundation
+import Logging
+
+/// Where blobs live: files under the data directory (the default) or an S3-compatible bucket.
+struct BlobStoreOptions: ParsableArguments {
+    @Option(name: .customLong("blob-store"), help: "file (blobs under the data directory) or s3. (env DEPOT_BLOB_STORE, default file)")
+    var blobStore: String?
+    @Option(name: .customLong("s3-endpoint"), help: "S3 endpoint, http(s)://host[:port], e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:9000. (env DEPOT_S3_ENDPOINT)")
+    var endpoint: String?
+    @Option(name: .customLong("s3-region"), help: "Region in the request signatures: the bucket's AWS region, 'auto' for R2. (env DEPOT_S3_REGION, default us-east-1)")
+    var region: String?
+    @Option(name: .customLong("s3-bucket"), help: "Bucket that holds the blobs; it must exist. (env DEPOT_S3_BUCKET)")
+    var bucket: String?
+    @Option(name: .customLong("s3-prefix"), help: "Key prefix, so several deployments can share a bucket; blobs go to PREFIX/blobs/<id>. (env DEPOT_S3_PREFIX, default none)")
+    var prefix: String?
+    @Option(name: .customLong("s3-access-key"), help: "Access key id. (env DEPOT_S3_ACCESS_KEY)")
+    var accessKey: String?
+    @Option(name: .customLong("s3-secret-key"), help: "Secret access key; prefer the environment, flags show in `ps`. (env DEPOT_S3_SECRET_KEY)")
+    var secretKey: String?
+    @Option(name: .customLong("s3-path-style"), help: "true: endpoint/bucket/key (MinIO, Ceph, moto); false: bucket.endpoint/key (AWS). (env DEPOT_S3_PATH_STYLE, default true)")
+    var pathStyle: String?
+
+    enum Choice {
+        case file
+        case s3(S3Configuration)
+    }
+
+    /// The choice, every S3 setting checked (a missing or malformed one is named).
+    func resolve() throws -> Choice {
+        switch setting(blobStore, "DEPOT_BLOB_STORE") ?? "file" {
+        case "file": return .file
+        case "s3": break
+        case let other: throw ValidationError("DEPOT_BLOB_STORE must be file or s3, got '\(other)'")
+        }
+        func required(_ flag: String?, _ env: String) throws -> String {
+            guard let v = setting(flag, env) else { throw ValidationError("DEPOT_BLOB_STORE=s3 needs \(env) (or its flag)") }
+            return v
+        }
+        let pathStyle: Bool
+        switch (setting(self.pathStyle, "DEPOT_S3_PATH_STYLE") ?? "true").lowercased() {
+        case "true", "1", "yes": pathStyle = true
+        case "false", "0", "no": pathStyle = false
+        case let other: throw ValidationError("DEPOT_S3_PATH_STYLE must be true or false, got '\(other)'")
+        }
+        let config = S3Configuration(
+            endpoint: try required(endpoint, "DEPOT_S3_ENDPOINT"),
+            region: setting(region, "DEPOT_S3_REGION") ?? "us-east-1",
+            bucket: try required(bucket, "DEPOT_S3_BUCKET"),
+            prefix: setting(prefix, "DEPOT_S3_PREFIX") ?? "",
+            accessKey: try required(accessKey, "DEPOT_S3_ACCESS_KEY"),
+            secretKey: try required(secretKey, "DEPOT_S3_SECRET_KEY"),
+            pathStyle: pathStyle)
+        do { try config.validate() } catch { throw ValidationError(error.message) }
+        return .s3(config)
+    }
+}
+
+/// An opened blob store, and what to do when the process is done with it.
+struct OpenedBlobStore {
+    var store: any BlobStore
+    /// For the start-up banner, e.g. `s3 http://127.0.0.1:9000/bucket/prefix`.
+    var summary: String
+    var close: @Sendable () async -> Void
+
+    /// Opens the chosen store. An S3 bucket is checked at once: a missing bucket or refused
+    /// credentials stop the start with a message; an unreachable endpoint only warns (the
+    /// health check answers 503 until it answers).
+    static func open(_ choice: BlobStoreOptions.Choice, dataDir: String, sweepTemporaryFiles: Bool = true, logger: Logger) async throws -> OpenedBlobStore {
+        switch choice {
+        case .file:
+            let store = try FileSystemBlobStore(directory: dataDir, sweepTemporaryFiles: sweepTemporaryFiles)
+            return OpenedBlobStore(store: store, summary: "files under \(dataDir)/blobs", close: {})
+        case .s3(let config):
+            let store = try S3BlobStore(configuration: config, logger: logger)
+            let where_ = "\(config.endpoint) bucket \(config.bucket)" + (config.prefix.isEmpty ? "" : " prefix \(config.prefix)")
+            do {
+                try await store.ping()
+            } catch let e as StorageError where e.code == .unavailable {
+                logger.warning("the S3 endpoint \(config.endpoint) does not answer yet (\(e)); /health answers 503 until it does")
+            } catch let e as StorageError {
+                try? await store.shutdown()
+                let why = e.code == .notFound ? "the bucket does not exist" : "it refused the request (check the keys, region and bucket)"
+                throw DepotFailure("cannot use S3 at \(where_): \(why) (\(e.cause.map { "\($0)" } ?? e.message))")
+            }
+            return OpenedBlobStore(store: store, summary: "s3 \(where_)", close: { try? await store.shutdown() })
+        }
+    }
+}

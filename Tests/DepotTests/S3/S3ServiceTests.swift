@@ -1,0 +1,86 @@
+import DepotCore
+import DepotS3
+import Foundation
+import HTTPTypes
+import NIOCore
+import Testing
+
+/// The whole service over HTTP with its blobs in S3 (moto, signatures checked) and its rows in
+/// SQLite: what `depot serve --blob-store s3` runs.
+@Suite("Assets API over S3", .enabled(if: S3TestServer.enabled, Comment(rawValue: S3TestServer.skipNote)))
+struct S3ServiceTests {
+    static let mib = 1024 * 1024
+
+    /// Every blob the store holds (finished ones).
+    func blobs(_ store: S3BlobStore) async throws -> [BlobID] {
+        try await store.blobs(writtenBefore: Date().addingTimeInterval(3600))
+    }
+
+    @Test func uploadDownloadFlipDeleteWithBlobsInS3() async throws {
+        let store = try await S3TestServer.makeStore { $0.partSize = 5 * Self.mib }
+        let env = try await TestEnvironment.make({ $0.maxFileSize = 64 * Int64(Self.mib) }, blobs: CachedBlobStore(store))
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            for size in [5000, 13 * Self.mib + 7] {
+                let png = Fixture.png(size)
+                let up = try await client.upload(png, headers: alice)
+                #expect(up.status == .created)
+                #expect(up.json["checksum"] as? String == png.sha256Hex)
+                let path = try #require(up.json["path"] as? String)
+                let signed = TestEnvironment.local(try #require(up.json["url"] as? String))
+                #expect(try await client.request(.get, signed).bytes == png)
+                var range = HTTPFields()
+                range[.range] = "bytes=\(size - 100)-"
+                let tail = try await client.request(.get, signed, headers: range)
+                #expect(tail.status == .partialContent)
+                #expect(tail.bytes == Array(png[(size - 100)...]))
+
+                // The flip moves no bytes: the same single blob serves the public URL.
+                let flip = try await client.json(.patch, "/v1/assets/\(path)", headers: alice, ["visibility": "public"])
+                let publicURL = TestEnvironment.local(try #require(flip.json["url"] as? String))
+                #expect(try await client.request(.get, publicURL).bytes == png)
+                #expect(try await blobs(store).count == 1)
+
+                #expect(try await client.request(.delete, "/v1/assets/\(path)", headers: alice).status == .noContent)
+                #expect(try await client.request(.get, publicURL).status == .notFound)
+                #expect(try await blobs(store).isEmpty)
+            }
+            #expect(try await store.unfinishedUploads().isEmpty)
+        }
+    }
+
+    @Test func anObjectStoreOutageFailsUploadsWith503AndStoresNothing() async throws {
+        let proxy = FaultProxy(target: try S3TestServer.configuration().endpoint)
+        try await proxy.run { endpoint in
+            let store = try await S3TestServer.makeStore { $0.endpoint = endpoint; $0.maxAttempts = 2 }
+            let env = try await TestEnvironment.make(blobs: CachedBlobStore(store))
+            try await env.live { client in
+                let alice = try await env.auth("alice")
+                let before = try await client.upload(Fixture.png(2000), jobId: "before", headers: alice)
+                #expect(before.status == .created)
+
+                // S3 answers nothing but 503: uploads fail with 503 and Retry-After …
+                proxy.inject(.init(status: .serviceUnavailable, code: "ServiceUnavailable"))
+                for _ in 0..<3 {
+                    let up = try await client.upload(Fixture.png(3000), jobId: "during", headers: alice)
+                    #expect(up.status == .serviceUnavailable)
+                    #expect(up.errorCode == "unavailable")
+                    #expect(up.headers[.retryAfter] != nil)
+                }
+                // … listing (rows only) keeps working, and shows no object of the failed uploads;
+                let list = try await client.request(.get, "/v1/assets", headers: alice)
+                #expect(list.status == .ok)
+                #expect((list.json["items"] as? [[String: Any]])?.count == 1)
+                #expect(try await client.request(.get, "/health").status == .serviceUnavailable)
+
+                // … and when S3 is back, so is everything, with no blob left by the failures.
+                proxy.inject(nil)
+                #expect(try await client.request(.get, "/health").status == .ok)
+                let after = try await client.upload(Fixture.png(3000), jobId: "after", headers: alice)
+                #expect(after.status == .created)
+                #expect(try await blobs(store).count == 2)
+                #expect(try await store.unfinishedUploads().isEmpty)
+            }
+        }
+    }
+}
