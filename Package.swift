@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Domain: paths, sniffing, signing, policy, errors, the two seams and StorageService.
@@ -68,6 +70,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // PostgreSQL metadata, for several servers sharing one database.
+        .target(
+            name: "DepotPostgres",
+            dependencies: [
+                "DepotCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The library product for Swift backends that embed Depot without HTTP.
         .target(
             name: "Depot",
@@ -102,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "depot",
             dependencies: [
-                "DepotCore", "DepotLocal", "DepotHTTP", "DepotS3",
+                "DepotCore", "DepotLocal", "DepotHTTP", "DepotS3", "DepotPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -113,7 +126,8 @@ let package = Package(
         .testTarget(
             name: "DepotTests",
             dependencies: [
-                "DepotCore", "DepotLocal", "DepotHTTP", "DepotTesting", "Depot", "DepotS3",
+                "DepotCore", "DepotLocal", "DepotHTTP", "DepotTesting", "Depot", "DepotS3", "DepotPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),

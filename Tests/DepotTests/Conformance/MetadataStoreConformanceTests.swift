@@ -1,16 +1,23 @@
 import DepotCore
 import DepotLocal
+import DepotPostgres
 import DepotTesting
 import Foundation
 import Testing
 
 /// Every `MetadataStore` implementation, for the one conformance suite.
 enum MetadataStoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case memory, sqlite, cachedSQLite
+    case memory, sqlite, cachedSQLite, postgres
     var testDescription: String { rawValue }
 
-    func make() throws -> (any MetadataStore, cleanup: @Sendable () -> Void) {
+    /// Every kind whose backing server is there (PostgreSQL, see ``PostgresTestServer``).
+    static let testable: [MetadataStoreKind] = allCases.filter { $0 != .postgres || PostgresTestServer.enabled }
+
+    func make() async throws -> (any MetadataStore, cleanup: @Sendable () -> Void) {
         switch self {
+        case .postgres:
+            let (store, stop) = try await PostgresTestServer.makeStore()
+            return (store, stop)
         case .memory:
             return (InMemoryMetadataStore(), {})
         case .sqlite, .cachedSQLite:
@@ -38,7 +45,7 @@ struct MetadataStoreConformanceTests {
     }
 
     func withBuckets(_ kind: MetadataStoreKind) async throws -> (any MetadataStore, @Sendable () -> Void) {
-        let (store, cleanup) = try kind.make()
+        let (store, cleanup) = try await kind.make()
         try await store.createBucket(BucketRecord(name: "a", isPublic: false, createdAt: t0))
         try await store.createBucket(BucketRecord(name: "b", isPublic: true, fileSizeLimit: 100, allowedMimeTypes: ["image/png"], createdAt: t0))
         return (store, cleanup)
@@ -46,7 +53,7 @@ struct MetadataStoreConformanceTests {
 
     /// Many writers at once (SQLite commits them in groups, each write in its own savepoint): a
     /// write that fails is rolled back alone, and every write that succeeded is there.
-    @Test(arguments: MetadataStoreKind.allCases)
+    @Test(arguments: MetadataStoreKind.testable)
     func concurrentWritesSucceedOrFailAlone(_ kind: MetadataStoreKind) async throws {
         let (store, cleanup) = try await withBuckets(kind)
         defer { cleanup() }
@@ -76,7 +83,7 @@ struct MetadataStoreConformanceTests {
         #expect(try await store.object(at: contested.key)?.blobID == contested.blobID)
     }
 
-    @Test(arguments: MetadataStoreKind.allCases)
+    @Test(arguments: MetadataStoreKind.testable)
     func buckets(_ kind: MetadataStoreKind) async throws {
         let (store, cleanup) = try await withBuckets(kind)
         defer { cleanup() }
@@ -97,7 +104,7 @@ struct MetadataStoreConformanceTests {
         #expect(await code { try await store.deleteBucket(named: "b") } == .notFound)
     }
 
-    @Test(arguments: MetadataStoreKind.allCases)
+    @Test(arguments: MetadataStoreKind.testable)
     func putGetDelete(_ kind: MetadataStoreKind) async throws {
         let (store, cleanup) = try await withBuckets(kind)
         defer { cleanup() }
@@ -122,7 +129,7 @@ struct MetadataStoreConformanceTests {
         #expect(try await store.object(at: o.key) == nil)
     }
 
-    @Test(arguments: MetadataStoreKind.allCases)
+    @Test(arguments: MetadataStoreKind.testable)
     func moveAndGeneration(_ kind: MetadataStoreKind) async throws {
         let (store, cleanup) = try await withBuckets(kind)
         defer { cleanup() }
@@ -146,7 +153,7 @@ struct MetadataStoreConformanceTests {
         #expect(try await store.referencedBlobs(among: [o.blobID, moved.blobID, .random()]) == [moved.blobID])
     }
 
-    @Test(arguments: MetadataStoreKind.allCases)
+    @Test(arguments: MetadataStoreKind.testable)
     func listingByPrefixAndCursor(_ kind: MetadataStoreKind) async throws {
         let (store, cleanup) = try await withBuckets(kind)
         defer { cleanup() }
@@ -171,7 +178,7 @@ struct MetadataStoreConformanceTests {
             size: 3, sha256: nil, upsert: upsert, expiresAt: t0.addingTimeInterval(expires), createdAt: t0)
     }
 
-    @Test(arguments: MetadataStoreKind.allCases)
+    @Test(arguments: MetadataStoreKind.testable)
     func intentLifecycle(_ kind: MetadataStoreKind) async throws {
         let (store, cleanup) = try await withBuckets(kind)
         defer { cleanup() }
@@ -199,7 +206,7 @@ struct MetadataStoreConformanceTests {
         #expect(try await store.intent(id: late.id) == nil)
     }
 
-    @Test(arguments: MetadataStoreKind.allCases)
+    @Test(arguments: MetadataStoreKind.testable)
     func commitWithoutUpsertDoesNotReplace(_ kind: MetadataStoreKind) async throws {
         let (store, cleanup) = try await withBuckets(kind)
         defer { cleanup() }
@@ -214,7 +221,7 @@ struct MetadataStoreConformanceTests {
         #expect(try await store.intent(id: i.id)?.state == .uploading)
     }
 
-    @Test(arguments: MetadataStoreKind.allCases)
+    @Test(arguments: MetadataStoreKind.testable)
     func concurrentClaimsHaveOneWinner(_ kind: MetadataStoreKind) async throws {
         let (store, cleanup) = try await withBuckets(kind)
         defer { cleanup() }

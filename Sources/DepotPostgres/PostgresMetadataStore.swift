@@ -1,0 +1,107 @@
+import DepotCore
+import Foundation
+import Logging
+import NIOSSL
+import PostgresNIO
+
+/// Metadata in PostgreSQL, for several stateless Depot servers sharing one database.
+///
+/// Same contract as the SQLite store (one conformance suite runs against both). What differs is
+/// what sharing needs: every check-then-write runs in a transaction that locks the rows it reads
+/// (`FOR UPDATE`), unique violations become `.alreadyExists`, an upload URL is claimed by one
+/// conditional `UPDATE … RETURNING` (so two servers receiving the same PUT cannot both win), and a
+/// claim left by a server that died lapses after ``claimLease`` instead of being released at start
+/// (other servers may be mid-upload). Names are compared and ordered bytewise (`COLLATE "C"`), as
+/// in SQLite.
+public final class PostgresMetadataStore: MetadataStore {
+    /// The connection pool (for tools and tests that need other statements).
+    public let client: PostgresClient
+    let logger: Logger
+    /// How long a claimed upload URL stays claimed without its upload finishing; after that, the
+    /// claim is taken to be abandoned (its server died) and the URL can be used again.
+    public let claimLease: TimeInterval
+
+    /// - Parameter url: `postgres://user:password@host:port/database[?sslmode=disable|prefer|require|verify-full]`.
+    ///   Call ``run()`` (it runs the connection pool) before the first query, and ``migrate()``.
+    public init(url: String, claimLease: TimeInterval = 600, maxConnections: Int = 20, logger: Logger) throws(StorageError) {
+        var configuration = try Self.configuration(from: url)
+        configuration.options.maximumConnections = maxConnections
+        configuration.options.connectTimeout = .seconds(5)
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.logger = logger
+        self.claimLease = claimLease
+    }
+
+    /// Runs the connection pool until the calling task is cancelled. Queries wait for it.
+    public func run() async { await client.run() }
+
+    /// Parses a `postgres://` URL. TLS follows libpq's `sslmode`: `disable`; `prefer` (the default)
+    /// and `require` encrypt without checking the certificate; `verify-ca`/`verify-full` check it.
+    static func configuration(from url: String) throws(StorageError) -> PostgresClient.Configuration {
+        guard let c = URLComponents(string: url), ["postgres", "postgresql"].contains(c.scheme ?? ""),
+            let host = c.host, !host.isEmpty, let user = c.user, !user.isEmpty
+        else {
+            throw .invalidRequest("the database URL must look like postgres://user:password@host:5432/database")
+        }
+        let database = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
+        let mode = c.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        let tls: PostgresClient.Configuration.TLS
+        var unverified = TLSConfiguration.makeClientConfiguration()
+        unverified.certificateVerification = .none
+        switch mode {
+        case "disable": tls = .disable
+        case "allow", "prefer": tls = .prefer(unverified)
+        case "require": tls = .require(unverified)
+        case "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        default: throw .invalidRequest("sslmode must be disable, prefer, require, verify-ca or verify-full, got '\(mode)'")
+        }
+        return PostgresClient.Configuration(
+            host: host, port: c.port ?? 5432, username: user, password: c.password.flatMap { $0.removingPercentEncoding },
+            database: database.isEmpty ? nil : database, tls: tls)
+    }
+
+    // MARK: Running statements
+
+    /// Runs `body` in a transaction, translating errors at the boundary.
+    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        do {
+            return try await client.withTransaction(logger: logger) { conn in try await body(conn) }
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
+    /// Runs one statement outside a transaction and collects its rows.
+    func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        do { return try await client.query(query, logger: logger).collect() } catch { throw Self.translate(error) }
+    }
+
+    /// The one place where PostgreSQL errors become `StorageError`s.
+    static func translate(_ error: any Error) -> any Error {
+        if error is StorageError || error is CancellationError { return error }
+        if let e = error as? PostgresTransactionError {
+            return translate(e.closureError ?? e.beginError ?? e.commitError ?? e.rollbackError ?? StorageError.internal("transaction failed"))
+        }
+        if let e = error as? PSQLError {
+            switch e.code {
+            case .server:
+                let state = e.serverInfo?[.sqlState] ?? ""
+                if state == "23505" { return StorageError(.alreadyExists, "the name is taken", cause: e) }
+                if state == "23503" { return StorageError(.notFound, "bucket not found", cause: e) }
+                // 08: connection exceptions, 40: serialization failures and deadlocks, 53: out of
+                // resources, 57: operator intervention (shutdown), 58: system errors.
+                if ["08", "40", "53", "57", "58"].contains(String(state.prefix(2))) {
+                    return StorageError(.unavailable, "the database is not available", cause: e)
+                }
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .queryCancelled:
+                return StorageError(.unavailable, "the database is not answering", cause: e)
+            default: break
+            }
+        }
+        return StorageError(.internalError, "metadata store error", cause: error)
+    }
+
+    public func ping() async throws {
+        _ = try await rows("SELECT 1")
+    }
+}
