@@ -35,6 +35,14 @@ public final class PostgresMetadataStore: MetadataStore {
     /// Runs the connection pool until the calling task is cancelled. Queries wait for it.
     public func run() async { await client.run() }
 
+    /// Runs the connection pool in a task of its own (cancel the task to close the pool), and
+    /// gives it a moment to start, so the first query does not find it missing.
+    public func start() async -> Task<Void, Never> {
+        let runner = Task { await client.run() }
+        try? await Task.sleep(for: .milliseconds(20))
+        return runner
+    }
+
     /// Parses a `postgres://` URL. TLS follows libpq's `sslmode`: `disable`; `prefer` (the default)
     /// and `require` encrypt without checking the certificate; `verify-ca`/`verify-full` check it.
     static func configuration(from url: String) throws(StorageError) -> PostgresClient.Configuration {

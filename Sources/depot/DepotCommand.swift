@@ -9,6 +9,6 @@ struct DepotCommand: AsyncParsableCommand {
             Every option can also be set by the environment variable named in its help; a flag wins \
             over the environment, which wins over the default.
             """,
-        subcommands: [ServeCommand.self, TokenCommand.self, KeysCommand.self, GCCommand.self],
+        subcommands: [ServeCommand.self, TokenCommand.self, KeysCommand.self, GCCommand.self, MigrateCommand.self],
         defaultSubcommand: nil)
 }

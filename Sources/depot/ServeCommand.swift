@@ -19,6 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var data: DataOptions
     @OptionGroup var options: ServeOptions
+    @OptionGroup(title: "Metadata store") var metadataOptions: MetadataOptions
     @OptionGroup(title: "Blob store") var blobOptions: BlobStoreOptions
 
     func run() async throws {
@@ -28,17 +29,24 @@ struct ServeCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
         let dataDir = data.resolvedDataDir
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        if metadataOptions.postgresURL != nil && ProcessInfo.processInfo.environment["DEPOT_JWT_SECRET"] == nil {
+            throw ValidationError(
+                "with a shared database (DEPOT_DATABASE_URL) every server needs the same DEPOT_JWT_SECRET; set it (≥ 32 characters)")
+        }
         let (secret, secretSource) = try ProjectSecret.load(dataDirectory: dataDir)
 
         // The composition root: the only place that names concrete backends.
-        // This process is the only writer of its SQLite file, so row lookups may be cached;
-        // blobs are immutable, so small ones may be cached too.
-        let sqlite = try SQLiteMetadataStore(path: dataDir + "/depot.sqlite")
-        let released = try await sqlite.releaseAbandonedClaims()
-        if released > 0 { logger.info("\(released) upload URL(s) cut off by the last stop can be used again") }
-        let opened = try await OpenedBlobStore.open(blobChoice, dataDir: dataDir, logger: logger)
+        // A process that is the only writer of its SQLite file may cache row lookups; with a
+        // shared PostgreSQL it must not (another server may change any row). Blobs are
+        // immutable, so small ones may be cached either way.
+        let rows = try await OpenedMetadataStore.open(metadataOptions, dataDir: dataDir, owner: true, logger: logger)
+        let opened: OpenedBlobStore
+        do { opened = try await OpenedBlobStore.open(blobChoice, dataDir: dataDir, logger: logger) } catch {
+            await rows.close()
+            throw error
+        }
         let blobs = CachedBlobStore(opened.store)
-        let metadata = CachedMetadataStore(sqlite)
+        let metadata: any MetadataStore = rows.shared ? rows.store : CachedMetadataStore(rows.store)
         let service = StorageService(
             blobs: blobs, metadata: metadata, settings: config.settings,
             keys: .derived(fromProjectSecret: secret), logger: logger)
@@ -59,7 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let banner = """
             Depot is listening on http://\(config.host):\(config.port)  (URLs returned: \(config.settings.publicBaseURL))
-              data:    \(dataDir)/depot.sqlite
+              rows:    \(rows.summary)
               blobs:   \(opened.summary)
               secret:  \(secretSource)
               keys:    `depot keys --data-dir \(dataDir)` prints the anon and service_role keys;
@@ -73,9 +81,11 @@ struct ServeCommand: AsyncParsableCommand {
             try await app.runService()
         } catch {
             await opened.close()
+            await rows.close()
             throw error
         }
         await opened.close()
+        await rows.close()
         logger.info("Depot stopped")
     }
 }

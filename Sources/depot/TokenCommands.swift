@@ -54,30 +54,39 @@ struct GCCommand: AsyncParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(help: "Only remove things older than this many seconds. (env DEPOT_GC_GRACE, default 900)")
     var grace: Int?
+    @OptionGroup(title: "Metadata store") var metadataOptions: MetadataOptions
     @OptionGroup(title: "Blob store") var blobOptions: BlobStoreOptions
 
     func run() async throws {
         let dir = data.resolvedDataDir
-        guard FileManager.default.fileExists(atPath: dir + "/depot.sqlite") else {
+        guard metadataOptions.postgresURL != nil || FileManager.default.fileExists(atPath: dir + "/depot.sqlite") else {
             throw DepotFailure("no Depot data in \(dir)")
         }
         let graceSeconds = grace ?? setting(nil, "DEPOT_GC_GRACE").flatMap(Int.init) ?? 900
         var logger = Logger(label: "depot")
         logger.logLevel = .warning
-        let blobs = try await OpenedBlobStore.open(
-            try blobOptions.resolve(), dataDir: dir, sweepTemporaryFiles: false, logger: logger)
+        let rows = try await OpenedMetadataStore.open(metadataOptions, dataDir: dir, migrate: false, logger: logger)
+        let blobs: OpenedBlobStore
+        do {
+            blobs = try await OpenedBlobStore.open(try blobOptions.resolve(), dataDir: dir, sweepTemporaryFiles: false, logger: logger)
+        } catch {
+            await rows.close()
+            throw error
+        }
         let service = StorageService(
             blobs: blobs.store,
-            metadata: try SQLiteMetadataStore(path: dir + "/depot.sqlite"),
+            metadata: rows.store,
             settings: StorageSettings(), keys: .derived(fromProjectSecret: "unused: gc signs nothing"))
         let report: GCReport
         do {
             report = try await service.collectGarbage(gracePeriod: TimeInterval(graceSeconds))
         } catch {
             await blobs.close()
+            await rows.close()
             throw error
         }
         await blobs.close()
+        await rows.close()
         print("gc: \(report)")
     }
 }

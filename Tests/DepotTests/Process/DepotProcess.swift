@@ -43,7 +43,7 @@ final class DepotProcess: @unchecked Sendable {
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    func start(extra: [String] = []) async throws {
+    func start(extra: [String] = [], environment: [String: String] = [:]) async throws {
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
@@ -51,6 +51,7 @@ final class DepotProcess: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: Self.executable)
         p.arguments = ["serve", "--data-dir", dataDir, "--port", "0", "--public-url", "http://depot.test"] + extra
         p.environment = ProcessInfo.processInfo.environment.merging(["DEPOT_JWT_SECRET": Self.secret]) { $1 }
+            .merging(environment) { $1 }
         p.standardOutput = log
         p.standardError = log
         try p.run()

@@ -42,7 +42,7 @@ enum PostgresTestServer {
     /// A migrated store on a new database; `stop` ends its connection pool.
     static func makeStore(claimLease: TimeInterval = 600) async throws -> (PostgresMetadataStore, stop: @Sendable () -> Void) {
         let store = try PostgresMetadataStore(url: try await makeDatabase(), claimLease: claimLease, logger: logger)
-        let runner = Task { await store.run() }
+        let runner = await store.start()
         try await store.migrate()
         return (store, { runner.cancel() })
     }

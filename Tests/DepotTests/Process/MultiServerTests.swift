@@ -1,0 +1,129 @@
+import DepotCore
+import DepotHTTP
+import DepotS3
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// Two real `depot serve` processes sharing one PostgreSQL database and one S3 bucket (moto), as
+/// behind a load balancer: what one server does, the other sees at once.
+@Suite(
+    "Two servers over PostgreSQL and S3",
+    .enabled(if: S3TestServer.enabled && PostgresTestServer.enabled, "needs DEPOT_TEST_S3_ENDPOINT and DEPOT_TEST_DATABASE_URL (scripts/test sets both)"))
+struct MultiServerTests {
+    func json(_ bytes: [UInt8]) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
+    }
+
+    /// Starts two servers on one new database and one new bucket prefix.
+    func withTwoServers(_ body: (DepotProcess, DepotProcess) async throws -> Void) async throws {
+        let s3 = try S3TestServer.configuration()
+        _ = try await S3TestServer.makeStore()  // makes the bucket when missing
+        let environment = [
+            "DEPOT_DATABASE_URL": try await PostgresTestServer.makeDatabase(),
+            "DEPOT_BLOB_STORE": "s3", "DEPOT_S3_ENDPOINT": s3.endpoint, "DEPOT_S3_BUCKET": s3.bucket,
+            "DEPOT_S3_PREFIX": s3.prefix, "DEPOT_S3_ACCESS_KEY": s3.accessKey, "DEPOT_S3_SECRET_KEY": s3.secretKey,
+            "DEPOT_GC_INTERVAL": "0",
+        ]
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("depot-multi-\(UUID().uuidString)").path
+        let a = DepotProcess(dataDir: base + "-a"), b = DepotProcess(dataDir: base + "-b")
+        defer {
+            a.stop()
+            b.stop()
+            for d in [a.dataDir, b.dataDir] {
+                try? FileManager.default.removeItem(atPath: d)
+                try? FileManager.default.removeItem(atPath: d + ".log")
+            }
+        }
+        // Started together: both run the migrations; the advisory lock lets one apply them.
+        async let startA: Void = a.start(environment: environment)
+        async let startB: Void = b.start(environment: environment)
+        _ = try await (startA, startB)
+        try await body(a, b)
+    }
+
+    @Test func whatOneServerDoesTheOtherSees() async throws {
+        try await withTwoServers { a, b in
+            let jwt = await ProjectJWT(secret: DepotProcess.secret)
+            let auth = [("Authorization", "Bearer \(try await jwt.mint(subject: "alice", role: .authenticated, ttl: 3600))")]
+            let png = Fixture.png(40_000)
+
+            // Upload through A; read, sign, flip, list and delete through B.
+            let up = try await a.request(.POST, "/v1/assets?jobId=multi", headers: auth + [("Content-Type", "image/png")], body: png)
+            #expect(up.status == 201)
+            let path = try #require(json(up.body)["path"] as? String)
+            let signedByA = try #require(json(up.body)["url"] as? String)
+            #expect(try await b.request(.GET, signedByA).body == png)  // a URL minted by A works on B
+            let info = try await b.request(.GET, "/v1/assets/\(path)", headers: auth)
+            #expect(json(info.body)["checksum"] as? String == png.sha256Hex)
+            let list = try await b.request(.GET, "/v1/assets", headers: auth)
+            #expect((json(list.body)["items"] as? [[String: Any]])?.map { $0["path"] as? String } == [path])
+            let flip = try await b.request(.PATCH, "/v1/assets/\(path)", headers: auth + [("Content-Type", "application/json")], body: Array(#"{"visibility":"public"}"#.utf8))
+            let publicURL = try #require(json(flip.body)["url"] as? String)
+            #expect(try await a.request(.GET, publicURL).body == png)
+            #expect(try await a.request(.GET, signedByA).status != 200)  // the flip revoked it on every server
+
+            // A delete on A: B answers 404 at once (no server caches rows).
+            #expect(try await b.request(.GET, publicURL).status == 200)
+            #expect(try await a.request(.DELETE, "/v1/assets/\(path)", headers: auth).status == 204)
+            #expect(try await b.request(.GET, publicURL).status == 404)
+            #expect(try await b.request(.GET, "/v1/assets/\(path)", headers: auth).status == 404)
+        }
+    }
+
+    @Test func anUploadURLIsConsumedOnceWhenBothServersGetThePUT() async throws {
+        try await withTwoServers { a, b in
+            let jwt = await ProjectJWT(secret: DepotProcess.secret)
+            let auth = [("Authorization", "Bearer \(try await jwt.mint(subject: "alice", role: .authenticated, ttl: 3600))")]
+            for round in 0..<5 {
+                let png = Fixture.png(20_000 + round)
+                let pre = try await a.request(
+                    .POST, "/v1/presigned-uploads", headers: auth + [("Content-Type", "application/json")],
+                    body: Array(#"{"jobId":"direct","contentType":"image/png","size":\#(png.count)}"#.utf8))
+                #expect(pre.status == 201)
+                let url = try #require(json(pre.body)["uploadUrl"] as? String)
+                async let viaA = a.request(.PUT, url, headers: [("Content-Type", "image/png")], body: png)
+                async let viaB = b.request(.PUT, url, headers: [("Content-Type", "image/png")], body: png)
+                let statuses = [try await viaA.status, try await viaB.status].sorted()
+                #expect(statuses == [201, 409], "round \(round): \(statuses)")
+                let path = try #require(json(pre.body)["path"] as? String)
+                let info = try await b.request(.GET, "/v1/assets/\(path)", headers: auth)
+                #expect(json(info.body)["checksum"] as? String == png.sha256Hex)
+            }
+        }
+    }
+
+    @Test func concurrentUploadsOverBothServersAllReadBack() async throws {
+        try await withTwoServers { a, b in
+            let jwt = await ProjectJWT(secret: DepotProcess.secret)
+            let auth = [("Authorization", "Bearer \(try await jwt.mint(subject: "bob", role: .authenticated, ttl: 3600))")]
+            // (status, reply body, sha256 of what was sent)
+            let replies = try await withThrowingTaskGroup(of: (Int, [UInt8], String).self) { group in
+                for i in 0..<200 {
+                    group.addTask {
+                        let server = i % 2 == 0 ? a : b
+                        let png = Fixture.png(3000 + i)
+                        let r = try await server.request(
+                            .POST, "/v1/assets?jobId=load", headers: auth + [("Content-Type", "image/png")], body: png)
+                        return (r.status, r.body, png.sha256Hex)
+                    }
+                }
+                var all: [(Int, [UInt8], String)] = []
+                for try await r in group { all.append(r) }
+                return all
+            }
+            #expect(replies.allSatisfy { $0.0 == 201 })
+            for (i, (_, reply, sent)) in replies.enumerated() {
+                let body = json(reply)
+                #expect(body["checksum"] as? String == sent)
+                let url = try #require(body["url"] as? String)
+                let got = try await (i % 2 == 0 ? b : a).request(.GET, url)
+                #expect(got.status == 200)
+                #expect(got.body.sha256Hex == sent)
+            }
+            let list = try await a.request(.GET, "/v1/assets?limit=1000", headers: auth)
+            #expect((json(list.body)["items"] as? [[String: Any]])?.count == 200)
+        }
+    }
+}
