@@ -34,7 +34,7 @@ extension PostgresMetadataStore {
     }
 
     public func deleteBucket(named name: String) async throws {
-        try await transaction { conn in
+        try await transaction { [logger] conn in
             let locked = try await conn.query("SELECT 1 FROM buckets WHERE name = \(name) FOR UPDATE", logger: logger).collect()
             guard !locked.isEmpty else { throw StorageError.notFound("bucket not found") }
             let any = try await conn.query("SELECT 1 FROM objects WHERE bucket = \(name) LIMIT 1", logger: logger).collect()
@@ -68,10 +68,10 @@ extension PostgresMetadataStore {
 
     public func putObject(_ object: ObjectRecord, upsert: Bool) async throws -> ObjectRecord? {
         do {
-            return try await transaction { conn in try await Self.put(object, upsert: upsert, in: conn, logger: logger) }
+            return try await transaction { [logger] conn in try await Self.put(object, upsert: upsert, in: conn, logger: logger) }
         } catch let e as StorageError where e.code == .alreadyExists && upsert {
             // Lost an insert race to another writer of the same name: now there is a row to replace.
-            return try await transaction { conn in try await Self.put(object, upsert: true, in: conn, logger: logger) }
+            return try await transaction { [logger] conn in try await Self.put(object, upsert: true, in: conn, logger: logger) }
         }
     }
 
@@ -82,7 +82,7 @@ extension PostgresMetadataStore {
     }
 
     public func moveObject(from: ObjectKey, to: ObjectKey, generation: Int64, at date: Date) async throws -> ObjectRecord {
-        try await transaction { conn in
+        try await transaction { [logger] conn in
             let bucket = try await conn.query("SELECT 1 FROM buckets WHERE name = \(to.bucket)", logger: logger).collect()
             guard !bucket.isEmpty else { throw StorageError.notFound("bucket not found") }
             guard try await Self.lockedObject(bucket: from.bucket, name: from.path.string, in: conn, logger: logger) != nil else {
@@ -175,7 +175,7 @@ extension PostgresMetadataStore {
     }
 
     public func commitIntent(id: String, object: ObjectRecord) async throws -> ObjectRecord? {
-        try await transaction { conn in
+        try await transaction { [logger] conn in
             let rows = try await conn.query(
                 "SELECT upsert FROM upload_intents WHERE id = \(id) AND state = 'uploading' FOR UPDATE", logger: logger
             ).collect()

@@ -20,16 +20,23 @@ public final class PostgresMetadataStore: MetadataStore {
     /// How long a claimed upload URL stays claimed without its upload finishing; after that, the
     /// claim is taken to be abandoned (its server died) and the URL can be used again.
     public let claimLease: TimeInterval
+    /// Longest wait for one statement or transaction, connection included. While the database is
+    /// down the pool keeps trying to connect; requests give up after this with `.unavailable`
+    /// (503) instead of hanging.
+    public let timeout: Duration
 
     /// - Parameter url: `postgres://user:password@host:port/database[?sslmode=disable|prefer|require|verify-full]`.
     ///   Call ``run()`` (it runs the connection pool) before the first query, and ``migrate()``.
-    public init(url: String, claimLease: TimeInterval = 600, maxConnections: Int = 20, logger: Logger) throws(StorageError) {
+    public init(
+        url: String, claimLease: TimeInterval = 600, timeout: Duration = .seconds(10), maxConnections: Int = 20, logger: Logger
+    ) throws(StorageError) {
         var configuration = try Self.configuration(from: url)
         configuration.options.maximumConnections = maxConnections
         configuration.options.connectTimeout = .seconds(5)
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
         self.claimLease = claimLease
+        self.timeout = timeout
     }
 
     /// Runs the connection pool until the calling task is cancelled. Queries wait for it.
@@ -71,17 +78,33 @@ public final class PostgresMetadataStore: MetadataStore {
     // MARK: Running statements
 
     /// Runs `body` in a transaction, translating errors at the boundary.
-    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        do {
-            return try await client.withTransaction(logger: logger) { conn in try await body(conn) }
-        } catch {
-            throw Self.translate(error)
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await bounded { [client, logger] in
+            try await client.withTransaction(logger: logger) { conn in try await body(conn) }
         }
     }
 
     /// Runs one statement outside a transaction and collects its rows.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        do { return try await client.query(query, logger: logger).collect() } catch { throw Self.translate(error) }
+        try await bounded { [client, logger] in try await client.query(query, logger: logger).collect() }
+    }
+
+    /// Runs `work` for at most ``timeout``; errors leave translated.
+    private func bounded<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        let timeout = self.timeout
+        do {
+            return try await withThrowingTaskGroup(of: T.self) { group in
+                group.addTask { try await work() }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    throw StorageError.unavailable("the database did not answer within \(timeout)")
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
+        } catch {
+            throw Self.translate(error)
+        }
     }
 
     /// The one place where PostgreSQL errors become `StorageError`s.

@@ -66,7 +66,7 @@ extension PostgresMetadataStore {
     /// schema was up to date). Fails when the database has a newer schema than this build knows.
     @discardableResult
     public func migrate() async throws -> [Int] {
-        try await transaction { conn in
+        try await transaction { [logger] conn in
             // One migrator at a time across every server (the key is arbitrary but fixed).
             try await conn.query("SELECT pg_advisory_xact_lock(7356001)", logger: logger)
             try await conn.query(

@@ -1,0 +1,133 @@
+import DepotCore
+import DepotPostgres
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// What the PostgreSQL store does beyond the conformance suite: what sharing one database
+/// between servers needs.
+@Suite("PostgreSQL metadata store", .enabled(if: PostgresTestServer.enabled, Comment(rawValue: PostgresTestServer.skipNote)))
+struct PostgresMetadataStoreTests {
+    let now = Date()
+
+    func intent(_ id: String, expires: TimeInterval = 300) throws -> UploadIntent {
+        UploadIntent(
+            id: id, bucket: "assets", path: try ObjectPath("alice/job/\(id).png"), owner: "alice", contentType: "image/png",
+            size: 10, sha256: nil, upsert: false, state: .pending, expiresAt: now.addingTimeInterval(expires), createdAt: now)
+    }
+
+    /// A second store (its own connection pool, as another server has) on the same database.
+    func secondServer(on store: PostgresMetadataStore, url: String, claimLease: TimeInterval = 600) async throws -> (PostgresMetadataStore, @Sendable () -> Void) {
+        let other = try PostgresMetadataStore(url: url, claimLease: claimLease, logger: PostgresTestServer.logger)
+        let runner = await other.start()
+        return (other, { runner.cancel() })
+    }
+
+    @Test func anIntentIsClaimedOnceAcrossServers() async throws {
+        let url = try await PostgresTestServer.makeDatabase()
+        let a = try PostgresMetadataStore(url: url, logger: PostgresTestServer.logger)
+        let runA = await a.start()
+        defer { runA.cancel() }
+        try await a.migrate()
+        let (b, stopB) = try await secondServer(on: a, url: url)
+        defer { stopB() }
+        for round in 0..<10 {
+            try await a.createIntent(try intent("i\(round)"))
+            let wins = await withTaskGroup(of: Bool.self) { group in
+                for i in 0..<20 {
+                    group.addTask {
+                        (try? await (i % 2 == 0 ? a : b).claimIntent(id: "i\(round)", now: self.now)) != nil
+                    }
+                }
+                var n = 0
+                for await won in group where won { n += 1 }
+                return n
+            }
+            #expect(wins == 1, "round \(round)")
+        }
+    }
+
+    @Test func aClaimLeftByADeadServerLapsesAfterTheLease() async throws {
+        let url = try await PostgresTestServer.makeDatabase()
+        let store = try PostgresMetadataStore(url: url, claimLease: 1, logger: PostgresTestServer.logger)
+        let runner = await store.start()
+        defer { runner.cancel() }
+        try await store.migrate()
+        try await store.createBucket(BucketRecord(name: "assets", isPublic: false, createdAt: now))
+        try await store.createIntent(try intent("x"))
+        _ = try await store.claimIntent(id: "x", now: now)
+        // Within the lease: in use.
+        await #expect(throws: StorageError.self) { try await store.claimIntent(id: "x", now: self.now.addingTimeInterval(0.5)) }
+        // After it, the claim is taken as abandoned; the URL works again, once.
+        let again = try await store.claimIntent(id: "x", now: now.addingTimeInterval(2))
+        #expect(again.state == .uploading)
+        await #expect(throws: StorageError.self) { try await store.claimIntent(id: "x", now: self.now.addingTimeInterval(2.5)) }
+        // A consumed intent never comes back, however old.
+        _ = try await store.commitIntent(id: "x", object: ObjectRecord(
+            bucket: "assets", path: try ObjectPath("alice/job/x.png"), owner: "alice", blobID: .random(), size: 10,
+            contentType: "image/png", sha256: String(repeating: "0", count: 64), generation: 1, createdAt: now))
+        do {
+            _ = try await store.claimIntent(id: "x", now: now.addingTimeInterval(3600))
+            Issue.record("a consumed URL must not be claimable")
+        } catch let e as StorageError {
+            #expect(e.code == .uploadConsumed)
+        }
+    }
+
+    @Test func serversMigratingTogetherApplyEachVersionOnce() async throws {
+        let url = try await PostgresTestServer.makeDatabase()
+        let stores = try (0..<4).map { _ in try PostgresMetadataStore(url: url, logger: PostgresTestServer.logger) }
+        var runners: [Task<Void, Never>] = []
+        for s in stores { runners.append(await s.start()) }
+        defer { runners.forEach { $0.cancel() } }
+        let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for s in stores { group.addTask { try await s.migrate() } }
+            var all: [[Int]] = []
+            for try await a in group { all.append(a) }
+            return all
+        }
+        #expect(applied.filter { !$0.isEmpty } == [[PostgresMetadataStore.latestVersion]])
+        #expect(try await stores[0].migrate().isEmpty)
+    }
+
+    @Test func thePoolReconnectsAfterTheServerDropsItsConnections() async throws {
+        let (store, stop) = try await PostgresTestServer.makeStore()
+        defer { stop() }
+        try await store.createBucket(BucketRecord(name: "assets", isPublic: false, createdAt: now))
+        let database = try #require(try await store.client.query("SELECT current_database()").collect().first?.decode(String.self))
+        // What a PostgreSQL restart looks like from here: every connection closed by the server.
+        try await PostgresTestServer.admin!.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = \(database) AND pid <> pg_backend_pid()")
+        // A request may meet a dead connection once (503, the client retries); then it works again.
+        var recovered = false
+        for _ in 0..<10 {
+            if (try? await store.bucket(named: "assets")) != nil { recovered = true; break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(recovered)
+    }
+
+    @Test func anUnreachableDatabaseIsUnavailable() async throws {
+        let store = try PostgresMetadataStore(
+            url: "postgres://depot:depot@127.0.0.1:9/none?sslmode=disable", timeout: .seconds(1), logger: PostgresTestServer.logger)
+        let runner = await store.start()
+        defer { runner.cancel() }
+        let start = ContinuousClock.now
+        do {
+            try await store.ping()
+            Issue.record("ping must fail")
+        } catch let e as StorageError {
+            #expect(e.code == .unavailable)
+        }
+        #expect(ContinuousClock.now - start < .seconds(3))
+    }
+
+    @Test func badURLsAreRefusedWithAReason() {
+        for url in ["mysql://u@h/db", "postgres://host/db", "postgres://u@h/db?sslmode=sometimes", "not a url"] {
+            #expect(throws: StorageError.self, "\(url)") {
+                _ = try PostgresMetadataStore(url: url, logger: PostgresTestServer.logger)
+            }
+        }
+    }
+}
