@@ -28,8 +28,11 @@ final class S3BlobWriter: BlobWriter, @unchecked Sendable {
     private var size: Int64 = 0
     private var uploadID: String?
     private var nextPart = 1
-    private var inFlight: [Task<Part, any Error>] = []
+    private var inFlight: [Task<(Part, ByteBuffer), any Error>] = []
     private var sent: [Part] = []
+    /// Buffers of parts already sent, kept for the next parts: an upload allocates at most
+    /// `partsInFlight + 1` part buffers, whatever its size.
+    private var spare: [ByteBuffer] = []
 
     init(client: S3Client, key: String) {
         self.client = client
@@ -54,8 +57,9 @@ final class S3BlobWriter: BlobWriter, @unchecked Sendable {
             return size
         }
         if buffer.readableBytes > 0 { try await sendPart() }
-        for task in inFlight { sent.append(try await task.value) }
+        for task in inFlight { sent.append(try await task.value.0) }
         inFlight = []
+        spare = []
         try await complete(uploadID: uploadID)
         return size
     }
@@ -65,6 +69,7 @@ final class S3BlobWriter: BlobWriter, @unchecked Sendable {
         for task in inFlight { _ = try? await task.value }
         inFlight = []
         buffer = ByteBuffer()
+        spare = []
         if let uploadID {
             do { try await Self.abortUpload(client: client, key: key, uploadID: uploadID) } catch {
                 // Garbage collection aborts uploads left behind (`blobs(writtenBefore:)`).
@@ -83,10 +88,19 @@ final class S3BlobWriter: BlobWriter, @unchecked Sendable {
     /// Hands the full buffer to a background task, after waiting for room.
     private func sendPart() async throws {
         let uploadID = try await startUpload()
-        if inFlight.count >= client.config.partsInFlight { sent.append(try await inFlight.removeFirst().value) }
+        if inFlight.count >= client.config.partsInFlight {
+            var (done, storage) = try await inFlight.removeFirst().value
+            sent.append(done)
+            storage.clear()
+            spare.append(storage)
+        }
         let part = buffer
-        buffer = ByteBuffer()
-        buffer.reserveCapacity(partSize)
+        if let reused = spare.popLast() {
+            buffer = reused
+        } else {
+            buffer = ByteBuffer()
+            buffer.reserveCapacity(partSize)
+        }
         let number = nextPart
         nextPart += 1
         let (client, key) = (self.client, self.key)
@@ -99,7 +113,9 @@ final class S3BlobWriter: BlobWriter, @unchecked Sendable {
                 guard let etag = response.headers.first(name: "etag") else {
                     throw StorageError.internal("the object store sent no ETag for part \(number)")
                 }
-                return Part(number: number, etag: etag)
+                // The part's storage goes back to the writer for a later part (once the request
+                // above released it, `clear()` reuses it without copying).
+                return (Part(number: number, etag: etag), part)
             })
     }
 
