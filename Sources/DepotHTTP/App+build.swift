@@ -11,6 +11,11 @@ public struct DepotHTTPOptions: Sendable {
     public var objectCORSOrigins: [String] = ["*"]
     /// CORS origins for the authenticated API; none by default.
     public var apiCORSOrigins: [String] = []
+    /// When set (`--download-mode redirect`), a signed GET is answered, after Depot's checks, with a
+    /// 302 to a URL of the blob store that serves the bytes directly; nil streams them (proxy).
+    public var directDownloads: (any BlobRedirecting)? = nil
+    /// Lifetime of those URLs, seconds.
+    public var directURLLifetime: Int = 60
     public init() {}
 }
 
@@ -26,7 +31,8 @@ public func buildRouter(
     router.add(middleware: ErrorMiddleware(metrics: metrics))
 
     HealthController(service: service, metrics: metrics).addRoutes(to: router)
-    let objects = ObjectRoutesController(service: service, metrics: metrics)
+    let objects = ObjectRoutesController(
+        service: service, metrics: metrics, directDownloads: options.directDownloads, directURLLifetime: options.directURLLifetime)
     objects.addPublicRoutes(to: router)
     objects.addAuthenticatedRoutes(to: router.group("/storage/v1/object").add(middleware: AuthMiddleware(jwt: jwt)))
 

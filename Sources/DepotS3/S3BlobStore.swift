@@ -171,6 +171,17 @@ public final class S3BlobStore: BlobStore {
     }
 }
 
+extension S3BlobStore: BlobRedirecting {
+    /// A presigned `GetObject` URL whose answer carries the object's type, disposition and cache
+    /// policy (`response-content-type` …, signed with the URL). Lifetime: 1 s … 7 days.
+    public func directURL(for id: BlobID, lifetime: Int, headers: DirectDownloadHeaders) -> String {
+        var query: [(name: String, value: String)] = [("response-content-type", headers.contentType)]
+        if let d = headers.contentDisposition { query.append(("response-content-disposition", d)) }
+        if let c = headers.cacheControl { query.append(("response-cache-control", c)) }
+        return client.presignedURL(method: .GET, key: key(id), query: query, expires: min(max(lifetime, 1), 604_800))
+    }
+}
+
 /// ISO 8601 timestamps in S3's XML (`2026-11-29T03:16:19.000Z`, milliseconds optional).
 enum S3Date {
     static func parse(_ s: String) -> Date? {

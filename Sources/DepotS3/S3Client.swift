@@ -128,6 +128,14 @@ final class S3Client: Sendable {
         }
     }
 
+    /// A presigned URL (query authentication, `UNSIGNED-PAYLOAD`) for one request on a key.
+    func presignedURL(method: HTTPMethod, key: String, query: [(name: String, value: String)], expires: Int) -> String {
+        let path = path(for: key)
+        let signedQuery = signer.presignedQuery(
+            method: method.rawValue, host: host, path: path, query: query, expires: expires, date: Date())
+        return "\(scheme)://\(host)\(SigV4Signer.uriEncode(path, encodeSlash: false))?\(signedQuery)"
+    }
+
     /// Random delay in `0 … min(maxBackoff, baseBackoff × 2^(attempt-1))` (full jitter).
     func backoff(attempt: Int) -> Duration {
         let cap = min(config.maxBackoff, config.baseBackoff * (1 << min(attempt - 1, 20)))

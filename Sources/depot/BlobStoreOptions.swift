@@ -21,12 +21,27 @@ struct BlobStoreOptions: ParsableArguments {
     var accessKey: String?
     @Option(name: .customLong("s3-secret-key"), help: "Secret access key; prefer the environment, flags show in `ps`. (env DEPOT_S3_SECRET_KEY)")
     var secretKey: String?
+    @Option(name: .customLong("download-mode"), help: "proxy: Depot streams the bytes of signed downloads; redirect: after its checks, Depot answers a signed GET with a 302 to a 60-second S3 presigned URL, so the bytes skip the server (needs --blob-store s3). (env DEPOT_DOWNLOAD_MODE, default proxy)")
+    var downloadMode: String?
     @Option(name: .customLong("s3-path-style"), help: "true: endpoint/bucket/key (MinIO, Ceph, moto); false: bucket.endpoint/key (AWS). (env DEPOT_S3_PATH_STYLE, default true)")
     var pathStyle: String?
 
     enum Choice {
         case file
         case s3(S3Configuration)
+    }
+
+    /// Whether signed GETs are redirected to the blob store (checked: only with S3).
+    func redirectsDownloads() throws -> Bool {
+        switch setting(downloadMode, "DEPOT_DOWNLOAD_MODE") ?? "proxy" {
+        case "proxy": return false
+        case "redirect":
+            guard (setting(blobStore, "DEPOT_BLOB_STORE") ?? "file") == "s3" else {
+                throw ValidationError("DEPOT_DOWNLOAD_MODE=redirect needs DEPOT_BLOB_STORE=s3 (local files have no URL of their own)")
+            }
+            return true
+        case let other: throw ValidationError("DEPOT_DOWNLOAD_MODE must be proxy or redirect, got '\(other)'")
+        }
     }
 
     /// The choice, every S3 setting checked (a missing or malformed one is named).
@@ -62,6 +77,8 @@ struct BlobStoreOptions: ParsableArguments {
 /// An opened blob store, and what to do when the process is done with it.
 struct OpenedBlobStore {
     var store: any BlobStore
+    /// The store's direct download URLs, when it has them (S3).
+    var redirecting: (any BlobRedirecting)?
     /// For the start-up banner, e.g. `s3 http://127.0.0.1:9000/bucket/prefix`.
     var summary: String
     var close: @Sendable () async -> Void
@@ -73,7 +90,7 @@ struct OpenedBlobStore {
         switch choice {
         case .file:
             let store = try FileSystemBlobStore(directory: dataDir, sweepTemporaryFiles: sweepTemporaryFiles)
-            return OpenedBlobStore(store: store, summary: "files under \(dataDir)/blobs", close: {})
+            return OpenedBlobStore(store: store, redirecting: nil, summary: "files under \(dataDir)/blobs", close: {})
         case .s3(let config):
             let store = try S3BlobStore(configuration: config, logger: logger)
             let where_ = "\(config.endpoint) bucket \(config.bucket)" + (config.prefix.isEmpty ? "" : " prefix \(config.prefix)")
@@ -86,7 +103,7 @@ struct OpenedBlobStore {
                 let why = e.code == .notFound ? "the bucket does not exist" : "it refused the request (check the keys, region and bucket)"
                 throw DepotFailure("cannot use S3 at \(where_): \(why) (\(e.cause.map { "\($0)" } ?? e.message))")
             }
-            return OpenedBlobStore(store: store, summary: "s3 \(where_)", close: { try? await store.shutdown() })
+            return OpenedBlobStore(store: store, redirecting: store, summary: "s3 \(where_)", close: { try? await store.shutdown() })
         }
     }
 }

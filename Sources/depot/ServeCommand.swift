@@ -25,11 +25,12 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try options.resolve()
         let blobChoice = try blobOptions.resolve()
+        let redirect = try blobOptions.redirectsDownloads()
         var logger = Logger(label: "depot")
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
         let dataDir = data.resolvedDataDir
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-        if metadataOptions.postgresURL != nil && ProcessInfo.processInfo.environment["DEPOT_JWT_SECRET"] == nil {
+        if metadataOptions.postgresURL != nil && setting(nil, "DEPOT_JWT_SECRET") == nil {
             throw ValidationError(
                 "with a shared database (DEPOT_DATABASE_URL) every server needs the same DEPOT_JWT_SECRET; set it (≥ 32 characters)")
         }
@@ -56,10 +57,11 @@ struct ServeCommand: AsyncParsableCommand {
         var http = DepotHTTPOptions()
         http.objectCORSOrigins = config.corsObjectOrigins
         http.apiCORSOrigins = config.corsAPIOrigins
+        if redirect { http.directDownloads = opened.redirecting }
         let metrics = DepotMetrics()
         let router = buildRouter(service: service, jwt: jwt, metrics: metrics, options: http)
         var app = Application(
-            router: router, server: .depot(fastDownloadsFrom: service, metrics: metrics, serverName: "Depot"),
+            router: router, server: .depot(fastDownloadsFrom: redirect ? nil : service, metrics: metrics, serverName: "Depot"),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Depot"),
             logger: logger)
         if config.gcInterval > 0 {
@@ -68,7 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
         let banner = """
             Depot is listening on http://\(config.host):\(config.port)  (URLs returned: \(config.settings.publicBaseURL))
               rows:    \(rows.summary)
-              blobs:   \(opened.summary)
+              blobs:   \(opened.summary)\(redirect ? " (signed downloads redirect to S3)" : "")
               secret:  \(secretSource)
               keys:    `depot keys --data-dir \(dataDir)` prints the anon and service_role keys;
                        `depot token --data-dir \(dataDir) --sub USER` a user's token

@@ -13,6 +13,8 @@ import NIOCore
 struct ObjectRoutesController: Sendable {
     let service: StorageService
     let metrics: DepotMetrics
+    var directDownloads: (any BlobRedirecting)? = nil
+    var directURLLifetime = 60
     var downloads: DownloadResponder { DownloadResponder(service: service, metrics: metrics) }
 
     /// Route labels (metrics) of the two download routes, shared with ``FastDownloadHandler``.
@@ -36,7 +38,23 @@ struct ObjectRoutesController: Sendable {
         let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/sign/")
         guard let token = request.query("token") else { throw StorageError(.signatureInvalid, "the URL has no token") }
         let (object, expiresAt) = try await service.resolveSigned(bucket: bucket, path: path, token: token)
+        if let direct = directDownloads, request.method == .get {
+            return redirect(request, object, direct, cacheControl: Self.signedCacheControl(expiresAt, service))
+        }
         return try downloads.respond(to: request, object: object, cacheControl: Self.signedCacheControl(expiresAt, service))
+    }
+
+    /// `302` to a short-lived URL of the blob store: the bytes skip this server. The URL makes the
+    /// store answer with the object's type, disposition and cache policy; the redirect itself is
+    /// not cached (the URL it points to expires first).
+    func redirect(_ request: Request, _ object: ObjectRecord, _ direct: any BlobRedirecting, cacheControl: String) -> Response {
+        let download = request.uri.queryParameters["download"].map(String.init)
+        let disposition = download != nil || MediaSniffer.isActiveContent(object.contentType)
+            ? DownloadResponder.disposition(download: download, path: object.path) : nil
+        let url = direct.directURL(
+            for: object.blobID, lifetime: directURLLifetime,
+            headers: DirectDownloadHeaders(contentType: object.contentType, contentDisposition: disposition, cacheControl: cacheControl))
+        return Response(status: .found, headers: [.location: url, .cacheControl: "no-store"])
     }
 
     /// Signed links may be cached privately until they expire.

@@ -1,8 +1,11 @@
 import DepotCore
+import DepotHTTP
 import DepotS3
+import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import NIOCore
+import NIOHTTP1
 import Testing
 
 /// The whole service over HTTP with its blobs in S3 (moto, signatures checked) and its rows in
@@ -81,6 +84,50 @@ struct S3ServiceTests {
                 #expect(try await blobs(store).count == 2)
                 #expect(try await store.unfinishedUploads().isEmpty)
             }
+        }
+    }
+
+    @Test func redirectModeSendsSignedGETsStraightToS3() async throws {
+        let plain = try #require(S3TestServer.plainEndpoint, "DEPOT_TEST_S3_PLAIN_ENDPOINT is not set")
+        let store = try await S3TestServer.makeStore { $0.endpoint = plain }
+        var env = try await TestEnvironment.make(blobs: CachedBlobStore(store))
+        env.fastDownloads = false
+        env.http.directDownloads = store
+        let live = env
+        try await live.live { client in
+            let env = live
+            let alice = try await env.auth("alice")
+            let png = Fixture.png(70_000)
+            let up = try await client.upload(png, headers: alice)
+            let path = try #require(up.json["path"] as? String)
+            let signed = TestEnvironment.local(try #require(up.json["url"] as? String))
+
+            // Depot checks the token, then redirects; the redirect itself is not cached.
+            let got = try await client.request(.get, signed + "&download=photo.png")
+            #expect(got.status == .found)
+            #expect(got.headers[.cacheControl] == "no-store")
+            let location = try #require(got.headers[.location])
+            #expect(location.hasPrefix("\(plain)/\(S3TestServer.bucket)/"))
+            #expect(location.contains("X-Amz-Signature="))
+            #expect(location.contains("X-Amz-Expires=60&"))
+
+            // The URL serves the bytes, with the object's type and disposition, and ranges.
+            var direct = HTTPClientRequest(url: location)
+            let whole = try await HTTPClient.shared.execute(direct, timeout: .seconds(30))
+            #expect(whole.status == .ok)
+            #expect(whole.headers.first(name: "content-type") == "image/png")
+            #expect(whole.headers.first(name: "content-disposition")?.contains("photo.png") == true)
+            #expect(Array(try await whole.body.collect(upTo: 1 << 20).readableBytesView) == png)
+            direct.headers.add(name: "range", value: "bytes=100-199")
+            let part = try await HTTPClient.shared.execute(direct, timeout: .seconds(30))
+            #expect(part.status == .partialContent)
+            #expect(Array(try await part.body.collect(upTo: 1 << 20).readableBytesView) == Array(png[100..<200]))
+
+            // HEAD is answered by Depot; a bad or revoked token never gets a redirect.
+            #expect(try await client.request(.head, signed).status == .ok)
+            #expect(try await client.request(.get, signed.replacingOccurrences(of: "token=", with: "token=x")).status != .found)
+            _ = try await client.json(.patch, "/v1/assets/\(path)", headers: alice, ["visibility": "public"])
+            #expect(try await client.request(.get, signed).status != .found)
         }
     }
 }

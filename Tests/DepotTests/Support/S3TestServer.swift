@@ -10,6 +10,9 @@ enum S3TestServer {
     static let environment = ProcessInfo.processInfo.environment
     static let endpoint = environment["DEPOT_TEST_S3_ENDPOINT"]
     static let bucket = "depot-test"
+    /// A second moto without signature checking, for presigned URLs (moto with checking on answers
+    /// them with 500).
+    static let plainEndpoint = environment["DEPOT_TEST_S3_PLAIN_ENDPOINT"]
 
     /// Whether the S3 suites run: when the server is configured, and always in CI (where a
     /// missing server must fail the run rather than skip it).

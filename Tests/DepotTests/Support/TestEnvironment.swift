@@ -20,6 +20,8 @@ struct TestEnvironment: Sendable {
     let secret = "test-secret-0123456789-0123456789-abcdef"
     /// Whether cached small downloads are answered in the channel pipeline (as `depot serve` does).
     var fastDownloads = true
+    /// Options of the HTTP layer (CORS, redirect downloads).
+    var http = DepotHTTPOptions()
 
     /// - Parameter blobs: another blob store than the files under `dir` (e.g. S3).
     static func make(
@@ -51,7 +53,7 @@ struct TestEnvironment: Sendable {
         var logger = Logger(label: "depot-test")
         logger.logLevel = .warning
         return Application(
-            router: buildRouter(service: service, jwt: jwt, metrics: metrics),
+            router: buildRouter(service: service, jwt: jwt, metrics: metrics, options: http),
             server: .depot(fastDownloadsFrom: fastDownloads ? service : nil, metrics: metrics),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
     }
