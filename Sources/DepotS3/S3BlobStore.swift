@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import DepotCore
 import Foundation
 import Logging
@@ -84,6 +85,32 @@ public final class S3BlobStore: BlobStore {
 
     public func delete(_ id: BlobID) async throws {
         _ = try await client.send(S3Request(method: .DELETE, key: key(id), accepting: [404], operation: "DeleteObject"))
+    }
+
+    /// `DeleteObjects`, 1,000 keys a request. Keys that are already gone count as deleted.
+    public func delete(_ ids: [BlobID]) async throws {
+        var start = 0
+        while start < ids.count {
+            let batch = ids[start..<min(start + 1000, ids.count)]
+            start += batch.count
+            let objects = batch.map { "<Object><Key>\(S3XML.escape(key($0)))</Key></Object>" }.joined()
+            let body = ByteBuffer(string: "<Delete><Quiet>true</Quiet>\(objects)</Delete>")
+            // S3 requires a body checksum on DeleteObjects; Content-MD5 is the one every S3 knows.
+            let md5 = Data(Insecure.MD5.hash(data: Array(body.readableBytesView))).base64EncodedString()
+            let response = try await client.send(
+                S3Request(
+                    method: .POST, key: nil, query: [("delete", "")], headers: [("content-md5", md5)], body: body,
+                    operation: "DeleteObjects"))
+            let answer = try await response.body.collect(upTo: 16 * 1024 * 1024)
+            // Quiet mode lists only the keys that failed.
+            let failed = S3XML(Array(answer.readableBytesView)).elements("Error").filter { $0.value("Code") != "NoSuchKey" }
+            if let first = failed.first {
+                let failure = S3Failure(
+                    status: 200, code: first.value("Code") ?? "", message: "\(failed.count) key(s) not deleted: \(first.value("Message") ?? "")",
+                    operation: "DeleteObjects")
+                throw StorageError(.internalError, "the object store refused to delete blobs", cause: failure)
+            }
+        }
     }
 
     /// Blobs last written before `date`; multipart uploads started before `date` and never

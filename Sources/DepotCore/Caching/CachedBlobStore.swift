@@ -49,6 +49,11 @@ public struct CachedBlobStore: BlobStore {
         try await base.delete(id)
     }
 
+    public func delete(_ ids: [BlobID]) async throws {
+        defer { cache.invalidate(ids) }
+        try await base.delete(ids)
+    }
+
     public func makeWriter(for id: BlobID) async throws -> any BlobWriter { try await base.makeWriter(for: id) }
     public func size(of id: BlobID) async throws -> Int64? {
         if let bytes = cache.value(for: id) { return Int64(bytes.readableBytes) }

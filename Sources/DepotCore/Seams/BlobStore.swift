@@ -29,12 +29,22 @@ public protocol BlobStore: Sendable {
     /// Removes a blob. Removing a missing blob is not an error.
     func delete(_ id: BlobID) async throws
 
+    /// Removes many blobs (garbage collection); missing ones are not an error. The default
+    /// removes them one by one; stores with a batch operation (S3 `DeleteObjects`) use it.
+    func delete(_ ids: [BlobID]) async throws
+
     /// Blobs last written before `date` (candidates for garbage collection), and unfinished
     /// writes older than `date` are removed on the way.
     func blobs(writtenBefore date: Date) async throws -> [BlobID]
 
     /// Checks that the store is reachable and writable.
     func ping() async throws
+}
+
+extension BlobStore {
+    public func delete(_ ids: [BlobID]) async throws {
+        for id in ids { try await delete(id) }
+    }
 }
 
 /// One blob being written. Owned by one task at a time: calls are never concurrent.

@@ -19,10 +19,9 @@ extension StorageService {
             let batch = Array(candidates[index..<min(index + 500, candidates.count)])
             index += batch.count
             let referenced = try await metadata.referencedBlobs(among: batch)
-            for id in batch where !referenced.contains(id) {
-                try await blobs.delete(id)
-                report.orphanBlobs += 1
-            }
+            let orphans = batch.filter { !referenced.contains($0) }
+            try await blobs.delete(orphans)
+            report.orphanBlobs += orphans.count
         }
         report.expiredIntents = try await metadata.deleteIntents(expiredBefore: cutoff)
         return report

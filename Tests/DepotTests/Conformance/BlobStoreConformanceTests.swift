@@ -117,6 +117,22 @@ struct BlobStoreConformanceTests {
     }
 
     @Test(arguments: BlobStoreKind.testable)
+    func deletesManyAtOnce(_ kind: BlobStoreKind) async throws {
+        let (store, cleanup) = try await kind.make()
+        defer { cleanup() }
+        var ids: [BlobID] = []
+        for i in 0..<5 { ids.append(try await write(store, Fixture.png(100 + i))) }
+        let kept = try await write(store, Fixture.png(50))
+        try await store.delete(Array(ids[0..<3]) + [.random()])  // a missing one is no error
+        for id in ids[0..<3] { #expect(try await store.size(of: id) == nil) }
+        #expect(try await store.size(of: ids[3]) == 103)
+        try await store.delete(Array(ids[3...]))
+        try await store.delete([])
+        #expect(try await store.blobs(writtenBefore: Date().addingTimeInterval(60)) == [kept])
+        #expect(try await store.size(of: kept) == 50)
+    }
+
+    @Test(arguments: BlobStoreKind.testable)
     func listsOldBlobsForGC(_ kind: BlobStoreKind) async throws {
         let (store, cleanup) = try await kind.make()
         defer { cleanup() }
