@@ -120,7 +120,8 @@ struct PostgresMetadataStoreTests {
         } catch let e as StorageError {
             #expect(e.code == .unavailable)
         }
-        #expect(ContinuousClock.now - start < .seconds(3))
+        // Not a timing test: only far below the minute the pool would otherwise keep the request waiting.
+        #expect(ContinuousClock.now - start < .seconds(15))
     }
 
     @Test func badURLsAreRefusedWithAReason() {

@@ -146,7 +146,9 @@ struct S3BlobStoreTests {
         } catch let e as StorageError {
             #expect(e.code == .unavailable)
         }
-        #expect(ContinuousClock.now - start < .seconds(3))
+        // Not a timing test: only far below what waiting for connections would take (async-http-client
+        // retrying a refused connection until its 5 s connect timeout, per attempt: 20 s).
+        #expect(ContinuousClock.now - start < .seconds(15))
     }
 }
 
