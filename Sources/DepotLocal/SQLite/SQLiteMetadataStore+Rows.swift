@@ -53,7 +53,7 @@ extension SQLiteMetadataStore {
             db, sql: "SELECT \(objectColumns) FROM objects WHERE bucket = ? AND name = ?",
             arguments: [o.bucket, o.path.string]
         ).map(object)
-        if let existing {
+        if existing != nil {
             guard upsert else { throw StorageError(.alreadyExists, "an object already exists at this path") }
             try db.execute(
                 sql: """
