@@ -102,16 +102,16 @@ def cpu_name():
 # MARK: - Depot
 
 class Depot:
-    def __init__(self, binary):
+    def __init__(self, binary, name="depot", port=DEPOT_PORT, env=None):
         self.binary = binary
-        self.dir = os.path.join(PEERS, "depot")
+        self.dir = os.path.join(PEERS, name)
         shutil.rmtree(self.dir, ignore_errors=True)
-        self.base = f"http://127.0.0.1:{DEPOT_PORT}"
-        self.log = open(os.path.join(PEERS, "depot.log"), "w")
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = open(os.path.join(PEERS, f"{name}.log"), "w")
         self.proc = subprocess.Popen(
-            [binary, "serve", "--data-dir", self.dir, "--port", str(DEPOT_PORT), "--max-file-size", str(2 * 1024 * MIB),
+            [binary, "serve", "--data-dir", self.dir, "--port", str(port), "--max-file-size", str(2 * 1024 * MIB),
              "--log-level", "warning", "--gc-interval", "0"],
-            env={**os.environ, "DEPOT_JWT_SECRET": SECRET}, stdout=self.log, stderr=self.log)
+            env={**os.environ, "DEPOT_JWT_SECRET": SECRET, **(env or {})}, stdout=self.log, stderr=self.log)
         for _ in range(200):
             try:
                 http("GET", self.base + "/health", timeout=1)
@@ -269,6 +269,27 @@ class Results:
         return f"{f.format(statistics.median(vals))} ({f.format(min(vals))}–{f.format(max(vals))})"
 
 
+def measure_s3_round(cfg, depot_s3, results):
+    """Depot with its blobs in S3 (the moto peer), against moto used directly: large uploads and
+    downloads, and the memory of a HUGE upload (it must stay flat as the object grows)."""
+    large = os.path.join(DATA, "large.bin")
+    speeds = []
+    for _ in range(3):
+        speeds.append(curl_speed(["-T", large, "-H", "Content-Type: image/png", depot_s3.presign(os.path.getsize(large))],
+                                 ("201",), cfg.transfer_timeout * 2))
+    results.add("s3_large_put_mb_s", "depot", statistics.median(speeds))
+    speeds = [curl_speed([depot_s3.large_url], timeout=cfg.transfer_timeout * 2) for _ in range(3)]
+    results.add("s3_large_get_mb_s", "depot", statistics.median(speeds))
+    huge = os.path.join(DATA, "huge.bin")
+    s = Sampler([depot_s3.proc.pid], 600)
+    url = depot_s3.presign(os.path.getsize(huge))
+    curl_speed(["-T", huge, "-H", "Content-Type: image/png", url], ("201",), cfg.transfer_timeout * 20)
+    rss, _ = s.stop()
+    results.add("s3_huge_put_rss_mib", "depot", rss)
+    path = url.split("/upload/sign/assets/")[1].split("?")[0]
+    http("DELETE", f"{depot_s3.base}/v1/assets/{path}", headers=depot_s3.auth)
+
+
 # MARK: - Report
 
 ROWS = [
@@ -285,6 +306,10 @@ ROWS = [
     ("sign_1000_p50_ms", "POST /v1/signed-urls with 1,000 paths, p50 ms", None, 10, False, 1, "≤ 10 ms"),
     ("flip_big_ms", "visibility flip of a 100 MiB object, ms", None, 5, False, 2, "≤ 5 ms"),
     ("flip_small_ms", "visibility flip of a 1 KiB object, ms", None, 5, False, 2, "≤ 5 ms"),
+    # Depot with --blob-store s3 over the moto peer; moto's column is moto used directly (same run).
+    ("s3_large_put_mb_s", "blobs in S3: large upload through Depot, MB/s (moto: PUT straight to moto)", "moto:large_put_mb_s", None, True, 0, ""),
+    ("s3_large_get_mb_s", "blobs in S3: large signed GET through Depot, MB/s (moto: GET straight from moto)", "moto:large_get_mb_s", None, True, 0, ""),
+    ("s3_huge_put_rss_mib", "blobs in S3: RSS growth during a HUGE upload, MiB", None, None, False, 0, "flat as the object grows"),
 ]
 
 
@@ -315,18 +340,23 @@ def report(cfg, res, env_info):
             if ref.startswith("disk:"):
                 r = res.med(ref[5:], "disk")
                 refname = "disk"
+            elif ref.startswith("moto:"):
+                r = res.med(ref[5:], "moto")
+                refname = "moto"
             else:
                 r = res.med(metric, ref)
                 refname = ref
             if r:
                 ratio = d / r
                 ratio_txt = f"{ratio:.2f}× {refname}"
-                ratios.append((label, ratio, target, higher))
-                met = "yes" if (ratio >= target if higher else ratio <= target) else "**no**"
+                if target is not None:
+                    ratios.append((label, ratio, target, higher))
+                    met = "yes" if (ratio >= target if higher else ratio <= target) else "**no**"
         elif target is not None and d is not None:
             met = "yes" if (d >= target if higher else d <= target) else "**no**"
+        moto_cell = res.cell(ref[5:], "moto", nd) if ref and ref.startswith("moto:") else res.cell(metric, "moto", nd)
         lines.append(f"| {label} | {res.cell(metric, 'depot', nd)} | {res.cell(metric, 'nginx', nd)} | "
-                     f"{res.cell(metric, 'moto', nd)} | {ratio_txt} | {ttext} | {met} |")
+                     f"{moto_cell} | {ratio_txt} | {ttext} | {met} |")
     lines += micro_section(cfg.micro)
     lines += [
         "",
@@ -414,6 +444,7 @@ def main():
     cfg.skip_moto_load = False
 
     started = []
+    started_depots = []
     depot = None
     try:
         for peer in ("nginx", "moto"):
@@ -438,10 +469,21 @@ def main():
         depot.put("bench/flip-small.png", tiny)
         depot.flip_big, depot.flip_small = "bench/flip-big.png", "bench/flip-small.png"
 
+        # A second Depot with its blobs in the moto peer's bucket (rows in its own SQLite).
+        depot_s3 = Depot(cfg.depot, name="depot-s3", port=DEPOT_PORT + 10, env={
+            "DEPOT_BLOB_STORE": "s3", "DEPOT_S3_ENDPOINT": f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '18082')}",
+            "DEPOT_S3_BUCKET": os.environ.get("MOTO_BUCKET", "bench"), "DEPOT_S3_PREFIX": "depot-bench",
+            "DEPOT_S3_ACCESS_KEY": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            "DEPOT_S3_SECRET_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")})
+        started_depots = [depot_s3]
+        depot_s3.put("bench/large.png", large)
+        depot_s3.large_url = depot_s3.signed(["bench/large.png"])["bench/large.png"]
+
         res = Results()
         for r in range(cfg.rounds):
             print(f"--- round {r + 1}/{cfg.rounds} (load {open('/proc/loadavg').read().split()[:3]})", file=sys.stderr)
             measure_round(cfg, depot, res)
+            measure_s3_round(cfg, depot_s3, res)
         env_info = {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "cpu": cpu_name() + f" ×{os.cpu_count()}",
@@ -459,6 +501,8 @@ def main():
     finally:
         if depot:
             depot.stop()
+        for d in started_depots:
+            d.stop()
         for peer in started:
             sh(["bash", os.path.join(PEERS_SRC, f"{peer}_stop.sh")], check=False)
 
