@@ -139,6 +139,15 @@ class Depot:
                        {**self.auth, "Content-Type": "application/json"})
         return json.loads(body)["urls"]
 
+    def upload_huge(self, sampler_seconds, timeout):
+        """Uploads huge.bin through a presigned URL while sampling RSS; returns (RSS growth MiB, path)."""
+        huge = os.path.join(DATA, "huge.bin")
+        s = Sampler([self.proc.pid], sampler_seconds)
+        url = self.presign(os.path.getsize(huge))
+        curl_speed(["-T", huge, "-H", "Content-Type: image/png", url], ("201",), timeout)
+        rss, _ = s.stop()
+        return rss, url.split("/upload/sign/assets/")[1].split("?")[0]
+
     def presign(self, size):
         _, body = http("POST", self.base + "/v1/presigned-uploads",
                        json.dumps({"jobId": "bench", "contentType": "image/png", "size": size}).encode(),
@@ -228,13 +237,8 @@ def measure_round(cfg, depot, results):
             times.append((time.perf_counter() - t0) * 1000)
         results.add(label, "depot", statistics.median(times))
 
-    huge = os.path.join(DATA, "huge.bin")
-    s = Sampler([depot.proc.pid], 300)
-    url = depot.presign(os.path.getsize(huge))
-    curl_speed(["-T", huge, "-H", "Content-Type: image/png", url], ("201",), cfg.transfer_timeout * 4)
-    rss, _ = s.stop()
+    rss, path = depot.upload_huge(300, cfg.transfer_timeout * 4)
     results.add("huge_put_rss_mib", "depot", rss)
-    path = url.split("/upload/sign/assets/")[1].split("?")[0]
     get = depot.signed([path])[path]
     s = Sampler([depot.proc.pid], 300)
     curl_speed([get], timeout=cfg.transfer_timeout * 4)
@@ -280,13 +284,8 @@ def measure_s3_round(cfg, depot_s3, results):
     results.add("s3_large_put_mb_s", "depot", statistics.median(speeds))
     speeds = [curl_speed([depot_s3.large_url], timeout=cfg.transfer_timeout * 2) for _ in range(3)]
     results.add("s3_large_get_mb_s", "depot", statistics.median(speeds))
-    huge = os.path.join(DATA, "huge.bin")
-    s = Sampler([depot_s3.proc.pid], 600)
-    url = depot_s3.presign(os.path.getsize(huge))
-    curl_speed(["-T", huge, "-H", "Content-Type: image/png", url], ("201",), cfg.transfer_timeout * 20)
-    rss, _ = s.stop()
+    rss, path = depot_s3.upload_huge(600, cfg.transfer_timeout * 20)
     results.add("s3_huge_put_rss_mib", "depot", rss)
-    path = url.split("/upload/sign/assets/")[1].split("?")[0]
     http("DELETE", f"{depot_s3.base}/v1/assets/{path}", headers=depot_s3.auth)
 
 

@@ -41,11 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
         // shared PostgreSQL it must not (another server may change any row). Blobs are
         // immutable, so small ones may be cached either way.
         let rows = try await OpenedMetadataStore.open(metadataOptions, dataDir: dataDir, owner: true, logger: logger)
-        let opened: OpenedBlobStore
-        do { opened = try await OpenedBlobStore.open(blobChoice, dataDir: dataDir, logger: logger) } catch {
-            await rows.close()
-            throw error
-        }
+        let opened = try await closingOnFailure(rows.close) { try await OpenedBlobStore.open(blobChoice, dataDir: dataDir, logger: logger) }
         let blobs = CachedBlobStore(opened.store)
         let metadata: any MetadataStore = rows.shared ? rows.store : CachedMetadataStore(rows.store)
         let service = StorageService(
@@ -79,15 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
         app.beforeServerStarts {
             FileHandle.standardOutput.write(Data((banner + "\n").utf8))
         }
-        do {
-            try await app.runService()
-        } catch {
-            await opened.close()
-            await rows.close()
-            throw error
-        }
-        await opened.close()
-        await rows.close()
+        try await closing({ await opened.close(); await rows.close() }) { try await app.runService() }
         logger.info("Depot stopped")
     }
 }

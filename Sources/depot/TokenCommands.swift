@@ -66,27 +66,15 @@ struct GCCommand: AsyncParsableCommand {
         var logger = Logger(label: "depot")
         logger.logLevel = .warning
         let rows = try await OpenedMetadataStore.open(metadataOptions, dataDir: dir, migrate: false, logger: logger)
-        let blobs: OpenedBlobStore
-        do {
-            blobs = try await OpenedBlobStore.open(try blobOptions.resolve(), dataDir: dir, sweepTemporaryFiles: false, logger: logger)
-        } catch {
-            await rows.close()
-            throw error
+        let report = try await closing(rows.close) {
+            let blobs = try await OpenedBlobStore.open(try blobOptions.resolve(), dataDir: dir, sweepTemporaryFiles: false, logger: logger)
+            return try await closing(blobs.close) {
+                let service = StorageService(
+                    blobs: blobs.store, metadata: rows.store,
+                    settings: StorageSettings(), keys: .derived(fromProjectSecret: "unused: gc signs nothing"))
+                return try await service.collectGarbage(gracePeriod: TimeInterval(graceSeconds))
+            }
         }
-        let service = StorageService(
-            blobs: blobs.store,
-            metadata: rows.store,
-            settings: StorageSettings(), keys: .derived(fromProjectSecret: "unused: gc signs nothing"))
-        let report: GCReport
-        do {
-            report = try await service.collectGarbage(gracePeriod: TimeInterval(graceSeconds))
-        } catch {
-            await blobs.close()
-            await rows.close()
-            throw error
-        }
-        await blobs.close()
-        await rows.close()
         print("gc: \(report)")
     }
 }

@@ -33,32 +33,14 @@ enum BlobStoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable 
 
 @Suite("BlobStore conformance")
 struct BlobStoreConformanceTests {
-    func write(_ store: any BlobStore, _ bytes: [UInt8], chunk: Int = 100_000) async throws -> BlobID {
-        let id = BlobID.random()
-        let w = try await store.makeWriter(for: id)
-        var i = 0
-        while i < bytes.count {
-            try await w.write(ByteBuffer(bytes: bytes[i..<min(i + chunk, bytes.count)]))
-            i += chunk
-        }
-        #expect(try await w.finish() == Int64(bytes.count))
-        return id
-    }
-
-    func read(_ store: any BlobStore, _ id: BlobID, _ range: Range<Int64>? = nil) async throws -> [UInt8] {
-        var out: [UInt8] = []
-        try await store.read(id, range: range) { out += Array($0.readableBytesView) }
-        return out
-    }
-
     @Test(arguments: BlobStoreKind.testable)
     func writeThenReadBack(_ kind: BlobStoreKind) async throws {
         let (store, cleanup) = try await kind.make()
         defer { cleanup() }
         for size in [0, 1, 4096, 1_000_003] {
             let bytes = Fixture.png(size)
-            let id = try await write(store, bytes)
-            #expect(try await read(store, id) == bytes)
+            let id = try await writeBlob(store, bytes)
+            #expect(try await readBlob(store, id) == bytes)
             #expect(try await store.size(of: id) == Int64(size))
         }
     }
@@ -68,10 +50,10 @@ struct BlobStoreConformanceTests {
         let (store, cleanup) = try await kind.make()
         defer { cleanup() }
         let bytes = Fixture.png(700_000)
-        let id = try await write(store, bytes)
-        #expect(try await read(store, id, 0..<10) == Array(bytes[0..<10]))
-        #expect(try await read(store, id, 300_000..<650_001) == Array(bytes[300_000..<650_001]))
-        #expect(try await read(store, id, 699_990..<800_000) == Array(bytes[699_990...]))
+        let id = try await writeBlob(store, bytes)
+        #expect(try await readBlob(store, id, 0..<10) == Array(bytes[0..<10]))
+        #expect(try await readBlob(store, id, 300_000..<650_001) == Array(bytes[300_000..<650_001]))
+        #expect(try await readBlob(store, id, 699_990..<800_000) == Array(bytes[699_990...]))
     }
 
     @Test(arguments: BlobStoreKind.testable)
@@ -83,7 +65,7 @@ struct BlobStoreConformanceTests {
         try await w.write(ByteBuffer(bytes: Fixture.png(600_000)))
         await w.abort()
         #expect(try await store.size(of: id) == nil)
-        await #expect(throws: StorageError.self) { try await read(store, id) }
+        await #expect(throws: StorageError.self) { try await readBlob(store, id) }
         #expect(try await store.blobs(writtenBefore: Date().addingTimeInterval(60)).isEmpty)
     }
 
@@ -97,7 +79,7 @@ struct BlobStoreConformanceTests {
         } catch let e as StorageError {
             #expect(e.code == .notFound)
         }
-        let id = try await write(store, Fixture.gif(10))
+        let id = try await writeBlob(store, Fixture.gif(10))
         try await store.delete(id)
         try await store.delete(id)  // idempotent
         #expect(try await store.size(of: id) == nil)
@@ -108,12 +90,12 @@ struct BlobStoreConformanceTests {
         let (store, cleanup) = try await kind.make()
         defer { cleanup() }
         let bytes = Fixture.png(3000)
-        let id = try await write(store, bytes)
-        for _ in 0..<3 { #expect(try await read(store, id) == bytes) }
-        #expect(try await read(store, id, 10..<20) == Array(bytes[10..<20]))
+        let id = try await writeBlob(store, bytes)
+        for _ in 0..<3 { #expect(try await readBlob(store, id) == bytes) }
+        #expect(try await readBlob(store, id, 10..<20) == Array(bytes[10..<20]))
         #expect(try await store.size(of: id) == 3000)
         try await store.delete(id)
-        await #expect(throws: StorageError.self) { try await read(store, id) }
+        await #expect(throws: StorageError.self) { try await readBlob(store, id) }
     }
 
     @Test(arguments: BlobStoreKind.testable)
@@ -121,8 +103,8 @@ struct BlobStoreConformanceTests {
         let (store, cleanup) = try await kind.make()
         defer { cleanup() }
         var ids: [BlobID] = []
-        for i in 0..<5 { ids.append(try await write(store, Fixture.png(100 + i))) }
-        let kept = try await write(store, Fixture.png(50))
+        for i in 0..<5 { ids.append(try await writeBlob(store, Fixture.png(100 + i))) }
+        let kept = try await writeBlob(store, Fixture.png(50))
         try await store.delete(Array(ids[0..<3]) + [.random()])  // a missing one is no error
         for id in ids[0..<3] { #expect(try await store.size(of: id) == nil) }
         #expect(try await store.size(of: ids[3]) == 103)
@@ -136,8 +118,8 @@ struct BlobStoreConformanceTests {
     func listsOldBlobsForGC(_ kind: BlobStoreKind) async throws {
         let (store, cleanup) = try await kind.make()
         defer { cleanup() }
-        let a = try await write(store, Fixture.png(10))
-        let b = try await write(store, Fixture.png(10))
+        let a = try await writeBlob(store, Fixture.png(10))
+        let b = try await writeBlob(store, Fixture.png(10))
         #expect(try await store.blobs(writtenBefore: Date().addingTimeInterval(-3600)).isEmpty)
         #expect(Set(try await store.blobs(writtenBefore: Date().addingTimeInterval(5))) == [a, b])
         try await store.ping()

@@ -12,24 +12,6 @@ import Testing
 struct S3BlobStoreTests {
     static let mib = 1024 * 1024
 
-    func write(_ store: any BlobStore, _ bytes: [UInt8], chunk: Int = 1024 * 1024) async throws -> BlobID {
-        let id = BlobID.random()
-        let writer = try await store.makeWriter(for: id)
-        var i = 0
-        while i < bytes.count {
-            try await writer.write(ByteBuffer(bytes: bytes[i..<min(i + chunk, bytes.count)]))
-            i += chunk
-        }
-        #expect(try await writer.finish() == Int64(bytes.count))
-        return id
-    }
-
-    func read(_ store: any BlobStore, _ id: BlobID, _ range: Range<Int64>? = nil) async throws -> [UInt8] {
-        var out: [UInt8] = []
-        try await store.read(id, range: range) { out += Array($0.readableBytesView) }
-        return out
-    }
-
     @Test func largeBlobsGoMultipartAndReadBack() async throws {
         let store = try await S3TestServer.makeStore {
             $0.partSize = 5 * Self.mib
@@ -37,12 +19,12 @@ struct S3BlobStoreTests {
         }
         // 4 full parts and a short last one, written in odd-sized chunks.
         let bytes = Fixture.png(21 * Self.mib + 12345)
-        let id = try await write(store, bytes, chunk: 777_777)
+        let id = try await writeBlob(store, bytes, chunk: 777_777)
         #expect(try await store.size(of: id) == Int64(bytes.count))
-        #expect(try await read(store, id) == bytes)
+        #expect(try await readBlob(store, id) == bytes)
         // A range across the boundary of parts 1 and 2.
         let lo = Int64(5 * Self.mib - 10)
-        #expect(try await read(store, id, lo..<(lo + 20)) == Array(bytes[Int(lo)..<Int(lo + 20)]))
+        #expect(try await readBlob(store, id, lo..<(lo + 20)) == Array(bytes[Int(lo)..<Int(lo + 20)]))
         #expect(try await store.unfinishedUploads().isEmpty)
         #expect(try await store.blobs(writtenBefore: Date().addingTimeInterval(60)) == [id])
     }
@@ -50,8 +32,8 @@ struct S3BlobStoreTests {
     @Test func blobOfExactlyOnePartIsOneUpload() async throws {
         let store = try await S3TestServer.makeStore { $0.partSize = 5 * Self.mib }
         let bytes = Fixture.gif(5 * Self.mib)
-        let id = try await write(store, bytes)
-        #expect(try await read(store, id) == bytes)
+        let id = try await writeBlob(store, bytes, chunk: 1024 * 1024)
+        #expect(try await readBlob(store, id) == bytes)
         #expect(try await store.unfinishedUploads().isEmpty)
     }
 
@@ -87,10 +69,10 @@ struct S3BlobStoreTests {
             let bytes = Fixture.png(3000)
             // Two 503 SlowDown answers, then S3 again: the write and the read succeed.
             proxy.inject(.init(status: .serviceUnavailable, code: "SlowDown", count: 2, method: .put))
-            let id = try await write(store, bytes)
+            let id = try await writeBlob(store, bytes, chunk: 1024 * 1024)
             #expect(proxy.counts == (seen: 3, failed: 2))
             proxy.inject(.init(status: .internalServerError, code: "InternalError", count: 1, method: .get))
-            #expect(try await read(store, id) == bytes)
+            #expect(try await readBlob(store, id) == bytes)
             #expect(proxy.counts == (seen: 2, failed: 1))
         }
     }
