@@ -19,8 +19,8 @@ public struct DepotHTTPOptions: Sendable {
     public init() {}
 }
 
-/// Builds Depot's router: every route of the Assets API and the object URLs, behind the metrics,
-/// CORS and error middleware. Backends are already inside `service`; this function names none.
+/// Builds Depot's router: every route of the Assets API (`/v1`), the Supabase Storage-compatible
+/// API (`/storage/v1`) and the object URLs, behind the metrics, CORS and error middleware. Backends are already inside `service`; this function names none.
 public func buildRouter(
     service: StorageService, jwt: ProjectJWT, metrics: DepotMetrics = DepotMetrics(),
     options: DepotHTTPOptions = DepotHTTPOptions()
@@ -36,9 +36,21 @@ public func buildRouter(
     objects.addPublicRoutes(to: router)
     objects.addAuthenticatedRoutes(to: router.group("/storage/v1/object").add(middleware: AuthMiddleware(jwt: jwt)))
 
+    let supabase = SupabaseAuth(jwt: jwt)
+    BucketAPIController(service: service, auth: supabase).addRoutes(to: router)
+    ObjectAPIController(service: service, auth: supabase, metrics: metrics).addRoutes(to: router)
+    ObjectListController(service: service, auth: supabase).addRoutes(to: router)
+    router.get("/storage/v1/version") { _, _ in DepotVersion.string }
+    router.get("/storage/v1/status") { _, _ in HTTPResponse.Status.ok }
+
     let v1 = router.group("/v1").add(middleware: AuthMiddleware(jwt: jwt))
     AssetsController(service: service, metrics: metrics).addRoutes(to: v1)
     SigningController(service: service).addRoutes(to: v1)
     SeedController(service: service, metrics: metrics).addRoutes(to: router.group("").add(middleware: AuthMiddleware(jwt: jwt)))
     return router
+}
+
+/// Depot's version, as `/storage/v1/version` and `depot --version` report it.
+public enum DepotVersion {
+    public static let string = "0.5.0"
 }

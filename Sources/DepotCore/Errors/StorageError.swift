@@ -19,6 +19,7 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
             case signatureInvalid = "signature_invalid"
             case urlExpired = "url_expired"
             case notFound = "not_found"
+            case bucketNotFound = "bucket_not_found"
             case alreadyExists = "already_exists"
             case uploadConsumed = "upload_consumed"
             case conflict
@@ -45,6 +46,8 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
         public static let signatureInvalid = Code(base: .signatureInvalid)
         public static let urlExpired = Code(base: .urlExpired)
         public static let notFound = Code(base: .notFound)
+        /// The named bucket does not exist (or the caller may not see it).
+        public static let bucketNotFound = Code(base: .bucketNotFound)
         public static let alreadyExists = Code(base: .alreadyExists)
         public static let uploadConsumed = Code(base: .uploadConsumed)
         /// A state conflict other than an existing name, e.g. deleting a bucket that is not empty.
@@ -79,6 +82,9 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
 extension StorageError {
     public static func notFound(_ message: String = "object not found") -> StorageError {
         StorageError(.notFound, message)
+    }
+    public static func bucketNotFound() -> StorageError {
+        StorageError(.bucketNotFound, "bucket not found")
     }
     public static func forbidden(_ message: String = "you may not access this path") -> StorageError {
         StorageError(.forbidden, message)

@@ -50,12 +50,22 @@ public struct BucketRecord: Sendable, Equatable, Codable {
         self.updatedAt = updatedAt ?? createdAt
     }
 
-    /// Bucket names: 1–63 of `[a-z0-9._-]`, starting with a letter or digit.
+    /// Bucket names, as Supabase Storage accepts them: 1–100 of ASCII letters, digits and
+    /// `_ ! . * ' ( ) space & $ = @ ; : + , ? -`, no leading or trailing space, not `.` or `..`.
     public static func validate(name: String) throws(StorageError) {
-        let ok = (1...63).contains(name.utf8.count)
-            && name.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 46 || $0 == 45 || $0 == 95 }
-            && name.utf8.first.map { (97...122).contains($0) || (48...57).contains($0) } == true
-        guard ok else { throw .invalidRequest("invalid bucket name") }
+        let ok = (1...100).contains(name.utf8.count) && name != "." && name != ".."
+            && name.utf8.allSatisfy(isNameByte)
+            && name.utf8.first != UInt8(ascii: " ") && name.utf8.last != UInt8(ascii: " ")
+        guard ok else { throw .invalidRequest("invalid bucket name '\(name)': use 1–100 of A-Z a-z 0-9 and _!.*'()&$=@;:+,?- or space") }
+    }
+
+    private static func isNameByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "_!.*'()&$=@;:+,?- ".utf8.contains(b)
+        }
     }
 }
 
@@ -155,4 +165,9 @@ public struct UploadIntent: Sendable, Equatable {
     }
 
     public var key: ObjectKey { ObjectKey(bucket: bucket, path: path) }
+
+    /// An open intent (Supabase's signed upload URL) fixes neither size nor type: the bucket's
+    /// limits and allowed types decide, as for an upload through the server. Stored as size 0 and
+    /// an empty type; an Assets API intent always has a size of at least one byte.
+    public var isOpen: Bool { size == 0 }
 }

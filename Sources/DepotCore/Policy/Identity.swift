@@ -39,4 +39,32 @@ public struct Identity: Sendable, Equatable {
         }
         return subject
     }
+
+    /// Whether the caller may read `path`: anyone in a public bucket; otherwise the tenant rule.
+    public func mayRead(_ path: ObjectPath, inPublicBucket isPublic: Bool) -> Bool {
+        if isPublic || role == .serviceRole { return true }
+        guard role == .authenticated, let subject else { return false }
+        return path.isOwned(by: subject)
+    }
+
+    /// Buckets are the project's, not a tenant's: only `service_role` creates, changes, empties,
+    /// deletes or lists them.
+    public func authorizeBucketAdmin() throws(StorageError) {
+        guard role == .serviceRole else { throw .forbidden("only the service_role key may manage buckets") }
+    }
+
+    /// The string prefix a listing may see of names starting with `prefix`, or nil when none:
+    /// everything for `service_role`, `{sub}/…` for an `authenticated` caller, nothing for `anon`.
+    public func visiblePrefix(within prefix: String) -> String? {
+        switch role {
+        case .serviceRole: return prefix
+        case .anon: return nil
+        case .authenticated:
+            guard let subject, !subject.isEmpty else { return nil }
+            let own = subject + "/"
+            if prefix.hasPrefix(own) { return prefix }
+            if own.hasPrefix(prefix) { return own }
+            return nil
+        }
+    }
 }

@@ -14,6 +14,16 @@ public struct IngestRules: Sendable {
     public var declaredType: String?
     /// The SHA-256 hex the bytes must match.
     public var sha256: String?
+    /// How the stored type is decided.
+    public var typing: Typing = .sniffed
+
+    public enum Typing: Sendable {
+        /// The Assets API's rule: the sniffed type must be in `allowedTypes`, a declared type must
+        /// agree with it.
+        case sniffed
+        /// A bucket's rule (``BucketTypes/decide(sniffed:declared:allowed:)``); `nil` accepts any type.
+        case bucket(BucketTypes?)
+    }
 
     public init(maxSize: Int64, exactSize: Int64? = nil, allowedTypes: Set<String>?, declaredType: String?, sha256: String? = nil) {
         self.maxSize = maxSize
@@ -106,6 +116,9 @@ extension StorageService {
 
     private func decideType(_ head: ByteBuffer, rules: IngestRules) throws(StorageError) -> String {
         let sniffed = head.withUnsafeReadableBytes { MediaSniffer.sniff($0) }
+        if case .bucket(let allowed) = rules.typing {
+            return try BucketTypes.decide(sniffed: sniffed, declared: rules.declaredType, allowed: allowed)
+        }
         let declared = rules.declaredType.flatMap { $0 == "application/octet-stream" ? nil : $0 }
         guard let allowed = rules.allowedTypes else {
             if let sniffed, let declared, sniffed != declared {

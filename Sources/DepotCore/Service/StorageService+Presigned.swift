@@ -32,17 +32,31 @@ extension StorageService {
 
     /// Stores an intent and mints its upload URL.
     public func createIntent(key: ObjectKey, owner: String?, contentType: String, size: Int64, checksum: String?, upsert: Bool) async throws -> PresignedUpload {
-        let t = now()
-        let exp = unixNow() + settings.uploadURLTTL
-        let intent = UploadIntent(
-            bucket: key.bucket, path: key.path, owner: owner, contentType: contentType, size: size,
-            sha256: checksum, upsert: upsert, expiresAt: Date(timeIntervalSince1970: TimeInterval(exp)), createdAt: t)
-        try await metadata.createIntent(intent)
-        let token = signer.mint(scope: .upload, bucket: key.bucket, path: key.path, binding: intent.id, expiresAt: exp)
+        let (intent, token) = try await storeIntent(key: key, owner: owner, contentType: contentType, size: size, checksum: checksum, upsert: upsert)
         let url = "\(settings.publicBaseURL)/storage/v1/object/upload/sign/\(PercentEncoding.encodeSegment(key.bucket))/\(key.path.percentEncoded)?token=\(token)"
         return PresignedUpload(
             uploadUrl: url, method: "PUT", headers: ["Content-Type": contentType], path: key.path.string,
             expiresAt: intent.expiresAt)
+    }
+
+    /// Stores an intent and mints its token.
+    func storeIntent(key: ObjectKey, owner: String?, contentType: String, size: Int64, checksum: String?, upsert: Bool) async throws -> (UploadIntent, token: String) {
+        let exp = unixNow() + settings.uploadURLTTL
+        let intent = UploadIntent(
+            bucket: key.bucket, path: key.path, owner: owner, contentType: contentType, size: size,
+            sha256: checksum, upsert: upsert, expiresAt: Date(timeIntervalSince1970: TimeInterval(exp)), createdAt: now())
+        try await metadata.createIntent(intent)
+        return (intent, signer.mint(scope: .upload, bucket: key.bucket, path: key.path, binding: intent.id, expiresAt: exp))
+    }
+
+    /// The intent an upload URL names, after checking its token (signature, scope, expiry, name).
+    /// Cheap checks before claiming, so a wrong request does not block the real one.
+    public func uploadIntent(bucket: String, path: ObjectPath, token: String) async throws -> UploadIntent {
+        let claims = try signer.verify(token, scope: .upload, bucket: bucket, path: path, now: unixNow())
+        guard let pending = try await metadata.intent(id: claims.binding), pending.key == ObjectKey(bucket: bucket, path: path) else {
+            throw StorageError(.signatureInvalid, "the upload URL is not valid")
+        }
+        return pending
     }
 
     /// Phase two: the PUT to an upload URL. Verifies the token, claims the intent atomically (a
@@ -52,27 +66,38 @@ extension StorageService {
     public func completePresignedUpload<Body: AsyncSequence>(
         bucket: String, path: ObjectPath, token: String, declaration: UploadDeclaration, body: Body
     ) async throws -> ObjectRecord where Body.Element == ByteBuffer {
-        let claims = try signer.verify(token, scope: .upload, bucket: bucket, path: path, now: unixNow())
-        // Cheap checks before claiming, so a wrong request does not block the real one.
-        guard let pending = try await metadata.intent(id: claims.binding), pending.key == ObjectKey(bucket: bucket, path: path) else {
-            throw StorageError(.signatureInvalid, "the upload URL is not valid")
-        }
-        let declared = declaration.contentType.map(MediaSniffer.canonical)
-        if let declared, declared != pending.contentType, declared != "application/octet-stream" {
-            throw StorageError(.mediaTypeMismatch, "this URL takes \(pending.contentType), not \(declared)")
-        }
-        let bucketRecord = try await metadata.bucket(named: bucket)
-        let rules = IngestRules(
-            maxSize: min(pending.size, bucketRecord?.fileSizeLimit ?? Int64.max), exactSize: pending.size,
-            allowedTypes: [pending.contentType], declaredType: pending.contentType, sha256: pending.sha256)
+        let pending = try await uploadIntent(bucket: bucket, path: path, token: token)
+        return try await completeUpload(pending, declaration: declaration, body: body)
+    }
+
+    /// Phase two for an intent already looked up by ``uploadIntent(bucket:path:token:)``. An open
+    /// intent takes the bucket's limit and types, and `cacheControl`/`userMetadata`; an Assets API
+    /// intent exactly its declared size, type and checksum.
+    public func completeUpload<Body: AsyncSequence>(
+        _ pending: UploadIntent, declaration: UploadDeclaration, cacheControl: String? = nil, userMetadata: String? = nil, body: Body
+    ) async throws -> ObjectRecord where Body.Element == ByteBuffer {
         if pending.state == .consumed { throw StorageError(.uploadConsumed, "this upload URL has already been used") }
+        let bucketRecord = try await existingBucket(pending.bucket)
+        let rules: IngestRules
+        if pending.isOpen {
+            rules = bucketRules(bucketRecord, declaredType: declaration.contentType, path: pending.path)
+        } else {
+            let declared = declaration.contentType.map(MediaSniffer.canonical)
+            if let declared, declared != pending.contentType, declared != "application/octet-stream" {
+                throw StorageError(.mediaTypeMismatch, "this URL takes \(pending.contentType), not \(declared)")
+            }
+            rules = IngestRules(
+                maxSize: min(pending.size, bucketRecord.fileSizeLimit ?? Int64.max), exactSize: pending.size,
+                allowedTypes: [pending.contentType], declaredType: pending.contentType, sha256: pending.sha256)
+        }
         try precheck(rules, contentLength: declaration.contentLength)
-        let intent = try await metadata.claimIntent(id: claims.binding, now: now())
+        let intent = try await metadata.claimIntent(id: pending.id, now: now())
         do {
             let blob = try await ingest(body, rules: rules)
             let record = ObjectRecord(
-                bucket: bucket, path: path, owner: intent.owner, blobID: blob.id, size: blob.size,
-                contentType: blob.contentType, sha256: blob.sha256, createdAt: now())
+                bucket: intent.bucket, path: intent.path, owner: intent.owner, blobID: blob.id, size: blob.size,
+                contentType: blob.contentType, sha256: blob.sha256, cacheControl: cacheControl, metadata: userMetadata,
+                createdAt: now())
             let replaced: ObjectRecord?
             do {
                 replaced = try await metadata.commitIntent(id: intent.id, object: record)

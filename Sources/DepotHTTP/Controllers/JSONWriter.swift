@@ -22,6 +22,17 @@ struct JSONWriter {
         needsComma = true
     }
 
+    mutating func beginArray() {
+        separate()
+        buffer.writeInteger(UInt8(ascii: "["))
+        needsComma = false
+    }
+
+    mutating func endArray() {
+        buffer.writeInteger(UInt8(ascii: "]"))
+        needsComma = true
+    }
+
     /// A member name; the value written next belongs to it.
     mutating func key(_ name: String) {
         separate()

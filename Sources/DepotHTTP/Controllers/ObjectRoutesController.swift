@@ -87,11 +87,26 @@ struct ObjectRoutesController: Sendable {
         var Key: String
     }
 
+    /// The PUT to an upload URL. An Assets API URL takes exactly the declared bytes (201 with the
+    /// object); a Supabase signed upload URL takes a form or raw body like an upload through the
+    /// server (200 with `Key`).
     @Sendable func uploadToSignedURL(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/upload/sign/")
         guard let token = request.query("token") else { throw StorageError(.signatureInvalid, "the URL has no token") }
-        let record = try await service.completePresignedUpload(
-            bucket: bucket, path: path, token: token, declaration: request.uploadDeclaration(), body: request.body)
+        let intent = try await service.uploadIntent(bucket: bucket, path: path, token: token)
+        if intent.isOpen {
+            let upload = try await SupabaseUpload.read(request, upsert: intent.upsert, maxFileSize: service.settings.maxFileSize)
+            let record = try await service.completeUpload(
+                intent, declaration: UploadDeclaration(contentType: upload.write.contentType, contentLength: upload.write.contentLength),
+                cacheControl: upload.write.cacheControl, userMetadata: upload.write.userMetadata, body: upload.body)
+            metrics.recordBytesIn(record.size)
+            return SupabaseJSON.response { json in
+                json.beginObject()
+                json.key("Key"); json.string("\(bucket)/\(record.path.string)")
+                json.endObject()
+            }
+        }
+        let record = try await service.completeUpload(intent, declaration: request.uploadDeclaration(), body: request.body)
         metrics.recordBytesIn(record.size)
         return try JSONResponse.make(
             UploadResult(path: record.path.string, fileSize: record.size, contentType: record.contentType, checksum: record.sha256,

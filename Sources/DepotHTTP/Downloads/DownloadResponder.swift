@@ -124,11 +124,27 @@ public enum HTTPDate {
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     public static func format(_ date: Date) -> String {
-        let t = Int64(date.timeIntervalSince1970.rounded(.down))
+        let (c, day, secs) = civil(Int64(date.timeIntervalSince1970.rounded(.down)))
+        let weekday = days[Int(((day % 7) + 7) % 7)]
+        return "\(weekday), \(two(c.d)) \(months[Int(c.m - 1)]) \(c.y) \(two(secs / 3600)):\(two(secs % 3600 / 60)):\(two(secs % 60)) GMT"
+    }
+
+    /// ISO 8601 in UTC with milliseconds, `2024-01-01T00:00:00.000Z` (Supabase's timestamps).
+    public static func iso8601(_ date: Date) -> String {
+        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let (c, _, secs) = civil(ms >= 0 ? ms / 1000 : (ms - 999) / 1000)
+        let milli = ((ms % 1000) + 1000) % 1000
+        let m3 = milli < 10 ? "00\(milli)" : milli < 100 ? "0\(milli)" : "\(milli)"
+        return "\(c.y)-\(two(c.m))-\(two(c.d))T\(two(secs / 3600)):\(two(secs % 3600 / 60)):\(two(secs % 60)).\(m3)Z"
+    }
+
+    private static func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+
+    /// The civil date of a unix time, its day number and the seconds into that day.
+    private static func civil(_ t: Int64) -> ((y: Int64, m: Int64, d: Int64), day: Int64, secs: Int64) {
         var day = t / 86400
         var secs = t % 86400
         if secs < 0 { secs += 86400; day -= 1 }
-        let weekday = days[Int(((day % 7) + 7) % 7)]
         // Civil date from days since the epoch (Howard Hinnant's algorithm).
         let z = day + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
@@ -139,7 +155,6 @@ public enum HTTPDate {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(weekday), \(two(d)) \(months[Int(m - 1)]) \(y) \(two(secs / 3600)):\(two(secs % 3600 / 60)):\(two(secs % 60)) GMT"
+        return ((y, m, d), day, secs)
     }
 }

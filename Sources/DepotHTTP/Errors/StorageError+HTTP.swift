@@ -12,7 +12,7 @@ extension StorageError.Code {
         case .invalidRequest, .invalidPath, .checksumMismatch, .sizeMismatch: return .badRequest
         case .unauthenticated, .tokenExpired: return .unauthorized
         case .forbidden, .signatureInvalid, .urlExpired: return .forbidden
-        case .notFound: return .notFound
+        case .notFound, .bucketNotFound: return .notFound
         case .alreadyExists, .uploadConsumed, .conflict: return .conflict
         case .payloadTooLarge: return .contentTooLarge
         case .unsupportedMediaType, .mediaTypeMismatch: return .unsupportedMediaType

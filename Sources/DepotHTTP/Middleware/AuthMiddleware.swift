@@ -21,11 +21,13 @@ public struct AuthMiddleware: RouterMiddleware {
 
     static func token(in request: Request) throws -> String {
         if let header = request.headers[.authorization] {
-            let parts = header.split(separator: " ", maxSplits: 1)
+            let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+            // Supabase's server also takes a bare token (the `Bearer` prefix is optional).
+            if parts.count == 1, parts[0].contains(".") { return String(parts[0]) }
             guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else {
                 throw StorageError(.unauthenticated, "the Authorization header must be 'Bearer <token>'")
             }
-            return String(parts[1])
+            return String(parts[1].trimmingSpaces())
         }
         if let key = request.headers[HTTPField.Name("apikey")!], !key.isEmpty { return key }
         throw StorageError(.unauthenticated, "missing bearer token")

@@ -3,8 +3,9 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// CORS for browsers: the signed, public and upload-URL routes (`/storage/v1/object/...`) allow the
-/// configured origins (default `*`); the authenticated API allows only origins listed explicitly.
+/// CORS for browsers: the Storage API and the object URLs (`/storage/v1/...`) allow the configured
+/// origins (default `*`, as Supabase's gateway does: callers authenticate with bearer tokens, never
+/// cookies); the Assets API allows only origins listed explicitly.
 /// Answers preflights (OPTIONS) itself.
 struct CORSPolicyMiddleware: RouterMiddleware {
     typealias Context = DepotRequestContext
@@ -15,7 +16,7 @@ struct CORSPolicyMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let origin = request.headers[.origin] else { return try await next(request, context) }
-        let isObjectRoute = request.uri.path.hasPrefix("/storage/v1/object/")
+        let isObjectRoute = request.uri.path.hasPrefix("/storage/v1/")
         let allowed = isObjectRoute ? objectOrigins : apiOrigins
         let allowOrigin: String? = allowed.contains("*") ? "*" : (allowed.contains(origin) ? origin : nil)
         if request.method == .options {
@@ -23,7 +24,7 @@ struct CORSPolicyMiddleware: RouterMiddleware {
             if let allowOrigin {
                 headers[.accessControlAllowOrigin] = allowOrigin
                 headers[.accessControlAllowMethods] = "GET, HEAD, PUT, POST, PATCH, DELETE, OPTIONS"
-                headers[.accessControlAllowHeaders] = "Authorization, Content-Type, Range, x-checksum-sha256, Content-Digest, If-None-Match, apikey, x-upsert, cache-control, x-client-info"
+                headers[.accessControlAllowHeaders] = "Authorization, Content-Type, Range, x-checksum-sha256, Content-Digest, If-None-Match, apikey, x-client-info, x-upsert, x-metadata, cache-control, x-signature, tus-resumable, upload-length, upload-offset, upload-metadata"
                 headers[.accessControlMaxAge] = "3600"
                 if allowOrigin != "*" { headers[.vary] = "Origin" }
             }
@@ -32,7 +33,7 @@ struct CORSPolicyMiddleware: RouterMiddleware {
         var response = try await next(request, context)
         if let allowOrigin {
             response.headers[.accessControlAllowOrigin] = allowOrigin
-            response.headers[.accessControlExposeHeaders] = "ETag, Content-Length, Content-Range, Content-Disposition"
+            response.headers[.accessControlExposeHeaders] = "ETag, Content-Length, Content-Range, Content-Disposition, Location, Upload-Offset, Upload-Length, Tus-Resumable"
             if allowOrigin != "*" { response.headers[.vary] = "Origin" }
         }
         return response

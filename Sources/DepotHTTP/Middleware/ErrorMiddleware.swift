@@ -32,7 +32,16 @@ public struct ErrorMiddleware: RouterMiddleware {
                 // Never show internals; the request id finds the log line.
                 storageError.message = "internal error (request id \(context.id))"
             }
-            return storageError.response()
+            guard ErrorDialect.of(request) == .supabase else { return storageError.response() }
+            if let e = error as? HTTPError, e.status == .notFound || e.status == .methodNotAllowed {
+                return SupabaseErrorBody.routeNotFound(request).response()
+            }
+            var body = storageError.supabase
+            if let forced = error as? SupabaseStatusError {
+                body.status = forced.status
+                if let code = forced.code { body.code = code }
+            }
+            return body.response(retryAfter: storageError.code == .unavailable)
         }
     }
 
@@ -40,6 +49,8 @@ public struct ErrorMiddleware: RouterMiddleware {
         switch error {
         case let e as StorageError:
             return e
+        case let e as SupabaseStatusError:
+            return e.error
         case let e as HTTPError:
             switch e.status {
             case .notFound: return StorageError(.notFound, "no such route")

@@ -15,4 +15,16 @@ struct HTTPDateTests {
         }
         #expect(HTTPDate.format(Date(timeIntervalSince1970: 784_111_777)) == "Sun, 06 Nov 1994 08:49:37 GMT")
     }
+
+    @Test func iso8601WithMillisecondsMatchesDateFormatter() {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
+        for t in [0.0, 784_111_777.25, 951_782_400.5, 1_795_933_880.125, 4_102_444_800, -1.5] {
+            let d = Date(timeIntervalSince1970: t)
+            #expect(HTTPDate.iso8601(d) == f.string(from: d), "\(t)")
+        }
+        #expect(HTTPDate.iso8601(Date(timeIntervalSince1970: 1_704_067_200)) == "2024-01-01T00:00:00.000Z")
+    }
 }

@@ -1,0 +1,109 @@
+import Foundation
+import Logging
+
+// MARK: - Buckets (the Storage API)
+
+extension StorageService {
+    /// Every bucket, for `service_role`; an empty list for anyone else (buckets are the project's).
+    public func listBuckets(as identity: Identity) async throws -> [BucketRecord] {
+        guard identity.role == .serviceRole else { return [] }
+        return try await metadata.listBuckets()
+    }
+
+    /// One bucket, for `service_role`; `.bucketNotFound` for anyone else, as when it is missing.
+    public func bucket(as identity: Identity, named name: String) async throws -> BucketRecord {
+        guard identity.role == .serviceRole, let bucket = try await metadata.bucket(named: name) else {
+            throw StorageError.bucketNotFound()
+        }
+        return bucket
+    }
+
+    /// Creates a bucket (`service_role` only).
+    /// - Throws: `.invalidRequest` for a bad name, `.payloadTooLarge` for a size limit above the
+    ///   server's, `.unsupportedMediaType` for a malformed type entry, `.alreadyExists`.
+    @discardableResult
+    public func createBucket(
+        as identity: Identity, name: String, isPublic: Bool, fileSizeLimit: Int64?, allowedMimeTypes: [String]?
+    ) async throws -> BucketRecord {
+        try identity.authorizeBucketAdmin()
+        try BucketRecord.validate(name: name)
+        let record = BucketRecord(
+            name: name, isPublic: isPublic, fileSizeLimit: try checkBucketLimit(fileSizeLimit),
+            allowedMimeTypes: try allowedMimeTypes.map { try BucketTypes(validating: $0).entries },
+            owner: identity.subject, createdAt: now())
+        try await metadata.createBucket(record)
+        return record
+    }
+
+    /// Changes a bucket's settings (`service_role` only). For the two optional settings, `nil`
+    /// keeps the current value and `.some(nil)` clears it.
+    public func updateBucket(
+        as identity: Identity, name: String, isPublic: Bool?, fileSizeLimit: Int64??, allowedMimeTypes: [String]??
+    ) async throws {
+        try identity.authorizeBucketAdmin()
+        guard var bucket = try await metadata.bucket(named: name) else { throw StorageError.bucketNotFound() }
+        if let isPublic { bucket.isPublic = isPublic }
+        if let limit = fileSizeLimit { bucket.fileSizeLimit = try checkBucketLimit(limit) }
+        if let types = allowedMimeTypes { bucket.allowedMimeTypes = try types.map { try BucketTypes(validating: $0).entries } }
+        bucket.updatedAt = now()
+        try await metadata.updateBucket(bucket)
+    }
+
+    /// Deletes every object of a bucket (`service_role` only): rows first, then blobs.
+    /// - Returns: how many objects were deleted.
+    @discardableResult
+    public func emptyBucket(as identity: Identity, name: String) async throws -> Int {
+        try identity.authorizeBucketAdmin()
+        guard try await metadata.bucket(named: name) != nil else { throw StorageError.bucketNotFound() }
+        var count = 0
+        while true {
+            let page = try await metadata.listObjects(in: name, prefix: "", after: nil, limit: 500)
+            if page.isEmpty { return count }
+            var blobs: [BlobID] = []
+            for record in page {
+                if let removed = try await metadata.deleteObject(at: record.key) {
+                    blobs.append(removed.blobID)
+                    count += 1
+                }
+            }
+            await discard(blobs)
+        }
+    }
+
+    /// Deletes an empty bucket (`service_role` only). The Assets API's two buckets cannot be deleted.
+    /// - Throws: `.bucketNotFound`, `.conflict` when it still has objects.
+    public func deleteBucket(as identity: Identity, name: String) async throws {
+        try identity.authorizeBucketAdmin()
+        guard name != settings.privateBucket, name != settings.publicBucket else {
+            throw StorageError(.conflict, "bucket '\(name)' holds the Assets API's objects and cannot be deleted")
+        }
+        do {
+            try await metadata.deleteBucket(named: name)
+        } catch let e as StorageError where e.code == .notFound {
+            throw StorageError.bucketNotFound()
+        }
+    }
+
+    /// The bucket an object operation names; `.bucketNotFound` when it is missing.
+    func existingBucket(_ name: String) async throws -> BucketRecord {
+        guard let bucket = try await metadata.bucket(named: name) else { throw StorageError.bucketNotFound() }
+        return bucket
+    }
+
+    private func checkBucketLimit(_ limit: Int64?) throws(StorageError) -> Int64? {
+        guard let limit else { return nil }
+        guard limit >= 0 else { throw .invalidRequest("file_size_limit must not be negative") }
+        guard limit <= settings.maxFileSize else {
+            throw StorageError(.payloadTooLarge, "file_size_limit is above the server's limit of \(settings.maxFileSize) bytes")
+        }
+        return limit == 0 ? nil : limit
+    }
+
+    /// Deletes blobs no row points at any more, in one batch; failures leave orphans for GC.
+    func discard(_ ids: [BlobID]) async {
+        guard !ids.isEmpty else { return }
+        do { try await blobs.delete(ids) } catch {
+            logger.warning("could not delete blobs; garbage collection will", metadata: ["count": "\(ids.count)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import NIOCore
+
+/// What an upload through the Storage API says about its object, besides the bytes.
+public struct ObjectWrite: Sendable {
+    /// The declared type; the bucket's rule decides what is stored (``BucketTypes``).
+    public var contentType: String?
+    public var contentLength: Int64?
+    public var cacheControl: String?
+    /// User metadata, a JSON object as text.
+    public var userMetadata: String?
+    /// Replace an existing object instead of refusing with `.alreadyExists`.
+    public var upsert: Bool
+
+    public init(contentType: String? = nil, contentLength: Int64? = nil, cacheControl: String? = nil, userMetadata: String? = nil, upsert: Bool = false) {
+        self.contentType = contentType
+        self.contentLength = contentLength
+        self.cacheControl = cacheControl
+        self.userMetadata = userMetadata
+        self.upsert = upsert
+    }
+}
+
+/// How a copy treats the source's metadata.
+public struct CopyOptions: Sendable {
+    public var upsert = false
+    /// Overrides of the copied type and cache policy.
+    public var contentType: String?
+    public var cacheControl: String?
+    /// `false`: the copy gets `userMetadata` instead of the source's user metadata.
+    public var copyMetadata = true
+    public var userMetadata: String?
+    public init() {}
+}
+
+// MARK: - Objects in any bucket (the Storage API)
+//
+// The policy is Depot's tenant rule: `service_role` may act on any name; an `authenticated`
+// caller on names under `{sub}/`; anyone may read objects of a public bucket. A read the caller
+// may not make looks like a missing object.
+
+extension StorageService {
+    /// Uploads an object at a caller-chosen name, with the bucket's size limit and types.
+    /// - Throws: `.forbidden`, `.bucketNotFound`, `.alreadyExists` (no upsert), `.payloadTooLarge`,
+    ///   `.unsupportedMediaType`, `.mediaTypeMismatch`.
+    public func writeObject<Body: AsyncSequence>(
+        as identity: Identity, at key: ObjectKey, _ write: ObjectWrite, body: Body
+    ) async throws -> ObjectRecord where Body.Element == ByteBuffer {
+        try identity.authorize(key.path)
+        let bucket = try await existingBucket(key.bucket)
+        let rules = bucketRules(bucket, declaredType: write.contentType, path: key.path)
+        try precheck(rules, contentLength: write.contentLength)
+        if !write.upsert, try await metadata.object(at: key) != nil {
+            throw StorageError(.alreadyExists, "the object already exists")
+        }
+        let blob = try await ingest(body, rules: rules)
+        return try await commit(
+            blob, at: key, owner: identity.subject, upsert: write.upsert, cacheControl: write.cacheControl,
+            metadata: write.userMetadata
+        ).0
+    }
+
+    /// The ingest rules of a bucket: the smaller of its limit and the server's, its allowed types.
+    /// Studio's `.emptyFolderPlaceholder` objects must be empty and skip the type check.
+    func bucketRules(_ bucket: BucketRecord, declaredType: String?, path: ObjectPath) -> IngestRules {
+        let placeholder = path.lastSegment == ".emptyFolderPlaceholder"
+        var rules = IngestRules(
+            maxSize: placeholder ? 0 : min(settings.maxFileSize, bucket.fileSizeLimit ?? .max),
+            allowedTypes: nil, declaredType: declaredType)
+        rules.typing = .bucket(placeholder ? nil : bucket.allowedMimeTypes.map(BucketTypes.init(stored:)))
+        return rules
+    }
+
+    /// The object at `key` if the caller may read it. An anonymous caller is told the bucket
+    /// does not exist; anyone else that the object does not.
+    public func readObject(as identity: Identity, at key: ObjectKey) async throws -> ObjectRecord {
+        try await readObjectAndBucket(as: identity, at: key).0
+    }
+
+    /// ``readObject(as:at:)`` with the object's bucket (for its visibility).
+    public func readObjectAndBucket(as identity: Identity, at key: ObjectKey) async throws -> (ObjectRecord, BucketRecord) {
+        let bucket = try await existingBucket(key.bucket)
+        guard identity.mayRead(key.path, inPublicBucket: bucket.isPublic) else {
+            throw identity.role == .anon ? StorageError.bucketNotFound() : StorageError.notFound()
+        }
+        guard let record = try await metadata.object(at: key) else { throw StorageError.notFound() }
+        return (record, bucket)
+    }
+
+    /// Renames an object, within or across buckets: one metadata transaction, no bytes copied.
+    /// Every earlier signed URL stops working.
+    /// - Throws: `.notFound` (source), `.alreadyExists` (destination), `.bucketNotFound`, and the
+    ///   destination bucket's limits.
+    public func moveObject(as identity: Identity, from: ObjectKey, to: ObjectKey) async throws -> ObjectRecord {
+        try identity.authorize(from.path)
+        try identity.authorize(to.path)
+        _ = try await existingBucket(from.bucket)
+        let destination = try await existingBucket(to.bucket)
+        guard let record = try await metadata.object(at: from) else { throw StorageError.notFound() }
+        try checkFits(size: record.size, type: record.contentType, in: destination)
+        return try await metadata.moveObject(from: from, to: to, generation: .newGeneration(), at: now())
+    }
+
+    /// Copies an object's bytes to a new blob (streamed) and names it `to`.
+    public func copyObject(as identity: Identity, from: ObjectKey, to: ObjectKey, _ options: CopyOptions = CopyOptions()) async throws -> ObjectRecord {
+        let source = try await readObject(as: identity, at: from)
+        try identity.authorize(to.path)
+        let destination = try await existingBucket(to.bucket)
+        let type = options.contentType ?? source.contentType
+        try checkFits(size: source.size, type: type, in: destination)
+        if !options.upsert, try await metadata.object(at: to) != nil {
+            throw StorageError(.alreadyExists, "the object already exists")
+        }
+        let id = BlobID.random()
+        let writer = try await blobs.makeWriter(for: id)
+        do {
+            try await blobs.read(source.blobID, range: nil) { chunk in try await writer.write(chunk) }
+            try await writer.finish()
+        } catch {
+            await writer.abort()
+            throw error
+        }
+        let blob = IngestedBlob(id: id, size: source.size, sha256: source.sha256, contentType: type)
+        return try await commit(
+            blob, at: to, owner: identity.subject, upsert: options.upsert,
+            cacheControl: options.cacheControl ?? source.cacheControl,
+            metadata: options.copyMetadata ? source.metadata : options.userMetadata
+        ).0
+    }
+
+    private func checkFits(size: Int64, type: String, in bucket: BucketRecord) throws(StorageError) {
+        if let limit = bucket.fileSizeLimit, size > limit {
+            throw StorageError(.payloadTooLarge, "the object is larger than bucket '\(bucket.name)' accepts (\(limit) bytes)")
+        }
+        if let types = bucket.allowedMimeTypes, !BucketTypes(stored: types).accepts(type) {
+            throw StorageError(.unsupportedMediaType, "mime type \(type) is not supported by bucket '\(bucket.name)'")
+        }
+    }
+
+    /// Deletes one object; `.notFound` when it is missing.
+    @discardableResult
+    public func deleteObject(as identity: Identity, at key: ObjectKey) async throws -> ObjectRecord {
+        try identity.authorize(key.path)
+        guard let removed = try await metadata.deleteObject(at: key) else { throw StorageError.notFound() }
+        await discard(removed.blobID)
+        return removed
+    }
+
+    /// Deletes the named objects (exact names) the caller may delete; others are skipped.
+    /// - Returns: the deleted rows.
+    public func removeObjects(as identity: Identity, bucket: String, paths: [String]) async throws -> [ObjectRecord] {
+        try checkBatch(paths.count)
+        var removed: [ObjectRecord] = []
+        for raw in paths {
+            guard let path = try? ObjectPath(raw), (try? identity.authorize(path)) != nil else { continue }
+            if let r = try await metadata.deleteObject(at: ObjectKey(bucket: bucket, path: path)) { removed.append(r) }
+        }
+        await discard(removed.map(\.blobID))
+        return removed
+    }
+
+    /// A download token for one object the caller may read, valid `expiresIn` seconds, until
+    /// the object is moved, flipped, revoked or deleted.
+    public func signObject(as identity: Identity, at key: ObjectKey, expiresIn: Int64) async throws -> String {
+        let ttl = try checkTTL(expiresIn)
+        let record = try await readObject(as: identity, at: key)
+        return signer.mint(
+            scope: .download, bucket: key.bucket, path: key.path, binding: String(record.generation), expiresAt: unixNow() + ttl)
+    }
+
+    /// Download tokens for up to ``StorageSettings/maxBatch`` names of one bucket: one metadata
+    /// query, one HMAC per name. `nil` for names that are invalid, missing or not readable.
+    public func signObjects(as identity: Identity, bucket: String, paths: [String], expiresIn: Int64) async throws -> [String?] {
+        try checkBatch(paths.count)
+        let ttl = try checkTTL(expiresIn)
+        guard let b = try await metadata.bucket(named: bucket) else { return paths.map { _ in nil } }
+        let parsed: [ObjectPath?] = paths.map { raw in
+            guard let p = try? ObjectPath(raw), identity.mayRead(p, inPublicBucket: b.isPublic) else { return nil }
+            return p
+        }
+        let rows = try await metadata.objects(in: bucket, paths: parsed.compactMap { $0 })
+        let expiresAt = unixNow() + ttl
+        return parsed.map { p in
+            guard let p, let r = rows[p] else { return nil }
+            return signer.mint(scope: .download, bucket: bucket, path: p, binding: String(r.generation), expiresAt: expiresAt)
+        }
+    }
+
+    /// Supabase's signed upload URL: an open, single-use intent for `key` (any size up to the
+    /// bucket's limit, a type the bucket accepts), checked for permission and existence now.
+    /// - Returns: the upload token.
+    public func createUploadToken(as identity: Identity, at key: ObjectKey, upsert: Bool) async throws -> String {
+        try identity.authorize(key.path)
+        _ = try await existingBucket(key.bucket)
+        if !upsert, try await metadata.object(at: key) != nil {
+            throw StorageError(.alreadyExists, "the object already exists")
+        }
+        return try await storeIntent(key: key, owner: identity.subject, contentType: "", size: 0, checksum: nil, upsert: upsert).token
+    }
+}

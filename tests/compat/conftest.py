@@ -1,0 +1,94 @@
+"""Starts a real `depot serve` (embedded default: files + SQLite in a temporary directory) on a
+free loopback port and hands the tests storage3 clients for its keys. The server binary is
+$DEPOT_BIN, else .build/debug/depot."""
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from storage3 import SyncStorageClient
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "compat-suite-secret-0123456789abcdef0123456789"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Depot:
+    def __init__(self, binary: Path, data: Path, port: int):
+        self.binary, self.data, self.port = binary, data, port
+        self.base = f"http://127.0.0.1:{port}"
+        self.storage_url = f"{self.base}/storage/v1"
+        env = dict(os.environ, DEPOT_JWT_SECRET=SECRET)
+        self.log = open(data / "server.log", "wb")
+        self.process = subprocess.Popen(
+            [str(binary), "serve", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port),
+             "--public-url", self.base, "--max-file-size", str(5 * 1024 * 1024)],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"depot serve did not start; log: {(data / 'server.log').read_text()}")
+            time.sleep(0.1)
+        keys = self.cli("keys").splitlines()
+        self.anon_key = next(l.split()[1] for l in keys if l.startswith("anon:"))
+        self.service_key = next(l.split()[1] for l in keys if l.startswith("service_role:"))
+
+    def cli(self, *args: str) -> str:
+        env = dict(os.environ, DEPOT_JWT_SECRET=SECRET)
+        return subprocess.run([str(self.binary), *args, "--data-dir", str(self.data)],
+                              env=env, check=True, capture_output=True, text=True).stdout
+
+    def user_token(self, sub: str) -> str:
+        return self.cli("token", "--sub", sub).strip()
+
+    def client(self, key: str, bearer: str | None = None) -> SyncStorageClient:
+        """A storage3 client as supabase-py builds it: apikey plus a bearer token."""
+        return SyncStorageClient(self.storage_url + "/", {"apikey": key, "Authorization": f"Bearer {bearer or key}"})
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def depot():
+    binary = Path(os.environ.get("DEPOT_BIN", ROOT / ".build" / "debug" / "depot"))
+    if not binary.exists():
+        pytest.fail(f"{binary} does not exist: build Depot first (swift build) or set DEPOT_BIN")
+    with tempfile.TemporaryDirectory(prefix="depot-compat-") as tmp:
+        server = Depot(binary, Path(tmp), _free_port())
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def service(depot):
+    return depot.client(depot.service_key)
+
+
+@pytest.fixture(scope="session")
+def anon(depot):
+    return depot.client(depot.anon_key)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + bytes(500)
+PDF = b"%PDF-1.7\n" + b"1 0 obj\n<<>>\nendobj\n" * 20
