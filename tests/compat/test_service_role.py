@@ -213,6 +213,15 @@ def test_public_url_move_copy_remove(buckets, depot):
     assert media.exists("cross/a.png") is False and site.download("cross/a.png") == PNG
     assert httpx.get(site.get_public_url("cross/a.png")).content == PNG
 
+    # flipping the whole bucket private is one metadata change: its public URLs stop at once
+    public_url = site.get_public_url("cross/a.png")
+    service = buckets
+    service.update_bucket("site", {"public": False})
+    assert httpx.get(public_url).status_code in (400, 404)
+    assert site.download("cross/a.png") == PNG
+    service.update_bucket("site", {"public": True})
+    assert httpx.get(public_url).content == PNG
+
     removed = site.remove(["pub/renamed.txt", "pub/copy.txt", "pub/never-existed.txt"])
     assert sorted(r["name"] for r in removed) == ["pub/copy.txt", "pub/renamed.txt"]
     assert all(r["bucket_id"] == "site" for r in removed)

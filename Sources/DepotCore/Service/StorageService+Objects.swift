@@ -60,14 +60,18 @@ extension StorageService {
         ).0
     }
 
-    /// The ingest rules of a bucket: the smaller of its limit and the server's, its allowed types.
-    /// Studio's `.emptyFolderPlaceholder` objects must be empty and skip the type check.
+    /// The ingest rules of a bucket: the smaller of its limit and the server's, its allowed types
+    /// (for the Assets API's two buckets, when they have none of their own, the server's allowed
+    /// types, so both APIs put the same kind of object there). Studio's `.emptyFolderPlaceholder`
+    /// objects must be empty and skip the type check.
     func bucketRules(_ bucket: BucketRecord, declaredType: String?, path: ObjectPath) -> IngestRules {
         let placeholder = path.lastSegment == ".emptyFolderPlaceholder"
         var rules = IngestRules(
             maxSize: placeholder ? 0 : min(settings.maxFileSize, bucket.fileSizeLimit ?? .max),
             allowedTypes: nil, declaredType: declaredType)
-        rules.typing = .bucket(placeholder ? nil : bucket.allowedMimeTypes.map(BucketTypes.init(stored:)))
+        let isAssetsBucket = bucket.name == settings.privateBucket || bucket.name == settings.publicBucket
+        let allowed = bucket.allowedMimeTypes ?? (isAssetsBucket ? settings.allowedTypes : nil)
+        rules.typing = .bucket(placeholder ? nil : allowed.map(BucketTypes.init(stored:)))
         return rules
     }
 

@@ -18,6 +18,21 @@ struct BucketAPIController: Sendable {
         router.put("/storage/v1/bucket/:id", use: update)
         router.delete("/storage/v1/bucket/:id", use: delete)
         router.post("/storage/v1/bucket/:id/empty", use: empty)
+        for path in ["/storage/v1/cdn", "/storage/v1/cdn/**"] { router.delete(RouterPath(stringLiteral: path), use: purgeCache) }
+    }
+
+    /// `DELETE /cdn[/{bucket}[/{path}]]` (storage-js `purgeCache`): Depot has no CDN to purge,
+    /// so a `service_role` call succeeds as a no-op.
+    @Sendable func purgeCache(_ request: Request, context: DepotRequestContext) async throws -> Response {
+        guard try await auth.required(request).role == .serviceRole else {
+            throw SupabaseStatusError(status: .forbidden, error: .forbidden("Access denied: Invalid role"))
+        }
+        return SupabaseJSON.response { json in
+            json.beginObject()
+            json.key("message"); json.string("success")
+            json.key("statusCode"); json.string("200")
+            json.endObject()
+        }
     }
 
     @Sendable func list(_ request: Request, context: DepotRequestContext) async throws -> Response {

@@ -1,4 +1,5 @@
 import DepotCore
+import DepotHTTP
 import Foundation
 import HTTPTypes
 import NIOCore
@@ -41,6 +42,28 @@ struct StorageAPITests {
             // The Assets API (`/v1`) is unchanged.
             let assets = try await client.request(.get, "/v1/assets/alice/none.png", headers: try await env.auth("alice"))
             #expect(assets.status == .notFound && assets.errorCode == "not_found")
+        }
+    }
+
+    @Test func serviceOnlyEndpointsAnswerARealForbidden() async throws {
+        let env = try await TestEnvironment.make()
+        defer { env.cleanup() }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let service = try await env.auth("svc", role: .serviceRole)
+            let empty = try await client.request(.post, "/storage/v1/bucket/assets/empty", headers: alice)
+            #expect(empty.status == .forbidden && envelope(empty).0 == "403" && envelope(empty).3 == "Access denied: Invalid role")
+            #expect(try await client.request(.delete, "/storage/v1/cdn/assets", headers: alice).status == .forbidden)
+            let purge = try await client.request(.delete, "/storage/v1/cdn/assets/a/b.png", headers: service)
+            #expect(purge.status == .ok && purge.json["message"] as? String == "success")
+            // Bucket changes by a user: refused with upstream's 400/"403", nothing changed.
+            let create = try await client.json(.post, "/storage/v1/bucket", headers: alice, ["name": "mine"])
+            #expect(create.status == .badRequest && envelope(create).0 == "403")
+            #expect(try await env.service.metadata.bucket(named: "mine") == nil)
+            let delete = try await client.request(.delete, "/storage/v1/bucket/assets", headers: service)
+            #expect(envelope(delete).0 == "409")
+            #expect(try await env.service.metadata.bucket(named: "assets") != nil)
+            #expect(try await client.request(.get, "/storage/v1/version").text == DepotVersion.string)
         }
     }
 
