@@ -248,3 +248,16 @@ def test_checksum_of_what_was_stored(buckets):
     data = bytes(range(256)) * 1000
     files.upload("sum/blob.bin", data, {"content-type": "application/octet-stream"})
     assert hashlib.sha256(files.download("sum/blob.bin")).digest() == hashlib.sha256(data).digest()
+
+
+def test_unicode_and_spaces_in_names(buckets):
+    files = buckets.from_("site")
+    name = "intl/灯泡 ä + copy.txt"
+    files.upload(name, "grüße".encode(), {"content-type": "text/plain;charset=UTF-8"})
+    assert files.download(name) == "grüße".encode()
+    assert files.info(name)["content_type"] == "text/plain;charset=UTF-8"
+    assert [e["name"] for e in files.list("intl")] == ["灯泡 ä + copy.txt"]
+    url = files.create_signed_url(name, 60)["signedURL"]
+    assert httpx.get(url).content == "grüße".encode()
+    assert httpx.get(files.get_public_url(name)).content == "grüße".encode()
+    assert [r["name"] for r in files.remove([name])] == [name]
