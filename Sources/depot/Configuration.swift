@@ -27,8 +27,10 @@ struct ServeOptions: ParsableArguments {
     var maxFileSize: Int64?
     @Option(name: .customLong("allowed-types"), help: "Comma-separated media types, decided by the file's bytes. (env DEPOT_ALLOWED_TYPES, default image/png,image/jpeg,image/webp,image/gif)")
     var allowedTypes: String?
-    @Option(name: .customLong("signed-url-ttl"), help: "Default signed-URL lifetime in seconds; requests may ask 1 s … 7 days. (env DEPOT_SIGNED_URL_TTL, default 3600)")
+    @Option(name: .customLong("signed-url-ttl"), help: "Default signed-URL lifetime in seconds; requests may ask 1 s … --max-signed-url-ttl. (env DEPOT_SIGNED_URL_TTL, default 3600)")
     var signedURLTTL: Int64?
+    @Option(name: .customLong("max-signed-url-ttl"), help: "Longest signed-URL lifetime a request may ask for, in seconds (raise it for apps that sign year-long Supabase links; links still die when their object is moved, replaced or deleted). (env DEPOT_MAX_SIGNED_URL_TTL, default 604800 = 7 days)")
+    var maxSignedURLTTL: Int64?
     @Option(name: .customLong("upload-url-ttl"), help: "Presigned upload URL lifetime in seconds. (env DEPOT_UPLOAD_URL_TTL, default 300)")
     var uploadURLTTL: Int64?
     @Option(name: .customLong("private-bucket"), help: "Bucket for private objects. (env DEPOT_PRIVATE_BUCKET, default assets)")
@@ -73,6 +75,7 @@ struct ServeOptions: ParsableArguments {
         if let types = setting(allowedTypes, "DEPOT_ALLOWED_TYPES") {
             s.allowedTypes = types.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
+        s.maxSignedURLTTL = try int(maxSignedURLTTL, "DEPOT_MAX_SIGNED_URL_TTL", s.maxSignedURLTTL)
         s.signedURLTTL = try int(signedURLTTL, "DEPOT_SIGNED_URL_TTL", s.signedURLTTL)
         s.uploadURLTTL = try int(uploadURLTTL, "DEPOT_UPLOAD_URL_TTL", s.uploadURLTTL)
         s.privateBucket = setting(privateBucket, "DEPOT_PRIVATE_BUCKET") ?? s.privateBucket

@@ -31,6 +31,9 @@ public struct StorageSettings: Sendable {
         guard privateBucket != publicBucket else {
             throw .invalidRequest("the private and public buckets must differ")
         }
+        guard maxSignedURLTTL >= 1, maxSignedURLTTL <= 10 * 365 * 24 * 3600 else {
+            throw .invalidRequest("the longest signed URL lifetime must be 1 s … 10 years")
+        }
         guard signedURLTTL >= 1, signedURLTTL <= maxSignedURLTTL else {
             throw .invalidRequest("the signed URL lifetime must be 1 s … \(maxSignedURLTTL) s")
         }
