@@ -32,7 +32,12 @@ struct DownloadResponder: Sendable {
         let download = request.uri.queryParameters["download"].map(String.init)
         var headers = Self.headers(for: object, cacheControl: cacheControl, download: download)
 
-        if let inm = request.headers[.ifNoneMatch], Self.etagMatches(inm, object.etag) {
+        if let inm = request.headers[.ifNoneMatch] {
+            if Self.etagMatches(inm, object.etag) { return Response(status: .notModified, headers: headers) }
+        } else if let ims = request.headers[.ifModifiedSince].flatMap(HTTPDate.parse),
+            object.updatedAt.timeIntervalSince1970.rounded(.down) <= ims.timeIntervalSince1970
+        {
+            // Only without If-None-Match (RFC 9110 §13.1.3), at the header's one-second precision.
             return Response(status: .notModified, headers: headers)
         }
         headers[.contentType] = object.contentType
@@ -127,6 +132,26 @@ public enum HTTPDate {
         let (c, day, secs) = civil(Int64(date.timeIntervalSince1970.rounded(.down)))
         let weekday = days[Int(((day % 7) + 7) % 7)]
         return "\(weekday), \(two(c.d)) \(months[Int(c.m - 1)]) \(c.y) \(two(secs / 3600)):\(two(secs % 3600 / 60)):\(two(secs % 60)) GMT"
+    }
+
+    /// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form clients send back; nil
+    /// for anything else (the header is then ignored, as RFC 9110 asks).
+    public static func parse(_ s: String) -> Date? {
+        let parts = s.split(separator: " ")
+        guard parts.count == 6, parts[5] == "GMT", let d = Int64(parts[1]), let y = Int64(parts[3]),
+            let monthIndex = months.firstIndex(of: String(parts[2])), (1...31).contains(d), (1970...9999).contains(y)
+        else { return nil }
+        let hms = parts[4].split(separator: ":").compactMap { Int64($0) }
+        guard hms.count == 3, (0..<24).contains(hms[0]), (0..<60).contains(hms[1]), (0..<61).contains(hms[2]) else { return nil }
+        // Days from the civil date (the inverse of `civil`).
+        let m = Int64(monthIndex + 1)
+        let yy = m <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        return Date(timeIntervalSince1970: TimeInterval(days * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2]))
     }
 
     /// ISO 8601 in UTC with milliseconds, `2024-01-01T00:00:00.000Z` (Supabase's timestamps).

@@ -107,6 +107,7 @@ struct FastDownloads: Sendable {
         let fields = request.headers
         // Only plain requests: everything conditional, ranged or cross-origin takes the full path.
         guard !fields.contains(name: "range"), !fields.contains(name: "if-none-match"), !fields.contains(name: "if-range"),
+            !fields.contains(name: "if-modified-since"),
             !fields.contains(name: "origin"), !fields.contains(name: "expect")
         else { return nil }
         let query = target.utf8.firstIndex(of: UInt8(ascii: "?"))

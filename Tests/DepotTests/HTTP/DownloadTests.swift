@@ -44,6 +44,12 @@ struct DownloadTests {
             #expect(notModified.status == .notModified)
             #expect(notModified.body.readableBytes == 0)
             #expect(try await client.request(.get, url, headers: [.ifNoneMatch: "\"other\""]).status == .ok)
+            // If-Modified-Since: 304 when not modified since; ignored beside If-None-Match or when malformed.
+            let lastModified = try #require(notModified.headers[.lastModified])
+            #expect(try await client.request(.get, url, headers: [.ifModifiedSince: lastModified]).status == .notModified)
+            #expect(try await client.request(.get, url, headers: [.ifModifiedSince: "Thu, 01 Jan 2015 00:00:00 GMT"]).status == .ok)
+            #expect(try await client.request(.get, url, headers: [.ifModifiedSince: lastModified, .ifNoneMatch: "\"other\""]).status == .ok)
+            #expect(try await client.request(.get, url, headers: [.ifModifiedSince: "yesterday"]).status == .ok)
 
             let ifRangeStale = try await client.request(.get, url, headers: [.range: "bytes=0-9", .ifRange: "\"stale\""])
             #expect(ifRangeStale.status == .ok)

@@ -27,4 +27,14 @@ struct HTTPDateTests {
         }
         #expect(HTTPDate.iso8601(Date(timeIntervalSince1970: 1_704_067_200)) == "2024-01-01T00:00:00.000Z")
     }
+
+    @Test func parsesWhatItFormats() {
+        for t in [0.0, 784_111_777, 951_782_400, 1_795_933_880, 4_102_444_800, 1_709_164_800] {
+            let d = Date(timeIntervalSince1970: t)
+            #expect(HTTPDate.parse(HTTPDate.format(d)) == d, "\(t)")
+        }
+        #expect(HTTPDate.parse("Sunday, 06-Nov-94 08:49:37 GMT") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Foo 1994 08:49:37 GMT") == nil)
+        #expect(HTTPDate.parse("Sun, 06 Nov 1994 25:49:37 GMT") == nil)
+    }
 }
