@@ -126,4 +126,51 @@ struct MultiServerTests {
             #expect((json(list.body)["items"] as? [[String: Any]])?.count == 200)
         }
     }
+
+    /// The Storage API (Supabase-compatible) across two servers: buckets, uploads, listings,
+    /// moves and single-use signed upload URLs are shared state, not per server.
+    @Test func storageAPIAcrossServers() async throws {
+        try await withTwoServers { a, b in
+            let jwt = await ProjectJWT(secret: DepotProcess.secret)
+            let svc = [("Authorization", "Bearer \(try await jwt.mint(subject: nil, role: .serviceRole, ttl: 3600))")]
+            let jsonType = [("Content-Type", "application/json")]
+            #expect(try await a.request(.POST, "/storage/v1/bucket", headers: svc + jsonType,
+                                        body: Array(#"{"name":"shared","allowed_mime_types":["image/*"]}"#.utf8)).status == 200)
+            #expect(json(try await b.request(.GET, "/storage/v1/bucket/shared", headers: svc).body)["allowed_mime_types"] as? [String] == ["image/*"])
+
+            let png = Fixture.png(30_000)
+            let form = Fixture.multipart(fields: [("cacheControl", "60")], fileField: "", file: png)
+            let multipart = [("Content-Type", "multipart/form-data; boundary=depot-boundary-1234")]
+            #expect(try await a.request(.POST, "/storage/v1/object/shared/u/one.png", headers: svc + multipart, body: form).status == 200)
+            #expect(try await b.request(.GET, "/storage/v1/object/shared/u/one.png", headers: svc).body == png)
+            let listed = try JSONSerialization.jsonObject(with: Data(try await b.request(
+                .POST, "/storage/v1/object/list/shared", headers: svc + jsonType, body: Array(#"{"prefix":"u"}"#.utf8)).body)) as? [[String: Any]]
+            #expect(listed?.map { $0["name"] as? String } == ["one.png"])
+
+            // A signed upload URL made on B, sent to both servers at once: exactly one upload lands.
+            for round in 0..<3 {
+                let made = try await b.request(.POST, "/storage/v1/object/upload/sign/shared/u/direct-\(round).png", headers: svc)
+                let url = "/storage/v1" + (try #require(json(made.body)["url"] as? String))
+                let body = Fixture.png(10_000 + round)
+                async let viaA = a.request(.PUT, url, headers: [("Content-Type", "image/png")], body: body)
+                async let viaB = b.request(.PUT, url, headers: [("Content-Type", "image/png")], body: body)
+                let statuses = [try await viaA.status, try await viaB.status].sorted()
+                #expect(statuses == [200, 409], "round \(round): \(statuses)")
+                #expect(try await a.request(.GET, "/storage/v1/object/shared/u/direct-\(round).png", headers: svc).body == body)
+            }
+
+            // Move on A; a link B signed before it is dead on both; the new name serves on B.
+            let signed = try await b.request(.POST, "/storage/v1/object/sign/shared/u/one.png", headers: svc + jsonType, body: Array(#"{"expiresIn":"600"}"#.utf8))
+            let link = "/storage/v1" + (try #require(json(signed.body)["signedURL"] as? String))
+            #expect(try await a.request(.GET, link).body == png)
+            #expect(try await a.request(.POST, "/storage/v1/object/move", headers: svc + jsonType,
+                                        body: Array(#"{"bucketId":"shared","sourceKey":"u/one.png","destinationKey":"u/two.png"}"#.utf8)).status == 200)
+            #expect(try await b.request(.GET, link).status != 200)
+            #expect(try await b.request(.GET, "/storage/v1/object/shared/u/two.png", headers: svc).body == png)
+
+            #expect(try await b.request(.POST, "/storage/v1/bucket/shared/empty", headers: svc).status == 200)
+            #expect(try await a.request(.DELETE, "/storage/v1/bucket/shared", headers: svc).status == 200)
+            #expect(try await b.request(.GET, "/storage/v1/bucket/shared", headers: svc).status == 400)
+        }
+    }
 }
