@@ -23,6 +23,8 @@ public struct FileSystemBlobStore: BlobStore {
     let syncGroup: BlobSyncGroup
     /// Bytes buffered before a write system call, and the size of read chunks.
     static let chunkSize = 1024 * 1024
+    /// How many bytes of a large blob are written between background syncs.
+    static let syncStretch: Int64 = 32 * 1024 * 1024
 
     /// The blocking file-system calls' threads, shared by every store of the process. More than
     /// the cores: a thread waiting on the disk uses no CPU, and concurrent uploads write while a
@@ -148,6 +150,10 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
     var size: Int64 = 0
     /// The flush in flight (write-behind): at most one, awaited before the next and at the end.
     var inFlight: Task<Int32, any Error>?
+    /// The background `fdatasync` of a large blob, if one was started; awaited at the end.
+    var periodicSync: Task<Void, any Error>?
+    /// How many bytes the last background sync covers.
+    var syncedUpTo: Int64 = 0
 
     init(store: FileSystemBlobStore, id: BlobID, finalPath: String, tempPath: String) {
         self.store = store
@@ -201,6 +207,25 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
                 return fd
             }
         }
+        try await syncPeriodically(upTo: offset + Int64(buffer.readableBytes))
+    }
+
+    /// Every ``FileSystemBlobStore/syncStretch`` bytes of a large blob, an `fdatasync` in the
+    /// background. Writeback hints alone leave the device's own cache to be flushed by the final
+    /// sync, which then took ~0.35 s after a 256 MiB upload on a virtual disk; syncing as the
+    /// bytes arrive spreads that work over the upload (measured: the final sync ~0.04 s, 256 MiB
+    /// uploads ~10% faster in interleaved runs). At most one runs; when the disk is a whole stretch
+    /// behind, the upload waits for it. Its failure fails the upload (an fsync error is reported
+    /// once, so it must not be lost here).
+    private func syncPeriodically(upTo end: Int64) async throws {
+        guard end - syncedUpTo >= FileSystemBlobStore.syncStretch, let written = inFlight else { return }
+        if let previous = periodicSync { try await previous.value }
+        syncedUpTo = end
+        let (pool, tempPath) = (store.threadPool, self.tempPath)
+        periodicSync = Task {
+            let fd = try await written.value
+            try await pool.runIfActive { try POSIX.fdatasync(fd, path: tempPath) }
+        }
     }
 
     /// Waits for the flush in flight and takes its file descriptor.
@@ -216,6 +241,11 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
 
     private func finishUnchecked() async throws -> Int64 {
         try await settle()
+        if let sync = periodicSync {
+            // On failure the fd stays open for `abort()`, which closes it and removes the file.
+            periodicSync = nil
+            try await sync.value
+        }
         let (fd, tempPath, buffer) = (self.fd, self.tempPath, self.pending)
         pending = store.allocator.buffer(capacity: 0)
         self.fd = -1
@@ -238,6 +268,10 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
         if let task = inFlight {
             inFlight = nil
             if let opened = try? await task.value { fd = opened }
+        }
+        if let sync = periodicSync {
+            periodicSync = nil
+            _ = try? await sync.value
         }
         let (fd, tempPath) = (self.fd, self.tempPath)
         self.fd = -1

@@ -55,6 +55,10 @@ enum POSIX {
         if Glibc.fsync(fd) != 0 { throw error("fsync", path) }
     }
 
+    static func fdatasync(_ fd: Int32, path: String) throws {
+        if Glibc.fdatasync(fd) != 0 { throw error("fdatasync", path) }
+    }
+
     /// Starts writing a range of a file out without waiting for it (a hint: errors are ignored;
     /// the final sync reports them).
     static func startWriteback(_ fd: Int32, offset: Int64, count: Int64) {

@@ -45,6 +45,26 @@ struct BlobStoreConformanceTests {
         }
     }
 
+    /// Past several background-sync stretches of the file store (32 MiB) and S3 parts (8 MiB),
+    /// in uneven chunks; then an abort part-way through a large one leaves nothing.
+    @Test(arguments: BlobStoreKind.testable)
+    func largeBlobsRoundTripAndAbort(_ kind: BlobStoreKind) async throws {
+        let (store, cleanup) = try await kind.make()
+        defer { cleanup() }
+        let bytes = Fixture.png(70 * 1024 * 1024 + 123)
+        let id = try await writeBlob(store, bytes, chunk: 700_001)
+        #expect(try await store.size(of: id) == Int64(bytes.count))
+        #expect(try await readBlob(store, id).sha256Hex == bytes.sha256Hex)
+        #expect(try await readBlob(store, id, 67_108_860..<67_108_870) == Array(bytes[67_108_860..<67_108_870]))
+
+        let aborted = BlobID.random()
+        let w = try await store.makeWriter(for: aborted)
+        for _ in 0..<50 { try await w.write(ByteBuffer(bytes: bytes[0..<1_000_000])) }
+        await w.abort()
+        #expect(try await store.size(of: aborted) == nil)
+        #expect(try await store.blobs(writtenBefore: Date().addingTimeInterval(60)) == [id])
+    }
+
     @Test(arguments: BlobStoreKind.testable)
     func rangedReads(_ kind: BlobStoreKind) async throws {
         let (store, cleanup) = try await kind.make()
