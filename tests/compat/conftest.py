@@ -89,6 +89,14 @@ def anon(depot):
     return depot.client(depot.anon_key)
 
 
+def api_error(fn):
+    """The StorageApiError storage3 raises for `fn`, which must fail."""
+    from storage3.exceptions import StorageApiError
+    with pytest.raises(StorageApiError) as info:
+        fn()
+    return info.value
+
+
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + bytes(500)
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n<<>>\nendobj\n" * 20

@@ -8,13 +8,7 @@ import pytest
 from storage3.exceptions import StorageApiError
 from storage3.types import CreateSignedUploadUrlOptions
 
-from conftest import JPEG, PDF, PNG
-
-
-def api_error(fn) -> StorageApiError:
-    with pytest.raises(StorageApiError) as info:
-        fn()
-    return info.value
+from conftest import api_error, JPEG, PDF, PNG
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,8 @@ under `{sub}/`; anon reads public buckets only; buckets are managed with the ser
 
 import httpx
 import pytest
-from storage3.exceptions import StorageApiError
 
-from conftest import PNG
-
-
-def api_error(fn) -> StorageApiError:
-    with pytest.raises(StorageApiError) as info:
-        fn()
-    return info.value
+from conftest import api_error, PNG
 
 
 @pytest.fixture(scope="module")
