@@ -81,6 +81,8 @@ extension StorageService {
             try await metadata.deleteBucket(named: name)
         } catch let e as StorageError where e.code == .notFound {
             throw StorageError.bucketNotFound()
+        } catch let e as StorageError where e.code == .conflict {
+            throw StorageError(.conflict, "The bucket you tried to delete is not empty")
         }
     }
 

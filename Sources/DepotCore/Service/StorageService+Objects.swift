@@ -50,9 +50,7 @@ extension StorageService {
         let bucket = try await existingBucket(key.bucket)
         let rules = bucketRules(bucket, declaredType: write.contentType, path: key.path)
         try precheck(rules, contentLength: write.contentLength)
-        if !write.upsert, try await metadata.object(at: key) != nil {
-            throw StorageError(.alreadyExists, "the object already exists")
-        }
+        try await refuseExisting(key, upsert: write.upsert)
         let blob = try await ingest(body, rules: rules)
         return try await commit(
             blob, at: key, owner: identity.subject, upsert: write.upsert, cacheControl: write.cacheControl,
@@ -112,9 +110,7 @@ extension StorageService {
         let destination = try await existingBucket(to.bucket)
         let type = options.contentType ?? source.contentType
         try checkFits(size: source.size, type: type, in: destination)
-        if !options.upsert, try await metadata.object(at: to) != nil {
-            throw StorageError(.alreadyExists, "the object already exists")
-        }
+        try await refuseExisting(to, upsert: options.upsert)
         let id = BlobID.random()
         let writer = try await blobs.makeWriter(for: id)
         do {
@@ -130,6 +126,14 @@ extension StorageService {
             cacheControl: options.cacheControl ?? source.cacheControl,
             metadata: options.copyMetadata ? source.metadata : options.userMetadata
         ).0
+    }
+
+    /// Refuses early, before any byte is read, a create-only write to a name that exists (the
+    /// commit checks again, atomically).
+    private func refuseExisting(_ key: ObjectKey, upsert: Bool) async throws {
+        if !upsert, try await metadata.object(at: key) != nil {
+            throw StorageError(.alreadyExists, "the object already exists")
+        }
     }
 
     private func checkFits(size: Int64, type: String, in bucket: BucketRecord) throws(StorageError) {
@@ -196,9 +200,7 @@ extension StorageService {
     public func createUploadToken(as identity: Identity, at key: ObjectKey, upsert: Bool) async throws -> String {
         try identity.authorize(key.path)
         _ = try await existingBucket(key.bucket)
-        if !upsert, try await metadata.object(at: key) != nil {
-            throw StorageError(.alreadyExists, "the object already exists")
-        }
+        try await refuseExisting(key, upsert: upsert)
         return try await storeIntent(key: key, owner: identity.subject, contentType: "", size: 0, checksum: nil, upsert: upsert).token
     }
 }

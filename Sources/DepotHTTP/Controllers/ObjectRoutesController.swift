@@ -100,11 +100,7 @@ struct ObjectRoutesController: Sendable {
                 intent, declaration: UploadDeclaration(contentType: upload.write.contentType, contentLength: upload.write.contentLength),
                 cacheControl: upload.write.cacheControl, userMetadata: upload.write.userMetadata, body: upload.body)
             metrics.recordBytesIn(record.size)
-            return SupabaseJSON.response { json in
-                json.beginObject()
-                json.key("Key"); json.string("\(bucket)/\(record.path.string)")
-                json.endObject()
-            }
+            return SupabaseJSON.object(["Key": "\(bucket)/\(record.path.string)"])
         }
         let record = try await service.completeUpload(intent, declaration: request.uploadDeclaration(), body: request.body)
         metrics.recordBytesIn(record.size)

@@ -27,12 +27,7 @@ struct BucketAPIController: Sendable {
         guard try await auth.required(request).role == .serviceRole else {
             throw SupabaseStatusError(status: .forbidden, error: .forbidden("Access denied: Invalid role"))
         }
-        return SupabaseJSON.response { json in
-            json.beginObject()
-            json.key("message"); json.string("success")
-            json.key("statusCode"); json.string("200")
-            json.endObject()
-        }
+        return SupabaseJSON.object(["message": "success", "statusCode": "200"])
     }
 
     @Sendable func list(_ request: Request, context: DepotRequestContext) async throws -> Response {
@@ -88,11 +83,7 @@ struct BucketAPIController: Sendable {
         } catch let e as StorageError where e.code == .alreadyExists {
             throw SupabaseStatusError(error: e, code: "BucketAlreadyExists")
         }
-        return SupabaseJSON.response { json in
-            json.beginObject()
-            json.key("name"); json.string(id)
-            json.endObject()
-        }
+        return SupabaseJSON.object(["name": id])
     }
 
     @Sendable func update(_ request: Request, context: DepotRequestContext) async throws -> Response {
@@ -120,11 +111,7 @@ struct BucketAPIController: Sendable {
 
     @Sendable func delete(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let identity = try await auth.required(request)
-        do {
-            try await service.deleteBucket(as: identity, name: try request.segment(after: Self.prefix))
-        } catch let e as StorageError where e.code == .conflict && e.message.contains("not empty") {
-            throw StorageError(.conflict, "The bucket you tried to delete is not empty")
-        }
+        try await service.deleteBucket(as: identity, name: try request.segment(after: Self.prefix))
         return SupabaseJSON.message("Successfully deleted")
     }
 

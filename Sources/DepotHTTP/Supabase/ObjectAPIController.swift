@@ -43,12 +43,7 @@ struct ObjectAPIController: Sendable {
         let upload = try await SupabaseUpload.read(request, upsert: upsert, maxFileSize: service.settings.maxFileSize)
         let record = try await service.writeObject(as: identity, at: key, upload.write, body: upload.body)
         metrics.recordBytesIn(record.size)
-        return SupabaseJSON.response { json in
-            json.beginObject()
-            json.key("Id"); json.string(SupabaseJSON.uuid(record.blobID))
-            json.key("Key"); json.string(key.description)
-            json.endObject()
-        }
+        return SupabaseJSON.object(["Id": SupabaseJSON.uuid(record.blobID), "Key": key.description])
     }
 
     /// `GET|HEAD /object/{bucket}/{path}`: a missing or invalid JWT reads as `anon`.
@@ -161,14 +156,9 @@ struct ObjectAPIController: Sendable {
             options.userMetadata = SupabaseUpload.jsonObjectText(data)
         }
         let record = try await service.copyObject(as: identity, from: from, to: to, options)
-        return SupabaseJSON.response { json in
-            json.beginObject()
-            json.key("Id"); json.string(SupabaseJSON.uuid(record.blobID))
-            json.key("Key"); json.string(to.description)
-            json.key("name"); json.string(record.path.string)
-            json.key("bucket_id"); json.string(record.bucket)
-            json.endObject()
-        }
+        return SupabaseJSON.object([
+            "Id": SupabaseJSON.uuid(record.blobID), "Key": to.description, "name": record.path.string, "bucket_id": record.bucket,
+        ])
     }
 
     // MARK: Signed URLs
@@ -185,11 +175,7 @@ struct ObjectAPIController: Sendable {
         if rest.contains("/") {
             let key = try key(request, after: "/storage/v1/object/sign/")
             let token = try await service.signObject(as: identity, at: key, expiresIn: expiresIn)
-            return SupabaseJSON.response { json in
-                json.beginObject()
-                json.key("signedURL"); json.string(Self.signedURL(bucket: key.bucket, path: key.path.string, token: token))
-                json.endObject()
-            }
+            return SupabaseJSON.object(["signedURL": Self.signedURL(bucket: key.bucket, path: key.path.string, token: token)])
         }
         let bucket = try request.segment(after: "/storage/v1/object/sign/")
         try BucketRecord.validate(name: bucket)
@@ -220,11 +206,6 @@ struct ObjectAPIController: Sendable {
         let identity = try await auth.required(request)
         let key = try key(request, after: "/storage/v1/object/upload/sign/")
         let token = try await service.createUploadToken(as: identity, at: key, upsert: request.headers[.xUpsert] == "true")
-        return SupabaseJSON.response { json in
-            json.beginObject()
-            json.key("url"); json.string("/object/upload/sign/\(key.bucket)/\(key.path.string)?token=\(token)")
-            json.key("token"); json.string(token)
-            json.endObject()
-        }
+        return SupabaseJSON.object(["url": "/object/upload/sign/\(key.bucket)/\(key.path.string)?token=\(token)", "token": token])
     }
 }

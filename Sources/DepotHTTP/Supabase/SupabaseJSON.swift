@@ -92,13 +92,19 @@ enum SupabaseJSON {
             status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: json.buffer))
     }
 
-    static func message(_ text: String) -> Response {
+    /// A flat object of string members, in the given order.
+    static func object(_ members: KeyValuePairs<String, String>) -> Response {
         response { json in
             json.beginObject()
-            json.key("message"); json.string(text)
+            for (k, v) in members {
+                json.key(k)
+                json.string(v)
+            }
             json.endObject()
         }
     }
+
+    static func message(_ text: String) -> Response { object(["message": text]) }
 
     static func bucket(_ b: BucketRecord, into json: inout JSONWriter, withType: Bool) {
         json.beginObject()
