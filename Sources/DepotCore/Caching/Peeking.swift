@@ -10,6 +10,19 @@ public protocol MetadataPeeking: Sendable {
 /// A blob store that can hand over a small blob's bytes from memory (``CachedBlobStore``).
 public protocol BlobPeeking: Sendable {
     func peekBlob(_ id: BlobID) -> ByteBuffer?
+    /// Whether a blob of `size` bytes is kept in memory once it has been read.
+    func keepsBlob(ofSize size: Int64) -> Bool
+    /// Drops a blob's bytes from memory (they turned out not to be what its row says).
+    func forget(_ id: BlobID)
+}
+
+/// A blob store that keeps each blob as a file on this machine (``FileSystemBlobStore``), which the
+/// HTTP layer may hand to the kernel (`sendfile`) instead of reading it. Blobs are immutable, so an
+/// open file stays the blob's bytes even when the blob is deleted meanwhile.
+public protocol BlobFiles: Sendable {
+    /// The path of the blob's file, or `nil` when the store has no file for such an id. The file
+    /// may be missing (a deleted blob): the caller checks when it opens it.
+    func localFile(of id: BlobID) -> String?
 }
 
 extension CachedMetadataStore: MetadataPeeking {
@@ -17,14 +30,23 @@ extension CachedMetadataStore: MetadataPeeking {
     public func peekBucket(named name: String) -> BucketRecord? { buckets.value(for: name) }
 }
 
-extension CachedBlobStore: BlobPeeking {
+extension CachedBlobStore: BlobPeeking, BlobFiles {
     public func peekBlob(_ id: BlobID) -> ByteBuffer? { cache.value(for: id) }
+    public func keepsBlob(ofSize size: Int64) -> Bool { size <= maxBlobSize }
+    public func forget(_ id: BlobID) { cache.invalidate([id]) }
+    public func localFile(of id: BlobID) -> String? { (base as? any BlobFiles)?.localFile(of: id) }
 }
 
-/// A whole small object that memory can serve: its row and its bytes.
+/// An object that can be served without asking either store: its row from memory, and its bytes
+/// from memory (small objects) or from a local file the kernel sends (large ones).
 public struct CachedDownload: Sendable {
+    public enum Body: Sendable {
+        case bytes(ByteBuffer)
+        /// The blob's file, to be opened by the caller; ``ObjectRecord/size`` says how long it is.
+        case file(path: String)
+    }
     public let object: ObjectRecord
-    public let bytes: ByteBuffer
+    public let body: Body
     /// The signed URL's expiry (unix seconds); `nil` for public objects.
     public let expiresAt: Int64?
 }
@@ -34,22 +56,30 @@ extension StorageService {
     /// not in memory or not right (bad token, revoked link, missing row). The caller then takes
     /// the ordinary path, which gives the same answer for valid URLs and reports every error.
     public func cachedSignedDownload(bucket: String, path: ObjectPath, token: String) -> CachedDownload? {
-        guard let peek = metadataPeek, let blobPeek,
+        guard let peek = metadataPeek,
             let claims = try? signer.verify(token, scope: .download, bucket: bucket, path: path, now: unixNow()),
             let object = peek.peekObject(at: ObjectKey(bucket: bucket, path: path)),
             String(object.generation) == claims.binding,
-            let bytes = blobPeek.peekBlob(object.blobID)
+            let body = cachedBody(of: object)
         else { return nil }
-        return CachedDownload(object: object, bytes: bytes, expiresAt: claims.expiresAt)
+        return CachedDownload(object: object, body: body, expiresAt: claims.expiresAt)
     }
 
     /// A public object answered from memory alone, or `nil` (see ``cachedSignedDownload``).
     public func cachedPublicDownload(bucket: String, path: ObjectPath) -> CachedDownload? {
-        guard let peek = metadataPeek, let blobPeek,
+        guard let peek = metadataPeek,
             peek.peekBucket(named: bucket)?.isPublic == true,
             let object = peek.peekObject(at: ObjectKey(bucket: bucket, path: path)),
-            let bytes = blobPeek.peekBlob(object.blobID)
+            let body = cachedBody(of: object)
         else { return nil }
-        return CachedDownload(object: object, bytes: bytes, expiresAt: nil)
+        return CachedDownload(object: object, body: body, expiresAt: nil)
+    }
+
+    /// The bytes in memory; else, for a blob too large to be kept there, its local file. A small
+    /// blob not in memory yet is left to the ordinary path, whose read puts it there.
+    private func cachedBody(of object: ObjectRecord) -> CachedDownload.Body? {
+        if let bytes = blobPeek?.peekBlob(object.blobID) { return .bytes(bytes) }
+        if blobPeek?.keepsBlob(ofSize: object.size) == true { return nil }
+        return blobFiles?.localFile(of: object.blobID).map { .file(path: $0) }
     }
 }

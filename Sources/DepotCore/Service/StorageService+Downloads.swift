@@ -37,8 +37,30 @@ extension StorageService {
         return record
     }
 
-    /// Streams an object's bytes (or a range of them).
+    /// Streams an object's bytes (or a range of them): exactly the bytes its row promises, or an
+    /// error. A blob found shorter or longer than the row says (damaged outside Depot) throws
+    /// `.internalError` before any byte past the row's size, and is dropped from memory.
     public func read(_ record: ObjectRecord, range: Range<Int64>? = nil, into consume: (ByteBuffer) async throws -> Void) async throws {
-        try await blobs.read(record.blobID, range: range, into: consume)
+        let wanted = range ?? 0..<record.size
+        let expected = Swift.max(0, Swift.min(wanted.upperBound, record.size) - Swift.max(0, wanted.lowerBound))
+        var seen: Int64 = 0
+        var damaged = false
+        do {
+            try await blobs.read(record.blobID, range: range) { chunk in
+                seen += Int64(chunk.readableBytes)
+                guard seen <= expected else {
+                    damaged = true
+                    throw StorageError.internal("blob \(record.blobID.rawValue) is longer than its row says (\(record.size) bytes)")
+                }
+                try await consume(chunk)
+            }
+            guard seen == expected else {
+                damaged = true
+                throw StorageError.internal("blob \(record.blobID.rawValue) is shorter than its row says (\(record.size) bytes)")
+            }
+        } catch {
+            if damaged { blobPeek?.forget(record.blobID) }
+            throw error
+        }
     }
 }

@@ -25,6 +25,7 @@ public struct StorageService: Sendable {
     /// The stores' in-memory answers, when they have them (the cached decorators).
     let metadataPeek: (any MetadataPeeking)?
     let blobPeek: (any BlobPeeking)?
+    let blobFiles: (any BlobFiles)?
 
     public init(
         blobs: any BlobStore, metadata: any MetadataStore, settings: StorageSettings, keys: KeyRing,
@@ -38,6 +39,7 @@ public struct StorageService: Sendable {
         self.now = now
         self.metadataPeek = metadata as? any MetadataPeeking
         self.blobPeek = blobs as? any BlobPeeking
+        self.blobFiles = blobs as? any BlobFiles
     }
 
     /// Creates the private and public buckets when they are missing.

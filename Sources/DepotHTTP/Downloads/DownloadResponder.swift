@@ -64,9 +64,22 @@ struct DownloadResponder: Sendable {
         }
         let service = self.service, metrics = self.metrics, byteRange = range
         let body = ResponseBody(contentLength: Int(length)) { writer in
-            try await service.read(object, range: byteRange) { chunk in
-                metrics.recordBytesOut(chunk.readableBytes)
-                try await writer.write(chunk)
+            // The head has promised `length` bytes: a blob that turns out damaged (the read
+            // checks it against the row) fails the response, which closes the connection, so that
+            // the client sees a cut-off body instead of waiting for the rest.
+            var sent = 0
+            do {
+                try await service.read(object, range: byteRange) { chunk in
+                    sent += chunk.readableBytes
+                    metrics.recordBytesOut(chunk.readableBytes)
+                    try await writer.write(chunk)
+                }
+            } catch {
+                // The store failing is the operator's business; a client going away is not.
+                service.logger.log(
+                    level: error is StorageError ? .error : .debug, "download cut off after \(sent) of \(length) bytes",
+                    metadata: ["object": "\(object.bucket)/\(object.path)", "error": "\(error)"])
+                throw error
             }
             try await writer.finish(nil)
         }

@@ -6,19 +6,24 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
-import Synchronization
+import NIOPosix
 
-/// Answers signed and public GETs of small cached objects in the channel pipeline, in front of
-/// the router: no task, no router, no middleware — the row, the bytes and the headers are all in
-/// memory. Anything else (not cached, a Range or a conditional request, a CORS request, a token
-/// that does not verify, an error to report) goes on to the router as before, which gives the
-/// same answer for what this handler would have served and reports every error.
+/// Answers signed and public GETs of cached objects in the channel pipeline, in front of the
+/// router: no task, no router, no middleware. The row and the headers are in memory; the bytes
+/// too for small objects, while a large object's local file is opened off the event loop and sent
+/// by the kernel (`sendfile`), as nginx does. Anything else (not cached, a Range or a conditional
+/// request, a CORS request, a token that does not verify, a file that cannot be opened, an error
+/// to report) goes on to the router as before, which gives the same answer for what this handler
+/// would have served and reports every error.
 ///
 /// It sits between NIO's HTTP/1 codec and the conversion to swift-http-types (so a request it
 /// answers is never converted) and writes NIO's response parts, which pass NIO's response encoder
 /// like the router's (the encoder pairs each response with its request's method). HTTP/1.1 order
 /// is kept: a request is answered here only when no earlier request on the connection is still
-/// waiting for the router's response.
+/// waiting for the router's response. While a file is being opened and sent, the requests behind
+/// it wait here and reads from the socket are held (as nginx does), so a connection holds at most
+/// one open file and a client that pipelines without reading gets no further. A graceful shutdown
+/// waits for the file being sent: the quiesce event goes on when it has left.
 final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -28,18 +33,34 @@ final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let downloads: FastDownloads
     /// Requests passed on whose response has not ended yet.
     private var forwarded = 0
-    /// The answer to the request being read, sent when its end arrives.
-    private var pending: FastDownloads.Answer?
+    /// The request being read and the answer to send when its end arrives.
+    private var pending: (request: HTTPRequestHead, answer: FastDownloads.Answer)?
+    /// A file is being opened or sent: inbound parts wait in `held`, and a read asked for
+    /// meanwhile waits too.
+    private var busy = false
+    private var held = CircularBuffer<NIOAny>()
+    private var readHeld = false
+    /// A shutdown asked for: nothing more is answered here, and the event waits for the file.
+    private var quiescing = false
+    private var heldQuiesce: Any?
 
     init(downloads: FastDownloads) {
         self.downloads = downloads
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if busy {
+            held.append(data)
+        } else {
+            handle(context: context, data: data)
+        }
+    }
+
+    private func handle(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let request):
-            if forwarded == 0, let answer = downloads.answer(request) {
-                pending = answer
+            if forwarded == 0, !quiescing, let answer = downloads.answer(request) {
+                pending = (request, answer)
                 return
             }
             forwarded += 1
@@ -47,15 +68,99 @@ final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .body:
             if pending == nil { context.fireChannelRead(data) }
         case .end:
-            guard let answer = pending else {
+            guard let (request, answer) = pending else {
                 context.fireChannelRead(data)
                 return
             }
             pending = nil
-            context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
-            if let body = answer.body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            switch answer.body {
+            case .none: send(context: context, answer, body: nil)
+            case .bytes(let bytes): send(context: context, answer, body: .byteBuffer(bytes))
+            case .file(let path, let size): open(context: context, path: path, size: size, request: request, answer: answer)
+            }
         }
+    }
+
+    private func send(context: ChannelHandlerContext, _ answer: FastDownloads.Answer, body: IOData?) {
+        downloads.record(answer)
+        context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
+        if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    /// Opens the file on NIO's thread pool, then sends it, or, when it is missing or not the
+    /// expected size, hands the request to the router after all.
+    private func open(
+        context: ChannelHandlerContext, path: String, size: Int64, request: HTTPRequestHead, answer: FastDownloads.Answer
+    ) {
+        busy = true
+        downloads.fileIO.openFile(_deprecatedPath: path, eventLoop: context.eventLoop).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let (file, region)) where region.readableBytes == size:
+                self.downloads.record(answer)
+                context.write(self.wrapOutboundOut(.head(answer.head)), promise: nil)
+                context.write(self.wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
+                let sent = context.eventLoop.makePromise(of: Void.self)
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: sent)
+                sent.futureResult.assumeIsolated().whenComplete { _ in
+                    try? file.close()
+                    self.resume(context: context)
+                }
+            case .success(let (file, _)):
+                try? file.close()
+                self.forward(context: context, request)
+                self.resume(context: context)
+            case .failure:
+                self.forward(context: context, request)
+                self.resume(context: context)
+            }
+        }
+    }
+
+    /// The router answers a request this handler took but could not serve.
+    private func forward(context: ChannelHandlerContext, _ request: HTTPRequestHead) {
+        guard context.channel.isActive else { return }
+        forwarded += 1
+        context.fireChannelRead(wrapInboundOut(.head(request)))
+        context.fireChannelRead(wrapInboundOut(.end(nil)))
+    }
+
+    /// After a file: handles the parts that waited, then the read and the quiesce event that waited.
+    private func resume(context: ChannelHandlerContext) {
+        busy = false
+        while !busy, let data = held.popFirst() {
+            handle(context: context, data: data)
+        }
+        // What was passed on since the socket's last read is delivered now.
+        context.fireChannelReadComplete()
+        guard !busy else { return }
+        if let event = heldQuiesce {
+            heldQuiesce = nil
+            context.fireUserInboundEventTriggered(event)
+        }
+        if readHeld {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if busy {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            quiescing = true
+            if busy {
+                heldQuiesce = event
+                return
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -84,136 +189,3 @@ final class FastDownloadInstaller: ChannelInboundHandler, RemovableChannelHandle
     }
 }
 
-/// What the fast path may serve, and the answer it gives.
-struct FastDownloads: Sendable {
-    struct Answer {
-        var head: HTTPResponseHead
-        var body: ByteBuffer?
-    }
-
-    static let signPrefix = "/storage/v1/object/sign/"
-    static let publicPrefix = "/storage/v1/object/public/"
-
-    let service: StorageService
-    let metrics: DepotMetrics
-    let serverName: String?
-    let dates = DateHeader()
-    let objectHeaders = ObjectHeaderCache()
-
-    func answer(_ request: HTTPRequestHead) -> Answer? {
-        let isGet = request.method == .GET
-        guard isGet || request.method == .HEAD, request.version == .http1_1, request.isKeepAlive else { return nil }
-        let target = request.uri
-        let fields = request.headers
-        // Only plain requests: everything conditional, ranged or cross-origin takes the full path.
-        guard !fields.contains(name: "range"), !fields.contains(name: "if-none-match"), !fields.contains(name: "if-range"),
-            !fields.contains(name: "if-modified-since"),
-            !fields.contains(name: "origin"), !fields.contains(name: "expect")
-        else { return nil }
-        let query = target.utf8.firstIndex(of: UInt8(ascii: "?"))
-        let path = target[..<(query ?? target.endIndex)]
-        let download: CachedDownload
-        let cacheControl: String
-        let route: String
-        if path.utf8.starts(with: Self.signPrefix.utf8) {
-            guard let query, let token = Self.token(in: target[target.index(after: query)...]),
-                let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(Self.signPrefix.count)),
-                let hit = service.cachedSignedDownload(bucket: bucket, path: objectPath, token: token)
-            else { return nil }
-            download = hit
-            cacheControl = ObjectRoutesController.signedCacheControl(hit.expiresAt ?? 0, service)
-            route = ObjectRoutesController.signedRoute
-        } else if path.utf8.starts(with: Self.publicPrefix.utf8) {
-            guard query.map({ Self.token(in: target[target.index(after: $0)...]) == "" }) ?? true,
-                let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(Self.publicPrefix.count)),
-                let hit = service.cachedPublicDownload(bucket: bucket, path: objectPath)
-            else { return nil }
-            download = hit
-            cacheControl = ObjectRoutesController.publicCacheControl(hit.object, service)
-            route = ObjectRoutesController.publicRoute
-        } else {
-            return nil
-        }
-        let object = download.object
-        // Active content is sent as an attachment: the full path writes that header.
-        guard !MediaSniffer.isActiveContent(object.contentType) else { return nil }
-        var headers = objectHeaders.headers(for: object, size: download.bytes.readableBytes)
-        headers.add(name: "Cache-Control", value: cacheControl)
-        headers.add(name: "Date", value: dates.current())
-        if let serverName { headers.add(name: "Server", value: serverName) }
-        metrics.recordRequest(route: route, status: 200)
-        metrics.recordMemoryDownload()
-        if isGet { metrics.recordBytesOut(download.bytes.readableBytes) }
-        return Answer(head: HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), body: isGet ? download.bytes : nil)
-    }
-
-    /// The `token` of a query holding nothing the full path would act on (no `download`), written
-    /// without escapes. `""` when there is no token; `nil` when the query is not that simple.
-    static func token(in query: Substring) -> String? {
-        var query = query
-        return query.withUTF8 { bytes -> String? in
-            var token: Slice<UnsafeBufferPointer<UInt8>>? = nil
-            var start = 0
-            while start < bytes.count {
-                var end = start
-                while end < bytes.count && bytes[end] != UInt8(ascii: "&") { end += 1 }
-                let item = bytes[start..<end]
-                start = end + 1
-                if item.starts(with: "token=".utf8) {
-                    let value = item.dropFirst(6)
-                    guard token == nil, !value.isEmpty,
-                        !value.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") })
-                    else { return nil }
-                    token = value
-                } else if item.starts(with: "download".utf8) {
-                    return nil
-                }
-            }
-            return token.map { String(decoding: UnsafeBufferPointer(rebasing: $0), as: UTF8.self) } ?? ""
-        }
-    }
-}
-
-/// The headers that depend on the object version alone (ETag, Last-Modified, type, length …),
-/// built once per version and kept for the hot objects. Cleared when full: it holds at most
-/// `capacity` small header lists.
-final class ObjectHeaderCache: Sendable {
-    private struct Version: Hashable {
-        let blob: BlobID
-        let generation: Int64
-        let updatedAt: Date
-    }
-    private let table = Mutex<[Version: HTTPHeaders]>([:])
-    let capacity = 10_000
-
-    func headers(for object: ObjectRecord, size: Int) -> HTTPHeaders {
-        let version = Version(blob: object.blobID, generation: object.generation, updatedAt: object.updatedAt)
-        if let hit = table.withLock({ $0[version] }) { return hit }
-        // The router's headers for the object (validated by swift-http-types on the way), as NIO's.
-        // Cache-Control is per request (a signed URL's remaining lifetime): added by the caller.
-        var fields = DownloadResponder.headers(for: object, cacheControl: "", download: nil)
-        fields[.cacheControl] = nil
-        fields[.contentType] = object.contentType
-        fields[.contentLength] = String(size)
-        let headers = HTTPHeaders(fields.map { ($0.name.rawName, $0.value) })
-        table.withLock { t in
-            if t.count >= capacity { t.removeAll(keepingCapacity: true) }
-            t[version] = headers
-        }
-        return headers
-    }
-}
-
-/// The `Date` header's value, formatted once per second.
-final class DateHeader: Sendable {
-    private let cached = Mutex<(second: Int64, value: String)>((-1, ""))
-
-    func current() -> String {
-        let now = Date()
-        let second = Int64(now.timeIntervalSince1970)
-        return cached.withLock { c in
-            if c.second != second { c = (second, HTTPDate.format(now)) }
-            return c.value
-        }
-    }
-}

@@ -13,6 +13,7 @@ public struct DepotMetrics: Sendable {
     let bytesIn: Counter
     let bytesOut: Counter
     let memoryDownloads: Counter
+    let fileDownloads: Counter
     /// Request counters by route and status, made once each (`makeCounter` per request was 2 % of
     /// a small download).
     private let requestCounters = CounterTable()
@@ -24,6 +25,9 @@ public struct DepotMetrics: Sendable {
         memoryDownloads = registry.makeCounter(
             name: "depot_downloads_from_memory_total",
             help: "Signed and public downloads answered from memory in the channel pipeline (also in depot_http_requests_total).")
+        fileDownloads = registry.makeCounter(
+            name: "depot_downloads_sendfile_total",
+            help: "Signed and public downloads of large local blobs sent by the kernel (sendfile) from the channel pipeline (also in depot_http_requests_total).")
     }
 
     func recordRequest(route: String, status: Int) {
@@ -48,6 +52,7 @@ public struct DepotMetrics: Sendable {
     func recordBytesIn(_ n: Int64) { bytesIn.increment(by: n) }
     func recordBytesOut(_ n: Int) { bytesOut.increment(by: Int64(n)) }
     func recordMemoryDownload() { memoryDownloads.increment() }
+    func recordFileDownload() { fileDownloads.increment() }
 
     /// The Prometheus text exposition.
     public func render() -> String {

@@ -137,6 +137,10 @@ public struct FileSystemBlobStore: BlobStore {
     }
 }
 
+extension FileSystemBlobStore: BlobFiles {
+    public func localFile(of id: BlobID) -> String? { try? path(of: id) }
+}
+
 /// One file being written. Buffers up to ``FileSystemBlobStore/chunkSize`` bytes between system
 /// calls, so a small blob costs one trip to the thread pool in all.
 final class FileBlobWriter: BlobWriter, @unchecked Sendable {

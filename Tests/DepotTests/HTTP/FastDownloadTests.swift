@@ -16,21 +16,6 @@ struct FastDownloadTests {
         return line.flatMap { Int($0.split(separator: " ")[1]) } ?? -1
     }
 
-    /// Sends `requests` at once on one connection and reads until the server closes it.
-    static func sendAll(port: Int, _ requests: String) throws -> String {
-        let fd = try RawSocket.connect(port: port, timeout: 5)
-        defer { close(fd) }
-        RawSocket.send(fd, Array(requests.utf8))
-        var received: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = recv(fd, &buf, buf.count, 0)
-            if n <= 0 { break }
-            received += buf[0..<n]
-        }
-        return String(decoding: received, as: UTF8.self)
-    }
-
     /// The headers but the clock-dependent ones (Date, and a signed link's remaining max-age).
     func withoutDate(_ headers: HTTPFields) -> [String: String] {
         var out: [String: String] = [:]
@@ -120,7 +105,7 @@ struct FastDownloadTests {
             let slow = "GET /v1/assets?prefix=alice HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n"
             let fast = "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n"
             // The last request asks the server to close, so the reply ends where the stream does.
-            let replies = try Self.sendAll(port: client.port, slow + "\r\n" + fast + slow + "Connection: close\r\n\r\n")
+            let replies = String(decoding: try await RawSocket.exchange(port: client.port, slow + "\r\n" + fast + slow + "Connection: close\r\n\r\n"), as: UTF8.self)
             let statuses = replies.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
             #expect(statuses == ["200", "200", "200"])
             let order = ["application/json", "image/png", "application/json"].map { replies.range(of: $0)?.lowerBound }

@@ -9,7 +9,11 @@ import Testing
 @Suite("Wire details")
 struct WireTests {
     /// Connects to 127.0.0.1:port, sends `head`, and returns what the server says within a moment.
-    func exchange(port: Int, head: String, then body: [UInt8]? = nil) throws -> (first: String, final: String) {
+    func exchange(port: Int, head: String, then body: [UInt8]? = nil) async throws -> (first: String, final: String) {
+        try await RawSocket.blocking { try exchangeBlocking(port: port, head: head, then: body) }
+    }
+
+    func exchangeBlocking(port: Int, head: String, then body: [UInt8]?) throws -> (first: String, final: String) {
         let fd = try RawSocket.connect(port: port)
         defer { close(fd) }
         RawSocket.send(fd, Array(head.utf8))
@@ -31,7 +35,7 @@ struct WireTests {
             let token = try await env.token("alice")
             let png = Fixture.png(2 * 1024 * 1024)
             let head = "POST /v1/assets?jobId=wire HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: image/png\r\nContent-Length: \(png.count)\r\nExpect: 100-continue\r\n\r\n"
-            let (first, final) = try exchange(port: client.port, head: head, then: png)
+            let (first, final) = try await exchange(port: client.port, head: head, then: png)
             #expect(first.hasPrefix("HTTP/1.1 100 Continue"))
             #expect(final.contains("HTTP/1.1 201"))
         }

@@ -79,6 +79,21 @@ final class DepotProcess: @unchecked Sendable {
         process = nil
     }
 
+    /// Sends SIGTERM (a graceful shutdown) without waiting.
+    func terminate() {
+        if let p = process { Foundation.kill(p.processIdentifier, SIGTERM) }
+    }
+
+    /// The exit status once the process has exited within `timeout`; nil while it still runs.
+    func exitStatus(within timeout: Duration) async throws -> Int32? {
+        guard let p = process else { return nil }
+        let deadline = ContinuousClock.now + timeout
+        while p.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if p.isRunning { return nil }
+        process = nil
+        return p.terminationStatus
+    }
+
     func stop() {
         guard let p = process else { return }
         p.interrupt()

@@ -1,11 +1,17 @@
 import DepotCore
+import Foundation
 import Glibc
 
 /// A plain TCP connection to the test server on loopback, for what only shows on the wire.
 enum RawSocket {
     /// Connects to 127.0.0.1:`port` with a receive timeout; the caller closes the descriptor.
-    static func connect(port: Int, timeout seconds: Int = 2) throws -> Int32 {
+    /// - Parameter receiveBuffer: a small `SO_RCVBUF` (set before connecting) keeps a large
+    ///   response in flight while the test reads slowly.
+    static func connect(port: Int, timeout seconds: Int = 2, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -24,5 +30,31 @@ enum RawSocket {
 
     static func send(_ fd: Int32, _ bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    /// Runs blocking socket code on a thread of its own: a test blocked in `recv` on the
+    /// cooperative pool could starve the in-process server it is waiting for.
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+
+    /// Sends `requests` at once on a new connection and reads until the server closes it (or is
+    /// silent for `timeout` seconds).
+    static func exchange(port: Int, _ requests: String, timeout: Int = 10) async throws -> [UInt8] {
+        try await blocking {
+            let fd = try connect(port: port, timeout: timeout)
+            defer { close(fd) }
+            send(fd, Array(requests.utf8))
+            var received: [UInt8] = []
+            var buf = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = recv(fd, &buf, buf.count, 0)
+                if n <= 0 { break }
+                received += buf[0..<n]
+            }
+            return received
+        }
     }
 }

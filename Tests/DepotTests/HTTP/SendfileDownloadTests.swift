@@ -1,0 +1,236 @@
+import DepotCore
+import DepotHTTP
+import Foundation
+import Glibc
+import HTTPTypes
+import NIOCore
+import Testing
+
+/// Large objects whose row is cached are sent by `FastDownloadHandler` from their local file with
+/// `sendfile`: the same answers as the router's, the router whenever the file is not what the
+/// row says, and HTTP/1.1 order kept while a file is being opened.
+@Suite("Large downloads sent from their files")
+struct SendfileDownloadTests {
+    func counter(_ env: TestEnvironment, _ name: String) -> Int {
+        let line = env.metrics.render().split(separator: "\n").first { $0.hasPrefix(name + " ") }
+        return line.flatMap { Int($0.split(separator: " ")[1]) } ?? -1
+    }
+    func sent(_ env: TestEnvironment) -> Int { counter(env, "depot_downloads_sendfile_total") }
+
+    /// The blob file of the object at `path` in the private bucket.
+    func blobFile(_ env: TestEnvironment, _ path: String) async throws -> String {
+        let key = ObjectKey(bucket: env.service.settings.privateBucket, path: try ObjectPath(path))
+        let id = try #require(try await env.service.metadata.object(at: key)).blobID.rawValue
+        return "\(env.dir)/blobs/\(id.prefix(2))/\(id)"
+    }
+
+    @Test func largeObjectsGoFromTheirFileWithTheRoutersHeaders() async throws {
+        let env = try await TestEnvironment.make { $0.maxFileSize = 8 * 1024 * 1024 }
+        try await env.live { client in
+            let png = Fixture.png(3 * 1024 * 1024 + 17)
+            let alice = try await env.auth("alice")
+            let up = try await client.upload(png, headers: alice)
+            let url = TestEnvironment.local(up.json["url"] as! String)
+
+            // The first read goes through the router and caches the row; the next one is sent from the file.
+            let routed = try await client.request(.get, url)
+            #expect(routed.bytes.sha256Hex == png.sha256Hex)
+            #expect(sent(env) == 0)
+            let fast = try await client.request(.get, url)
+            #expect(sent(env) == 1)
+            #expect(fast.status == .ok)
+            #expect(fast.bytes.sha256Hex == png.sha256Hex)
+            #expect(FastDownloadTests().withoutDate(fast.headers) == FastDownloadTests().withoutDate(routed.headers))
+
+            // HEAD needs no file; ranges and conditionals take the router.
+            let head = try await client.request(.head, url)
+            #expect(head.status == .ok && head.body.readableBytes == 0)
+            #expect(head.headers[.contentLength] == String(png.count))
+            let range = try await client.request(.get, url, headers: [.range: "bytes=100-199"])
+            #expect(range.status == .partialContent && range.bytes == Array(png[100..<200]))
+            #expect(sent(env) == 1)
+
+            // A public object too, at its stable URL.
+            let path = up.json["path"] as! String
+            let flip = try await client.json(.patch, "/v1/assets/\(path)", headers: alice, ["visibility": "public"])
+            let publicURL = TestEnvironment.local(flip.json["url"] as! String)
+            #expect(try await client.request(.get, publicURL).bytes.sha256Hex == png.sha256Hex)
+            let publicFast = try await client.request(.get, publicURL)
+            #expect(publicFast.bytes.sha256Hex == png.sha256Hex && publicFast.headers[.cacheControl] == "public, max-age=31536000")
+            #expect(sent(env) == 2)
+            let metrics = env.metrics.render()
+            #expect(metrics.contains("depot_bytes_out_total \(png.count * 4 + 100)"))
+        }
+    }
+
+    @Test func aFileThatIsShortOrMissingIsLeftToTheRouter() async throws {
+        let env = try await TestEnvironment.make()
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let png = Fixture.png(1024 * 1024)
+            let up = try await client.upload(png, headers: alice)
+            let url = TestEnvironment.local(up.json["url"] as! String)
+            _ = try await client.request(.get, url)
+            let file = try await blobFile(env, up.json["path"] as! String)
+
+            // Grown behind the server's back: not sent from the file; the router sends the row's bytes.
+            let handle = try #require(FileHandle(forWritingAtPath: file))
+            handle.seekToEndOfFile()
+            handle.write(Data("appended".utf8))
+            try handle.close()
+            let long = try Self.parse(try await RawSocket.exchange(port: client.port, "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n"))
+            #expect(long.map(\.status) == [200] && long.first?.body.sha256Hex == png.sha256Hex)
+            #expect(sent(env) == 0)
+
+            // Cut short behind the server's back: never sent as if whole; the router's answer is
+            // cut off where the file ends and the connection closed.
+            #expect(truncate(file, 1000) == 0)
+            let short = try Self.parse(try await RawSocket.exchange(port: client.port, "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n"))
+            #expect(short.map(\.status) == [200] && short.first?.body == Array(png[0..<1000]))
+            #expect(sent(env) == 0)
+
+            // Gone: the same, and the server goes on serving other large objects from their files.
+            #expect(unlink(file) == 0)
+            let gone = try Self.parse(try await RawSocket.exchange(port: client.port, "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n"))
+            #expect(gone.map(\.body.count) == [0])
+            let other = Fixture.png(600_000)
+            let otherURL = TestEnvironment.local(try await client.upload(other, headers: alice).json["url"] as! String)
+            _ = try await client.request(.get, otherURL)
+            #expect(try await client.request(.get, otherURL).bytes.sha256Hex == other.sha256Hex)
+            #expect(sent(env) == 1)
+        }
+    }
+
+    /// Requests pipelined behind a large download wait while its file is opened, then are answered
+    /// in order: from memory, from a file again, and from the router (after which everything goes
+    /// to the router, in order).
+    @Test func pipelinedRequestsBehindAFileKeepTheirOrder() async throws {
+        let env = try await TestEnvironment.make()
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let token = try await env.token("alice")
+            let large = Fixture.png(2 * 1024 * 1024)
+            let small = Fixture.png(2000)
+            let largeURL = TestEnvironment.local(try await client.upload(large, headers: alice).json["url"] as! String)
+            let smallURL = TestEnvironment.local(try await client.upload(small, headers: alice).json["url"] as! String)
+            for url in [largeURL, smallURL] { _ = try await client.request(.get, url) }
+
+            func get(_ url: String, close: Bool = false) -> String {
+                "GET \(url) HTTP/1.1\r\nHost: x\r\n\(close ? "Connection: close\r\n" : "")\r\n"
+            }
+            let list = "GET /v1/assets?prefix=alice HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\r\n"
+            let requests = get(largeURL) + get(smallURL) + get(largeURL) + list + get(largeURL) + get(smallURL, close: true)
+            let replies = try Self.parse(try await RawSocket.exchange(port: client.port, requests))
+            #expect(replies.map(\.status) == [200, 200, 200, 200, 200, 200])
+            guard replies.count == 6 else { return }
+            #expect(replies.map(\.body.count) == [large.count, small.count, large.count, replies[3].body.count, large.count, small.count])
+            #expect([0, 2, 4].allSatisfy { replies[$0].body.sha256Hex == large.sha256Hex })
+            #expect(replies[1].body == small && replies[5].body == small)
+            #expect(replies[3].headers["content-type"]?.hasPrefix("application/json") == true)
+            // The two before the listing from files; the one behind it waited for it, on the router.
+            #expect(sent(env) == 2)
+        }
+    }
+
+    /// A client that pipelines many large downloads and does not read holds one open file, not
+    /// one per request: the requests behind the file being sent wait, unread.
+    @Test func aClientThatDoesNotReadHoldsOneFileOpen() async throws {
+        let env = try await TestEnvironment.make()
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let large = Fixture.png(2 * 1024 * 1024)
+            let up = try await client.upload(large, headers: alice)
+            let url = TestEnvironment.local(up.json["url"] as! String)
+            _ = try await client.request(.get, url)
+            let file = try await blobFile(env, up.json["path"] as! String)
+            let count = 40
+            let port = client.port
+            let (openWhileStalled, wire) = try await RawSocket.blocking { () throws -> (Int, [UInt8]) in
+                let fd = try RawSocket.connect(port: port, timeout: 10, receiveBuffer: 64 * 1024)
+                defer { close(fd) }
+                let one = "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n"
+                RawSocket.send(fd, Array((String(repeating: one, count: count - 1) + "GET \(url) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").utf8))
+                usleep(300_000)
+                let open = Self.openDescriptors(of: file)
+                var received: [UInt8] = []
+                var buf = [UInt8](repeating: 0, count: 1 << 16)
+                while true {
+                    let n = recv(fd, &buf, buf.count, 0)
+                    if n <= 0 { break }
+                    received += buf[0..<n]
+                }
+                return (open, received)
+            }
+            #expect(openWhileStalled == 1)
+            let replies = try Self.parse(wire)
+            #expect(replies.count == count)
+            #expect(replies.allSatisfy { $0.status == 200 && $0.body.count == large.count })
+            #expect(replies.last?.body.sha256Hex == large.sha256Hex)
+            // The last one asked to close: the router answered it.
+            #expect(sent(env) == count - 1)
+            #expect(Self.openDescriptors(of: file) == 0)
+        }
+    }
+
+    /// A file found missing while requests wait behind it: its request and theirs go to the
+    /// router in order; the router cuts the missing blob's response off (closing the connection).
+    @Test func aMissingFileWithRequestsBehindItGoesToTheRouter() async throws {
+        let env = try await TestEnvironment.make()
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let gone = try await client.upload(Fixture.png(700_000), headers: alice)
+            let goneURL = TestEnvironment.local(gone.json["url"] as! String)
+            let small = Fixture.png(900)
+            let smallURL = TestEnvironment.local(try await client.upload(small, headers: alice).json["url"] as! String)
+            for url in [goneURL, smallURL] { _ = try await client.request(.get, url) }
+            #expect(unlink(try await blobFile(env, gone.json["path"] as! String)) == 0)
+
+            let requests = "GET \(goneURL) HTTP/1.1\r\nHost: x\r\n\r\nGET \(smallURL) HTTP/1.1\r\nHost: x\r\n\r\n"
+            let replies = try Self.parse(try await RawSocket.exchange(port: client.port, requests))
+            #expect(replies.count == 1)
+            #expect(replies.first.map { $0.body.count < 700_000 } == true)
+            #expect(sent(env) == 0)
+            // The server goes on (on a new connection).
+            let next = try Self.parse(try await RawSocket.exchange(port: client.port, "GET \(smallURL) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+            #expect(next.first?.body == small)
+        }
+    }
+
+    // MARK: The wire
+
+    /// How many of this process's file descriptors are open on `path`.
+    static func openDescriptors(of path: String) -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return names.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0)) == path }.count
+    }
+
+    struct Reply {
+        var status: Int
+        var headers: [String: String]
+        var body: [UInt8]
+    }
+
+    /// HTTP/1.1 responses with Content-Length bodies, one after the other; a response cut short
+    /// (the server gave up on a body) ends the list with what arrived of it.
+    static func parse(_ bytes: [UInt8]) throws -> [Reply] {
+        var replies: [Reply] = []
+        var at = 0
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        while at < bytes.count {
+            guard let end = (at...(bytes.count - 4)).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else { break }
+            let lines = String(decoding: bytes[at..<end], as: UTF8.self).components(separatedBy: "\r\n")
+            let status = Int(lines[0].split(separator: " ")[1]) ?? 0
+            var headers: [String: String] = [:]
+            for line in lines.dropFirst() {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+            let length = Int(headers["content-length"] ?? "0") ?? 0
+            let start = end + 4
+            let stop = min(bytes.count, start + length)
+            replies.append(Reply(status: status, headers: headers, body: Array(bytes[start..<stop])))
+            at = stop
+        }
+        return replies
+    }
+}
