@@ -150,8 +150,17 @@ struct SendfileDownloadTests {
                 defer { close(fd) }
                 let one = "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n"
                 RawSocket.send(fd, Array((String(repeating: one, count: count - 1) + "GET \(url) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").utf8))
-                usleep(300_000)
-                let open = Self.openDescriptors(of: file)
+                // The most descriptors open on the blob at once, sampled until half a second after
+                // the first was seen (a loaded machine may take a while to get there).
+                var open = 0
+                var firstSeen: ContinuousClock.Instant? = nil
+                let deadline = ContinuousClock.now + .seconds(15)
+                while ContinuousClock.now < deadline {
+                    open = max(open, Self.openDescriptors(of: file))
+                    if open > 0, firstSeen == nil { firstSeen = .now }
+                    if let firstSeen, ContinuousClock.now - firstSeen > .milliseconds(500) { break }
+                    usleep(10_000)
+                }
                 var received: [UInt8] = []
                 var buf = [UInt8](repeating: 0, count: 1 << 16)
                 while true {

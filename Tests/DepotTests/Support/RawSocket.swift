@@ -42,7 +42,7 @@ enum RawSocket {
 
     /// Sends `requests` at once on a new connection and reads until the server closes it (or is
     /// silent for `timeout` seconds).
-    static func exchange(port: Int, _ requests: String, timeout: Int = 10) async throws -> [UInt8] {
+    static func exchange(port: Int, _ requests: String, timeout: Int = 30) async throws -> [UInt8] {
         try await blocking {
             let fd = try connect(port: port, timeout: timeout)
             defer { close(fd) }
