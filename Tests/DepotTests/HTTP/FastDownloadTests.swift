@@ -17,7 +17,7 @@ struct FastDownloadTests {
     }
 
     /// The headers but the clock-dependent ones (Date, and a signed link's remaining max-age).
-    func withoutDate(_ headers: HTTPFields) -> [String: String] {
+    static func withoutDate(_ headers: HTTPFields) -> [String: String] {
         var out: [String: String] = [:]
         for f in headers where f.name != .date { out[f.name.canonicalName] = f.value }
         if let cc = out["cache-control"], cc.hasPrefix("private, max-age=") { out["cache-control"] = "private, max-age=…" }
@@ -39,7 +39,7 @@ struct FastDownloadTests {
             #expect(fromMemory(env) == 1)
             #expect(fast.status == .ok)
             #expect(fast.bytes == png)
-            #expect(withoutDate(fast.headers) == withoutDate(routed.headers))
+            #expect(Self.withoutDate(fast.headers) == Self.withoutDate(routed.headers))
             #expect(fast.headers[.date] != nil)
 
             let head = try await client.request(.head, url)

@@ -47,14 +47,19 @@ enum RawSocket {
             let fd = try connect(port: port, timeout: timeout)
             defer { close(fd) }
             send(fd, Array(requests.utf8))
-            var received: [UInt8] = []
-            var buf = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = recv(fd, &buf, buf.count, 0)
-                if n <= 0 { break }
-                received += buf[0..<n]
-            }
-            return received
+            return receiveAll(fd)
         }
+    }
+
+    /// Reads until the server closes the connection (or the receive timeout passes).
+    static func receiveAll(_ fd: Int32) -> [UInt8] {
+        var received: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n <= 0 { break }
+            received += buf[0..<n]
+        }
+        return received
     }
 }
