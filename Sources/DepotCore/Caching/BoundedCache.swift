@@ -18,6 +18,8 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
     }
 
     private let state = Mutex(State())
+    /// Bumped with every invalidation, read without the lock (see ``epoch``).
+    private let invalidations = Atomic<UInt64>(0)
     public let capacity: Int
 
     /// - Parameter capacity: the most total cost kept (bytes, or entries when each costs 1).
@@ -53,11 +55,17 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
     public func invalidate(_ keys: [Key]) {
         state.withLock { s in
             s.version &+= 1
+            invalidations.add(1, ordering: .releasing)
             for k in keys {
                 if let old = s.entries.removeValue(forKey: k) { s.totalCost -= old.cost }
             }
         }
     }
+
+    /// Changes whenever an entry may have been invalidated (never on eviction: an evicted value
+    /// was still right). A value derived from entries read after `epoch` stays right for as
+    /// long as `epoch` is unchanged.
+    public var epoch: UInt64 { invalidations.load(ordering: .acquiring) }
 
     public var count: Int { state.withLock { $0.entries.count } }
 

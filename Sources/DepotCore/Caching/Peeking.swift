@@ -5,6 +5,8 @@ import NIOCore
 public protocol MetadataPeeking: Sendable {
     func peekObject(at key: ObjectKey) -> ObjectRecord?
     func peekBucket(named name: String) -> BucketRecord?
+    /// Changes whenever a row may have changed (see ``BoundedCache/epoch``).
+    var peekEpoch: UInt64 { get }
 }
 
 /// A blob store that can hand over a small blob's bytes from memory (``CachedBlobStore``).
@@ -14,6 +16,8 @@ public protocol BlobPeeking: Sendable {
     func keepsBlob(ofSize size: Int64) -> Bool
     /// Drops a blob's bytes from memory (they turned out not to be what its row says).
     func forget(_ id: BlobID)
+    /// Changes whenever a blob's bytes were dropped as wrong (see ``BoundedCache/epoch``).
+    var peekEpoch: UInt64 { get }
 }
 
 /// A blob store that keeps each blob as a file on this machine (``FileSystemBlobStore``), which the
@@ -28,12 +32,14 @@ public protocol BlobFiles: Sendable {
 extension CachedMetadataStore: MetadataPeeking {
     public func peekObject(at key: ObjectKey) -> ObjectRecord? { objects.value(for: key) }
     public func peekBucket(named name: String) -> BucketRecord? { buckets.value(for: name) }
+    public var peekEpoch: UInt64 { objects.epoch &+ buckets.epoch }
 }
 
 extension CachedBlobStore: BlobPeeking, BlobFiles {
     public func peekBlob(_ id: BlobID) -> ByteBuffer? { cache.value(for: id) }
     public func keepsBlob(ofSize size: Int64) -> Bool { size <= maxBlobSize }
     public func forget(_ id: BlobID) { cache.invalidate([id]) }
+    public var peekEpoch: UInt64 { cache.epoch }
     public func localFile(of id: BlobID) -> String? { (base as? any BlobFiles)?.localFile(of: id) }
 }
 
@@ -64,6 +70,11 @@ extension StorageService {
         else { return nil }
         return CachedDownload(object: object, body: body, expiresAt: claims.expiresAt)
     }
+
+    /// Changes whenever something the two methods above answer from may have changed (a row
+    /// written, a bucket changed, a blob's bytes dropped): an answer built from them after
+    /// reading it stays right while it is unchanged. Lock-free.
+    public var cacheEpoch: UInt64 { (metadataPeek?.peekEpoch ?? 0) &+ (blobPeek?.peekEpoch ?? 0) }
 
     /// A public object answered from memory alone, or `nil` (see ``cachedSignedDownload``).
     public func cachedPublicDownload(bucket: String, path: ObjectPath) -> CachedDownload? {

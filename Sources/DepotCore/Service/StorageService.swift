@@ -77,7 +77,7 @@ public struct StorageService: Sendable {
         return try await metadata.object(at: ObjectKey(bucket: settings.publicBucket, path: path))
     }
 
-    func unixNow() -> Int64 { Int64(now().timeIntervalSince1970) }
+    public func unixNow() -> Int64 { Int64(now().timeIntervalSince1970) }
 
     /// The Assets API view of a row, with a fresh signed URL for private objects.
     func asset(from record: ObjectRecord, ttl: Int64? = nil) -> Asset {

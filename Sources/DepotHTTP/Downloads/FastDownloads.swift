@@ -5,6 +5,7 @@ import Hummingbird
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Prometheus
 import Synchronization
 
 /// What the fast path may serve, and the answer it gives.
@@ -19,7 +20,8 @@ struct FastDownloads: Sendable {
         }
         var head: HTTPResponseHead
         var body: Body
-        var route: String
+        /// The route's `depot_http_requests_total` counter for a 200.
+        var requests: Counter
     }
 
     static let signPrefix = "/storage/v1/object/sign/"
@@ -30,24 +32,47 @@ struct FastDownloads: Sendable {
     let serverName: String?
     let dates = DateHeader()
     let objectHeaders = ObjectHeaderCache()
+    let recentAnswers = RecentAnswers()
+    let signedRequests: Counter
+    let publicRequests: Counter
     /// Opens files off the event loop.
     let fileIO = NonBlockingFileIO(threadPool: .singleton)
+
+    init(service: StorageService, metrics: DepotMetrics, serverName: String?) {
+        self.service = service
+        self.metrics = metrics
+        self.serverName = serverName
+        signedRequests = metrics.requestCounter(route: ObjectRoutesController.signedRoute, status: 200)
+        publicRequests = metrics.requestCounter(route: ObjectRoutesController.publicRoute, status: 200)
+    }
 
     func answer(_ request: HTTPRequestHead) -> Answer? {
         let isGet = request.method == .GET
         guard isGet || request.method == .HEAD, request.version == .http1_1, request.isKeepAlive else { return nil }
-        let target = request.uri
         let fields = request.headers
         // Only plain requests: everything conditional, ranged or cross-origin takes the full path.
         guard !fields.contains(name: "range"), !fields.contains(name: "if-none-match"), !fields.contains(name: "if-range"),
             !fields.contains(name: "if-modified-since"),
             !fields.contains(name: "origin"), !fields.contains(name: "expect")
         else { return nil }
+        guard isGet else { return build(request.uri, isGet: false) }
+        // Read before anything the answer is built from (see `RecentAnswers`).
+        let epoch = service.cacheEpoch
+        let second = service.unixNow()
+        if let recent = recentAnswers.answer(to: request.uri, second: second, epoch: epoch) { return recent }
+        guard let answer = build(request.uri, isGet: true) else { return nil }
+        recentAnswers.keep(answer, for: request.uri, second: second, epoch: epoch)
+        return answer
+    }
+
+    /// The answer worked out from the caches: the token verified, the row and the bytes or file
+    /// looked up, the headers put together.
+    private func build(_ target: String, isGet: Bool) -> Answer? {
         let query = target.utf8.firstIndex(of: UInt8(ascii: "?"))
         let path = target[..<(query ?? target.endIndex)]
         let download: CachedDownload
         let cacheControl: String
-        let route: String
+        let requests: Counter
         if path.utf8.starts(with: Self.signPrefix.utf8) {
             guard let query, let token = Self.token(in: target[target.index(after: query)...]),
                 let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(Self.signPrefix.count)),
@@ -55,7 +80,7 @@ struct FastDownloads: Sendable {
             else { return nil }
             download = hit
             cacheControl = ObjectRoutesController.signedCacheControl(hit.expiresAt ?? 0, service)
-            route = ObjectRoutesController.signedRoute
+            requests = signedRequests
         } else if path.utf8.starts(with: Self.publicPrefix.utf8) {
             guard query.map({ Self.token(in: target[target.index(after: $0)...]) == "" }) ?? true,
                 let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(Self.publicPrefix.count)),
@@ -63,7 +88,7 @@ struct FastDownloads: Sendable {
             else { return nil }
             download = hit
             cacheControl = ObjectRoutesController.publicCacheControl(hit.object, service)
-            route = ObjectRoutesController.publicRoute
+            requests = publicRequests
         } else {
             return nil
         }
@@ -84,12 +109,12 @@ struct FastDownloads: Sendable {
         headers.add(name: "Cache-Control", value: cacheControl)
         headers.add(name: "Date", value: dates.current())
         if let serverName { headers.add(name: "Server", value: serverName) }
-        return Answer(head: HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), body: body, route: route)
+        return Answer(head: HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), body: body, requests: requests)
     }
 
     /// Counts an answer as it is sent.
     func record(_ answer: Answer) {
-        metrics.recordRequest(route: answer.route, status: 200)
+        answer.requests.increment()
         switch answer.body {
         case .none: metrics.recordMemoryDownload()
         case .bytes(let bytes):
@@ -155,6 +180,45 @@ final class ObjectHeaderCache: Sendable {
             t[version] = headers
         }
         return headers
+    }
+}
+
+/// The GET answers of the current second by request target: a hot URL (an avatar on a busy page,
+/// an image a feed shows to everyone) is verified, looked up and given its headers once per second,
+/// not once per request. An answer is reused only in the second it was built (its `Date` and a
+/// signed link's `max-age` are that second's; a link that has expired since was still valid in
+/// it) and while the caches' epoch is unchanged, so any write (an object replaced, moved, revoked,
+/// deleted, made private) ends its reuse at once. Holds at most `capacity` answers, all of one second.
+final class RecentAnswers: Sendable {
+    private struct Recent {
+        let answer: FastDownloads.Answer
+        let epoch: UInt64
+    }
+    private struct State {
+        var second: Int64 = .min
+        var answers: [String: Recent] = [:]
+    }
+    private let state = Mutex(State())
+    let capacity = 1024
+
+    func answer(to target: String, second: Int64, epoch: UInt64) -> FastDownloads.Answer? {
+        state.withLock { s in
+            guard s.second == second, let recent = s.answers[target], recent.epoch == epoch else { return nil }
+            return recent.answer
+        }
+    }
+
+    func keep(_ answer: FastDownloads.Answer, for target: String, second: Int64, epoch: UInt64) {
+        state.withLock { s in
+            if s.second != second {
+                // Only the latest second's answers are reusable: the rest goes.
+                guard second > s.second else { return }
+                s.second = second
+                s.answers.removeAll(keepingCapacity: true)
+            }
+            guard s.answers.count < capacity || s.answers[target] != nil else { return }
+            s.answers[target] = Recent(answer: answer, epoch: epoch)
+        }
     }
 }
 

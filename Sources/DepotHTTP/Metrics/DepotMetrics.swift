@@ -31,11 +31,16 @@ public struct DepotMetrics: Sendable {
     }
 
     func recordRequest(route: String, status: Int) {
+        requestCounter(route: route, status: status).increment()
+    }
+
+    /// The counter of one route and status, to keep where the same pair is counted per request.
+    func requestCounter(route: String, status: Int) -> Counter {
         requestCounters.counter(route: route, status: status) {
             registry.makeCounter(
                 name: "depot_http_requests_total", labels: [("route", route), ("status", String(status))],
                 help: "HTTP requests by route and status.")
-        }.increment()
+        }
     }
 
     func recordError(_ code: StorageError.Code) {

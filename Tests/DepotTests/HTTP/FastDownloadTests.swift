@@ -93,6 +93,52 @@ struct FastDownloadTests {
         }
     }
 
+    /// A hot URL's answer is worked out once per second and reused (`RecentAnswers`): never past
+    /// its second (a link that expired since is refused), never after a write (the object
+    /// replaced under the same path), and each reuse counts.
+    @Test func aHotURLsAnswerIsReusedOnlyInItsSecondAndUntilAWrite() async throws {
+        let clock = TestClock()
+        let env = try await TestEnvironment.make(clock: clock.now)
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let first = Fixture.png(2500)
+            let up = try await client.upload(first, headers: alice)
+            let path = up.json["path"] as! String
+            let signed = try await client.json(.post, "/v1/signed-urls", headers: alice, ["paths": [path], "expiresIn": 5])
+            let url = TestEnvironment.local((signed.json["urls"] as! [String: String])[path]!)
+            _ = try await client.request(.get, url)
+            for _ in 0..<3 {
+                let reply = try await client.request(.get, url)
+                #expect(reply.status == .ok && reply.bytes == first)
+            }
+            #expect(fromMemory(env) == 3)
+            #expect(env.metrics.render().contains(#"depot_http_requests_total{route="/storage/v1/object/sign/**",status="200"} 4"#))
+
+            // The link expires 5 s later: its answer of this second is not reused then.
+            clock.advance(6)
+            let expired = try await client.request(.get, url)
+            #expect(expired.status == .forbidden)
+            #expect(String(decoding: expired.bytes, as: UTF8.self).contains("url_expired"))
+            #expect(fromMemory(env) == 3)
+
+            // Public and replaced in the same second: the next answer has the new bytes.
+            let flip = try await client.json(.patch, "/v1/assets/\(path)", headers: alice, ["visibility": "public"])
+            let publicURL = TestEnvironment.local(flip.json["url"] as! String)
+            _ = try await client.request(.get, publicURL)
+            #expect(try await client.request(.get, publicURL).bytes == first)
+            #expect(fromMemory(env) == 4)
+            let second = Fixture.png(2600)
+            var png = alice
+            png[.contentType] = "image/png"
+            let replaced = try await client.request(.put, "/v1/assets/\(path)?visibility=public", headers: png, body: second)
+            #expect(replaced.status == .ok)
+            _ = try await client.request(.get, publicURL)
+            let after = try await client.request(.get, publicURL)
+            #expect(after.status == .ok && after.bytes == second)
+            #expect(after.headers[.contentLength] == "2600")
+        }
+    }
+
     /// HTTP/1.1 pipelining: a request answered from memory waits for the router's answer to the
     /// request before it on the same connection.
     @Test func pipelinedAnswersKeepTheirOrder() async throws {
