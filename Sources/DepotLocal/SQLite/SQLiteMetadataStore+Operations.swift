@@ -8,25 +8,23 @@ extension SQLiteMetadataStore {
     public func createBucket(_ bucket: BucketRecord) async throws {
         let args = try Self.bucketArguments(bucket)
         try await write { db in
-            try db.execute(
-                sql: "INSERT INTO buckets (name, public, file_size_limit, allowed_mime_types, owner, created_at, updated_at) VALUES (?,?,?,?,?,?,?)",
+            try db.cachedStatement(sql: "INSERT INTO buckets (name, public, file_size_limit, allowed_mime_types, owner, created_at, updated_at) VALUES (?,?,?,?,?,?,?)").execute(
                 arguments: args)
         }
     }
 
     public func bucket(named name: String) async throws -> BucketRecord? {
-        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM buckets WHERE name = ?", arguments: [name]).map(Self.bucket) }
+        try await read { db in try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM buckets WHERE name = ?"), arguments: [name]).map(Self.bucket) }
     }
 
     public func listBuckets() async throws -> [BucketRecord] {
-        try await read { db in try Row.fetchAll(db, sql: "SELECT * FROM buckets ORDER BY name").map(Self.bucket) }
+        try await read { db in try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM buckets ORDER BY name")).map(Self.bucket) }
     }
 
     public func updateBucket(_ bucket: BucketRecord) async throws {
         let args = try Self.bucketArguments(bucket)
         try await write { db in
-            try db.execute(
-                sql: "UPDATE buckets SET public = ?2, file_size_limit = ?3, allowed_mime_types = ?4, owner = ?5, updated_at = ?7 WHERE name = ?1",
+            try db.cachedStatement(sql: "UPDATE buckets SET public = ?2, file_size_limit = ?3, allowed_mime_types = ?4, owner = ?5, updated_at = ?7 WHERE name = ?1").execute(
                 arguments: args)
             guard db.changesCount == 1 else { throw StorageError.notFound("bucket not found") }
         }
@@ -34,10 +32,10 @@ extension SQLiteMetadataStore {
 
     public func deleteBucket(named name: String) async throws {
         try await write { db in
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", arguments: [name]) == true {
+            if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM objects WHERE bucket = ? LIMIT 1"), arguments: [name]) == true {
                 throw StorageError(.conflict, "the bucket is not empty")
             }
-            try db.execute(sql: "DELETE FROM buckets WHERE name = ?", arguments: [name])
+            try db.cachedStatement(sql: "DELETE FROM buckets WHERE name = ?").execute(arguments: [name])
             guard db.changesCount == 1 else { throw StorageError.notFound("bucket not found") }
         }
     }
@@ -49,7 +47,7 @@ extension SQLiteMetadataStore {
     public func object(at key: ObjectKey) async throws -> ObjectRecord? {
         try await read { db in
             try Row.fetchOne(
-                db, sql: "SELECT \(Self.objectColumns) FROM objects WHERE bucket = ? AND name = ?",
+                db.cachedStatement(sql: "SELECT \(Self.objectColumns) FROM objects WHERE bucket = ? AND name = ?"),
                 arguments: [key.bucket, key.path.string]
             ).map(Self.object)
         }
@@ -83,7 +81,7 @@ extension SQLiteMetadataStore {
     public func deleteObject(at key: ObjectKey) async throws -> ObjectRecord? {
         try await write { db in
             let row = try Row.fetchOne(
-                db, sql: "DELETE FROM objects WHERE bucket = ? AND name = ? RETURNING \(Self.objectColumns)",
+                db.cachedStatement(sql: "DELETE FROM objects WHERE bucket = ? AND name = ? RETURNING \(Self.objectColumns)"),
                 arguments: [key.bucket, key.path.string])
             return try row.map(Self.object)
         }
@@ -91,20 +89,19 @@ extension SQLiteMetadataStore {
 
     public func moveObject(from: ObjectKey, to: ObjectKey, generation: Int64, at date: Date) async throws -> ObjectRecord {
         try await write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM buckets WHERE name = ?", arguments: [to.bucket]) == true else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM buckets WHERE name = ?"), arguments: [to.bucket]) == true else {
                 throw StorageError.notFound("bucket not found")
             }
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM objects WHERE bucket = ? AND name = ?", arguments: [from.bucket, from.path.string]) == true else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM objects WHERE bucket = ? AND name = ?"), arguments: [from.bucket, from.path.string]) == true else {
                 throw StorageError.notFound()
             }
             if from != to,
-                try Bool.fetchOne(db, sql: "SELECT 1 FROM objects WHERE bucket = ? AND name = ?", arguments: [to.bucket, to.path.string]) == true
+                try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM objects WHERE bucket = ? AND name = ?"), arguments: [to.bucket, to.path.string]) == true
             {
                 throw StorageError(.alreadyExists, "an object already exists at the destination")
             }
             let row = try Row.fetchOne(
-                db,
-                sql: "UPDATE objects SET bucket = ?, name = ?, generation = ?, updated_at = ? WHERE bucket = ? AND name = ? RETURNING \(Self.objectColumns)",
+                db.cachedStatement(sql: "UPDATE objects SET bucket = ?, name = ?, generation = ?, updated_at = ? WHERE bucket = ? AND name = ? RETURNING \(Self.objectColumns)"),
                 arguments: [to.bucket, to.path.string, generation, date.timeIntervalSince1970, from.bucket, from.path.string])
             guard let row else { throw StorageError.notFound() }
             return try Self.object(row)
@@ -114,8 +111,7 @@ extension SQLiteMetadataStore {
     public func setGeneration(_ generation: Int64, at key: ObjectKey, date: Date) async throws -> ObjectRecord {
         try await write { db in
             let row = try Row.fetchOne(
-                db,
-                sql: "UPDATE objects SET generation = ?, updated_at = ? WHERE bucket = ? AND name = ? RETURNING \(Self.objectColumns)",
+                db.cachedStatement(sql: "UPDATE objects SET generation = ?, updated_at = ? WHERE bucket = ? AND name = ? RETURNING \(Self.objectColumns)"),
                 arguments: [generation, date.timeIntervalSince1970, key.bucket, key.path.string])
             guard let row else { throw StorageError.notFound() }
             return try Self.object(row)
@@ -127,12 +123,12 @@ extension SQLiteMetadataStore {
         let strict = cursor.map { $0 >= prefix } ?? false
         return try await read { db in
             try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT \(Self.objectColumns) FROM objects
-                    WHERE bucket = ? AND name \(strict ? ">" : ">=") ? AND name < ?
-                    ORDER BY name LIMIT ?
-                    """,
+                db.cachedStatement(
+                    sql: """
+                        SELECT \(Self.objectColumns) FROM objects
+                        WHERE bucket = ? AND name \(strict ? ">" : ">=") ? AND name < ?
+                        ORDER BY name LIMIT ?
+                        """),
                 arguments: [bucket, lower, prefix + "\u{10FFFF}", limit]
             ).map(Self.object)
         }
@@ -160,27 +156,26 @@ extension SQLiteMetadataStore {
 extension SQLiteMetadataStore {
     public func createIntent(_ i: UploadIntent) async throws {
         try await write { db in
-            try db.execute(
-                sql: "INSERT INTO upload_intents (id, bucket, name, owner, content_type, size, sha256, upsert, state, expires_at, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            try db.cachedStatement(sql: "INSERT INTO upload_intents (id, bucket, name, owner, content_type, size, sha256, upsert, state, expires_at, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)").execute(
                 arguments: [i.id, i.bucket, i.path.string, i.owner, i.contentType, i.size, i.sha256, i.upsert, i.state.rawValue,
                             i.expiresAt.timeIntervalSince1970, i.createdAt.timeIntervalSince1970])
         }
     }
 
     public func intent(id: String) async throws -> UploadIntent? {
-        try await read { db in try Row.fetchOne(db, sql: "SELECT * FROM upload_intents WHERE id = ?", arguments: [id]).map(Self.intent) }
+        try await read { db in try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM upload_intents WHERE id = ?"), arguments: [id]).map(Self.intent) }
     }
 
     public func claimIntent(id: String, now: Date) async throws -> UploadIntent {
         try await write { db in
-            guard let current = try Row.fetchOne(db, sql: "SELECT * FROM upload_intents WHERE id = ?", arguments: [id]).map(Self.intent) else {
+            guard let current = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM upload_intents WHERE id = ?"), arguments: [id]).map(Self.intent) else {
                 throw StorageError(.notFound, "upload intent not found")
             }
             guard current.state == .pending else {
                 throw StorageError(.uploadConsumed, current.state == .consumed ? "this upload URL has already been used" : "this upload URL is in use")
             }
             guard current.expiresAt > now else { throw StorageError(.urlExpired, "the upload URL has expired") }
-            try db.execute(sql: "UPDATE upload_intents SET state = 'uploading' WHERE id = ? AND state = 'pending'", arguments: [id])
+            try db.cachedStatement(sql: "UPDATE upload_intents SET state = 'uploading' WHERE id = ? AND state = 'pending'").execute(arguments: [id])
             guard db.changesCount == 1 else { throw StorageError(.uploadConsumed, "this upload URL is in use") }
             var claimed = current
             claimed.state = .uploading
@@ -194,31 +189,31 @@ extension SQLiteMetadataStore {
     @discardableResult
     public func releaseAbandonedClaims() async throws -> Int {
         try await write { db in
-            try db.execute(sql: "UPDATE upload_intents SET state = 'pending' WHERE state = 'uploading'")
+            try db.cachedStatement(sql: "UPDATE upload_intents SET state = 'pending' WHERE state = 'uploading'").execute()
             return db.changesCount
         }
     }
 
     public func releaseIntent(id: String) async throws {
         try await write { db in
-            try db.execute(sql: "UPDATE upload_intents SET state = 'pending' WHERE id = ? AND state = 'uploading'", arguments: [id])
+            try db.cachedStatement(sql: "UPDATE upload_intents SET state = 'pending' WHERE id = ? AND state = 'uploading'").execute(arguments: [id])
         }
     }
 
     public func commitIntent(id: String, object: ObjectRecord) async throws -> ObjectRecord? {
         try await write { db in
-            guard let upsert = try Bool.fetchOne(db, sql: "SELECT upsert FROM upload_intents WHERE id = ? AND state = 'uploading'", arguments: [id]) else {
+            guard let upsert = try Bool.fetchOne(db.cachedStatement(sql: "SELECT upsert FROM upload_intents WHERE id = ? AND state = 'uploading'"), arguments: [id]) else {
                 throw StorageError(.uploadConsumed, "this upload URL is not being uploaded")
             }
             let replaced = try Self.put(object, upsert: upsert, in: db)
-            try db.execute(sql: "UPDATE upload_intents SET state = 'consumed' WHERE id = ?", arguments: [id])
+            try db.cachedStatement(sql: "UPDATE upload_intents SET state = 'consumed' WHERE id = ?").execute(arguments: [id])
             return replaced
         }
     }
 
     public func deleteIntents(expiredBefore date: Date) async throws -> Int {
         try await write { db in
-            try db.execute(sql: "DELETE FROM upload_intents WHERE expires_at < ?", arguments: [date.timeIntervalSince1970])
+            try db.cachedStatement(sql: "DELETE FROM upload_intents WHERE expires_at < ?").execute(arguments: [date.timeIntervalSince1970])
             return db.changesCount
         }
     }

@@ -46,27 +46,29 @@ extension SQLiteMetadataStore {
             createdAt: Date(timeIntervalSince1970: row["created_at"]))
     }
 
-    /// Inserts or replaces an object row inside a transaction. An overwrite keeps the row's
+    /// Inserts or replaces an object row inside a transaction (statements are compiled once per
+    /// connection: compiling them per upload was ~10 % of a small upload's CPU). An overwrite keeps the row's
     /// creation time and generation. Returns the replaced row.
     static func put(_ o: ObjectRecord, upsert: Bool, in db: Database) throws -> ObjectRecord? {
         let existing = try Row.fetchOne(
-            db, sql: "SELECT \(objectColumns) FROM objects WHERE bucket = ? AND name = ?",
+            db.cachedStatement(sql: "SELECT \(objectColumns) FROM objects WHERE bucket = ? AND name = ?"),
             arguments: [o.bucket, o.path.string]
         ).map(object)
         if existing != nil {
             guard upsert else { throw StorageError(.alreadyExists, "an object already exists at this path") }
-            try db.execute(
+            let update = try db.cachedStatement(
                 sql: """
                     UPDATE objects SET owner = ?, blob_id = ?, size = ?, content_type = ?, sha256 = ?,
                     cache_control = ?, metadata = ?, updated_at = ? WHERE bucket = ? AND name = ?
-                    """,
+                    """)
+            try update.execute(
                 arguments: [o.owner, o.blobID.rawValue, o.size, o.contentType, o.sha256, o.cacheControl, o.metadata,
                             o.updatedAt.timeIntervalSince1970, o.bucket, o.path.string])
         } else {
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM buckets WHERE name = ?", arguments: [o.bucket]) == true else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM buckets WHERE name = ?"), arguments: [o.bucket]) == true else {
                 throw StorageError.notFound("bucket not found")
             }
-            try db.execute(sql: "INSERT INTO objects (\(objectColumns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", arguments: arguments(o))
+            try db.cachedStatement(sql: "INSERT INTO objects (\(objectColumns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)").execute(arguments: arguments(o))
         }
         return existing
     }
