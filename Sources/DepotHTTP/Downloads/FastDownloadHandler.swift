@@ -11,9 +11,9 @@ import NIOPosix
 /// Answers signed and public GETs of cached objects in the channel pipeline, in front of the
 /// router: no task, no router, no middleware. The row and the headers are in memory; the bytes
 /// too for small objects, while a large object's local file is opened off the event loop and sent
-/// by the kernel (`sendfile`), as nginx does. Anything else (not cached, a Range or a conditional
-/// request, a CORS request, a token that does not verify, a file that cannot be opened, an error
-/// to report) goes on to the router as before, which gives the same answer for what this handler
+/// by the kernel (`sendfile`), as nginx does; one `Range` of either too. Anything else (not
+/// cached, a conditional request, a Range on a HEAD or not satisfiable, a CORS request, a token
+/// that does not verify, a file that cannot be opened, an error to report) goes on to the router, which gives the same answer for what this handler
 /// would have served and reports every error.
 ///
 /// It sits between NIO's HTTP/1 codec and the conversion to swift-http-types (so a request it
@@ -76,7 +76,8 @@ final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
             switch answer.body {
             case .none: send(context: context, answer, body: nil)
             case .bytes(let bytes): send(context: context, answer, body: .byteBuffer(bytes))
-            case .file(let path, let size): open(context: context, path: path, size: size, request: request, answer: answer)
+            case .file(let path, let size, let range):
+                open(context: context, path: path, size: size, range: range, request: request, answer: answer)
             }
         }
     }
@@ -88,10 +89,11 @@ final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
-    /// Opens the file on NIO's thread pool, then sends it, or, when it is missing or not the
-    /// expected size, hands the request to the router after all.
+    /// Opens the file on NIO's thread pool, then sends its `range`, or, when it is missing or not
+    /// the expected size, hands the request to the router after all.
     private func open(
-        context: ChannelHandlerContext, path: String, size: Int64, request: HTTPRequestHead, answer: FastDownloads.Answer
+        context: ChannelHandlerContext, path: String, size: Int64, range: Range<Int64>, request: HTTPRequestHead,
+        answer: FastDownloads.Answer
     ) {
         busy = true
         downloads.fileIO.openFile(_deprecatedPath: path, eventLoop: context.eventLoop).assumeIsolated().whenComplete { result in
@@ -99,7 +101,8 @@ final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .success(let (file, region)) where region.readableBytes == size:
                 self.downloads.record(answer)
                 context.write(self.wrapOutboundOut(.head(answer.head)), promise: nil)
-                context.write(self.wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
+                let part = FileRegion(fileHandle: region.fileHandle, readerIndex: Int(range.lowerBound), endIndex: Int(range.upperBound))
+                context.write(self.wrapOutboundOut(.body(.fileRegion(part))), promise: nil)
                 let sent = context.eventLoop.makePromise(of: Void.self)
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: sent)
                 sent.futureResult.assumeIsolated().whenComplete { _ in

@@ -15,8 +15,8 @@ struct FastDownloads: Sendable {
             /// HEAD: the headers alone.
             case none
             case bytes(ByteBuffer)
-            /// A local file of exactly `size` bytes, sent with `sendfile`.
-            case file(path: String, size: Int64)
+            /// The `range` of a local file of exactly `size` bytes, sent with `sendfile`.
+            case file(path: String, size: Int64, range: Range<Int64>)
         }
         var head: HTTPResponseHead
         var body: Body
@@ -50,11 +50,17 @@ struct FastDownloads: Sendable {
         let isGet = request.method == .GET
         guard isGet || request.method == .HEAD, request.version == .http1_1, request.isKeepAlive else { return nil }
         let fields = request.headers
-        // Only plain requests: everything conditional, ranged or cross-origin takes the full path.
-        guard !fields.contains(name: "range"), !fields.contains(name: "if-none-match"), !fields.contains(name: "if-range"),
+        // Only plain requests, or one Range on a GET: everything conditional or cross-origin takes
+        // the full path.
+        guard !fields.contains(name: "if-none-match"), !fields.contains(name: "if-range"),
             !fields.contains(name: "if-modified-since"),
             !fields.contains(name: "origin"), !fields.contains(name: "expect")
         else { return nil }
+        let ranges = fields["range"]
+        if !ranges.isEmpty {
+            guard isGet, ranges.count == 1 else { return nil }
+            return build(request.uri, isGet: true, range: ranges[0])
+        }
         guard isGet else { return build(request.uri, isGet: false) }
         // Read before anything the answer is built from (see `RecentAnswers`).
         let epoch = service.cacheEpoch
@@ -66,8 +72,10 @@ struct FastDownloads: Sendable {
     }
 
     /// The answer worked out from the caches: the token verified, the row and the bytes or file
-    /// looked up, the headers put together.
-    private func build(_ target: String, isGet: Bool) -> Answer? {
+    /// looked up, the headers put together. With a `Range` header, the router's answer to it:
+    /// 206 with one range of the bytes or the file, the whole object when the header is not one
+    /// `bytes=` range; `nil` (the router's 416) when it is not satisfiable.
+    private func build(_ target: String, isGet: Bool, range: String? = nil) -> Answer? {
         let query = target.utf8.firstIndex(of: UInt8(ascii: "?"))
         let path = target[..<(query ?? target.endIndex)]
         let download: CachedDownload
@@ -95,7 +103,7 @@ struct FastDownloads: Sendable {
         let object = download.object
         // Active content is sent as an attachment: the full path writes that header.
         guard !MediaSniffer.isActiveContent(object.contentType) else { return nil }
-        let body: Answer.Body
+        var body: Answer.Body
         let size: Int
         switch download.body {
         case .bytes(let bytes):
@@ -103,13 +111,34 @@ struct FastDownloads: Sendable {
             body = isGet ? .bytes(bytes) : .none
         case .file(let path):
             size = Int(object.size)
-            body = isGet ? .file(path: path, size: object.size) : .none
+            body = isGet ? .file(path: path, size: object.size, range: 0..<object.size) : .none
         }
         var headers = objectHeaders.headers(for: object, size: size)
+        var status = HTTPResponseStatus.ok
+        if let range {
+            switch DownloadResponder.parseRange(range, size: Int64(size)) {
+            case .none: break
+            case .unsatisfiable: return nil
+            case .range(let part):
+                status = .partialContent
+                headers.replaceOrAdd(name: "Content-Length", value: String(part.count))
+                headers.add(name: "Content-Range", value: "bytes \(part.lowerBound)-\(part.upperBound - 1)/\(size)")
+                body = Self.slice(body, part)
+            }
+        }
         headers.add(name: "Cache-Control", value: cacheControl)
         headers.add(name: "Date", value: dates.current())
         if let serverName { headers.add(name: "Server", value: serverName) }
-        return Answer(head: HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), body: body, requests: requests)
+        return Answer(head: HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body, requests: requests)
+    }
+
+    private static func slice(_ body: Answer.Body, _ part: Range<Int64>) -> Answer.Body {
+        switch body {
+        case .none: return .none
+        case .bytes(let bytes):
+            return .bytes(bytes.getSlice(at: bytes.readerIndex + Int(part.lowerBound), length: part.count)!)
+        case .file(let path, let size, _): return .file(path: path, size: size, range: part)
+        }
     }
 
     /// Counts an answer as it is sent.
@@ -120,9 +149,9 @@ struct FastDownloads: Sendable {
         case .bytes(let bytes):
             metrics.recordMemoryDownload()
             metrics.recordBytesOut(bytes.readableBytes)
-        case .file(_, let size):
+        case .file(_, _, let range):
             metrics.recordFileDownload()
-            metrics.recordBytesOut(Int(size))
+            metrics.recordBytesOut(range.count)
         }
     }
 
