@@ -39,7 +39,8 @@ extension StorageService {
 
     /// Streams an object's bytes (or a range of them): exactly the bytes its row promises, or an
     /// error. A blob found shorter or longer than the row says (damaged outside Depot) throws
-    /// `.internalError` before any byte past the row's size, and is dropped from memory.
+    /// `.internalError` before any byte past the row's size, and is dropped from memory; so does a
+    /// blob the store does not have.
     public func read(_ record: ObjectRecord, range: Range<Int64>? = nil, into consume: (ByteBuffer) async throws -> Void) async throws {
         let wanted = range ?? 0..<record.size
         let expected = Swift.max(0, Swift.min(wanted.upperBound, record.size) - Swift.max(0, wanted.lowerBound))
@@ -58,6 +59,10 @@ extension StorageService {
                 damaged = true
                 throw StorageError.internal("blob \(record.blobID.rawValue) is shorter than its row says (\(record.size) bytes)")
             }
+        } catch let error as StorageError where error.code == .notFound && seen == 0 {
+            // The row names a blob the store does not have: the object's bytes are lost, which is
+            // the operator's problem (a 500), not the client's (a 404).
+            throw StorageError.internal("blob \(record.blobID.rawValue) of \(record.bucket)/\(record.path) is missing", cause: error)
         } catch {
             if damaged { blobPeek?.forget(record.blobID) }
             throw error

@@ -41,7 +41,7 @@ struct ObjectRoutesController: Sendable {
         if let direct = directDownloads, request.method == .get {
             return redirect(request, object, direct, cacheControl: Self.signedCacheControl(expiresAt, service))
         }
-        return try downloads.respond(to: request, object: object, cacheControl: Self.signedCacheControl(expiresAt, service))
+        return try await downloads.respond(to: request, object: object, cacheControl: Self.signedCacheControl(expiresAt, service))
     }
 
     /// `302` to a short-lived URL of the blob store: the bytes skip this server. The URL makes the
@@ -69,13 +69,13 @@ struct ObjectRoutesController: Sendable {
     @Sendable func publicObject(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/public/")
         let object = try await service.resolvePublic(bucket: bucket, path: path)
-        return try downloads.respond(to: request, object: object, cacheControl: Self.publicCacheControl(object, service))
+        return try await downloads.respond(to: request, object: object, cacheControl: Self.publicCacheControl(object, service))
     }
 
     @Sendable func authenticated(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/authenticated/")
         let object = try await service.resolveAuthenticated(as: context.requireIdentity(), bucket: bucket, path: path)
-        return try downloads.respond(to: request, object: object, cacheControl: "private, no-cache")
+        return try await downloads.respond(to: request, object: object, cacheControl: "private, no-cache")
     }
 
     struct UploadResult: Encodable {

@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import DepotCore
 import Foundation
 import HTTPTypes
@@ -9,6 +10,9 @@ import NIOCore
 /// (304), If-Range, Last-Modified, Content-Length, Content-Type, Cache-Control,
 /// `download=` → Content-Disposition, and `X-Content-Type-Options: nosniff`. Active content (HTML,
 /// SVG) is always sent as an attachment, never inline.
+///
+/// The store is read before the head is sent: a blob that cannot be read at all (missing, a store
+/// that fails) is a clean JSON error; one found damaged later cuts the body off.
 struct DownloadResponder: Sendable {
     let service: StorageService
     let metrics: DepotMetrics
@@ -28,7 +32,7 @@ struct DownloadResponder: Sendable {
         return headers
     }
 
-    func respond(to request: Request, object: ObjectRecord, cacheControl: String) throws -> Response {
+    func respond(to request: Request, object: ObjectRecord, cacheControl: String) async throws -> Response {
         let download = request.uri.queryParameters["download"].map(String.init)
         var headers = Self.headers(for: object, cacheControl: cacheControl, download: download)
 
@@ -62,19 +66,44 @@ struct DownloadResponder: Sendable {
         if request.method == .head {
             return Response(status: status, headers: headers)
         }
-        let service = self.service, metrics = self.metrics, byteRange = range
-        let body = ResponseBody(contentLength: Int(length)) { writer in
+        return Response(status: status, headers: headers, body: try await body(of: object, range: range, length: length))
+    }
+
+    /// The body, read by a task of its own a chunk or two ahead of the socket. Its first chunk —
+    /// or the store's error — is awaited here, before the head is sent.
+    private func body(of object: ObjectRecord, range: Range<Int64>?, length: Int64) async throws -> ResponseBody {
+        guard length > 0 else { return ResponseBody() }
+        let chunks = AsyncThrowingChannel<ByteBuffer, any Error>()
+        let reader = ReadTask { [service] in
+            do {
+                try await service.read(object, range: range) { chunk in
+                    await chunks.send(chunk)
+                    try Task.checkCancellation()
+                }
+                chunks.finish()
+            } catch {
+                chunks.fail(error)
+            }
+        }
+        var start = chunks.makeAsyncIterator()
+        guard let first = try await start.next() else { throw StorageError.internal("the blob store sent nothing") }
+        let (service, metrics) = (self.service, self.metrics)
+        return ResponseBody(contentLength: Int(length)) { writer in
             // The head has promised `length` bytes: a blob that turns out damaged (the read
             // checks it against the row) fails the response, which closes the connection, so that
             // the client sees a cut-off body instead of waiting for the rest.
             var sent = 0
             do {
-                try await service.read(object, range: byteRange) { chunk in
+                var next: ByteBuffer? = first
+                var rest = chunks.makeAsyncIterator()
+                while let chunk = next {
                     sent += chunk.readableBytes
                     metrics.recordBytesOut(chunk.readableBytes)
                     try await writer.write(chunk)
+                    next = try await rest.next()
                 }
             } catch {
+                reader.cancel()
                 // The store failing is the operator's business; a client going away is not.
                 service.logger.log(
                     level: error is StorageError ? .error : .debug, "download cut off after \(sent) of \(length) bytes",
@@ -83,7 +112,6 @@ struct DownloadResponder: Sendable {
             }
             try await writer.finish(nil)
         }
-        return Response(status: status, headers: headers, body: body)
     }
 
     private func ifRangeAllows(_ request: Request, _ object: ObjectRecord) -> Bool {
@@ -130,6 +158,20 @@ struct DownloadResponder: Sendable {
         })
         return "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(PercentEncoding.encodeSegment(name))"
     }
+}
+
+/// The task reading a download's blob; cancelled when the response drops it unsent (a client gone
+/// before the body), so that it never waits forever to hand over a chunk.
+private final class ReadTask: Sendable {
+    private let task: Task<Void, Never>
+
+    init(_ body: @escaping @Sendable () async -> Void) {
+        task = Task(operation: body)
+    }
+
+    func cancel() { task.cancel() }
+
+    deinit { task.cancel() }
 }
 
 extension HTTPField.Name {

@@ -50,7 +50,7 @@ struct ObjectAPIController: Sendable {
     @Sendable func download(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let key = try key(request, after: Self.prefix)
         let (object, bucket) = try await service.readObjectAndBucket(as: await auth.optional(request), at: key)
-        return try downloads.respond(to: request, object: object, cacheControl: Self.cacheControl(object, bucket))
+        return try await downloads.respond(to: request, object: object, cacheControl: Self.cacheControl(object, bucket))
     }
 
     /// The stored policy; objects of private buckets are never stored by shared caches.

@@ -87,6 +87,36 @@ struct S3ServiceTests {
         }
     }
 
+    /// The store is read before the head is sent: a blob gone from S3, or S3 down, is a clean JSON
+    /// error (500, 503) on a connection that goes on, never a 200 cut short.
+    @Test func aDownloadS3CannotServeIsACleanError() async throws {
+        let proxy = FaultProxy(target: try S3TestServer.configuration().endpoint)
+        try await proxy.run { endpoint in
+            let store = try await S3TestServer.makeStore { $0.endpoint = endpoint; $0.maxAttempts = 2 }
+            let env = try await TestEnvironment.make(blobs: store)
+            try await env.live { client in
+                let alice = try await env.auth("alice")
+                let png = Fixture.png(5000)
+                let kept = TestEnvironment.local(try #require(try await client.upload(png, jobId: "kept", headers: alice).json["url"] as? String))
+                let lost = try await client.upload(Fixture.png(6000), jobId: "lost", headers: alice)
+                let lostURL = TestEnvironment.local(try #require(lost.json["url"] as? String))
+                let path = try ObjectPath(try #require(lost.json["path"] as? String))
+                let row = try #require(try await env.service.metadata.object(at: ObjectKey(bucket: env.service.settings.privateBucket, path: path)))
+                try await store.delete(row.blobID)
+
+                let missing = try await client.request(.get, lostURL)
+                #expect(missing.status == .internalServerError && missing.errorCode == "internal_error")
+                #expect(try await client.request(.get, kept).bytes == png)
+
+                proxy.inject(.init(status: .serviceUnavailable, code: "ServiceUnavailable"))
+                let down = try await client.request(.get, kept)
+                #expect(down.status == .serviceUnavailable && down.errorCode == "unavailable")
+                proxy.inject(nil)
+                #expect(try await client.request(.get, kept).bytes == png)
+            }
+        }
+    }
+
     @Test func redirectModeSendsSignedGETsStraightToS3() async throws {
         let plain = try #require(S3TestServer.plainEndpoint, "DEPOT_TEST_S3_PLAIN_ENDPOINT is not set")
         let store = try await S3TestServer.makeStore { $0.endpoint = plain }
