@@ -20,14 +20,16 @@ public struct DepotMetrics: Sendable {
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
-        bytesIn = registry.makeCounter(name: "depot_bytes_in_total", help: "Bytes of object bodies received and stored.")
-        bytesOut = registry.makeCounter(name: "depot_bytes_out_total", help: "Bytes of object bodies sent.")
+        bytesIn = registry.makeCounter(descriptor: .depot("depot_bytes_in_total", help: "Bytes of object bodies received and stored."))
+        bytesOut = registry.makeCounter(descriptor: .depot("depot_bytes_out_total", help: "Bytes of object bodies sent."))
         memoryDownloads = registry.makeCounter(
-            name: "depot_downloads_from_memory_total",
-            help: "Signed and public downloads answered from memory in the channel pipeline (also in depot_http_requests_total).")
+            descriptor: .depot(
+                "depot_downloads_from_memory_total",
+                help: "Signed and public downloads answered from memory in the channel pipeline (also in depot_http_requests_total)."))
         fileDownloads = registry.makeCounter(
-            name: "depot_downloads_sendfile_total",
-            help: "Signed and public downloads of large local blobs sent by the kernel (sendfile) from the channel pipeline (also in depot_http_requests_total).")
+            descriptor: .depot(
+                "depot_downloads_sendfile_total",
+                help: "Signed and public downloads of large local blobs sent by the kernel (sendfile) from the channel pipeline (also in depot_http_requests_total)."))
     }
 
     func recordRequest(route: String, status: Int) {
@@ -38,8 +40,7 @@ public struct DepotMetrics: Sendable {
     func requestCounter(route: String, status: Int) -> Counter {
         requestCounters.counter(route: route, status: status) {
             registry.makeCounter(
-                name: "depot_http_requests_total", labels: [("route", route), ("status", String(status))],
-                help: "HTTP requests by route and status.")
+                descriptor: .depot("depot_http_requests_total", help: "HTTP requests by route and status."), labels: [("route", route), ("status", String(status))])
         }
     }
 
@@ -47,9 +48,7 @@ public struct DepotMetrics: Sendable {
         switch code {
         case .payloadTooLarge, .unsupportedMediaType, .mediaTypeMismatch, .checksumMismatch, .sizeMismatch:
             registry.makeCounter(
-                name: "depot_upload_rejections_total", labels: [("reason", code.rawValue)],
-                help: "Uploads rejected, by reason."
-            ).increment()
+                descriptor: .depot("depot_upload_rejections_total", help: "Uploads rejected, by reason."), labels: [("reason", code.rawValue)]).increment()
         default: break
         }
     }
@@ -98,5 +97,12 @@ struct MetricsMiddleware: RouterMiddleware {
             metrics.recordRequest(route: context.endpointPath ?? "unmatched", status: 500)
             throw error
         }
+    }
+}
+
+extension MetricNameDescriptor {
+    /// A metric named exactly `name` (its unit, e.g. `_total`, is part of it).
+    static func depot(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 }
