@@ -57,7 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
         let metrics = DepotMetrics()
         let router = buildRouter(service: service, jwt: jwt, metrics: metrics, options: http)
         var app = Application(
-            router: router, server: .depot(fastDownloadsFrom: redirect ? nil : service, metrics: metrics, serverName: "Depot"),
+            router: router, server: .depot(fastDownloadsFrom: redirect ? nil : service, metrics: metrics, serverName: "Depot", options: http),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Depot"),
             logger: logger)
         if config.gcInterval > 0 {

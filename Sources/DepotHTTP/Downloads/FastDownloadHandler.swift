@@ -11,10 +11,11 @@ import NIOPosix
 /// Answers signed and public GETs of cached objects in the channel pipeline, in front of the
 /// router: no task, no router, no middleware. The row and the headers are in memory; the bytes
 /// too for small objects, while a large object's local file is opened off the event loop and sent
-/// by the kernel (`sendfile`), as nginx does; one `Range` of either too. Anything else (not
-/// cached, a conditional request, a Range on a HEAD or not satisfiable, a CORS request, a token
-/// that does not verify, a file that cannot be opened, an error to report) goes on to the router, which gives the same answer for what this handler
-/// would have served and reports every error.
+/// by the kernel (`sendfile`), as nginx does; one `Range` of either too, and with the router's CORS
+/// headers for an `Origin`. Anything else (not cached, a conditional request, a Range on a HEAD or
+/// not satisfiable, a token that does not verify, a file that cannot be opened, an error to
+/// report) goes on to the router, which gives the same answer for what this handler would have
+/// served and reports every error.
 ///
 /// It sits between NIO's HTTP/1 codec and the conversion to swift-http-types (so a request it
 /// answers is never converted) and writes NIO's response parts, which pass NIO's response encoder

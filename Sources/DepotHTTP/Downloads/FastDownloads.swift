@@ -30,18 +30,24 @@ struct FastDownloads: Sendable {
     let service: StorageService
     let metrics: DepotMetrics
     let serverName: String?
+    /// The object URLs' CORS origins, as the router's middleware applies them.
+    let cors: CORSOrigins
     let dates = DateHeader()
     let objectHeaders = ObjectHeaderCache()
+    /// Answers to requests without CORS headers in their answer, and to cross-origin requests
+    /// when any origin is allowed (the same answer for all).
     let recentAnswers = RecentAnswers()
+    let recentCrossOriginAnswers = RecentAnswers()
     let signedRequests: Counter
     let publicRequests: Counter
     /// Opens files off the event loop.
     let fileIO = NonBlockingFileIO(threadPool: .singleton)
 
-    init(service: StorageService, metrics: DepotMetrics, serverName: String?) {
+    init(service: StorageService, metrics: DepotMetrics, serverName: String?, cors: CORSOrigins = CORSOrigins(["*"])) {
         self.service = service
         self.metrics = metrics
         self.serverName = serverName
+        self.cors = cors
         signedRequests = metrics.requestCounter(route: ObjectRoutesController.signedRoute, status: 200)
         publicRequests = metrics.requestCounter(route: ObjectRoutesController.publicRoute, status: 200)
     }
@@ -50,32 +56,36 @@ struct FastDownloads: Sendable {
         let isGet = request.method == .GET
         guard isGet || request.method == .HEAD, request.version == .http1_1, request.isKeepAlive else { return nil }
         let fields = request.headers
-        // Only plain requests, or one Range on a GET: everything conditional or cross-origin takes
-        // the full path.
+        // Plain requests, one Range on a GET, one Origin: everything conditional takes the full path.
         guard !fields.contains(name: "if-none-match"), !fields.contains(name: "if-range"),
-            !fields.contains(name: "if-modified-since"),
-            !fields.contains(name: "origin"), !fields.contains(name: "expect")
+            !fields.contains(name: "if-modified-since"), !fields.contains(name: "expect")
         else { return nil }
+        let origins = fields["origin"]
+        guard origins.count <= 1 else { return nil }
+        let allowOrigin = origins.first.flatMap(cors.allowOrigin(for:))
         let ranges = fields["range"]
         if !ranges.isEmpty {
             guard isGet, ranges.count == 1 else { return nil }
-            return build(request.uri, isGet: true, range: ranges[0])
+            return build(request.uri, isGet: true, range: ranges[0], allowOrigin: allowOrigin)
         }
-        guard isGet else { return build(request.uri, isGet: false) }
+        guard isGet else { return build(request.uri, isGet: false, allowOrigin: allowOrigin) }
+        let recent = allowOrigin == nil ? recentAnswers : allowOrigin == "*" ? recentCrossOriginAnswers : nil
+        guard let recent else { return build(request.uri, isGet: true, allowOrigin: allowOrigin) }
         // Read before anything the answer is built from (see `RecentAnswers`).
         let epoch = service.cacheEpoch
         let second = service.unixNow()
-        if let recent = recentAnswers.answer(to: request.uri, second: second, epoch: epoch) { return recent }
-        guard let answer = build(request.uri, isGet: true) else { return nil }
-        recentAnswers.keep(answer, for: request.uri, second: second, epoch: epoch)
+        if let answer = recent.answer(to: request.uri, second: second, epoch: epoch) { return answer }
+        guard let answer = build(request.uri, isGet: true, allowOrigin: allowOrigin) else { return nil }
+        recent.keep(answer, for: request.uri, second: second, epoch: epoch)
         return answer
     }
 
     /// The answer worked out from the caches: the token verified, the row and the bytes or file
     /// looked up, the headers put together. With a `Range` header, the router's answer to it:
     /// 206 with one range of the bytes or the file, the whole object when the header is not one
-    /// `bytes=` range; `nil` (the router's 416) when it is not satisfiable.
-    private func build(_ target: String, isGet: Bool, range: String? = nil) -> Answer? {
+    /// `bytes=` range; `nil` (the router's 416) when it is not satisfiable. With `allowOrigin`, the
+    /// CORS headers the router's middleware adds.
+    private func build(_ target: String, isGet: Bool, range: String? = nil, allowOrigin: String?) -> Answer? {
         let query = target.utf8.firstIndex(of: UInt8(ascii: "?"))
         let path = target[..<(query ?? target.endIndex)]
         let download: CachedDownload
@@ -125,6 +135,11 @@ struct FastDownloads: Sendable {
                 headers.add(name: "Content-Range", value: "bytes \(part.lowerBound)-\(part.upperBound - 1)/\(size)")
                 body = Self.slice(body, part)
             }
+        }
+        if let allowOrigin {
+            headers.add(name: "Access-Control-Allow-Origin", value: allowOrigin)
+            headers.add(name: "Access-Control-Expose-Headers", value: CORSOrigins.exposedHeaders)
+            if allowOrigin != "*" { headers.add(name: "Vary", value: "Origin") }
         }
         headers.add(name: "Cache-Control", value: cacheControl)
         headers.add(name: "Date", value: dates.current())

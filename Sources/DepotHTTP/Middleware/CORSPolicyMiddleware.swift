@@ -10,15 +10,19 @@ import NIOCore
 struct CORSPolicyMiddleware: RouterMiddleware {
     typealias Context = DepotRequestContext
     /// Origins for the object routes; `["*"]` allows any.
-    let objectOrigins: [String]
+    let objectOrigins: CORSOrigins
     /// Origins for the API routes; empty allows none.
-    let apiOrigins: [String]
+    let apiOrigins: CORSOrigins
+
+    init(objectOrigins: [String], apiOrigins: [String]) {
+        self.objectOrigins = CORSOrigins(objectOrigins)
+        self.apiOrigins = CORSOrigins(apiOrigins)
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let origin = request.headers[.origin] else { return try await next(request, context) }
         let isObjectRoute = request.uri.path.hasPrefix("/storage/v1/")
-        let allowed = isObjectRoute ? objectOrigins : apiOrigins
-        let allowOrigin: String? = allowed.contains("*") ? "*" : (allowed.contains(origin) ? origin : nil)
+        let allowOrigin = (isObjectRoute ? objectOrigins : apiOrigins).allowOrigin(for: origin)
         if request.method == .options {
             var headers: HTTPFields = [:]
             if let allowOrigin {
@@ -33,9 +37,28 @@ struct CORSPolicyMiddleware: RouterMiddleware {
         var response = try await next(request, context)
         if let allowOrigin {
             response.headers[.accessControlAllowOrigin] = allowOrigin
-            response.headers[.accessControlExposeHeaders] = "ETag, Content-Length, Content-Range, Content-Disposition, Location, Upload-Offset, Upload-Length, Tus-Resumable"
+            response.headers[.accessControlExposeHeaders] = CORSOrigins.exposedHeaders
             if allowOrigin != "*" { response.headers[.vary] = "Origin" }
         }
         return response
+    }
+}
+
+/// The origins one group of routes allows, and what an allowed request's answer says
+/// (`CORSPolicyMiddleware`, and `FastDownloads` for the object URLs it answers).
+struct CORSOrigins: Sendable {
+    static let exposedHeaders = "ETag, Content-Length, Content-Range, Content-Disposition, Location, Upload-Offset, Upload-Length, Tus-Resumable"
+    let allowsAny: Bool
+    let listed: Set<String>
+
+    init(_ origins: [String]) {
+        allowsAny = origins.contains("*")
+        listed = Set(origins)
+    }
+
+    /// `Access-Control-Allow-Origin` for a request from `origin`: `*`, the origin itself, or nil
+    /// (not allowed: the answer carries no CORS header and the browser keeps it from the page).
+    func allowOrigin(for origin: String) -> String? {
+        allowsAny ? "*" : (listed.contains(origin) ? origin : nil)
     }
 }

@@ -51,42 +51,46 @@ struct FastDownloadTests {
             // Conditional, cross-origin and download requests take the router.
             let etag = try #require(fast.headers[.eTag])
             #expect(try await client.request(.get, url, headers: [.ifNoneMatch: etag]).status == .notModified)
-            let cors = try await client.request(.get, url, headers: [.origin: "https://app.example"])
-            #expect(cors.headers[.accessControlAllowOrigin] == "*")
             let named = try await client.request(.get, url + "&download=photo.png")
             #expect(named.headers[.contentDisposition]?.hasPrefix("attachment") == true)
             #expect(fromMemory(env) == 2)
 
             // The route's request counter counts both paths.
             let metrics = env.metrics.render()
-            #expect(metrics.contains(#"depot_http_requests_total{route="/storage/v1/object/sign/**",status="200"} 5"#))
+            #expect(metrics.contains(#"depot_http_requests_total{route="/storage/v1/object/sign/**",status="200"} 4"#))
         }
     }
 
-    /// Range headers asked of `url` through the pipeline and of a server with the router alone:
-    /// the same status, headers and bytes each time; all but the unsatisfiable one answered by
+    /// Each set of request headers asked of `url` through the pipeline and of a server with the
+    /// router alone: the same status, headers and bytes each time; `answered` of them answered by
     /// the pipeline (`served` counts those answers).
-    static func expectRangesMatchTheRouter(
-        _ env: TestEnvironment, _ client: LiveClient, _ url: String, size: Int, served: @Sendable () -> Int
+    static func expectAnswersMatchTheRouter(
+        _ env: TestEnvironment, _ client: LiveClient, _ url: String, _ requests: [HTTPFields], answered: Int,
+        served: @Sendable () -> Int
     ) async throws {
-        let ranges = [
-            "bytes=0-9", "bytes=\(size - 10)-", "bytes=-100", "bytes=\(size - 5)-\(size + 1000)", "bytes=0-0",
-            "bytes=0-1,5-6", "items=0-9", "bytes=\(size)-",
-        ]
         var routerOnly = env
         routerOnly.fastDownloads = false
         let before = served()
         try await routerOnly.application.test(.live) { test in
             let router = LiveClient(test: test, port: test.port!)
-            for range in ranges {
-                let fast = try await client.request(.get, url, headers: [.range: range])
-                let routed = try await router.request(.get, url, headers: [.range: range])
-                #expect(fast.status == routed.status, "\(range)")
-                #expect(fast.bytes.sha256Hex == routed.bytes.sha256Hex, "\(range)")
-                #expect(withoutDate(fast.headers) == withoutDate(routed.headers), "\(range)")
+            for headers in requests {
+                let fast = try await client.request(.get, url, headers: headers)
+                let routed = try await router.request(.get, url, headers: headers)
+                #expect(fast.status == routed.status, "\(headers)")
+                #expect(fast.bytes.sha256Hex == routed.bytes.sha256Hex, "\(headers)")
+                #expect(withoutDate(fast.headers) == withoutDate(routed.headers), "\(headers)")
             }
         }
-        #expect(served() - before == ranges.count - 1)
+        #expect(served() - before == answered)
+    }
+
+    /// Every kind of Range header for an object of `size` bytes; all but the last (not
+    /// satisfiable: the router's 416) are answered by the pipeline.
+    static func ranges(size: Int) -> [HTTPFields] {
+        [
+            "bytes=0-9", "bytes=\(size - 10)-", "bytes=-100", "bytes=\(size - 5)-\(size + 1000)", "bytes=0-0",
+            "bytes=0-1,5-6", "items=0-9", "bytes=\(size)-",
+        ].map { [.range: $0] }
     }
 
     @Test func rangesOfSmallObjectsAreAnsweredFromMemory() async throws {
@@ -100,11 +104,44 @@ struct FastDownloadTests {
             #expect(part.status == .partialContent && part.bytes == Array(png[100..<200]))
             #expect(part.headers[.contentRange] == "bytes 100-199/3000" && part.headers[.contentLength] == "100")
             #expect(fromMemory(env) == 1)
-            try await Self.expectRangesMatchTheRouter(env, client, url, size: png.count) { fromMemory(env) }
+            try await Self.expectAnswersMatchTheRouter(env, client, url, Self.ranges(size: png.count), answered: 7) { fromMemory(env) }
             // A Range on a HEAD, or with If-Range, takes the router.
             #expect(try await client.request(.head, url, headers: [.range: "bytes=0-9"]).status == .partialContent)
             #expect(try await client.request(.get, url, headers: [.range: "bytes=0-9", .ifRange: "\"x\""]).status == .ok)
             #expect(fromMemory(env) == 8)
+        }
+    }
+
+    /// Cross-origin GETs (a web app's `fetch`) get the router's CORS headers from memory: `*` by
+    /// default; with a list of origins, a listed origin echoed with `Vary: Origin` and any other
+    /// origin no CORS header at all.
+    @Test func crossOriginRequestsGetTheRoutersCORSHeadersFromMemory() async throws {
+        for origins in [["*"], ["https://app.example"]] {
+            var configured = try await TestEnvironment.make()
+            configured.http.objectCORSOrigins = origins
+            let env = configured
+            try await env.live { client in
+                let png = Fixture.png(3000)
+                let up = try await client.upload(png, headers: try await env.auth("alice"))
+                let url = TestEnvironment.local(up.json["url"] as! String)
+                _ = try await client.request(.get, url)
+                let listed = try await client.request(.get, url, headers: [.origin: "https://app.example"])
+                #expect(listed.status == .ok && listed.bytes == png)
+                #expect(listed.headers[.accessControlAllowOrigin] == (origins == ["*"] ? "*" : "https://app.example"))
+                #expect(listed.headers[.vary] == (origins == ["*"] ? nil : "Origin"))
+                let other = try await client.request(.get, url, headers: [.origin: "https://other.example"])
+                #expect(other.headers[.accessControlAllowOrigin] == (origins == ["*"] ? "*" : nil))
+                #expect(fromMemory(env) == 2)
+
+                var twice = HTTPFields()
+                twice.append(HTTPField(name: .origin, value: "https://app.example"))
+                twice.append(HTTPField(name: .origin, value: "https://other.example"))
+                let requests: [HTTPFields] = [
+                    [.origin: "https://app.example"], [.origin: "https://other.example"],
+                    [.origin: "https://app.example", .range: "bytes=10-19"], twice,
+                ]
+                try await Self.expectAnswersMatchTheRouter(env, client, url, requests, answered: 3) { fromMemory(env) }
+            }
         }
     }
 

@@ -54,7 +54,7 @@ struct TestEnvironment: Sendable {
         logger.logLevel = .warning
         return Application(
             router: buildRouter(service: service, jwt: jwt, metrics: metrics, options: http),
-            server: .depot(fastDownloadsFrom: fastDownloads ? service : nil, metrics: metrics),
+            server: .depot(fastDownloadsFrom: fastDownloads ? service : nil, metrics: metrics, options: http),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
     }
 
