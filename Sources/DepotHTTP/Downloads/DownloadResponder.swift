@@ -69,17 +69,32 @@ struct DownloadResponder: Sendable {
         return Response(status: status, headers: headers, body: try await body(of: object, range: range, length: length))
     }
 
-    /// The body, read by a task of its own a chunk or two ahead of the socket. Its first chunk —
-    /// or the store's error — is awaited here, before the head is sent.
+    /// Bytes of small chunks (an object store's body parts, ~16–64 KiB) handed over together.
+    static let handOverBytes = 256 * 1024
+
+    /// The body, read by a task of its own a batch or two ahead of the socket. Its first chunk —
+    /// or the store's error — is awaited here, before the head is sent; after it, small chunks go
+    /// over in batches of ``handOverBytes`` (one hand-off per 16 KiB part cost S3 downloads a
+    /// quarter more CPU), never copied.
     private func body(of object: ObjectRecord, range: Range<Int64>?, length: Int64) async throws -> ResponseBody {
         guard length > 0 else { return ResponseBody() }
-        let chunks = AsyncThrowingChannel<ByteBuffer, any Error>()
+        let chunks = AsyncThrowingChannel<[ByteBuffer], any Error>()
         let reader = ReadTask { [service] in
             do {
+                var batch: [ByteBuffer] = []
+                var batched = 0
+                var first = true
                 try await service.read(object, range: range) { chunk in
-                    await chunks.send(chunk)
+                    batch.append(chunk)
+                    batched += chunk.readableBytes
+                    guard first || batched >= Self.handOverBytes else { return }
+                    first = false
+                    let full = batch
+                    (batch, batched) = ([], 0)
+                    await chunks.send(full)
                     try Task.checkCancellation()
                 }
+                if !batch.isEmpty { await chunks.send(batch) }
                 chunks.finish()
             } catch {
                 chunks.fail(error)
@@ -94,12 +109,14 @@ struct DownloadResponder: Sendable {
             // the client sees a cut-off body instead of waiting for the rest.
             var sent = 0
             do {
-                var next: ByteBuffer? = first
+                var next: [ByteBuffer]? = first
                 var rest = chunks.makeAsyncIterator()
-                while let chunk = next {
-                    sent += chunk.readableBytes
-                    metrics.recordBytesOut(chunk.readableBytes)
-                    try await writer.write(chunk)
+                while let batch = next {
+                    for chunk in batch {
+                        sent += chunk.readableBytes
+                        metrics.recordBytesOut(chunk.readableBytes)
+                        try await writer.write(chunk)
+                    }
                     next = try await rest.next()
                 }
             } catch {
