@@ -43,7 +43,7 @@ struct FastDownloads: Sendable {
     /// Opens files off the event loop.
     let fileIO = NonBlockingFileIO(threadPool: .singleton)
 
-    init(service: StorageService, metrics: DepotMetrics, serverName: String?, cors: CORSOrigins = CORSOrigins(["*"])) {
+    init(service: StorageService, metrics: DepotMetrics, serverName: String?, cors: CORSOrigins) {
         self.service = service
         self.metrics = metrics
         self.serverName = serverName
@@ -137,9 +137,7 @@ struct FastDownloads: Sendable {
             }
         }
         if let allowOrigin {
-            headers.add(name: "Access-Control-Allow-Origin", value: allowOrigin)
-            headers.add(name: "Access-Control-Expose-Headers", value: CORSOrigins.exposedHeaders)
-            if allowOrigin != "*" { headers.add(name: "Vary", value: "Origin") }
+            for (name, value) in CORSOrigins.answerHeaders(allowOrigin) { headers.add(name: name.rawName, value: value) }
         }
         headers.add(name: "Cache-Control", value: cacheControl)
         headers.add(name: "Date", value: dates.current())

@@ -36,9 +36,7 @@ struct CORSPolicyMiddleware: RouterMiddleware {
         }
         var response = try await next(request, context)
         if let allowOrigin {
-            response.headers[.accessControlAllowOrigin] = allowOrigin
-            response.headers[.accessControlExposeHeaders] = CORSOrigins.exposedHeaders
-            if allowOrigin != "*" { response.headers[.vary] = "Origin" }
+            for (name, value) in CORSOrigins.answerHeaders(allowOrigin) { response.headers[name] = value }
         }
         return response
     }
@@ -54,6 +52,15 @@ struct CORSOrigins: Sendable {
     init(_ origins: [String]) {
         allowsAny = origins.contains("*")
         listed = Set(origins)
+    }
+
+    /// The CORS headers of an answer (not a preflight's) to an allowed request.
+    static func answerHeaders(_ allowOrigin: String) -> [(name: HTTPField.Name, value: String)] {
+        var headers: [(name: HTTPField.Name, value: String)] = [
+            (.accessControlAllowOrigin, allowOrigin), (.accessControlExposeHeaders, exposedHeaders),
+        ]
+        if allowOrigin != "*" { headers.append((.vary, "Origin")) }
+        return headers
     }
 
     /// `Access-Control-Allow-Origin` for a request from `origin`: `*`, the origin itself, or nil

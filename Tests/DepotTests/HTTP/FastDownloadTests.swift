@@ -93,13 +93,20 @@ struct FastDownloadTests {
         ].map { [.range: $0] }
     }
 
+    /// Uploads `bytes` as alice and reads its signed URL once through the router, which caches
+    /// the row (and small bytes): the URL's next GET can be answered by the pipeline.
+    static func cachedURL(_ env: TestEnvironment, _ client: LiveClient, _ bytes: [UInt8]) async throws -> String {
+        let up = try await client.upload(bytes, headers: try await env.auth("alice"))
+        let url = TestEnvironment.local(up.json["url"] as! String)
+        _ = try await client.request(.get, url)
+        return url
+    }
+
     @Test func rangesOfSmallObjectsAreAnsweredFromMemory() async throws {
         let env = try await TestEnvironment.make()
         try await env.live { client in
             let png = Fixture.png(3000)
-            let up = try await client.upload(png, headers: try await env.auth("alice"))
-            let url = TestEnvironment.local(up.json["url"] as! String)
-            _ = try await client.request(.get, url)
+            let url = try await Self.cachedURL(env, client, png)
             let part = try await client.request(.get, url, headers: [.range: "bytes=100-199"])
             #expect(part.status == .partialContent && part.bytes == Array(png[100..<200]))
             #expect(part.headers[.contentRange] == "bytes 100-199/3000" && part.headers[.contentLength] == "100")
@@ -122,9 +129,7 @@ struct FastDownloadTests {
             let env = configured
             try await env.live { client in
                 let png = Fixture.png(3000)
-                let up = try await client.upload(png, headers: try await env.auth("alice"))
-                let url = TestEnvironment.local(up.json["url"] as! String)
-                _ = try await client.request(.get, url)
+                let url = try await Self.cachedURL(env, client, png)
                 let listed = try await client.request(.get, url, headers: [.origin: "https://app.example"])
                 #expect(listed.status == .ok && listed.bytes == png)
                 #expect(listed.headers[.accessControlAllowOrigin] == (origins == ["*"] ? "*" : "https://app.example"))

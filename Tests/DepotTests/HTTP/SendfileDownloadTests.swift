@@ -68,9 +68,7 @@ struct SendfileDownloadTests {
         let env = try await TestEnvironment.make()
         try await env.live { client in
             let png = Fixture.png(300 * 1024 + 3)
-            let up = try await client.upload(png, headers: try await env.auth("alice"))
-            let url = TestEnvironment.local(up.json["url"] as! String)
-            _ = try await client.request(.get, url)
+            let url = try await FastDownloadTests.cachedURL(env, client, png)
             try await FastDownloadTests.expectAnswersMatchTheRouter(
                 env, client, url, FastDownloadTests.ranges(size: png.count), answered: 7) { sent(env) }
             // The second half, as a video player asks for it.
