@@ -24,7 +24,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-PEERS_SRC = os.environ.get("PEERS_SRC") or os.path.join(os.path.dirname(REPO), "shared", "peers")
+PEERS_SRC = os.environ.get("PEERS_SRC") or os.path.join(REPO, "benchmarks", "peers")
 PEERS = os.environ["PEERS"]
 PY = os.environ["PY"]
 DATA = os.path.join(PEERS, "data")

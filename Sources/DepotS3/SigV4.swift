@@ -1,9 +1,10 @@
 import Crypto
 import Foundation
 
-/// AWS Signature Version 4 for S3 (`../shared/spec/s3.md` §3): header-signed requests and presigned
-/// query URLs. Paths are given *decoded* and encoded here exactly once (S3 does not normalise them);
-/// query parameters are given decoded too. The test vectors of the spec are unit tests.
+/// AWS Signature Version 4 for S3 (AWS's "Signature Version 4 signing process"): header-signed
+/// requests and presigned query URLs. Paths are given *decoded* and encoded here exactly once (S3
+/// does not normalise them); query parameters are given decoded too. `SigV4Tests` holds test
+/// vectors computed with botocore and AWS's published examples.
 public struct SigV4Signer: Sendable {
     public struct Credentials: Sendable {
         public var accessKey: String

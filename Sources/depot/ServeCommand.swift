@@ -29,12 +29,12 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "depot")
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
         let dataDir = data.resolvedDataDir
-        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        try DataDirectory.create(dataDir)
         if metadataOptions.postgresURL != nil && setting(nil, "DEPOT_JWT_SECRET") == nil {
             throw ValidationError(
                 "with a shared database (DEPOT_DATABASE_URL) every server needs the same DEPOT_JWT_SECRET; set it (≥ 32 characters)")
         }
-        let (secret, secretSource) = try ProjectSecret.load(dataDirectory: dataDir)
+        let (secret, secretSource) = try ProjectSecret.load(dataDirectory: dataDir, mode: .createIfMissing)
 
         // The composition root: the only place that names concrete backends.
         // A process that is the only writer of its SQLite file may cache row lookups; with a

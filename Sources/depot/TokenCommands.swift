@@ -8,14 +8,17 @@ import Logging
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token",
-        abstract: "Print a JWT signed with the project secret (for development and tests).")
+        abstract: "Print a JWT signed with the project secret (for development and tests).",
+        discussion: """
+            The secret comes from DEPOT_JWT_SECRET or <data-dir>/jwt-secret, which this command             never creates: run it with the server's --data-dir. iat and exp are whole seconds.
+            """)
 
     @OptionGroup var data: DataOptions
     @Option(help: "The user id (JWT sub); the tenant whose paths the token may touch.")
     var sub: String
-    @Option(help: "authenticated or service_role. (default authenticated)")
+    @Option(help: "authenticated or service_role.")
     var role: String = "authenticated"
-    @Option(help: "Lifetime in seconds. (default 3600)")
+    @Option(help: "Lifetime in seconds.")
     var ttl: Int = 3600
 
     func run() async throws {
@@ -23,7 +26,8 @@ struct TokenCommand: AsyncParsableCommand {
             throw ValidationError("--role must be authenticated or service_role")
         }
         guard ttl >= 1 else { throw ValidationError("--ttl must be at least 1 second") }
-        let (secret, _) = try ProjectSecret.load(dataDirectory: data.resolvedDataDir)
+        guard ttl <= 10 * 365 * 24 * 3600 else { throw ValidationError("--ttl must be at most 10 years") }
+        let (secret, _) = try ProjectSecret.load(dataDirectory: data.resolvedDataDir, mode: .mustExist)
         print(try await ProjectJWT(secret: secret).mint(subject: sub, role: r, ttl: TimeInterval(ttl)))
     }
 }
@@ -32,23 +36,24 @@ struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
         abstract: "Print the anon and service_role keys (long-lived JWTs, as Supabase issues them).",
-        discussion: "The anon key reads public buckets; the service_role key may act on any path. Keep the latter secret.")
+        discussion: """
+            The anon key reads public buckets; the service_role key may act on any path: keep it             secret. The keys are the same on every call (fixed claims, valid until 2036-01-01) and             change only with the project secret, which this command reads from DEPOT_JWT_SECRET or             <data-dir>/jwt-secret and never creates: run it with the server's --data-dir.
+            """)
 
     @OptionGroup var data: DataOptions
 
     func run() async throws {
-        let (secret, _) = try ProjectSecret.load(dataDirectory: data.resolvedDataDir)
+        let (secret, _) = try ProjectSecret.load(dataDirectory: data.resolvedDataDir, mode: .mustExist)
         let jwt = await ProjectJWT(secret: secret)
-        let tenYears: TimeInterval = 10 * 365 * 24 * 3600
-        print("anon:         \(try await jwt.mint(subject: nil, role: .anon, ttl: tenYears, issuer: "supabase"))")
-        print("service_role: \(try await jwt.mint(subject: nil, role: .serviceRole, ttl: tenYears, issuer: "supabase"))")
+        print("anon:         \(jwt.apiKey(role: .anon))")
+        print("service_role: \(jwt.apiKey(role: .serviceRole))")
     }
 }
 
 struct GCCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gc",
-        abstract: "Remove orphan blobs, leftover temp files and expired upload intents.",
+        abstract: "Remove orphan blobs, leftover temp files, expired upload intents and abandoned S3 multipart uploads.",
         discussion: "Safe to run while the server runs: only things older than the grace period are removed.")
 
     @OptionGroup var data: DataOptions

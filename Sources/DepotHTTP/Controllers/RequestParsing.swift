@@ -113,9 +113,16 @@ enum JSONResponse {
     }()
 
     static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try encoder.encode(value)
-        return Response(
-            status: status, headers: [.contentType: "application/json; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        make(json: ByteBuffer(bytes: try encoder.encode(value)), status: status)
+    }
+
+    /// The one way a JSON body leaves Depot: typed `application/json`, ended by a newline (so a
+    /// terminal's prompt starts on a line of its own after `curl`).
+    static func make(json: ByteBuffer, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var body = json
+        body.writeInteger(UInt8(ascii: "\n"))
+        var headers = headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
 }

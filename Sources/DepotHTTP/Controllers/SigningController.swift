@@ -42,9 +42,7 @@ struct SigningController: Sendable {
         json.key("errors")
         json.raw(try JSONResponse.encoder.encode(batch.errors.mapValues(\.detail)))
         json.endObject()
-        return Response(
-            status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
-            body: .init(byteBuffer: json.buffer))
+        return JSONResponse.make(json: json.buffer)
     }
 
     struct PresignRequest: Decodable {

@@ -52,9 +52,7 @@ struct DownloadResponder: Sendable {
             case .none: break
             case .unsatisfiable:
                 headers[.contentRange] = "bytes */\(object.size)"
-                var r = StorageError(.rangeNotSatisfiable, "the range is not satisfiable").response(extraHeaders: headers)
-                r.headers[.contentType] = "application/json; charset=utf-8"
-                return r
+                return StorageError(.rangeNotSatisfiable, "the range is not satisfiable").response(extraHeaders: headers)
             case .range(let r):
                 range = r
                 headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound - 1)/\(object.size)"

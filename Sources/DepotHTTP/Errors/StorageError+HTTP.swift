@@ -29,9 +29,8 @@ extension StorageError {
         let body = ErrorBody(error: .init(code: code.rawValue, message: message))
         let data = (try? JSONResponse.sortedEncoder.encode(body)) ?? Data()
         var headers = extraHeaders
-        headers[.contentType] = "application/json; charset=utf-8"
         if code == .unavailable { headers[.retryAfter] = "5" }
-        return Response(status: code.httpStatus, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return JSONResponse.make(json: ByteBuffer(bytes: data), status: code.httpStatus, headers: headers)
     }
 
     struct ErrorBody: Codable {

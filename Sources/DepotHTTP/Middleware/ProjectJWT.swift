@@ -1,3 +1,4 @@
+import Crypto
 import DepotCore
 import Foundation
 import JWTKit
@@ -17,11 +18,13 @@ public struct ProjectJWT: Sendable {
     }
 
     let keys: JWTKeyCollection
+    private let secret: SymmetricKey
 
     public init(secret: String) async {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         self.keys = keys
+        self.secret = SymmetricKey(data: Array(secret.utf8))
     }
 
     /// Verifies a token's signature and expiry and returns the caller.
@@ -47,11 +50,32 @@ public struct ProjectJWT: Sendable {
         return Identity(subject: sub, role: role)
     }
 
-    /// Mints a token (for `depot token`, `depot keys` and tests).
+    /// Mints a token (for `depot token` and tests). `iat` and `exp` are whole seconds, as in
+    /// every JWT Supabase issues.
     public func mint(subject: String?, role: Identity.Role, ttl: TimeInterval, issuer: String? = "depot", now: Date = Date()) async throws -> String {
+        let issued = now.timeIntervalSince1970.rounded(.down)
+        return try await sign(subject: subject, role: role, issuer: issuer, issuedAt: issued, expires: issued + ttl.rounded(.down))
+    }
+
+    /// The project's long-lived API key for `role` (`anon` or `service_role`), as Supabase issues
+    /// them: fixed claims (`iss` supabase, `iat` 2026-01-01, `exp` 2036-01-01), so one secret
+    /// always gives the same string — paste it into configuration once; it changes only with the
+    /// secret.
+    public func apiKey(role: Identity.Role) -> String {
+        // Written by hand: jwt-kit's encoder orders the members differently from one process to
+        // the next, and a key must be the same string every time.
+        func part(_ json: String) -> String { Base64URL.encode(Array(json.utf8)) }
+        let input = part(#"{"alg":"HS256","typ":"JWT"}"#) + "."
+            + part(#"{"iss":"supabase","role":"\#(role.rawValue)","iat":1767225600,"exp":2082758400}"#)
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: secret)
+        return input + "." + Base64URL.encode(Array(mac))
+    }
+
+    private func sign(subject: String?, role: Identity.Role, issuer: String?, issuedAt: TimeInterval, expires: TimeInterval) async throws -> String {
         let claims = Claims(
             sub: subject.map { SubjectClaim(value: $0) }, role: role.rawValue,
-            exp: ExpirationClaim(value: now.addingTimeInterval(ttl)), iat: IssuedAtClaim(value: now),
+            exp: ExpirationClaim(value: Date(timeIntervalSince1970: expires)),
+            iat: IssuedAtClaim(value: Date(timeIntervalSince1970: issuedAt)),
             iss: issuer.map { IssuerClaim(value: $0) })
         return try await keys.sign(claims)
     }

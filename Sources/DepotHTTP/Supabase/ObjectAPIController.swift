@@ -192,7 +192,7 @@ struct ObjectAPIController: Sendable {
             json.endObject()
         }
         json.endArray()
-        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: json.buffer))
+        return JSONResponse.make(json: json.buffer)
     }
 
     /// Relative to the storage root, with the decoded name (clients encode the URL themselves).

@@ -23,9 +23,7 @@ struct SupabaseErrorBody: Sendable {
         json.key("message"); json.string(message)
         json.key("code"); json.string(code)
         json.endObject()
-        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
-        if retryAfter { headers[.retryAfter] = "5" }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: json.buffer))
+        return JSONResponse.make(json: json.buffer, status: status, headers: retryAfter ? [.retryAfter: "5"] : [:])
     }
 
     /// An unknown route, as upstream reports it (a real 404).

@@ -88,8 +88,7 @@ enum SupabaseJSON {
     static func response(_ build: (inout JSONWriter) -> Void) -> Response {
         var json = JSONWriter(capacity: 512)
         build(&json)
-        return Response(
-            status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: json.buffer))
+        return JSONResponse.make(json: json.buffer)
     }
 
     /// A flat object of string members, in the given order.

@@ -5,7 +5,7 @@ import NIOCore
 import Testing
 
 /// Depot's Storage API responses decoded with the field names and types of supabase-swift's
-/// `Storage` models (as `../shared/spec/supabase-storage-api.md` lists them), with a decoder that
+/// `Storage` models (supabase-swift's `Sources/Storage/Types.swift`), with a decoder that
 /// reads dates the way supabase-swift does (ISO 8601, fractional seconds). A Swift app switches by
 /// changing its URL.
 @Suite("Storage API: supabase-swift's models")

@@ -44,7 +44,9 @@ final class DepotProcess: @unchecked Sendable {
     }
 
     func start(extra: [String] = [], environment: [String: String] = [:]) async throws {
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
+            throw Failure("cannot create the server's log \(logPath)")
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         let p = Process()

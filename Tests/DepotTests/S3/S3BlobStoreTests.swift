@@ -119,7 +119,7 @@ struct S3BlobStoreTests {
         let store = try await S3TestServer.makeStore()
         let dead = try S3BlobStore(
             configuration: { var c = try S3TestServer.configuration(); c.endpoint = "http://127.0.0.1:9"; return c }(),
-            httpClient: S3TestServer.httpClient, logger: Logger(label: "test"))
+            httpClient: S3TestServer.httpClient, logger: TestLogging.logger("depot-test-s3", level: .error))
         _ = store
         let start = ContinuousClock.now
         do {

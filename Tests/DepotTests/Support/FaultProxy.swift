@@ -43,8 +43,7 @@ final class FaultProxy: Sendable {
     func run(_ body: @escaping @Sendable (String) async throws -> Void) async throws {
         let router = Router()
         router.addMiddleware { Forward(proxy: self) }
-        var logger = Logger(label: "fault-proxy")
-        logger.logLevel = .error
+        let logger = TestLogging.logger("fault-proxy", level: .error)
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
         try await app.test(.live) { client in
             try await body("http://127.0.0.1:\(client.port!)")

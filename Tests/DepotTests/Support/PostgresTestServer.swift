@@ -15,8 +15,7 @@ enum PostgresTestServer {
     static let skipNote = "PostgreSQL tests skipped: DEPOT_TEST_DATABASE_URL is not set (scripts/test starts PostgreSQL and sets it)"
 
     static var logger: Logger {
-        var l = Logger(label: "depot-test-pg")
-        l.logLevel = .critical
+        let l = TestLogging.logger("depot-test-pg", level: .critical)
         return l
     }
 

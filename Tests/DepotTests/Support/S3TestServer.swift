@@ -40,8 +40,7 @@ enum S3TestServer {
     static func makeStore(_ configure: (inout S3Configuration) -> Void = { _ in }) async throws -> S3BlobStore {
         var config = try configuration()
         configure(&config)
-        var logger = Logger(label: "depot-test-s3")
-        logger.logLevel = .error
+        let logger = TestLogging.logger("depot-test-s3", level: .error)
         let store = try S3BlobStore(configuration: config, httpClient: httpClient, logger: logger)
         try await store.createBucketIfMissing()
         return store

@@ -34,8 +34,7 @@ struct TestEnvironment: Sendable {
         settings.publicBaseURL = baseURL
         configure(&settings)
         try settings.validate()
-        var logger = Logger(label: "depot-test")
-        logger.logLevel = .warning
+        let logger = TestLogging.logger("depot-test", level: .warning)
         let service = StorageService(
             blobs: try blobs ?? CachedBlobStore(try FileSystemBlobStore(directory: dir)),
             metadata: CachedMetadataStore(try SQLiteMetadataStore(path: dir + "/depot.sqlite")),
@@ -50,8 +49,7 @@ struct TestEnvironment: Sendable {
     func cleanup() { try? FileManager.default.removeItem(atPath: dir) }
 
     var application: some ApplicationProtocol {
-        var logger = Logger(label: "depot-test")
-        logger.logLevel = .warning
+        let logger = TestLogging.logger("depot-test", level: .warning)
         return Application(
             router: buildRouter(service: service, jwt: jwt, metrics: metrics, options: http),
             server: .depot(fastDownloadsFrom: fastDownloads ? service : nil, metrics: metrics, options: http),

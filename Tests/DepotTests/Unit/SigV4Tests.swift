@@ -3,7 +3,7 @@ import DepotS3
 import Foundation
 import Testing
 
-/// The test vectors of `../shared/spec/s3.md` §4 (botocore 1.44.8 and AWS's published values).
+/// Signature V4 test vectors: values computed with botocore 1.44.8, and AWS's published examples.
 @Suite("S3 Signature V4")
 struct SigV4Tests {
     let signer = SigV4Signer(

@@ -1,0 +1,114 @@
+import DepotCore
+import DepotHTTP
+import Foundation
+import Testing
+
+/// The `depot` executable's commands as a person runs them: help, the project secret, keys and
+/// tokens, and settings refused at start.
+@Suite("depot commands")
+struct CLITests {
+    static func scratch(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("depot-cli-\(name)-\(UUID().uuidString)").path
+    }
+
+    /// The environment without a project secret, so the data directory's is used.
+    static let noSecret = ["DEPOT_JWT_SECRET": ""]
+
+    /// The claims of a JWT as the raw JSON text of its payload.
+    static func payloadText(_ jwt: String) throws -> String {
+        let part = jwt.split(separator: ".")
+        try #require(part.count == 3)
+        var b64 = part[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b64.count % 4 != 0 { b64 += "=" }
+        return String(decoding: try #require(Data(base64Encoded: b64)), as: UTF8.self)
+    }
+
+    /// `"name":` followed by digits only (no fraction), as every JWT Supabase issues.
+    static func hasWholeSeconds(_ payload: String, _ name: String) -> Bool {
+        guard let r = payload.range(of: "\"\(name)\":") else { return false }
+        let value = payload[r.upperBound...].prefix { $0 != "," && $0 != "}" }
+        return !value.isEmpty && value.allSatisfy(\.isNumber)
+    }
+
+    @Test func helpExplainsEveryOptionOnce() throws {
+        let help = try DepotProcess.run(["serve", "--help"])
+        #expect(help.status == 0)
+        for option in ["--host", "--port", "--data-dir", "--public-url", "--max-file-size", "--allowed-types", "--signed-url-ttl",
+                       "--upload-url-ttl", "--private-bucket", "--public-bucket", "DEPOT_PORT", "DEPOT_MAX_FILE_SIZE", "default 8080"] {
+            #expect(help.output.contains(option), "serve --help should mention \(option)")
+        }
+        let token = try DepotProcess.run(["token", "--help"])
+        #expect(token.status == 0)
+        #expect(!token.output.contains("(default authenticated)"), "the default is printed once, by the parser")
+        #expect(!token.output.contains("(default 3600)"))
+        #expect(token.output.contains("(default: 3600)"))
+        let gc = try DepotProcess.run(["gc", "--help"])
+        #expect(gc.status == 0)
+        #expect(gc.output.contains("multipart"))
+        #expect(try DepotProcess.run(["keys", "--help"]).status == 0)
+    }
+
+    @Test(arguments: [["keys"], ["token", "--sub", "alice"]])
+    func keysAndTokenRefuseToInventASecret(_ command: [String]) throws {
+        let dir = Self.scratch("nosecret")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let result = try DepotProcess.run(command + ["--data-dir", dir], environment: Self.noSecret)
+        #expect(result.status != 0)
+        #expect(result.output.contains("no project secret"), "\(result.output)")
+        #expect(result.output.contains(dir + "/jwt-secret"), "says where it looked: \(result.output)")
+        #expect(!result.output.contains("eyJ"), "prints no key")
+        #expect(!FileManager.default.fileExists(atPath: dir), "creates nothing")
+    }
+
+    @Test func serveCreatesTheSecretAndKeysAreStable() async throws {
+        let dir = Self.scratch("secret")
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: dir + ".log")
+        }
+        // Only `serve` generates the secret: 0600 in a 0700 data directory.
+        let server = DepotProcess(dataDir: dir)
+        try await server.start(environment: Self.noSecret)
+        server.stop()
+        let fm = FileManager.default
+        #expect((try fm.attributesOfItem(atPath: dir)[.posixPermissions] as? Int) == 0o700)
+        #expect((try fm.attributesOfItem(atPath: dir + "/jwt-secret")[.posixPermissions] as? Int) == 0o600)
+        let secret = try String(contentsOfFile: dir + "/jwt-secret", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let jwt = await ProjectJWT(secret: secret)
+
+        let t1 = try DepotProcess.run(["token", "--data-dir", dir, "--sub", "alice"], environment: Self.noSecret)
+        #expect(t1.status == 0)
+        let token = t1.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try await jwt.verify(token) == Identity(subject: "alice", role: .authenticated))
+        let claims = try Self.payloadText(token)
+        #expect(Self.hasWholeSeconds(claims, "exp") && Self.hasWholeSeconds(claims, "iat"), "\(claims)")
+
+        // The keys are the same strings on every call, with whole-second claims.
+        let first = try DepotProcess.run(["keys", "--data-dir", dir], environment: Self.noSecret)
+        try await Task.sleep(for: .milliseconds(1100))
+        let second = try DepotProcess.run(["keys", "--data-dir", dir], environment: Self.noSecret)
+        #expect(first.status == 0)
+        #expect(first.output == second.output)
+        func key(_ role: String) throws -> String {
+            let line = try #require(first.output.split(separator: "\n").first { $0.hasPrefix(role + ":") })
+            return String(try #require(line.split(separator: " ").last))
+        }
+        #expect(try await jwt.verify(try key("service_role")).role == .serviceRole)
+        #expect(try await jwt.verify(try key("anon")).role == .anon)
+        let keyClaims = try Self.payloadText(try key("anon"))
+        #expect(Self.hasWholeSeconds(keyClaims, "exp") && Self.hasWholeSeconds(keyClaims, "iat"), "\(keyClaims)")
+        // Reading the secret changed nothing.
+        #expect(try String(contentsOfFile: dir + "/jwt-secret", encoding: .utf8).contains(secret))
+    }
+
+    @Test func badSettingsFailFastWithAReadableMessage() throws {
+        let dir = Self.scratch("bad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bad = try DepotProcess.run(["serve", "--data-dir", dir, "--signed-url-ttl", "0"])
+        #expect(bad.status != 0)
+        #expect(bad.output.contains("signed URL lifetime"))
+        let badType = try DepotProcess.run(["serve", "--data-dir", dir, "--allowed-types", "text/html"])
+        #expect(badType.status != 0)
+        #expect(badType.output.contains("text/html"))
+    }
+}
