@@ -16,6 +16,8 @@ public struct DepotHTTPOptions: Sendable {
     public var directDownloads: (any BlobRedirecting)? = nil
     /// Lifetime of those URLs, seconds.
     public var directURLLifetime: Int = 60
+    /// Requests per second per caller that presents a token (``RateLimiter``).
+    public var rateLimits = RateLimiter.Limits()
     public init() {}
 }
 
@@ -29,24 +31,24 @@ public func buildRouter(
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: CORSPolicyMiddleware(objectOrigins: options.objectCORSOrigins, apiOrigins: options.apiCORSOrigins))
     router.add(middleware: ErrorMiddleware(metrics: metrics))
+    router.add(middleware: IdentityMiddleware(jwt: jwt, limiter: RateLimiter(options.rateLimits)))
 
     HealthController(service: service, metrics: metrics).addRoutes(to: router)
     let objects = ObjectRoutesController(
         service: service, metrics: metrics, directDownloads: options.directDownloads, directURLLifetime: options.directURLLifetime)
     objects.addPublicRoutes(to: router)
-    objects.addAuthenticatedRoutes(to: router.group("/storage/v1/object").add(middleware: AuthMiddleware(jwt: jwt)))
+    objects.addAuthenticatedRoutes(to: router.group("/storage/v1/object").add(middleware: RequireIdentity()))
 
-    let supabase = SupabaseAuth(jwt: jwt)
-    BucketAPIController(service: service, auth: supabase).addRoutes(to: router)
-    ObjectAPIController(service: service, auth: supabase, metrics: metrics).addRoutes(to: router)
-    ObjectListController(service: service, auth: supabase).addRoutes(to: router)
+    BucketAPIController(service: service).addRoutes(to: router)
+    ObjectAPIController(service: service, metrics: metrics).addRoutes(to: router)
+    ObjectListController(service: service).addRoutes(to: router)
     router.get("/storage/v1/version") { _, _ in DepotVersion.string }
     router.get("/storage/v1/status") { _, _ in HTTPResponse.Status.ok }
 
-    let v1 = router.group("/v1").add(middleware: AuthMiddleware(jwt: jwt))
+    let v1 = router.group("/v1").add(middleware: RequireIdentity())
     AssetsController(service: service, metrics: metrics).addRoutes(to: v1)
     SigningController(service: service).addRoutes(to: v1)
-    SeedController(service: service, metrics: metrics).addRoutes(to: router.group("").add(middleware: AuthMiddleware(jwt: jwt)))
+    SeedController(service: service, metrics: metrics).addRoutes(to: router.group("").add(middleware: RequireIdentity()))
     return router
 }
 

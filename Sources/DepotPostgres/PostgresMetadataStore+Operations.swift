@@ -23,14 +23,21 @@ extension PostgresMetadataStore {
         try await rows("SELECT * FROM buckets ORDER BY name").map(Self.bucket)
     }
 
-    public func updateBucket(_ b: BucketRecord) async throws {
+    public func updateBucket(_ b: BucketRecord, endingLinks: Bool) async throws {
         let types = try Self.mimeTypes(b)
-        let updated = try await rows(
-            """
-            UPDATE buckets SET public = \(b.isPublic), file_size_limit = \(b.fileSizeLimit), allowed_mime_types = \(types),
-            owner = \(b.owner), updated_at = \(b.updatedAt.timeIntervalSince1970) WHERE name = \(b.name) RETURNING name
-            """)
-        guard !updated.isEmpty else { throw StorageError.notFound("bucket not found") }
+        let flip = Int64.newGeneration()
+        try await transaction { [logger] conn in
+            let updated = try await conn.query(
+                """
+                UPDATE buckets SET public = \(b.isPublic), file_size_limit = \(b.fileSizeLimit), allowed_mime_types = \(types),
+                owner = \(b.owner), updated_at = \(b.updatedAt.timeIntervalSince1970) WHERE name = \(b.name) RETURNING name
+                """, logger: logger
+            ).collect()
+            guard !updated.isEmpty else { throw StorageError.notFound("bucket not found") }
+            if endingLinks {
+                try await conn.query("UPDATE objects SET generation = generation # \(flip) WHERE bucket = \(b.name)", logger: logger)
+            }
+        }
     }
 
     public func deleteBucket(named name: String) async throws {
@@ -114,8 +121,9 @@ extension PostgresMetadataStore {
     }
 
     public func listObjects(in bucket: String, prefix: String, after cursor: String?, limit: Int) async throws -> [ObjectRecord] {
-        let lower = max(prefix, cursor ?? "")
-        let strict = cursor.map { $0 >= prefix } ?? false
+        // Byte order, as the `COLLATE "C"` column compares: never Swift's canonical `String` order.
+        let lower = bytewiseMax(prefix, cursor ?? "")
+        let strict = cursor.map { !$0.bytesPrecede(prefix) } ?? false
         return try await rows(
             """
             SELECT \(unescaped: Self.objectColumns) FROM objects
@@ -189,5 +197,18 @@ extension PostgresMetadataStore {
 
     public func deleteIntents(expiredBefore date: Date) async throws -> Int {
         try await rows("DELETE FROM upload_intents WHERE expires_at < \(date.timeIntervalSince1970) RETURNING id").count
+    }
+
+    public func usage(of owner: String, now: Date) async throws -> TenantUsage {
+        let totals = try await rows("SELECT bytes, objects FROM tenant_usage WHERE owner = \(owner)")
+        let intents = try await rows(
+            "SELECT COUNT(*) FROM upload_intents WHERE owner = \(owner) AND state = 'pending' AND expires_at > \(now.timeIntervalSince1970)")
+        var usage = TenantUsage(pendingIntents: Int(try intents.first?.decode(Int64.self) ?? 0))
+        if let row = totals.first {
+            let cells = row.makeRandomAccess()
+            usage.bytes = try cells[0].decode(Int64.self)
+            usage.objects = Int(try cells[1].decode(Int64.self))
+        }
+        return usage
     }
 }

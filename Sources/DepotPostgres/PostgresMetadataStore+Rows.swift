@@ -60,7 +60,8 @@ extension PostgresMetadataStore {
     }
 
     /// Inserts or replaces an object row inside a transaction. An overwrite keeps the row's
-    /// creation time and generation. Returns the replaced row.
+    /// creation time and takes the new generation (links to the old bytes die). Returns the
+    /// replaced row.
     static func put(_ o: ObjectRecord, upsert: Bool, in conn: PostgresConnection, logger: Logger) async throws -> ObjectRecord? {
         let name = o.path.string
         if let existing = try await lockedObject(bucket: o.bucket, name: name, in: conn, logger: logger) {
@@ -69,7 +70,7 @@ extension PostgresMetadataStore {
                 """
                 UPDATE objects SET owner = \(o.owner), blob_id = \(o.blobID.rawValue), size = \(o.size),
                 content_type = \(o.contentType), sha256 = \(o.sha256), cache_control = \(o.cacheControl),
-                metadata = \(o.metadata), updated_at = \(o.updatedAt.timeIntervalSince1970)
+                metadata = \(o.metadata), generation = \(o.generation), updated_at = \(o.updatedAt.timeIntervalSince1970)
                 WHERE bucket = \(o.bucket) AND name = \(name)
                 """, logger: logger)
             return existing

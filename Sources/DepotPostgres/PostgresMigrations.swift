@@ -56,7 +56,44 @@ extension PostgresMetadataStore {
                 """,
                 "CREATE INDEX upload_intents_expires_at ON upload_intents(expires_at)",
             ]
-        )
+        ),
+        // Per-tenant usage (quotas): totals kept by a trigger in the transaction of every write to
+        // `objects`, so no write path can forget them and a lookup is one row.
+        (
+            2,
+            [
+                """
+                CREATE TABLE tenant_usage (
+                    owner TEXT COLLATE "C" PRIMARY KEY,
+                    bytes BIGINT NOT NULL,
+                    objects BIGINT NOT NULL
+                )
+                """,
+                """
+                INSERT INTO tenant_usage (owner, bytes, objects)
+                    SELECT owner, SUM(size), COUNT(*) FROM objects WHERE owner IS NOT NULL GROUP BY owner
+                """,
+                """
+                CREATE FUNCTION depot_tenant_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF TG_OP IN ('DELETE', 'UPDATE') AND OLD.owner IS NOT NULL THEN
+                        UPDATE tenant_usage SET bytes = bytes - OLD.size, objects = objects - 1 WHERE owner = OLD.owner;
+                    END IF;
+                    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.owner IS NOT NULL THEN
+                        INSERT INTO tenant_usage (owner, bytes, objects) VALUES (NEW.owner, NEW.size, 1)
+                            ON CONFLICT (owner) DO UPDATE SET bytes = tenant_usage.bytes + EXCLUDED.bytes, objects = tenant_usage.objects + 1;
+                    END IF;
+                    RETURN NULL;
+                END
+                $$
+                """,
+                """
+                CREATE TRIGGER objects_usage AFTER INSERT OR DELETE OR UPDATE OF owner, size ON objects
+                    FOR EACH ROW EXECUTE FUNCTION depot_tenant_usage()
+                """,
+                "CREATE INDEX upload_intents_owner ON upload_intents(owner, state)",
+            ]
+        ),
     ]
 
     /// The newest schema version this build knows.

@@ -14,12 +14,19 @@ public actor InMemoryMetadataStore: MetadataStore {
         buckets[bucket.name] = bucket
     }
     public func bucket(named name: String) async throws -> BucketRecord? { buckets[name] }
-    public func listBuckets() async throws -> [BucketRecord] { buckets.values.sorted { $0.name < $1.name } }
-    public func updateBucket(_ bucket: BucketRecord) async throws {
+    public func listBuckets() async throws -> [BucketRecord] { buckets.values.sorted { $0.name.bytesPrecede($1.name) } }
+    public func updateBucket(_ bucket: BucketRecord, endingLinks: Bool) async throws {
         guard let old = buckets[bucket.name] else { throw StorageError.notFound("bucket not found") }
         var b = bucket
         b.createdAt = old.createdAt
         buckets[bucket.name] = b
+        if endingLinks {
+            let flip = Int64.newGeneration()
+            for (key, var o) in objects where key.bucket.bytesEqual(bucket.name) {
+                o.generation ^= flip
+                objects[key] = o
+            }
+        }
     }
     public func deleteBucket(named name: String) async throws {
         guard buckets[name] != nil else { throw StorageError.notFound("bucket not found") }
@@ -46,7 +53,6 @@ public actor InMemoryMetadataStore: MetadataStore {
             guard upsert else { throw StorageError(.alreadyExists, "an object already exists at this path") }
             var o = object
             o.createdAt = existing.createdAt
-            o.generation = existing.generation
             objects[object.key] = o
         } else {
             objects[object.key] = object
@@ -79,11 +85,17 @@ public actor InMemoryMetadataStore: MetadataStore {
 
     public func listObjects(in bucket: String, prefix: String, after cursor: String?, limit: Int) async throws -> [ObjectRecord] {
         let matching = objects.values.filter { (o: ObjectRecord) -> Bool in
-            guard o.bucket == bucket, o.path.string.hasPrefix(prefix) else { return false }
-            if let cursor { return o.path.string > cursor }
+            guard o.bucket.bytesEqual(bucket), o.path.string.hasBytePrefix(prefix) else { return false }
+            if let cursor { return cursor.bytesPrecede(o.path.string) }
             return true
         }
-        return Array(matching.sorted { $0.path.string < $1.path.string }.prefix(limit))
+        return Array(matching.sorted { $0.path.string.bytesPrecede($1.path.string) }.prefix(limit))
+    }
+
+    public func usage(of owner: String, now: Date) async throws -> TenantUsage {
+        let mine = objects.values.filter { $0.owner.map { $0.bytesEqual(owner) } ?? false }
+        let pending = intents.values.filter { ($0.owner.map { $0.bytesEqual(owner) } ?? false) && $0.state == .pending && $0.expiresAt > now }
+        return TenantUsage(bytes: mine.reduce(0) { $0 + $1.size }, objects: mine.count, pendingIntents: pending.count)
     }
 
     public func referencedBlobs(among ids: [BlobID]) async throws -> Set<BlobID> {

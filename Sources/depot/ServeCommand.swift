@@ -19,11 +19,14 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var data: DataOptions
     @OptionGroup var options: ServeOptions
+    @OptionGroup(title: "Quotas and rate limits") var limitOptions: LimitOptions
     @OptionGroup(title: "Metadata store") var metadataOptions: MetadataOptions
     @OptionGroup(title: "Blob store") var blobOptions: BlobStoreOptions
 
     func run() async throws {
-        let config = try options.resolve()
+        var config = try options.resolve()
+        let limits = try limitOptions.resolve()
+        config.settings.quota = limits.quota
         let blobChoice = try blobOptions.resolve()
         let redirect = try blobOptions.redirectsDownloads()
         var logger = Logger(label: "depot")
@@ -53,6 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
         var http = DepotHTTPOptions()
         http.objectCORSOrigins = config.corsObjectOrigins
         http.apiCORSOrigins = config.corsAPIOrigins
+        http.rateLimits = limits.rates
         if redirect { http.directDownloads = opened.redirecting }
         let metrics = DepotMetrics()
         let router = buildRouter(service: service, jwt: jwt, metrics: metrics, options: http)

@@ -62,6 +62,16 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
         }
     }
 
+    /// Removes every entry and makes every load in flight unable to insert.
+    public func invalidateAll() {
+        state.withLock { s in
+            s.version &+= 1
+            invalidations.add(1, ordering: .releasing)
+            s.entries.removeAll()
+            s.totalCost = 0
+        }
+    }
+
     /// Changes whenever an entry may have been invalidated (never on eviction: an evicted value
     /// was still right). A value derived from entries read after `epoch` stays right for as
     /// long as `epoch` is unchanged.

@@ -51,8 +51,10 @@ public struct CachedMetadataStore: MetadataStore {
     public func createBucket(_ bucket: BucketRecord) async throws {
         try await invalidatingBucket(bucket.name) { try await base.createBucket(bucket) }
     }
-    public func updateBucket(_ bucket: BucketRecord) async throws {
-        try await invalidatingBucket(bucket.name) { try await base.updateBucket(bucket) }
+    public func updateBucket(_ bucket: BucketRecord, endingLinks: Bool) async throws {
+        // Every row of the bucket may have changed: drop all rows (visibility changes are rare).
+        defer { if endingLinks { objects.invalidateAll() } }
+        try await invalidatingBucket(bucket.name) { try await base.updateBucket(bucket, endingLinks: endingLinks) }
     }
     public func deleteBucket(named name: String) async throws {
         try await invalidatingBucket(name) { try await base.deleteBucket(named: name) }
@@ -100,5 +102,6 @@ public struct CachedMetadataStore: MetadataStore {
     public func claimIntent(id: String, now: Date) async throws -> UploadIntent { try await base.claimIntent(id: id, now: now) }
     public func releaseIntent(id: String) async throws { try await base.releaseIntent(id: id) }
     public func deleteIntents(expiredBefore date: Date) async throws -> Int { try await base.deleteIntents(expiredBefore: date) }
+    public func usage(of owner: String, now: Date) async throws -> TenantUsage { try await base.usage(of: owner, now: now) }
     public func ping() async throws { try await base.ping() }
 }

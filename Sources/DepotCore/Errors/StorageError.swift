@@ -27,6 +27,8 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
             case unsupportedMediaType = "unsupported_media_type"
             case mediaTypeMismatch = "media_type_mismatch"
             case rangeNotSatisfiable = "range_not_satisfiable"
+            case quotaExceeded = "quota_exceeded"
+            case rateLimited = "rate_limited"
             case unavailable
             case internalError = "internal_error"
         }
@@ -56,6 +58,10 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
         public static let unsupportedMediaType = Code(base: .unsupportedMediaType)
         public static let mediaTypeMismatch = Code(base: .mediaTypeMismatch)
         public static let rangeNotSatisfiable = Code(base: .rangeNotSatisfiable)
+        /// The caller's tenant would hold more bytes or objects than its quota allows.
+        public static let quotaExceeded = Code(base: .quotaExceeded)
+        /// Too many requests (or open upload URLs) from one caller; retry after ``StorageError/retryAfter``.
+        public static let rateLimited = Code(base: .rateLimited)
         /// A store is down or overloaded; the request may be retried.
         public static let unavailable = Code(base: .unavailable)
         /// Anything unexpected. Its message is never shown to clients.
@@ -66,11 +72,14 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// The underlying error, for logs only.
     public var cause: (any Error)?
+    /// Seconds after which a retry may succeed (`Retry-After`), for `.rateLimited` and `.unavailable`.
+    public var retryAfter: Int?
 
-    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil, retryAfter: Int? = nil) {
         self.code = code
         self.message = message
         self.cause = cause
+        self.retryAfter = retryAfter
     }
 
     public var description: String {

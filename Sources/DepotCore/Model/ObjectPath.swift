@@ -12,7 +12,8 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
     public static let maxSegmentBytes = 255
     public static let maxBytes = 1024
 
-    /// The canonical form: the decoded segments joined with `/`. Equality, hashing and order use it.
+    /// The canonical form: the decoded segments joined with `/`. Equality and order compare its
+    /// bytes; hashing is consistent with that (byte-equal strings hash alike).
     public let string: String
 
     /// The decoded segments.
@@ -59,7 +60,7 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
         return total <= maxBytes && segmentLength > 0 && !(dots == segmentLength && dots <= 2)
     }
 
-    public static func == (lhs: ObjectPath, rhs: ObjectPath) -> Bool { lhs.string == rhs.string }
+    public static func == (lhs: ObjectPath, rhs: ObjectPath) -> Bool { lhs.string.bytesEqual(rhs.string) }
     public func hash(into hasher: inout Hasher) { hasher.combine(string) }
 
     /// Validates decoded segments.
@@ -112,8 +113,9 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
         return segments.map(PercentEncoding.encodeSegment).joined(separator: "/")
     }
 
-    /// Whether this path lies under `prefix` (segment-wise).
-    public func isOwned(by userId: String) -> Bool { firstSegment == userId }
+    /// Whether the first segment is `userId`, compared as bytes (never canonically: `\u{212A}ate`
+    /// owns nothing of `Kate`'s).
+    public func isOwned(by userId: String) -> Bool { firstSegment.bytesEqual(userId) }
 
     public static func validate(segment: String) throws(StorageError) {
         if segment.isEmpty { throw .invalidPath("the path has an empty segment") }
@@ -123,6 +125,10 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
         }
         // U+10FFFF bounds prefix range scans in the metadata stores; it names no real character.
         if segment.unicodeScalars.contains("\u{10FFFF}") { throw .invalidPath("the path contains U+10FFFF") }
+        // Bidirectional controls make a name display as another (`gnp.exe` shown as `exe.png`).
+        if segment.unicodeScalars.contains(where: Self.isBidiControl) {
+            throw .invalidPath("the path contains a bidirectional control character")
+        }
         for byte in segment.utf8 {
             switch byte {
             case 0..<0x20, 0x7F: throw .invalidPath("the path contains a control character")
@@ -133,7 +139,15 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
         }
     }
 
-    public static func < (lhs: ObjectPath, rhs: ObjectPath) -> Bool { lhs.string < rhs.string }
+    /// U+061C, U+200E–U+200F, U+202A–U+202E, U+2066–U+2069: the characters that reorder text.
+    public static func isBidiControl(_ s: Unicode.Scalar) -> Bool {
+        switch s.value {
+        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return true
+        default: return false
+        }
+    }
+
+    public static func < (lhs: ObjectPath, rhs: ObjectPath) -> Bool { lhs.string.bytesPrecede(rhs.string) }
 }
 
 /// Percent-encoding helpers (RFC 3986).

@@ -69,6 +69,31 @@ public struct BucketRecord: Sendable, Equatable, Codable {
     }
 }
 
+/// What one tenant holds (``MetadataStore/usage(of:now:)``).
+public struct TenantUsage: Sendable, Equatable {
+    public var bytes: Int64
+    public var objects: Int
+    public var pendingIntents: Int
+    public init(bytes: Int64 = 0, objects: Int = 0, pendingIntents: Int = 0) {
+        self.bytes = bytes
+        self.objects = objects
+        self.pendingIntents = pendingIntents
+    }
+}
+
+/// The most one tenant may hold; 0 means no limit for that measure.
+public struct TenantQuota: Sendable, Equatable {
+    /// Bytes over every object the tenant owns (default 10 GiB).
+    public var bytes: Int64 = 10 * 1024 * 1024 * 1024
+    /// Objects the tenant owns (default 100,000).
+    public var objects: Int = 100_000
+    /// Upload URLs (presigned or signed upload intents) open at once (default 1,000).
+    public var pendingUploads: Int = 1_000
+    public init() {}
+    /// No limits at all.
+    public static let unlimited: TenantQuota = { var q = TenantQuota(); q.bytes = 0; q.objects = 0; q.pendingUploads = 0; return q }()
+}
+
 /// Where an object lives: bucket + name.
 public struct ObjectKey: Hashable, Sendable, CustomStringConvertible {
     public var bucket: String

@@ -62,8 +62,8 @@ public struct Identity: Sendable, Equatable {
         case .authenticated:
             guard let subject, !subject.isEmpty else { return nil }
             let own = subject + "/"
-            if prefix.hasPrefix(own) { return prefix }
-            if own.hasPrefix(prefix) { return own }
+            if prefix.hasBytePrefix(own) { return prefix }
+            if own.hasBytePrefix(prefix) { return own }
             return nil
         }
     }

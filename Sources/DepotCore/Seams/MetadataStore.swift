@@ -17,8 +17,10 @@ public protocol MetadataStore: Sendable {
     func createBucket(_ bucket: BucketRecord) async throws
     func bucket(named name: String) async throws -> BucketRecord?
     func listBuckets() async throws -> [BucketRecord]
-    /// Replaces a bucket's settings; `.notFound` when missing.
-    func updateBucket(_ bucket: BucketRecord) async throws
+    /// Replaces a bucket's settings; `.notFound` when missing. With `endingLinks` (a visibility
+    /// change), every object of the bucket gets a new generation in the same transaction, so every
+    /// signed link minted before it stops working (O(objects in the bucket)).
+    func updateBucket(_ bucket: BucketRecord, endingLinks: Bool) async throws
     /// Deletes an empty bucket; `.notFound` when missing, `.conflict` when it still has objects.
     func deleteBucket(named name: String) async throws
 
@@ -59,6 +61,12 @@ public protocol MetadataStore: Sendable {
     func commitIntent(id: String, object: ObjectRecord) async throws -> ObjectRecord?
     /// Deletes intents that expired before `date`. Returns how many.
     func deleteIntents(expiredBefore date: Date) async throws -> Int
+
+    // MARK: Usage
+
+    /// What one owner (tenant) holds, for quotas: bytes and objects over every bucket, and upload
+    /// intents still `pending` and unexpired at `now`. Indexed by owner.
+    func usage(of owner: String, now: Date) async throws -> TenantUsage
 
     // MARK: Health
 

@@ -17,6 +17,7 @@ extension StorageService {
         try Self.validate(suffix: suffix)
         let rules = assetRules(declaration)
         try precheck(rules, contentLength: declaration.contentLength)
+        try await checkQuota(owner: identity.subject, adding: declaration.contentLength ?? 0, replacing: nil)
         let blob = try await ingest(body, rules: rules)
         return try await commitAsset(blob, as: identity, jobId: jobId, suffix: suffix, visibility: visibility)
     }
@@ -55,6 +56,7 @@ extension StorageService {
             throw StorageError(.alreadyExists, "an asset already exists at this path")
         }
         let target = existing.map(\.bucket) ?? bucket(for: visibility ?? .private)
+        try await checkQuota(owner: path.owner, adding: declaration.contentLength ?? 0, replacing: ObjectKey(bucket: target, path: path))
         let blob = try await ingest(body, rules: rules)
         let (record, replaced) = try await commit(blob, at: ObjectKey(bucket: target, path: path), owner: path.owner, upsert: overwrite)
         var result = record
@@ -176,10 +178,10 @@ extension StorageService {
         guard !full.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }), full.utf8.count <= ObjectPath.maxBytes else {
             throw StorageError.invalidRequest("invalid prefix")
         }
-        if let cursor, !cursor.hasPrefix(full) { throw StorageError.invalidRequest("the cursor does not belong to this listing") }
+        if let cursor, !cursor.hasBytePrefix(full) { throw StorageError.invalidRequest("the cursor does not belong to this listing") }
         let a = try await metadata.listObjects(in: settings.privateBucket, prefix: full, after: cursor, limit: limit + 1)
         let b = try await metadata.listObjects(in: settings.publicBucket, prefix: full, after: cursor, limit: limit + 1)
-        let merged = (a + b).sorted { $0.path.string < $1.path.string }
+        let merged = (a + b).filter { $0.path.string.hasBytePrefix(full) }.sorted { $0.path < $1.path }
         let page = Array(merged.prefix(limit))
         let next = merged.count > limit ? page.last?.path.string : nil
         return AssetPage(items: page.map { asset(from: $0) }, nextCursor: next)
@@ -192,7 +194,10 @@ extension StorageService {
         IngestRules(
             maxSize: settings.maxFileSize, exactSize: nil,
             allowedTypes: Set(settings.allowedTypes.map(MediaSniffer.canonical)),
-            declaredType: d.contentType.map(MediaSniffer.canonical), sha256: d.sha256?.lowercased())
+            // Compared in canonical form; a type that does not parse is kept as sent, for
+            // `precheck` to refuse.
+            declaredType: d.contentType.map { (try? MediaType.normalize($0)).map(MediaSniffer.canonical) ?? $0 },
+            sha256: d.sha256?.lowercased())
     }
 
     /// `jobId`: 1–128 of `[A-Za-z0-9._-]`, not `.` or `..`.

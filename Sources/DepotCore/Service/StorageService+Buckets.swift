@@ -42,11 +42,14 @@ extension StorageService {
     ) async throws {
         try identity.authorizeBucketAdmin()
         guard var bucket = try await metadata.bucket(named: name) else { throw StorageError.bucketNotFound() }
+        // A visibility change ends every signed link minted before it (anyone may sign objects
+        // of a public bucket; made private, those links must not keep working).
+        let visibilityChanges = isPublic.map { $0 != bucket.isPublic } ?? false
         if let isPublic { bucket.isPublic = isPublic }
         if let limit = fileSizeLimit { bucket.fileSizeLimit = try checkBucketLimit(limit) }
         if let types = allowedMimeTypes { bucket.allowedMimeTypes = try types.map { try BucketTypes(validating: $0).entries } }
         bucket.updatedAt = now()
-        try await metadata.updateBucket(bucket)
+        try await metadata.updateBucket(bucket, endingLinks: visibilityChanges)
     }
 
     /// Deletes every object of a bucket (`service_role` only): rows first, then blobs.

@@ -45,6 +45,7 @@ public struct IngestedBlob: Sendable {
 extension StorageService {
     /// Checks what can be checked before reading a byte: declared size and declared type.
     public func precheck(_ rules: IngestRules, contentLength: Int64?) throws(StorageError) {
+        if let declared = rules.declaredType, !declared.isEmpty { _ = try MediaType.normalize(declared) }
         if let len = contentLength {
             if len > rules.maxSize || (rules.exactSize.map { len > $0 } ?? false) {
                 throw StorageError(.payloadTooLarge, "the body is larger than \(rules.exactSize ?? rules.maxSize) bytes")
@@ -67,6 +68,24 @@ extension StorageService {
     /// throws on the first violation. On return the blob is durable.
     public func ingest<Body: AsyncSequence>(_ body: Body, rules: IngestRules) async throws -> IngestedBlob
     where Body.Element == ByteBuffer {
+        try await ingest(rules: rules) { consume in
+            for try await chunk in body { try await consume(chunk) }
+        }
+    }
+
+    /// ``ingest(_:rules:)`` for bytes that are pushed rather than pulled: `produce` hands every
+    /// chunk to `consume` (a copy reads its source this way, checked like an upload).
+    func ingest(
+        rules: IngestRules, produce: (_ consume: (ByteBuffer) async throws -> Void) async throws -> Void
+    ) async throws -> IngestedBlob {
+        // A declared type must be one `type/subtype[; params]`; it is stored as sent (Supabase
+        // clients read back the exact string they sent).
+        var rules = rules
+        if let declared = rules.declaredType {
+            let trimmed = declared.trimmingCharacters(in: .whitespaces)
+            if !trimmed.isEmpty { _ = try MediaType.normalize(trimmed) }
+            rules.declaredType = trimmed.isEmpty ? nil : trimmed
+        }
         let id = BlobID.random()
         let writer = try await blobs.makeWriter(for: id)
         let limit = rules.exactSize.map { min($0, rules.maxSize) } ?? rules.maxSize
@@ -75,7 +94,7 @@ extension StorageService {
             var count: Int64 = 0
             var head: ByteBuffer? = ByteBuffer()
             var contentType: String? = nil
-            for try await chunk in body {
+            try await produce { chunk in
                 count += Int64(chunk.readableBytes)
                 if count > limit {
                     throw StorageError(.payloadTooLarge, "the body is larger than \(limit) bytes")
@@ -150,15 +169,16 @@ extension StorageService {
             metadata: userMetadata, createdAt: t)
         let replaced: ObjectRecord?
         do {
+            try await checkQuota(owner: owner, adding: blob.size, replacing: key)
             replaced = try await metadata.putObject(record, upsert: upsert)
         } catch {
             await discard(blob.id)
             throw error
         }
         if let replaced {
-            // The store keeps the row's creation time and generation across an overwrite.
+            // The store keeps the row's creation time across an overwrite; the generation is the
+            // new row's, so every link signed for the replaced bytes stops working.
             record.createdAt = replaced.createdAt
-            record.generation = replaced.generation
             await discard(replaced.blobID)
         }
         return (record, replaced != nil)

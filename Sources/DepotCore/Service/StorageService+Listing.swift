@@ -62,12 +62,12 @@ extension StorageService {
 
     private static func ordered(_ a: FolderEntry, _ b: FolderEntry, by sort: FolderSort) -> Bool {
         switch (a.object, b.object) {
-        case (nil, nil): return a.name < b.name
+        case (nil, nil): return a.name.bytesPrecede(b.name)
         case (nil, _): return true
         case (_, nil): return false
         case (let x?, let y?):
             let (l, r) = sort == .createdAt ? (x.createdAt, y.createdAt) : (x.updatedAt, y.updatedAt)
-            return l == r ? a.name < b.name : l < r
+            return l == r ? a.name.bytesPrecede(b.name) : l < r
         }
     }
 
@@ -78,8 +78,13 @@ extension StorageService {
         scanning: while out.count < max {
             let page = try await metadata.listObjects(in: bucket, prefix: scan, after: cursor, limit: 1000)
             for record in page {
-                let rel = record.path.string.dropFirst(base.count)
-                if let slash = rel.firstIndex(of: "/") {
+                // The store bounds the scan by bytes; checked again here, as bytes (defence in depth).
+                guard record.path.string.hasBytePrefix(scan) else {
+                    cursor = record.path.string
+                    continue
+                }
+                let rel = record.path.string.dropBytePrefix(base)
+                if let slash = rel.utf8.firstIndex(of: UInt8(ascii: "/")) {
                     let folder = String(rel[..<slash])
                     if search.map({ folder.lowercased().hasPrefix($0) }) ?? true { out.append(FolderEntry(name: folder, object: nil)) }
                     cursor = base + folder + "/\u{10FFFF}"
@@ -107,6 +112,10 @@ extension StorageService {
         guard try await metadata.bucket(named: bucket) != nil, let scan = identity.visiblePrefix(within: prefix) else {
             return ObjectListPage(entries: [], nextCursor: nil)
         }
+        // A cursor is a name (or folder position) this listing returned: under the visible prefix.
+        if let cursor, !cursor.hasBytePrefix(scan) {
+            throw StorageError.invalidRequest("the cursor does not belong to this listing")
+        }
         var entries: [FolderEntry] = []
         var after = cursor
         var positions: [String] = []
@@ -114,7 +123,12 @@ extension StorageService {
             let page = try await metadata.listObjects(in: bucket, prefix: scan, after: after, limit: min(1000, limit + 1))
             for record in page {
                 let name = record.path.string
-                if delimiter, let slash = name.dropFirst(prefix.count).firstIndex(of: "/") {
+                // The store bounds the scan by bytes; checked again here, as bytes (defence in depth).
+                guard name.hasBytePrefix(scan) else {
+                    after = name
+                    continue
+                }
+                if delimiter, let slash = name.dropBytePrefix(prefix).utf8.firstIndex(of: UInt8(ascii: "/")) {
                     let folder = String(name[...slash])
                     entries.append(FolderEntry(name: folder, object: nil))
                     after = folder + "\u{10FFFF}"

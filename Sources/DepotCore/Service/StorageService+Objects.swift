@@ -51,6 +51,7 @@ extension StorageService {
         let rules = bucketRules(bucket, declaredType: write.contentType, path: key.path)
         try precheck(rules, contentLength: write.contentLength)
         try await refuseExisting(key, upsert: write.upsert)
+        try await checkQuota(owner: identity.subject, adding: write.contentLength ?? 0, replacing: key)
         let blob = try await ingest(body, rules: rules)
         return try await commit(
             blob, at: key, owner: identity.subject, upsert: write.upsert, cacheControl: write.cacheControl,
@@ -103,24 +104,18 @@ extension StorageService {
         return try await metadata.moveObject(from: from, to: to, generation: .newGeneration(), at: now())
     }
 
-    /// Copies an object's bytes to a new blob (streamed) and names it `to`.
+    /// Copies an object's bytes to a new blob (streamed) and names it `to`. The copy is checked
+    /// like an upload into the destination: its size limit, and a new type (`mimetype`) must parse
+    /// and agree with the bytes under the bucket's type rules.
     public func copyObject(as identity: Identity, from: ObjectKey, to: ObjectKey, _ options: CopyOptions = CopyOptions()) async throws -> ObjectRecord {
         let source = try await readObject(as: identity, at: from)
         try identity.authorize(to.path)
         let destination = try await existingBucket(to.bucket)
-        let type = options.contentType ?? source.contentType
-        try checkFits(size: source.size, type: type, in: destination)
+        let rules = bucketRules(destination, declaredType: options.contentType ?? source.contentType, path: to.path)
+        try precheck(rules, contentLength: source.size)
         try await refuseExisting(to, upsert: options.upsert)
-        let id = BlobID.random()
-        let writer = try await blobs.makeWriter(for: id)
-        do {
-            try await blobs.read(source.blobID, range: nil) { chunk in try await writer.write(chunk) }
-            try await writer.finish()
-        } catch {
-            await writer.abort()
-            throw error
-        }
-        let blob = IngestedBlob(id: id, size: source.size, sha256: source.sha256, contentType: type)
+        try await checkQuota(owner: identity.subject, adding: source.size, replacing: to)
+        let blob = try await ingest(rules: rules) { consume in try await read(source, into: consume) }
         return try await commit(
             blob, at: to, owner: identity.subject, upsert: options.upsert,
             cacheControl: options.cacheControl ?? source.cacheControl,

@@ -41,6 +41,7 @@ extension StorageService {
 
     /// Stores an intent and mints its token.
     func storeIntent(key: ObjectKey, owner: String?, contentType: String, size: Int64, checksum: String?, upsert: Bool) async throws -> (UploadIntent, token: String) {
+        try await checkUploadURLQuota(owner: owner, size: size)
         let exp = unixNow() + settings.uploadURLTTL
         let intent = UploadIntent(
             bucket: key.bucket, path: key.path, owner: owner, contentType: contentType, size: size,
@@ -91,6 +92,7 @@ extension StorageService {
                 allowedTypes: [pending.contentType], declaredType: pending.contentType, sha256: pending.sha256)
         }
         try precheck(rules, contentLength: declaration.contentLength)
+        try await checkQuota(owner: pending.owner, adding: declaration.contentLength ?? 0, replacing: pending.key)
         let intent = try await metadata.claimIntent(id: pending.id, now: now())
         do {
             let blob = try await ingest(body, rules: rules)
@@ -100,6 +102,7 @@ extension StorageService {
                 createdAt: now())
             let replaced: ObjectRecord?
             do {
+                try await checkQuota(owner: intent.owner, adding: blob.size, replacing: intent.key)
                 replaced = try await metadata.commitIntent(id: intent.id, object: record)
             } catch {
                 await discard(blob.id)

@@ -22,10 +22,19 @@ public struct StorageSettings: Sendable {
     public var maxBatch = 1000
     /// How long orphan blobs, temp files and expired intents are kept before garbage collection.
     public var gcGracePeriod: TimeInterval = 15 * 60
+    /// Per-tenant limits (a tenant is a JWT `sub`; the service role has none). 0 turns one off.
+    public var quota = TenantQuota()
 
     public init() {}
 
+    /// The largest `maxFileSize` (5 TiB, S3's largest object): sums of sizes and small margins
+    /// stay far from `Int64.max`.
+    public static let largestFileSizeLimit: Int64 = 5 * 1024 * 1024 * 1024 * 1024
+
     public func validate() throws(StorageError) {
+        guard quota.bytes >= 0, quota.objects >= 0, quota.pendingUploads >= 0 else {
+            throw .invalidRequest("quotas must be 0 (none) or positive")
+        }
         try BucketRecord.validate(name: privateBucket)
         try BucketRecord.validate(name: publicBucket)
         guard privateBucket != publicBucket else {
@@ -40,7 +49,9 @@ public struct StorageSettings: Sendable {
         guard uploadURLTTL >= 1, uploadURLTTL <= maxSignedURLTTL else {
             throw .invalidRequest("the upload URL lifetime must be 1 s … \(maxSignedURLTTL) s")
         }
-        guard maxFileSize >= 1 else { throw .invalidRequest("the max file size must be positive") }
+        guard maxFileSize >= 1, maxFileSize <= Self.largestFileSizeLimit else {
+            throw .invalidRequest("the max file size must be 1 … \(Self.largestFileSizeLimit) bytes (5 TiB, S3's largest object)")
+        }
         guard !allowedTypes.isEmpty else { throw .invalidRequest("at least one allowed type is needed") }
         for t in allowedTypes where MediaSniffer.fileExtension(for: MediaSniffer.canonical(t)) == nil {
             throw .invalidRequest("'\(t)' cannot be recognised by its bytes; supported: image/png, image/jpeg, image/webp, image/gif, application/pdf")

@@ -115,7 +115,7 @@ public struct URLSigner: Sendable {
             let binding = UnsafeBufferPointer(rebasing: t[(dots[2] + 1)..<dots[3]])
             let macText = UnsafeBufferPointer(rebasing: t[(dots[3] + 1)...])
             guard let key = kid.elementsEqual(keys.active.idBytes) ? keys.active : keys.key(id: Substring(decoding: kid, as: UTF8.self)),
-                let exp = Self.decimal(expBytes), !binding.isEmpty, binding.count <= 64,
+                let exp = RequestNumber.parse(bytes: expBytes), !binding.isEmpty, binding.count <= 64,
                 macText.count == Base64URL.encodedLength(32)
             else { return nil }
             let valid = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buffer in
@@ -130,17 +130,6 @@ public struct URLSigner: Sendable {
         guard let parsed else { throw StorageError(.signatureInvalid, "the URL's token is not valid") }
         guard parsed.exp > now else { throw StorageError(.urlExpired, "the URL has expired") }
         return Claims(scope: scope, expiresAt: parsed.exp, binding: parsed.binding)
-    }
-
-    /// A non-negative decimal without sign or leading junk, or `nil`.
-    static func decimal(_ digits: UnsafeBufferPointer<UInt8>) -> Int64? {
-        guard !digits.isEmpty, digits.count <= 18 else { return nil }
-        var value: Int64 = 0
-        for d in digits {
-            guard d >= UInt8(ascii: "0"), d <= UInt8(ascii: "9") else { return nil }
-            value = value * 10 + Int64(d - UInt8(ascii: "0"))
-        }
-        return value
     }
 
     /// HMAC-SHA256 of `scope \n kid \n exp \n binding \n bucket \n path` into `out` (32 bytes), the

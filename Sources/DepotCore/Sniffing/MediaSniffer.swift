@@ -42,18 +42,5 @@ public enum MediaSniffer {
         default: return nil
         }
     }
-
-    /// Types that a browser would execute or render as a document: never served inline.
-    public static func isActiveContent(_ type: String) -> Bool {
-        // Fast path for the types Depot stores by default (no allocation).
-        switch type {
-        case "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "application/octet-stream": return false
-        default: break
-        }
-        let t = canonical(type)
-        return t.hasPrefix("text/html") || t == "image/svg+xml" || t == "application/xhtml+xml"
-            || t == "text/xml" || t == "application/xml" || t == "text/javascript"
-            || t == "application/javascript"
-    }
 }
 

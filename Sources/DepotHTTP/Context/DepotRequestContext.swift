@@ -5,20 +5,32 @@ import Logging
 import NIOCore
 
 /// The request context: Hummingbird's core storage plus the caller's verified identity, filled in
-/// by ``AuthMiddleware``. Handlers never re-parse the Authorization header.
+/// once by ``IdentityMiddleware``. Handlers never re-parse the Authorization header.
 public struct DepotRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// The verified caller, once ``AuthMiddleware`` ran.
+    /// The verified caller; nil when the request presents no token or an invalid one.
     public var identity: Identity?
+    /// Why the presented token was refused (expired, malformed, wrongly signed), for routes that
+    /// need a caller.
+    public var authError: StorageError?
+    /// The peer (rate limits of `anon` callers).
+    public let remoteAddress: SocketAddress?
+    /// The peer's IP address.
+    public var remoteIP: String? { remoteAddress?.ipAddress }
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.identity = nil
+        self.authError = nil
+        self.remoteAddress = source.channel.remoteAddress
     }
 
-    /// The caller; `.unauthenticated` when no middleware set it (a wiring mistake).
+    /// The caller; the token's error, or `.unauthenticated` when none was presented.
     public func requireIdentity() throws -> Identity {
-        guard let identity else { throw StorageError(.unauthenticated, "missing bearer token") }
+        guard let identity else { throw authError ?? StorageError(.unauthenticated, "missing bearer token") }
         return identity
     }
+
+    /// The caller, or `anon` when the request presents no valid token (routes open to anyone).
+    public var caller: Identity { identity ?? Identity(subject: nil, role: .anon) }
 }

@@ -52,7 +52,7 @@ struct AssetsController: Sendable {
 
     @Sendable func patch(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let path = try request.objectPath(after: Self.prefix)
-        let change = try await request.decodeJSON(VisibilityChange.self, limit: 16 * 1024)
+        let change = try await request.decodeJSON(VisibilityChange.self)
         let asset = try await service.setVisibility(
             as: context.requireIdentity(), path: path, to: UploadHandling.visibility(change.visibility))
         return try JSONResponse.make(asset)
@@ -79,7 +79,9 @@ struct AssetsController: Sendable {
     @Sendable func list(_ request: Request, context: DepotRequestContext) async throws -> Response {
         var limit = 100
         if let l = request.query("limit") {
-            guard let n = Int(l) else { throw StorageError.invalidRequest("limit must be a number") }
+            guard let n = RequestNumber.parse(l).flatMap(Int.init(exactly:)) else {
+                throw StorageError.invalidRequest("limit must be a number")
+            }
             limit = n
         }
         let page = try await service.listAssets(
@@ -95,7 +97,7 @@ struct AssetsController: Sendable {
     }
 
     @Sendable func deleteMany(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let body = try await request.decodeJSON(Paths.self)
+        let body = try await request.decodeJSON(Paths.self, limit: JSONBodyLimit.batch)
         let result = try await service.deleteAssets(as: context.requireIdentity(), paths: body.paths)
         return try JSONResponse.make(DeleteResult(deleted: result.deleted, errors: result.errors.mapValues(\.detail)))
     }
@@ -107,7 +109,7 @@ struct AssetsController: Sendable {
 
     /// `POST /v1/assets/revoke {"paths":[…]}`: every earlier signed URL of these assets stops working.
     @Sendable func revoke(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let body = try await request.decodeJSON(Paths.self)
+        let body = try await request.decodeJSON(Paths.self, limit: JSONBodyLimit.batch)
         guard (1...service.settings.maxBatch).contains(body.paths.count) else {
             throw StorageError.invalidRequest("paths must hold 1 … \(service.settings.maxBatch) items")
         }

@@ -4,7 +4,9 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// `GET /health` (checks both stores) and `GET /metrics` (Prometheus text).
+/// `GET /health` (checks both stores, open to anyone: load balancers call it) and `GET /metrics`
+/// (Prometheus text, for the service role only: request counts per route and error codes are
+/// the operator's business, not the public's — scrape with the `service_role` key as a bearer token).
 struct HealthController: Sendable {
     let service: StorageService
     let metrics: DepotMetrics
@@ -18,8 +20,11 @@ struct HealthController: Sendable {
             }
             return try JSONResponse.make(["status": "ok"])
         }
-        router.get("/metrics") { _, _ in
-            Response(
+        router.get("/metrics") { _, context in
+            guard try context.requireIdentity().role == .serviceRole else {
+                throw StorageError.forbidden("metrics are for the service_role key")
+            }
+            return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: metrics.render())))
         }

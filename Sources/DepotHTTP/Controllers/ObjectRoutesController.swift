@@ -49,7 +49,7 @@ struct ObjectRoutesController: Sendable {
     /// not cached (the URL it points to expires first).
     func redirect(_ request: Request, _ object: ObjectRecord, _ direct: any BlobRedirecting, cacheControl: String) -> Response {
         let download = request.uri.queryParameters["download"].map(String.init)
-        let disposition = download != nil || MediaSniffer.isActiveContent(object.contentType)
+        let disposition = download != nil || !MediaType.servesInline(object.contentType)
             ? DownloadResponder.disposition(download: download, path: object.path) : nil
         let url = direct.directURL(
             for: object.blobID, lifetime: directURLLifetime,

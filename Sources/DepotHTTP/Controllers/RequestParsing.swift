@@ -11,15 +11,15 @@ extension Request {
     /// and dot segments are seen (and refused) rather than normalised away.
     func objectPath(after prefix: String) throws -> ObjectPath {
         let raw = uri.path
-        guard raw.hasPrefix(prefix) else { throw StorageError.invalidPath("the path is missing") }
-        return try ObjectPath(percentEncoded: raw.dropFirst(prefix.count))
+        guard raw.hasBytePrefix(prefix) else { throw StorageError.invalidPath("the path is missing") }
+        return try ObjectPath(percentEncoded: raw.dropBytePrefix(prefix))
     }
 
     /// `{bucket}/{path...}` after a route prefix.
     func bucketAndPath(after prefix: String) throws -> (String, ObjectPath) {
         let raw = uri.path
-        guard raw.hasPrefix(prefix) else { throw StorageError.invalidPath("the path is missing") }
-        return try Self.bucketAndPath(raw.dropFirst(prefix.count))
+        guard raw.hasBytePrefix(prefix) else { throw StorageError.invalidPath("the path is missing") }
+        return try Self.bucketAndPath(raw.dropBytePrefix(prefix))
     }
 
     /// Parses `{bucket}/{path...}` as it appears in a URL (percent-encoded).
@@ -32,7 +32,7 @@ extension Request {
     }
 
     /// Decodes a JSON body of at most `limit` bytes.
-    func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int = 4 * 1024 * 1024) async throws -> T {
+    func decodeJSON<T: Decodable>(_ type: T.Type, limit: Int = JSONBodyLimit.small) async throws -> T {
         let buffer: ByteBuffer
         do {
             buffer = try await body.collect(upTo: limit)
@@ -64,7 +64,7 @@ extension Request {
         var d = UploadDeclaration()
         d.contentType = headers[.contentType]
         if let len = headers[.contentLength] {
-            guard let n = Int64(len), n >= 0 else { throw StorageError.invalidRequest("invalid Content-Length") }
+            guard let n = RequestNumber.parse(len) else { throw StorageError.invalidRequest("invalid Content-Length") }
             d.contentLength = n
         }
         if let hex = headers[HTTPField.Name("x-checksum-sha256")!] {
@@ -92,6 +92,16 @@ extension Request {
     }
 
     func query(_ name: String) -> String? { uri.queryParameters[name[...]].map(String.init) }
+}
+
+/// The largest JSON body each kind of request can legally need: anything longer is refused (413)
+/// before it is parsed, so a body's cost in memory stays near its size.
+enum JSONBodyLimit {
+    /// Settings, one name or two (visibility, move, copy, sign one, bucket settings, list): 64 KiB.
+    static let small = 64 * 1024
+    /// A batch of up to 1,000 names of up to 1,024 bytes, each quoted and separated, plus the
+    /// other members: about 1.1 MiB.
+    static let batch = 1_000 * (ObjectPath.maxBytes + 6) + 16 * 1024
 }
 
 /// JSON responses with the project's encoder (RFC 3339 dates).

@@ -20,7 +20,7 @@ struct SigningController: Sendable {
     }
 
     @Sendable func signMany(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let body = try await request.decodeJSON(SignRequest.self)
+        let body = try await request.decodeJSON(SignRequest.self, limit: JSONBodyLimit.batch)
         let batch = try await service.signedURLs(as: context.requireIdentity(), paths: body.paths, expiresIn: body.expiresIn?.value)
         return try Self.response(batch)
     }
@@ -55,7 +55,7 @@ struct SigningController: Sendable {
     }
 
     @Sendable func presign(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let body = try await request.decodeJSON(PresignRequest.self, limit: 64 * 1024)
+        let body = try await request.decodeJSON(PresignRequest.self)
         let upload = try await service.createPresignedUpload(
             as: context.requireIdentity(), jobId: body.jobId, contentType: body.contentType, size: body.size.value,
             checksum: body.checksum, suffix: body.suffix ?? "",

@@ -8,8 +8,10 @@ import NIOCore
 
 /// Builds GET and HEAD responses for an object: single Range (206/416), ETag with If-None-Match
 /// (304), If-Range, Last-Modified, Content-Length, Content-Type, Cache-Control,
-/// `download=` → Content-Disposition, and `X-Content-Type-Options: nosniff`. Active content (HTML,
-/// SVG) is always sent as an attachment, never inline.
+/// `download=` → Content-Disposition, and on every answer `X-Content-Type-Options: nosniff`,
+/// `Content-Security-Policy: sandbox` and `Cross-Origin-Resource-Policy: cross-origin`. Only
+/// images (not SVG), audio, video and plain text are served inline (``MediaType/servesInline(_:)``);
+/// everything else is an attachment.
 ///
 /// The store is read before the head is sent: a blob that cannot be read at all (missing, a store
 /// that fails) is a clean JSON error; one found damaged later cuts the body off.
@@ -25,8 +27,12 @@ struct DownloadResponder: Sendable {
         headers[.lastModified] = HTTPDate.format(object.updatedAt)
         headers[.cacheControl] = cacheControl
         headers[.acceptRanges] = "bytes"
+        // Every object answer: the browser must not guess a type, a document opened from it runs
+        // with no origin and no scripts, and other sites may embed it (an app's images).
         headers[.xContentTypeOptions] = "nosniff"
-        if download != nil || MediaSniffer.isActiveContent(object.contentType) {
+        headers[.contentSecurityPolicy] = "sandbox"
+        headers[.crossOriginResourcePolicy] = "cross-origin"
+        if download != nil || !MediaType.servesInline(object.contentType) {
             headers[.contentDisposition] = Self.disposition(download: download, path: object.path)
         }
         return headers
@@ -48,7 +54,7 @@ struct DownloadResponder: Sendable {
 
         var range: Range<Int64>? = nil
         if let rangeHeader = request.headers[.range], ifRangeAllows(request, object) {
-            switch Self.parseRange(rangeHeader, size: object.size) {
+            switch ByteRangeRequest.parse(rangeHeader, size: object.size) {
             case .none: break
             case .unsatisfiable:
                 headers[.contentRange] = "bytes */\(object.size)"
@@ -141,33 +147,14 @@ struct DownloadResponder: Sendable {
         }
     }
 
-    enum RangeResult: Equatable {
-        case none
-        case unsatisfiable
-        case range(Range<Int64>)
-    }
-
-    /// One `bytes=` range; several ranges or other units are ignored (the whole body is sent).
-    static func parseRange(_ header: String, size: Int64) -> RangeResult {
-        guard header.hasPrefix("bytes="), !header.contains(",") else { return .none }
-        let spec = header.dropFirst(6).trimmingSpaces()
-        guard let dash = spec.firstIndex(of: "-") else { return .none }
-        let first = spec[..<dash], last = spec[spec.index(after: dash)...]
-        if first.isEmpty {
-            guard let n = Int64(last), n >= 0 else { return .none }
-            if n == 0 || size == 0 { return .unsatisfiable }
-            return .range(max(0, size - n)..<size)
-        }
-        guard let start = Int64(first), start >= 0 else { return .none }
-        if start >= size { return .unsatisfiable }
-        if last.isEmpty { return .range(start..<size) }
-        guard let end = Int64(last), end >= start else { return .none }
-        return .range(start..<min(end + 1, size))
-    }
-
-    /// `attachment` with an ASCII fallback name and the UTF-8 name (RFC 6266).
+    /// `attachment` with an ASCII fallback name and the UTF-8 name (RFC 6266). Control and
+    /// bidirectional characters are dropped from a `download=` name: it must not display as another.
     static func disposition(download: String?, path: ObjectPath) -> String {
-        let name = (download?.isEmpty == false ? download! : path.lastSegment)
+        let raw = (download?.isEmpty == false ? download! : path.lastSegment)
+        var name = ""
+        name.unicodeScalars.append(contentsOf: raw.unicodeScalars.filter {
+            $0.value >= 0x20 && $0.value != 0x7F && !ObjectPath.isBidiControl($0)
+        })
         let ascii = String(name.unicodeScalars.map { s -> Character in
             (s.isASCII && s.value >= 0x20 && s != "\"" && s != "\\" && s.value != 0x7F) ? Character(s) : "_"
         })
@@ -191,6 +178,7 @@ private final class ReadTask: Sendable {
 
 extension HTTPField.Name {
     static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
+    static let crossOriginResourcePolicy = HTTPField.Name("Cross-Origin-Resource-Policy")!
 }
 
 /// IMF-fixdate formatting (RFC 9110 §5.6.7), without a DateFormatter (one per request is slow).

@@ -112,7 +112,7 @@ struct FastDownloads: Sendable {
         }
         let object = download.object
         // Active content is sent as an attachment: the full path writes that header.
-        guard !MediaSniffer.isActiveContent(object.contentType) else { return nil }
+        guard MediaType.servesInline(object.contentType) else { return nil }
         var body: Answer.Body
         let size: Int
         switch download.body {
@@ -126,7 +126,7 @@ struct FastDownloads: Sendable {
         var headers = objectHeaders.headers(for: object, size: size)
         var status = HTTPResponseStatus.ok
         if let range {
-            switch DownloadResponder.parseRange(range, size: Int64(size)) {
+            switch ByteRangeRequest.parse(range, size: Int64(size)) {
             case .none: break
             case .unsatisfiable: return nil
             case .range(let part):

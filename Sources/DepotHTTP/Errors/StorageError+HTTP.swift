@@ -14,7 +14,8 @@ extension StorageError.Code {
         case .forbidden, .signatureInvalid, .urlExpired: return .forbidden
         case .notFound, .bucketNotFound: return .notFound
         case .alreadyExists, .uploadConsumed, .conflict: return .conflict
-        case .payloadTooLarge: return .contentTooLarge
+        case .payloadTooLarge, .quotaExceeded: return .contentTooLarge
+        case .rateLimited: return .tooManyRequests
         case .unsupportedMediaType, .mediaTypeMismatch: return .unsupportedMediaType
         case .rangeNotSatisfiable: return .rangeNotSatisfiable
         case .unavailable: return .serviceUnavailable
@@ -29,7 +30,7 @@ extension StorageError {
         let body = ErrorBody(error: .init(code: code.rawValue, message: message))
         let data = (try? JSONResponse.sortedEncoder.encode(body)) ?? Data()
         var headers = extraHeaders
-        if code == .unavailable { headers[.retryAfter] = "5" }
+        if let seconds = retryAfter ?? (code == .unavailable ? 5 : nil) { headers[.retryAfter] = String(seconds) }
         return JSONResponse.make(json: ByteBuffer(bytes: data), status: code.httpStatus, headers: headers)
     }
 

@@ -41,7 +41,7 @@ public struct ErrorMiddleware: RouterMiddleware {
                 body.status = forced.status
                 if let code = forced.code { body.code = code }
             }
-            return body.response(retryAfter: storageError.code == .unavailable)
+            return body.response(retryAfter: storageError.retryAfter ?? (storageError.code == .unavailable ? 5 : nil))
         }
     }
 

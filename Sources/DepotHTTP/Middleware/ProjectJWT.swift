@@ -12,6 +12,7 @@ public struct ProjectJWT: Sendable {
         var exp: ExpirationClaim?
         var iat: IssuedAtClaim?
         var iss: IssuerClaim?
+        var nbf: NotBeforeClaim?
 
         // Expiry is checked by `verify(_:)` itself, to tell an expired token from a bad one.
         func verify(using algorithm: some JWTAlgorithm) throws {}
@@ -27,11 +28,22 @@ public struct ProjectJWT: Sendable {
         self.secret = SymmetricKey(data: Array(secret.utf8))
     }
 
-    /// Verifies a token's signature and expiry and returns the caller.
-    /// - Throws: `.unauthenticated` for a malformed or wrongly signed token or an unknown role,
-    ///   `.tokenExpired` when it has expired.
+    /// How far `nbf` and `iat` may lie in the future (clocks of two machines disagree a little).
+    public static let clockLeeway: TimeInterval = 60
+
+    /// Verifies a token and returns the caller:
+    /// - the header's `alg` is HS256 (the project secret's; nothing else is accepted);
+    /// - signature, then `exp` (required), `nbf` and `iat` (not in the future, with
+    ///   ``clockLeeway``);
+    /// - `role` is `anon`, `authenticated` or `service_role`; a token without one is `anon`, as
+    ///   upstream Supabase treats it;
+    /// - `sub`, when present, is the tenant: one valid path segment, in Unicode NFC (so two
+    ///   spellings of one name can never be two tenants, nor one tenant two), compared as bytes.
+    /// - Throws: `.unauthenticated` for anything wrong, `.tokenExpired` when it has expired.
     public func verify(_ token: String, now: Date = Date()) async throws -> Identity {
-        guard token.utf8.count <= 8192 else { throw StorageError(.unauthenticated, "invalid bearer token") }
+        guard token.utf8.count <= 8192, Self.headerAlgorithm(of: token) == "HS256" else {
+            throw StorageError(.unauthenticated, "invalid bearer token")
+        }
         let claims: Claims
         do {
             claims = try await keys.verify(token, as: Claims.self)
@@ -40,14 +52,39 @@ public struct ProjectJWT: Sendable {
         }
         guard let exp = claims.exp else { throw StorageError(.unauthenticated, "the bearer token has no expiry (exp)") }
         guard exp.value > now else { throw StorageError(.tokenExpired, "the bearer token has expired") }
-        guard let role = Identity.Role(rawValue: claims.role ?? "authenticated") else {
+        let latest = now.addingTimeInterval(Self.clockLeeway)
+        if let nbf = claims.nbf, nbf.value > latest {
+            throw StorageError(.unauthenticated, "the bearer token is not valid yet (nbf)")
+        }
+        if let iat = claims.iat, iat.value > latest {
+            throw StorageError(.unauthenticated, "the bearer token was issued in the future (iat)")
+        }
+        guard let role = Identity.Role(rawValue: claims.role ?? "anon") else {
             throw StorageError(.unauthenticated, "unknown role in bearer token")
         }
         let sub = claims.sub?.value
-        if role == .authenticated, sub?.isEmpty ?? true {
+        if let sub, !Self.isTenantID(sub) {
+            throw StorageError(.unauthenticated, "the bearer token's sub is not usable as a user id (one path segment, Unicode NFC)")
+        }
+        if role == .authenticated, sub == nil {
             throw StorageError(.unauthenticated, "the bearer token has no subject (sub)")
         }
         return Identity(subject: sub, role: role)
+    }
+
+    /// Whether `sub` can name a tenant: a valid path segment, already in NFC (byte for byte).
+    static func isTenantID(_ sub: String) -> Bool {
+        guard (try? ObjectPath.validate(segment: sub)) != nil else { return false }
+        return sub.utf8.allSatisfy({ $0 < 0x80 }) || sub.bytesEqual(sub.precomposedStringWithCanonicalMapping)
+    }
+
+    /// The `alg` of a compact JWT's header, or nil when the header does not decode.
+    static func headerAlgorithm(of token: String) -> String? {
+        guard let dot = token.utf8.firstIndex(of: UInt8(ascii: ".")), token.utf8.distance(from: token.utf8.startIndex, to: dot) <= 1024,
+            let bytes = Base64URL.decode(Substring(token[..<dot])),
+            let header = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+        else { return nil }
+        return header["alg"] as? String
     }
 
     /// Mints a token (for `depot token` and tests). `iat` and `exp` are whole seconds, as in

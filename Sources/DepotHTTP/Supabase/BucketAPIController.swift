@@ -8,7 +8,6 @@ import NIOCore
 /// Buckets are managed with the `service_role` key; other callers see none.
 struct BucketAPIController: Sendable {
     let service: StorageService
-    let auth: SupabaseAuth
     static let prefix = "/storage/v1/bucket/"
 
     func addRoutes(to router: Router<DepotRequestContext>) {
@@ -24,14 +23,14 @@ struct BucketAPIController: Sendable {
     /// `DELETE /cdn[/{bucket}[/{path}]]` (storage-js `purgeCache`): Depot has no CDN to purge,
     /// so a `service_role` call succeeds as a no-op.
     @Sendable func purgeCache(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        guard try await auth.required(request).role == .serviceRole else {
+        guard try context.requireIdentity().role == .serviceRole else {
             throw SupabaseStatusError(status: .forbidden, error: .forbidden("Access denied: Invalid role"))
         }
         return SupabaseJSON.object(["message": "success", "statusCode": "200"])
     }
 
     @Sendable func list(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         var buckets = try await service.listBuckets(as: identity)
         let q = request.uri.queryParameters
         if let search = q["search"].map({ String($0).lowercased() }), !search.isEmpty {
@@ -60,18 +59,18 @@ struct BucketAPIController: Sendable {
 
     private static func nonNegative(_ v: Substring?, _ name: String) throws(StorageError) -> Int? {
         guard let v else { return nil }
-        guard let n = Int(v), n >= 0 else { throw .invalidRequest("querystring/\(name) must be a non-negative integer") }
+        guard let n = RequestNumber.parse(v).flatMap(Int.init(exactly:)) else { throw .invalidRequest("querystring/\(name) must be a non-negative integer") }
         return n
     }
 
     @Sendable func get(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         let bucket = try await service.bucket(as: identity, named: try request.segment(after: Self.prefix))
         return SupabaseJSON.response { json in SupabaseJSON.bucket(bucket, into: &json, withType: true) }
     }
 
     @Sendable func create(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         let body = try await SupabaseBody.read(request)
         let name = try body.requiredString("name")
         let id = try body.string("id") ?? name
@@ -87,7 +86,7 @@ struct BucketAPIController: Sendable {
     }
 
     @Sendable func update(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         let name = try request.segment(after: Self.prefix)
         let body = try await SupabaseBody.read(request)
         guard body.has("public") || body.has("file_size_limit") || body.has("allowed_mime_types") else {
@@ -101,7 +100,7 @@ struct BucketAPIController: Sendable {
     }
 
     @Sendable func empty(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         guard identity.role == .serviceRole else {
             throw SupabaseStatusError(status: .forbidden, error: .forbidden("Access denied: Invalid role"))
         }
@@ -110,7 +109,7 @@ struct BucketAPIController: Sendable {
     }
 
     @Sendable func delete(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         try await service.deleteBucket(as: identity, name: try request.segment(after: Self.prefix))
         return SupabaseJSON.message("Successfully deleted")
     }
@@ -135,6 +134,6 @@ struct BucketAPIController: Sendable {
             guard let v = Double(number), v >= 0, v * factor < 9e18 else { return nil }
             return Int64((v * factor).rounded(.down))
         }
-        return Int64(s)
+        return RequestNumber.parse(s)
     }
 }

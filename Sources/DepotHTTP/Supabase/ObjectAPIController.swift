@@ -10,7 +10,6 @@ import NIOCore
 /// upload URL are ``ObjectRoutesController``'s, shared with the Assets API.
 struct ObjectAPIController: Sendable {
     let service: StorageService
-    let auth: SupabaseAuth
     let metrics: DepotMetrics
     var downloads: DownloadResponder { DownloadResponder(service: service, metrics: metrics) }
     static let prefix = "/storage/v1/object/"
@@ -37,7 +36,7 @@ struct ObjectAPIController: Sendable {
 
     /// `POST` creates (`x-upsert: true` replaces), `PUT` replaces or creates.
     @Sendable func upload(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         let key = try key(request, after: Self.prefix)
         let upsert = request.method == .put || request.headers[.xUpsert] == "true"
         let upload = try await SupabaseUpload.read(request, upsert: upsert, maxFileSize: service.settings.maxFileSize)
@@ -49,16 +48,19 @@ struct ObjectAPIController: Sendable {
     /// `GET|HEAD /object/{bucket}/{path}`: a missing or invalid JWT reads as `anon`.
     @Sendable func download(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let key = try key(request, after: Self.prefix)
-        let (object, bucket) = try await service.readObjectAndBucket(as: await auth.optional(request), at: key)
+        let (object, bucket) = try await service.readObjectAndBucket(as: context.caller, at: key)
         return try await downloads.respond(to: request, object: object, cacheControl: Self.cacheControl(object, bucket))
     }
 
-    /// The stored policy; objects of private buckets are never stored by shared caches.
+    /// The stored policy; objects of private buckets are never stored by shared caches: their
+    /// policy always says `private` (a stored `public` is dropped).
     static func cacheControl(_ object: ObjectRecord, _ bucket: BucketRecord) -> String {
         let stored = object.cacheControl ?? "no-cache"
         if bucket.isPublic { return stored }
-        if stored.hasPrefix("max-age=") { return "private, " + stored }
-        return stored.hasPrefix("no-") ? stored : "private, no-cache"
+        let directives = stored.split(separator: ",").map { $0.trimmingSpaces() }.filter {
+            !$0.isEmpty && $0.lowercased() != "public" && $0.lowercased() != "private"
+        }
+        return directives.isEmpty ? "private, no-cache" : "private, " + directives.joined(separator: ", ")
     }
 
     /// `GET /object/info/[authenticated/|public/]{bucket}/{path}`.
@@ -70,10 +72,10 @@ struct ObjectAPIController: Sendable {
             object = try await service.resolvePublic(bucket: key.bucket, path: key.path)
             bucket = try await service.bucket(as: .service, named: key.bucket)
         } else if rest.hasPrefix("authenticated/") {
-            let identity = try await auth.required(request)
+            let identity = try context.requireIdentity()
             (object, bucket) = try await service.readObjectAndBucket(as: identity, at: try key(request, after: "/storage/v1/object/info/authenticated/"))
         } else {
-            (object, bucket) = try await service.readObjectAndBucket(as: await auth.optional(request), at: try key(request, after: "/storage/v1/object/info/"))
+            (object, bucket) = try await service.readObjectAndBucket(as: context.caller, at: try key(request, after: "/storage/v1/object/info/"))
         }
         var response = SupabaseJSON.response { json in
             json.beginObject()
@@ -100,14 +102,14 @@ struct ObjectAPIController: Sendable {
     /// the missing and the forbidden) and returns the deleted rows; `DELETE /object/{bucket}/{path}`
     /// deletes one.
     @Sendable func delete(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         let rest = try request.rawRest(after: Self.prefix)
         if rest.contains("/") {
             try await service.deleteObject(as: identity, at: try key(request, after: Self.prefix))
             return SupabaseJSON.message("Successfully deleted")
         }
         let bucket = try request.segment(after: Self.prefix)
-        let body = try await SupabaseBody.read(request)
+        let body = try await SupabaseBody.read(request, limit: JSONBodyLimit.batch)
         guard let prefixes = try body.strings("prefixes") else {
             throw StorageError.invalidRequest("body must have required property 'prefixes'")
         }
@@ -134,7 +136,7 @@ struct ObjectAPIController: Sendable {
 
     /// `POST /object/move`: one metadata transaction, no bytes copied.
     @Sendable func move(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         let (from, to) = try endpoints(try await SupabaseBody.read(request))
         _ = try await service.moveObject(as: identity, from: from, to: to)
         return SupabaseJSON.message("Successfully moved")
@@ -142,7 +144,7 @@ struct ObjectAPIController: Sendable {
 
     /// `POST /object/copy`: the bytes are streamed into a new blob.
     @Sendable func copy(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         let body = try await SupabaseBody.read(request)
         let (from, to) = try endpoints(body)
         var options = CopyOptions()
@@ -166,8 +168,8 @@ struct ObjectAPIController: Sendable {
     /// `POST /object/sign/{bucket}/{path}` → `{"signedURL"}`; `POST /object/sign/{bucket}` with
     /// `paths` → one `{"error","path","signedURL"}` per path, in order.
     @Sendable func sign(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
-        let body = try await SupabaseBody.read(request)
+        let identity = try context.requireIdentity()
+        let body = try await SupabaseBody.read(request, limit: JSONBodyLimit.batch)
         guard let expiresIn = try body.int("expiresIn") else {
             throw StorageError.invalidRequest("body must have required property 'expiresIn'")
         }
@@ -203,7 +205,7 @@ struct ObjectAPIController: Sendable {
     /// `POST /object/upload/sign/{bucket}/{path}` (any body or none; `x-upsert: true` allows
     /// replacing): a single-use upload URL, valid for the configured upload URL lifetime.
     @Sendable func createUploadURL(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         let key = try key(request, after: "/storage/v1/object/upload/sign/")
         let token = try await service.createUploadToken(as: identity, at: key, upsert: request.headers[.xUpsert] == "true")
         return SupabaseJSON.object(["url": "/object/upload/sign/\(key.bucket)/\(key.path.string)?token=\(token)", "token": token])

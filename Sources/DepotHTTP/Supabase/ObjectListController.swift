@@ -8,7 +8,6 @@ import NIOCore
 /// `POST /object/list-v2/{bucket}` (full names, cursor pages, optional folder collapsing).
 struct ObjectListController: Sendable {
     let service: StorageService
-    let auth: SupabaseAuth
 
     func addRoutes(to router: Router<DepotRequestContext>) {
         router.post("/storage/v1/object/list/:bucket", use: list)
@@ -16,7 +15,7 @@ struct ObjectListController: Sendable {
     }
 
     @Sendable func list(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         let bucket = try request.segment(after: "/storage/v1/object/list/")
         let body = try await SupabaseBody.read(request)
         guard let prefix = try body.string("prefix") else { throw StorageError.invalidRequest("body must have required property 'prefix'") }
@@ -34,7 +33,7 @@ struct ObjectListController: Sendable {
     }
 
     @Sendable func listV2(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let identity = try await auth.required(request)
+        let identity = try context.requireIdentity()
         let bucket = try request.segment(after: "/storage/v1/object/list-v2/")
         let body = try await SupabaseBody.read(request)
         let (sort, descending) = try Self.sortBy(body, allowed: [.name])

@@ -15,7 +15,7 @@ struct SupabaseErrorBody: Sendable {
     var code: String
     var message: String
 
-    func response(retryAfter: Bool = false) -> Response {
+    func response(retryAfter: Int? = nil) -> Response {
         var json = JSONWriter(capacity: 128 + message.utf8.count)
         json.beginObject()
         json.key("statusCode"); json.string(statusCode)
@@ -23,7 +23,7 @@ struct SupabaseErrorBody: Sendable {
         json.key("message"); json.string(message)
         json.key("code"); json.string(code)
         json.endObject()
-        return JSONResponse.make(json: json.buffer, status: status, headers: retryAfter ? [.retryAfter: "5"] : [:])
+        return JSONResponse.make(json: json.buffer, status: status, headers: retryAfter.map { [.retryAfter: String($0)] } ?? [:])
     }
 
     /// An unknown route, as upstream reports it (a real 404).
@@ -57,6 +57,8 @@ extension StorageError {
         case .uploadConsumed: return body(409, "Duplicate", "InvalidUploadSignature")
         case .unauthenticated, .tokenExpired, .forbidden: return body(403, "Unauthorized", "AccessDenied")
         case .payloadTooLarge: return body(413, "Payload too large", "EntityTooLarge")
+        case .quotaExceeded: return body(413, "Payload too large", "EntityTooLarge")
+        case .rateLimited: return body(429, "too_many_requests", "SlowDown", status: .tooManyRequests)
         case .unsupportedMediaType, .mediaTypeMismatch: return body(415, "invalid_mime_type", "InvalidMimeType")
         case .invalidPath: return body(400, "InvalidKey", "InvalidKey")
         case .signatureInvalid: return body(400, "InvalidSignature", "InvalidSignature")

@@ -9,7 +9,7 @@ import NIOCore
 struct SupabaseBody {
     let fields: [String: Any]
 
-    static func read(_ request: Request, limit: Int = 4 * 1024 * 1024) async throws -> SupabaseBody {
+    static func read(_ request: Request, limit: Int = JSONBodyLimit.small) async throws -> SupabaseBody {
         let buffer: ByteBuffer
         do { buffer = try await request.body.collect(upTo: limit) } catch {
             throw StorageError(.payloadTooLarge, "the JSON body is larger than \(limit) bytes")

@@ -200,7 +200,7 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
         inFlight = Task {
             try await pool.runIfActive { () throws -> Int32 in
                 let opened = fd < 0
-                let fd = opened ? try POSIX.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, 0o644) : fd
+                let fd = opened ? try POSIX.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, 0o600) : fd
                 do { try POSIX.writeAll(fd, buffer, path: tempPath) } catch {
                     if opened { close(fd) }
                     throw error
@@ -254,7 +254,7 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
         pending = store.allocator.buffer(capacity: 0)
         self.fd = -1
         let written = try await store.threadPool.runIfActive { () throws -> Int32 in
-            let fd = fd >= 0 ? fd : try POSIX.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+            let fd = fd >= 0 ? fd : try POSIX.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, 0o600)
             if buffer.readableBytes > 0 {
                 do { try POSIX.writeAll(fd, buffer, path: tempPath) } catch {
                     close(fd)

@@ -26,7 +26,7 @@ enum POSIX {
         var description: String { "\(op)(\(path)): \(String(cString: strerror(errno)))" }
     }
 
-    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o644) throws -> Int32 {
+    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o600) throws -> Int32 {
         while true {
             let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
             if fd >= 0 { return fd }
@@ -77,7 +77,7 @@ enum POSIX {
 
     /// Creates a directory; returns whether it was created (false when it existed).
     @discardableResult
-    static func mkdir(_ path: String, mode: mode_t = 0o755) throws -> Bool {
+    static func mkdir(_ path: String, mode: mode_t = 0o700) throws -> Bool {
         if Glibc.mkdir(path, mode) == 0 { return true }
         if errno == EEXIST { return false }
         throw error("mkdir", path)

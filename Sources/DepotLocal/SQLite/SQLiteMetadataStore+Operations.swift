@@ -21,12 +21,18 @@ extension SQLiteMetadataStore {
         try await read { db in try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM buckets ORDER BY name")).map(Self.bucket) }
     }
 
-    public func updateBucket(_ bucket: BucketRecord) async throws {
+    public func updateBucket(_ bucket: BucketRecord, endingLinks: Bool) async throws {
         let args = try Self.bucketArguments(bucket)
+        let flip = Int64.newGeneration()
         try await write { db in
             try db.cachedStatement(sql: "UPDATE buckets SET public = ?2, file_size_limit = ?3, allowed_mime_types = ?4, owner = ?5, updated_at = ?7 WHERE name = ?1").execute(
                 arguments: args)
             guard db.changesCount == 1 else { throw StorageError.notFound("bucket not found") }
+            if endingLinks {
+                // generation XOR flip (SQLite has no XOR operator): non-negative, and never the old value.
+                try db.cachedStatement(sql: "UPDATE objects SET generation = (generation | ?1) - (generation & ?1) WHERE bucket = ?2")
+                    .execute(arguments: [flip, bucket.name])
+            }
         }
     }
 
@@ -119,8 +125,9 @@ extension SQLiteMetadataStore {
     }
 
     public func listObjects(in bucket: String, prefix: String, after cursor: String?, limit: Int) async throws -> [ObjectRecord] {
-        let lower = max(prefix, cursor ?? "")
-        let strict = cursor.map { $0 >= prefix } ?? false
+        // Byte order, as SQLite compares: never Swift's canonical `String` order (see Bytewise.swift).
+        let lower = bytewiseMax(prefix, cursor ?? "")
+        let strict = cursor.map { !$0.bytesPrecede(prefix) } ?? false
         return try await read { db in
             try Row.fetchAll(
                 db.cachedStatement(
@@ -215,6 +222,18 @@ extension SQLiteMetadataStore {
         try await write { db in
             try db.cachedStatement(sql: "DELETE FROM upload_intents WHERE expires_at < ?").execute(arguments: [date.timeIntervalSince1970])
             return db.changesCount
+        }
+    }
+
+    public func usage(of owner: String, now: Date) async throws -> TenantUsage {
+        try await read { db in
+            let totals = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT bytes, objects AS n FROM tenant_usage WHERE owner = ?"),
+                arguments: [owner])
+            let intents = try Int.fetchOne(
+                db.cachedStatement(sql: "SELECT COUNT(*) FROM upload_intents WHERE owner = ? AND state = 'pending' AND expires_at > ?"),
+                arguments: [owner, now.timeIntervalSince1970]) ?? 0
+            return TenantUsage(bytes: totals?["bytes"] ?? 0, objects: totals?["n"] ?? 0, pendingIntents: intents)
         }
     }
 }

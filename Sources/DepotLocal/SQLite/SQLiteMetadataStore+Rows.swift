@@ -48,7 +48,7 @@ extension SQLiteMetadataStore {
 
     /// Inserts or replaces an object row inside a transaction (statements are compiled once per
     /// connection: compiling them per upload was ~10 % of a small upload's CPU). An overwrite keeps the row's
-    /// creation time and generation. Returns the replaced row.
+    /// creation time and takes the new generation (links to the old bytes die). Returns the replaced row.
     static func put(_ o: ObjectRecord, upsert: Bool, in db: Database) throws -> ObjectRecord? {
         let existing = try Row.fetchOne(
             db.cachedStatement(sql: "SELECT \(objectColumns) FROM objects WHERE bucket = ? AND name = ?"),
@@ -59,11 +59,11 @@ extension SQLiteMetadataStore {
             let update = try db.cachedStatement(
                 sql: """
                     UPDATE objects SET owner = ?, blob_id = ?, size = ?, content_type = ?, sha256 = ?,
-                    cache_control = ?, metadata = ?, updated_at = ? WHERE bucket = ? AND name = ?
+                    cache_control = ?, metadata = ?, generation = ?, updated_at = ? WHERE bucket = ? AND name = ?
                     """)
             try update.execute(
                 arguments: [o.owner, o.blobID.rawValue, o.size, o.contentType, o.sha256, o.cacheControl, o.metadata,
-                            o.updatedAt.timeIntervalSince1970, o.bucket, o.path.string])
+                            o.generation, o.updatedAt.timeIntervalSince1970, o.bucket, o.path.string])
         } else {
             guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM buckets WHERE name = ?"), arguments: [o.bucket]) == true else {
                 throw StorageError.notFound("bucket not found")

@@ -16,6 +16,10 @@ public struct SQLiteMetadataStore: MetadataStore {
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
+        // A new database file is made 0600 before SQLite opens it (its -wal and -shm files take the
+        // database's mode): rows name every tenant's files.
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        if fd >= 0 { close(fd) }
         do {
             pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
@@ -68,6 +72,32 @@ public struct SQLiteMetadataStore: MetadataStore {
                     created_at REAL NOT NULL
                 );
                 CREATE INDEX upload_intents_expires_at ON upload_intents(expires_at);
+                """)
+        }
+        // Per-tenant usage (quotas): totals kept by triggers in the transaction of every write to
+        // `objects`, so no write path can forget them and a lookup is one row.
+        m.registerMigration("v2") { db in
+            try db.execute(sql: """
+                CREATE TABLE tenant_usage (
+                    owner TEXT PRIMARY KEY NOT NULL,
+                    bytes INTEGER NOT NULL,
+                    objects INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                INSERT INTO tenant_usage (owner, bytes, objects)
+                    SELECT owner, SUM(size), COUNT(*) FROM objects WHERE owner IS NOT NULL GROUP BY owner;
+                CREATE TRIGGER objects_usage_insert AFTER INSERT ON objects WHEN NEW.owner IS NOT NULL BEGIN
+                    INSERT INTO tenant_usage (owner, bytes, objects) VALUES (NEW.owner, NEW.size, 1)
+                        ON CONFLICT (owner) DO UPDATE SET bytes = bytes + excluded.bytes, objects = objects + 1;
+                END;
+                CREATE TRIGGER objects_usage_delete AFTER DELETE ON objects WHEN OLD.owner IS NOT NULL BEGIN
+                    UPDATE tenant_usage SET bytes = bytes - OLD.size, objects = objects - 1 WHERE owner = OLD.owner;
+                END;
+                CREATE TRIGGER objects_usage_update AFTER UPDATE OF owner, size ON objects BEGIN
+                    UPDATE tenant_usage SET bytes = bytes - OLD.size, objects = objects - 1 WHERE owner = OLD.owner;
+                    INSERT INTO tenant_usage (owner, bytes, objects) SELECT NEW.owner, NEW.size, 1 WHERE NEW.owner IS NOT NULL
+                        ON CONFLICT (owner) DO UPDATE SET bytes = bytes + excluded.bytes, objects = objects + 1;
+                END;
+                CREATE INDEX upload_intents_owner ON upload_intents(owner, state);
                 """)
         }
         return m

@@ -1,4 +1,5 @@
 import DepotCore
+import DepotHTTP
 import Foundation
 import HTTPTypes
 import NIOCore
@@ -245,7 +246,12 @@ struct AssetsAPITests {
             #expect(h.json["status"] as? String == "ok")
             _ = try await client.upload(Fixture.png(1234), headers: try await env.auth("alice"))
             _ = try await client.upload(Fixture.textFile, headers: try await env.auth("alice"))
-            let m = try await client.request(.get, "/metrics")
+            // Metrics are the operator's: the service role only.
+            #expect(try await client.request(.get, "/metrics").status == .unauthorized)
+            #expect(try await client.request(.get, "/metrics", headers: try await env.auth("alice")).status == .forbidden)
+            let anonKey = "Bearer " + env.jwt.apiKey(role: .anon)
+            #expect(try await client.request(.get, "/metrics", headers: [.authorization: anonKey]).status == .forbidden)
+            let m = try await client.request(.get, "/metrics", headers: [.authorization: "Bearer \(try await env.token(nil, role: .serviceRole))"])
             #expect(m.status == .ok)
             #expect(m.text.contains("depot_http_requests_total{route=\"/v1/assets\",status=\"201\"} 1"))
             #expect(m.text.contains("depot_bytes_in_total 1234"))

@@ -109,10 +109,11 @@ struct BadInputTests {
                     #expect(r.errorCode == "invalid_request", "\(q)")
                 }
             }
-            // A sub that cannot be a path segment gets no paths at all.
+            // A sub that cannot be a path segment is refused with the token itself.
             let weird = try await env.auth("../bob")
             let r = try await client.upload(Fixture.png(), headers: weird)
-            #expect(r.status == .forbidden)
+            #expect(r.status == .unauthorized)
+            #expect(r.errorCode == "unauthenticated")
         }
     }
 

@@ -34,7 +34,8 @@ struct CLITests {
         let help = try DepotProcess.run(["serve", "--help"])
         #expect(help.status == 0)
         for option in ["--host", "--port", "--data-dir", "--public-url", "--max-file-size", "--allowed-types", "--signed-url-ttl",
-                       "--upload-url-ttl", "--private-bucket", "--public-bucket", "DEPOT_PORT", "DEPOT_MAX_FILE_SIZE", "default 8080"] {
+                       "--upload-url-ttl", "--private-bucket", "--public-bucket", "DEPOT_PORT", "DEPOT_MAX_FILE_SIZE", "default 8080",
+                       "--quota-bytes", "--quota-objects", "--max-open-uploads", "--rate-limit", "--rate-burst", "DEPOT_RATE_LIMIT"] {
             #expect(help.output.contains(option), "serve --help should mention \(option)")
         }
         let token = try DepotProcess.run(["token", "--help"])
@@ -110,5 +111,10 @@ struct CLITests {
         let badType = try DepotProcess.run(["serve", "--data-dir", dir, "--allowed-types", "text/html"])
         #expect(badType.status != 0)
         #expect(badType.output.contains("text/html"))
+        // Numbers near Int64.max are refused, not overflowed.
+        let huge = try DepotProcess.run(["serve", "--data-dir", dir, "--max-file-size", "9223372036854775807"])
+        #expect(huge.status != 0 && huge.output.contains("max file size"), "\(huge.output)")
+        let badEnv = try DepotProcess.run(["serve", "--data-dir", dir], environment: ["DEPOT_QUOTA_BYTES": "-1"])
+        #expect(badEnv.status != 0 && badEnv.output.contains("DEPOT_QUOTA_BYTES"), "\(badEnv.output)")
     }
 }

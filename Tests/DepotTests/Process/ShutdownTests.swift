@@ -55,7 +55,8 @@ struct ShutdownTests {
             }
         }
         try await RawSocket.blocking { started.wait() }
-        let metrics = String(decoding: try await server.request(.GET, "/metrics").body, as: UTF8.self)
+        let service = [("Authorization", "Bearer \(try await jwt.mint(subject: nil, role: .serviceRole, ttl: 3600))")]
+        let metrics = String(decoding: try await server.request(.GET, "/metrics", headers: service).body, as: UTF8.self)
         #expect(metrics.contains("depot_downloads_sendfile_total 1"))
 
         server.terminate()

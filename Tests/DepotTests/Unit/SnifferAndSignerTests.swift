@@ -22,12 +22,25 @@ struct SnifferTests {
         #expect(MediaSniffer.sniff(Array("RIFF\u{0}\u{0}\u{0}\u{0}WAVEfmt ".utf8)) == nil)
     }
 
-    @Test func canonicalTypes() {
+    @Test func canonicalTypes() throws {
         #expect(MediaSniffer.canonical("IMAGE/PNG; charset=binary") == "image/png")
         #expect(MediaSniffer.canonical("image/jpg") == "image/jpeg")
-        #expect(MediaSniffer.isActiveContent("image/svg+xml"))
-        #expect(MediaSniffer.isActiveContent("text/html; charset=utf-8"))
-        #expect(!MediaSniffer.isActiveContent("image/png"))
+        // Inline only from an allow-list; everything else is an attachment.
+        for inline in ["image/png", "image/jpeg", "image/webp", "image/avif", "IMAGE/PNG; charset=x", "video/mp4", "audio/mpeg", "text/plain", "text/plain; charset=utf-8"] {
+            #expect(MediaType.servesInline(inline), "\(inline)")
+        }
+        for attachment in ["image/svg+xml", "text/html; charset=utf-8", "text/plain, text/html", "text/plain,text/html", "application/rss+xml",
+                           "application/vnd.evil+xml", "text/xsl", "application/pdf", "application/xhtml+xml", "text/javascript", "",
+                           "image/png\u{0}", "image/png junk", "text/plain; charset=\"utf-8", "application/octet-stream"] {
+            #expect(!MediaType.servesInline(attachment), "\(attachment)")
+        }
+        #expect(try MediaType.normalize(" Text/Plain ;Charset=UTF-8 ") == "text/plain; charset=UTF-8")
+        #expect(try MediaType.normalize("image/png;") == "image/png")
+        #expect(try MediaType.normalize("text/plain; name=\"a;b\\\"c\"") == "text/plain; name=\"a;b\\\"c\"")
+        for bad in ["text/plain, text/html", "text/plain,text/html", "text", "/png", "image/", "image/png; =x", "image/png; a", "image/png x",
+                    "image/png; a=\"open", "image/pngé", String(repeating: "a", count: 300) + "/png"] {
+            #expect(throws: StorageError.self, "\(bad)") { try MediaType.normalize(bad) }
+        }
     }
 }
 
