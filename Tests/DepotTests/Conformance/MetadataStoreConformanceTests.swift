@@ -171,11 +171,16 @@ struct MetadataStoreConformanceTests {
     func listingByPrefixAndCursor(_ kind: MetadataStoreKind) async throws {
         let (store, cleanup) = try await withBuckets(kind)
         defer { cleanup() }
-        for name in ["alice/a/1", "alice/a/2", "alice/b/1", "alice2/a/1", "bob/a/1", "alice/a/3"] {
+        for name in ["alice/a/1", "alice/a/2", "alice/b/1", "alice2/a/1", "bob/a/1", "alice/a/3", "aaron/x", "Zed/y"] {
             try await store.putObject(try object("a", name), upsert: false)
         }
         let all = try await store.listObjects(in: "a", prefix: "alice/", after: nil, limit: 100).map(\.path.string)
         #expect(all == ["alice/a/1", "alice/a/2", "alice/a/3", "alice/b/1"])
+        // Cursors are compared as bytes, as the stores order names: `<` + U+0338 is canonically
+        // `≮` (after `a` in Swift's String order) but its bytes sort before `alice/`.
+        for cursor in ["<\u{0338}", "A", "", "alice"] {
+            #expect(try await store.listObjects(in: "a", prefix: "alice/", after: cursor, limit: 100).map(\.path.string) == all, "\(cursor)")
+        }
         let page1 = try await store.listObjects(in: "a", prefix: "alice/", after: nil, limit: 2).map(\.path.string)
         let page2 = try await store.listObjects(in: "a", prefix: "alice/", after: page1.last, limit: 2).map(\.path.string)
         #expect(page1 + page2 == all)
