@@ -34,6 +34,7 @@ public func buildRouter(
     router.add(middleware: IdentityMiddleware(jwt: jwt, limiter: RateLimiter(options.rateLimits)))
 
     HealthController(service: service, metrics: metrics).addRoutes(to: router)
+    OpenAPIController().addRoutes(to: router)
     let objects = ObjectRoutesController(
         service: service, metrics: metrics, directDownloads: options.directDownloads, directURLLifetime: options.directURLLifetime)
     objects.addPublicRoutes(to: router)
