@@ -86,7 +86,7 @@ extension Request {
             guard let data = Data(base64Encoded: String(b64)), data.count == 32 else {
                 throw StorageError.invalidRequest("invalid Content-Digest")
             }
-            return data.map { String(format: "%02x", $0) }.joined()
+            return data.hexString
         }
         throw StorageError.invalidRequest("Content-Digest must carry sha-256")
     }
