@@ -16,6 +16,8 @@ public struct DepotHTTPOptions: Sendable {
     public var directDownloads: (any BlobRedirecting)? = nil
     /// Lifetime of those URLs, seconds.
     public var directURLLifetime: Int = 60
+    /// Limits on slow and idle clients and on open connections.
+    public var connections = ConnectionLimits()
     public init() {}
 }
 
