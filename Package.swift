@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "DepotS3",
             dependencies: [
-                "DepotCore", "CDepotCrypto",
+                "DepotCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

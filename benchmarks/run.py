@@ -112,7 +112,11 @@ class Depot:
         self.log = open(os.path.join(PEERS, f"{name}.log"), "w")
         self.proc = subprocess.Popen(
             [binary, "serve", "--data-dir", self.dir, "--port", str(port), "--max-file-size", str(2 * 1024 * MIB),
-             "--log-level", "warning", "--gc-interval", "0"],
+             "--log-level", "warning", "--gc-interval", "0",
+             # The quota and rate-limit checks run (their cost is measured) but never refuse: one
+             # benchmark user uploads far more, far faster, than a tenant's defaults allow.
+             "--quota-bytes", str(1 << 50), "--quota-objects", "1000000000", "--max-open-uploads", "1000000000",
+             "--rate-limit", "1000000", "--rate-burst", "1000000"],
             env={**os.environ, "DEPOT_JWT_SECRET": SECRET, **(env or {})}, stdout=self.log, stderr=self.log)
         for _ in range(200):
             try:

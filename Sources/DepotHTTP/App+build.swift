@@ -18,6 +18,8 @@ public struct DepotHTTPOptions: Sendable {
     public var directURLLifetime: Int = 60
     /// Requests per second per caller that presents a token (``RateLimiter``).
     public var rateLimits = RateLimiter.Limits()
+    /// Limits on slow and idle clients and on open connections.
+    public var connections = ConnectionLimits()
     public init() {}
 }
 

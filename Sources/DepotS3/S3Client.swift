@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-import CDepotCrypto
+import Crypto
 import DepotCore
 import Foundation
 import Logging
@@ -190,18 +190,10 @@ final class S3Client: Sendable {
         return xml
     }
 
+    /// The SHA-256 of a request body (parts up to 8 MiB), by swift-crypto (BoringSSL, with the
+    /// CPU's SHA extensions).
     static func sha256Hex(_ buffer: ByteBuffer) -> String {
         guard buffer.readableBytes > 0 else { return SigV4Signer.emptyPayloadHash }
-        var digest = [UInt8](repeating: 0, count: 32)
-        buffer.withUnsafeReadableBytes { raw in
-            digest.withUnsafeMutableBufferPointer { out in
-                depot_sha256(raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count, out.baseAddress!)
-            }
-        }
-        let hex = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for b in digest { out += [hex[Int(b >> 4)], hex[Int(b & 0xF)]] }
-        return String(decoding: out, as: UTF8.self)
+        return buffer.withUnsafeReadableBytes { SHA256.hash(data: $0) }.hexString
     }
 }

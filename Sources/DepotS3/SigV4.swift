@@ -1,4 +1,5 @@
 import Crypto
+import DepotCore
 import Foundation
 
 /// AWS Signature Version 4 for S3 (AWS's "Signature Version 4 signing process"): header-signed
@@ -80,12 +81,7 @@ public struct SigV4Signer: Sendable {
 
     func scope(day: String) -> String { "\(day)/\(region)/\(service)/aws4_request" }
 
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        for b in bytes { out += [digits[Int(b >> 4)], digits[Int(b & 0xF)]] }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func hex(_ bytes: some Sequence<UInt8>) -> String { bytes.hexString }
 
     static func sha256Hex(_ s: String) -> String { hex(SHA256.hash(data: Data(s.utf8))) }
 

@@ -1,3 +1,4 @@
+import DepotCore
 import Foundation
 
 #if canImport(Glibc)
@@ -34,7 +35,7 @@ enum ProjectSecret {
         }
         try DataDirectory.create(dataDirectory)
         var g = SystemRandomNumberGenerator()
-        let secret = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
+        let secret = (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }.hexString
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd < 0 {
             // Another process created it between our read and open: use theirs.

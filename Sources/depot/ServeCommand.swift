@@ -22,6 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Quotas and rate limits") var limitOptions: LimitOptions
     @OptionGroup(title: "Metadata store") var metadataOptions: MetadataOptions
     @OptionGroup(title: "Blob store") var blobOptions: BlobStoreOptions
+    @OptionGroup(title: "Connections") var connectionOptions: ConnectionOptions
 
     func run() async throws {
         var config = try options.resolve()
@@ -31,6 +32,7 @@ struct ServeCommand: AsyncParsableCommand {
         let redirect = try blobOptions.redirectsDownloads()
         var logger = Logger(label: "depot")
         logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
+        let connections = try connectionOptions.resolve(raisingOpenFileLimit: logger)
         let dataDir = data.resolvedDataDir
         try DataDirectory.create(dataDir)
         if metadataOptions.postgresURL != nil && setting(nil, "DEPOT_JWT_SECRET") == nil {
@@ -58,11 +60,14 @@ struct ServeCommand: AsyncParsableCommand {
         http.apiCORSOrigins = config.corsAPIOrigins
         http.rateLimits = limits.rates
         if redirect { http.directDownloads = opened.redirecting }
+        http.connections = connections
         let metrics = DepotMetrics()
         let router = buildRouter(service: service, jwt: jwt, metrics: metrics, options: http)
         var app = Application(
             router: router, server: .depot(fastDownloadsFrom: redirect ? nil : service, metrics: metrics, serverName: "Depot", options: http),
-            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "Depot"),
+            configuration: .init(
+                address: .hostname(config.host, port: config.port), serverName: "Depot",
+                availableConnectionsDelegate: connections.availableConnectionsDelegate),
             logger: logger)
         if config.gcInterval > 0 {
             app.addServices(GarbageCollector(service: service, interval: .seconds(config.gcInterval), logger: logger))

@@ -19,10 +19,7 @@ public struct BlobID: Hashable, Sendable, CustomStringConvertible, Codable {
         s.utf8.count == 32 && s.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
     }
 
-    private static func hex(_ v: UInt64) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
-    }
+    private static func hex(_ v: UInt64) -> String { withUnsafeBytes(of: v.bigEndian) { $0.hexString } }
 }
 
 /// A bucket: a namespace of objects with its own visibility and limits.

@@ -86,7 +86,7 @@ extension Request {
             guard let data = Data(base64Encoded: String(b64)), data.count == 32 else {
                 throw StorageError.invalidRequest("invalid Content-Digest")
             }
-            return data.map { String(format: "%02x", $0) }.joined()
+            return data.hexString
         }
         throw StorageError.invalidRequest("Content-Digest must carry sha-256")
     }
@@ -109,15 +109,8 @@ enum JSONResponse {
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.dateEncodingStrategy = .iso8601
-        // No .sortedKeys: sorting a 1,000-entry map of URLs was a tenth of a batch-signing request.
-        e.outputFormatting = [.withoutEscapingSlashes]
-        return e
-    }()
-
-    /// Error bodies are small: sorted keys make them byte-for-byte stable (a refusal for a missing
-    /// path and for an existing one read the same).
-    static let sortedEncoder: JSONEncoder = {
-        let e = JSONEncoder()
+        // Sorted keys: the same object reads the same every time (the encoder's own order changes
+        // from one process to the next). The 1,000-URL batch answer is written by hand (JSONWriter).
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return e
     }()

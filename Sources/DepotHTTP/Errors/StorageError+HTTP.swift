@@ -28,7 +28,7 @@ extension StorageError {
     /// `{"error":{"code","message"}}` with the code's status (and `Retry-After` for 503).
     func response(extraHeaders: HTTPFields = [:]) -> Response {
         let body = ErrorBody(error: .init(code: code.rawValue, message: message))
-        let data = (try? JSONResponse.sortedEncoder.encode(body)) ?? Data()
+        let data = (try? JSONResponse.encoder.encode(body)) ?? Data()
         var headers = extraHeaders
         if let seconds = retryAfter ?? (code == .unavailable ? 5 : nil) { headers[.retryAfter] = String(seconds) }
         return JSONResponse.make(json: ByteBuffer(bytes: data), status: code.httpStatus, headers: headers)

@@ -1,173 +1,307 @@
 import DepotCore
-import HTTPTypes
-import Hummingbird
-import Logging
+import Foundation
 import NIOCore
 
-/// A streaming `multipart/form-data` reader: pulls request body chunks on demand and hands out
-/// each part's headers, then its body as chunks, without holding a whole part in memory.
-/// Limits: 16 parts, 8 KiB of headers per part. Malformed input → `.invalidRequest`.
-final class MultipartReader<Base: AsyncIteratorProtocol> where Base.Element == ByteBuffer {
-    struct Part {
-        var name: String?
-        var filename: String?
-        var contentType: String?
+/// A streaming `multipart/form-data` reader (RFC 7578, RFC 2046): pulls request body chunks on
+/// demand and hands out each part's headers, then its body as chunks, never a whole part.
+///
+/// The work is linear in the bytes received, however they are chunked: a search for a delimiter
+/// or a line end resumes where the last one stopped (only the last `delimiter.count - 1` bytes
+/// can begin a delimiter split across reads), and the buffer keeps only bytes not yet handed out
+/// or discarded — at most about 64 KiB (`handOutBytes`) plus one received chunk.
+///
+/// Bounds (`MultipartLimits`): a preamble of at most 1 KiB, at most 16 parts, each with a header
+/// block of at most 8 KiB and 32 lines, and at most 64 KiB of parts skipped unread. The epilogue
+/// after the closing delimiter is never read: the reader stops there. Lines end in CRLF (bare LF
+/// or CR is refused), header lines hold no control bytes and are not folded. Malformed or over a
+/// bound → `.invalidRequest("malformed multipart body: …")`, then again on every later call.
+package final class MultipartReader<Base: AsyncIteratorProtocol> where Base.Element == ByteBuffer {
+    package struct Part {
+        package var name: String?
+        package var filename: String?
+        package var contentType: String?
     }
 
+    private enum State { case preamble, body, boundaryLine, finished }
+
     private var base: Base
+    private var baseDone = false
     private var buffer = ByteBuffer()
     private let delimiter: [UInt8]  // "\r\n--boundary"
-    private var inBody = true  // the preamble counts as a body to skip
-    private var finished = false
+    /// Whether the delimiter's first byte (CR) occurs again in it: not for a valid boundary.
+    private let firstByteRepeats: Bool
+    private var state = State.preamble
+    /// Readable bytes known not to start what is searched for: the next search resumes here.
+    private var searched = 0
+    /// Where the delimiter starts in the readable bytes, once found.
+    private var found: Int?
     private var parts = 0
-    private var baseDone = false
+    private var skipped = 0
+    private var failure: (any Error)?
+    /// Bytes examined while searching for delimiters and line ends (tests: linear in the body).
+    package private(set) var scannedBytes = 0
+    /// Bytes in the reader's storage, handed out or not (tests: the buffer stays bounded).
+    package var heldBytes: Int { buffer.writerIndex }
 
-    init(boundary: String, body: Base) {
+    package init(boundary: String, body: Base) {
         self.base = body
         self.delimiter = Array("\r\n--\(boundary)".utf8)
+        self.firstByteRepeats = delimiter.dropFirst().contains(delimiter[0])
         // The first delimiter has no leading CRLF: pretend it had one.
         buffer.writeString("\r\n")
     }
 
-    /// The boundary parameter of a `multipart/form-data` Content-Type.
-    static func boundary(from contentType: String) -> String? {
-        let parts = contentType.split(separator: ";").map { $0.trimmingSpaces() }
-        guard parts.first?.lowercased() == "multipart/form-data" else { return nil }
-        for p in parts.dropFirst() where p.lowercased().hasPrefix("boundary=") {
-            var b = p.dropFirst("boundary=".count)
-            if b.hasPrefix("\"") && b.hasSuffix("\"") && b.count >= 2 { b = b.dropFirst().dropLast() }
-            guard (1...70).contains(b.utf8.count) else { return nil }
-            return String(b)
+    /// The boundary parameter of a `multipart/form-data` Content-Type (see `MultipartSyntax`).
+    package static func boundary(from contentType: String) -> String? { MultipartSyntax.boundary(from: contentType) }
+
+    /// Advances to the next part and returns its headers; nil after the closing delimiter.
+    /// What the caller left unread of the current part is discarded (within `skippedBytes`).
+    package func nextPart() async throws -> Part? {
+        try await failingForGood {
+            switch state {
+            case .finished: return nil
+            case .preamble:
+                // Counted from the CRLF pretended before the body, which a preamble pushes back.
+                _ = try await discardToDelimiter(
+                    allowance: MultipartLimits.preambleBytes + 2,
+                    over: "more than \(MultipartLimits.preambleBytes) bytes before the first boundary",
+                    end: "the body ends inside the preamble")
+            case .body:
+                skipped += try await discardToDelimiter(
+                    allowance: MultipartLimits.skippedBytes - skipped,
+                    over: "more than \(MultipartLimits.skippedBytes) bytes of parts were skipped unread",
+                    end: "the body ends inside a part")
+            case .boundaryLine: break
+            }
+            guard try await opensPart() else {
+                state = .finished
+                return nil
+            }
+            guard parts < MultipartLimits.parts else { throw malformed("more than \(MultipartLimits.parts) parts") }
+            parts += 1
+            let part = try await readHeaders()
+            state = .body
+            return part
         }
-        return nil
     }
 
+    /// The next chunk of the current part's body; nil at its end (the delimiter is then consumed).
+    package func nextBodyChunk() async throws -> ByteBuffer? {
+        try await failingForGood {
+            guard state == .body else { return nil }
+            while true {
+                if let at = findDelimiter() {
+                    if at > 0 { return take(at) }
+                    consumeDelimiter()
+                    return nil
+                }
+                // Every byte before `searched` is body: hand it out once there is enough.
+                if searched >= MultipartLimits.handOutBytes { return take(searched) }
+                guard try await fill() else { throw malformed("the body ends inside a part") }
+            }
+        }
+    }
+
+    // MARK: Parsing
+
+    private func failingForGood<T>(_ body: () async throws -> T) async throws -> T {
+        if let failure { throw failure }
+        do {
+            return try await body()
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    private func malformed(_ why: String) -> StorageError { .invalidRequest("malformed multipart body: \(why)") }
+
+    /// Discards the bytes up to the next delimiter, and it; more than `allowance` bytes → error.
+    /// Returns how many bytes were discarded before the delimiter.
+    private func discardToDelimiter(allowance: Int, over: String, end: String) async throws -> Int {
+        var discarded = 0
+        while true {
+            let at = findDelimiter()
+            let known = at ?? searched  // bytes known to come before the delimiter
+            guard known <= allowance - discarded else { throw malformed(over) }
+            consume(known)
+            discarded += known
+            if at != nil {
+                consumeDelimiter()
+                return discarded
+            }
+            guard try await fill() else { throw malformed(end) }
+        }
+    }
+
+    /// After a delimiter: `--` closes the body (false); optional spaces or tabs and CRLF open a part.
+    private func opensPart() async throws -> Bool {
+        while buffer.readableBytes < 2 {
+            guard try await fill() else { throw malformed("the body ends after a boundary") }
+        }
+        if buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x2D2D { return false }  // "--"
+        let padding = try await readLine(limit: MultipartLimits.headerBytes, over: "boundary line too long", end: "the body ends after a boundary")
+        guard padding.readableBytesView.allSatisfy({ $0 == 32 || $0 == 9 }) else {
+            throw malformed("bad boundary line (only spaces or tabs may follow a boundary)")
+        }
+        return true
+    }
+
+    private func readHeaders() async throws -> Part {
+        var part = Part()
+        var used = 0
+        var lines = 0
+        while true {
+            let line = try await readLine(
+                limit: MultipartLimits.headerBytes - used, over: "part headers longer than \(MultipartLimits.headerBytes) bytes",
+                end: "the body ends inside part headers")
+            used += line.readableBytes + 2
+            if line.readableBytes == 0 { return part }
+            lines += 1
+            guard lines <= MultipartLimits.headerLines else {
+                throw malformed("more than \(MultipartLimits.headerLines) header lines in a part")
+            }
+            try parseHeader(String(buffer: line), into: &part)
+        }
+    }
+
+    private func parseHeader(_ line: String, into part: inout Part) throws {
+        guard let firstChar = line.first, firstChar != " ", firstChar != "\t" else {
+            throw malformed("folded header lines are not supported")
+        }
+        guard let colon = line.firstIndex(of: ":") else { throw malformed("header line without a colon") }
+        let name = line[..<colon].lowercased()
+        let value = line[line.index(after: colon)...].trimmingSpaces()
+        if name == "content-disposition" {
+            part.name = MultipartSyntax.parameter("name", in: value)
+            part.filename = MultipartSyntax.parameter("filename", in: value)
+        } else if name == "content-type" {
+            part.contentType = String(value)
+        }
+    }
+
+    /// The line at the start of the readable bytes without its CRLF, consumed. Longer than
+    /// `limit` bytes with its CRLF → error, as soon as that is certain.
+    private func readLine(limit: Int, over: String, end: String) async throws -> ByteBuffer {
+        while true {
+            if let at = try findLineEnd() {
+                guard at <= limit - 2 else { throw malformed(over) }
+                let line = take(at)
+                consume(2)
+                return line
+            }
+            guard searched <= limit - 2 else { throw malformed(over) }
+            guard try await fill() else { throw malformed(end) }
+        }
+    }
+
+    // MARK: Searching
+
+    /// Where the delimiter starts in the readable bytes, or nil; examines only positions from
+    /// `searched` on where a whole delimiter fits, and moves `searched` past those ruled out.
+    private func findDelimiter() -> Int? {
+        if let found { return found }
+        let (at, next, examined) = buffer.withUnsafeReadableBytes { raw -> (Int?, Int, Int) in
+            let n = delimiter.count
+            let end = raw.count - n + 1  // positions from here on are searched once more bytes came
+            var i = searched
+            var examined = 0
+            while i < end {
+                // The next byte that could start a delimiter (memchr looks at each byte once).
+                guard let p = memchr(raw.baseAddress! + i, Int32(delimiter[0]), end - i) else {
+                    examined += end - i
+                    i = end
+                    break
+                }
+                let at = UnsafeRawPointer(p) - raw.baseAddress!
+                examined += at - i + 1
+                i = at
+                var j = 1
+                while j < n {
+                    examined += 1
+                    guard raw[i + j] == delimiter[j] else { break }
+                    j += 1
+                }
+                if j == n { return (i, i, examined) }
+                // No position inside the matched prefix holds the first byte: resume at the mismatch.
+                i += firstByteRepeats ? 1 : j
+            }
+            return (nil, i, examined)
+        }
+        scannedBytes += examined
+        searched = next
+        found = at
+        return at
+    }
+
+    /// Where the CRLF ending the first readable line starts, or nil; resumes at `searched`.
+    /// A bare CR or LF, or another control byte than tab → error.
+    private func findLineEnd() throws -> Int? {
+        let (at, next, examined, bad) = buffer.withUnsafeReadableBytes { raw -> (Int?, Int, Int, String?) in
+            var i = searched
+            var examined = 0
+            while i < raw.count {
+                examined += 1
+                switch raw[i] {
+                case 13:
+                    guard i + 1 < raw.count else { return (nil, i, examined, nil) }  // the LF is yet to come
+                    examined += 1
+                    return raw[i + 1] == 10 ? (i, i, examined, nil) : (nil, i, examined, "lines must end in CRLF (a bare CR)")
+                case 10: return (nil, i, examined, "lines must end in CRLF (a bare LF)")
+                case 0..<32 where raw[i] != 9, 127: return (nil, i, examined, "a control byte in part headers")
+                default: i += 1
+                }
+            }
+            return (nil, i, examined, nil)
+        }
+        scannedBytes += examined
+        searched = next
+        if let bad { throw malformed(bad) }
+        return at
+    }
+
+    // MARK: The buffer
+
+    /// Appends the next chunk of the body; false at its end. First drops what was handed out or
+    /// discarded, keeping only the unread bytes (slices handed out keep their own storage).
     private func fill() async throws -> Bool {
         if baseDone { return false }
         guard var chunk = try await base.next() else {
             baseDone = true
             return false
         }
+        if buffer.readerIndex > 0 {
+            var fresh = ByteBuffer()
+            fresh.reserveCapacity(buffer.readableBytes + chunk.readableBytes)
+            fresh.writeBuffer(&buffer)
+            buffer = fresh
+        }
         buffer.writeBuffer(&chunk)
         return true
     }
 
-    private func malformed(_ why: String) -> StorageError { .invalidRequest("malformed multipart body: \(why)") }
-
-    /// Index of `needle` in the readable bytes, or nil.
-    private func find(_ needle: [UInt8]) -> Int? {
-        buffer.withUnsafeReadableBytes { raw -> Int? in
-            let n = needle.count
-            guard raw.count >= n else { return nil }
-            var i = 0
-            let first = needle[0]
-            while i <= raw.count - n {
-                if raw[i] == first {
-                    var j = 1
-                    while j < n && raw[i + j] == needle[j] { j += 1 }
-                    if j == n { return i }
-                }
-                i += 1
-            }
-            return nil
-        }
+    /// Hands out the first `count` readable bytes.
+    private func take(_ count: Int) -> ByteBuffer {
+        let slice = buffer.readSlice(length: count)!
+        shift(count)
+        return slice
     }
 
-    /// Advances to the next part and returns its headers; nil after the closing delimiter.
-    func nextPart() async throws -> Part? {
-        if finished { return nil }
-        // Skip what remains of the current part's body (or the preamble), up to its delimiter.
-        while try await nextBodyChunk() != nil {}
-        // After a delimiter: "--" closes, CRLF opens a part.
-        while buffer.readableBytes < 2 { guard try await fill() else { throw malformed("unexpected end") } }
-        let two = buffer.readBytes(length: 2)!
-        if two == [45, 45] {
-            finished = true
-            return nil
-        }
-        guard two == [13, 10] else { throw malformed("bad delimiter line") }
-        parts += 1
-        guard parts <= 16 else { throw StorageError.invalidRequest("too many multipart parts") }
-        var headerBlock = ""
-        if buffer.readableBytes < 2 { _ = try await fill() }
-        if buffer.getBytes(at: buffer.readerIndex, length: 2) == [13, 10] {
-            buffer.moveReaderIndex(forwardBy: 2)  // a part without headers
-        } else {
-            while true {
-                if let i = find([13, 10, 13, 10]) {
-                    headerBlock = buffer.readString(length: i) ?? ""
-                    buffer.moveReaderIndex(forwardBy: 4)
-                    break
-                }
-                guard buffer.readableBytes <= 8192 else { throw StorageError.invalidRequest("multipart headers too long") }
-                guard try await fill() else { throw malformed("unexpected end in headers") }
-            }
-        }
-        var part = Part()
-        for line in headerBlock.split(separator: "\r\n") {
-            guard let colon = line.firstIndex(of: ":") else { throw malformed("bad header line") }
-            let name = line[..<colon].lowercased()
-            let value = line[line.index(after: colon)...].trimmingSpaces()
-            if name == "content-disposition" {
-                part.name = Self.parameter("name", in: value)
-                part.filename = Self.parameter("filename", in: value)
-            } else if name == "content-type" {
-                part.contentType = String(value)
-            }
-        }
-        inBody = true
-        return part
+    private func consume(_ count: Int) {
+        buffer.moveReaderIndex(forwardBy: count)
+        shift(count)
     }
 
-    /// The next chunk of the current part's body; nil at its end (the delimiter is then consumed).
-    func nextBodyChunk() async throws -> ByteBuffer? {
-        guard inBody, !finished else { return nil }
-        while true {
-            if let i = find(delimiter) {
-                if i > 0 {
-                    let chunk = buffer.readSlice(length: i)!
-                    compact()
-                    return chunk
-                }
-                buffer.moveReaderIndex(forwardBy: delimiter.count)
-                inBody = false
-                return nil
-            }
-            // Everything but a tail that could start a delimiter is body.
-            let safe = buffer.readableBytes - (delimiter.count - 1)
-            if safe >= 64 * 1024 || (safe > 0 && baseDone) {
-                let chunk = buffer.readSlice(length: safe)!
-                compact()
-                return chunk
-            }
-            if !(try await fill()) { throw malformed("unexpected end in a part") }
-        }
+    /// Keeps `searched` and `found` relative to the reader index after `count` bytes were read.
+    private func shift(_ count: Int) {
+        searched = max(0, searched - count)
+        found = found.map { $0 - count }
     }
 
-    /// Moves the unread bytes into a fresh buffer, so slices handed out are never copied on write.
-    private func compact() {
-        var fresh = ByteBuffer()
-        fresh.writeImmutableBuffer(buffer)
-        buffer = fresh
-    }
-
-    static func parameter(_ key: String, in value: Substring) -> String? {
-        for item in value.split(separator: ";").dropFirst() {
-            let kv = item.trimmingSpaces()
-            guard let eq = kv.firstIndex(of: "="), kv[..<eq].lowercased() == key else { continue }
-            var v = kv[kv.index(after: eq)...]
-            if v.hasPrefix("\"") && v.hasSuffix("\"") && v.count >= 2 { v = v.dropFirst().dropLast() }
-            return String(v)
-        }
-        return nil
-    }
-}
-
-extension Substring {
-    func trimmingSpaces() -> Substring {
-        var s = self
-        while s.first == " " || s.first == "\t" { s.removeFirst() }
-        while s.last == " " || s.last == "\t" { s.removeLast() }
-        return s
+    private func consumeDelimiter() {
+        consume(delimiter.count)
+        searched = 0
+        found = nil
+        state = .boundaryLine
     }
 }

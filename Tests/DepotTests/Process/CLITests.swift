@@ -35,8 +35,15 @@ struct CLITests {
         #expect(help.status == 0)
         for option in ["--host", "--port", "--data-dir", "--public-url", "--max-file-size", "--allowed-types", "--signed-url-ttl",
                        "--upload-url-ttl", "--private-bucket", "--public-bucket", "DEPOT_PORT", "DEPOT_MAX_FILE_SIZE", "default 8080",
-                       "--quota-bytes", "--quota-objects", "--max-open-uploads", "--rate-limit", "--rate-burst", "DEPOT_RATE_LIMIT"] {
+                       "--quota-bytes", "--quota-objects", "--max-open-uploads", "--rate-limit", "--rate-burst", "DEPOT_RATE_LIMIT",
+                       "--header-timeout", "--idle-timeout", "--min-upload-rate", "--max-connections"] {
             #expect(help.output.contains(option), "serve --help should mention \(option)")
+        }
+        // The connection limits, each with its variable and default (the help may wrap anywhere).
+        let words = help.output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        for text in ["DEPOT_HEADER_TIMEOUT, default 10)", "DEPOT_IDLE_TIMEOUT, default 60)", "DEPOT_MIN_UPLOAD_RATE, default 1024)",
+                     "DEPOT_MAX_CONNECTIONS, default 4096)"] {
+            #expect(words.contains(text), "serve --help should say \(text)")
         }
         let token = try DepotProcess.run(["token", "--help"])
         #expect(token.status == 0)
@@ -116,5 +123,47 @@ struct CLITests {
         #expect(huge.status != 0 && huge.output.contains("max file size"), "\(huge.output)")
         let badEnv = try DepotProcess.run(["serve", "--data-dir", dir], environment: ["DEPOT_QUOTA_BYTES": "-1"])
         #expect(badEnv.status != 0 && badEnv.output.contains("DEPOT_QUOTA_BYTES"), "\(badEnv.output)")
+        // The connection limits: whole numbers in range, from the flag or the environment.
+        for (arguments, environment, message) in [
+            (["--max-connections", "99999999"], [:], "--max-connections must be 0 … 1048576"),
+            (["--header-timeout", "86401"], [:], "--header-timeout must be 0 … 86400"),
+            ([], ["DEPOT_IDLE_TIMEOUT": "soon"], "DEPOT_IDLE_TIMEOUT must be a whole number"),
+            ([], ["DEPOT_MIN_UPLOAD_RATE": "99999999999999999999999"], "DEPOT_MIN_UPLOAD_RATE must be a whole number"),
+            (["--min-upload-rate", "99999999999999999999999"], [:], "min-upload-rate"),
+        ] {
+            let result = try DepotProcess.run(["serve", "--data-dir", dir] + arguments, environment: environment)
+            #expect(result.status != 0)
+            #expect(result.output.contains(message), "\(result.output)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir), "refused before the data directory is created")
+    }
+
+    /// Started with a soft open-file limit of 256, `depot serve` raises it to what its connection
+    /// cap needs (2 per connection + 256), up to the hard limit, which it says when it is too low.
+    @Test func serveRaisesTheOpenFileLimitForTheCap() async throws {
+        func softAndHard(_ server: DepotProcess) throws -> (UInt64, UInt64) {
+            let pid = try #require(server.process?.processIdentifier)
+            let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
+            let line = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
+            let numbers = line.split(separator: " ").compactMap { UInt64($0) }
+            try #require(numbers.count == 2, "\(line)")
+            return (numbers[0], numbers[1])
+        }
+        for cap in [1000, 1_000_000] {
+            let dir = Self.scratch("nofile")
+            defer {
+                try? FileManager.default.removeItem(atPath: dir)
+                try? FileManager.default.removeItem(atPath: dir + ".log")
+            }
+            let server = DepotProcess(dataDir: dir)
+            server.openFileLimit = 256
+            try await server.start(extra: ["--max-connections", "\(cap)", "--gc-interval", "0"])
+            let (soft, hard) = try softAndHard(server)
+            server.stop()
+            let need = UInt64(cap * 2 + 256)
+            #expect(soft == min(need, hard), "cap \(cap): soft \(soft), hard \(hard)")
+            let log = try String(contentsOfFile: dir + ".log", encoding: .utf8)
+            #expect(log.contains("open-file limit") == (hard < need), "\(log)")
+        }
     }
 }

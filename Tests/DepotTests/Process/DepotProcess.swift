@@ -10,6 +10,8 @@ final class DepotProcess: @unchecked Sendable {
     let logPath: String
     var process: Process?
     var port = 0
+    /// A soft open-file limit to start the server with (by the shell's `ulimit -Sn`); nil: inherited.
+    var openFileLimit: Int?
     static let secret = "crash-test-secret-0123456789-0123456789"
 
     init(dataDir: String) {
@@ -52,6 +54,10 @@ final class DepotProcess: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.executable)
         p.arguments = ["serve", "--data-dir", dataDir, "--port", "0", "--public-url", "http://depot.test"] + extra
+        if let openFileLimit {
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "ulimit -Sn \(openFileLimit) && exec \"$0\" \"$@\"", Self.executable] + p.arguments!
+        }
         p.environment = ProcessInfo.processInfo.environment.merging(["DEPOT_JWT_SECRET": Self.secret]) { $1 }
             .merging(environment) { $1 }
         p.standardOutput = log

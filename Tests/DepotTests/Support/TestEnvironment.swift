@@ -20,7 +20,8 @@ struct TestEnvironment: Sendable {
     let secret = "test-secret-0123456789-0123456789-abcdef"
     /// Whether cached small downloads are answered in the channel pipeline (as `depot serve` does).
     var fastDownloads = true
-    /// Options of the HTTP layer (CORS, redirect downloads).
+    /// Options of the HTTP layer (CORS, redirect downloads, the per-connection limits; not the
+    /// connection cap, which HummingbirdTesting's live server would drop: it is tested on `depot serve`).
     var http = DepotHTTPOptions()
 
     /// - Parameter blobs: another blob store than the files under `dir` (e.g. S3).

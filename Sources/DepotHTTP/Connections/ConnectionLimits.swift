@@ -1,0 +1,61 @@
+import HummingbirdCore
+
+/// What a client may make a connection wait for, and how many connections may be open at once:
+/// the defence against clients that hold sockets by sending slowly (a "slowloris" that never
+/// finishes its request head, an upload that trickles a few bytes a second) or by opening many
+/// and sending nothing. Every limit is about a client *sending*: a client that reads a download
+/// slowly is not closed by any of them (its connection has a request in progress), and time the
+/// server spends not reading — storing an upload to a slow disk or S3 (backpressure), answering an
+/// earlier pipelined request — never counts against the client.
+///
+/// `nil` turns a limit off. The timeouts and the upload rate are enforced per connection by
+/// ``ConnectionGuard``; the cap by Hummingbird (``availableConnectionsDelegate``).
+public struct ConnectionLimits: Sendable, Equatable {
+    /// Header-read timeout: once the first byte of a request head has arrived, the whole head
+    /// (request line and headers) must have arrived this long after, or the connection is closed
+    /// without an answer. Sending slowly does not extend it. It starts when the server is free
+    /// for the request: a head that arrives while an earlier request on the connection is still
+    /// being answered is timed from that answer's end. Default 10 s: a head is a few hundred bytes
+    /// that any client sends in one go, even on a poor mobile link; 10 s allows for retransmits.
+    public var headerTimeout: Duration? = .seconds(10)
+
+    /// Idle (keep-alive) timeout: a connection with no request in progress — between requests, or
+    /// new and silent from the start — is closed after this long. Default 60 s: longer than the
+    /// keep-alive of common clients and load balancers (which then close first, so they never
+    /// send on a connection the server is closing), short enough that idle sockets do not pile up.
+    public var idleTimeout: Duration? = .seconds(60)
+
+    /// Minimum upload rate, bytes per second: while a request body is being received, a client
+    /// that sends less than this, measured over ``uploadRateWindow`` of time during which the
+    /// server was waiting for its bytes, has its connection closed; the upload then fails as any
+    /// cut-off upload does (nothing is stored). Only time with a read pending on the socket
+    /// counts: while the server holds reads back because it is still storing earlier bytes, the
+    /// clock stops. Default 1 KiB/s: a 10 MiB image at that rate takes almost three hours; only a
+    /// client that is stalled or deliberately trickling is slower.
+    public var minUploadRate: Int? = 1024
+
+    /// The time over which ``minUploadRate`` is measured (server-waiting time, see there). A
+    /// client that sent nothing for this long while the server waited is closed. Default 30 s:
+    /// long enough for a mobile client to ride out a short loss of signal.
+    public var uploadRateWindow: Duration = .seconds(30)
+
+    /// Cap on concurrent connections: beyond it the server stops accepting (new clients wait in
+    /// the listen backlog, then the kernel refuses them) until a connection closes. Accepts come in
+    /// small batches, so the count can pass the cap by a few. Default 4,096: far more than the
+    /// busiest benchmark uses (wrk's 256), few enough that each can hold a socket and an open
+    /// file within a raised descriptor limit (`depot serve` raises RLIMIT_NOFILE to match).
+    public var maxConnections: Int? = 4096
+
+    public init() {}
+
+    /// Hummingbird's delegate enforcing ``maxConnections``, for
+    /// `ApplicationConfiguration(availableConnectionsDelegate:)`; nil without a cap.
+    public var availableConnectionsDelegate: (any AvailableConnectionsDelegate)? {
+        maxConnections.map { MaximumAvailableConnections($0) }
+    }
+
+    /// Whether any per-connection limit is on (else no ``ConnectionGuard`` is installed).
+    var guardsConnections: Bool {
+        headerTimeout != nil || idleTimeout != nil || minUploadRate != nil
+    }
+}
