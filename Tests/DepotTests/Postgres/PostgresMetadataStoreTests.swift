@@ -19,14 +19,14 @@ struct PostgresMetadataStoreTests {
 
     /// A second store (its own connection pool, as another server has) on the same database.
     func secondServer(on store: PostgresMetadataStore, url: String, claimLease: TimeInterval = 600) async throws -> (PostgresMetadataStore, @Sendable () -> Void) {
-        let other = try PostgresMetadataStore(url: url, claimLease: claimLease, logger: PostgresTestServer.logger)
+        let other = try PostgresMetadataStore(url: url, claimLease: claimLease, timeout: PostgresTestServer.timeout, logger: PostgresTestServer.logger)
         let runner = await other.start()
         return (other, { runner.cancel() })
     }
 
     @Test func anIntentIsClaimedOnceAcrossServers() async throws {
         let url = try await PostgresTestServer.makeDatabase()
-        let a = try PostgresMetadataStore(url: url, logger: PostgresTestServer.logger)
+        let a = try PostgresMetadataStore(url: url, timeout: PostgresTestServer.timeout, logger: PostgresTestServer.logger)
         let runA = await a.start()
         defer { runA.cancel() }
         try await a.migrate()
@@ -50,7 +50,7 @@ struct PostgresMetadataStoreTests {
 
     @Test func aClaimLeftByADeadServerLapsesAfterTheLease() async throws {
         let url = try await PostgresTestServer.makeDatabase()
-        let store = try PostgresMetadataStore(url: url, claimLease: 1, logger: PostgresTestServer.logger)
+        let store = try PostgresMetadataStore(url: url, claimLease: 1, timeout: PostgresTestServer.timeout, logger: PostgresTestServer.logger)
         let runner = await store.start()
         defer { runner.cancel() }
         try await store.migrate()
@@ -77,7 +77,7 @@ struct PostgresMetadataStoreTests {
 
     @Test func serversMigratingTogetherApplyEachVersionOnce() async throws {
         let url = try await PostgresTestServer.makeDatabase()
-        let stores = try (0..<4).map { _ in try PostgresMetadataStore(url: url, logger: PostgresTestServer.logger) }
+        let stores = try (0..<4).map { _ in try PostgresMetadataStore(url: url, timeout: PostgresTestServer.timeout, logger: PostgresTestServer.logger) }
         var runners: [Task<Void, Never>] = []
         for s in stores { runners.append(await s.start()) }
         defer { runners.forEach { $0.cancel() } }
@@ -127,7 +127,7 @@ struct PostgresMetadataStoreTests {
     @Test func badURLsAreRefusedWithAReason() {
         for url in ["mysql://u@h/db", "postgres://host/db", "postgres://u@h/db?sslmode=sometimes", "not a url"] {
             #expect(throws: StorageError.self, "\(url)") {
-                _ = try PostgresMetadataStore(url: url, logger: PostgresTestServer.logger)
+                _ = try PostgresMetadataStore(url: url, timeout: PostgresTestServer.timeout, logger: PostgresTestServer.logger)
             }
         }
     }

@@ -5,11 +5,11 @@ import Testing
 /// opens anything.
 @Suite("Backend settings of depot serve")
 struct BackendSettingsTests {
-    func serve(_ environment: [String: String]) throws -> (status: Int32, output: String) {
+    func serve(_ environment: [String: String]) async throws -> (status: Int32, output: String) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-settings-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Settings of the test process (DEPOT_TEST_*) do not leak in: only DEPOT_* names matter.
-        return try DepotProcess.run(["serve", "--data-dir", dir, "--port", "0"], environment: environment)
+        return try await DepotProcess.run(["serve", "--data-dir", dir, "--port", "0"], environment: environment)
     }
 
     @Test(arguments: [
@@ -24,8 +24,8 @@ struct BackendSettingsTests {
         (["DEPOT_DATABASE_URL": "postgres://u:p@127.0.0.1:9/db", "DEPOT_JWT_SECRET": ""], "needs the same DEPOT_JWT_SECRET"),
         (["DEPOT_DATABASE_URL": "mysql://u@h/db", "DEPOT_JWT_SECRET": String(repeating: "s", count: 40)], "postgres://user:password@host"),
     ])
-    func inconsistentSettingsAreRefused(_ environment: [String: String], _ message: String) throws {
-        let (status, output) = try serve(environment)
+    func inconsistentSettingsAreRefused(_ environment: [String: String], _ message: String) async throws {
+        let (status, output) = try await serve(environment)
         #expect(status != 0)
         #expect(output.contains(message), "\(output)")
         #expect(!output.contains("listening"))

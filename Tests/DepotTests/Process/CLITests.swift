@@ -30,8 +30,8 @@ struct CLITests {
         return !value.isEmpty && value.allSatisfy(\.isNumber)
     }
 
-    @Test func helpExplainsEveryOptionOnce() throws {
-        let help = try DepotProcess.run(["serve", "--help"])
+    @Test func helpExplainsEveryOptionOnce() async throws {
+        let help = try await DepotProcess.run(["serve", "--help"])
         #expect(help.status == 0)
         for option in ["--host", "--port", "--data-dir", "--public-url", "--max-file-size", "--allowed-types", "--signed-url-ttl",
                        "--upload-url-ttl", "--private-bucket", "--public-bucket", "DEPOT_PORT", "DEPOT_MAX_FILE_SIZE", "default 8080",
@@ -45,22 +45,22 @@ struct CLITests {
                      "DEPOT_MAX_CONNECTIONS, default 4096)"] {
             #expect(words.contains(text), "serve --help should say \(text)")
         }
-        let token = try DepotProcess.run(["token", "--help"])
+        let token = try await DepotProcess.run(["token", "--help"])
         #expect(token.status == 0)
         #expect(!token.output.contains("(default authenticated)"), "the default is printed once, by the parser")
         #expect(!token.output.contains("(default 3600)"))
         #expect(token.output.contains("(default: 3600)"))
-        let gc = try DepotProcess.run(["gc", "--help"])
+        let gc = try await DepotProcess.run(["gc", "--help"])
         #expect(gc.status == 0)
         #expect(gc.output.contains("multipart"))
-        #expect(try DepotProcess.run(["keys", "--help"]).status == 0)
+        #expect(try await DepotProcess.run(["keys", "--help"]).status == 0)
     }
 
     @Test(arguments: [["keys"], ["token", "--sub", "alice"]])
-    func keysAndTokenRefuseToInventASecret(_ command: [String]) throws {
+    func keysAndTokenRefuseToInventASecret(_ command: [String]) async throws {
         let dir = Self.scratch("nosecret")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let result = try DepotProcess.run(command + ["--data-dir", dir], environment: Self.noSecret)
+        let result = try await DepotProcess.run(command + ["--data-dir", dir], environment: Self.noSecret)
         #expect(result.status != 0)
         #expect(result.output.contains("no project secret"), "\(result.output)")
         #expect(result.output.contains(dir + "/jwt-secret"), "says where it looked: \(result.output)")
@@ -84,7 +84,7 @@ struct CLITests {
         let secret = try String(contentsOfFile: dir + "/jwt-secret", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let jwt = await ProjectJWT(secret: secret)
 
-        let t1 = try DepotProcess.run(["token", "--data-dir", dir, "--sub", "alice"], environment: Self.noSecret)
+        let t1 = try await DepotProcess.run(["token", "--data-dir", dir, "--sub", "alice"], environment: Self.noSecret)
         #expect(t1.status == 0)
         let token = t1.output.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try await jwt.verify(token) == Identity(subject: "alice", role: .authenticated))
@@ -92,9 +92,9 @@ struct CLITests {
         #expect(Self.hasWholeSeconds(claims, "exp") && Self.hasWholeSeconds(claims, "iat"), "\(claims)")
 
         // The keys are the same strings on every call, with whole-second claims.
-        let first = try DepotProcess.run(["keys", "--data-dir", dir], environment: Self.noSecret)
+        let first = try await DepotProcess.run(["keys", "--data-dir", dir], environment: Self.noSecret)
         try await Task.sleep(for: .milliseconds(1100))
-        let second = try DepotProcess.run(["keys", "--data-dir", dir], environment: Self.noSecret)
+        let second = try await DepotProcess.run(["keys", "--data-dir", dir], environment: Self.noSecret)
         #expect(first.status == 0)
         #expect(first.output == second.output)
         func key(_ role: String) throws -> String {
@@ -109,19 +109,19 @@ struct CLITests {
         #expect(try String(contentsOfFile: dir + "/jwt-secret", encoding: .utf8).contains(secret))
     }
 
-    @Test func badSettingsFailFastWithAReadableMessage() throws {
+    @Test func badSettingsFailFastWithAReadableMessage() async throws {
         let dir = Self.scratch("bad")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let bad = try DepotProcess.run(["serve", "--data-dir", dir, "--signed-url-ttl", "0"])
+        let bad = try await DepotProcess.run(["serve", "--data-dir", dir, "--signed-url-ttl", "0"])
         #expect(bad.status != 0)
         #expect(bad.output.contains("signed URL lifetime"))
-        let badType = try DepotProcess.run(["serve", "--data-dir", dir, "--allowed-types", "text/html"])
+        let badType = try await DepotProcess.run(["serve", "--data-dir", dir, "--allowed-types", "text/html"])
         #expect(badType.status != 0)
         #expect(badType.output.contains("text/html"))
         // Numbers near Int64.max are refused, not overflowed.
-        let huge = try DepotProcess.run(["serve", "--data-dir", dir, "--max-file-size", "9223372036854775807"])
+        let huge = try await DepotProcess.run(["serve", "--data-dir", dir, "--max-file-size", "9223372036854775807"])
         #expect(huge.status != 0 && huge.output.contains("max file size"), "\(huge.output)")
-        let badEnv = try DepotProcess.run(["serve", "--data-dir", dir], environment: ["DEPOT_QUOTA_BYTES": "-1"])
+        let badEnv = try await DepotProcess.run(["serve", "--data-dir", dir], environment: ["DEPOT_QUOTA_BYTES": "-1"])
         #expect(badEnv.status != 0 && badEnv.output.contains("DEPOT_QUOTA_BYTES"), "\(badEnv.output)")
         // The connection limits: whole numbers in range, from the flag or the environment.
         for (arguments, environment, message) in [
@@ -131,7 +131,7 @@ struct CLITests {
             ([], ["DEPOT_MIN_UPLOAD_RATE": "99999999999999999999999"], "DEPOT_MIN_UPLOAD_RATE must be a whole number"),
             (["--min-upload-rate", "99999999999999999999999"], [:], "min-upload-rate"),
         ] {
-            let result = try DepotProcess.run(["serve", "--data-dir", dir] + arguments, environment: environment)
+            let result = try await DepotProcess.run(["serve", "--data-dir", dir] + arguments, environment: environment)
             #expect(result.status != 0)
             #expect(result.output.contains(message), "\(result.output)")
         }

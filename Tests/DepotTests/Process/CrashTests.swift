@@ -105,7 +105,7 @@ struct CrashTests {
         #expect(try await server.request(.GET, "/v1/assets/\(directPath)", headers: auth).status == 200)
 
         // `depot gc` removes the orphan and nothing else.
-        let gc = try DepotProcess.run(["gc", "--data-dir", dir, "--grace", "3600"])
+        let gc = try await DepotProcess.run(["gc", "--data-dir", dir, "--grace", "3600"])
         #expect(gc.status == 0)
         #expect(gc.output.contains("removed 1 orphan blob"))
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/blobs/01/\(orphan)"))

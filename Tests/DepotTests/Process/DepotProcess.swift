@@ -30,8 +30,14 @@ final class DepotProcess: @unchecked Sendable {
         return dir.appendingPathComponent("depot").path
     }
 
-    /// Runs a `depot` subcommand to completion and returns its standard output.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    /// Runs a `depot` subcommand to completion and returns its standard output. The wait happens
+    /// on a thread of its own: blocking the (two-thread) cooperative pool stalled every other
+    /// test's async work, PostgreSQL's timeouts first.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        try await RawSocket.blocking { try runBlocking(arguments, environment: environment) }
+    }
+
+    private static func runBlocking(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments

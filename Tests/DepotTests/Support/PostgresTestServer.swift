@@ -19,6 +19,11 @@ enum PostgresTestServer {
         return l
     }
 
+    /// The stores' bound on one statement: generous, since every suite starts at once and a loaded
+    /// 2-core machine can take more than the product's 10 s to create and migrate a database
+    /// (these tests are not about time; the bound itself has its own test).
+    static let timeout: Duration = .seconds(60)
+
     /// A connection pool on the server's admin database, running for the whole test process.
     static let admin: PostgresClient? = {
         guard let adminURL, let store = try? PostgresMetadataStore(url: adminURL, logger: logger) else { return nil }
@@ -40,7 +45,7 @@ enum PostgresTestServer {
 
     /// A migrated store on a new database; `stop` ends its connection pool.
     static func makeStore(claimLease: TimeInterval = 600) async throws -> (PostgresMetadataStore, stop: @Sendable () -> Void) {
-        let store = try PostgresMetadataStore(url: try await makeDatabase(), claimLease: claimLease, logger: logger)
+        let store = try PostgresMetadataStore(url: try await makeDatabase(), claimLease: claimLease, timeout: timeout, logger: logger)
         let runner = await store.start()
         try await store.migrate()
         return (store, { runner.cancel() })
