@@ -89,7 +89,8 @@ final class MultipartReader<Base: AsyncIteratorProtocol> where Base.Element == B
         parts += 1
         guard parts <= 16 else { throw StorageError.invalidRequest("too many multipart parts") }
         var headerBlock = ""
-        if buffer.readableBytes < 2 { _ = try await fill() }
+        // Chunks may be of any size, down to one byte: gather two (or reach the end) before deciding.
+        while buffer.readableBytes < 2 { guard try await fill() else { break } }
         if buffer.getBytes(at: buffer.readerIndex, length: 2) == [13, 10] {
             buffer.moveReaderIndex(forwardBy: 2)  // a part without headers
         } else {
