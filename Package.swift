@@ -6,6 +6,17 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// Fuzzing (`scripts/fuzz`, fuzz/README.md): with DEPOT_FUZZ=1 in the environment the manifest adds
+// the `depot-fuzz` executable (libFuzzer) and compiles the targets it reaches (DepotCore,
+// CDepotCrypto, DepotS3, DepotHTTP) with libFuzzer's coverage and AddressSanitizer. Dependencies
+// stay uninstrumented, so switching only recompiles Depot's own modules in the same `.build`.
+// Without the variable nothing here changes the build.
+let fuzzing = Context.environment["DEPOT_FUZZ"] == "1"
+let fuzzSwiftFlags: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
+let fuzzCFlags: [CSetting] = fuzzing ? [.unsafeFlags(["-fsanitize=fuzzer-no-link,address"])] : []
+/// The settings of the targets the fuzzers reach.
+let fuzzedSwiftSettings = swiftSettings + fuzzSwiftFlags
+
 let package = Package(
     name: "Depot",
     platforms: [.macOS(.v15)],
@@ -41,12 +52,12 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: fuzzedSwiftSettings
         ),
         // Two Linux system calls the Glibc module does not export (syncfs, sync_file_range).
         .target(name: "CDepotSystem"),
         // HMAC-SHA256 for short messages (URL tokens), with the SHA extensions where the CPU has them.
-        .target(name: "CDepotCrypto"),
+        .target(name: "CDepotCrypto", cSettings: fuzzCFlags),
         // The embedded backends: files on local disk and SQLite (GRDB).
         .target(
             name: "DepotLocal",
@@ -69,7 +80,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: fuzzedSwiftSettings
         ),
         // PostgreSQL metadata, for several servers sharing one database.
         .target(
@@ -105,7 +116,7 @@ let package = Package(
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: fuzzedSwiftSettings
         ),
         // In-memory stores for unit tests and the helpers the test suites share.
         .target(
@@ -145,3 +156,24 @@ let package = Package(
         ),
     ]
 )
+
+if fuzzing {
+    package.targets.append(
+        // One libFuzzer executable for every parser that reads request bytes: `depot-fuzz
+        // --target=NAME [libFuzzer options] [corpus dirs]` (fuzz/README.md).
+        .executableTarget(
+            name: "depot-fuzz",
+            dependencies: [
+                "DepotCore", "DepotHTTP", "DepotS3",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "fuzz/Sources",
+            swiftSettings: fuzzedSwiftSettings + [.unsafeFlags(["-parse-as-library"])],
+            // lld: SwiftPM points `main` at the module's entry point with --defsym, which gold
+            // refuses beside libFuzzer's own `main`.
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]
+        )
+    )
+}

@@ -17,13 +17,23 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
     public let string: String
 
     /// The decoded segments.
-    public var segments: [String] { string.split(separator: "/", omittingEmptySubsequences: false).map(String.init) }
+    public var segments: [String] { Self.split(string).map(String.init) }
     public var description: String { string }
     /// The first segment (the tenant, by Depot's path rule).
     public var owner: String { String(firstSegment) }
     /// The last segment (the file name).
-    public var lastSegment: String { String(string[(string.lastIndex(of: "/").map { string.index(after: $0) } ?? string.startIndex)...]) }
-    private var firstSegment: Substring { string[..<(string.firstIndex(of: "/") ?? string.endIndex)] }
+    public var lastSegment: String {
+        String(Substring(string.utf8[(string.utf8.lastIndex(of: UInt8(ascii: "/")).map { string.utf8.index(after: $0) } ?? string.startIndex)...]))
+    }
+    private var firstSegment: Substring { Substring(string.utf8[..<(string.utf8.firstIndex(of: UInt8(ascii: "/")) ?? string.endIndex)]) }
+
+    /// `raw` cut at every `/` byte. Never at `/` characters: a segment that starts with a
+    /// combining mark (`a/%CC%81b`) makes `/` and the mark one `Character`, which
+    /// `split(separator: "/")` and `firstIndex(of: "/")` step over.
+    static func split(_ raw: some StringProtocol) -> [Substring] {
+        let whole = Substring(raw)
+        return whole.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map(Substring.init)
+    }
 
     /// Validates a name given as a plain (already decoded) string, e.g. from JSON.
     public init(_ raw: String) throws(StorageError) {
@@ -33,7 +43,7 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
             self.init(checked: raw)
             return
         }
-        try self.init(segments: raw.split(separator: "/", omittingEmptySubsequences: false).map(String.init))
+        try self.init(segments: Self.split(raw).map(String.init))
     }
 
     /// Whether `raw` is a valid path made of printable ASCII only (so NFC leaves it unchanged).
@@ -93,7 +103,7 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
             try self.init(String(raw))
             return
         }
-        let parts = raw.split(separator: "/", omittingEmptySubsequences: false)
+        let parts = Self.split(raw)
         var decoded: [String] = []
         decoded.reserveCapacity(parts.count)
         for part in parts {

@@ -24,11 +24,12 @@ extension Request {
 
     /// Parses `{bucket}/{path...}` as it appears in a URL (percent-encoded).
     static func bucketAndPath(_ rest: Substring) throws(StorageError) -> (String, ObjectPath) {
-        guard let slash = rest.firstIndex(of: "/"), let bucket = PercentEncoding.decode(rest[..<slash]) else {
+        // The first `/` byte (a `/` character may be followed by a combining mark).
+        guard let slash = rest.utf8.firstIndex(of: UInt8(ascii: "/")), let bucket = PercentEncoding.decode(Substring(rest.utf8[..<slash])) else {
             throw StorageError.invalidPath("expected /{bucket}/{path}")
         }
         try BucketRecord.validate(name: bucket)
-        return (bucket, try ObjectPath(percentEncoded: rest[rest.index(after: slash)...]))
+        return (bucket, try ObjectPath(percentEncoded: Substring(rest.utf8[rest.utf8.index(after: slash)...])))
     }
 
     /// Decodes a JSON body of at most `limit` bytes.

@@ -104,7 +104,7 @@ struct ObjectAPIController: Sendable {
     @Sendable func delete(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         let rest = try request.rawRest(after: Self.prefix)
-        if rest.contains("/") {
+        if rest.utf8.contains(UInt8(ascii: "/")) {
             try await service.deleteObject(as: identity, at: try key(request, after: Self.prefix))
             return SupabaseJSON.message("Successfully deleted")
         }
@@ -174,7 +174,7 @@ struct ObjectAPIController: Sendable {
             throw StorageError.invalidRequest("body must have required property 'expiresIn'")
         }
         let rest = try request.rawRest(after: "/storage/v1/object/sign/")
-        if rest.contains("/") {
+        if rest.utf8.contains(UInt8(ascii: "/")) {
             let key = try key(request, after: "/storage/v1/object/sign/")
             let token = try await service.signObject(as: identity, at: key, expiresIn: expiresIn)
             return SupabaseJSON.object(["signedURL": Self.signedURL(bucket: key.bucket, path: key.path.string, token: token)])

@@ -12,7 +12,7 @@ extension Request {
     /// A single percent-encoded segment after `prefix`, e.g. a bucket id.
     func segment(after prefix: String) throws(StorageError) -> String {
         let rest = try rawRest(after: prefix)
-        let segment = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let segment = Substring(rest.utf8.prefix { $0 != UInt8(ascii: "/") })
         guard let decoded = PercentEncoding.decode(segment), !decoded.isEmpty else { throw .invalidRequest("the bucket id is missing") }
         return decoded
     }
