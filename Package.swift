@@ -93,10 +93,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The library product for Swift backends that embed Depot without HTTP.
+        // The composition root and the library product: `DepotServer` (a typed configuration →
+        // backends → service → HTTP application), which `depot serve` and the tests run, and
+        // `StorageService.local` for Swift programs that embed the storage core alone.
         .target(
             name: "Depot",
-            dependencies: ["DepotCore", "DepotLocal"],
+            dependencies: [
+                "DepotCore", "DepotLocal", "DepotHTTP", "DepotS3", "DepotPostgres",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Hummingbird application: middleware, controllers, the Assets API and download routes.
@@ -128,10 +136,9 @@ let package = Package(
         .executableTarget(
             name: "depot",
             dependencies: [
-                "DepotCore", "DepotLocal", "DepotHTTP", "DepotS3", "DepotPostgres",
+                "Depot", "DepotCore", "DepotLocal", "DepotHTTP", "DepotS3", "DepotPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

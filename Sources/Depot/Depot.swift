@@ -1,8 +1,30 @@
 @_exported import DepotCore
 @_exported import DepotLocal
+import Foundation
 import Logging
 
 extension StorageService {
+    /// The one assembly of a storage service over opened stores, used by `depot serve`, `depot gc`,
+    /// ``local(dataDirectory:secret:settings:logger:)`` and the tests: memory caches in front of
+    /// the stores, URL signing keys derived from the project secret, both buckets made when missing.
+    ///
+    /// Rows are cached only when this process is their only writer (`rowsShared` false: SQLite); a
+    /// shared PostgreSQL may change any row from another server. Blobs are immutable, so small ones
+    /// may be cached either way (`cacheBlobs`, on unless a caller must see the store itself).
+    public static func assemble(
+        blobs: any BlobStore, metadata: any MetadataStore, rowsShared: Bool, cacheBlobs: Bool = true,
+        settings: StorageSettings, secret: String, logger: Logger = Logger(label: "depot"),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) async throws -> StorageService {
+        try settings.validate()
+        let service = StorageService(
+            blobs: cacheBlobs ? CachedBlobStore(blobs) : blobs,
+            metadata: rowsShared ? metadata : CachedMetadataStore(metadata),
+            settings: settings, keys: .derived(fromProjectSecret: secret), logger: logger, now: now)
+        try await service.bootstrap()
+        return service
+    }
+
     /// A storage service on the embedded backends: blobs under `dataDirectory/blobs`, metadata in
     /// `dataDirectory/depot.sqlite`. Creates the directory, the database and both buckets when
     /// missing.
@@ -16,12 +38,9 @@ extension StorageService {
         logger: Logger = Logger(label: "depot")
     ) async throws -> StorageService {
         try settings.validate()
-        let blobs = CachedBlobStore(try FileSystemBlobStore(directory: dataDirectory))
-        let metadata = CachedMetadataStore(try SQLiteMetadataStore(path: dataDirectory + "/depot.sqlite"))
-        let service = StorageService(
-            blobs: blobs, metadata: metadata, settings: settings,
-            keys: .derived(fromProjectSecret: secret), logger: logger)
-        try await service.bootstrap()
-        return service
+        return try await assemble(
+            blobs: try FileSystemBlobStore(directory: dataDirectory),
+            metadata: try SQLiteMetadataStore(path: dataDirectory + "/depot.sqlite"), rowsShared: false,
+            settings: settings, secret: secret, logger: logger)
     }
 }

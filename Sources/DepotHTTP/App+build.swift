@@ -3,7 +3,6 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import Logging
 
 /// HTTP-level options.
 public struct DepotHTTPOptions: Sendable {
@@ -20,7 +19,33 @@ public struct DepotHTTPOptions: Sendable {
     public var rateLimits = RateLimiter.Limits()
     /// Limits on slow and idle clients and on open connections.
     public var connections = ConnectionLimits()
+    /// Whether signed and public GETs of cached objects are answered in the channel pipeline
+    /// (``FastDownloadHandler``) before the router. Never with ``directDownloads``, whose signed
+    /// GETs are redirects.
+    public var fastDownloads = true
+    /// The `Server` header; nil sends none.
+    public var serverName: String? = "Depot"
     public init() {}
+}
+
+/// The one assembly of Depot's HTTP application, used by `depot serve` (through the `Depot`
+/// library's ``DepotServer``) and by the tests: the router (``buildRouter``) behind Depot's server
+/// (``HTTPServerBuilder/depot(fastDownloadsFrom:metrics:serverName:options:)``), listening on
+/// `host`:`port` with the connection cap of `options.connections`. Port 0 picks a free port;
+/// `onServerRunning` is given the listening channel (its `localAddress` has the port).
+public func buildApplication(
+    service: StorageService, jwt: ProjectJWT, metrics: DepotMetrics = DepotMetrics(),
+    options: DepotHTTPOptions = DepotHTTPOptions(), host: String = "127.0.0.1", port: Int = 8080,
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }, logger: Logger
+) -> Application<RouterResponder<DepotRequestContext>> {
+    let fast = options.fastDownloads && options.directDownloads == nil
+    return Application(
+        router: buildRouter(service: service, jwt: jwt, metrics: metrics, options: options),
+        server: .depot(fastDownloadsFrom: fast ? service : nil, metrics: metrics, serverName: options.serverName, options: options),
+        configuration: .init(
+            address: .hostname(host, port: port), serverName: options.serverName,
+            availableConnectionsDelegate: options.connections.availableConnectionsDelegate),
+        onServerRunning: onServerRunning, logger: logger)
 }
 
 /// Builds Depot's router: every route of the Assets API (`/v1`), the Supabase Storage-compatible

@@ -1,6 +1,6 @@
 import ArgumentParser
 import DepotCore
-import DepotLocal
+import Depot
 import DepotS3
 import Foundation
 import Logging
@@ -26,11 +26,6 @@ struct BlobStoreOptions: ParsableArguments {
     @Option(name: .customLong("s3-path-style"), help: "true: endpoint/bucket/key (MinIO, Ceph, moto); false: bucket.endpoint/key (AWS). (env DEPOT_S3_PATH_STYLE, default true)")
     var pathStyle: String?
 
-    enum Choice {
-        case file
-        case s3(S3Configuration)
-    }
-
     /// Whether signed GETs are redirected to the blob store (checked: only with S3).
     func redirectsDownloads() throws -> Bool {
         switch setting(downloadMode, "DEPOT_DOWNLOAD_MODE") ?? "proxy" {
@@ -45,9 +40,9 @@ struct BlobStoreOptions: ParsableArguments {
     }
 
     /// The choice, every S3 setting checked (a missing or malformed one is named).
-    func resolve() throws -> Choice {
+    func resolve() throws -> BlobBackend {
         switch setting(blobStore, "DEPOT_BLOB_STORE") ?? "file" {
-        case "file": return .file
+        case "file": return .files
         case "s3": break
         case let other: throw ValidationError("DEPOT_BLOB_STORE must be file or s3, got '\(other)'")
         }
@@ -71,39 +66,5 @@ struct BlobStoreOptions: ParsableArguments {
             pathStyle: pathStyle)
         do { try config.validate() } catch { throw ValidationError(error.message) }
         return .s3(config)
-    }
-}
-
-/// An opened blob store, and what to do when the process is done with it.
-struct OpenedBlobStore {
-    var store: any BlobStore
-    /// The store's direct download URLs, when it has them (S3).
-    var redirecting: (any BlobRedirecting)?
-    /// For the start-up banner, e.g. `s3 http://127.0.0.1:9000/bucket/prefix`.
-    var summary: String
-    var close: @Sendable () async -> Void
-
-    /// Opens the chosen store. An S3 bucket is checked at once: a missing bucket or refused
-    /// credentials stop the start with a message; an unreachable endpoint only warns (the
-    /// health check answers 503 until it answers).
-    static func open(_ choice: BlobStoreOptions.Choice, dataDir: String, sweepTemporaryFiles: Bool = true, logger: Logger) async throws -> OpenedBlobStore {
-        switch choice {
-        case .file:
-            let store = try FileSystemBlobStore(directory: dataDir, sweepTemporaryFiles: sweepTemporaryFiles)
-            return OpenedBlobStore(store: store, redirecting: nil, summary: "files under \(dataDir)/blobs", close: {})
-        case .s3(let config):
-            let store = try S3BlobStore(configuration: config, logger: logger)
-            let where_ = "\(config.endpoint) bucket \(config.bucket)" + (config.prefix.isEmpty ? "" : " prefix \(config.prefix)")
-            do {
-                try await store.ping()
-            } catch let e as StorageError where e.code == .unavailable {
-                logger.warning("the S3 endpoint \(config.endpoint) does not answer yet (\(e)); /health answers 503 until it does")
-            } catch let e as StorageError {
-                try? await store.shutdown()
-                let why = e.code == .notFound ? "the bucket does not exist" : "it refused the request (check the keys, region and bucket)"
-                throw DepotFailure("cannot use S3 at \(where_): \(why) (\(e.cause.map { "\($0)" } ?? e.message))")
-            }
-            return OpenedBlobStore(store: store, redirecting: store, summary: "s3 \(where_)", close: { try? await store.shutdown() })
-        }
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import DepotCore
-import DepotLocal
+import Depot
 import DepotPostgres
 import Foundation
 import Logging
@@ -12,56 +12,8 @@ struct MetadataOptions: ParsableArguments {
 
     /// The PostgreSQL URL, or nil for SQLite.
     var postgresURL: String? { setting(database, "DEPOT_DATABASE_URL") }
-}
 
-/// An opened metadata store.
-struct OpenedMetadataStore {
-    var store: any MetadataStore
-    /// True when other servers may share the rows (nothing may be cached).
-    var shared: Bool
-    var summary: String
-    var close: @Sendable () async -> Void
-
-    /// Opens SQLite (migrated on open) or PostgreSQL (its pool started, migrated when `migrate`).
-    /// - Parameter owner: this process is the server that owns the SQLite file: upload URLs
-    ///   claimed by its previous run (cut off by a crash) are released. Never for PostgreSQL, where
-    ///   other servers may be mid-upload (claims there lapse after a lease instead).
-    static func open(_ options: MetadataOptions, dataDir: String, migrate: Bool = true, owner: Bool = false, logger: Logger) async throws -> OpenedMetadataStore {
-        guard let url = options.postgresURL else {
-            let sqlite = try SQLiteMetadataStore(path: dataDir + "/depot.sqlite")
-            if owner {
-                let released = try await sqlite.releaseAbandonedClaims()
-                if released > 0 { logger.info("\(released) upload URL(s) cut off by the last stop can be used again") }
-            }
-            return OpenedMetadataStore(store: sqlite, shared: false, summary: "SQLite \(dataDir)/depot.sqlite", close: {})
-        }
-        let postgres: PostgresMetadataStore
-        do { postgres = try PostgresMetadataStore(url: url, logger: logger) } catch { throw ValidationError(error.message) }
-        let runner = await postgres.start()
-        let close: @Sendable () async -> Void = {
-            runner.cancel()
-            _ = await runner.value
-        }
-        do {
-            if migrate {
-                let applied = try await postgres.migrate()
-                if !applied.isEmpty { logger.info("PostgreSQL schema migrated to version \(applied.last!)") }
-            } else {
-                try await postgres.ping()
-            }
-        } catch {
-            await close()
-            throw DepotFailure("cannot use PostgreSQL at \(redacted(url)): \((error as? StorageError)?.cause.map { "\($0)" } ?? "\(error)")")
-        }
-        return OpenedMetadataStore(store: postgres, shared: true, summary: "PostgreSQL \(redacted(url))", close: close)
-    }
-
-    /// The URL without its password, for logs and messages.
-    static func redacted(_ url: String) -> String {
-        guard var c = URLComponents(string: url), c.password != nil else { return url }
-        c.password = "***"
-        return c.string ?? "postgres://…"
-    }
+    var backend: MetadataBackend { postgresURL.map { .postgres(url: $0) } ?? .sqlite }
 }
 
 struct MigrateCommand: AsyncParsableCommand {

@@ -1,4 +1,4 @@
-import DepotCore
+import Depot
 import Foundation
 
 #if canImport(Glibc)
@@ -73,10 +73,4 @@ enum DataDirectory {
         }
         try fm.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
-}
-
-/// A failure reported to the user as one readable line.
-struct DepotFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
 }

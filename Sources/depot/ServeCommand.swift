@@ -1,11 +1,8 @@
 import ArgumentParser
-import DepotCore
+import Depot
 import DepotHTTP
-import DepotLocal
 import Foundation
-import Hummingbird
 import Logging
-import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,91 +22,48 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Connections") var connectionOptions: ConnectionOptions
 
     func run() async throws {
-        var config = try options.resolve()
+        let resolved = try options.resolve()
         let limits = try limitOptions.resolve()
-        config.settings.quota = limits.quota
-        let blobChoice = try blobOptions.resolve()
-        let redirect = try blobOptions.redirectsDownloads()
         var logger = Logger(label: "depot")
-        logger.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
-        let connections = try connectionOptions.resolve(raisingOpenFileLimit: logger)
-        let dataDir = data.resolvedDataDir
+        logger.logLevel = Logger.Level(rawValue: resolved.logLevel) ?? .info
+
+        // Flags → the typed configuration of the composition root (`DepotServer`).
+        var configuration = DepotServer.Configuration(dataDirectory: data.resolvedDataDir)
+        configuration.host = resolved.host
+        configuration.port = resolved.port
+        configuration.settings = resolved.settings
+        configuration.settings.quota = limits.quota
+        configuration.metadata = metadataOptions.backend
+        configuration.blobs = try blobOptions.resolve()
+        configuration.redirectDownloads = try blobOptions.redirectsDownloads()
+        configuration.http.objectCORSOrigins = resolved.corsObjectOrigins
+        configuration.http.apiCORSOrigins = resolved.corsAPIOrigins
+        configuration.http.rateLimits = limits.rates
+        configuration.http.connections = try connectionOptions.resolve(raisingOpenFileLimit: logger)
+        configuration.gcInterval = resolved.gcInterval
+
+        let dataDir = configuration.dataDirectory
         try DataDirectory.create(dataDir)
         if metadataOptions.postgresURL != nil && setting(nil, "DEPOT_JWT_SECRET") == nil {
             throw ValidationError(
                 "with a shared database (DEPOT_DATABASE_URL) every server needs the same DEPOT_JWT_SECRET; set it (≥ 32 characters)")
         }
         let (secret, secretSource) = try ProjectSecret.load(dataDirectory: dataDir, mode: .createIfMissing)
+        let server = try await DepotServer.open(configuration, secret: secret, logger: logger)
 
-        // The composition root: the only place that names concrete backends.
-        // A process that is the only writer of its SQLite file may cache row lookups; with a
-        // shared PostgreSQL it must not (another server may change any row). Blobs are
-        // immutable, so small ones may be cached either way.
-        let rows = try await OpenedMetadataStore.open(metadataOptions, dataDir: dataDir, owner: true, logger: logger)
-        let opened = try await closingOnFailure(rows.close) { try await OpenedBlobStore.open(blobChoice, dataDir: dataDir, logger: logger) }
-        let blobs = CachedBlobStore(opened.store)
-        let metadata: any MetadataStore = rows.shared ? rows.store : CachedMetadataStore(rows.store)
-        let service = StorageService(
-            blobs: blobs, metadata: metadata, settings: config.settings,
-            keys: .derived(fromProjectSecret: secret), logger: logger)
-        try await service.bootstrap()
-
-        let jwt = await ProjectJWT(secret: secret)
-        var http = DepotHTTPOptions()
-        http.objectCORSOrigins = config.corsObjectOrigins
-        http.apiCORSOrigins = config.corsAPIOrigins
-        http.rateLimits = limits.rates
-        if redirect { http.directDownloads = opened.redirecting }
-        http.connections = connections
-        let metrics = DepotMetrics()
-        let router = buildRouter(service: service, jwt: jwt, metrics: metrics, options: http)
-        var app = Application(
-            router: router, server: .depot(fastDownloadsFrom: redirect ? nil : service, metrics: metrics, serverName: "Depot", options: http),
-            configuration: .init(
-                address: .hostname(config.host, port: config.port), serverName: "Depot",
-                availableConnectionsDelegate: connections.availableConnectionsDelegate),
-            logger: logger)
-        if config.gcInterval > 0 {
-            app.addServices(GarbageCollector(service: service, interval: .seconds(config.gcInterval), logger: logger))
-        }
-        let banner = """
-            Depot is listening on http://\(config.host):\(config.port)  (URLs returned: \(config.settings.publicBaseURL))
-              rows:    \(rows.summary)
-              blobs:   \(opened.summary)\(redirect ? " (signed downloads redirect to S3)" : "")
-              secret:  \(secretSource)
-              keys:    `depot keys --data-dir \(dataDir)` prints the anon and service_role keys;
-                       `depot token --data-dir \(dataDir) --sub USER` a user's token
-              buckets: \(config.settings.privateBucket) (private), \(config.settings.publicBucket) (public)
-            """
-        app.beforeServerStarts {
+        let (settings, host, redirect) = (configuration.settings, configuration.host, configuration.redirectDownloads)
+        try await server.run { port in
+            let banner = """
+                Depot is listening on http://\(host):\(port)  (URLs returned: \(settings.publicBaseURL))
+                  rows:    \(server.rowsSummary)
+                  blobs:   \(server.blobsSummary)\(redirect ? " (signed downloads redirect to S3)" : "")
+                  secret:  \(secretSource)
+                  keys:    `depot keys --data-dir \(dataDir)` prints the anon and service_role keys;
+                           `depot token --data-dir \(dataDir) --sub USER` a user's token
+                  buckets: \(settings.privateBucket) (private), \(settings.publicBucket) (public)
+                """
             FileHandle.standardOutput.write(Data((banner + "\n").utf8))
         }
-        try await closing({ await opened.close(); await rows.close() }) { try await app.runService() }
         logger.info("Depot stopped")
-    }
-}
-
-/// Runs a garbage-collection pass every `interval` until graceful shutdown.
-struct GarbageCollector: Service {
-    let service: StorageService
-    let interval: Duration
-    let logger: Logger
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await Task.sleep(for: interval)
-                    let report = try await service.collectGarbage()
-                    if report.orphanBlobs + report.expiredIntents > 0 {
-                        logger.info("garbage collection: \(report)")
-                    }
-                } catch is CancellationError {
-                    return
-                } catch {
-                    logger.warning("garbage collection failed: \(error)")
-                }
-            }
-        }
     }
 }

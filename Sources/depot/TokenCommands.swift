@@ -1,7 +1,7 @@
 import ArgumentParser
 import DepotCore
+import Depot
 import DepotHTTP
-import DepotLocal
 import Foundation
 import Logging
 
@@ -70,10 +70,11 @@ struct GCCommand: AsyncParsableCommand {
         let graceSeconds = grace ?? setting(nil, "DEPOT_GC_GRACE").flatMap(Int.init) ?? 900
         var logger = Logger(label: "depot")
         logger.logLevel = .warning
-        let rows = try await OpenedMetadataStore.open(metadataOptions, dataDir: dir, migrate: false, logger: logger)
+        let rows = try await OpenedMetadataStore.open(metadataOptions.backend, dataDir: dir, migrate: false, logger: logger)
         let report = try await closing(rows.close) {
             let blobs = try await OpenedBlobStore.open(try blobOptions.resolve(), dataDir: dir, sweepTemporaryFiles: false, logger: logger)
             return try await closing(blobs.close) {
+                // The stores as they are (no caches, no buckets made): gc only removes.
                 let service = StorageService(
                     blobs: blobs.store, metadata: rows.store,
                     settings: StorageSettings(), keys: .derived(fromProjectSecret: "unused: gc signs nothing"))

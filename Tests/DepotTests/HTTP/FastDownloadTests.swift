@@ -69,7 +69,7 @@ struct FastDownloadTests {
         served: @Sendable () -> Int
     ) async throws {
         var routerOnly = env
-        routerOnly.fastDownloads = false
+        routerOnly.http.fastDownloads = false
         let before = served()
         try await routerOnly.application.test(.live) { test in
             let router = LiveClient(test: test, port: test.port!)

@@ -17,7 +17,7 @@ struct SlowClientTests {
         _ configure: (inout StorageSettings) -> Void = { _ in }, blobs: (any BlobStore)? = nil,
         limits: (inout ConnectionLimits) -> Void
     ) async throws -> TestEnvironment {
-        var env = try await TestEnvironment.make(configure, blobs: blobs)
+        var env = try await TestEnvironment.make(configure, blobs: blobs, cacheBlobs: blobs == nil)
         limits(&env.http.connections)
         return env
     }

@@ -21,7 +21,7 @@ struct S3ServiceTests {
 
     @Test func uploadDownloadFlipDeleteWithBlobsInS3() async throws {
         let store = try await S3TestServer.makeStore { $0.partSize = 5 * Self.mib }
-        let env = try await TestEnvironment.make({ $0.maxFileSize = 64 * Int64(Self.mib) }, blobs: CachedBlobStore(store))
+        let env = try await TestEnvironment.make({ $0.maxFileSize = 64 * Int64(Self.mib) }, blobs: store)
         try await env.live { client in
             let alice = try await env.auth("alice")
             for size in [5000, 13 * Self.mib + 7] {
@@ -56,7 +56,7 @@ struct S3ServiceTests {
         let proxy = FaultProxy(target: try S3TestServer.configuration().endpoint)
         try await proxy.run { endpoint in
             let store = try await S3TestServer.makeStore { $0.endpoint = endpoint; $0.maxAttempts = 2 }
-            let env = try await TestEnvironment.make(blobs: CachedBlobStore(store))
+            let env = try await TestEnvironment.make(blobs: store)
             try await env.live { client in
                 let alice = try await env.auth("alice")
                 let before = try await client.upload(Fixture.png(2000), jobId: "before", headers: alice)
@@ -93,7 +93,7 @@ struct S3ServiceTests {
         let proxy = FaultProxy(target: try S3TestServer.configuration().endpoint)
         try await proxy.run { endpoint in
             let store = try await S3TestServer.makeStore { $0.endpoint = endpoint; $0.maxAttempts = 2 }
-            let env = try await TestEnvironment.make(blobs: store)
+            let env = try await TestEnvironment.make(blobs: store, cacheBlobs: false)
             try await env.live { client in
                 let alice = try await env.auth("alice")
                 let png = Fixture.png(5000)
@@ -120,8 +120,8 @@ struct S3ServiceTests {
     @Test func redirectModeSendsSignedGETsStraightToS3() async throws {
         let plain = try #require(S3TestServer.plainEndpoint, "DEPOT_TEST_S3_PLAIN_ENDPOINT is not set")
         let store = try await S3TestServer.makeStore { $0.endpoint = plain }
-        var env = try await TestEnvironment.make(blobs: CachedBlobStore(store))
-        env.fastDownloads = false
+        var env = try await TestEnvironment.make(blobs: store)
+        env.http.fastDownloads = false
         env.http.directDownloads = store
         let live = env
         try await live.live { client in

@@ -1,6 +1,5 @@
-import DepotCore
+import Depot
 import DepotHTTP
-import DepotLocal
 import Foundation
 import GRDB
 import HTTPTypes
@@ -17,44 +16,42 @@ struct TestEnvironment: Sendable {
     let service: StorageService
     let jwt: ProjectJWT
     let metrics: DepotMetrics
-    let secret = "test-secret-0123456789-0123456789-abcdef"
-    /// Whether cached small downloads are answered in the channel pipeline (as `depot serve` does).
-    var fastDownloads = true
-    /// Options of the HTTP layer (CORS, redirect downloads, the per-connection limits; not the
+    static let secret = "test-secret-0123456789-0123456789-abcdef"
+    var secret: String { Self.secret }
+    /// Options of the HTTP layer (CORS, redirect downloads, answers from the pipeline
+    /// (`fastDownloads`), the per-connection limits; not the
     /// connection cap, which HummingbirdTesting's live server would drop: it is tested on `depot serve`).
     var http = DepotHTTPOptions()
 
-    /// - Parameter blobs: another blob store than the files under `dir` (e.g. S3).
+    /// - Parameters:
+    ///   - blobs: another blob store than the files under `dir` (e.g. S3).
+    ///   - cacheBlobs: put the memory cache in front of it, as `depot serve` does (off for tests
+    ///     that must see the store itself, e.g. a blob deleted behind Depot's back).
     static func make(
         _ configure: (inout StorageSettings) -> Void = { _ in }, clock: (@Sendable () -> Date)? = nil,
-        blobs: (any BlobStore)? = nil
+        blobs: (any BlobStore)? = nil, cacheBlobs: Bool = true
     ) async throws -> TestEnvironment {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var settings = StorageSettings()
         settings.publicBaseURL = baseURL
         configure(&settings)
-        try settings.validate()
-        let logger = TestLogging.logger("depot-test", level: .warning)
-        let service = StorageService(
-            blobs: try blobs ?? CachedBlobStore(try FileSystemBlobStore(directory: dir)),
-            metadata: CachedMetadataStore(try SQLiteMetadataStore(path: dir + "/depot.sqlite")),
-            settings: settings, keys: .derived(fromProjectSecret: "test-secret-0123456789-0123456789-abcdef"),
-            logger: logger, now: clock ?? { Date() })
-        try await service.bootstrap()
-        return TestEnvironment(
-            dir: dir, service: service, jwt: await ProjectJWT(secret: "test-secret-0123456789-0123456789-abcdef"),
-            metrics: DepotMetrics())
+        // Assembled as `depot serve` assembles it (DepotServer), on SQLite and files in `dir`.
+        let service = try await StorageService.assemble(
+            blobs: try blobs ?? FileSystemBlobStore(directory: dir),
+            metadata: try SQLiteMetadataStore(path: dir + "/depot.sqlite"), rowsShared: false, cacheBlobs: cacheBlobs,
+            settings: settings, secret: Self.secret, logger: TestLogging.logger("depot-test", level: .warning),
+            now: clock ?? { Date() })
+        return TestEnvironment(dir: dir, service: service, jwt: await ProjectJWT(secret: Self.secret), metrics: DepotMetrics())
     }
 
     func cleanup() { try? FileManager.default.removeItem(atPath: dir) }
 
     var application: some ApplicationProtocol {
-        let logger = TestLogging.logger("depot-test", level: .warning)
-        return Application(
-            router: buildRouter(service: service, jwt: jwt, metrics: metrics, options: http),
-            server: .depot(fastDownloadsFrom: fastDownloads ? service : nil, metrics: metrics, options: http),
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
+        // The one HTTP assembly (`depot serve`'s); port 0: a free one.
+        buildApplication(
+            service: service, jwt: jwt, metrics: metrics, options: http, port: 0,
+            logger: TestLogging.logger("depot-test", level: .warning))
     }
 
     /// Runs `body` against the app served over real HTTP on loopback.
