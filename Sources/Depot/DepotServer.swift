@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import UnixSignals
 
 /// Depot's composition root: the only place that turns a typed configuration into concrete
 /// backends, a ``StorageService`` and the HTTP application (``buildApplication``). `depot serve`
@@ -31,6 +32,9 @@ public struct DepotServer: Sendable {
         public var http = DepotHTTPOptions()
         /// Seconds between garbage-collection passes; 0: none.
         public var gcInterval = 600
+        /// How long a graceful stop waits for requests in flight before their connections are
+        /// closed; nil: as long as they take.
+        public var shutdownTimeout: Duration? = .seconds(30)
         public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
     }
 
@@ -71,8 +75,8 @@ public struct DepotServer: Sendable {
         }
     }
 
-    /// Serves until SIGINT or SIGTERM or until the task is cancelled (requests in flight finish),
-    /// with garbage collection every `gcInterval` seconds; then closes the backends. `onRunning`
+    /// Serves until SIGINT or SIGTERM or until the task is cancelled (requests in flight finish,
+    /// for at most `shutdownTimeout`; then their connections are closed), with garbage collection every `gcInterval` seconds; then closes the backends. `onRunning`
     /// is called with the port once it listens (the one picked when the configuration says 0).
     public func run(onRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }) async throws {
         var app = buildApplication(
@@ -82,15 +86,19 @@ public struct DepotServer: Sendable {
         if configuration.gcInterval > 0 {
             app.addServices(GarbageCollector(service: service, interval: .seconds(configuration.gcInterval), logger: logger))
         }
-        try await closing(close) { try await app.runService() }
+        var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+        try await closing(close) { try await ServiceGroup(configuration: group).run() }
     }
 }
 
 /// Runs a garbage-collection pass every `interval` until graceful shutdown.
-struct GarbageCollector: Service {
+struct GarbageCollector: Service, CustomStringConvertible {
     let service: StorageService
     let interval: Duration
     let logger: Logger
+
+    var description: String { "GarbageCollector(every \(interval))" }
 
     func run() async throws {
         await cancelWhenGracefulShutdown {

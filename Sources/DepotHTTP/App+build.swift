@@ -20,9 +20,9 @@ public struct DepotHTTPOptions: Sendable {
     /// Limits on slow and idle clients and on open connections.
     public var connections = ConnectionLimits()
     /// Whether signed and public GETs of cached objects are answered in the channel pipeline
-    /// (``FastDownloadHandler``) before the router. Never with ``directDownloads``, whose signed
+    /// (``PipelineDownloadHandler``) before the router. Never with ``directDownloads``, whose signed
     /// GETs are redirects.
-    public var fastDownloads = true
+    public var pipelineDownloads = true
     /// The `Server` header; nil sends none.
     public var serverName: String? = "Depot"
     public init() {}
@@ -30,7 +30,7 @@ public struct DepotHTTPOptions: Sendable {
 
 /// The one assembly of Depot's HTTP application, used by `depot serve` (through the `Depot`
 /// library's ``DepotServer``) and by the tests: the router (``buildRouter``) behind Depot's server
-/// (``HTTPServerBuilder/depot(fastDownloadsFrom:metrics:serverName:options:)``), listening on
+/// (``HTTPServerBuilder/depot(pipelineDownloadsFrom:metrics:serverName:options:)``), listening on
 /// `host`:`port` with the connection cap of `options.connections`. Port 0 picks a free port;
 /// `onServerRunning` is given the listening channel (its `localAddress` has the port).
 public func buildApplication(
@@ -38,10 +38,10 @@ public func buildApplication(
     options: DepotHTTPOptions = DepotHTTPOptions(), host: String = "127.0.0.1", port: Int = 8080,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }, logger: Logger
 ) -> Application<RouterResponder<DepotRequestContext>> {
-    let fast = options.fastDownloads && options.directDownloads == nil
+    let fast = options.pipelineDownloads && options.directDownloads == nil
     return Application(
         router: buildRouter(service: service, jwt: jwt, metrics: metrics, options: options),
-        server: .depot(fastDownloadsFrom: fast ? service : nil, metrics: metrics, serverName: options.serverName, options: options),
+        server: .depot(pipelineDownloadsFrom: fast ? service : nil, metrics: metrics, serverName: options.serverName, options: options),
         configuration: .init(
             address: .hostname(host, port: port), serverName: options.serverName,
             availableConnectionsDelegate: options.connections.availableConnectionsDelegate),
@@ -62,21 +62,21 @@ public func buildRouter(
 
     HealthController(service: service, metrics: metrics).addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
-    let objects = ObjectRoutesController(
+    let objects = ObjectURLController(
         service: service, metrics: metrics, directDownloads: options.directDownloads, directURLLifetime: options.directURLLifetime)
     objects.addPublicRoutes(to: router)
     objects.addAuthenticatedRoutes(to: router.group("/storage/v1/object").add(middleware: RequireIdentity()))
 
-    BucketAPIController(service: service).addRoutes(to: router)
-    ObjectAPIController(service: service, metrics: metrics).addRoutes(to: router)
-    ObjectListController(service: service).addRoutes(to: router)
+    StorageBucketController(service: service).addRoutes(to: router)
+    StorageObjectController(service: service, metrics: metrics).addRoutes(to: router)
+    StorageListController(service: service).addRoutes(to: router)
     router.get("/storage/v1/version") { _, _ in DepotVersion.string }
     router.get("/storage/v1/status") { _, _ in HTTPResponse.Status.ok }
 
     let v1 = router.group("/v1").add(middleware: RequireIdentity())
     AssetsController(service: service, metrics: metrics).addRoutes(to: v1)
     SigningController(service: service).addRoutes(to: v1)
-    SeedController(service: service, metrics: metrics).addRoutes(to: router.group("").add(middleware: RequireIdentity()))
+    SeedCompatibilityController(service: service, metrics: metrics).addRoutes(to: router.group("").add(middleware: RequireIdentity()))
     return router
 }
 

@@ -5,7 +5,12 @@ import Foundation
 ///
 /// `validate()` is called by ``S3BlobStore`` before any request is made, so a wrong setting fails
 /// at start with a message that names it.
-public struct S3Configuration: Sendable {
+public struct S3Configuration: Sendable, Redacted {
+    /// Where the blobs go; never the keys.
+    public var redactedDescription: String {
+        "S3Configuration(endpoint: \(endpoint), region: \(region), bucket: \(bucket), prefix: \(prefix))"
+    }
+
     /// `http(s)://host[:port]`, without a path (`DEPOT_S3_ENDPOINT`).
     public var endpoint: String
     /// The region in the signing scope: `us-east-1` for AWS's default, MinIO and moto, `auto` for R2.

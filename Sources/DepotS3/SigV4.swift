@@ -7,7 +7,7 @@ import Foundation
 /// does not normalise them); query parameters are given decoded too. `SigV4Tests` holds test
 /// vectors computed with botocore and AWS's published examples.
 public struct SigV4Signer: Sendable {
-    public struct Credentials: Sendable {
+    public struct Credentials: Sendable, Redacted {
         public var accessKey: String
         public var secretKey: String
         public var sessionToken: String?

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DepotCore
 import Foundation
+import Logging
 
 /// Reads a setting: the flag's value when given, else the environment variable, else nil.
 func setting(_ flag: String?, _ env: String) -> String? {
@@ -31,7 +32,7 @@ struct ServeOptions: ParsableArguments {
     var signedURLTTL: Int64?
     @Option(name: .customLong("max-signed-url-ttl"), help: "Longest signed-URL lifetime a request may ask for, in seconds (raise it for apps that sign year-long Supabase links; links still die when their object is moved, replaced or deleted). (env DEPOT_MAX_SIGNED_URL_TTL, default 604800 = 7 days)")
     var maxSignedURLTTL: Int64?
-    @Option(name: .customLong("upload-url-ttl"), help: "Presigned upload URL lifetime in seconds. (env DEPOT_UPLOAD_URL_TTL, default 300)")
+    @Option(name: .customLong("upload-url-ttl"), help: "Lifetime in seconds of upload URLs: the Assets API's presigned uploads and the Storage API's signed upload URLs. (env DEPOT_UPLOAD_URL_TTL, default 300)")
     var uploadURLTTL: Int64?
     @Option(name: .customLong("private-bucket"), help: "Bucket for private objects. (env DEPOT_PRIVATE_BUCKET, default assets)")
     var privateBucket: String?
@@ -68,6 +69,9 @@ struct ServeOptions: ParsableArguments {
         let host = setting(host, "DEPOT_HOST") ?? "127.0.0.1"
         let port = try int(port, "DEPOT_PORT", 8080)
         guard (0...65535).contains(port) else { throw ValidationError("the port must be 0 … 65535") }
+        if port == 0, setting(publicURL, "DEPOT_PUBLIC_URL") == nil {
+            throw ValidationError("with port 0 (any free port) Depot cannot know the URLs it returns: give --public-url too")
+        }
         var s = StorageSettings()
         s.publicBaseURL = setting(publicURL, "DEPOT_PUBLIC_URL") ?? "http://\(host):\(port)"
         while s.publicBaseURL.hasSuffix("/") { s.publicBaseURL.removeLast() }
@@ -87,6 +91,9 @@ struct ServeOptions: ParsableArguments {
             $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         let level = setting(logLevel, "DEPOT_LOG_LEVEL") ?? "info"
+        guard Logger.Level(rawValue: level) != nil else {
+            throw ValidationError("the log level must be trace, debug, info, notice, warning, error or critical, got '\(level)'")
+        }
         return Resolved(
             host: host, port: port, settings: s, corsObjectOrigins: origins ?? ["*"], corsAPIOrigins: origins ?? [],
             gcInterval: try int(gcInterval, "DEPOT_GC_INTERVAL", 600), logLevel: level)

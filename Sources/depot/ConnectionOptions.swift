@@ -18,6 +18,10 @@ struct ConnectionOptions: ParsableArguments {
     var idleTimeout: Int?
     @Option(name: .customLong("min-upload-rate"), help: "Bytes per second a request body must arrive at, measured over 30 s of the server waiting for the client (time spent storing does not count); a slower connection is closed and the upload fails. 0 turns it off. (env DEPOT_MIN_UPLOAD_RATE, default 1024)")
     var minUploadRate: Int?
+    @Option(name: .customLong("send-timeout"), help: "Seconds a client that does not take the bytes of a download has to take the next piece of it (the buffer's worth, or a 256 KiB part of a file; about 16 KiB/s over a minute); then the connection is closed. 0 turns it off. (env DEPOT_SEND_TIMEOUT, default 60)")
+    var sendTimeout: Int?
+    @Option(name: .customLong("shutdown-timeout"), help: "Seconds a graceful stop (SIGINT, SIGTERM) waits for requests in flight; then their connections are closed. 0: wait for them however long they take. (env DEPOT_SHUTDOWN_TIMEOUT, default 30)")
+    var shutdownTimeout: Int?
     @Option(name: .customLong("max-connections"), help: "Most connections open at once; beyond it new clients wait to be accepted. 0: no cap. At start the open-file limit is raised to fit. (env DEPOT_MAX_CONNECTIONS, default 4096)")
     var maxConnections: Int?
 
@@ -26,30 +30,39 @@ struct ConnectionOptions: ParsableArguments {
     static let maxRate = 1 << 30
     static let maxCap = 1 << 20
 
+    /// How long a graceful stop waits (nil: as long as it takes).
+    func resolvedShutdownTimeout() throws -> Duration? {
+        try Self.value(shutdownTimeout, "shutdown-timeout", "DEPOT_SHUTDOWN_TIMEOUT", max: Self.maxTimeout, default: 30).map { .seconds($0) }
+    }
+
     func resolve() throws -> ConnectionLimits {
-        func value(_ flag: Int?, _ name: String, _ env: String, max: Int, default def: Int) throws -> Int? {
-            let v: Int
-            if let flag {
-                v = flag
-            } else if let s = setting(nil, env) {
-                guard let parsed = Int(s.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("\(env) must be a whole number, got '\(s)'")
-                }
-                v = parsed
-            } else {
-                v = def
-            }
-            guard (0...max).contains(v) else { throw ValidationError("--\(name) must be 0 … \(max), got \(v)") }
-            return v == 0 ? nil : v
-        }
         var limits = ConnectionLimits()
-        limits.headerTimeout = try value(headerTimeout, "header-timeout", "DEPOT_HEADER_TIMEOUT", max: Self.maxTimeout, default: 10)
+        limits.headerTimeout = try Self.value(headerTimeout, "header-timeout", "DEPOT_HEADER_TIMEOUT", max: Self.maxTimeout, default: 10)
             .map { .seconds($0) }
-        limits.idleTimeout = try value(idleTimeout, "idle-timeout", "DEPOT_IDLE_TIMEOUT", max: Self.maxTimeout, default: 60)
+        limits.idleTimeout = try Self.value(idleTimeout, "idle-timeout", "DEPOT_IDLE_TIMEOUT", max: Self.maxTimeout, default: 60)
             .map { .seconds($0) }
-        limits.minUploadRate = try value(minUploadRate, "min-upload-rate", "DEPOT_MIN_UPLOAD_RATE", max: Self.maxRate, default: 1024)
-        limits.maxConnections = try value(maxConnections, "max-connections", "DEPOT_MAX_CONNECTIONS", max: Self.maxCap, default: 4096)
+        limits.minUploadRate = try Self.value(minUploadRate, "min-upload-rate", "DEPOT_MIN_UPLOAD_RATE", max: Self.maxRate, default: 1024)
+        limits.sendTimeout = try Self.value(sendTimeout, "send-timeout", "DEPOT_SEND_TIMEOUT", max: Self.maxTimeout, default: 60)
+            .map { .seconds($0) }
+        limits.maxConnections = try Self.value(maxConnections, "max-connections", "DEPOT_MAX_CONNECTIONS", max: Self.maxCap, default: 4096)
         return limits
+    }
+
+    /// A setting from its flag, else its environment variable, else its default; 0 means off (nil).
+    private static func value(_ flag: Int?, _ name: String, _ env: String, max: Int, default def: Int) throws -> Int? {
+        let v: Int
+        if let flag {
+            v = flag
+        } else if let s = setting(nil, env) {
+            guard let parsed = Int(s.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("\(env) must be a whole number, got '\(s)'")
+            }
+            v = parsed
+        } else {
+            v = def
+        }
+        guard (0...max).contains(v) else { throw ValidationError("--\(name) must be 0 … \(max), got \(v)") }
+        return v == 0 ? nil : v
     }
 
     /// Resolves the limits and raises the process's open-file limit to what they need.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DepotHTTP
 
 @main
 struct DepotCommand: AsyncParsableCommand {
@@ -9,6 +10,7 @@ struct DepotCommand: AsyncParsableCommand {
             Every option can also be set by the environment variable named in its help; a flag wins \
             over the environment, which wins over the default.
             """,
+        version: DepotVersion.string,
         subcommands: [ServeCommand.self, TokenCommand.self, KeysCommand.self, GCCommand.self, MigrateCommand.self],
         defaultSubcommand: nil)
 }

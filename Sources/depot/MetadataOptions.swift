@@ -29,6 +29,7 @@ struct MigrateCommand: AsyncParsableCommand {
         var logger = Logger(label: "depot")
         logger.logLevel = .warning
         guard let url = metadata.postgresURL else {
+            try DataDirectory.create(data.resolvedDataDir)
             _ = try SQLiteMetadataStore(path: data.resolvedDataDir + "/depot.sqlite")
             print("migrate: SQLite \(data.resolvedDataDir)/depot.sqlite is up to date")
             return

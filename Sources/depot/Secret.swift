@@ -73,4 +73,16 @@ enum DataDirectory {
         }
         try fm.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
+
+    /// One line per file of `path` that other local users may read (a data directory made before
+    /// Depot set modes, or by hand): the directory should be 0700, the secret 0600.
+    static func looseModes(_ path: String) -> [String] {
+        let fm = FileManager.default
+        var lines: [String] = []
+        for (file, wanted) in [(path, "0700"), (path + "/jwt-secret", "0600")] {
+            guard let mode = (try? fm.attributesOfItem(atPath: file))?[.posixPermissions] as? Int, mode & 0o077 != 0 else { continue }
+            lines.append("\(file) has mode \(String(mode, radix: 8)): other local users can read it; `chmod \(wanted) \(file)`")
+        }
+        return lines
+    }
 }

@@ -40,6 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.http.apiCORSOrigins = resolved.corsAPIOrigins
         configuration.http.rateLimits = limits.rates
         configuration.http.connections = try connectionOptions.resolve(raisingOpenFileLimit: logger)
+        configuration.shutdownTimeout = try connectionOptions.resolvedShutdownTimeout()
         configuration.gcInterval = resolved.gcInterval
 
         let dataDir = configuration.dataDirectory
@@ -49,6 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
                 "with a shared database (DEPOT_DATABASE_URL) every server needs the same DEPOT_JWT_SECRET; set it (≥ 32 characters)")
         }
         let (secret, secretSource) = try ProjectSecret.load(dataDirectory: dataDir, mode: .createIfMissing)
+        for line in DataDirectory.looseModes(dataDir) { logger.warning("\(line)") }
         let server = try await DepotServer.open(configuration, secret: secret, logger: logger)
 
         let (settings, host, redirect) = (configuration.settings, configuration.host, configuration.redirectDownloads)

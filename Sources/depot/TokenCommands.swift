@@ -10,20 +10,24 @@ struct TokenCommand: AsyncParsableCommand {
         commandName: "token",
         abstract: "Print a JWT signed with the project secret (for development and tests).",
         discussion: """
-            The secret comes from DEPOT_JWT_SECRET or <data-dir>/jwt-secret, which this command             never creates: run it with the server's --data-dir. iat and exp are whole seconds.
+            The secret comes from DEPOT_JWT_SECRET or <data-dir>/jwt-secret, which this command never creates: run it with the server's --data-dir. iat and exp are whole seconds.
             """)
 
     @OptionGroup var data: DataOptions
     @Option(help: "The user id (JWT sub); the tenant whose paths the token may touch.")
     var sub: String
-    @Option(help: "authenticated or service_role.")
+    @Option(help: "authenticated, service_role or anon.")
     var role: String = "authenticated"
     @Option(help: "Lifetime in seconds.")
     var ttl: Int = 3600
 
     func run() async throws {
-        guard let r = Identity.Role(rawValue: role), r != .anon else {
-            throw ValidationError("--role must be authenticated or service_role")
+        guard let r = Identity.Role(rawValue: role) else {
+            throw ValidationError("--role must be authenticated, service_role or anon")
+        }
+        // The server's rule: a sub it would refuse makes a token that is useless.
+        guard ProjectJWT.isTenantID(sub) else {
+            throw ValidationError("--sub must be one path segment in Unicode NFC (no '/', not '.' or '..', no control or bidirectional characters, at most 255 bytes)")
         }
         guard ttl >= 1 else { throw ValidationError("--ttl must be at least 1 second") }
         guard ttl <= 10 * 365 * 24 * 3600 else { throw ValidationError("--ttl must be at most 10 years") }
@@ -37,7 +41,7 @@ struct KeysCommand: AsyncParsableCommand {
         commandName: "keys",
         abstract: "Print the anon and service_role keys (long-lived JWTs, as Supabase issues them).",
         discussion: """
-            The anon key reads public buckets; the service_role key may act on any path: keep it             secret. The keys are the same on every call (fixed claims, valid until 2036-01-01) and             change only with the project secret, which this command reads from DEPOT_JWT_SECRET or             <data-dir>/jwt-secret and never creates: run it with the server's --data-dir.
+            The anon key reads public buckets; the service_role key may act on any path: keep it secret. The keys are the same on every call (fixed claims, valid until 2036-01-01) and change only with the project secret, which this command reads from DEPOT_JWT_SECRET or <data-dir>/jwt-secret and never creates: run it with the server's --data-dir.
             """)
 
     @OptionGroup var data: DataOptions
@@ -45,7 +49,7 @@ struct KeysCommand: AsyncParsableCommand {
     func run() async throws {
         let (secret, _) = try ProjectSecret.load(dataDirectory: data.resolvedDataDir, mode: .mustExist)
         let jwt = await ProjectJWT(secret: secret)
-        print("anon:         \(jwt.apiKey(role: .anon))")
+        print("anon: \(jwt.apiKey(role: .anon))")
         print("service_role: \(jwt.apiKey(role: .serviceRole))")
     }
 }

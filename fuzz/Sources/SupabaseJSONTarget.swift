@@ -33,11 +33,11 @@ enum SupabaseJSONTarget {
                 return
             }
             visit(body, depth: 0)
-            if let sizes = try? BucketAPIController.sizeLimit(body, "file_size_limit"), let n = sizes ?? nil {
+            if let sizes = try? StorageBucketController.sizeLimit(body, "file_size_limit"), let n = sizes ?? nil {
                 check(n >= 0, "negative file_size_limit \(n)")
             }
             for allowed in [[FolderSort.name], [.name, .createdAt, .updatedAt, .lastAccessedAt]] {
-                if let (sort, _) = try? ObjectListController.sortBy(body, allowed: allowed) { check(allowed.contains(sort), "sortBy \(sort)") }
+                if let (sort, _) = try? StorageListController.sortBy(body, allowed: allowed) { check(allowed.contains(sort), "sortBy \(sort)") }
             }
             // list-v2's cursor: base64 of a name.
             if let opaque = try? body.string("cursor"), let data = Data(base64Encoded: opaque) {
@@ -70,7 +70,7 @@ enum SupabaseJSONTarget {
             accessor { try body.bool(key) }
             accessor { try body.strings(key) }
             if let s = try? body.string(key) {
-                if let n = BucketAPIController.parseSize(s) { check(n >= 0, "parseSize(\(s.debugDescription)) = \(n)") }
+                if let n = StorageBucketController.parseSize(s) { check(n >= 0, "parseSize(\(s.debugDescription)) = \(n)") }
                 _ = SupabaseUpload.cacheControl(field: s)
             }
             if depth < 4, let inner = body.object(key) { visit(inner, depth: depth + 1) }

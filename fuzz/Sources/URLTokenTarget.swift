@@ -3,7 +3,7 @@ import DepotCore
 
 /// Signed-URL tokens: `URLSigner.verify` (`d.<kid>.<exp>.<generation>.<mac>`,
 /// `u.<kid>.<exp>.<intent>.<mac>`), `Base64URL.decode`, and the fast path's reading of `token=`
-/// from a query (`FastDownloads.token(in:)`).
+/// from a query (`PipelineDownloads.token(in:)`).
 /// Input: `TOKEN[\nPATH[\nQUERY]]` — the token is verified for PATH (default `alice/job-1/a.png`)
 /// in bucket `assets` with the key ring below; QUERY (default: the first line) is read as a
 /// download URL's query.
@@ -39,7 +39,7 @@ enum URLTokenTarget {
 
         // A query's token, as the download fast path reads it.
         let query = fields.count > 2 ? fields[2] : token
-        if let found = FastDownloads.token(in: query[...]), !found.isEmpty {
+        if let found = PipelineDownloads.token(in: query[...]), !found.isEmpty {
             check(!found.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "&") }), "token with escapes")
         }
 

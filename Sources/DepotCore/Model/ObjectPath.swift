@@ -139,6 +139,9 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
         if segment.unicodeScalars.contains(where: Self.isBidiControl) {
             throw .invalidPath("the path contains a bidirectional control character")
         }
+        if segment.unicodeScalars.contains(where: Self.isHiddenControl) {
+            throw .invalidPath("the path contains a control or invisible character (C1 control, line separator, zero-width space, byte order mark or noncharacter)")
+        }
         for byte in segment.utf8 {
             switch byte {
             case 0..<0x20, 0x7F: throw .invalidPath("the path contains a control character")
@@ -146,6 +149,18 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
             case UInt8(ascii: "\\"): throw .invalidPath("the path contains a backslash")
             default: continue
             }
+        }
+    }
+
+    /// Non-ASCII characters that control or hide text rather than show it: C1 controls
+    /// (U+0080–U+009F), the line and paragraph separators (U+2028, U+2029), the zero-width space
+    /// (U+200B), the byte order mark (U+FEFF) and the noncharacters U+FFFE and U+FFFF. A name or a
+    /// user id holding one displays as another (`alice` and `alice\u{200B}`). The zero-width
+    /// joiners stay allowed: emoji sequences and several scripts need them.
+    public static func isHiddenControl(_ s: Unicode.Scalar) -> Bool {
+        switch s.value {
+        case 0x80...0x9F, 0x2028, 0x2029, 0x200B, 0xFEFF, 0xFFFE, 0xFFFF: return true
+        default: return false
         }
     }
 

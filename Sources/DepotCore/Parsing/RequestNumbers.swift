@@ -43,12 +43,15 @@ public enum ByteRangeRequest: Equatable, Sendable {
     /// The bytes to send (never empty, always within the object).
     case range(Range<Int64>)
 
-    /// Parses one `bytes=first-last`, `bytes=first-` or `bytes=-suffix` range. Numbers of any
-    /// size are safe: past the object they are clipped, past `Int64` the header is ignored.
+    /// Parses one `bytes=first-last`, `bytes=first-` or `bytes=-suffix` range (the unit in any
+    /// case, RFC 9110 §14.1). Numbers of any size are safe: past the object they are clipped,
+    /// past `Int64` the header is ignored.
     public static func parse(_ header: some StringProtocol, size: Int64) -> ByteRangeRequest {
         guard size >= 0, header.utf8.count <= 256 else { return .none }
         var spec = Substring(header)
-        guard spec.hasPrefix("bytes=") else { return .none }
+        guard spec.utf8.count >= 6, spec.utf8.prefix(6).map({ $0 | 0x20 }).elementsEqual("bytes=".utf8.map { $0 | 0x20 }) else {
+            return .none
+        }
         spec = spec.dropFirst(6)
         while spec.first == " " || spec.first == "\t" { spec = spec.dropFirst() }
         while spec.last == " " || spec.last == "\t" { spec = spec.dropLast() }

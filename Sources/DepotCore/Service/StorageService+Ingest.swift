@@ -2,53 +2,16 @@ import Crypto
 import Foundation
 import NIOCore
 
-/// The rules one upload's bytes are checked against while they stream.
-public struct IngestRules: Sendable {
-    /// Largest allowed body, bytes.
-    public var maxSize: Int64
-    /// The exact size the body must have (presigned uploads), if known.
-    public var exactSize: Int64?
-    /// Types the sniffed type must be one of; `nil` accepts any type (the declared one is kept).
-    public var allowedTypes: Set<String>?
-    /// The declared type; when sniffing recognises the bytes, the two must agree.
-    public var declaredType: String?
-    /// The SHA-256 hex the bytes must match.
-    public var sha256: String?
-    /// How the stored type is decided.
-    public var typing: Typing = .sniffed
-
-    public enum Typing: Sendable {
-        /// The Assets API's rule: the sniffed type must be in `allowedTypes`, a declared type must
-        /// agree with it.
-        case sniffed
-        /// A bucket's rule (``BucketTypes/decide(sniffed:declared:allowed:)``); `nil` accepts any type.
-        case bucket(BucketTypes?)
-    }
-
-    public init(maxSize: Int64, exactSize: Int64? = nil, allowedTypes: Set<String>?, declaredType: String?, sha256: String? = nil) {
-        self.maxSize = maxSize
-        self.exactSize = exactSize
-        self.allowedTypes = allowedTypes
-        self.declaredType = declaredType
-        self.sha256 = sha256
-    }
-}
-
-/// What an ingest produced: a durable blob, not yet referenced by any row.
-public struct IngestedBlob: Sendable {
-    public var id: BlobID
-    public var size: Int64
-    public var sha256: String
-    public var contentType: String
-}
-
 extension StorageService {
     /// Checks what can be checked before reading a byte: declared size and declared type.
     public func precheck(_ rules: IngestRules, contentLength: Int64?) throws(StorageError) {
         if let declared = rules.declaredType, !declared.isEmpty { _ = try MediaType.normalize(declared) }
         if let len = contentLength {
-            if len > rules.maxSize || (rules.exactSize.map { len > $0 } ?? false) {
-                throw StorageError(.payloadTooLarge, "the body is larger than \(rules.exactSize ?? rules.maxSize) bytes")
+            if len > rules.maxSize {
+                throw StorageError(.payloadTooLarge, "the body is larger than the \(rules.maxSize) bytes allowed")
+            }
+            if let exact = rules.exactSize, len > exact {
+                throw StorageError(.payloadTooLarge, "the body is larger than the \(exact) bytes declared")
             }
             if let exact = rules.exactSize, len != exact {
                 throw StorageError(.sizeMismatch, "the body must be exactly \(exact) bytes")
@@ -182,43 +145,5 @@ extension StorageService {
             await discard(replaced.blobID)
         }
         return (record, replaced != nil)
-    }
-}
-
-/// SHA-256 computed beside the upload rather than in its way: bytes are hashed in batches of about
-/// 1 MiB on another task while the next batch arrives. At most two batches are pending, so memory
-/// stays bounded whatever the hashing speed.
-struct PipelinedSHA256 {
-    static let batchSize = 1024 * 1024
-    private var batch: [ByteBuffer] = []
-    private var batchBytes = 0
-    private var running: Task<SHA256, Never>?
-    private var previous: Task<SHA256, Never>?
-
-    mutating func update(_ chunk: ByteBuffer) async {
-        batch.append(chunk)
-        batchBytes += chunk.readableBytes
-        if batchBytes >= Self.batchSize { await submit() }
-    }
-
-    private mutating func submit() async {
-        // Bound the pipeline: the batch before the running one must be done.
-        if let previous { _ = await previous.value }
-        let (prior, buffers) = (running, batch)
-        previous = running
-        batch = []
-        batchBytes = 0
-        running = Task {
-            var hasher = await prior?.value ?? SHA256()
-            for b in buffers { b.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) } }
-            return hasher
-        }
-    }
-
-    /// The lower-case hex digest of everything passed to `update`.
-    mutating func finalize() async -> String {
-        var hasher = await running?.value ?? SHA256()
-        for b in batch { b.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) } }
-        return hasher.finalize().hexString
     }
 }

@@ -33,7 +33,7 @@ extension StorageService {
     /// Stores an intent and mints its upload URL.
     public func createIntent(key: ObjectKey, owner: String?, contentType: String, size: Int64, checksum: String?, upsert: Bool) async throws -> PresignedUpload {
         let (intent, token) = try await storeIntent(key: key, owner: owner, contentType: contentType, size: size, checksum: checksum, upsert: upsert)
-        let url = "\(settings.publicBaseURL)/storage/v1/object/upload/sign/\(PercentEncoding.encodeSegment(key.bucket))/\(key.path.percentEncoded)?token=\(token)"
+        let url = settings.publicBaseURL + ObjectURLPath.of(ObjectURLPath.signedUpload, bucket: key.bucket, path: key.path) + "?token=" + token
         return PresignedUpload(
             uploadUrl: url, method: "PUT", headers: ["Content-Type": contentType], path: key.path.string,
             expiresAt: intent.expiresAt)

@@ -98,14 +98,14 @@ public struct StorageService: Sendable {
     }
 
     public func publicURL(bucket: String, path: ObjectPath) -> String {
-        "\(settings.publicBaseURL)/storage/v1/object/public/\(PercentEncoding.encodeSegment(bucket))/\(path.percentEncoded)"
+        settings.publicBaseURL + ObjectURLPath.of(ObjectURLPath.public, bucket: bucket, path: path)
     }
 
     public func signedURL(for record: ObjectRecord, expiresAt: Int64) -> String {
         let token = signer.mint(
             scope: .download, bucket: record.bucket, path: record.path, binding: String(record.generation),
             expiresAt: expiresAt)
-        return "\(settings.publicBaseURL)/storage/v1/object/sign/\(PercentEncoding.encodeSegment(record.bucket))/\(record.path.percentEncoded)?token=\(token)"
+        return settings.publicBaseURL + ObjectURLPath.of(ObjectURLPath.signed, bucket: record.bucket, path: record.path) + "?token=" + token
     }
 
     /// Deletes a blob that no row points at (an overwritten or refused one); a failure is logged

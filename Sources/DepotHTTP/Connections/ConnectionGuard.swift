@@ -5,10 +5,10 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
-/// Enforces ``ConnectionLimits``'s header timeout, idle timeout and minimum upload rate on one
-/// connection, and closes it when the client breaks one.
+/// Enforces ``ConnectionLimits``'s header timeout, idle timeout, minimum upload rate and send
+/// timeout on one connection, and closes it when the client breaks one.
 ///
-/// It sits right behind NIO's HTTP/1 decoder (in front of ``FastDownloadHandler``, so it sees the
+/// It sits right behind NIO's HTTP/1 decoder (in front of ``PipelineDownloadHandler``, so it sees the
 /// requests and responses of the fast path too) and has a helper, ``ConnectionGuardFront``, at the
 /// very front of the pipeline that reports the raw bytes as they arrive — the start of a head the
 /// decoder has not finished — and every `read()` that reaches the socket. A `read()` at the socket
@@ -23,7 +23,10 @@ import NIOHTTPTypesHTTP1
 ///
 /// A request is "in progress" from its head until its response's end has been handed to the
 /// channel and the channel is writable again (NIO holds under 64 KiB of it): a client that reads
-/// a download slowly is never idle, and no timeout here closes it.
+/// a download slowly is never idle. While the channel is not writable, the send timeout runs from
+/// the last progress: the channel becoming unwritable, or a large body write (a file part, a
+/// streamed chunk of 64 KiB or more) completing — small writes (the hot 4 KiB answers) carry no
+/// promise of ours.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -34,6 +37,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
     private let idleTimeout: TimeAmount?
     private let minUploadRate: Int?
     private let window: TimeAmount
+    private let sendTimeout: TimeAmount?
     /// The longest the timer sleeps: the shortest limit, so that a state entered just after the
     /// timer was armed is looked at before its own deadline.
     private let tick: TimeAmount
@@ -47,8 +51,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
     private var reading = false
     /// Requests whose head has arrived and whose response has not ended.
     private var inFlight = 0
-    /// The channel is not writable: a response (a file, a large body) is still being sent.
+    /// The channel is not writable: a response (a file, a large body) is still being sent; the
+    /// client last took a piece of it at `sendProgress`.
     private var sending = false
+    private var sendProgress = NIODeadline.uptimeNanoseconds(0)
     /// Bytes of a head the decoder has not finished have arrived, since `headSince` (nil until
     /// the server is free for that request: no other request in flight).
     private var headStarted = false
@@ -68,7 +74,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
         idleTimeout = limits.idleTimeout.map { TimeAmount($0) }
         minUploadRate = limits.minUploadRate
         window = max(TimeAmount(limits.uploadRateWindow), .milliseconds(10))
-        let limits = [headerTimeout, idleTimeout, minUploadRate == nil ? nil : window].compactMap { $0 }
+        sendTimeout = limits.sendTimeout.map { TimeAmount($0) }
+        let limits = [headerTimeout, idleTimeout, minUploadRate == nil ? nil : window, sendTimeout].compactMap { $0 }
         tick = max(limits.min() ?? .seconds(60), .milliseconds(10))
     }
 
@@ -155,18 +162,36 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), inFlight > 0 {
-            inFlight -= 1
-            if inFlight == 0 { becameFree() }
+        switch unwrapOutboundIn(data) {
+        case .end:
+            if inFlight > 0 {
+                inFlight -= 1
+                if inFlight == 0 { becameFree() }
+            }
+        case .body(let body) where sendTimeout != nil && body.readableBytes >= Self.largeWrite:
+            // Its completion is progress of a client that takes what it is sent.
+            let done = promise ?? context.eventLoop.makePromise()
+            done.futureResult.assumeIsolated().whenSuccess { _ in self.sendProgress = .now() }
+            context.write(data, promise: done)
+            return
+        default:
+            break
         }
         context.write(data, promise: promise)
     }
+
+    /// Body writes at least this large are watched for the send timeout.
+    static let largeWrite = 64 * 1024
 
     /// A response's end is handed to the channel when its last bytes may still wait to be sent (a
     /// file sent by `sendfile`, above all): while the channel is not writable the server is still
     /// sending, and a slow reader is not idle.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         sending = !context.channel.isWritable
+        if sending {
+            sendProgress = .now()
+            if !armed, sendTimeout != nil { arm(sendProgress + tick) }
+        }
         if !sending, inFlight == 0 { becameFree() }
         context.fireChannelWritabilityChanged()
     }
@@ -197,6 +222,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
         let deadline: NIODeadline?
         if reading {
             deadline = minUploadRate.flatMap { uploadDeadline(now: now, rate: $0) }
+        } else if sending, let sendTimeout {
+            deadline = sendProgress + sendTimeout
         } else if inFlight > 0 || sending {
             deadline = nil
         } else if headStarted, let headerTimeout {

@@ -3,10 +3,10 @@ import HummingbirdCore
 /// What a client may make a connection wait for, and how many connections may be open at once:
 /// the defence against clients that hold sockets by sending slowly (a "slowloris" that never
 /// finishes its request head, an upload that trickles a few bytes a second) or by opening many
-/// and sending nothing. Every limit is about a client *sending*: a client that reads a download
-/// slowly is not closed by any of them (its connection has a request in progress), and time the
-/// server spends not reading — storing an upload to a slow disk or S3 (backpressure), answering an
-/// earlier pipelined request — never counts against the client.
+/// and sending nothing — and against clients that hold them by *reading* slowly: a download whose
+/// bytes the client does not take (``sendTimeout``). Time the server spends not reading — storing
+/// an upload to a slow disk or S3 (backpressure), answering an earlier pipelined request — never
+/// counts against the client.
 ///
 /// `nil` turns a limit off. The timeouts and the upload rate are enforced per connection by
 /// ``ConnectionGuard``; the cap by Hummingbird (``availableConnectionsDelegate``).
@@ -39,6 +39,19 @@ public struct ConnectionLimits: Sendable, Equatable {
     /// long enough for a mobile client to ride out a short loss of signal.
     public var uploadRateWindow: Duration = .seconds(30)
 
+    /// Send timeout: while the server has bytes queued for a client that the client does not take
+    /// (the connection's send buffer is full), the client must take a piece within this long, or
+    /// the connection is closed and the download is cut off. A piece is what lets the buffer drain
+    /// below its low mark, or one part of a file sent with `sendfile` (files go in parts of
+    /// ``sendPiece`` bytes), or one write of a streamed body (at most 1 MiB): so a download slower
+    /// than about 16 KiB/s for a whole minute is cut off. Default 60 s. Without it, a client that
+    /// asks for a public object and never reads holds its connection — and delays a graceful
+    /// shutdown — forever.
+    public var sendTimeout: Duration? = .seconds(60)
+
+    /// The parts a file is sent in (``sendTimeout``'s pieces). 256 KiB.
+    public static let sendPiece = 256 * 1024
+
     /// Cap on concurrent connections: beyond it the server stops accepting (new clients wait in
     /// the listen backlog, then the kernel refuses them) until a connection closes. Accepts come in
     /// small batches, so the count can pass the cap by a few. Default 4,096: far more than the
@@ -56,6 +69,6 @@ public struct ConnectionLimits: Sendable, Equatable {
 
     /// Whether any per-connection limit is on (else no ``ConnectionGuard`` is installed).
     var guardsConnections: Bool {
-        headerTimeout != nil || idleTimeout != nil || minUploadRate != nil
+        headerTimeout != nil || idleTimeout != nil || minUploadRate != nil || sendTimeout != nil
     }
 }

@@ -25,7 +25,7 @@ struct AssetsController: Sendable {
     // MARK: Upload
 
     @Sendable func upload(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let asset = try await UploadHandling(service: service, metrics: metrics).upload(
+        let asset = try await AssetUploadReceiver(service: service, metrics: metrics).upload(
             request, identity: context.requireIdentity(),
             jobId: request.query("jobId"), suffix: request.query("suffix"), visibility: request.query("visibility"))
         return try JSONResponse.make(asset, status: .created)
@@ -33,7 +33,7 @@ struct AssetsController: Sendable {
 
     @Sendable func put(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let path = try request.objectPath(after: Self.prefix)
-        let visibility = try request.query("visibility").map(UploadHandling.visibility)
+        let visibility = try request.query("visibility").map(AssetUploadReceiver.visibility)
         let overwrite = request.headers[.ifNoneMatch]?.trimmingCharacters(in: .whitespaces) != "*"
         let (asset, replaced) = try await service.putAsset(
             as: context.requireIdentity(), path: path, visibility: visibility, overwrite: overwrite,
@@ -54,7 +54,7 @@ struct AssetsController: Sendable {
         let path = try request.objectPath(after: Self.prefix)
         let change = try await request.decodeJSON(VisibilityChange.self)
         let asset = try await service.setVisibility(
-            as: context.requireIdentity(), path: path, to: UploadHandling.visibility(change.visibility))
+            as: context.requireIdentity(), path: path, to: AssetUploadReceiver.visibility(change.visibility))
         return try JSONResponse.make(asset)
     }
 

@@ -43,7 +43,7 @@ struct CORSPolicyMiddleware: RouterMiddleware {
 }
 
 /// The origins one group of routes allows, and what an allowed request's answer says
-/// (`CORSPolicyMiddleware`, and `FastDownloads` for the object URLs it answers).
+/// (`CORSPolicyMiddleware`, and `PipelineDownloads` for the object URLs it answers).
 struct CORSOrigins: Sendable {
     static let exposedHeaders = "ETag, Content-Length, Content-Range, Content-Disposition, Location, Upload-Offset, Upload-Length, Tus-Resumable"
     let allowsAny: Bool

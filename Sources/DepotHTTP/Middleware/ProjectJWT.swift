@@ -5,7 +5,7 @@ import JWTKit
 
 /// HS256 JWTs signed with the project secret, as Supabase issues them: `sub` (user id), `role`
 /// (`anon`, `authenticated`, `service_role`), `exp`.
-public struct ProjectJWT: Sendable {
+public struct ProjectJWT: Sendable, Redacted {
     struct Claims: JWTPayload {
         var sub: SubjectClaim?
         var role: String?
@@ -32,7 +32,10 @@ public struct ProjectJWT: Sendable {
     public static let clockLeeway: TimeInterval = 60
 
     /// Verifies a token and returns the caller:
-    /// - the header's `alg` is HS256 (the project secret's; nothing else is accepted);
+    /// - three base64url parts, each in its one canonical spelling (no padding, no stray bits), so
+    ///   that a token has one form;
+    /// - the header's `alg` is HS256 (the project secret's; nothing else is accepted) and it names
+    ///   no `crit` extension (none is understood, RFC 7515 §4.1.11);
     /// - signature, then `exp` (required), `nbf` and `iat` (not in the future, with
     ///   ``clockLeeway``);
     /// - `role` is `anon`, `authenticated` or `service_role`; a token without one is `anon`, as
@@ -41,7 +44,9 @@ public struct ProjectJWT: Sendable {
     ///   spellings of one name can never be two tenants, nor one tenant two), compared as bytes.
     /// - Throws: `.unauthenticated` for anything wrong, `.tokenExpired` when it has expired.
     public func verify(_ token: String, now: Date = Date()) async throws -> Identity {
-        guard token.utf8.count <= 8192, Self.headerAlgorithm(of: token) == "HS256" else {
+        guard token.utf8.count <= 8192, Self.isCanonical(token), let header = Self.header(of: token),
+            header["alg"] as? String == "HS256", header["crit"] == nil
+        else {
             throw StorageError(.unauthenticated, "invalid bearer token")
         }
         let claims: Claims
@@ -73,18 +78,24 @@ public struct ProjectJWT: Sendable {
     }
 
     /// Whether `sub` can name a tenant: a valid path segment, already in NFC (byte for byte).
-    static func isTenantID(_ sub: String) -> Bool {
+    public static func isTenantID(_ sub: String) -> Bool {
         guard (try? ObjectPath.validate(segment: sub)) != nil else { return false }
         return sub.utf8.allSatisfy({ $0 < 0x80 }) || sub.bytesEqual(sub.precomposedStringWithCanonicalMapping)
     }
 
-    /// The `alg` of a compact JWT's header, or nil when the header does not decode.
-    static func headerAlgorithm(of token: String) -> String? {
+    /// A compact JWT's header, or nil when it does not decode to a JSON object.
+    static func header(of token: String) -> [String: Any]? {
         guard let dot = token.utf8.firstIndex(of: UInt8(ascii: ".")), token.utf8.distance(from: token.utf8.startIndex, to: dot) <= 1024,
-            let bytes = Base64URL.decode(Substring(token[..<dot])),
-            let header = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+            let bytes = Base64URL.decode(Substring(token[..<dot]))
         else { return nil }
-        return header["alg"] as? String
+        return try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any]
+    }
+
+    /// Three parts, each canonical base64url (``Base64URL/decode(_:)`` refuses padding, characters
+    /// outside the alphabet and non-zero trailing bits).
+    static func isCanonical(_ token: String) -> Bool {
+        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        return parts.count == 3 && parts.allSatisfy { !$0.isEmpty && Base64URL.decode(Substring($0)) != nil }
     }
 
     /// Mints a token (for `depot token` and tests). `iat` and `exp` are whole seconds, as in

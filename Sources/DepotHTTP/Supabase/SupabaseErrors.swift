@@ -88,9 +88,9 @@ enum ErrorDialect {
         let method = request.method
         let shared =
             ((method == .get || method == .head)
-                && (path.hasPrefix("/storage/v1/object/sign/") || path.hasPrefix("/storage/v1/object/public/")
-                    || path.hasPrefix("/storage/v1/object/authenticated/")))
-            || (method == .put && path.hasPrefix("/storage/v1/object/upload/sign/"))
+                && (path.hasPrefix(ObjectURLPath.signed) || path.hasPrefix(ObjectURLPath.public)
+                    || path.hasPrefix(ObjectURLPath.authenticated)))
+            || (method == .put && path.hasPrefix(ObjectURLPath.signedUpload))
         guard shared else { return .supabase }
         let fromClient = request.headers[.xClientInfo] != nil || request.headers[.apikey] != nil
         return fromClient ? .supabase : .depot

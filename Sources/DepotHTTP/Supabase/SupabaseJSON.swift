@@ -10,10 +10,7 @@ struct SupabaseBody {
     let fields: [String: Any]
 
     static func read(_ request: Request, limit: Int = JSONBodyLimit.small) async throws -> SupabaseBody {
-        let buffer: ByteBuffer
-        do { buffer = try await request.body.collect(upTo: limit) } catch {
-            throw StorageError(.payloadTooLarge, "the JSON body is larger than \(limit) bytes")
-        }
+        let buffer = try await request.collectBody(upTo: limit)
         if buffer.readableBytes == 0 { return SupabaseBody(fields: [:]) }
         guard let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] else {
             throw StorageError.invalidRequest("body must be a JSON object")

@@ -6,7 +6,7 @@ import HTTPTypes
 import NIOCore
 import Testing
 
-/// Large objects whose row is cached are sent by `FastDownloadHandler` from their local file with
+/// Large objects whose row is cached are sent by `PipelineDownloadHandler` from their local file with
 /// `sendfile`: the same answers as the router's, the router whenever the file is not what the
 /// row says, and HTTP/1.1 order kept while a file is being opened.
 @Suite("Large downloads sent from their files")
@@ -40,7 +40,7 @@ struct SendfileDownloadTests {
             #expect(sent(env) == 1)
             #expect(fast.status == .ok)
             #expect(fast.bytes.sha256Hex == png.sha256Hex)
-            #expect(FastDownloadTests.withoutDate(fast.headers) == FastDownloadTests.withoutDate(routed.headers))
+            #expect(PipelineDownloadTests.withoutDate(fast.headers) == PipelineDownloadTests.withoutDate(routed.headers))
 
             // HEAD needs no file; a range is sent from the file too.
             let head = try await client.request(.head, url)
@@ -68,9 +68,9 @@ struct SendfileDownloadTests {
         let env = try await TestEnvironment.make()
         try await env.live { client in
             let png = Fixture.png(300 * 1024 + 3)
-            let url = try await FastDownloadTests.cachedURL(env, client, png)
-            try await FastDownloadTests.expectAnswersMatchTheRouter(
-                env, client, url, FastDownloadTests.ranges(size: png.count), answered: 7) { sent(env) }
+            let url = try await PipelineDownloadTests.cachedURL(env, client, png)
+            try await PipelineDownloadTests.expectAnswersMatchTheRouter(
+                env, client, url, PipelineDownloadTests.ranges(size: png.count), answered: 7) { sent(env) }
             // The second half, as a video player asks for it.
             let half = try await client.request(.get, url, headers: [.range: "bytes=\(png.count / 2)-"])
             #expect(half.status == .partialContent && half.bytes.sha256Hex == Array(png[(png.count / 2)...]).sha256Hex)

@@ -125,6 +125,55 @@ struct SlowClientTests {
         }
     }
 
+    /// A client that asks for a large object and does not read it: cut off after the send
+    /// timeout, both when the file goes by `sendfile` in the pipeline and when the router streams
+    /// it (`download=`); a slow reader that keeps taking pieces gets the whole object; nothing of
+    /// the object changes.
+    @Test func aClientThatDoesNotReadIsCutOffAfterTheSendTimeout() async throws {
+        let env = try await Self.env({ $0.maxFileSize = 16 * 1024 * 1024 }) {
+            $0.sendTimeout = .seconds(1)
+            $0.idleTimeout = .seconds(30)
+        }
+        try await env.live { client in
+            let port = client.port
+            let big = Fixture.png(8 * 1024 * 1024)
+            let token = try await env.token("alice")
+            let up = try await RawSocket.blocking { try SlowWire.exchange(port, SlowWire.uploadHead(token: token, length: big.count), body: big) }
+            #expect(up?.status == 201)
+            let url = TestEnvironment.local(try #require(up?.json["url"] as? String))
+            _ = try await RawSocket.blocking { try SlowWire.exchange(port, "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n") }  // cache the row
+
+            for target in [url, url + "&download=big.png"] {
+                let received = try await RawSocket.blocking { () throws -> (bytes: Int, closed: Bool) in
+                    let fd = try SlowWire.connect(port, receiveBuffer: 4096)
+                    defer { close(fd) }
+                    guard SlowWire.send(fd, "GET \(target) HTTP/1.1\r\nHost: x\r\n\r\n") else { return (0, false) }
+                    Thread.sleep(forTimeInterval: 3)  // reads nothing for three send timeouts
+                    var total = 0
+                    var buf = [UInt8](repeating: 0, count: 1 << 16)
+                    let deadline = ContinuousClock.now + .seconds(10)
+                    while ContinuousClock.now < deadline {
+                        let n = recv(fd, &buf, buf.count, 0)
+                        if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { return (total, true) }
+                        if n > 0 { total += n }
+                    }
+                    return (total, false)
+                }
+                #expect(received.closed, "\(target): a client that did not read was not cut off")
+                #expect(received.bytes < big.count, "\(target): \(received.bytes) bytes")
+            }
+            // A slow reader that keeps reading (2 MiB/s) gets it all, over several send timeouts.
+            let slow = try await RawSocket.blocking { () throws -> SlowWire.Reply? in
+                let fd = try SlowWire.connect(port, receiveBuffer: 64 * 1024)
+                defer { close(fd) }
+                guard SlowWire.send(fd, "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n") else { return nil }
+                return SlowWire.response(fd, within: .seconds(30), chunk: 64 * 1024, pace: .milliseconds(30))
+            }
+            #expect(slow?.status == 200 && slow?.body.sha256Hex == big.sha256Hex)
+            #expect(try await env.snapshot().objects.count == 1)
+        }
+    }
+
     /// Sends an upload's head, then 16 bytes of PNG every 250 ms (64 B/s) until the server closes
     /// the connection: the time that took, or nil when it was still open after 8 s.
     static func trickle(_ port: Int, token: String, chunked: Bool) throws -> Duration? {

@@ -9,7 +9,7 @@ struct BackendSettingsTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-settings-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Settings of the test process (DEPOT_TEST_*) do not leak in: only DEPOT_* names matter.
-        return try await DepotProcess.run(["serve", "--data-dir", dir, "--port", "0"], environment: environment)
+        return try await DepotProcess.run(["serve", "--data-dir", dir, "--port", "0", "--public-url", "http://depot.test"], environment: environment)
     }
 
     @Test(arguments: [

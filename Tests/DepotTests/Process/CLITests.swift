@@ -130,6 +130,12 @@ struct CLITests {
             ([], ["DEPOT_IDLE_TIMEOUT": "soon"], "DEPOT_IDLE_TIMEOUT must be a whole number"),
             ([], ["DEPOT_MIN_UPLOAD_RATE": "99999999999999999999999"], "DEPOT_MIN_UPLOAD_RATE must be a whole number"),
             (["--min-upload-rate", "99999999999999999999999"], [:], "min-upload-rate"),
+            (["--send-timeout", "86401"], [:], "--send-timeout must be 0 … 86400"),
+            ([], ["DEPOT_SHUTDOWN_TIMEOUT": "later"], "DEPOT_SHUTDOWN_TIMEOUT must be a whole number"),
+            // Port 0 picks any free port: the URLs Depot returns would name port 0.
+            (["--port", "0"], [:], "give --public-url too"),
+            (["--log-level", "bogus"], [:], "the log level must be"),
+            ([], ["DEPOT_LOG_LEVEL": "nope"], "got 'nope'"),
         ] {
             let result = try await DepotProcess.run(["serve", "--data-dir", dir] + arguments, environment: environment)
             #expect(result.status != 0)
@@ -165,5 +171,40 @@ struct CLITests {
             let log = try String(contentsOfFile: dir + ".log", encoding: .utf8)
             #expect(log.contains("open-file limit") == (hard < need), "\(log)")
         }
+    }
+
+    /// `depot token` refuses what the server would refuse (a sub that is not one NFC path
+    /// segment) and mints anon tokens too; `depot --version` says the version.
+    @Test func tokenChecksItsSubAndVersionPrints() async throws {
+        let env = ["DEPOT_JWT_SECRET": DepotProcess.secret]
+        for sub in ["alice/x", "..", "Jose\u{0301}", "alice\u{200B}"] {
+            let refused = try await DepotProcess.run(["token", "--sub", sub], environment: env)
+            #expect(refused.status != 0 && refused.output.contains("--sub must be one path segment"), "\(sub): \(refused.output)")
+        }
+        let anon = try await DepotProcess.run(["token", "--sub", "visitor", "--role", "anon"], environment: env)
+        #expect(anon.status == 0)
+        let identity = try await ProjectJWT(secret: DepotProcess.secret).verify(anon.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(identity.role == .anon && identity.subject == "visitor")
+        let version = try await DepotProcess.run(["--version"])
+        #expect(version.status == 0 && version.output.trimmingCharacters(in: .whitespacesAndNewlines) == DepotVersion.string)
+    }
+
+    /// `depot migrate` on a data directory that does not exist yet makes it (SQLite), as `serve`
+    /// would; `serve` on a data directory other users can read says so.
+    @Test func migrateMakesTheDataDirectoryAndServeWarnsOfLooseModes() async throws {
+        let dir = Self.scratch("migrate")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let migrated = try await DepotProcess.run(["migrate", "--data-dir", dir], environment: Self.noSecret)
+        #expect(migrated.status == 0 && migrated.output.contains("up to date"), "\(migrated.output)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/depot.sqlite"))
+        #expect((try FileManager.default.attributesOfItem(atPath: dir)[.posixPermissions] as? Int) == 0o700)
+
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir)
+        let server = DepotProcess(dataDir: dir)
+        try await server.start(environment: Self.noSecret)
+        server.stop()
+        let log = try String(contentsOfFile: server.logPath, encoding: .utf8)
+        #expect(log.contains("has mode 755: other local users can read it"), "\(log)")
+        try? FileManager.default.removeItem(atPath: server.logPath)
     }
 }

@@ -70,4 +70,50 @@ struct ShutdownTests {
         #expect(replies.first?.body.sha256Hex == big.sha256Hex)
         #expect(try await server.exitStatus(within: .seconds(15)) == 0)
     }
+
+    /// A client that asks for a large object and never reads holds its request in flight: a
+    /// graceful stop waits `--shutdown-timeout`, then closes it and exits 0 (with the send timeout
+    /// off, so that only the shutdown bound can end it).
+    @Test func aShutdownWaitsNoLongerThanItsTimeout() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-shutdown-\(UUID().uuidString)").path
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: dir + ".log")
+        }
+        let server = DepotProcess(dataDir: dir)
+        try await server.start(extra: [
+            "--max-file-size", "\(16 * 1024 * 1024)", "--gc-interval", "0", "--send-timeout", "0", "--shutdown-timeout", "2",
+        ])
+        defer { server.stop() }
+        let jwt = await ProjectJWT(secret: DepotProcess.secret)
+        let auth = [("Authorization", "Bearer \(try await jwt.mint(subject: "alice", role: .authenticated, ttl: 3600))")]
+        let big = Fixture.png(8 * 1024 * 1024)
+        let up = try await server.request(.POST, "/v1/assets?jobId=stuck", headers: auth + [("Content-Type", "image/png")], body: big)
+        #expect(up.status == 201)
+        let json = (try? JSONSerialization.jsonObject(with: Data(up.body))) as? [String: Any] ?? [:]
+        let url = String(try #require(json["url"] as? String).dropFirst("http://depot.test".count))
+
+        let port = server.port
+        let fd = try RawSocket.connect(port: port, timeout: 20, receiveBuffer: 4096)
+        defer { close(fd) }
+        RawSocket.send(fd, Array("GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        // The answer has begun (its head is here), then nothing more is read.
+        let head = try await RawSocket.blocking { () -> [UInt8] in
+            var received: [UInt8] = []
+            var byte: UInt8 = 0
+            while !(received.count >= 4 && received.suffix(4).elementsEqual("\r\n\r\n".utf8)), recv(fd, &byte, 1, 0) == 1 { received.append(byte) }
+            return received
+        }
+        #expect(String(decoding: head, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+
+        let stopped = ContinuousClock.now
+        server.terminate()
+        let early = try await server.exitStatus(within: .milliseconds(1500))
+        #expect(early == nil, "it waits for the request in flight first; \((try? String(contentsOfFile: server.logPath, encoding: .utf8)) ?? "")")
+        var status = early
+        if status == nil { status = try await server.exitStatus(within: .seconds(15)) }
+        #expect(status == 0)
+        let took = ContinuousClock.now - stopped
+        #expect(took < .seconds(8), "a graceful stop took \(took) with --shutdown-timeout 2")
+    }
 }

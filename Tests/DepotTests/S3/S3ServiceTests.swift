@@ -121,7 +121,7 @@ struct S3ServiceTests {
         let plain = try #require(S3TestServer.plainEndpoint, "DEPOT_TEST_S3_PLAIN_ENDPOINT is not set")
         let store = try await S3TestServer.makeStore { $0.endpoint = plain }
         var env = try await TestEnvironment.make(blobs: store)
-        env.http.fastDownloads = false
+        env.http.pipelineDownloads = false
         env.http.directDownloads = store
         let live = env
         try await live.live { client in

@@ -19,7 +19,7 @@ struct TestEnvironment: Sendable {
     static let secret = "test-secret-0123456789-0123456789-abcdef"
     var secret: String { Self.secret }
     /// Options of the HTTP layer (CORS, redirect downloads, answers from the pipeline
-    /// (`fastDownloads`), the per-connection limits; not the
+    /// (`pipelineDownloads`), the per-connection limits; not the
     /// connection cap, which HummingbirdTesting's live server would drop: it is tested on `depot serve`).
     var http = DepotHTTPOptions()
 

@@ -7,7 +7,7 @@ import NIOCore
 
 /// The seed backend's two routes, with its names and shapes (snake_case, 200), so a front end
 /// written against the seed works unchanged. They behave exactly like their `/v1` counterparts.
-struct SeedController: Sendable {
+struct SeedCompatibilityController: Sendable {
     let service: StorageService
     let metrics: DepotMetrics
 
@@ -22,7 +22,7 @@ struct SeedController: Sendable {
     }
 
     @Sendable func upload(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let asset = try await UploadHandling(service: service, metrics: metrics).upload(
+        let asset = try await AssetUploadReceiver(service: service, metrics: metrics).upload(
             request, identity: context.requireIdentity(), jobId: request.query("job_id"),
             suffix: request.query("suffix"), visibility: request.query("visibility"))
         return try JSONResponse.make(UploadResponse(path: asset.path, url: asset.url))

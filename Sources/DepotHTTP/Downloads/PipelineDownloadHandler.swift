@@ -25,17 +25,17 @@ import NIOPosix
 /// it wait here and reads from the socket are held (as nginx does), so a connection holds at most
 /// one open file and a client that pipelines without reading gets no further. A graceful shutdown
 /// waits for the file being sent: the quiesce event goes on when it has left.
-final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class PipelineDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let downloads: FastDownloads
+    private let downloads: PipelineDownloads
     /// Requests passed on whose response has not ended yet.
     private var forwarded = 0
     /// The request being read and the answer to send when its end arrives.
-    private var pending: (request: HTTPRequestHead, answer: FastDownloads.Answer)?
+    private var pending: (request: HTTPRequestHead, answer: PipelineDownloads.Answer)?
     /// A file is being opened or sent: inbound parts wait in `held`, and a read asked for
     /// meanwhile waits too.
     private var busy = false
@@ -45,7 +45,7 @@ final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var quiescing = false
     private var heldQuiesce: Any?
 
-    init(downloads: FastDownloads) {
+    init(downloads: PipelineDownloads) {
         self.downloads = downloads
     }
 
@@ -83,7 +83,7 @@ final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func send(context: ChannelHandlerContext, _ answer: FastDownloads.Answer, body: IOData?) {
+    private func send(context: ChannelHandlerContext, _ answer: PipelineDownloads.Answer, body: IOData?) {
         downloads.record(answer)
         context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
         if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
@@ -94,7 +94,7 @@ final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// the expected size, hands the request to the router after all.
     private func open(
         context: ChannelHandlerContext, path: String, size: Int64, range: Range<Int64>, request: HTTPRequestHead,
-        answer: FastDownloads.Answer
+        answer: PipelineDownloads.Answer
     ) {
         busy = true
         downloads.fileIO.openFile(_deprecatedPath: path, eventLoop: context.eventLoop).assumeIsolated().whenComplete { result in
@@ -102,8 +102,15 @@ final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .success(let (file, region)) where region.readableBytes == size:
                 self.downloads.record(answer)
                 context.write(self.wrapOutboundOut(.head(answer.head)), promise: nil)
-                let part = FileRegion(fileHandle: region.fileHandle, readerIndex: Int(range.lowerBound), endIndex: Int(range.upperBound))
-                context.write(self.wrapOutboundOut(.body(.fileRegion(part))), promise: nil)
+                // In parts, each a sign of progress for the send timeout (``ConnectionLimits/sendPiece``).
+                var start = Int(range.lowerBound)
+                let end = Int(range.upperBound)
+                while start < end {
+                    let stop = min(end, start + ConnectionLimits.sendPiece)
+                    let part = FileRegion(fileHandle: region.fileHandle, readerIndex: start, endIndex: stop)
+                    context.write(self.wrapOutboundOut(.body(.fileRegion(part))), promise: nil)
+                    start = stop
+                }
                 let sent = context.eventLoop.makePromise(of: Void.self)
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: sent)
                 sent.futureResult.assumeIsolated().whenComplete { _ in
@@ -174,20 +181,20 @@ final class FastDownloadHandler: ChannelDuplexHandler, RemovableChannelHandler {
 }
 
 /// Hummingbird adds a server's extra handlers after its conversion to swift-http-types; this one
-/// puts ``FastDownloadHandler`` in front of that conversion when the connection starts, then
+/// puts ``PipelineDownloadHandler`` in front of that conversion when the connection starts, then
 /// leaves the pipeline.
-final class FastDownloadInstaller: ChannelInboundHandler, RemovableChannelHandler {
+final class PipelineDownloadInstaller: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
-    private let downloads: FastDownloads
+    private let downloads: PipelineDownloads
 
-    init(downloads: FastDownloads) {
+    init(downloads: PipelineDownloads) {
         self.downloads = downloads
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         let pipeline = context.pipeline.syncOperations
         if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
-            try? pipeline.addHandler(FastDownloadHandler(downloads: downloads), position: .before(codec))
+            try? pipeline.addHandler(PipelineDownloadHandler(downloads: downloads), position: .before(codec))
         }
         pipeline.removeHandler(context: context, promise: nil)
     }

@@ -8,7 +8,7 @@ import NIOCore
 /// The server-side upload shared by `POST /v1/assets` and the seed's `POST /upload`: a raw body
 /// with its Content-Type, or `multipart/form-data` with a `file` part (fields `jobId`, `suffix`,
 /// `visibility` may come before or after it). The file part streams straight into the blob store.
-struct UploadHandling: Sendable {
+struct AssetUploadReceiver: Sendable {
     let service: StorageService
     let metrics: DepotMetrics
 

@@ -9,7 +9,7 @@ import Prometheus
 import Synchronization
 
 /// What the fast path may serve, and the answer it gives.
-struct FastDownloads: Sendable {
+struct PipelineDownloads: Sendable {
     struct Answer {
         enum Body {
             /// HEAD: the headers alone.
@@ -23,9 +23,6 @@ struct FastDownloads: Sendable {
         /// The route's `depot_http_requests_total` counter for a 200.
         var requests: Counter
     }
-
-    static let signPrefix = "/storage/v1/object/sign/"
-    static let publicPrefix = "/storage/v1/object/public/"
 
     let service: StorageService
     let metrics: DepotMetrics
@@ -48,8 +45,8 @@ struct FastDownloads: Sendable {
         self.metrics = metrics
         self.serverName = serverName
         self.cors = cors
-        signedRequests = metrics.requestCounter(route: ObjectRoutesController.signedRoute, status: 200)
-        publicRequests = metrics.requestCounter(route: ObjectRoutesController.publicRoute, status: 200)
+        signedRequests = metrics.requestCounter(route: ObjectURLController.signedRoute, status: 200)
+        publicRequests = metrics.requestCounter(route: ObjectURLController.publicRoute, status: 200)
     }
 
     func answer(_ request: HTTPRequestHead) -> Answer? {
@@ -91,21 +88,21 @@ struct FastDownloads: Sendable {
         let download: CachedDownload
         let cacheControl: String
         let requests: Counter
-        if path.utf8.starts(with: Self.signPrefix.utf8) {
+        if path.utf8.starts(with: ObjectURLPath.signed.utf8) {
             guard let query, let token = Self.token(in: target[target.index(after: query)...]),
-                let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(Self.signPrefix.count)),
+                let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(ObjectURLPath.signed.count)),
                 let hit = service.cachedSignedDownload(bucket: bucket, path: objectPath, token: token)
             else { return nil }
             download = hit
-            cacheControl = ObjectRoutesController.signedCacheControl(hit.expiresAt ?? 0, service)
+            cacheControl = ObjectURLController.signedCacheControl(hit.expiresAt ?? 0, service)
             requests = signedRequests
-        } else if path.utf8.starts(with: Self.publicPrefix.utf8) {
+        } else if path.utf8.starts(with: ObjectURLPath.public.utf8) {
             guard query.map({ Self.token(in: target[target.index(after: $0)...]) == "" }) ?? true,
-                let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(Self.publicPrefix.count)),
+                let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(ObjectURLPath.public.count)),
                 let hit = service.cachedPublicDownload(bucket: bucket, path: objectPath)
             else { return nil }
             download = hit
-            cacheControl = ObjectRoutesController.publicCacheControl(hit.object, service)
+            cacheControl = ObjectURLController.publicCacheControl(hit.object, service)
             requests = publicRequests
         } else {
             return nil
@@ -191,89 +188,6 @@ struct FastDownloads: Sendable {
                 }
             }
             return token.map { String(decoding: UnsafeBufferPointer(rebasing: $0), as: UTF8.self) } ?? ""
-        }
-    }
-}
-
-/// The headers that depend on the object version alone (ETag, Last-Modified, type, length …),
-/// built once per version and kept for the hot objects. Cleared when full: it holds at most
-/// `capacity` small header lists.
-final class ObjectHeaderCache: Sendable {
-    private struct Version: Hashable {
-        let blob: BlobID
-        let generation: Int64
-        let updatedAt: Date
-    }
-    private let table = Mutex<[Version: HTTPHeaders]>([:])
-    let capacity = 10_000
-
-    func headers(for object: ObjectRecord, size: Int) -> HTTPHeaders {
-        let version = Version(blob: object.blobID, generation: object.generation, updatedAt: object.updatedAt)
-        if let hit = table.withLock({ $0[version] }) { return hit }
-        // The router's headers for the object (validated by swift-http-types on the way), as NIO's.
-        // Cache-Control is per request (a signed URL's remaining lifetime): added by the caller.
-        var fields = DownloadResponder.headers(for: object, cacheControl: "", download: nil)
-        fields[.cacheControl] = nil
-        fields[.contentType] = object.contentType
-        fields[.contentLength] = String(size)
-        let headers = HTTPHeaders(fields.map { ($0.name.rawName, $0.value) })
-        table.withLock { t in
-            if t.count >= capacity { t.removeAll(keepingCapacity: true) }
-            t[version] = headers
-        }
-        return headers
-    }
-}
-
-/// The GET answers of the current second by request target: a hot URL (an avatar on a busy page,
-/// an image a feed shows to everyone) is verified, looked up and given its headers once per second,
-/// not once per request. An answer is reused only in the second it was built (its `Date` and a
-/// signed link's `max-age` are that second's; a link that has expired since was still valid in
-/// it) and while the caches' epoch is unchanged, so any write (an object replaced, moved, revoked,
-/// deleted, made private) ends its reuse at once. Holds at most `capacity` answers, all of one second.
-final class RecentAnswers: Sendable {
-    private struct Recent {
-        let answer: FastDownloads.Answer
-        let epoch: UInt64
-    }
-    private struct State {
-        var second: Int64 = .min
-        var answers: [String: Recent] = [:]
-    }
-    private let state = Mutex(State())
-    let capacity = 1024
-
-    func answer(to target: String, second: Int64, epoch: UInt64) -> FastDownloads.Answer? {
-        state.withLock { s in
-            guard s.second == second, let recent = s.answers[target], recent.epoch == epoch else { return nil }
-            return recent.answer
-        }
-    }
-
-    func keep(_ answer: FastDownloads.Answer, for target: String, second: Int64, epoch: UInt64) {
-        state.withLock { s in
-            if s.second != second {
-                // Only the latest second's answers are reusable: the rest goes.
-                guard second > s.second else { return }
-                s.second = second
-                s.answers.removeAll(keepingCapacity: true)
-            }
-            guard s.answers.count < capacity || s.answers[target] != nil else { return }
-            s.answers[target] = Recent(answer: answer, epoch: epoch)
-        }
-    }
-}
-
-/// The `Date` header's value, formatted once per second.
-final class DateHeader: Sendable {
-    private let cached = Mutex<(second: Int64, value: String)>((-1, ""))
-
-    func current() -> String {
-        let now = Date()
-        let second = Int64(now.timeIntervalSince1970)
-        return cached.withLock { c in
-            if c.second != second { c = (second, HTTPDate.format(now)) }
-            return c.value
         }
     }
 }

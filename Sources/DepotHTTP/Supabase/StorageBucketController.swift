@@ -6,7 +6,7 @@ import NIOCore
 
 /// Supabase's bucket routes under `/storage/v1/bucket`: list, get, create, update, empty, delete.
 /// Buckets are managed with the `service_role` key; other callers see none.
-struct BucketAPIController: Sendable {
+struct StorageBucketController: Sendable {
     let service: StorageService
     static let prefix = "/storage/v1/bucket/"
 

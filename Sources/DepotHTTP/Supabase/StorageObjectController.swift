@@ -6,9 +6,9 @@ import NIOCore
 
 /// Supabase's object routes under `/storage/v1/object`: upload and update, download, HEAD, info,
 /// delete and remove, move and copy, signed URLs (one, many) and signed upload URLs. Listings are
-/// in ``ObjectListController``. The signed, public and authenticated downloads and the PUT to an
-/// upload URL are ``ObjectRoutesController``'s, shared with the Assets API.
-struct ObjectAPIController: Sendable {
+/// in ``StorageListController``. The signed, public and authenticated downloads and the PUT to an
+/// upload URL are ``ObjectURLController``'s, shared with the Assets API.
+struct StorageObjectController: Sendable {
     let service: StorageService
     let metrics: DepotMetrics
     var downloads: DownloadResponder { DownloadResponder(service: service, metrics: metrics) }
@@ -169,17 +169,19 @@ struct ObjectAPIController: Sendable {
     /// `paths` → one `{"error","path","signedURL"}` per path, in order.
     @Sendable func sign(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        let body = try await SupabaseBody.read(request, limit: JSONBodyLimit.batch)
+        // One object (`{bucket}/{path}`) or a batch (`{bucket}` with `paths`): the body may be as
+        // large as that kind of request needs, no larger.
+        let single = try request.rawRest(after: ObjectURLPath.signed).utf8.contains(UInt8(ascii: "/"))
+        let body = try await SupabaseBody.read(request, limit: single ? JSONBodyLimit.small : JSONBodyLimit.batch)
         guard let expiresIn = try body.int("expiresIn") else {
             throw StorageError.invalidRequest("body must have required property 'expiresIn'")
         }
-        let rest = try request.rawRest(after: "/storage/v1/object/sign/")
-        if rest.utf8.contains(UInt8(ascii: "/")) {
-            let key = try key(request, after: "/storage/v1/object/sign/")
+        if single {
+            let key = try key(request, after: ObjectURLPath.signed)
             let token = try await service.signObject(as: identity, at: key, expiresIn: expiresIn)
             return SupabaseJSON.object(["signedURL": Self.signedURL(bucket: key.bucket, path: key.path.string, token: token)])
         }
-        let bucket = try request.segment(after: "/storage/v1/object/sign/")
+        let bucket = try request.segment(after: ObjectURLPath.signed)
         try BucketRecord.validate(name: bucket)
         guard let paths = try body.strings("paths") else { throw StorageError.invalidRequest("body must have required property 'paths'") }
         let tokens = try await service.signObjects(as: identity, bucket: bucket, paths: paths, expiresIn: expiresIn)
@@ -202,11 +204,13 @@ struct ObjectAPIController: Sendable {
         "/object/sign/\(bucket)/\(path)?token=\(token)"
     }
 
-    /// `POST /object/upload/sign/{bucket}/{path}` (any body or none; `x-upsert: true` allows
-    /// replacing): a single-use upload URL, valid for the configured upload URL lifetime.
+    /// `POST /object/upload/sign/{bucket}/{path}` (no body, or a small one that is not read —
+    /// clients send `{}`; `x-upsert: true` allows replacing): a single-use upload URL, valid for
+    /// the configured upload URL lifetime.
     @Sendable func createUploadURL(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        let key = try key(request, after: "/storage/v1/object/upload/sign/")
+        _ = try await request.collectBody(upTo: JSONBodyLimit.small)
+        let key = try key(request, after: ObjectURLPath.signedUpload)
         let token = try await service.createUploadToken(as: identity, at: key, upsert: request.headers[.xUpsert] == "true")
         return SupabaseJSON.object(["url": "/object/upload/sign/\(key.bucket)/\(key.path.string)?token=\(token)", "token": token])
     }

@@ -7,10 +7,10 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 
-/// Small cached objects are answered by `FastDownloadHandler` in the channel pipeline; these tests
+/// Small cached objects are answered by `PipelineDownloadHandler` in the channel pipeline; these tests
 /// show that its answers are the router's answers, and that everything else still reaches the router.
 @Suite("Downloads answered from memory")
-struct FastDownloadTests {
+struct PipelineDownloadTests {
     /// How many downloads the pipeline answered, read from /metrics.
     func fromMemory(_ env: TestEnvironment) -> Int {
         let line = env.metrics.render().split(separator: "\n").first { $0.hasPrefix("depot_downloads_from_memory_total ") }
@@ -69,7 +69,7 @@ struct FastDownloadTests {
         served: @Sendable () -> Int
     ) async throws {
         var routerOnly = env
-        routerOnly.http.fastDownloads = false
+        routerOnly.http.pipelineDownloads = false
         let before = served()
         try await routerOnly.application.test(.live) { test in
             let router = LiveClient(test: test, port: test.port!)

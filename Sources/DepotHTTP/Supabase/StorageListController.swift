@@ -6,7 +6,7 @@ import NIOCore
 
 /// Supabase's listings: `POST /object/list/{bucket}` (one folder level, names relative to it) and
 /// `POST /object/list-v2/{bucket}` (full names, cursor pages, optional folder collapsing).
-struct ObjectListController: Sendable {
+struct StorageListController: Sendable {
     let service: StorageService
 
     func addRoutes(to router: Router<DepotRequestContext>) {

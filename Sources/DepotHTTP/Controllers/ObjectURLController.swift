@@ -10,23 +10,23 @@ import NIOCore
 /// - `GET|HEAD /storage/v1/object/public/{bucket}/{path}` — public download;
 /// - `GET|HEAD /storage/v1/object/authenticated/{bucket}/{path}` — with a JWT;
 /// - `PUT /storage/v1/object/upload/sign/{bucket}/{path}?token=…` — phase two of a direct upload.
-struct ObjectRoutesController: Sendable {
+struct ObjectURLController: Sendable {
     let service: StorageService
     let metrics: DepotMetrics
     var directDownloads: (any BlobRedirecting)? = nil
     var directURLLifetime = 60
     var downloads: DownloadResponder { DownloadResponder(service: service, metrics: metrics) }
 
-    /// Route labels (metrics) of the two download routes, shared with ``FastDownloadHandler``.
-    static let signedRoute = "/storage/v1/object/sign/**"
-    static let publicRoute = "/storage/v1/object/public/**"
+    /// Route labels (metrics) of the two download routes, shared with ``PipelineDownloadHandler``.
+    static let signedRoute = ObjectURLPath.signed + "**"
+    static let publicRoute = ObjectURLPath.public + "**"
 
     func addPublicRoutes(to router: Router<DepotRequestContext>) {
         for method in [HTTPRequest.Method.get, .head] {
             router.on(RouterPath(stringLiteral: Self.signedRoute), method: method, use: signed)
             router.on(RouterPath(stringLiteral: Self.publicRoute), method: method, use: publicObject)
         }
-        router.put("/storage/v1/object/upload/sign/**", use: uploadToSignedURL)
+        router.put(RouterPath(stringLiteral: ObjectURLPath.signedUpload + "**"), use: uploadToSignedURL)
     }
 
     func addAuthenticatedRoutes(to group: RouterGroup<DepotRequestContext>) {
@@ -35,11 +35,11 @@ struct ObjectRoutesController: Sendable {
     }
 
     @Sendable func signed(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/sign/")
+        let (bucket, path) = try request.bucketAndPath(after: ObjectURLPath.signed)
         guard let token = request.query("token") else { throw StorageError(.signatureInvalid, "the URL has no token") }
         let (object, expiresAt) = try await service.resolveSigned(bucket: bucket, path: path, token: token)
         if let direct = directDownloads, request.method == .get {
-            return redirect(request, object, direct, cacheControl: Self.signedCacheControl(expiresAt, service))
+            return try redirect(request, object, direct, cacheControl: Self.signedCacheControl(expiresAt, service))
         }
         return try await downloads.respond(to: request, object: object, cacheControl: Self.signedCacheControl(expiresAt, service))
     }
@@ -47,8 +47,8 @@ struct ObjectRoutesController: Sendable {
     /// `302` to a short-lived URL of the blob store: the bytes skip this server. The URL makes the
     /// store answer with the object's type, disposition and cache policy; the redirect itself is
     /// not cached (the URL it points to expires first).
-    func redirect(_ request: Request, _ object: ObjectRecord, _ direct: any BlobRedirecting, cacheControl: String) -> Response {
-        let download = request.uri.queryParameters["download"].map(String.init)
+    func redirect(_ request: Request, _ object: ObjectRecord, _ direct: any BlobRedirecting, cacheControl: String) throws -> Response {
+        let download = try DownloadResponder.downloadName(of: request)
         let disposition = download != nil || !MediaType.servesInline(object.contentType)
             ? DownloadResponder.disposition(download: download, path: object.path) : nil
         let url = direct.directURL(
@@ -67,13 +67,13 @@ struct ObjectRoutesController: Sendable {
     }
 
     @Sendable func publicObject(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/public/")
+        let (bucket, path) = try request.bucketAndPath(after: ObjectURLPath.public)
         let object = try await service.resolvePublic(bucket: bucket, path: path)
         return try await downloads.respond(to: request, object: object, cacheControl: Self.publicCacheControl(object, service))
     }
 
     @Sendable func authenticated(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/authenticated/")
+        let (bucket, path) = try request.bucketAndPath(after: ObjectURLPath.authenticated)
         let object = try await service.resolveAuthenticated(as: context.requireIdentity(), bucket: bucket, path: path)
         return try await downloads.respond(to: request, object: object, cacheControl: "private, no-cache")
     }
@@ -91,7 +91,7 @@ struct ObjectRoutesController: Sendable {
     /// object); a Supabase signed upload URL takes a form or raw body like an upload through the
     /// server (200 with `Key`).
     @Sendable func uploadToSignedURL(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let (bucket, path) = try request.bucketAndPath(after: "/storage/v1/object/upload/sign/")
+        let (bucket, path) = try request.bucketAndPath(after: ObjectURLPath.signedUpload)
         guard let token = request.query("token") else { throw StorageError(.signatureInvalid, "the URL has no token") }
         let intent = try await service.uploadIntent(bucket: bucket, path: path, token: token)
         if intent.isOpen {

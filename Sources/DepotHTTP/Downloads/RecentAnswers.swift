@@ -1,0 +1,48 @@
+import DepotCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Prometheus
+import Synchronization
+
+/// The GET answers of the current second by request target: a hot URL (an avatar on a busy page,
+/// an image a feed shows to everyone) is verified, looked up and given its headers once per second,
+/// not once per request. An answer is reused only in the second it was built (its `Date` and a
+/// signed link's `max-age` are that second's; a link that has expired since was still valid in
+/// it) and while the caches' epoch is unchanged, so any write (an object replaced, moved, revoked,
+/// deleted, made private) ends its reuse at once. Holds at most `capacity` answers, all of one second.
+final class RecentAnswers: Sendable {
+    private struct Recent {
+        let answer: PipelineDownloads.Answer
+        let epoch: UInt64
+    }
+    private struct State {
+        var second: Int64 = .min
+        var answers: [String: Recent] = [:]
+    }
+    private let state = Mutex(State())
+    let capacity = 1024
+
+    func answer(to target: String, second: Int64, epoch: UInt64) -> PipelineDownloads.Answer? {
+        state.withLock { s in
+            guard s.second == second, let recent = s.answers[target], recent.epoch == epoch else { return nil }
+            return recent.answer
+        }
+    }
+
+    func keep(_ answer: PipelineDownloads.Answer, for target: String, second: Int64, epoch: UInt64) {
+        state.withLock { s in
+            if s.second != second {
+                // Only the latest second's answers are reusable: the rest goes.
+                guard second > s.second else { return }
+                s.second = second
+                s.answers.removeAll(keepingCapacity: true)
+            }
+            guard s.answers.count < capacity || s.answers[target] != nil else { return }
+            s.answers[target] = Recent(answer: answer, epoch: epoch)
+        }
+    }
+}
