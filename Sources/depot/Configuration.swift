@@ -59,6 +59,9 @@ struct ServeOptions: ParsableArguments {
         var logLevel: String
     }
 
+    /// The longest period a setting in seconds may name: a year.
+    static let maxSeconds = 366 * 86_400
+
     func resolve() throws -> Resolved {
         func int<T: FixedWidthInteger>(_ flag: T?, _ env: String, _ def: T) throws -> T {
             if let flag { return flag }
@@ -85,17 +88,23 @@ struct ServeOptions: ParsableArguments {
         s.privateBucket = setting(privateBucket, "DEPOT_PRIVATE_BUCKET") ?? s.privateBucket
         s.publicBucket = setting(publicBucket, "DEPOT_PUBLIC_BUCKET") ?? s.publicBucket
         s.publicCacheControl = setting(publicCacheControl, "DEPOT_PUBLIC_CACHE_CONTROL") ?? s.publicCacheControl
-        s.gcGracePeriod = TimeInterval(try int(gcGrace, "DEPOT_GC_GRACE", 900))
+        let grace = try int(gcGrace, "DEPOT_GC_GRACE", 900)
+        guard (0...Self.maxSeconds).contains(grace) else { throw ValidationError("--gc-grace must be 0 … \(Self.maxSeconds) seconds") }
+        s.gcGracePeriod = TimeInterval(grace)
         do { try s.validate() } catch { throw ValidationError(error.message) }
         let origins = setting(corsOrigins, "DEPOT_CORS_ORIGINS").map {
             $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
-        let level = setting(logLevel, "DEPOT_LOG_LEVEL") ?? "info"
+        let level = (setting(logLevel, "DEPOT_LOG_LEVEL") ?? "info").lowercased()
         guard Logger.Level(rawValue: level) != nil else {
             throw ValidationError("the log level must be trace, debug, info, notice, warning, error or critical, got '\(level)'")
         }
+        let interval = try int(gcInterval, "DEPOT_GC_INTERVAL", 600)
+        guard (0...Self.maxSeconds).contains(interval) else {
+            throw ValidationError("--gc-interval must be 0 … \(Self.maxSeconds) seconds")
+        }
         return Resolved(
             host: host, port: port, settings: s, corsObjectOrigins: origins ?? ["*"], corsAPIOrigins: origins ?? [],
-            gcInterval: try int(gcInterval, "DEPOT_GC_INTERVAL", 600), logLevel: level)
+            gcInterval: interval, logLevel: level)
     }
 }

@@ -81,7 +81,7 @@ enum DataDirectory {
         var lines: [String] = []
         for (file, wanted) in [(path, "0700"), (path + "/jwt-secret", "0600")] {
             guard let mode = (try? fm.attributesOfItem(atPath: file))?[.posixPermissions] as? Int, mode & 0o077 != 0 else { continue }
-            lines.append("\(file) has mode \(String(mode, radix: 8)): other local users can read it; `chmod \(wanted) \(file)`")
+            lines.append("\(file) has mode \(String(mode, radix: 8)): other local users can read (or change) it; `chmod \(wanted) \(file)`")
         }
         return lines
     }

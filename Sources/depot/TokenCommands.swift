@@ -14,8 +14,8 @@ struct TokenCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var data: DataOptions
-    @Option(help: "The user id (JWT sub); the tenant whose paths the token may touch.")
-    var sub: String
+    @Option(help: "The user id (JWT sub); the tenant whose paths the token may touch. Required unless --role is anon.")
+    var sub: String?
     @Option(help: "authenticated, service_role or anon.")
     var role: String = "authenticated"
     @Option(help: "Lifetime in seconds.")
@@ -25,8 +25,9 @@ struct TokenCommand: AsyncParsableCommand {
         guard let r = Identity.Role(rawValue: role) else {
             throw ValidationError("--role must be authenticated, service_role or anon")
         }
+        guard sub != nil || r == .anon else { throw ValidationError("--sub is required (unless --role anon)") }
         // The server's rule: a sub it would refuse makes a token that is useless.
-        guard ProjectJWT.isTenantID(sub) else {
+        guard sub.map(ProjectJWT.isTenantID) ?? true else {
             throw ValidationError("--sub must be one path segment in Unicode NFC (no '/', not '.' or '..', no control or bidirectional characters, at most 255 bytes)")
         }
         guard ttl >= 1 else { throw ValidationError("--ttl must be at least 1 second") }

@@ -153,14 +153,18 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
     }
 
     /// Non-ASCII characters that control or hide text rather than show it: C1 controls
-    /// (U+0080–U+009F), the line and paragraph separators (U+2028, U+2029), the zero-width space
-    /// (U+200B), the byte order mark (U+FEFF) and the noncharacters U+FFFE and U+FFFF. A name or a
+    /// (U+0080–U+009F), the soft hyphen (U+00AD), the zero-width space and the word joiner (U+200B,
+    /// U+2060), the line and paragraph separators (U+2028, U+2029), the invisible operators
+    /// (U+2061–U+2064), the byte order mark (U+FEFF), the tag characters (U+E0000–U+E007F) and all
+    /// 66 noncharacters (U+FDD0–U+FDEF, and the last two code points of every plane). A name or a
     /// user id holding one displays as another (`alice` and `alice\u{200B}`). The zero-width
-    /// joiners stay allowed: emoji sequences and several scripts need them.
+    /// joiner and non-joiner (U+200C, U+200D) stay allowed: emoji sequences and several scripts
+    /// need them.
     public static func isHiddenControl(_ s: Unicode.Scalar) -> Bool {
-        switch s.value {
-        case 0x80...0x9F, 0x2028, 0x2029, 0x200B, 0xFEFF, 0xFFFE, 0xFFFF: return true
-        default: return false
+        let v = s.value
+        switch v {
+        case 0x80...0x9F, 0xAD, 0x200B, 0x2028, 0x2029, 0x2060...0x2064, 0xFEFF, 0xFDD0...0xFDEF, 0xE0000...0xE007F: return true
+        default: return v & 0xFFFE == 0xFFFE
         }
     }
 

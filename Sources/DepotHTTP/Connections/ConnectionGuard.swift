@@ -45,6 +45,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
     private var context: ChannelHandlerContext?
     private var started = false
     private var closed = false
+    /// A request was refused here: nothing more of this connection goes on to the server.
+    private var refused = false
     private var armed = false
 
     /// A head has arrived and its request's end has not.
@@ -144,8 +146,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
     // MARK: HTTP parts
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !refused else { return }
         switch unwrapInboundIn(data) {
-        case .head:
+        case .head(let head):
+            if Self.hasBody(head), head.method == .GET || head.method == .HEAD, !refused {
+                refuseBody(context: context, head: head.method == .HEAD)
+                return
+            }
             reading = true
             inFlight += 1
             headStarted = false
@@ -159,6 +166,33 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
             reading = false
         }
         context.fireChannelRead(data)
+    }
+
+    /// Whether a request head announces a body (a length other than 0, or a transfer coding).
+    static func hasBody(_ head: HTTPRequestHead) -> Bool {
+        head.headers.contains(name: "transfer-encoding") || head.headers["content-length"].contains { $0 != "0" }
+    }
+
+    /// A GET or HEAD with a body: no route reads one, yet the server would wait for all of it
+    /// (at the minimum upload rate, for as long as the client keeps sending). Answered 400 at
+    /// once (or, behind an answer still being sent, the connection closed), and the connection
+    /// closed: the body's bytes are not read.
+    private func refuseBody(context: ChannelHandlerContext, head isHead: Bool) {
+        closed = true
+        refused = true
+        // Behind an answer still going out, a 400 would land in the middle of it: close instead.
+        guard inFlight == 0 else {
+            context.close(promise: nil)
+            return
+        }
+        let body = ByteBuffer(string: #"{"error":{"code":"invalid_request","message":"a GET or HEAD request has no body"}}"# + "\n")
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        headers.add(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+        if !isHead { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -219,19 +253,22 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
         armed = false
         guard let context, !closed, context.channel.isActive else { return }
         let now = NIODeadline.now()
-        let deadline: NIODeadline?
+        var deadline: NIODeadline? = nil
         if reading {
             deadline = minUploadRate.flatMap { uploadDeadline(now: now, rate: $0) }
-        } else if sending, let sendTimeout {
-            deadline = sendProgress + sendTimeout
-        } else if inFlight > 0 || sending {
-            deadline = nil
-        } else if headStarted, let headerTimeout {
-            deadline = (headSince ?? now) + headerTimeout
-        } else if let idleTimeout {
-            deadline = idleSince + idleTimeout
-        } else {
-            deadline = nil
+        }
+        // Also while a pipelined request's body arrives (whose reads wait for this answer): the
+        // send timeout is never suspended by another request.
+        if sending, let sendTimeout {
+            let sent = sendProgress + sendTimeout
+            deadline = deadline.map { min($0, sent) } ?? sent
+        }
+        if !reading, !sending, inFlight == 0 {
+            if headStarted, let headerTimeout {
+                deadline = (headSince ?? now) + headerTimeout
+            } else if let idleTimeout {
+                deadline = idleSince + idleTimeout
+            }
         }
         guard let deadline else { return }
         if deadline <= now {

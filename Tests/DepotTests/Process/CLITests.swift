@@ -135,6 +135,8 @@ struct CLITests {
             // Port 0 picks any free port: the URLs Depot returns would name port 0.
             (["--port", "0"], [:], "give --public-url too"),
             (["--log-level", "bogus"], [:], "the log level must be"),
+            (["--gc-interval", "9223372036854775807"], [:], "--gc-interval must be 0 …"),
+            ([], ["DEPOT_GC_GRACE": "99999999999"], "--gc-grace must be 0 …"),
             ([], ["DEPOT_LOG_LEVEL": "nope"], "got 'nope'"),
         ] {
             let result = try await DepotProcess.run(["serve", "--data-dir", dir] + arguments, environment: environment)
@@ -185,6 +187,11 @@ struct CLITests {
         #expect(anon.status == 0)
         let identity = try await ProjectJWT(secret: DepotProcess.secret).verify(anon.output.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(identity.role == .anon && identity.subject == "visitor")
+        let nobody = try await DepotProcess.run(["token", "--role", "anon"], environment: env)
+        #expect(nobody.status == 0)
+        #expect(try await ProjectJWT(secret: DepotProcess.secret).verify(nobody.output.trimmingCharacters(in: .whitespacesAndNewlines)).subject == nil)
+        let missing = try await DepotProcess.run(["token"], environment: env)
+        #expect(missing.status != 0 && missing.output.contains("--sub is required"))
         let version = try await DepotProcess.run(["--version"])
         #expect(version.status == 0 && version.output.trimmingCharacters(in: .whitespacesAndNewlines) == DepotVersion.string)
     }
@@ -204,7 +211,7 @@ struct CLITests {
         try await server.start(environment: Self.noSecret)
         server.stop()
         let log = try String(contentsOfFile: server.logPath, encoding: .utf8)
-        #expect(log.contains("has mode 755: other local users can read it"), "\(log)")
+        #expect(log.contains("has mode 755: other local users can read (or change) it"), "\(log)")
         try? FileManager.default.removeItem(atPath: server.logPath)
     }
 }

@@ -17,7 +17,9 @@ struct ReviewFindingsTests {
         try await env.live { client in
             var alice = try await env.auth("alice")
             alice[.contentType] = "image/png"
-            for hidden in ["%C2%85", "%E2%80%A8", "%E2%80%8B", "%EF%BB%BF", "%EF%BF%BE"] {
+            // C1 control, line separator, zero-width space, BOM, noncharacters (BMP, plane 1,
+            // U+FDD0), word joiner, soft hyphen, a tag character.
+            for hidden in ["%C2%85", "%E2%80%A8", "%E2%80%8B", "%EF%BB%BF", "%EF%BF%BE", "%F0%9F%BF%BE", "%EF%B7%90", "%E2%81%A0", "%C2%AD", "%F3%A0%80%81"] {
                 let r = try await client.request(.post, "/storage/v1/object/assets/alice/a\(hidden)b.png", headers: alice, body: Fixture.png())
                 #expect(r.json["statusCode"] as? String == "400" && r.text.contains("invisible"), "\(hidden): \(r.text)")
                 let v1 = try await client.request(.put, "/v1/assets/alice/job/a\(hidden)b.png", headers: alice, body: Fixture.png())
@@ -27,7 +29,7 @@ struct ReviewFindingsTests {
             let family = try await client.request(.post, "/storage/v1/object/assets/alice/%F0%9F%91%A9%E2%80%8D%F0%9F%91%A7.png", headers: alice, body: Fixture.png())
             #expect(family.status == .ok, "\(family.text)")
             #expect(try await env.snapshot().objects == ["assets/alice/\u{1F469}\u{200D}\u{1F467}.png"])
-            for sub in ["alice\u{200B}", "alice\u{85}", "\u{FEFF}alice"] {
+            for sub in ["alice\u{200B}", "alice\u{85}", "\u{FEFF}alice", "alice\u{2060}", "ali\u{AD}ce", "alice" + String(Unicode.Scalar(0xFDD0)!)] {
                 let token = try TokenTests.jwt(["sub": sub, "role": "authenticated", "exp": TokenTests.now + 600], secret: env.secret)
                 let r = try await client.request(.get, "/v1/assets", headers: [.authorization: "Bearer \(token)"])
                 #expect(r.status == .unauthorized, "\(sub.unicodeScalars.map(\.value))")
@@ -109,6 +111,51 @@ struct ReviewFindingsTests {
             #expect(long.status == .badRequest && long.errorCode == "invalid_request", "\(long.text)")
             let fine = try await client.request(.get, url + "&download=" + String(repeating: "n", count: 1024))
             #expect(fine.status == .ok)
+        }
+    }
+
+    /// A GET or HEAD that announces a body: no route reads one, so the server would only wait for
+    /// it (for as long as the client keeps trickling). Refused at once, the connection closed;
+    /// `Content-Length: 0` is fine.
+    @Test func getAndHeadWithABodyAreRefusedAtOnce() async throws {
+        let env = try await TestEnvironment.make()
+        try await env.live { client in
+            let url = TestEnvironment.local(try #require(try await client.upload(Fixture.png(), headers: try await env.auth("alice")).json["url"] as? String))
+            for head in [
+                "GET \(url) HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\nab",
+                "GET \(url) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n",
+            ] {
+                let started = ContinuousClock.now
+                let reply = try await RawSocket.blocking { () throws -> (SlowWire.Reply?, closed: Bool) in
+                    let fd = try SlowWire.connect(client.port)
+                    defer { close(fd) }
+                    guard SlowWire.send(fd, head) else { return (nil, false) }
+                    let reply = SlowWire.response(fd, within: .seconds(5))
+                    return (reply, SlowWire.waitForClose(fd, within: .seconds(5)))
+                }
+                #expect(reply.0?.status == 400 && reply.closed, "\(head.prefix(4))")
+                let text = String(decoding: reply.0?.body ?? [], as: UTF8.self)
+                #expect(text.contains("no body"), "\(text)")
+                #expect(ContinuousClock.now - started < .seconds(3))
+            }
+            // HEAD: the same refusal, without a body.
+            let head = try await RawSocket.blocking { () throws -> (String, closed: Bool) in
+                let fd = try SlowWire.connect(client.port)
+                defer { close(fd) }
+                SlowWire.send(fd, "HEAD \(url) HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab")
+                var buf = [UInt8](repeating: 0, count: 4096)
+                var text = ""
+                let deadline = ContinuousClock.now + .seconds(5)
+                while ContinuousClock.now < deadline {
+                    let n = recv(fd, &buf, buf.count, 0)
+                    if n == 0 { return (text, true) }
+                    if n > 0 { text += String(decoding: buf[0..<n], as: UTF8.self) }
+                }
+                return (text, false)
+            }
+            #expect(head.0.hasPrefix("HTTP/1.1 400") && head.closed, "\(head)")
+            let empty = try await RawSocket.blocking { try SlowWire.exchange(client.port, "GET \(url) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n") }
+            #expect(empty?.status == 200)
         }
     }
 }
