@@ -24,6 +24,15 @@ struct SlowClientTests {
 
     static let health = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 
+    /// Uploads an 8 MiB PNG as alice over a raw socket: its bytes and its signed URL (path+query).
+    static func uploadBig(_ env: TestEnvironment, _ port: Int) async throws -> (bytes: [UInt8], url: String) {
+        let big = Fixture.png(8 * 1024 * 1024)
+        let token = try await env.token("alice")
+        let up = try await RawSocket.blocking { try SlowWire.exchange(port, SlowWire.uploadHead(token: token, length: big.count), body: big) }
+        #expect(up?.status == 201)
+        return (big, TestEnvironment.local(try #require(up?.json["url"] as? String)))
+    }
+
     /// GET `url` reading 64 KiB every 30 ms (about 2 MiB/s) through a 64 KiB receive buffer.
     static func slowRead(_ port: Int, _ url: String) async throws -> SlowWire.Reply? {
         try await RawSocket.blocking { () throws -> SlowWire.Reply? in
@@ -84,11 +93,7 @@ struct SlowClientTests {
         try await env.live { client in
             let port = client.port
             // A large object whose row is cached: sent from its file by the fast path.
-            let big = Fixture.png(8 * 1024 * 1024)
-            let token = try await env.token("alice")
-            let up = try await RawSocket.blocking { try SlowWire.exchange(port, SlowWire.uploadHead(token: token, length: big.count), body: big) }
-            #expect(up?.status == 201)
-            let url = TestEnvironment.local(try #require(up?.json["url"] as? String))
+            let (big, url) = try await Self.uploadBig(env, port)
             let routed = try await RawSocket.blocking { try SlowWire.exchange(port, "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n") }
             #expect(routed?.body == big)
 
@@ -141,11 +146,7 @@ struct SlowClientTests {
         }
         try await env.live { client in
             let port = client.port
-            let big = Fixture.png(8 * 1024 * 1024)
-            let token = try await env.token("alice")
-            let up = try await RawSocket.blocking { try SlowWire.exchange(port, SlowWire.uploadHead(token: token, length: big.count), body: big) }
-            #expect(up?.status == 201)
-            let url = TestEnvironment.local(try #require(up?.json["url"] as? String))
+            let (big, url) = try await Self.uploadBig(env, port)
             _ = try await RawSocket.blocking { try SlowWire.exchange(port, "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n") }  // cache the row
 
             // By sendfile, streamed by the router, and with a pipelined upload behind it whose body
