@@ -73,12 +73,12 @@ extension PostgresMetadataStore {
         return result
     }
 
-    public func putObject(_ object: ObjectRecord, upsert: Bool) async throws -> ObjectRecord? {
+    public func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota) async throws -> ObjectRecord? {
         do {
-            return try await transaction { [logger] conn in try await Self.put(object, upsert: upsert, in: conn, logger: logger) }
+            return try await transaction { [logger] conn in try await Self.put(object, upsert: upsert, quota: quota, in: conn, logger: logger) }
         } catch let e as StorageError where e.code == .alreadyExists && upsert {
             // Lost an insert race to another writer of the same name: now there is a row to replace.
-            return try await transaction { [logger] conn in try await Self.put(object, upsert: true, in: conn, logger: logger) }
+            return try await transaction { [logger] conn in try await Self.put(object, upsert: true, quota: quota, in: conn, logger: logger) }
         }
     }
 
@@ -182,14 +182,14 @@ extension PostgresMetadataStore {
         _ = try await rows("UPDATE upload_intents SET state = 'pending', claimed_at = NULL WHERE id = \(id) AND state = 'uploading'")
     }
 
-    public func commitIntent(id: String, object: ObjectRecord) async throws -> ObjectRecord? {
+    public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota) async throws -> ObjectRecord? {
         try await transaction { [logger] conn in
             let rows = try await conn.query(
                 "SELECT upsert FROM upload_intents WHERE id = \(id) AND state = 'uploading' FOR UPDATE", logger: logger
             ).collect()
             guard let row = rows.first else { throw StorageError(.uploadConsumed, "this upload URL is not being uploaded") }
             let upsert = try row.decode(Bool.self)
-            let replaced = try await Self.put(object, upsert: upsert, in: conn, logger: logger)
+            let replaced = try await Self.put(object, upsert: upsert, quota: quota, in: conn, logger: logger)
             try await conn.query("UPDATE upload_intents SET state = 'consumed' WHERE id = \(id)", logger: logger)
             return replaced
         }

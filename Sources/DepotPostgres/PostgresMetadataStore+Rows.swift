@@ -62,7 +62,25 @@ extension PostgresMetadataStore {
     /// Inserts or replaces an object row inside a transaction. An overwrite keeps the row's
     /// creation time and takes the new generation (links to the old bytes die). Returns the
     /// replaced row.
-    static func put(_ o: ObjectRecord, upsert: Bool, in conn: PostgresConnection, logger: Logger) async throws -> ObjectRecord? {
+    /// Inserts or replaces a row; then, when `quota` limits storage, refuses what takes the owner
+    /// past it (the caller's transaction is rolled back). The trigger's update of `tenant_usage`
+    /// holds that row's lock until the commit, so concurrent writes of one owner are counted one
+    /// after the other, never both against the same old total.
+    static func put(
+        _ o: ObjectRecord, upsert: Bool, quota: TenantQuota = .unlimited, in conn: PostgresConnection, logger: Logger
+    ) async throws -> ObjectRecord? {
+        let replaced = try await write(o, upsert: upsert, in: conn, logger: logger)
+        if quota.limitsStorage, let owner = o.owner {
+            let rows = try await conn.query("SELECT bytes, objects FROM tenant_usage WHERE owner = \(owner)", logger: logger).collect()
+            if let row = rows.first {
+                let (bytes, objects) = try row.decode((Int64, Int64).self)
+                try quota.check(TenantUsage(bytes: bytes, objects: Int(objects)))
+            }
+        }
+        return replaced
+    }
+
+    private static func write(_ o: ObjectRecord, upsert: Bool, in conn: PostgresConnection, logger: Logger) async throws -> ObjectRecord? {
         let name = o.path.string
         if let existing = try await lockedObject(bucket: o.bucket, name: name, in: conn, logger: logger) {
             guard upsert else { throw StorageError(.alreadyExists, "an object already exists at this path") }

@@ -42,21 +42,25 @@ public actor InMemoryMetadataStore: MetadataStore {
         return result
     }
 
-    public func putObject(_ object: ObjectRecord, upsert: Bool) async throws -> ObjectRecord? {
-        try put(object, upsert: upsert)
+    public func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota) async throws -> ObjectRecord? {
+        try put(object, upsert: upsert, quota: quota)
     }
 
-    private func put(_ object: ObjectRecord, upsert: Bool) throws -> ObjectRecord? {
+    private func put(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota) throws -> ObjectRecord? {
         guard buckets[object.bucket] != nil else { throw StorageError.notFound("bucket not found") }
         let existing = objects[object.key]
-        if let existing {
-            guard upsert else { throw StorageError(.alreadyExists, "an object already exists at this path") }
-            var o = object
-            o.createdAt = existing.createdAt
-            objects[object.key] = o
-        } else {
-            objects[object.key] = object
+        if existing != nil, !upsert { throw StorageError(.alreadyExists, "an object already exists at this path") }
+        if quota.limitsStorage, let owner = object.owner {
+            var after = storedUsage(of: owner)
+            if let existing, existing.owner.map({ $0.bytesEqual(owner) }) ?? false {
+                after.bytes -= existing.size
+                after.objects -= 1
+            }
+            try quota.check(TenantUsage(bytes: after.bytes + object.size, objects: after.objects + 1))
         }
+        var o = object
+        if let existing { o.createdAt = existing.createdAt }
+        objects[object.key] = o
         return existing
     }
 
@@ -93,9 +97,14 @@ public actor InMemoryMetadataStore: MetadataStore {
     }
 
     public func usage(of owner: String, now: Date) async throws -> TenantUsage {
+        var usage = storedUsage(of: owner)
+        usage.pendingIntents = intents.values.filter { ($0.owner.map { $0.bytesEqual(owner) } ?? false) && $0.state == .pending && $0.expiresAt > now }.count
+        return usage
+    }
+
+    private func storedUsage(of owner: String) -> TenantUsage {
         let mine = objects.values.filter { $0.owner.map { $0.bytesEqual(owner) } ?? false }
-        let pending = intents.values.filter { ($0.owner.map { $0.bytesEqual(owner) } ?? false) && $0.state == .pending && $0.expiresAt > now }
-        return TenantUsage(bytes: mine.reduce(0) { $0 + $1.size }, objects: mine.count, pendingIntents: pending.count)
+        return TenantUsage(bytes: mine.reduce(0) { $0 + $1.size }, objects: mine.count)
     }
 
     public func referencedBlobs(among ids: [BlobID]) async throws -> Set<BlobID> {
@@ -122,11 +131,11 @@ public actor InMemoryMetadataStore: MetadataStore {
         if intents[id]?.state == .uploading { intents[id]?.state = .pending }
     }
 
-    public func commitIntent(id: String, object: ObjectRecord) async throws -> ObjectRecord? {
+    public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota) async throws -> ObjectRecord? {
         guard let i = intents[id], i.state == .uploading else {
             throw StorageError(.uploadConsumed, "this upload URL is not being uploaded")
         }
-        let replaced = try put(object, upsert: i.upsert)
+        let replaced = try put(object, upsert: i.upsert, quota: quota)
         intents[id]?.state = .consumed
         return replaced
     }

@@ -89,6 +89,26 @@ public struct TenantQuota: Sendable, Equatable {
     public init() {}
     /// No limits at all.
     public static let unlimited: TenantQuota = { var q = TenantQuota(); q.bytes = 0; q.objects = 0; q.pendingUploads = 0; return q }()
+
+    /// Whether a stored object's size or count is limited at all.
+    public var limitsStorage: Bool { bytes > 0 || objects > 0 }
+
+    /// Whether a tenant may hold `usage`.
+    public func allows(_ usage: TenantUsage) -> Bool {
+        (bytes == 0 || usage.bytes <= bytes) && (objects == 0 || usage.objects <= objects)
+    }
+
+    /// Refuses a tenant's usage as it would be after a write (`.quotaExceeded` naming the limit).
+    /// Metadata stores call it inside the write's transaction, after the row changed, so the write
+    /// is rolled back when it takes its owner past the quota.
+    public func check(_ after: TenantUsage) throws(StorageError) {
+        if bytes > 0, after.bytes > bytes {
+            throw StorageError(.quotaExceeded, "this upload would take the user's storage to \(after.bytes) bytes; the quota is \(bytes) bytes")
+        }
+        if objects > 0, after.objects > objects {
+            throw StorageError(.quotaExceeded, "this upload would take the user to \(after.objects) objects; the quota is \(objects)")
+        }
+    }
 }
 
 /// Where an object lives: bucket + name.

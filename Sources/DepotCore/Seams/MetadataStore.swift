@@ -31,8 +31,10 @@ public protocol MetadataStore: Sendable {
     func objects(in bucket: String, paths: [ObjectPath]) async throws -> [ObjectPath: ObjectRecord]
     /// Inserts a row (`upsert == false`: `.alreadyExists` when the name is taken) or replaces it.
     /// Returns the replaced row, whose blob the caller deletes after the commit.
+    /// With an owner on the row, its owner's usage after the write is checked against `quota`
+    /// (``TenantQuota/check(_:)``) in the same transaction: a write past the quota is rolled back.
     @discardableResult
-    func putObject(_ object: ObjectRecord, upsert: Bool) async throws -> ObjectRecord?
+    func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota) async throws -> ObjectRecord?
     /// Deletes a row and returns it; `nil` when there was none.
     func deleteObject(at key: ObjectKey) async throws -> ObjectRecord?
     /// Repoints a row to a new bucket and/or name in one transaction, with a new generation.
@@ -56,9 +58,10 @@ public protocol MetadataStore: Sendable {
     /// Puts a claimed intent back to pending after a failed upload.
     func releaseIntent(id: String) async throws
     /// In one transaction: puts the object (honouring the intent's upsert flag) and marks the intent
-    /// consumed. Returns the replaced row, if any.
+    /// consumed, with the owner's usage checked against `quota` as ``putObject(_:upsert:quota:)``
+    /// does. Returns the replaced row, if any.
     @discardableResult
-    func commitIntent(id: String, object: ObjectRecord) async throws -> ObjectRecord?
+    func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota) async throws -> ObjectRecord?
     /// Deletes intents that expired before `date`. Returns how many.
     func deleteIntents(expiredBefore date: Date) async throws -> Int
 
@@ -72,4 +75,18 @@ public protocol MetadataStore: Sendable {
 
     /// Checks that the database answers.
     func ping() async throws
+}
+
+extension MetadataStore {
+    /// ``putObject(_:upsert:quota:)`` with no quota.
+    @discardableResult
+    public func putObject(_ object: ObjectRecord, upsert: Bool) async throws -> ObjectRecord? {
+        try await putObject(object, upsert: upsert, quota: .unlimited)
+    }
+
+    /// ``commitIntent(id:object:quota:)`` with no quota.
+    @discardableResult
+    public func commitIntent(id: String, object: ObjectRecord) async throws -> ObjectRecord? {
+        try await commitIntent(id: id, object: object, quota: .unlimited)
+    }
 }

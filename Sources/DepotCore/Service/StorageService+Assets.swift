@@ -17,7 +17,7 @@ extension StorageService {
         try Self.validate(suffix: suffix)
         let rules = assetRules(declaration)
         try precheck(rules, contentLength: declaration.contentLength)
-        try await checkQuota(owner: identity.subject, adding: declaration.contentLength ?? 0, replacing: nil)
+        try await checkQuotaEarly(owner: identity.subject, declared: declaration.contentLength, replacing: nil)
         let blob = try await ingest(body, rules: rules)
         return try await commitAsset(blob, as: identity, jobId: jobId, suffix: suffix, visibility: visibility)
     }
@@ -56,7 +56,7 @@ extension StorageService {
             throw StorageError(.alreadyExists, "an asset already exists at this path")
         }
         let target = existing.map(\.bucket) ?? bucket(for: visibility ?? .private)
-        try await checkQuota(owner: path.owner, adding: declaration.contentLength ?? 0, replacing: ObjectKey(bucket: target, path: path))
+        try await checkQuotaEarly(owner: path.owner, declared: declaration.contentLength, replacing: ObjectKey(bucket: target, path: path))
         let blob = try await ingest(body, rules: rules)
         let (record, replaced) = try await commit(blob, at: ObjectKey(bucket: target, path: path), owner: path.owner, upsert: overwrite)
         var result = record

@@ -132,8 +132,7 @@ extension StorageService {
             metadata: userMetadata, createdAt: t)
         let replaced: ObjectRecord?
         do {
-            try await checkQuota(owner: owner, adding: blob.size, replacing: key)
-            replaced = try await metadata.putObject(record, upsert: upsert)
+            replaced = try await metadata.putObject(record, upsert: upsert, quota: settings.quota)
         } catch {
             await discard(blob.id)
             throw error

@@ -51,7 +51,7 @@ extension StorageService {
         let rules = bucketRules(bucket, declaredType: write.contentType, path: key.path)
         try precheck(rules, contentLength: write.contentLength)
         try await refuseExisting(key, upsert: write.upsert)
-        try await checkQuota(owner: identity.subject, adding: write.contentLength ?? 0, replacing: key)
+        try await checkQuotaEarly(owner: identity.subject, declared: write.contentLength, replacing: key)
         let blob = try await ingest(body, rules: rules)
         return try await commit(
             blob, at: key, owner: identity.subject, upsert: write.upsert, cacheControl: write.cacheControl,
@@ -114,7 +114,7 @@ extension StorageService {
         let rules = bucketRules(destination, declaredType: options.contentType ?? source.contentType, path: to.path)
         try precheck(rules, contentLength: source.size)
         try await refuseExisting(to, upsert: options.upsert)
-        try await checkQuota(owner: identity.subject, adding: source.size, replacing: to)
+        try await checkQuotaEarly(owner: identity.subject, declared: source.size, replacing: to)
         let blob = try await ingest(rules: rules) { consume in try await read(source, into: consume) }
         return try await commit(
             blob, at: to, owner: identity.subject, upsert: options.upsert,

@@ -92,7 +92,7 @@ extension StorageService {
                 allowedTypes: [pending.contentType], declaredType: pending.contentType, sha256: pending.sha256)
         }
         try precheck(rules, contentLength: declaration.contentLength)
-        try await checkQuota(owner: pending.owner, adding: declaration.contentLength ?? 0, replacing: pending.key)
+        try await checkQuotaEarly(owner: pending.owner, declared: declaration.contentLength, replacing: pending.key)
         let intent = try await metadata.claimIntent(id: pending.id, now: now())
         do {
             let blob = try await ingest(body, rules: rules)
@@ -102,8 +102,7 @@ extension StorageService {
                 createdAt: now())
             let replaced: ObjectRecord?
             do {
-                try await checkQuota(owner: intent.owner, adding: blob.size, replacing: intent.key)
-                replaced = try await metadata.commitIntent(id: intent.id, object: record)
+                replaced = try await metadata.commitIntent(id: intent.id, object: record, quota: settings.quota)
             } catch {
                 await discard(blob.id)
                 throw error

@@ -6,36 +6,45 @@ import Foundation
 // and `settings.quota.objects` objects over every bucket, and keep at most
 // `settings.quota.pendingUploads` upload URLs open. Usage is one row per tenant, kept by the
 // metadata store in the transaction of every object write (``MetadataStore/usage(of:now:)``).
-// Checked before any byte is read (with the declared size) and again, with the real size, just
-// before the commit; what fails the second check is discarded, so nothing over quota is stored.
-// Concurrent uploads of one tenant may each pass the check and together overshoot by at most what
-// they carry. The service role (no owner) has no quota.
+//
+// Enforced where it cannot be raced: the metadata store checks the owner's usage after the write,
+// inside the write's transaction, and rolls back a write past the quota
+// (``MetadataStore/putObject(_:upsert:quota:)``); the ingested blob is then discarded, so nothing
+// over quota is stored, however many uploads of one tenant run at once. A body declared large
+// (``earlyQuotaCheckMinimum`` or more) is checked early as well, before any byte of it is read
+// (one indexed row read); a smaller one costs less to read than that read costs every upload.
+// The service role (no owner) has no quota.
 
 extension StorageService {
-    /// Refuses a write that would take `owner` past its quota.
+    /// The smallest declared body checked against the quota before it is read (256 KiB).
+    static let earlyQuotaCheckMinimum: Int64 = 256 * 1024
+
+    /// Refuses, before any byte is read, a body declared ``earlyQuotaCheckMinimum`` or larger that
+    /// would take `owner` past its quota. Smaller or undeclared bodies are checked at the commit.
+    func checkQuotaEarly(owner: String?, declared: Int64?, replacing key: ObjectKey?) async throws {
+        guard let declared, declared >= Self.earlyQuotaCheckMinimum else { return }
+        try await checkQuota(owner: owner, adding: declared, replacing: key)
+    }
+
+    /// Refuses a write that would take `owner` past its quota (the commit checks again, atomically,
+    /// with the real size).
     /// - Parameters:
     ///   - adding: the bytes about to be written (0 when not known yet).
     ///   - replacing: the name written; an object already there (of the same owner) is replaced,
-    ///     so its size and count are given back.
+    ///     so its size and count are given back. Looked up only when the write would not fit
+    ///     without it.
     /// - Throws: `.quotaExceeded` naming the limit.
     func checkQuota(owner: String?, adding bytes: Int64, replacing key: ObjectKey?) async throws {
         let quota = settings.quota
-        guard let owner, quota.bytes > 0 || quota.objects > 0 else { return }
+        guard let owner, quota.limitsStorage else { return }
         let usage = try await metadata.usage(of: owner, now: now())
-        var bytesAfter = RequestNumber.saturatingAdd(usage.bytes, bytes)
-        var objectsAfter = usage.objects + 1
+        var after = TenantUsage(bytes: RequestNumber.saturatingAdd(usage.bytes, bytes), objects: usage.objects + 1)
+        if quota.allows(after) { return }
         if let key, let existing = try await metadata.object(at: key), existing.owner.map({ $0.bytesEqual(owner) }) ?? false {
-            bytesAfter -= existing.size
-            objectsAfter -= 1
+            after.bytes -= existing.size
+            after.objects -= 1
         }
-        if quota.bytes > 0, bytesAfter > quota.bytes {
-            throw StorageError(
-                .quotaExceeded,
-                "this upload would take the user's storage to \(bytesAfter) bytes; the quota is \(quota.bytes) bytes (\(usage.bytes) used)")
-        }
-        if quota.objects > 0, objectsAfter > quota.objects {
-            throw StorageError(.quotaExceeded, "the user already has \(usage.objects) objects; the quota is \(quota.objects)")
-        }
+        try quota.check(after)
     }
 
     /// Refuses a new upload URL when `owner` has too many open, or the declared size would not fit.

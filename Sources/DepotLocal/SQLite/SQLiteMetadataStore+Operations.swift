@@ -80,8 +80,8 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func putObject(_ object: ObjectRecord, upsert: Bool) async throws -> ObjectRecord? {
-        try await write { db in try Self.put(object, upsert: upsert, in: db) }
+    public func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota) async throws -> ObjectRecord? {
+        try await write { db in try Self.put(object, upsert: upsert, quota: quota, in: db) }
     }
 
     public func deleteObject(at key: ObjectKey) async throws -> ObjectRecord? {
@@ -207,12 +207,12 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func commitIntent(id: String, object: ObjectRecord) async throws -> ObjectRecord? {
+    public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota) async throws -> ObjectRecord? {
         try await write { db in
             guard let upsert = try Bool.fetchOne(db.cachedStatement(sql: "SELECT upsert FROM upload_intents WHERE id = ? AND state = 'uploading'"), arguments: [id]) else {
                 throw StorageError(.uploadConsumed, "this upload URL is not being uploaded")
             }
-            let replaced = try Self.put(object, upsert: upsert, in: db)
+            let replaced = try Self.put(object, upsert: upsert, quota: quota, in: db)
             try db.cachedStatement(sql: "UPDATE upload_intents SET state = 'consumed' WHERE id = ?").execute(arguments: [id])
             return replaced
         }

@@ -49,7 +49,9 @@ extension SQLiteMetadataStore {
     /// Inserts or replaces an object row inside a transaction (statements are compiled once per
     /// connection: compiling them per upload was ~10 % of a small upload's CPU). An overwrite keeps the row's
     /// creation time and takes the new generation (links to the old bytes die). Returns the replaced row.
-    static func put(_ o: ObjectRecord, upsert: Bool, in db: Database) throws -> ObjectRecord? {
+    /// Inserts or replaces a row; then, when `quota` limits storage, refuses (rolling the write's
+    /// savepoint back) what takes the owner past it — the triggers have updated `tenant_usage`.
+    static func put(_ o: ObjectRecord, upsert: Bool, quota: TenantQuota = .unlimited, in db: Database) throws -> ObjectRecord? {
         let existing = try Row.fetchOne(
             db.cachedStatement(sql: "SELECT \(objectColumns) FROM objects WHERE bucket = ? AND name = ?"),
             arguments: [o.bucket, o.path.string]
@@ -69,6 +71,10 @@ extension SQLiteMetadataStore {
                 throw StorageError.notFound("bucket not found")
             }
             try db.cachedStatement(sql: "INSERT INTO objects (\(objectColumns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)").execute(arguments: arguments(o))
+        }
+        if quota.limitsStorage, let owner = o.owner,
+           let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT bytes, objects FROM tenant_usage WHERE owner = ?"), arguments: [owner]) {
+            try quota.check(TenantUsage(bytes: row[0], objects: row[1]))
         }
         return existing
     }

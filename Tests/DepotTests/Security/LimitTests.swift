@@ -20,10 +20,18 @@ struct LimitTests {
             let alice = try await env.auth("alice")
             #expect(try await client.upload(Fixture.png(3000), headers: alice).status == .created)
             let before = try await env.snapshot()
-            // Declared size past the quota: refused before a byte is read.
+            // Past the quota: refused at the commit, its blob discarded.
             let big = try await client.upload(Fixture.png(3000), headers: alice)
             #expect(big.status == .contentTooLarge && big.errorCode == "quota_exceeded", "\(big.text)")
             #expect(big.text.contains("5000"))
+            // Declared large (≥ 256 KiB) and past the quota: refused before a byte is read (no
+            // body is ever sent here).
+            let token = alice[.authorization]!
+            let early = String(decoding: try await RawSocket.exchange(
+                port: client.port,
+                "POST /v1/assets?jobId=j HTTP/1.1\r\nHost: x\r\nAuthorization: \(token)\r\nContent-Type: image/png\r\nContent-Length: 300000\r\n\r\n",
+                timeout: 5), as: UTF8.self)
+            #expect(early.hasPrefix("HTTP/1.1 413") && early.contains("quota_exceeded"), "\(early)")
             // A chunked body (no declared size): refused at commit, its blob discarded.
             let chunked = try await Streaming.send(
                 .POST, port: client.port, "/v1/assets?jobId=j", headers: alice.map { ($0.name.rawName, $0.value) } + [("Content-Type", "image/png")],
@@ -50,6 +58,34 @@ struct LimitTests {
             let third = try await client.json(.post, "/v1/presigned-uploads", headers: alice, ["jobId": "p", "contentType": "image/png", "size": 10])
             #expect(third.status == .tooManyRequests && third.errorCode == "rate_limited" && third.headers[.retryAfter] != nil, "\(third.text)")
             _ = service
+        }
+    }
+
+    /// Uploads of one tenant at once, each passing the early check, cannot together overshoot the
+    /// quota: the store checks again inside each commit's transaction.
+    @Test func concurrentUploadsCannotOvershootTheQuota() async throws {
+        let env = try await TestEnvironment.make { s in s.quota.bytes = 5000 }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            // Chunked bodies (no declared size) arriving slowly: every upload is past the early
+            // check before any of them commits.
+            let headers = alice.map { ($0.name.rawName, $0.value) } + [("Content-Type", "image/png")]
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<12 {
+                    group.addTask {
+                        try await Streaming.send(
+                            .POST, port: client.port, "/v1/assets?jobId=j", headers: headers,
+                            chunks: [Fixture.png(500), Array(repeating: 7, count: 500)], pause: .milliseconds(300)
+                        ).status
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 201 }.count == 5, "\(statuses)")
+            #expect(statuses.filter { $0 == 413 }.count == 7, "\(statuses)")
+            let snapshot = try await env.snapshot()
+            #expect(snapshot.objects.count == 5 && snapshot.blobFiles == 5 && snapshot.tempFiles == 0, "\(snapshot)")
+            #expect(try await env.service.metadata.usage(of: "alice", now: Date()) == TenantUsage(bytes: 5000, objects: 5))
         }
     }
 
