@@ -61,7 +61,7 @@ extension StorageService {
     /// The object a signed URL names, answered from memory alone — or `nil` whenever anything is
     /// not in memory or not right (bad token, revoked link, missing row). The caller then takes
     /// the ordinary path, which gives the same answer for valid URLs and reports every error.
-    public func cachedSignedDownload(bucket: String, path: ObjectPath, token: String) -> CachedDownload? {
+    func cachedSignedDownload(bucket: String, path: ObjectPath, token: String) -> CachedDownload? {
         guard let peek = metadataPeek,
             let claims = try? signer.verify(token, scope: .download, bucket: bucket, path: path, now: unixNow()),
             let object = peek.peekObject(at: ObjectKey(bucket: bucket, path: path)),
@@ -77,7 +77,7 @@ extension StorageService {
     public var cacheEpoch: UInt64 { (metadataPeek?.peekEpoch ?? 0) &+ (blobPeek?.peekEpoch ?? 0) }
 
     /// A public object answered from memory alone, or `nil` (see ``cachedSignedDownload``).
-    public func cachedPublicDownload(bucket: String, path: ObjectPath) -> CachedDownload? {
+    func cachedPublicDownload(bucket: String, path: ObjectPath) -> CachedDownload? {
         guard let peek = metadataPeek,
             peek.peekBucket(named: bucket)?.isPublic == true,
             let object = peek.peekObject(at: ObjectKey(bucket: bucket, path: path)),

@@ -36,6 +36,16 @@ extension StringProtocol {
     }
 }
 
+extension Substring {
+    /// Without the spaces and tabs at either end (HTTP's optional whitespace).
+    public func trimmingSpaces() -> Substring {
+        var s = self
+        while s.first == " " || s.first == "\t" { s.removeFirst() }
+        while s.last == " " || s.last == "\t" { s.removeLast() }
+        return s
+    }
+}
+
 /// The larger of two strings in byte order.
 public func bytewiseMax(_ a: String, _ b: String) -> String { a.bytesPrecede(b) ? b : a }
 

@@ -1,13 +1,63 @@
 import Foundation
 import NIOCore
 
-// MARK: - Resolving downloads
+// MARK: - Deciding downloads
 
 extension StorageService {
+    /// The one decision about a download, from the stores: resolves the object for `access`
+    /// (signed token with its generation, public bucket, or the tenant rule), then the answer
+    /// (``DownloadDecision/decide(_:_:cacheControl:now:)``).
+    /// - Throws: what resolving throws (`.notFound`, `.signatureInvalid`, `.urlExpired`, …), and
+    ///   `.invalidRequest` for an over-long `download=` name.
+    public func decideDownload(
+        bucket: String, path: ObjectPath, access: DownloadAccess, conditions: DownloadConditions
+    ) async throws -> DownloadDecision {
+        let object: ObjectRecord
+        let cacheControl: String
+        switch access {
+        case .signed(let token):
+            let (record, expiresAt) = try await resolveSigned(bucket: bucket, path: path, token: token)
+            (object, cacheControl) = (record, CachePolicy.signed(expiresAt: expiresAt, now: unixNow()))
+        case .public:
+            object = try await resolvePublic(bucket: bucket, path: path)
+            cacheControl = CachePolicy.publicURL(object, settings)
+        case .authenticated(let identity):
+            object = try await resolveAuthenticated(as: identity, bucket: bucket, path: path)
+            cacheControl = CachePolicy.authenticated
+        case .caller(let identity):
+            let (record, bucketRecord) = try await readObjectAndBucket(as: identity, at: ObjectKey(bucket: bucket, path: path))
+            (object, cacheControl) = (record, CachePolicy.stored(record, in: bucketRecord))
+        }
+        return try DownloadDecision.decide(object, conditions, cacheControl: cacheControl, now: now())
+    }
+
+    /// The same decision from memory alone, with the bytes or file to send — or `nil` whenever
+    /// anything is not in memory or not right (bad token, revoked link, missing row, an error to
+    /// report, identity access): the caller then asks ``decideDownload``, which gives the same
+    /// answer for what this one would have served and reports every error. Never suspends.
+    public func decideDownloadFromMemory(
+        bucket: String, path: ObjectPath, access: DownloadAccess, conditions: DownloadConditions
+    ) -> (DownloadDecision, CachedDownload.Body)? {
+        let hit: CachedDownload
+        let cacheControl: String
+        switch access {
+        case .signed(let token):
+            guard let found = cachedSignedDownload(bucket: bucket, path: path, token: token) else { return nil }
+            (hit, cacheControl) = (found, CachePolicy.signed(expiresAt: found.expiresAt ?? 0, now: unixNow()))
+        case .public:
+            guard let found = cachedPublicDownload(bucket: bucket, path: path) else { return nil }
+            (hit, cacheControl) = (found, CachePolicy.publicURL(found.object, settings))
+        case .authenticated, .caller:
+            return nil
+        }
+        guard let decision = try? DownloadDecision.decide(hit.object, conditions, cacheControl: cacheControl, now: now()) else { return nil }
+        return (decision, hit.body)
+    }
+
     /// The object a signed download URL names, after checking its token (signature, scope, expiry)
     /// and that the object's generation still matches (so flips, deletes and revokes kill links).
     /// - Returns: the object and the token's expiry (unix seconds).
-    public func resolveSigned(bucket: String, path: ObjectPath, token: String) async throws -> (ObjectRecord, expiresAt: Int64) {
+    func resolveSigned(bucket: String, path: ObjectPath, token: String) async throws -> (ObjectRecord, expiresAt: Int64) {
         let claims = try signer.verify(token, scope: .download, bucket: bucket, path: path, now: unixNow())
         guard let record = try await metadata.object(at: ObjectKey(bucket: bucket, path: path)) else {
             throw StorageError.notFound()
@@ -28,7 +78,7 @@ extension StorageService {
 
     /// The object for an authenticated download: the tenant rule applies (public buckets are
     /// readable by any caller).
-    public func resolveAuthenticated(as identity: Identity, bucket: String, path: ObjectPath) async throws -> ObjectRecord {
+    func resolveAuthenticated(as identity: Identity, bucket: String, path: ObjectPath) async throws -> ObjectRecord {
         let isPublic = try await metadata.bucket(named: bucket)?.isPublic ?? false
         if !isPublic { try identity.authorize(path) }
         guard let record = try await metadata.object(at: ObjectKey(bucket: bucket, path: path)) else {

@@ -37,45 +37,36 @@ struct ObjectURLController: Sendable {
     @Sendable func signed(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let (bucket, path) = try request.bucketAndPath(after: ObjectURLPath.signed)
         guard let token = request.query("token") else { throw StorageError(.signatureInvalid, "the URL has no token") }
-        let (object, expiresAt) = try await service.resolveSigned(bucket: bucket, path: path, token: token)
+        let decision = try await service.decideDownload(bucket: bucket, path: path, access: .signed(token: token), conditions: DownloadConditions(request))
         if let direct = directDownloads, request.method == .get {
-            return try redirect(request, object, direct, cacheControl: Self.signedCacheControl(expiresAt, service))
+            return redirect(decision, direct)
         }
-        return try await downloads.respond(to: request, object: object, cacheControl: Self.signedCacheControl(expiresAt, service))
+        return try await downloads.render(decision, head: request.method == .head)
     }
 
     /// `302` to a short-lived URL of the blob store: the bytes skip this server. The URL makes the
-    /// store answer with the object's type, disposition and cache policy; the redirect itself is
-    /// not cached (the URL it points to expires first).
-    func redirect(_ request: Request, _ object: ObjectRecord, _ direct: any BlobRedirecting, cacheControl: String) throws -> Response {
-        let download = try DownloadResponder.downloadName(of: request)
-        let disposition = download != nil || !MediaType.servesInline(object.contentType)
-            ? DownloadResponder.disposition(download: download, path: object.path) : nil
+    /// store answer with the decision's type, disposition and cache policy (the store evaluates
+    /// the request's Range and conditions itself); the redirect itself is not cached (the URL it
+    /// points to expires first).
+    func redirect(_ decision: DownloadDecision, _ direct: any BlobRedirecting) -> Response {
+        let object = decision.object
         let url = direct.directURL(
             for: object.blobID, lifetime: directURLLifetime,
-            headers: DirectDownloadHeaders(contentType: object.contentType, contentDisposition: disposition, cacheControl: cacheControl))
+            headers: DirectDownloadHeaders(contentType: object.contentType, contentDisposition: decision.disposition, cacheControl: decision.cacheControl))
         return Response(status: .found, headers: [.location: url, .cacheControl: "no-store"])
-    }
-
-    /// Signed links may be cached privately until they expire.
-    static func signedCacheControl(_ expiresAt: Int64, _ service: StorageService) -> String {
-        "private, max-age=\(max(0, expiresAt - Int64(service.now().timeIntervalSince1970)))"
-    }
-
-    static func publicCacheControl(_ object: ObjectRecord, _ service: StorageService) -> String {
-        object.cacheControl ?? service.settings.publicCacheControl
     }
 
     @Sendable func publicObject(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let (bucket, path) = try request.bucketAndPath(after: ObjectURLPath.public)
-        let object = try await service.resolvePublic(bucket: bucket, path: path)
-        return try await downloads.respond(to: request, object: object, cacheControl: Self.publicCacheControl(object, service))
+        let decision = try await service.decideDownload(bucket: bucket, path: path, access: .public, conditions: DownloadConditions(request))
+        return try await downloads.render(decision, head: request.method == .head)
     }
 
     @Sendable func authenticated(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let (bucket, path) = try request.bucketAndPath(after: ObjectURLPath.authenticated)
-        let object = try await service.resolveAuthenticated(as: context.requireIdentity(), bucket: bucket, path: path)
-        return try await downloads.respond(to: request, object: object, cacheControl: "private, no-cache")
+        let decision = try await service.decideDownload(
+            bucket: bucket, path: path, access: .authenticated(context.requireIdentity()), conditions: DownloadConditions(request))
+        return try await downloads.render(decision, head: request.method == .head)
     }
 
     struct UploadResult: Encodable {

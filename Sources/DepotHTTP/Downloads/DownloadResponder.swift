@@ -6,12 +6,12 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// Builds GET and HEAD responses for an object: single Range (206/416), ETag with If-None-Match
-/// (304), If-Range, Last-Modified, Content-Length, Content-Type, Cache-Control,
-/// `download=` → Content-Disposition, and on every answer `X-Content-Type-Options: nosniff`,
-/// `Content-Security-Policy: sandbox` and `Cross-Origin-Resource-Policy: cross-origin`. Only
-/// images (not SVG), audio, video and plain text are served inline (``MediaType/servesInline(_:)``);
-/// everything else is an attachment.
+/// Renders a ``DownloadDecision`` as the router's GET or HEAD response: the status, ETag,
+/// Last-Modified, Content-Length, Content-Type, Content-Range, Cache-Control, Content-Disposition
+/// (attachments: `download=`, and every type not served inline), and on every answer
+/// `X-Content-Type-Options: nosniff`, `Content-Security-Policy: sandbox` and
+/// `Cross-Origin-Resource-Policy: cross-origin`. What to answer is decided in the core
+/// (``StorageService/decideDownload``); this only writes it.
 ///
 /// The store is read before the head is sent: a blob that cannot be read at all (missing, a store
 /// that fails) is a clean JSON error; one found damaged later cuts the body off.
@@ -19,8 +19,8 @@ struct DownloadResponder: Sendable {
     let service: StorageService
     let metrics: DepotMetrics
 
-    /// The headers every answer about `object` carries (200, 206, 304 and HEAD alike).
-    static func headers(for object: ObjectRecord, cacheControl: String, download: String?) -> HTTPFields {
+    /// The headers every answer about `object` carries (200, 206, 304, 416 and HEAD alike).
+    static func headers(for object: ObjectRecord, cacheControl: String, disposition: String?) -> HTTPFields {
         var headers: HTTPFields = [:]
         headers.reserveCapacity(10)
         headers[.eTag] = object.etag
@@ -32,44 +32,31 @@ struct DownloadResponder: Sendable {
         headers[.xContentTypeOptions] = "nosniff"
         headers[.contentSecurityPolicy] = "sandbox"
         headers[.crossOriginResourcePolicy] = "cross-origin"
-        if download != nil || !MediaType.servesInline(object.contentType) {
-            headers[.contentDisposition] = Self.disposition(download: download, path: object.path)
-        }
+        if let disposition { headers[.contentDisposition] = disposition }
         return headers
     }
 
-    func respond(to request: Request, object: ObjectRecord, cacheControl: String) async throws -> Response {
-        let download = try Self.downloadName(of: request)
-        var headers = Self.headers(for: object, cacheControl: cacheControl, download: download)
-
-        if let inm = request.headers[.ifNoneMatch] {
-            if Self.etagMatches(inm, object.etag) { return Response(status: .notModified, headers: headers) }
-        } else if let ims = request.headers[.ifModifiedSince].flatMap(HTTPDate.parse),
-            object.updatedAt.timeIntervalSince1970.rounded(.down) <= ims.timeIntervalSince1970
-        {
-            // Only without If-None-Match (RFC 9110 §13.1.3), at the header's one-second precision.
+    /// The response to a GET (`head == false`) or HEAD.
+    func render(_ decision: DownloadDecision, head: Bool) async throws -> Response {
+        let object = decision.object
+        var headers = Self.headers(for: object, cacheControl: decision.cacheControl, disposition: decision.disposition)
+        switch decision.outcome {
+        case .notModified:
             return Response(status: .notModified, headers: headers)
+        case .unsatisfiable:
+            headers[.contentRange] = decision.contentRange
+            return StorageError(.rangeNotSatisfiable, "the range is not satisfiable").response(extraHeaders: headers)
+        case .whole, .partial:
+            break
         }
         headers[.contentType] = object.contentType
-
-        var range: Range<Int64>? = nil
-        if let rangeHeader = request.headers[.range], ifRangeAllows(request, object) {
-            switch ByteRangeRequest.parse(rangeHeader, size: object.size) {
-            case .none: break
-            case .unsatisfiable:
-                headers[.contentRange] = "bytes */\(object.size)"
-                return StorageError(.rangeNotSatisfiable, "the range is not satisfiable").response(extraHeaders: headers)
-            case .range(let r):
-                range = r
-                headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound - 1)/\(object.size)"
-            }
-        }
-        let length = range.map { $0.upperBound - $0.lowerBound } ?? object.size
+        headers[.contentRange] = decision.contentRange
+        let bytes = decision.bytes ?? 0..<object.size
+        let length = bytes.upperBound - bytes.lowerBound
         headers[.contentLength] = String(length)
-        let status: HTTPResponse.Status = range == nil ? .ok : .partialContent
-        if request.method == .head {
-            return Response(status: status, headers: headers)
-        }
+        let status = HTTPResponse.Status(code: decision.status)
+        if head { return Response(status: status, headers: headers) }
+        let range: Range<Int64>? = decision.outcome == .whole ? nil : bytes
         return Response(status: status, headers: headers, body: try await body(of: object, range: range, length: length))
     }
 
@@ -134,51 +121,6 @@ struct DownloadResponder: Sendable {
             try await writer.finish(nil)
         }
     }
-
-    /// `If-Range` (RFC 9110 §13.1.5): the range applies when the header is the object's ETag, or
-    /// a date equal to its `Last-Modified` once that is a strong validator — at least 60 s old
-    /// (§8.8.2.2), so that no second replacement within the same second can share it; anything
-    /// else gets the whole object.
-    private func ifRangeAllows(_ request: Request, _ object: ObjectRecord) -> Bool {
-        guard let ifRange = request.headers[.ifRange] else { return true }
-        if ifRange == object.etag { return true }
-        let modified = object.updatedAt.timeIntervalSince1970.rounded(.down)
-        guard service.now().timeIntervalSince1970 - modified >= 60, let date = HTTPDate.parse(ifRange) else { return false }
-        return date.timeIntervalSince1970 == modified
-    }
-
-    static func etagMatches(_ header: String, _ etag: String) -> Bool {
-        header.split(separator: ",").contains { item in
-            let t = item.trimmingSpaces()
-            return t == "*" || t == etag || t == "W/" + etag
-        }
-    }
-
-    /// The `download=` name a request asks for: at most ``maxDownloadName`` bytes, else
-    /// `.invalidRequest` (a header grows with it, and a long one would be dropped on the way).
-    static func downloadName(of request: Request) throws(StorageError) -> String? {
-        guard let name = request.uri.queryParameters["download"] else { return nil }
-        guard name.utf8.count <= maxDownloadName else {
-            throw .invalidRequest("the download name is longer than \(maxDownloadName) bytes")
-        }
-        return String(name)
-    }
-
-    static let maxDownloadName = 1024
-
-    /// `attachment` with an ASCII fallback name and the UTF-8 name (RFC 6266). Control and
-    /// bidirectional characters are dropped from a `download=` name: it must not display as another.
-    static func disposition(download: String?, path: ObjectPath) -> String {
-        let raw = (download?.isEmpty == false ? download! : path.lastSegment)
-        var name = ""
-        name.unicodeScalars.append(contentsOf: raw.unicodeScalars.filter {
-            $0.value >= 0x20 && $0.value != 0x7F && !ObjectPath.isBidiControl($0) && !ObjectPath.isHiddenControl($0)
-        })
-        let ascii = String(name.unicodeScalars.map { s -> Character in
-            (s.isASCII && s.value >= 0x20 && s != "\"" && s != "\\" && s.value != 0x7F) ? Character(s) : "_"
-        })
-        return "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(PercentEncoding.encodeSegment(name))"
-    }
 }
 
 /// The task reading a download's blob; cancelled when the response drops it unsent (a client gone
@@ -193,6 +135,16 @@ private final class ReadTask: Sendable {
     func cancel() { task.cancel() }
 
     deinit { task.cancel() }
+}
+
+extension DownloadConditions {
+    /// The request's conditions: Range, If-None-Match, If-Modified-Since, If-Range, `download=`.
+    init(_ request: Request) {
+        self.init(
+            range: request.headers[.range], ifNoneMatch: request.headers[.ifNoneMatch],
+            ifModifiedSince: request.headers[.ifModifiedSince], ifRange: request.headers[.ifRange],
+            download: request.uri.queryParameters["download"].map(String.init))
+    }
 }
 
 extension HTTPField.Name {

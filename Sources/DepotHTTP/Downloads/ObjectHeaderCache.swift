@@ -25,7 +25,7 @@ final class ObjectHeaderCache: Sendable {
         if let hit = table.withLock({ $0[version] }) { return hit }
         // The router's headers for the object (validated by swift-http-types on the way), as NIO's.
         // Cache-Control is per request (a signed URL's remaining lifetime): added by the caller.
-        var fields = DownloadResponder.headers(for: object, cacheControl: "", download: nil)
+        var fields = DownloadResponder.headers(for: object, cacheControl: "", disposition: nil)
         fields[.cacheControl] = nil
         fields[.contentType] = object.contentType
         fields[.contentLength] = String(size)

@@ -77,42 +77,35 @@ struct PipelineDownloads: Sendable {
         return answer
     }
 
-    /// The answer worked out from the caches: the token verified, the row and the bytes or file
-    /// looked up, the headers put together. With a `Range` header, the router's answer to it:
-    /// 206 with one range of the bytes or the file, the whole object when the header is not one
-    /// `bytes=` range; `nil` (the router's 416) when it is not satisfiable. With `allowOrigin`, the
-    /// CORS headers the router's middleware adds.
+    /// The answer to the core's decision from memory (``StorageService/decideDownloadFromMemory``),
+    /// written as NIO's response head and the bytes or file — or `nil` whenever the decision is
+    /// not one this path writes (not in memory, an attachment, a 416): the router then answers.
+    /// With `allowOrigin`, the CORS headers the router's middleware adds.
     private func build(_ target: String, isGet: Bool, range: String? = nil, allowOrigin: String?) -> Answer? {
         let query = target.utf8.firstIndex(of: UInt8(ascii: "?"))
         let path = target[..<(query ?? target.endIndex)]
-        let download: CachedDownload
-        let cacheControl: String
+        let access: DownloadAccess
+        let prefix: String
         let requests: Counter
         if path.utf8.starts(with: ObjectURLPath.signed.utf8) {
-            guard let query, let token = Self.token(in: target[target.index(after: query)...]),
-                let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(ObjectURLPath.signed.count)),
-                let hit = service.cachedSignedDownload(bucket: bucket, path: objectPath, token: token)
-            else { return nil }
-            download = hit
-            cacheControl = ObjectURLController.signedCacheControl(hit.expiresAt ?? 0, service)
-            requests = signedRequests
+            guard let query, let token = Self.token(in: target[target.index(after: query)...]), !token.isEmpty else { return nil }
+            (access, prefix, requests) = (.signed(token: token), ObjectURLPath.signed, signedRequests)
         } else if path.utf8.starts(with: ObjectURLPath.public.utf8) {
-            guard query.map({ Self.token(in: target[target.index(after: $0)...]) == "" }) ?? true,
-                let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(ObjectURLPath.public.count)),
-                let hit = service.cachedPublicDownload(bucket: bucket, path: objectPath)
-            else { return nil }
-            download = hit
-            cacheControl = ObjectURLController.publicCacheControl(hit.object, service)
-            requests = publicRequests
+            guard query.map({ Self.token(in: target[target.index(after: $0)...]) == "" }) ?? true else { return nil }
+            (access, prefix, requests) = (.public, ObjectURLPath.public, publicRequests)
         } else {
             return nil
         }
-        let object = download.object
-        // Active content is sent as an attachment: the full path writes that header.
-        guard MediaType.servesInline(object.contentType) else { return nil }
+        guard let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(prefix.count)),
+            let (decision, found) = service.decideDownloadFromMemory(
+                bucket: bucket, path: objectPath, access: access, conditions: DownloadConditions(range: range)),
+            // Attachments carry a disposition the cached headers do not: the router writes them.
+            decision.disposition == nil
+        else { return nil }
+        let object = decision.object
         var body: Answer.Body
         let size: Int
-        switch download.body {
+        switch found {
         case .bytes(let bytes):
             size = bytes.readableBytes
             body = isGet ? .bytes(bytes) : .none
@@ -120,23 +113,23 @@ struct PipelineDownloads: Sendable {
             size = Int(object.size)
             body = isGet ? .file(path: path, size: object.size, range: 0..<object.size) : .none
         }
+        guard size == object.size else { return nil }
         var headers = objectHeaders.headers(for: object, size: size)
         var status = HTTPResponseStatus.ok
-        if let range {
-            switch ByteRangeRequest.parse(range, size: Int64(size)) {
-            case .none: break
-            case .unsatisfiable: return nil
-            case .range(let part):
-                status = .partialContent
-                headers.replaceOrAdd(name: "Content-Length", value: String(part.count))
-                headers.add(name: "Content-Range", value: "bytes \(part.lowerBound)-\(part.upperBound - 1)/\(size)")
-                body = Self.slice(body, part)
-            }
+        switch decision.outcome {
+        case .whole: break
+        case .partial(let part):
+            status = .partialContent
+            headers.replaceOrAdd(name: "Content-Length", value: String(part.count))
+            headers.add(name: "Content-Range", value: decision.contentRange!)
+            body = Self.slice(body, part)
+        case .notModified, .unsatisfiable:
+            return nil
         }
         if let allowOrigin {
             for (name, value) in CORSOrigins.answerHeaders(allowOrigin) { headers.add(name: name.rawName, value: value) }
         }
-        headers.add(name: "Cache-Control", value: cacheControl)
+        headers.add(name: "Cache-Control", value: decision.cacheControl)
         headers.add(name: "Date", value: dates.current())
         if let serverName { headers.add(name: "Server", value: serverName) }
         return Answer(head: HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body, requests: requests)

@@ -1,3 +1,5 @@
+import DepotCore
+
 /// The bounds `MultipartReader` enforces, so that a body streamed without a Content-Length cannot
 /// make the server read, hold or scan without end. The file part is bounded by the caller (the
 /// upload size limit), and so are the values of the fields it collects.
@@ -52,15 +54,5 @@ enum MultipartSyntax {
             return String(v)
         }
         return nil
-    }
-}
-
-extension Substring {
-    /// Without the spaces and tabs at either end.
-    func trimmingSpaces() -> Substring {
-        var s = self
-        while s.first == " " || s.first == "\t" { s.removeFirst() }
-        while s.last == " " || s.last == "\t" { s.removeLast() }
-        return s
     }
 }

@@ -48,19 +48,9 @@ struct StorageObjectController: Sendable {
     /// `GET|HEAD /object/{bucket}/{path}`: a missing or invalid JWT reads as `anon`.
     @Sendable func download(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let key = try key(request, after: Self.prefix)
-        let (object, bucket) = try await service.readObjectAndBucket(as: context.caller, at: key)
-        return try await downloads.respond(to: request, object: object, cacheControl: Self.cacheControl(object, bucket))
-    }
-
-    /// The stored policy; objects of private buckets are never stored by shared caches: their
-    /// policy always says `private` (a stored `public` is dropped).
-    static func cacheControl(_ object: ObjectRecord, _ bucket: BucketRecord) -> String {
-        let stored = object.cacheControl ?? "no-cache"
-        if bucket.isPublic { return stored }
-        let directives = stored.split(separator: ",").map { $0.trimmingSpaces() }.filter {
-            !$0.isEmpty && $0.lowercased() != "public" && $0.lowercased() != "private"
-        }
-        return directives.isEmpty ? "private, no-cache" : "private, " + directives.joined(separator: ", ")
+        let decision = try await service.decideDownload(
+            bucket: key.bucket, path: key.path, access: .caller(context.caller), conditions: DownloadConditions(request))
+        return try await downloads.render(decision, head: request.method == .head)
     }
 
     /// `GET /object/info/[authenticated/|public/]{bucket}/{path}`.
@@ -94,7 +84,7 @@ struct StorageObjectController: Sendable {
         }
         response.headers[.eTag] = object.etag
         response.headers[.lastModified] = HTTPDate.format(object.updatedAt)
-        response.headers[.cacheControl] = Self.cacheControl(object, bucket)
+        response.headers[.cacheControl] = CachePolicy.stored(object, in: bucket)
         return response
     }
 

@@ -1,4 +1,4 @@
-import DepotHTTP
+import DepotCore
 import Foundation
 import Testing
 

@@ -1,10 +1,4 @@
-import AsyncAlgorithms
-import DepotCore
 import Foundation
-import HTTPTypes
-import Hummingbird
-import Logging
-import NIOCore
 
 /// IMF-fixdate formatting (RFC 9110 §5.6.7), without a DateFormatter (one per request is slow).
 public enum HTTPDate {
