@@ -4,6 +4,12 @@ import Foundation
 public enum Visibility: String, Sendable, Codable {
     case `private`
     case `public`
+
+    /// `public` or `private`, else `.invalidRequest`.
+    public static func parse(_ s: String) throws(StorageError) -> Visibility {
+        guard let v = Visibility(rawValue: s) else { throw .invalidRequest("visibility must be 'public' or 'private'") }
+        return v
+    }
 }
 
 /// An object as the Assets API shows it.

@@ -33,7 +33,7 @@ struct AssetsController: Sendable {
 
     @Sendable func put(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let path = try request.objectPath(after: Self.prefix)
-        let visibility = try request.query("visibility").map(AssetUploadReceiver.visibility)
+        let visibility = try request.query("visibility").map(Visibility.parse)
         let overwrite = request.headers[.ifNoneMatch]?.trimmingCharacters(in: .whitespaces) != "*"
         let (asset, replaced) = try await service.putAsset(
             as: context.requireIdentity(), path: path, visibility: visibility, overwrite: overwrite,
@@ -54,7 +54,7 @@ struct AssetsController: Sendable {
         let path = try request.objectPath(after: Self.prefix)
         let change = try await request.decodeJSON(VisibilityChange.self)
         let asset = try await service.setVisibility(
-            as: context.requireIdentity(), path: path, to: AssetUploadReceiver.visibility(change.visibility))
+            as: context.requireIdentity(), path: path, to: Visibility.parse(change.visibility))
         return try JSONResponse.make(asset)
     }
 

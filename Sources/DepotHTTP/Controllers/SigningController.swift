@@ -59,7 +59,7 @@ struct SigningController: Sendable {
         let upload = try await service.createPresignedUpload(
             as: context.requireIdentity(), jobId: body.jobId, contentType: body.contentType, size: body.size.value,
             checksum: body.checksum, suffix: body.suffix ?? "",
-            visibility: AssetUploadReceiver.visibility(body.visibility ?? "private"))
+            visibility: Visibility.parse(body.visibility ?? "private"))
         return try JSONResponse.make(upload, status: .created)
     }
 }

@@ -102,6 +102,17 @@ package final class MultipartReader<Base: AsyncIteratorProtocol> where Base.Elem
         }
     }
 
+    /// The whole body of the current part as text (a form field), at most `limit` bytes, else
+    /// `tooLong` is thrown. The one field reader of both APIs' forms.
+    package func fieldValue(limit: Int, tooLong: () -> StorageError) async throws -> String {
+        var value = ByteBuffer()
+        while var chunk = try await nextBodyChunk() {
+            guard value.readableBytes + chunk.readableBytes <= limit else { throw tooLong() }
+            value.writeBuffer(&chunk)
+        }
+        return String(buffer: value)
+    }
+
     // MARK: Parsing
 
     private func failingForGood<T>(_ body: () async throws -> T) async throws -> T {

@@ -44,14 +44,9 @@ struct SupabaseUpload {
             }
             let name = part.name ?? ""
             let limit = name == "metadata" || name == "userMetadata" ? maxMetadataBytes : 8 * 1024
-            var value = ByteBuffer()
-            while var chunk = try await reader.nextBodyChunk() {
-                guard value.readableBytes + chunk.readableBytes <= limit else {
-                    throw StorageError(.payloadTooLarge, "form field '\(name)' is larger than \(limit) bytes")
-                }
-                value.writeBuffer(&chunk)
+            fields[name] = try await reader.fieldValue(limit: limit) {
+                StorageError(.payloadTooLarge, "form field '\(name)' is larger than \(limit) bytes")
             }
-            fields[name] = String(buffer: value)
         }
         throw StorageError.invalidRequest("the form has no file part")
     }
