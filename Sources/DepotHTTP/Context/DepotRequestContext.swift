@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 
 /// The request context: Hummingbird's core storage plus the caller's verified identity, filled in
 /// once by ``IdentityMiddleware``. Handlers never re-parse the Authorization header.
@@ -17,6 +18,9 @@ public struct DepotRequestContext: RequestContext {
     public let remoteAddress: SocketAddress?
     /// The peer's IP address.
     public var remoteIP: String? { remoteAddress?.ipAddress }
+    /// What the middleware outside ``IdentityMiddleware`` logs about the request (contexts are
+    /// values: the error middleware's copy never sees the identity set inside it).
+    public let logFacts = RequestLogFacts()
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
@@ -33,4 +37,15 @@ public struct DepotRequestContext: RequestContext {
 
     /// The caller, or `anon` when the request presents no valid token (routes open to anyone).
     public var caller: Identity { identity ?? Identity(subject: nil, role: .anon) }
+}
+
+/// Facts about one request learnt by an inner middleware, for the log lines of an outer one.
+public final class RequestLogFacts: Sendable {
+    private let tenantID = Mutex<String?>(nil)
+
+    /// The caller's tenant (JWT `sub`), once verified.
+    public var tenant: String? {
+        get { tenantID.withLock { $0 } }
+        set { tenantID.withLock { $0 = newValue } }
+    }
 }

@@ -29,7 +29,10 @@ public struct IdentityMiddleware: RouterMiddleware {
         do {
             let identity = try await jwt.verify(try token.get())
             context.identity = identity
-            if let sub = identity.subject { context.logger[metadataKey: "tenant"] = "\(sub)" }
+            if let sub = identity.subject {
+                context.logger[metadataKey: "tenant"] = "\(sub)"
+                context.logFacts.tenant = sub
+            }
             switch identity.role {
             case .serviceRole: break
             case .authenticated: try limiter.admit("u:" + (identity.subject ?? ""))

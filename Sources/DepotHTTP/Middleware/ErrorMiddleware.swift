@@ -8,7 +8,7 @@ import Logging
 
 /// Turns every error into a JSON error response. `StorageError`s keep their code; Hummingbird's
 /// own HTTP errors become `invalid_request`/`not_found`/…; anything else is logged with the
-/// request id and answered with a generic 500 that reveals nothing.
+/// request id and the caller's tenant, and answered with a generic 500 that reveals nothing.
 public struct ErrorMiddleware: RouterMiddleware {
     public typealias Context = DepotRequestContext
     let metrics: DepotMetrics
@@ -21,12 +21,16 @@ public struct ErrorMiddleware: RouterMiddleware {
         } catch {
             var storageError = Self.storageError(from: error, context: context)
             metrics.recordError(storageError.code)
+            var facts: Logger.Metadata = [:]
+            if let tenant = context.logFacts.tenant { facts["tenant"] = "\(tenant)" }
             if storageError.code == .internalError || storageError.code == .unavailable {
-                context.logger.error(
-                    "request failed",
-                    metadata: ["method": "\(request.method)", "route": "\(context.endpointPath ?? "-")", "error": "\(error)"])
+                facts["method"] = "\(request.method)"
+                facts["route"] = "\(context.endpointPath ?? "-")"
+                facts["error"] = "\(error)"
+                context.logger.error("request failed", metadata: facts)
             } else {
-                context.logger.debug("request rejected", metadata: ["code": "\(storageError.code)"])
+                facts["code"] = "\(storageError.code)"
+                context.logger.debug("request rejected", metadata: facts)
             }
             if storageError.code == .internalError {
                 // Never show internals; the request id finds the log line.
