@@ -114,6 +114,7 @@ let package = Package(
             dependencies: [
                 "DepotCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -124,6 +125,7 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: fuzzedSwiftSettings
         ),
@@ -147,7 +149,7 @@ let package = Package(
         .testTarget(
             name: "DepotTests",
             dependencies: [
-                "DepotCore", "DepotLocal", "DepotHTTP", "DepotTesting", "Depot", "DepotS3", "DepotPostgres",
+                "DepotCore", "DepotLocal", "DepotHTTP", "DepotTesting", "Depot", "DepotS3", "DepotPostgres", "CDepotCrypto",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

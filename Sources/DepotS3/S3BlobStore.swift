@@ -188,10 +188,11 @@ public final class S3BlobStore: BlobStore {
         var request = S3Request(method: .PUT, key: nil, accepting: [409], operation: "CreateBucket")
         let region = client.config.region
         if region != "us-east-1" && region != "auto" {
-            request.body = ByteBuffer(string: """
-                <CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">\
-                <LocationConstraint>\(S3XML.escape(region))</LocationConstraint></CreateBucketConfiguration>
-                """)
+            request.body = ByteBuffer(
+                string: """
+                    <CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">\
+                    <LocationConstraint>\(S3XML.escape(region))</LocationConstraint></CreateBucketConfiguration>
+                    """)
         }
         let response = try await client.send(request)
         return response.status != .conflict

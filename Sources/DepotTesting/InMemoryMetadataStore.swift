@@ -98,7 +98,8 @@ public actor InMemoryMetadataStore: MetadataStore {
 
     public func usage(of owner: String, now: Date) async throws -> TenantUsage {
         var usage = storedUsage(of: owner)
-        usage.pendingIntents = intents.values.filter { ($0.owner.map { $0.bytesEqual(owner) } ?? false) && $0.state == .pending && $0.expiresAt > now }.count
+        usage.pendingIntents =
+            intents.values.filter { ($0.owner.map { $0.bytesEqual(owner) } ?? false) && $0.state == .pending && $0.expiresAt > now }.count
         return usage
     }
 

@@ -9,21 +9,33 @@ import Logging
 struct BlobStoreOptions: ParsableArguments {
     @Option(name: .customLong("blob-store"), help: "file (blobs under the data directory) or s3. (env DEPOT_BLOB_STORE, default file)")
     var blobStore: String?
-    @Option(name: .customLong("s3-endpoint"), help: "S3 endpoint, http(s)://host[:port], e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:9000. (env DEPOT_S3_ENDPOINT)")
+    @Option(
+        name: .customLong("s3-endpoint"),
+        help: "S3 endpoint, http(s)://host[:port], e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:9000. (env DEPOT_S3_ENDPOINT)")
     var endpoint: String?
-    @Option(name: .customLong("s3-region"), help: "Region in the request signatures: the bucket's AWS region, 'auto' for R2. (env DEPOT_S3_REGION, default us-east-1)")
+    @Option(
+        name: .customLong("s3-region"),
+        help: "Region in the request signatures: the bucket's AWS region, 'auto' for R2. (env DEPOT_S3_REGION, default us-east-1)")
     var region: String?
     @Option(name: .customLong("s3-bucket"), help: "Bucket that holds the blobs; it must exist. (env DEPOT_S3_BUCKET)")
     var bucket: String?
-    @Option(name: .customLong("s3-prefix"), help: "Key prefix, so several deployments can share a bucket; blobs go to PREFIX/blobs/<id>. (env DEPOT_S3_PREFIX, default none)")
+    @Option(
+        name: .customLong("s3-prefix"),
+        help: "Key prefix, so several deployments can share a bucket; blobs go to PREFIX/blobs/<id>. (env DEPOT_S3_PREFIX, default none)")
     var prefix: String?
     @Option(name: .customLong("s3-access-key"), help: "Access key id. (env DEPOT_S3_ACCESS_KEY)")
     var accessKey: String?
     @Option(name: .customLong("s3-secret-key"), help: "Secret access key; prefer the environment, flags show in `ps`. (env DEPOT_S3_SECRET_KEY)")
     var secretKey: String?
-    @Option(name: .customLong("download-mode"), help: "proxy: Depot streams the bytes of signed downloads; redirect: after its checks, Depot answers a signed GET with a 302 to a 60-second S3 presigned URL, so the bytes skip the server (needs --blob-store s3). (env DEPOT_DOWNLOAD_MODE, default proxy)")
+    @Option(
+        name: .customLong("download-mode"),
+        help:
+            "proxy: Depot streams the bytes of signed downloads; redirect: after its checks, Depot answers a signed GET with a 302 to a 60-second S3 presigned URL, so the bytes skip the server (needs --blob-store s3). (env DEPOT_DOWNLOAD_MODE, default proxy)"
+    )
     var downloadMode: String?
-    @Option(name: .customLong("s3-path-style"), help: "true: endpoint/bucket/key (MinIO, Ceph, moto); false: bucket.endpoint/key (AWS). (env DEPOT_S3_PATH_STYLE, default true)")
+    @Option(
+        name: .customLong("s3-path-style"),
+        help: "true: endpoint/bucket/key (MinIO, Ceph, moto); false: bucket.endpoint/key (AWS). (env DEPOT_S3_PATH_STYLE, default true)")
     var pathStyle: String?
 
     /// Whether signed GETs are redirected to the blob store (checked: only with S3).

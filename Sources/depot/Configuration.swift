@@ -26,25 +26,47 @@ struct ServeOptions: ParsableArguments {
     var publicURL: String?
     @Option(name: .customLong("max-file-size"), help: "Largest object in bytes. (env DEPOT_MAX_FILE_SIZE, default 10485760 = 10 MiB)")
     var maxFileSize: Int64?
-    @Option(name: .customLong("allowed-types"), help: "Comma-separated media types, decided by the file's bytes. (env DEPOT_ALLOWED_TYPES, default image/png,image/jpeg,image/webp,image/gif)")
+    @Option(
+        name: .customLong("allowed-types"),
+        help: "Comma-separated media types, decided by the file's bytes. (env DEPOT_ALLOWED_TYPES, default image/png,image/jpeg,image/webp,image/gif)"
+    )
     var allowedTypes: String?
-    @Option(name: .customLong("signed-url-ttl"), help: "Default signed-URL lifetime in seconds; requests may ask 1 s … --max-signed-url-ttl. (env DEPOT_SIGNED_URL_TTL, default 3600)")
+    @Option(
+        name: .customLong("signed-url-ttl"),
+        help: "Default signed-URL lifetime in seconds; requests may ask 1 s … --max-signed-url-ttl. (env DEPOT_SIGNED_URL_TTL, default 3600)")
     var signedURLTTL: Int64?
-    @Option(name: .customLong("max-signed-url-ttl"), help: "Longest signed-URL lifetime a request may ask for, in seconds (raise it for apps that sign year-long Supabase links; links still die when their object is moved, replaced or deleted). (env DEPOT_MAX_SIGNED_URL_TTL, default 604800 = 7 days)")
+    @Option(
+        name: .customLong("max-signed-url-ttl"),
+        help:
+            "Longest signed-URL lifetime a request may ask for, in seconds (raise it for apps that sign year-long Supabase links; links still die when their object is moved, replaced or deleted). (env DEPOT_MAX_SIGNED_URL_TTL, default 604800 = 7 days)"
+    )
     var maxSignedURLTTL: Int64?
-    @Option(name: .customLong("upload-url-ttl"), help: "Lifetime in seconds of upload URLs: the Assets API's presigned uploads and the Storage API's signed upload URLs. (env DEPOT_UPLOAD_URL_TTL, default 300)")
+    @Option(
+        name: .customLong("upload-url-ttl"),
+        help:
+            "Lifetime in seconds of upload URLs: the Assets API's presigned uploads and the Storage API's signed upload URLs. (env DEPOT_UPLOAD_URL_TTL, default 300)"
+    )
     var uploadURLTTL: Int64?
     @Option(name: .customLong("private-bucket"), help: "Bucket for private objects. (env DEPOT_PRIVATE_BUCKET, default assets)")
     var privateBucket: String?
     @Option(name: .customLong("public-bucket"), help: "Bucket for public objects. (env DEPOT_PUBLIC_BUCKET, default public-assets)")
     var publicBucket: String?
-    @Option(name: .customLong("public-cache-control"), help: "Cache-Control of public objects. (env DEPOT_PUBLIC_CACHE_CONTROL, default 'public, max-age=31536000')")
+    @Option(
+        name: .customLong("public-cache-control"),
+        help: "Cache-Control of public objects. (env DEPOT_PUBLIC_CACHE_CONTROL, default 'public, max-age=31536000')")
     var publicCacheControl: String?
-    @Option(name: .customLong("cors-origins"), help: "Comma-separated origins allowed by CORS on the authenticated API; the object URLs allow '*' unless this is set. (env DEPOT_CORS_ORIGINS, default: '*' on object URLs, none on the API)")
+    @Option(
+        name: .customLong("cors-origins"),
+        help:
+            "Comma-separated origins allowed by CORS on the authenticated API; the object URLs allow '*' unless this is set. (env DEPOT_CORS_ORIGINS, default: '*' on object URLs, none on the API)"
+    )
     var corsOrigins: String?
-    @Option(name: .customLong("gc-interval"), help: "Seconds between garbage-collection passes; 0 turns them off. (env DEPOT_GC_INTERVAL, default 600)")
+    @Option(
+        name: .customLong("gc-interval"), help: "Seconds between garbage-collection passes; 0 turns them off. (env DEPOT_GC_INTERVAL, default 600)")
     var gcInterval: Int?
-    @Option(name: .customLong("gc-grace"), help: "Age in seconds before an orphan blob, temp file or expired upload intent is removed. (env DEPOT_GC_GRACE, default 900)")
+    @Option(
+        name: .customLong("gc-grace"),
+        help: "Age in seconds before an orphan blob, temp file or expired upload intent is removed. (env DEPOT_GC_GRACE, default 900)")
     var gcGrace: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. (env DEPOT_LOG_LEVEL, default info)")
     var logLevel: String?

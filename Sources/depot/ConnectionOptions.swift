@@ -4,25 +4,49 @@ import Foundation
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `depot serve`'s limits on slow and idle clients and on open connections (``ConnectionLimits``
 /// explains each), resolved flag → environment → default. 0 turns a limit off.
 struct ConnectionOptions: ParsableArguments {
-    @Option(name: .customLong("header-timeout"), help: "Seconds a client has to send a whole request head once it has started one; then the connection is closed. 0 turns it off. (env DEPOT_HEADER_TIMEOUT, default 10)")
+    @Option(
+        name: .customLong("header-timeout"),
+        help:
+            "Seconds a client has to send a whole request head once it has started one; then the connection is closed. 0 turns it off. (env DEPOT_HEADER_TIMEOUT, default 10)"
+    )
     var headerTimeout: Int?
-    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may stay open with no request in progress (between keep-alive requests, or new and silent); 0 turns it off. (env DEPOT_IDLE_TIMEOUT, default 60)")
+    @Option(
+        name: .customLong("idle-timeout"),
+        help:
+            "Seconds a connection may stay open with no request in progress (between keep-alive requests, or new and silent); 0 turns it off. (env DEPOT_IDLE_TIMEOUT, default 60)"
+    )
     var idleTimeout: Int?
-    @Option(name: .customLong("min-upload-rate"), help: "Bytes per second a request body must arrive at, measured over 30 s of the server waiting for the client (time spent storing does not count); a slower connection is closed and the upload fails. 0 turns it off. (env DEPOT_MIN_UPLOAD_RATE, default 1024)")
+    @Option(
+        name: .customLong("min-upload-rate"),
+        help:
+            "Bytes per second a request body must arrive at, measured over 30 s of the server waiting for the client (time spent storing does not count); a slower connection is closed and the upload fails. 0 turns it off. (env DEPOT_MIN_UPLOAD_RATE, default 1024)"
+    )
     var minUploadRate: Int?
-    @Option(name: .customLong("send-timeout"), help: "Seconds a client that does not take the bytes of a download has to take the next piece of it (the buffer's worth, or a 256 KiB part of a file; about 16 KiB/s over a minute); then the connection is closed. 0 turns it off. (env DEPOT_SEND_TIMEOUT, default 60)")
+    @Option(
+        name: .customLong("send-timeout"),
+        help:
+            "Seconds a client that does not take the bytes of a download has to take the next piece of it (the buffer's worth, or a 256 KiB part of a file; about 16 KiB/s over a minute); then the connection is closed. 0 turns it off. (env DEPOT_SEND_TIMEOUT, default 60)"
+    )
     var sendTimeout: Int?
-    @Option(name: .customLong("shutdown-timeout"), help: "Seconds a graceful stop (SIGINT, SIGTERM) waits for requests in flight; then their connections are closed. 0: wait for them however long they take. (env DEPOT_SHUTDOWN_TIMEOUT, default 30)")
+    @Option(
+        name: .customLong("shutdown-timeout"),
+        help:
+            "Seconds a graceful stop (SIGINT, SIGTERM) waits for requests in flight; then their connections are closed. 0: wait for them however long they take. (env DEPOT_SHUTDOWN_TIMEOUT, default 30)"
+    )
     var shutdownTimeout: Int?
-    @Option(name: .customLong("max-connections"), help: "Most connections open at once; beyond it new clients wait to be accepted. 0: no cap. At start the open-file limit is raised to fit. (env DEPOT_MAX_CONNECTIONS, default 4096)")
+    @Option(
+        name: .customLong("max-connections"),
+        help:
+            "Most connections open at once; beyond it new clients wait to be accepted. 0: no cap. At start the open-file limit is raised to fit. (env DEPOT_MAX_CONNECTIONS, default 4096)"
+    )
     var maxConnections: Int?
 
     /// The largest values accepted: a day for the timeouts, 1 GiB/s, about a million connections.
@@ -113,8 +137,8 @@ enum OpenFileLimit {
     private static let advice = "raise the hard limit (ulimit -Hn, LimitNOFILE= in systemd) or lower --max-connections"
 
     #if canImport(Glibc)
-    private static let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        private static let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
     #else
-    private static let resource = RLIMIT_NOFILE
+        private static let resource = RLIMIT_NOFILE
     #endif
 }

@@ -4,15 +4,24 @@ import DepotHTTP
 
 /// What one tenant or caller may use: storage quotas and request rates (`depot serve`).
 struct LimitOptions: ParsableArguments {
-    @Option(name: .customLong("quota-bytes"), help: "Most bytes one user (JWT sub) may store over all buckets; 0: no limit. (env DEPOT_QUOTA_BYTES, default 10737418240 = 10 GiB)")
+    @Option(
+        name: .customLong("quota-bytes"),
+        help: "Most bytes one user (JWT sub) may store over all buckets; 0: no limit. (env DEPOT_QUOTA_BYTES, default 10737418240 = 10 GiB)")
     var quotaBytes: Int64?
     @Option(name: .customLong("quota-objects"), help: "Most objects one user may store; 0: no limit. (env DEPOT_QUOTA_OBJECTS, default 100000)")
     var quotaObjects: Int?
-    @Option(name: .customLong("max-open-uploads"), help: "Most upload URLs (presigned or signed) one user may hold unused at once; 0: no limit. (env DEPOT_MAX_OPEN_UPLOADS, default 1000)")
+    @Option(
+        name: .customLong("max-open-uploads"),
+        help: "Most upload URLs (presigned or signed) one user may hold unused at once; 0: no limit. (env DEPOT_MAX_OPEN_UPLOADS, default 1000)")
     var maxOpenUploads: Int?
-    @Option(name: .customLong("rate-limit"), help: "Requests per second one caller presenting a token may make (a user by its sub, anon by its address; the service role is not limited); 0: off. (env DEPOT_RATE_LIMIT, default 100)")
+    @Option(
+        name: .customLong("rate-limit"),
+        help:
+            "Requests per second one caller presenting a token may make (a user by its sub, anon by its address; the service role is not limited); 0: off. (env DEPOT_RATE_LIMIT, default 100)"
+    )
     var rateLimit: Int?
-    @Option(name: .customLong("rate-burst"), help: "Requests a caller may make at once before --rate-limit applies. (env DEPOT_RATE_BURST, default 200)")
+    @Option(
+        name: .customLong("rate-burst"), help: "Requests a caller may make at once before --rate-limit applies. (env DEPOT_RATE_BURST, default 200)")
     var rateBurst: Int?
 
     struct Resolved {

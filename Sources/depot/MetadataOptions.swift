@@ -7,7 +7,11 @@ import Logging
 
 /// Where rows live: SQLite under the data directory (the default) or a shared PostgreSQL.
 struct MetadataOptions: ParsableArguments {
-    @Option(name: .customLong("database"), help: "postgres://user:password@host:5432/db[?sslmode=…] to keep rows in PostgreSQL, shared by every server; unset: SQLite in the data directory. (env DEPOT_DATABASE_URL)")
+    @Option(
+        name: .customLong("database"),
+        help:
+            "postgres://user:password@host:5432/db[?sslmode=…] to keep rows in PostgreSQL, shared by every server; unset: SQLite in the data directory. (env DEPOT_DATABASE_URL)"
+    )
     var database: String?
 
     /// The PostgreSQL URL, or nil for SQLite.
@@ -41,11 +45,14 @@ struct MigrateCommand: AsyncParsableCommand {
         do {
             let applied = try await store.migrate()
             let where_ = OpenedMetadataStore.redacted(url)
-            print(applied.isEmpty
-                ? "migrate: PostgreSQL \(where_) is up to date (schema version \(PostgresMetadataStore.latestVersion))"
-                : "migrate: PostgreSQL \(where_) migrated to version \(applied.last!) (applied \(applied.map(String.init).joined(separator: ", ")))")
+            print(
+                applied.isEmpty
+                    ? "migrate: PostgreSQL \(where_) is up to date (schema version \(PostgresMetadataStore.latestVersion))"
+                    : "migrate: PostgreSQL \(where_) migrated to version \(applied.last!) (applied \(applied.map(String.init).joined(separator: ", ")))"
+            )
         } catch {
-            throw DepotFailure("cannot migrate PostgreSQL at \(OpenedMetadataStore.redacted(url)): \((error as? StorageError)?.cause.map { "\($0)" } ?? "\(error)")")
+            throw DepotFailure(
+                "cannot migrate PostgreSQL at \(OpenedMetadataStore.redacted(url)): \((error as? StorageError)?.cause.map { "\($0)" } ?? "\(error)")")
         }
     }
 }

@@ -2,7 +2,7 @@ import Depot
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The project secret: `DEPOT_JWT_SECRET` when set; otherwise `<data-dir>/jwt-secret`, which only
@@ -27,7 +27,8 @@ enum ProjectSecret {
         let path = URL(fileURLWithPath: dataDirectory).appendingPathComponent("jwt-secret").standardizedFileURL.path
         if let existing = try read(path) { return (existing, path) }
         guard mode == .createIfMissing else {
-            throw DepotFailure("""
+            throw DepotFailure(
+                """
                 no project secret: DEPOT_JWT_SECRET is unset and \(path) does not exist.
                 Give this command the server's data directory (--data-dir or DEPOT_DATA_DIR) or the \
                 server's DEPOT_JWT_SECRET; `depot serve` creates the secret on its first start.

@@ -28,7 +28,8 @@ struct TokenCommand: AsyncParsableCommand {
         guard sub != nil || r == .anon else { throw ValidationError("--sub is required (unless --role anon)") }
         // The server's rule: a sub it would refuse makes a token that is useless.
         guard sub.map(ProjectJWT.isTenantID) ?? true else {
-            throw ValidationError("--sub must be one path segment in Unicode NFC (no '/', not '.' or '..', no control or bidirectional characters, at most 255 bytes)")
+            throw ValidationError(
+                "--sub must be one path segment in Unicode NFC (no '/', not '.' or '..', no control or bidirectional characters, at most 255 bytes)")
         }
         guard ttl >= 1 else { throw ValidationError("--ttl must be at least 1 second") }
         guard ttl <= 10 * 365 * 24 * 3600 else { throw ValidationError("--ttl must be at most 10 years") }

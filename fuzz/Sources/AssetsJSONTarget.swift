@@ -13,8 +13,9 @@ enum AssetsJSONTarget {
     static func run(_ input: FuzzInput) {
         let bytes = input.bytes
         @Sendable func request() -> Request {
-            Request(head: HTTPRequest(method: .post, scheme: "http", authority: "depot", path: "/v1/signed-urls"),
-                    body: RequestBody(buffer: ByteBuffer(bytes: bytes)))
+            Request(
+                head: HTTPRequest(method: .post, scheme: "http", authority: "depot", path: "/v1/signed-urls"),
+                body: RequestBody(buffer: ByteBuffer(bytes: bytes)))
         }
         runToCompletion {
             if let sign = await accepted({ try await request().decodeJSON(SigningController.SignRequest.self, limit: JSONBodyLimit.batch) }) {

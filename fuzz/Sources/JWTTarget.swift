@@ -27,7 +27,9 @@ enum JWTTarget {
                 let identity = try? await jwt.verify(token, now: now)
                 let usable = subject.map(ProjectJWT.isTenantID) ?? (role != .authenticated)
                 if usable {
-                    check(identity == Identity(subject: subject, role: role), "a minted token for \(subject.debugDescription) verifies as \(identity.debugDescription)")
+                    check(
+                        identity == Identity(subject: subject, role: role),
+                        "a minted token for \(subject.debugDescription) verifies as \(identity.debugDescription)")
                 } else {
                     check(identity == nil, "a token for \(subject.debugDescription) was accepted")
                 }

@@ -8,7 +8,7 @@
 // each target's input.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// libFuzzer's driver (compiler-rt, FuzzerDriver.cpp): runs the fuzzing loop with `callback`.

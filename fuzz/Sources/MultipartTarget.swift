@@ -64,8 +64,9 @@ enum MultipartTarget {
         // Skipping bodies (nextPart alone) sees the same parts.
         let skipped = read(delimiter, pieces, bodies: false)
         if skipped.error != limit && whole.error != limit {
-            check(skipped.parts.map(\.name) == whole.parts.map(\.name) && skipped.error == whole.error,
-                  "skipping bodies changes the parts:\n  read: \(whole)\n  skipped: \(skipped)")
+            check(
+                skipped.parts.map(\.name) == whole.parts.map(\.name) && skipped.error == whole.error,
+                "skipping bodies changes the parts:\n  read: \(whole)\n  skipped: \(skipped)")
         }
     }
 

@@ -27,9 +27,12 @@ enum PathTarget {
             check((try? BucketRecord.validate(name: bucket)) != nil, "bucket \(bucket.debugDescription) accepted")
             check(ObjectPath(canonical: path.string) == path, "bucketAndPath gave a non-canonical path")
         }
-        let request = Request(head: HTTPRequest(method: .get, scheme: "http", authority: "depot", path: "/v1/assets/" + first), body: RequestBody(buffer: .init()))
+        let request = Request(
+            head: HTTPRequest(method: .get, scheme: "http", authority: "depot", path: "/v1/assets/" + first), body: RequestBody(buffer: .init()))
         _ = try? request.objectPath(after: "/v1/assets/")
-        let storage = Request(head: HTTPRequest(method: .get, scheme: "http", authority: "depot", path: "/storage/v1/object/" + first), body: RequestBody(buffer: .init()))
+        let storage = Request(
+            head: HTTPRequest(method: .get, scheme: "http", authority: "depot", path: "/storage/v1/object/" + first),
+            body: RequestBody(buffer: .init()))
         _ = try? storage.bucketAndPath(after: "/storage/v1/object/")
         _ = try? storage.segment(after: "/storage/v1/object/")
     }
@@ -46,16 +49,20 @@ enum PathTarget {
         // A decoded string: the one-pass ASCII check and the general validation agree.
         let plain = String(raw)
         let direct = try? ObjectPath(plain)
-        let general = try? ObjectPath(segments: plain.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { String(Substring($0)) })
+        let general = try? ObjectPath(
+            segments: plain.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { String(Substring($0)) })
         check(direct == general, "ObjectPath(_:) and ObjectPath(segments:) disagree on \(plain.debugDescription)")
 
         guard let path = try? ObjectPath(percentEncoded: raw) else { return nil }
         // Canonical: its string and its URL form name the same path again.
         check(ObjectPath(canonical: path.string) == path, "\(path.string.debugDescription) is not canonical")
-        check((try? ObjectPath(percentEncoded: path.percentEncoded[...])) == path, "percentEncoded does not round-trip \(path.string.debugDescription)")
+        check(
+            (try? ObjectPath(percentEncoded: path.percentEncoded[...])) == path, "percentEncoded does not round-trip \(path.string.debugDescription)")
         check(path.string.utf8.count <= ObjectPath.maxBytes, "longer than maxBytes")
         let segments = path.segments
-        check(!segments.isEmpty && segments.allSatisfy { (try? ObjectPath.validate(segment: $0)) != nil }, "an invalid segment in \(path.string.debugDescription)")
+        check(
+            !segments.isEmpty && segments.allSatisfy { (try? ObjectPath.validate(segment: $0)) != nil },
+            "an invalid segment in \(path.string.debugDescription)")
         check(path.owner == segments[0] && path.lastSegment == segments[segments.count - 1], "owner or last segment wrong")
         check(path.isOwned(by: segments[0]), "not owned by its first segment")
         return path

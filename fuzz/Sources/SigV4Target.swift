@@ -30,7 +30,9 @@ enum SigV4Target {
         // UriEncode: only unreserved characters and escapes, and it decodes back.
         for (s, slash) in [(path, false), (path, true), (method, true)] {
             let encoded = SigV4Signer.uriEncode(s, encodeSlash: slash)
-            check(encoded.utf8.allSatisfy { PercentEncoding.isUnreservedOrEscape($0) || (!slash && $0 == UInt8(ascii: "/")) }, "uriEncode left \(encoded.debugDescription)")
+            check(
+                encoded.utf8.allSatisfy { PercentEncoding.isUnreservedOrEscape($0) || (!slash && $0 == UInt8(ascii: "/")) },
+                "uriEncode left \(encoded.debugDescription)")
             check(PercentEncoding.decode(encoded[...]) == s, "uriEncode does not round-trip \(s.debugDescription)")
         }
         // The canonical query does not depend on the items' order.
@@ -44,7 +46,9 @@ enum SigV4Target {
         let (request, signedHeaders) = SigV4Signer.canonicalRequest(
             method: method, path: path, query: query, headers: headers, payloadHash: SigV4Signer.unsignedPayload)
         check(request.hasSuffix("\n" + SigV4Signer.unsignedPayload), "the payload hash is not last")
-        check(signedHeaders == Set(headers.map { $0.name.lowercased() }).sorted().joined(separator: ";"), "signed headers \(signedHeaders.debugDescription)")
+        check(
+            signedHeaders == Set(headers.map { $0.name.lowercased() }).sorted().joined(separator: ";"),
+            "signed headers \(signedHeaders.debugDescription)")
 
         let signed = signer.sign(method: method, path: path, query: query, headers: headers, payloadHash: SigV4Signer.emptyPayloadHash, date: date)
         check(signed.last?.name == "Authorization" && signed.last!.value.hasPrefix("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "no Authorization")

@@ -9,10 +9,11 @@ import DepotCore
 /// download URL's query.
 enum URLTokenTarget {
     /// Secrets of the seed tokens in fuzz/corpus/url-token (made by fuzz/make-seeds).
-    static let signer = URLSigner(keys: try! KeyRing(keys: [
-        .init(id: "k1", secret: Array("depot-fuzz-url-key-one".utf8)),
-        .init(id: "k2", secret: Array("depot-fuzz-url-key-two".utf8)),
-    ]))
+    static let signer = URLSigner(
+        keys: try! KeyRing(keys: [
+            .init(id: "k1", secret: Array("depot-fuzz-url-key-one".utf8)),
+            .init(id: "k2", secret: Array("depot-fuzz-url-key-two".utf8)),
+        ]))
     static let now: Int64 = 1_800_000_000
     static let defaultPath = try! ObjectPath("alice/job-1/a.png")
 
@@ -40,7 +41,8 @@ enum URLTokenTarget {
         // A query's token, as the download fast path reads it.
         let query = fields.count > 2 ? fields[2] : token
         if let found = PipelineDownloads.token(in: query[...]), !found.isEmpty {
-            check(!found.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "&") }), "token with escapes")
+            check(
+                !found.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "&") }), "token with escapes")
         }
 
         // Minted tokens verify, for this binding and path; any one changed byte does not.
@@ -54,13 +56,19 @@ enum URLTokenTarget {
             claims = nil
             failure = "\(error)"
         }
-        check(claims?.scope == .download && claims?.expiresAt == expiry && claims?.binding == binding,
-              "a minted token does not verify: \(minted.debugDescription) for binding \(binding.debugDescription), path \(path.string.debugDescription): \(failure) \(String(describing: claims))")
-        check((try? signer.verify(minted, scope: .upload, bucket: "assets", path: path, now: now)) == nil, "a download token verifies as an upload token")
+        check(
+            claims?.scope == .download && claims?.expiresAt == expiry && claims?.binding == binding,
+            "a minted token does not verify: \(minted.debugDescription) for binding \(binding.debugDescription), path \(path.string.debugDescription): \(failure) \(String(describing: claims))"
+        )
+        check(
+            (try? signer.verify(minted, scope: .upload, bucket: "assets", path: path, now: now)) == nil,
+            "a download token verifies as an upload token")
         var bytes = Array(minted.utf8)
         let i = Int(input.hash % UInt64(bytes.count))
         bytes[i] = bytes[i] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
         let tampered = String(decoding: bytes, as: UTF8.self)
-        check((try? signer.verify(tampered, scope: .download, bucket: "assets", path: path, now: now)) == nil, "a changed token still verifies: \(tampered)")
+        check(
+            (try? signer.verify(tampered, scope: .download, bucket: "assets", path: path, now: now)) == nil,
+            "a changed token still verifies: \(tampered)")
     }
 }

@@ -26,7 +26,9 @@ enum UploadHeadersTarget {
         if let declaration = try? request.uploadDeclaration() {
             if let n = declaration.contentLength { check(n >= 0, "negative Content-Length") }
             if let sha = declaration.sha256 {
-                check(sha.utf8.count == 64 && sha.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }), "checksum \(sha.debugDescription)")
+                check(
+                    sha.utf8.count == 64 && sha.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }),
+                    "checksum \(sha.debugDescription)")
             }
             if let type = declaration.contentType { _ = try? MediaType.normalize(type) }
         }

@@ -128,7 +128,8 @@ public struct DownloadDecision: Sendable {
         if let name = conditions.download, name.utf8.count > DownloadConditions.maxDownloadName {
             throw .invalidRequest("the download name is longer than \(DownloadConditions.maxDownloadName) bytes")
         }
-        let disposition = conditions.download != nil || !MediaType.servesInline(object.contentType)
+        let disposition =
+            conditions.download != nil || !MediaType.servesInline(object.contentType)
             ? ContentDisposition.attachment(download: conditions.download, path: object.path) : nil
         func decision(_ outcome: Outcome) -> DownloadDecision {
             DownloadDecision(object: object, outcome: outcome, cacheControl: cacheControl, disposition: disposition)
@@ -180,12 +181,14 @@ public enum ContentDisposition {
     public static func attachment(download: String?, path: ObjectPath) -> String {
         let raw = (download?.isEmpty == false ? download! : path.lastSegment)
         var name = ""
-        name.unicodeScalars.append(contentsOf: raw.unicodeScalars.filter {
-            $0.value >= 0x20 && $0.value != 0x7F && !ObjectPath.isBidiControl($0) && !ObjectPath.isHiddenControl($0)
-        })
-        let ascii = String(name.unicodeScalars.map { s -> Character in
-            (s.isASCII && s.value >= 0x20 && s != "\"" && s != "\\" && s.value != 0x7F) ? Character(s) : "_"
-        })
+        name.unicodeScalars.append(
+            contentsOf: raw.unicodeScalars.filter {
+                $0.value >= 0x20 && $0.value != 0x7F && !ObjectPath.isBidiControl($0) && !ObjectPath.isHiddenControl($0)
+            })
+        let ascii = String(
+            name.unicodeScalars.map { s -> Character in
+                (s.isASCII && s.value >= 0x20 && s != "\"" && s != "\\" && s.value != 0x7F) ? Character(s) : "_"
+            })
         return "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(PercentEncoding.encodeSegment(name))"
     }
 }

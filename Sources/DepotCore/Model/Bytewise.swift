@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Names, prefixes, cursors and tenant ids are compared as UTF-8 bytes, everywhere — as SQLite and

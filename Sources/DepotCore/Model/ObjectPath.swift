@@ -140,7 +140,8 @@ public struct ObjectPath: Hashable, Sendable, CustomStringConvertible, Comparabl
             throw .invalidPath("the path contains a bidirectional control character")
         }
         if segment.unicodeScalars.contains(where: Self.isHiddenControl) {
-            throw .invalidPath("the path contains a control or invisible character (C1 control, line separator, zero-width space, byte order mark or noncharacter)")
+            throw .invalidPath(
+                "the path contains a control or invisible character (C1 control, line separator, zero-width space, byte order mark or noncharacter)")
         }
         for byte in segment.utf8 {
             switch byte {

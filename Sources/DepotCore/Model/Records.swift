@@ -50,7 +50,8 @@ public struct BucketRecord: Sendable, Equatable, Codable {
     /// Bucket names, as Supabase Storage accepts them: 1–100 of ASCII letters, digits and
     /// `_ ! . * ' ( ) space & $ = @ ; : + , ? -`, no leading or trailing space, not `.` or `..`.
     public static func validate(name: String) throws(StorageError) {
-        let ok = (1...100).contains(name.utf8.count) && name != "." && name != ".."
+        let ok =
+            (1...100).contains(name.utf8.count) && name != "." && name != ".."
             && name.utf8.allSatisfy(isNameByte)
             && name.utf8.first != UInt8(ascii: " ") && name.utf8.last != UInt8(ascii: " ")
         guard ok else { throw .invalidRequest("invalid bucket name '\(name)': use 1–100 of A-Z a-z 0-9 and _!.*'()&$=@;:+,?- or space") }
@@ -88,7 +89,9 @@ public struct TenantQuota: Sendable, Equatable {
     public var pendingUploads: Int = 1_000
     public init() {}
     /// No limits at all.
-    public static let unlimited: TenantQuota = { var q = TenantQuota(); q.bytes = 0; q.objects = 0; q.pendingUploads = 0; return q }()
+    public static let unlimited: TenantQuota = {
+        var q = TenantQuota(); q.bytes = 0; q.objects = 0; q.pendingUploads = 0; return q
+    }()
 
     /// Whether a stored object's size or count is limited at all.
     public var limitsStorage: Bool { bytes > 0 || objects > 0 }

@@ -32,7 +32,8 @@ public struct Identity: Sendable, Equatable {
     /// The caller's own user id, validated as a path segment (needed to generate paths).
     public func tenant() throws(StorageError) -> String {
         guard role != .anon else {
-            throw .forbidden("this operation needs a user's token (role authenticated); an anon token (or one without a role) only reads public objects")
+            throw .forbidden(
+                "this operation needs a user's token (role authenticated); an anon token (or one without a role) only reads public objects")
         }
         guard let subject, !subject.isEmpty else {
             throw .forbidden("this operation needs a user id (sub)")

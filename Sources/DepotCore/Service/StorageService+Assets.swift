@@ -25,7 +25,8 @@ extension StorageService {
     /// The second half of ``uploadAsset(as:jobId:suffix:visibility:declaration:body:)`` for callers
     /// that learn the job id only after the bytes (a multipart field after the file): validates,
     /// names and commits an ingested blob, or discards it.
-    public func commitAsset(_ blob: IngestedBlob, as identity: Identity, jobId: String, suffix: String, visibility: Visibility) async throws -> Asset {
+    public func commitAsset(_ blob: IngestedBlob, as identity: Identity, jobId: String, suffix: String, visibility: Visibility) async throws -> Asset
+    {
         let path: ObjectPath
         do {
             let userId = try identity.tenant()

@@ -123,8 +123,10 @@ extension StorageService {
 
     /// Commits an ingested blob as an object row; deletes the blob when the commit fails and the
     /// replaced blob when it succeeds.
-    func commit(_ blob: IngestedBlob, at key: ObjectKey, owner: String?, upsert: Bool,
-                cacheControl: String? = nil, metadata userMetadata: String? = nil) async throws -> (ObjectRecord, replaced: Bool) {
+    func commit(
+        _ blob: IngestedBlob, at key: ObjectKey, owner: String?, upsert: Bool,
+        cacheControl: String? = nil, metadata userMetadata: String? = nil
+    ) async throws -> (ObjectRecord, replaced: Bool) {
         let t = now()
         var record = ObjectRecord(
             bucket: key.bucket, path: key.path, owner: owner, blobID: blob.id, size: blob.size,

@@ -49,7 +49,8 @@ extension StorageService {
         var entries = try await scanFolder(bucket: bucket, base: base, scan: scan, search: search?.lowercased(), max: cap)
         if !streamed {
             guard entries.count <= Self.maxSortedFolderEntries else {
-                throw StorageError.invalidRequest("this folder has more than \(Self.maxSortedFolderEntries) entries: sort by name (ascending) to page through it")
+                throw StorageError.invalidRequest(
+                    "this folder has more than \(Self.maxSortedFolderEntries) entries: sort by name (ascending) to page through it")
             }
             // Folders first (by name), then objects by the column, either way round.
             entries.sort { a, b in Self.ordered(a, b, by: sort) }

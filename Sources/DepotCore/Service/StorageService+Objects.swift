@@ -12,7 +12,9 @@ public struct ObjectWrite: Sendable {
     /// Replace an existing object instead of refusing with `.alreadyExists`.
     public var upsert: Bool
 
-    public init(contentType: String? = nil, contentLength: Int64? = nil, cacheControl: String? = nil, userMetadata: String? = nil, upsert: Bool = false) {
+    public init(
+        contentType: String? = nil, contentLength: Int64? = nil, cacheControl: String? = nil, userMetadata: String? = nil, upsert: Bool = false
+    ) {
         self.contentType = contentType
         self.contentLength = contentLength
         self.cacheControl = cacheControl
@@ -107,7 +109,8 @@ extension StorageService {
     /// Copies an object's bytes to a new blob (streamed) and names it `to`. The copy is checked
     /// like an upload into the destination: its size limit, and a new type (`mimetype`) must parse
     /// and agree with the bytes under the bucket's type rules.
-    public func copyObject(as identity: Identity, from: ObjectKey, to: ObjectKey, _ options: CopyOptions = CopyOptions()) async throws -> ObjectRecord {
+    public func copyObject(as identity: Identity, from: ObjectKey, to: ObjectKey, _ options: CopyOptions = CopyOptions()) async throws -> ObjectRecord
+    {
         let source = try await readObject(as: identity, at: from)
         try identity.authorize(to.path)
         let destination = try await existingBucket(to.bucket)

@@ -31,7 +31,9 @@ extension StorageService {
     }
 
     /// Stores an intent and mints its upload URL.
-    public func createIntent(key: ObjectKey, owner: String?, contentType: String, size: Int64, checksum: String?, upsert: Bool) async throws -> PresignedUpload {
+    public func createIntent(key: ObjectKey, owner: String?, contentType: String, size: Int64, checksum: String?, upsert: Bool) async throws
+        -> PresignedUpload
+    {
         let (intent, token) = try await storeIntent(key: key, owner: owner, contentType: contentType, size: size, checksum: checksum, upsert: upsert)
         let url = settings.publicBaseURL + ObjectURLPath.of(ObjectURLPath.signedUpload, bucket: key.bucket, path: key.path) + "?token=" + token
         return PresignedUpload(
@@ -40,7 +42,9 @@ extension StorageService {
     }
 
     /// Stores an intent and mints its token.
-    func storeIntent(key: ObjectKey, owner: String?, contentType: String, size: Int64, checksum: String?, upsert: Bool) async throws -> (UploadIntent, token: String) {
+    func storeIntent(key: ObjectKey, owner: String?, contentType: String, size: Int64, checksum: String?, upsert: Bool) async throws -> (
+        UploadIntent, token: String
+    ) {
         try await checkUploadURLQuota(owner: owner, size: size)
         let exp = unixNow() + settings.uploadURLTTL
         let intent = UploadIntent(

@@ -54,7 +54,8 @@ public struct StorageSettings: Sendable {
         }
         guard !allowedTypes.isEmpty else { throw .invalidRequest("at least one allowed type is needed") }
         for t in allowedTypes where MediaSniffer.fileExtension(for: MediaSniffer.canonical(t)) == nil {
-            throw .invalidRequest("'\(t)' cannot be recognised by its bytes; supported: image/png, image/jpeg, image/webp, image/gif, application/pdf")
+            throw .invalidRequest(
+                "'\(t)' cannot be recognised by its bytes; supported: image/png, image/jpeg, image/webp, image/gif, application/pdf")
         }
         guard publicBaseURL.hasPrefix("http://") || publicBaseURL.hasPrefix("https://") else {
             throw .invalidRequest("the public URL must start with http:// or https://")

@@ -37,7 +37,8 @@ struct ObjectURLController: Sendable {
     @Sendable func signed(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let (bucket, path) = try request.bucketAndPath(after: ObjectURLPath.signed)
         guard let token = request.query("token") else { throw StorageError(.signatureInvalid, "the URL has no token") }
-        let decision = try await service.decideDownload(bucket: bucket, path: path, access: .signed(token: token), conditions: DownloadConditions(request))
+        let decision = try await service.decideDownload(
+            bucket: bucket, path: path, access: .signed(token: token), conditions: DownloadConditions(request))
         if let direct = directDownloads, request.method == .get {
             return redirect(decision, direct)
         }
@@ -52,7 +53,8 @@ struct ObjectURLController: Sendable {
         let object = decision.object
         let url = direct.directURL(
             for: object.blobID, lifetime: directURLLifetime,
-            headers: DirectDownloadHeaders(contentType: object.contentType, contentDisposition: decision.disposition, cacheControl: decision.cacheControl))
+            headers: DirectDownloadHeaders(
+                contentType: object.contentType, contentDisposition: decision.disposition, cacheControl: decision.cacheControl))
         return Response(status: .found, headers: [.location: url, .cacheControl: "no-store"])
     }
 
@@ -96,8 +98,9 @@ struct ObjectURLController: Sendable {
         let record = try await service.completeUpload(intent, declaration: request.uploadDeclaration(), body: request.body)
         metrics.recordBytesIn(record.size)
         return try JSONResponse.make(
-            UploadResult(path: record.path.string, fileSize: record.size, contentType: record.contentType, checksum: record.sha256,
-                         Key: "\(bucket)/\(record.path.string)"),
+            UploadResult(
+                path: record.path.string, fileSize: record.size, contentType: record.contentType, checksum: record.sha256,
+                Key: "\(bucket)/\(record.path.string)"),
             status: .created)
     }
 }

@@ -199,4 +199,3 @@ final class PipelineDownloadInstaller: ChannelInboundHandler, RemovableChannelHa
         pipeline.removeHandler(context: context, promise: nil)
     }
 }
-

@@ -29,7 +29,9 @@ public struct DepotMetrics: Sendable {
         fileDownloads = registry.makeCounter(
             descriptor: .depot(
                 "depot_downloads_sendfile_total",
-                help: "Signed and public downloads of large local blobs sent by the kernel (sendfile) from the channel pipeline (also in depot_http_requests_total)."))
+                help:
+                    "Signed and public downloads of large local blobs sent by the kernel (sendfile) from the channel pipeline (also in depot_http_requests_total)."
+            ))
     }
 
     func recordRequest(route: String, status: Int) {
@@ -40,7 +42,8 @@ public struct DepotMetrics: Sendable {
     func requestCounter(route: String, status: Int) -> Counter {
         requestCounters.counter(route: route, status: status) {
             registry.makeCounter(
-                descriptor: .depot("depot_http_requests_total", help: "HTTP requests by route and status."), labels: [("route", route), ("status", String(status))])
+                descriptor: .depot("depot_http_requests_total", help: "HTTP requests by route and status."),
+                labels: [("route", route), ("status", String(status))])
         }
     }
 
@@ -48,7 +51,8 @@ public struct DepotMetrics: Sendable {
         switch code {
         case .payloadTooLarge, .unsupportedMediaType, .mediaTypeMismatch, .checksumMismatch, .sizeMismatch:
             registry.makeCounter(
-                descriptor: .depot("depot_upload_rejections_total", help: "Uploads rejected, by reason."), labels: [("reason", code.rawValue)]).increment()
+                descriptor: .depot("depot_upload_rejections_total", help: "Uploads rejected, by reason."), labels: [("reason", code.rawValue)]
+            ).increment()
         default: break
         }
     }

@@ -28,7 +28,8 @@ struct CORSPolicyMiddleware: RouterMiddleware {
             if let allowOrigin {
                 headers[.accessControlAllowOrigin] = allowOrigin
                 headers[.accessControlAllowMethods] = "GET, HEAD, PUT, POST, PATCH, DELETE, OPTIONS"
-                headers[.accessControlAllowHeaders] = "Authorization, Content-Type, Range, x-checksum-sha256, Content-Digest, If-None-Match, apikey, x-client-info, x-upsert, x-metadata, cache-control, x-signature, tus-resumable, upload-length, upload-offset, upload-metadata"
+                headers[.accessControlAllowHeaders] =
+                    "Authorization, Content-Type, Range, x-checksum-sha256, Content-Digest, If-None-Match, apikey, x-client-info, x-upsert, x-metadata, cache-control, x-signature, tus-resumable, upload-length, upload-offset, upload-metadata"
                 headers[.accessControlMaxAge] = "3600"
                 if allowOrigin != "*" { headers[.vary] = "Origin" }
             }

@@ -113,7 +113,8 @@ public struct ProjectJWT: Sendable, Redacted {
         // Written by hand: jwt-kit's encoder orders the members differently from one process to
         // the next, and a key must be the same string every time.
         func part(_ json: String) -> String { Base64URL.encode(Array(json.utf8)) }
-        let input = part(#"{"alg":"HS256","typ":"JWT"}"#) + "."
+        let input =
+            part(#"{"alg":"HS256","typ":"JWT"}"#) + "."
             + part(#"{"iss":"supabase","role":"\#(role.rawValue)","iat":1767225600,"exp":2082758400}"#)
         let mac = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: secret)
         return input + "." + Base64URL.encode(Array(mac))

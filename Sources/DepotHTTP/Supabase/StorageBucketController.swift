@@ -59,7 +59,9 @@ struct StorageBucketController: Sendable {
 
     private static func nonNegative(_ v: Substring?, _ name: String) throws(StorageError) -> Int? {
         guard let v else { return nil }
-        guard let n = RequestNumber.parse(v).flatMap(Int.init(exactly:)) else { throw .invalidRequest("querystring/\(name) must be a non-negative integer") }
+        guard let n = RequestNumber.parse(v).flatMap(Int.init(exactly:)) else {
+            throw .invalidRequest("querystring/\(name) must be a non-negative integer")
+        }
         return n
     }
 

@@ -63,7 +63,8 @@ struct StorageObjectController: Sendable {
             bucket = try await service.bucket(as: .service, named: key.bucket)
         } else if rest.hasPrefix("authenticated/") {
             let identity = try context.requireIdentity()
-            (object, bucket) = try await service.readObjectAndBucket(as: identity, at: try key(request, after: "/storage/v1/object/info/authenticated/"))
+            (object, bucket) = try await service.readObjectAndBucket(
+                as: identity, at: try key(request, after: "/storage/v1/object/info/authenticated/"))
         } else {
             (object, bucket) = try await service.readObjectAndBucket(as: context.caller, at: try key(request, after: "/storage/v1/object/info/"))
         }

@@ -46,7 +46,9 @@ extension StorageError {
     /// The Supabase form of this error. Messages that clients or apps may match on keep
     /// upstream's wording; the others keep Depot's (which names the problem).
     var supabase: SupabaseErrorBody {
-        func body(_ semantic: Int, _ error: String, _ code: String, _ message: String? = nil, status: HTTPResponse.Status = .badRequest) -> SupabaseErrorBody {
+        func body(_ semantic: Int, _ error: String, _ code: String, _ message: String? = nil, status: HTTPResponse.Status = .badRequest)
+            -> SupabaseErrorBody
+        {
             SupabaseErrorBody(status: status, statusCode: String(semantic), error: error, code: code, message: message ?? self.message)
         }
         switch self.code {

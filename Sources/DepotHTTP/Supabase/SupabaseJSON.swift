@@ -46,7 +46,11 @@ struct SupabaseBody {
     func bool(_ key: String) throws(StorageError) -> Bool? {
         guard let v = fields[key], !(v is NSNull) else { return nil }
         if let s = v as? String {
-            switch s { case "true": return true; case "false": return false; default: break }
+            switch s {
+            case "true": return true;
+            case "false": return false;
+            default: break
+            }
         } else if let n = v as? NSNumber, Self.isBool(n) || n == 0 || n == 1 {
             return n.boolValue
         }
@@ -65,9 +69,9 @@ struct SupabaseBody {
 
     private static func isBool(_ n: NSNumber) -> Bool {
         #if canImport(Darwin)
-        return CFGetTypeID(n) == CFBooleanGetTypeID()
+            return CFGetTypeID(n) == CFBooleanGetTypeID()
         #else
-        return String(cString: n.objCType) == "c" || type(of: n) == type(of: NSNumber(value: true))
+            return String(cString: n.objCType) == "c" || type(of: n) == type(of: NSNumber(value: true))
         #endif
     }
 }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import CDepotSystem
 import DepotCore
@@ -85,20 +85,20 @@ final class BlobSyncGroup: Sendable {
 
     private static func syncData(_ entries: [Entry], whole: Bool) throws {
         #if os(Linux)
-        if whole {
-            if depot_syncfs(entries[0].fd) != 0 { throw POSIX.error("syncfs", entries[0].tempPath) }
-            return
-        }
+            if whole {
+                if depot_syncfs(entries[0].fd) != 0 { throw POSIX.error("syncfs", entries[0].tempPath) }
+                return
+            }
         #endif
         for e in entries { try POSIX.fsync(e.fd, path: e.tempPath) }
     }
 
     private static func syncNames(_ anyFD: Int32, directories: Set<String>, whole: Bool) throws {
         #if os(Linux)
-        if whole {
-            if depot_syncfs(anyFD) != 0 { throw POSIX.error("syncfs", "blob store") }
-            return
-        }
+            if whole {
+                if depot_syncfs(anyFD) != 0 { throw POSIX.error("syncfs", "blob store") }
+                return
+            }
         #endif
         for directory in directories { try POSIX.fsyncDirectory(directory) }
     }

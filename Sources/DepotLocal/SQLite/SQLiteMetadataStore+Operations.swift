@@ -8,7 +8,9 @@ extension SQLiteMetadataStore {
     public func createBucket(_ bucket: BucketRecord) async throws {
         let args = try Self.bucketArguments(bucket)
         try await write { db in
-            try db.cachedStatement(sql: "INSERT INTO buckets (name, public, file_size_limit, allowed_mime_types, owner, created_at, updated_at) VALUES (?,?,?,?,?,?,?)").execute(
+            try db.cachedStatement(
+                sql: "INSERT INTO buckets (name, public, file_size_limit, allowed_mime_types, owner, created_at, updated_at) VALUES (?,?,?,?,?,?,?)"
+            ).execute(
                 arguments: args)
         }
     }
@@ -25,7 +27,9 @@ extension SQLiteMetadataStore {
         let args = try Self.bucketArguments(bucket)
         let flip = Int64.newGeneration()
         try await write { db in
-            try db.cachedStatement(sql: "UPDATE buckets SET public = ?2, file_size_limit = ?3, allowed_mime_types = ?4, owner = ?5, updated_at = ?7 WHERE name = ?1").execute(
+            try db.cachedStatement(
+                sql: "UPDATE buckets SET public = ?2, file_size_limit = ?3, allowed_mime_types = ?4, owner = ?5, updated_at = ?7 WHERE name = ?1"
+            ).execute(
                 arguments: args)
             guard db.changesCount == 1 else { throw StorageError.notFound("bucket not found") }
             if endingLinks {
@@ -98,16 +102,24 @@ extension SQLiteMetadataStore {
             guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM buckets WHERE name = ?"), arguments: [to.bucket]) == true else {
                 throw StorageError.notFound("bucket not found")
             }
-            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM objects WHERE bucket = ? AND name = ?"), arguments: [from.bucket, from.path.string]) == true else {
+            guard
+                try Bool.fetchOne(
+                    db.cachedStatement(sql: "SELECT 1 FROM objects WHERE bucket = ? AND name = ?"), arguments: [from.bucket, from.path.string])
+                    == true
+            else {
                 throw StorageError.notFound()
             }
             if from != to,
-                try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM objects WHERE bucket = ? AND name = ?"), arguments: [to.bucket, to.path.string]) == true
+                try Bool.fetchOne(
+                    db.cachedStatement(sql: "SELECT 1 FROM objects WHERE bucket = ? AND name = ?"), arguments: [to.bucket, to.path.string]) == true
             {
                 throw StorageError(.alreadyExists, "an object already exists at the destination")
             }
             let row = try Row.fetchOne(
-                db.cachedStatement(sql: "UPDATE objects SET bucket = ?, name = ?, generation = ?, updated_at = ? WHERE bucket = ? AND name = ? RETURNING \(Self.objectColumns)"),
+                db.cachedStatement(
+                    sql:
+                        "UPDATE objects SET bucket = ?, name = ?, generation = ?, updated_at = ? WHERE bucket = ? AND name = ? RETURNING \(Self.objectColumns)"
+                ),
                 arguments: [to.bucket, to.path.string, generation, date.timeIntervalSince1970, from.bucket, from.path.string])
             guard let row else { throw StorageError.notFound() }
             return try Self.object(row)
@@ -117,7 +129,8 @@ extension SQLiteMetadataStore {
     public func setGeneration(_ generation: Int64, at key: ObjectKey, date: Date) async throws -> ObjectRecord {
         try await write { db in
             let row = try Row.fetchOne(
-                db.cachedStatement(sql: "UPDATE objects SET generation = ?, updated_at = ? WHERE bucket = ? AND name = ? RETURNING \(Self.objectColumns)"),
+                db.cachedStatement(
+                    sql: "UPDATE objects SET generation = ?, updated_at = ? WHERE bucket = ? AND name = ? RETURNING \(Self.objectColumns)"),
                 arguments: [generation, date.timeIntervalSince1970, key.bucket, key.path.string])
             guard let row else { throw StorageError.notFound() }
             return try Self.object(row)
@@ -149,7 +162,9 @@ extension SQLiteMetadataStore {
             for start in stride(from: 0, to: raw.count, by: 500) {
                 let chunk = Array(raw[start..<min(start + 500, raw.count)])
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                for id in try String.fetchAll(db, sql: "SELECT blob_id FROM objects WHERE blob_id IN (\(marks))", arguments: StatementArguments(chunk)) {
+                for id in try String.fetchAll(
+                    db, sql: "SELECT blob_id FROM objects WHERE blob_id IN (\(marks))", arguments: StatementArguments(chunk))
+                {
                     found.insert(BlobID(rawValue: id))
                 }
             }
@@ -163,23 +178,33 @@ extension SQLiteMetadataStore {
 extension SQLiteMetadataStore {
     public func createIntent(_ i: UploadIntent) async throws {
         try await write { db in
-            try db.cachedStatement(sql: "INSERT INTO upload_intents (id, bucket, name, owner, content_type, size, sha256, upsert, state, expires_at, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)").execute(
-                arguments: [i.id, i.bucket, i.path.string, i.owner, i.contentType, i.size, i.sha256, i.upsert, i.state.rawValue,
-                            i.expiresAt.timeIntervalSince1970, i.createdAt.timeIntervalSince1970])
+            try db.cachedStatement(
+                sql:
+                    "INSERT INTO upload_intents (id, bucket, name, owner, content_type, size, sha256, upsert, state, expires_at, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+            ).execute(
+                arguments: [
+                    i.id, i.bucket, i.path.string, i.owner, i.contentType, i.size, i.sha256, i.upsert, i.state.rawValue,
+                    i.expiresAt.timeIntervalSince1970, i.createdAt.timeIntervalSince1970,
+                ])
         }
     }
 
     public func intent(id: String) async throws -> UploadIntent? {
-        try await read { db in try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM upload_intents WHERE id = ?"), arguments: [id]).map(Self.intent) }
+        try await read { db in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM upload_intents WHERE id = ?"), arguments: [id]).map(Self.intent)
+        }
     }
 
     public func claimIntent(id: String, now: Date) async throws -> UploadIntent {
         try await write { db in
-            guard let current = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM upload_intents WHERE id = ?"), arguments: [id]).map(Self.intent) else {
+            guard
+                let current = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM upload_intents WHERE id = ?"), arguments: [id]).map(Self.intent)
+            else {
                 throw StorageError(.notFound, "upload intent not found")
             }
             guard current.state == .pending else {
-                throw StorageError(.uploadConsumed, current.state == .consumed ? "this upload URL has already been used" : "this upload URL is in use")
+                throw StorageError(
+                    .uploadConsumed, current.state == .consumed ? "this upload URL has already been used" : "this upload URL is in use")
             }
             guard current.expiresAt > now else { throw StorageError(.urlExpired, "the upload URL has expired") }
             try db.cachedStatement(sql: "UPDATE upload_intents SET state = 'uploading' WHERE id = ? AND state = 'pending'").execute(arguments: [id])
@@ -209,7 +234,10 @@ extension SQLiteMetadataStore {
 
     public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota) async throws -> ObjectRecord? {
         try await write { db in
-            guard let upsert = try Bool.fetchOne(db.cachedStatement(sql: "SELECT upsert FROM upload_intents WHERE id = ? AND state = 'uploading'"), arguments: [id]) else {
+            guard
+                let upsert = try Bool.fetchOne(
+                    db.cachedStatement(sql: "SELECT upsert FROM upload_intents WHERE id = ? AND state = 'uploading'"), arguments: [id])
+            else {
                 throw StorageError(.uploadConsumed, "this upload URL is not being uploaded")
             }
             let replaced = try Self.put(object, upsert: upsert, quota: quota, in: db)
@@ -230,9 +258,10 @@ extension SQLiteMetadataStore {
             let totals = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT bytes, objects AS n FROM tenant_usage WHERE owner = ?"),
                 arguments: [owner])
-            let intents = try Int.fetchOne(
-                db.cachedStatement(sql: "SELECT COUNT(*) FROM upload_intents WHERE owner = ? AND state = 'pending' AND expires_at > ?"),
-                arguments: [owner, now.timeIntervalSince1970]) ?? 0
+            let intents =
+                try Int.fetchOne(
+                    db.cachedStatement(sql: "SELECT COUNT(*) FROM upload_intents WHERE owner = ? AND state = 'pending' AND expires_at > ?"),
+                    arguments: [owner, now.timeIntervalSince1970]) ?? 0
             return TenantUsage(bytes: totals?["bytes"] ?? 0, objects: totals?["n"] ?? 0, pendingIntents: intents)
         }
     }

@@ -17,8 +17,10 @@ extension SQLiteMetadataStore {
     }
 
     static func arguments(_ o: ObjectRecord) -> StatementArguments {
-        [o.bucket, o.path.string, o.owner, o.blobID.rawValue, o.size, o.contentType, o.sha256, o.cacheControl,
-         o.metadata, o.generation, o.createdAt.timeIntervalSince1970, o.updatedAt.timeIntervalSince1970]
+        [
+            o.bucket, o.path.string, o.owner, o.blobID.rawValue, o.size, o.contentType, o.sha256, o.cacheControl,
+            o.metadata, o.generation, o.createdAt.timeIntervalSince1970, o.updatedAt.timeIntervalSince1970,
+        ]
     }
 
     static func bucket(_ row: Row) throws -> BucketRecord {
@@ -64,8 +66,10 @@ extension SQLiteMetadataStore {
                     cache_control = ?, metadata = ?, generation = ?, updated_at = ? WHERE bucket = ? AND name = ?
                     """)
             try update.execute(
-                arguments: [o.owner, o.blobID.rawValue, o.size, o.contentType, o.sha256, o.cacheControl, o.metadata,
-                            o.generation, o.updatedAt.timeIntervalSince1970, o.bucket, o.path.string])
+                arguments: [
+                    o.owner, o.blobID.rawValue, o.size, o.contentType, o.sha256, o.cacheControl, o.metadata,
+                    o.generation, o.updatedAt.timeIntervalSince1970, o.bucket, o.path.string,
+                ])
         } else {
             guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM buckets WHERE name = ?"), arguments: [o.bucket]) == true else {
                 throw StorageError.notFound("bucket not found")
@@ -73,7 +77,8 @@ extension SQLiteMetadataStore {
             try db.cachedStatement(sql: "INSERT INTO objects (\(objectColumns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)").execute(arguments: arguments(o))
         }
         if quota.limitsStorage, let owner = o.owner,
-           let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT bytes, objects FROM tenant_usage WHERE owner = ?"), arguments: [owner]) {
+            let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT bytes, objects FROM tenant_usage WHERE owner = ?"), arguments: [owner])
+        {
             try quota.check(TenantUsage(bytes: row[0], objects: row[1]))
         }
         return existing

@@ -32,73 +32,75 @@ public struct SQLiteMetadataStore: MetadataStore {
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE buckets (
-                    name TEXT PRIMARY KEY NOT NULL,
-                    public INTEGER NOT NULL,
-                    file_size_limit INTEGER,
-                    allowed_mime_types TEXT,
-                    owner TEXT,
-                    created_at REAL NOT NULL,
-                    updated_at REAL NOT NULL
-                );
-                CREATE TABLE objects (
-                    bucket TEXT NOT NULL REFERENCES buckets(name),
-                    name TEXT NOT NULL,
-                    owner TEXT,
-                    blob_id TEXT NOT NULL,
-                    size INTEGER NOT NULL,
-                    content_type TEXT NOT NULL,
-                    sha256 TEXT NOT NULL,
-                    cache_control TEXT,
-                    metadata TEXT,
-                    generation INTEGER NOT NULL,
-                    created_at REAL NOT NULL,
-                    updated_at REAL NOT NULL,
-                    PRIMARY KEY (bucket, name)
-                ) WITHOUT ROWID;
-                CREATE INDEX objects_blob_id ON objects(blob_id);
-                CREATE TABLE upload_intents (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    bucket TEXT NOT NULL,
-                    name TEXT NOT NULL,
-                    owner TEXT,
-                    content_type TEXT NOT NULL,
-                    size INTEGER NOT NULL,
-                    sha256 TEXT,
-                    upsert INTEGER NOT NULL,
-                    state TEXT NOT NULL,
-                    expires_at REAL NOT NULL,
-                    created_at REAL NOT NULL
-                );
-                CREATE INDEX upload_intents_expires_at ON upload_intents(expires_at);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE buckets (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        public INTEGER NOT NULL,
+                        file_size_limit INTEGER,
+                        allowed_mime_types TEXT,
+                        owner TEXT,
+                        created_at REAL NOT NULL,
+                        updated_at REAL NOT NULL
+                    );
+                    CREATE TABLE objects (
+                        bucket TEXT NOT NULL REFERENCES buckets(name),
+                        name TEXT NOT NULL,
+                        owner TEXT,
+                        blob_id TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        content_type TEXT NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        cache_control TEXT,
+                        metadata TEXT,
+                        generation INTEGER NOT NULL,
+                        created_at REAL NOT NULL,
+                        updated_at REAL NOT NULL,
+                        PRIMARY KEY (bucket, name)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX objects_blob_id ON objects(blob_id);
+                    CREATE TABLE upload_intents (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        bucket TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        owner TEXT,
+                        content_type TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        sha256 TEXT,
+                        upsert INTEGER NOT NULL,
+                        state TEXT NOT NULL,
+                        expires_at REAL NOT NULL,
+                        created_at REAL NOT NULL
+                    );
+                    CREATE INDEX upload_intents_expires_at ON upload_intents(expires_at);
+                    """)
         }
         // Per-tenant usage (quotas): totals kept by triggers in the transaction of every write to
         // `objects`, so no write path can forget them and a lookup is one row.
         m.registerMigration("v2") { db in
-            try db.execute(sql: """
-                CREATE TABLE tenant_usage (
-                    owner TEXT PRIMARY KEY NOT NULL,
-                    bytes INTEGER NOT NULL,
-                    objects INTEGER NOT NULL
-                ) WITHOUT ROWID;
-                INSERT INTO tenant_usage (owner, bytes, objects)
-                    SELECT owner, SUM(size), COUNT(*) FROM objects WHERE owner IS NOT NULL GROUP BY owner;
-                CREATE TRIGGER objects_usage_insert AFTER INSERT ON objects WHEN NEW.owner IS NOT NULL BEGIN
-                    INSERT INTO tenant_usage (owner, bytes, objects) VALUES (NEW.owner, NEW.size, 1)
-                        ON CONFLICT (owner) DO UPDATE SET bytes = bytes + excluded.bytes, objects = objects + 1;
-                END;
-                CREATE TRIGGER objects_usage_delete AFTER DELETE ON objects WHEN OLD.owner IS NOT NULL BEGIN
-                    UPDATE tenant_usage SET bytes = bytes - OLD.size, objects = objects - 1 WHERE owner = OLD.owner;
-                END;
-                CREATE TRIGGER objects_usage_update AFTER UPDATE OF owner, size ON objects BEGIN
-                    UPDATE tenant_usage SET bytes = bytes - OLD.size, objects = objects - 1 WHERE owner = OLD.owner;
-                    INSERT INTO tenant_usage (owner, bytes, objects) SELECT NEW.owner, NEW.size, 1 WHERE NEW.owner IS NOT NULL
-                        ON CONFLICT (owner) DO UPDATE SET bytes = bytes + excluded.bytes, objects = objects + 1;
-                END;
-                CREATE INDEX upload_intents_owner ON upload_intents(owner, state);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE tenant_usage (
+                        owner TEXT PRIMARY KEY NOT NULL,
+                        bytes INTEGER NOT NULL,
+                        objects INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    INSERT INTO tenant_usage (owner, bytes, objects)
+                        SELECT owner, SUM(size), COUNT(*) FROM objects WHERE owner IS NOT NULL GROUP BY owner;
+                    CREATE TRIGGER objects_usage_insert AFTER INSERT ON objects WHEN NEW.owner IS NOT NULL BEGIN
+                        INSERT INTO tenant_usage (owner, bytes, objects) VALUES (NEW.owner, NEW.size, 1)
+                            ON CONFLICT (owner) DO UPDATE SET bytes = bytes + excluded.bytes, objects = objects + 1;
+                    END;
+                    CREATE TRIGGER objects_usage_delete AFTER DELETE ON objects WHEN OLD.owner IS NOT NULL BEGIN
+                        UPDATE tenant_usage SET bytes = bytes - OLD.size, objects = objects - 1 WHERE owner = OLD.owner;
+                    END;
+                    CREATE TRIGGER objects_usage_update AFTER UPDATE OF owner, size ON objects BEGIN
+                        UPDATE tenant_usage SET bytes = bytes - OLD.size, objects = objects - 1 WHERE owner = OLD.owner;
+                        INSERT INTO tenant_usage (owner, bytes, objects) SELECT NEW.owner, NEW.size, 1 WHERE NEW.owner IS NOT NULL
+                            ON CONFLICT (owner) DO UPDATE SET bytes = bytes + excluded.bytes, objects = objects + 1;
+                    END;
+                    CREATE INDEX upload_intents_owner ON upload_intents(owner, state);
+                    """)
         }
         return m
     }

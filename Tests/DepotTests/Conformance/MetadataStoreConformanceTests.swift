@@ -159,9 +159,12 @@ struct MetadataStoreConformanceTests {
         #expect(await code { _ = try await store.moveObject(from: o.key, to: to, generation: 1, at: t0) } == .notFound)
         try await store.putObject(try object("a", "alice/m.png"), upsert: false)
         #expect(await code { _ = try await store.moveObject(from: o.key, to: to, generation: 1, at: t0) } == .alreadyExists)
-        #expect(await code { _ = try await store.moveObject(from: o.key, to: ObjectKey(bucket: "zz", path: o.path), generation: 1, at: t0) } == .notFound)
+        #expect(
+            await code { _ = try await store.moveObject(from: o.key, to: ObjectKey(bucket: "zz", path: o.path), generation: 1, at: t0) } == .notFound)
         #expect(try await store.setGeneration(555, at: to, date: t0).generation == 555)
-        #expect(await code { _ = try await store.setGeneration(1, at: ObjectKey(bucket: "a", path: try ObjectPath("alice/none")), date: t0) } == .notFound)
+        #expect(
+            await code { _ = try await store.setGeneration(1, at: ObjectKey(bucket: "a", path: try ObjectPath("alice/none")), date: t0) } == .notFound
+        )
         let both = try await store.objects(in: "a", paths: [o.path, try ObjectPath("alice/none")])
         #expect(both.count == 1)
         #expect(try await store.referencedBlobs(among: [o.blobID, moved.blobID, .random()]) == [moved.blobID])
@@ -250,7 +253,8 @@ struct MetadataStoreConformanceTests {
         let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
             for _ in 0..<20 {
                 group.addTask {
-                    do { _ = try await store.claimIntent(id: i.id, now: t0); return true } catch let e as StorageError where e.code == .uploadConsumed { return false }
+                    do { _ = try await store.claimIntent(id: i.id, now: t0); return true } catch let e as StorageError where e.code == .uploadConsumed
+                    { return false }
                 }
             }
             return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }

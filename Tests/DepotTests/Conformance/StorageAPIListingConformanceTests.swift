@@ -36,8 +36,10 @@ struct StorageAPIListingConformanceTests {
     func folderViewsAndPages(_ kind: MetadataStoreKind) async throws {
         let (service, cleanup) = try await service(kind)
         defer { cleanup() }
-        let names = ["alice/a.txt", "alice/b/1.txt", "alice/b/2.txt", "alice/b/c/3.txt", "alice/b~.txt", "alice/bz.txt",
-                     "alice/é.txt", "alice/Z.txt", "bob/x.txt", "top.txt"]
+        let names = [
+            "alice/a.txt", "alice/b/1.txt", "alice/b/2.txt", "alice/b/c/3.txt", "alice/b~.txt", "alice/bz.txt",
+            "alice/é.txt", "alice/Z.txt", "bob/x.txt", "top.txt",
+        ]
         for n in names { try await put(service, n) }
 
         let root = try await service.listFolder(as: .service, bucket: "docs", prefix: "")

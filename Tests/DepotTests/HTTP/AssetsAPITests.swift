@@ -87,8 +87,10 @@ struct AssetsAPITests {
         let env = try await TestEnvironment.make()
         try await env.live { client in
             let alice = try await env.auth("alice")
-            for (bytes, type, ext) in [(Fixture.png(), "image/png", "png"), (Fixture.jpeg(), "image/jpeg", "jpg"),
-                                       (Fixture.gif(), "image/gif", "gif"), (Fixture.webp(), "image/webp", "webp")] {
+            for (bytes, type, ext) in [
+                (Fixture.png(), "image/png", "png"), (Fixture.jpeg(), "image/jpeg", "jpg"),
+                (Fixture.gif(), "image/gif", "gif"), (Fixture.webp(), "image/webp", "webp"),
+            ] {
                 let up = try await client.upload(bytes, type: type, headers: alice)
                 #expect(up.status == .created)
                 #expect((up.json["path"] as? String)?.hasSuffix(".\(ext)") == true)
@@ -106,7 +108,8 @@ struct AssetsAPITests {
             let alice = try await env.auth("alice")
             let png = Fixture.png(200_000)
             let body = Fixture.multipart(fields: [("jobId", "mp-1")], file: png, fieldsAfter: [("suffix", "_56x56"), ("visibility", "public")])
-            let r = try await client.request(.post, "/v1/assets", headers: alice + [.contentType: "multipart/form-data; boundary=depot-boundary-1234"], body: body)
+            let r = try await client.request(
+                .post, "/v1/assets", headers: alice + [.contentType: "multipart/form-data; boundary=depot-boundary-1234"], body: body)
             #expect(r.status == .created)
             let path = try #require(r.json["path"] as? String)
             #expect(path.hasPrefix("alice/mp-1/") && path.hasSuffix("_56x56.png"))
@@ -123,7 +126,8 @@ struct AssetsAPITests {
             let alice = try await env.auth("alice")
             let png = Fixture.png(3000)
             let body = Fixture.multipart(file: png)
-            let r = try await client.request(.post, "/upload?job_id=seed-1", headers: alice + [.contentType: "multipart/form-data; boundary=depot-boundary-1234"], body: body)
+            let r = try await client.request(
+                .post, "/upload?job_id=seed-1", headers: alice + [.contentType: "multipart/form-data; boundary=depot-boundary-1234"], body: body)
             #expect(r.status == .ok)
             #expect(Set(r.json.keys) == ["path", "url"])
             #expect(try await client.request(.get, TestEnvironment.local(r.json["url"] as! String)).bytes == png)
@@ -131,7 +135,8 @@ struct AssetsAPITests {
             let p = try await client.request(.post, "/presigned-upload?content_type=image/png&file_size=\(png.count)&job_id=seed-2", headers: alice)
             #expect(p.status == .ok)
             #expect(Set(p.json.keys) == ["upload_url", "path"])
-            let put = try await client.request(.put, TestEnvironment.local(p.json["upload_url"] as! String), headers: [.contentType: "image/png"], body: png)
+            let put = try await client.request(
+                .put, TestEnvironment.local(p.json["upload_url"] as! String), headers: [.contentType: "image/png"], body: png)
             #expect(put.status == .created)
             #expect(put.json["path"] as? String == p.json["path"] as? String)
         }
@@ -149,7 +154,8 @@ struct AssetsAPITests {
             #expect(b.json["contentType"] as? String == "image/jpeg")
             let before = try await env.snapshot()
             #expect(before.blobFiles == 1)  // the replaced blob was deleted after the commit
-            let c = try await client.request(.put, "/v1/assets/alice/profile/avatar", headers: alice + [.contentType: "image/png", .ifNoneMatch: "*"], body: first)
+            let c = try await client.request(
+                .put, "/v1/assets/alice/profile/avatar", headers: alice + [.contentType: "image/png", .ifNoneMatch: "*"], body: first)
             #expect(c.status == .conflict)
             #expect(c.errorCode == "already_exists")
             #expect(try await env.snapshot() == before)
@@ -193,7 +199,8 @@ struct AssetsAPITests {
             var paths: [String] = []
             for _ in 0..<3 { paths.append(try await client.upload(Fixture.png(), headers: alice).json["path"] as! String) }
             let bob = try await client.upload(Fixture.png(), headers: try await env.auth("bob")).json["path"] as! String
-            let r = try await client.json(.post, "/v1/signed-urls", headers: alice, ["paths": paths + ["alice/none.png", bob, "alice/../x"], "expiresIn": "600"])
+            let r = try await client.json(
+                .post, "/v1/signed-urls", headers: alice, ["paths": paths + ["alice/none.png", bob, "alice/../x"], "expiresIn": "600"])
             #expect(r.status == .ok)
             let urls = try #require(r.json["urls"] as? [String: String])
             #expect(Set(urls.keys) == Set(paths))

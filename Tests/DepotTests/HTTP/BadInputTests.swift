@@ -102,8 +102,10 @@ struct BadInputTests {
                     #expect(r.status == .badRequest || r.status == .forbidden, "sign \(path)")
                 }
                 // jobId and suffix cannot smuggle a path.
-                for q in ["jobId=..", "jobId=a/b", "jobId=a%2Fb", "jobId=", "jobId=\(String(repeating: "j", count: 129))",
-                          "jobId=ok&suffix=/x", "jobId=ok&suffix=..", "jobId=ok&suffix=\(String(repeating: "s", count: 65))"] {
+                for q in [
+                    "jobId=..", "jobId=a/b", "jobId=a%2Fb", "jobId=", "jobId=\(String(repeating: "j", count: 129))",
+                    "jobId=ok&suffix=/x", "jobId=ok&suffix=..", "jobId=ok&suffix=\(String(repeating: "s", count: 65))",
+                ] {
                     let r = try await client.request(.post, "/v1/assets?\(q)", headers: alice + [.contentType: "image/png"], body: Fixture.png())
                     #expect(r.status == .badRequest, "\(q)")
                     #expect(r.errorCode == "invalid_request", "\(q)")
@@ -138,10 +140,12 @@ struct BadInputTests {
                     let r = try await client.upload(bytes, type: type, headers: alice)
                     #expect(r.status == .unsupportedMediaType, "\(type ?? "-") \(code)")
                     #expect(r.errorCode == code, "\(type ?? "-")")
-                    let put = try await client.request(.put, "/v1/assets/alice/spoof", headers: alice + (type.map { [.contentType: $0] } ?? [:]), body: bytes)
+                    let put = try await client.request(
+                        .put, "/v1/assets/alice/spoof", headers: alice + (type.map { [.contentType: $0] } ?? [:]), body: bytes)
                     #expect(put.status == .unsupportedMediaType)
-                    let mp = try await client.request(.post, "/v1/assets", headers: alice + [.contentType: "multipart/form-data; boundary=depot-boundary-1234"],
-                                                      body: Fixture.multipart(fields: [("jobId", "j")], contentType: type, file: bytes))
+                    let mp = try await client.request(
+                        .post, "/v1/assets", headers: alice + [.contentType: "multipart/form-data; boundary=depot-boundary-1234"],
+                        body: Fixture.multipart(fields: [("jobId", "j")], contentType: type, file: bytes))
                     #expect(mp.status == .unsupportedMediaType)
                 }
             }
@@ -157,16 +161,22 @@ struct BadInputTests {
                 let r = try await client.upload(big, headers: [.authorization: "Bearer \(token)"])
                 #expect(r.status == .contentTooLarge)
                 #expect(r.errorCode == "payload_too_large")
-                let put = try await client.request(.put, "/v1/assets/alice/big", headers: [.authorization: "Bearer \(token)", .contentType: "image/png"], body: big)
+                let put = try await client.request(
+                    .put, "/v1/assets/alice/big", headers: [.authorization: "Bearer \(token)", .contentType: "image/png"], body: big)
                 #expect(put.status == .contentTooLarge)
                 // Chunked: no Content-Length, the limit is enforced while streaming.
                 let chunks = stride(from: 0, to: big.count, by: 8192).map { Array(big[$0..<min($0 + 8192, big.count)]) }
-                let chunked = try await Streaming.send(.POST, port: client.port, "/v1/assets?jobId=j", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "image/png")], chunks: chunks)
+                let chunked = try await Streaming.send(
+                    .POST, port: client.port, "/v1/assets?jobId=j", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "image/png")],
+                    chunks: chunks)
                 #expect(chunked.status == 413)
                 #expect(chunked.errorCode == "payload_too_large")
                 let mp = Fixture.multipart(fields: [("jobId", "j")], file: big)
                 let mpChunks = stride(from: 0, to: mp.count, by: 8192).map { Array(mp[$0..<min($0 + 8192, mp.count)]) }
-                let chunkedMP = try await Streaming.send(.POST, port: client.port, "/v1/assets", headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "multipart/form-data; boundary=depot-boundary-1234")], chunks: mpChunks)
+                let chunkedMP = try await Streaming.send(
+                    .POST, port: client.port, "/v1/assets",
+                    headers: [("Authorization", "Bearer \(token)"), ("Content-Type", "multipart/form-data; boundary=depot-boundary-1234")],
+                    chunks: mpChunks)
                 #expect(chunkedMP.status == 413)
             }
             // Exactly at the limit is fine.
@@ -236,7 +246,10 @@ struct BadInputTests {
                     ("multipart/form-data; boundary=depot-boundary-1234", Array(good.prefix(good.count - 30))),
                     ("multipart/form-data; boundary=depot-boundary-1234", Fixture.multipart(fields: [("jobId", "j")], file: nil)),
                     ("multipart/form-data; boundary=depot-boundary-1234", Array("complete garbage".utf8)),
-                    ("multipart/form-data; boundary=depot-boundary-1234", Array("--depot-boundary-1234\r\nno-colon-header\r\n\r\nx\r\n--depot-boundary-1234--\r\n".utf8)),
+                    (
+                        "multipart/form-data; boundary=depot-boundary-1234",
+                        Array("--depot-boundary-1234\r\nno-colon-header\r\n\r\nx\r\n--depot-boundary-1234--\r\n".utf8)
+                    ),
                     ("multipart/form-data; boundary=other", good),
                 ]
                 for (type, body) in bodies {
@@ -244,7 +257,9 @@ struct BadInputTests {
                     #expect(r.status == .badRequest, "\(type) \(body.count)")
                     #expect(r.errorCode == "invalid_request")
                 }
-                let noJob = try await client.request(.post, "/v1/assets", headers: alice + [.contentType: "multipart/form-data; boundary=depot-boundary-1234"], body: Fixture.multipart(file: png))
+                let noJob = try await client.request(
+                    .post, "/v1/assets", headers: alice + [.contentType: "multipart/form-data; boundary=depot-boundary-1234"],
+                    body: Fixture.multipart(file: png))
                 #expect(noJob.status == .badRequest)
                 let noJobRaw = try await client.request(.post, "/v1/assets", headers: alice + [.contentType: "image/png"], body: png)
                 #expect(noJobRaw.status == .badRequest)
@@ -258,7 +273,8 @@ struct BadInputTests {
             let up = try await client.upload(Fixture.png(), headers: try await env.auth("alice"))
             // Break the blob store underneath a committed object: the client sees a generic error.
             try FileManager.default.removeItem(atPath: env.dir + "/blobs")
-            let r = try await client.request(.put, "/v1/assets/alice/new.png", headers: (try await env.auth("alice")) + [.contentType: "image/png"], body: Fixture.png())
+            let r = try await client.request(
+                .put, "/v1/assets/alice/new.png", headers: (try await env.auth("alice")) + [.contentType: "image/png"], body: Fixture.png())
             #expect(r.status == .internalServerError)
             #expect(r.errorCode == "internal_error")
             let message = try #require((r.json["error"] as? [String: Any])?["message"] as? String)

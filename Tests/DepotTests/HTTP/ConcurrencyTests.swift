@@ -45,7 +45,8 @@ struct ConcurrencyTests {
             var uploads: [(url: String, bytes: [UInt8])] = []
             for i in 0..<45 {
                 let bytes = Fixture.png(2000 + i)
-                let r = try await client.json(.post, "/v1/presigned-uploads", headers: alice, ["jobId": "p", "contentType": "image/png", "size": bytes.count])
+                let r = try await client.json(
+                    .post, "/v1/presigned-uploads", headers: alice, ["jobId": "p", "contentType": "image/png", "size": bytes.count])
                 uploads.append((TestEnvironment.local(r.json["uploadUrl"] as! String), bytes))
             }
             // 100 PUTs at once: every URL twice, and URL 0 ten more times.
@@ -54,7 +55,8 @@ struct ConcurrencyTests {
             let statuses = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
                 for (index, u) in attempts {
                     group.addTask {
-                        let r = try await Streaming.send(.PUT, port: client.port, u.url, headers: [("Content-Type", "image/png")], chunks: [u.bytes], knownLength: true)
+                        let r = try await Streaming.send(
+                            .PUT, port: client.port, u.url, headers: [("Content-Type", "image/png")], chunks: [u.bytes], knownLength: true)
                         return (index, r.status)
                     }
                 }

@@ -77,7 +77,8 @@ struct DownloadTests {
             let get = try await client.request(.get, url, headers: origin)
             #expect(get.headers[.accessControlAllowOrigin] == "*")
             #expect(get.headers[.accessControlExposeHeaders]?.contains("ETag") == true)
-            let pre = try await client.request(.options, "/storage/v1/object/upload/sign/assets/alice/x.png", headers: origin + [.accessControlRequestMethod: "PUT"])
+            let pre = try await client.request(
+                .options, "/storage/v1/object/upload/sign/assets/alice/x.png", headers: origin + [.accessControlRequestMethod: "PUT"])
             #expect(pre.status == .noContent)
             #expect(pre.headers[.accessControlAllowMethods]?.contains("PUT") == true)
             #expect(pre.headers[.accessControlAllowHeaders]?.contains("x-checksum-sha256") == true)
@@ -95,8 +96,11 @@ struct DownloadTests {
             // The private object is not reachable through the public route.
             #expect(try await client.request(.get, "/storage/v1/object/public/assets/\(path)").status == .notFound)
             // The authenticated route applies the tenant rule.
-            #expect(try await client.request(.get, "/storage/v1/object/authenticated/assets/\(path)", headers: try await env.auth("alice")).status == .ok)
-            #expect(try await client.request(.get, "/storage/v1/object/authenticated/assets/\(path)", headers: try await env.auth("bob")).status == .forbidden)
+            #expect(
+                try await client.request(.get, "/storage/v1/object/authenticated/assets/\(path)", headers: try await env.auth("alice")).status == .ok)
+            #expect(
+                try await client.request(.get, "/storage/v1/object/authenticated/assets/\(path)", headers: try await env.auth("bob")).status
+                    == .forbidden)
             #expect(try await client.request(.get, "/storage/v1/object/authenticated/assets/\(path)").status == .unauthorized)
         }
     }
@@ -106,11 +110,14 @@ struct DownloadTests {
         // Through the service (a bucket that accepts any type), then served over HTTP.
         let key = ObjectKey(bucket: "assets", path: try ObjectPath("alice/page.html"))
         let blob = try await env.service.ingest(
-            AsyncStream { c in c.yield(Fixture.buffer(Fixture.html)); c.finish() },
+            AsyncStream { c in
+                c.yield(Fixture.buffer(Fixture.html)); c.finish()
+            },
             rules: IngestRules(maxSize: 1000, allowedTypes: nil, declaredType: "text/html"))
         _ = try await env.service.metadata.putObject(
-            ObjectRecord(bucket: key.bucket, path: key.path, owner: "alice", blobID: blob.id, size: blob.size,
-                         contentType: blob.contentType, sha256: blob.sha256, createdAt: Date()), upsert: false)
+            ObjectRecord(
+                bucket: key.bucket, path: key.path, owner: "alice", blobID: blob.id, size: blob.size,
+                contentType: blob.contentType, sha256: blob.sha256, createdAt: Date()), upsert: false)
         try await env.live { client in
             let r = try await client.request(.get, "/storage/v1/object/authenticated/assets/alice/page.html", headers: try await env.auth("alice"))
             #expect(r.status == .ok)

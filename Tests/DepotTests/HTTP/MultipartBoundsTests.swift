@@ -74,16 +74,27 @@ struct MultipartBoundsTests {
             }
             let close = Array("--depot-boundary-1234--\r\n".utf8)
             let cases: [(String, [UInt8], String)] = [
-                ("17 parts", file + (0..<15).flatMap { part("Content-Disposition: form-data; name=\"f\($0)\"", "v") } + close,
-                 "malformed multipart body: more than 16 parts"),
-                ("long headers", file + part("Content-Disposition: form-data; name=\"a\"\r\nX-Pad: " + String(repeating: "x", count: 9000), "v") + close,
-                 "malformed multipart body: part headers longer than 8192 bytes"),
-                ("no closing boundary", file + Array("--depot-boundary-1234".utf8),
-                 "malformed multipart body: the body ends after a boundary"),
-                ("truncated", file + Array("--depot-boundary-1234\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv".utf8),
-                 "malformed multipart body: the body ends inside a part"),
-                ("a large part nobody reads", file + part("X-Nothing: 1", String(repeating: "z", count: 100 * 1024)) + close,
-                 "malformed multipart body: more than 65536 bytes of parts were skipped unread"),
+                (
+                    "17 parts", file + (0..<15).flatMap { part("Content-Disposition: form-data; name=\"f\($0)\"", "v") } + close,
+                    "malformed multipart body: more than 16 parts"
+                ),
+                (
+                    "long headers",
+                    file + part("Content-Disposition: form-data; name=\"a\"\r\nX-Pad: " + String(repeating: "x", count: 9000), "v") + close,
+                    "malformed multipart body: part headers longer than 8192 bytes"
+                ),
+                (
+                    "no closing boundary", file + Array("--depot-boundary-1234".utf8),
+                    "malformed multipart body: the body ends after a boundary"
+                ),
+                (
+                    "truncated", file + Array("--depot-boundary-1234\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv".utf8),
+                    "malformed multipart body: the body ends inside a part"
+                ),
+                (
+                    "a large part nobody reads", file + part("X-Nothing: 1", String(repeating: "z", count: 100 * 1024)) + close,
+                    "malformed multipart body: more than 65536 bytes of parts were skipped unread"
+                ),
             ]
             for (name, body, message) in cases {
                 let r = try await Streaming.send(

@@ -238,7 +238,8 @@ struct PipelineDownloadTests {
             let slow = "GET /v1/assets?prefix=alice HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n"
             let fast = "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n"
             // The last request asks the server to close, so the reply ends where the stream does.
-            let replies = String(decoding: try await RawSocket.exchange(port: client.port, slow + "\r\n" + fast + slow + "Connection: close\r\n\r\n"), as: UTF8.self)
+            let replies = String(
+                decoding: try await RawSocket.exchange(port: client.port, slow + "\r\n" + fast + slow + "Connection: close\r\n\r\n"), as: UTF8.self)
             let statuses = replies.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
             #expect(statuses == ["200", "200", "200"])
             let order = ["application/json", "image/png", "application/json"].map { replies.range(of: $0)?.lowerBound }

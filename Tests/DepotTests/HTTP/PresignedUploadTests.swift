@@ -7,7 +7,9 @@ import Testing
 
 @Suite("Presigned (two-phase) uploads")
 struct PresignedUploadTests {
-    func presign(_ client: LiveClient, _ env: TestEnvironment, size: Int, type: String = "image/png", checksum: String? = nil, visibility: String? = nil) async throws -> (url: String, path: String) {
+    func presign(
+        _ client: LiveClient, _ env: TestEnvironment, size: Int, type: String = "image/png", checksum: String? = nil, visibility: String? = nil
+    ) async throws -> (url: String, path: String) {
         var body: [String: Any] = ["jobId": "direct", "contentType": type, "size": size]
         if let checksum { body["checksum"] = checksum }
         if let visibility { body["visibility"] = visibility }
@@ -76,7 +78,8 @@ struct PresignedUploadTests {
                 #expect(try await intentState(env, url: url) == .pending, "\(code)")
             }
             // Shorter or longer than declared without a Content-Length, streamed.
-            let short = try await Streaming.send(.PUT, port: client.port, url, headers: [("Content-Type", "image/png")], chunks: [Array(png.prefix(4000)), Array(png[4000..<9000])])
+            let short = try await Streaming.send(
+                .PUT, port: client.port, url, headers: [("Content-Type", "image/png")], chunks: [Array(png.prefix(4000)), Array(png[4000..<9000])])
             #expect(short.status == 400)
             #expect(short.errorCode == "size_mismatch")
             let long = try await Streaming.send(.PUT, port: client.port, url, headers: [("Content-Type", "image/png")], chunks: [png, [1]])

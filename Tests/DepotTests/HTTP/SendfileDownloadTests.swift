@@ -70,7 +70,8 @@ struct SendfileDownloadTests {
             let png = Fixture.png(300 * 1024 + 3)
             let url = try await PipelineDownloadTests.cachedURL(env, client, png)
             try await PipelineDownloadTests.expectAnswersMatchTheRouter(
-                env, client, url, PipelineDownloadTests.ranges(size: png.count), answered: 7) { sent(env) }
+                env, client, url, PipelineDownloadTests.ranges(size: png.count), answered: 7
+            ) { sent(env) }
             // The second half, as a video player asks for it.
             let half = try await client.request(.get, url, headers: [.range: "bytes=\(png.count / 2)-"])
             #expect(half.status == .partialContent && half.bytes.sha256Hex == Array(png[(png.count / 2)...]).sha256Hex)
@@ -171,7 +172,8 @@ struct SendfileDownloadTests {
                 let fd = try RawSocket.connect(port: port, timeout: 10, receiveBuffer: 64 * 1024)
                 defer { close(fd) }
                 let one = "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n"
-                RawSocket.send(fd, Array((String(repeating: one, count: count - 1) + "GET \(url) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").utf8))
+                RawSocket.send(
+                    fd, Array((String(repeating: one, count: count - 1) + "GET \(url) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").utf8))
                 // The most descriptors open on the blob at once, sampled until half a second after
                 // the first was seen (a loaded machine may take a while to get there).
                 var open = 0
@@ -215,7 +217,8 @@ struct SendfileDownloadTests {
             #expect(replies.last?.body == small)
             #expect(sent(env) == 0)
             // The server goes on (on a new connection).
-            let next = try Self.parse(try await RawSocket.exchange(port: client.port, "GET \(smallURL) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+            let next = try Self.parse(
+                try await RawSocket.exchange(port: client.port, "GET \(smallURL) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
             #expect(next.first?.body == small)
         }
     }

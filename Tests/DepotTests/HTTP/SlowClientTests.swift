@@ -44,7 +44,9 @@ struct SlowClientTests {
     }
 
     @Test func aHalfSentHeadIsClosedAfterTheHeaderTimeout() async throws {
-        let env = try await Self.env { $0.headerTimeout = .seconds(1); $0.idleTimeout = .seconds(5) }
+        let env = try await Self.env {
+            $0.headerTimeout = .seconds(1); $0.idleTimeout = .seconds(5)
+        }
         try await env.live { client in
             let port = client.port
             async let half = RawSocket.blocking { () throws -> Duration? in
@@ -79,7 +81,8 @@ struct SlowClientTests {
             }
             #expect(answered == Array(repeating: 200, count: 6))
             let halfClosed = try #require(try await half, "a half-sent head stays open")
-            #expect(halfClosed >= .milliseconds(900) && halfClosed < .seconds(3), "closed after \(halfClosed): the header timeout, not the idle timeout")
+            #expect(
+                halfClosed >= .milliseconds(900) && halfClosed < .seconds(3), "closed after \(halfClosed): the header timeout, not the idle timeout")
             let trickleClosed = try #require(try await trickled, "a trickled head stays open")
             #expect(trickleClosed >= .milliseconds(900) && trickleClosed < .seconds(3), "closed after \(trickleClosed)")
         }
@@ -197,7 +200,9 @@ struct SlowClientTests {
     }
 
     @Test func aTricklingUploadIsCutOffAndNothingIsStored() async throws {
-        let env = try await Self.env { $0.minUploadRate = 1024; $0.uploadRateWindow = .seconds(1) }
+        let env = try await Self.env {
+            $0.minUploadRate = 1024; $0.uploadRateWindow = .seconds(1)
+        }
         try await env.live { client in
             let port = client.port
             let token = try await env.token("alice")

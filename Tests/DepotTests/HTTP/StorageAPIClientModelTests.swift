@@ -88,12 +88,19 @@ struct StorageAPIClientModelTests {
         case string(String), number(Double), bool(Bool), null, array([JSONValue]), object([String: JSONValue])
         init(from decoder: any Decoder) throws {
             let c = try decoder.singleValueContainer()
-            if c.decodeNil() { self = .null }
-            else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-            else if let n = try? c.decode(Double.self) { self = .number(n) }
-            else if let s = try? c.decode(String.self) { self = .string(s) }
-            else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-            else { self = .object(try c.decode([String: JSONValue].self)) }
+            if c.decodeNil() {
+                self = .null
+            } else if let b = try? c.decode(Bool.self) {
+                self = .bool(b)
+            } else if let n = try? c.decode(Double.self) {
+                self = .number(n)
+            } else if let s = try? c.decode(String.self) {
+                self = .string(s)
+            } else if let a = try? c.decode([JSONValue].self) {
+                self = .array(a)
+            } else {
+                self = .object(try c.decode([String: JSONValue].self))
+            }
         }
     }
 
@@ -104,7 +111,8 @@ struct StorageAPIClientModelTests {
             let f = ISO8601DateFormatter()
             f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
             guard let date = f.date(from: s) else {
-                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not ISO 8601 with fractional seconds: \(s)"))
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "not ISO 8601 with fractional seconds: \(s)"))
             }
             return date
         }
@@ -121,8 +129,9 @@ struct StorageAPIClientModelTests {
         try await env.live { client in
             let service = try await env.auth("svc", role: .serviceRole)
             // supabase-swift sends fileSizeLimit as a string when it has a unit.
-            let created = try await client.json(.post, "/storage/v1/bucket", headers: service,
-                                                ["id": "swift", "name": "swift", "public": false, "file_size_limit": "2mb", "allowed_mime_types": ["image/png"]])
+            let created = try await client.json(
+                .post, "/storage/v1/bucket", headers: service,
+                ["id": "swift", "name": "swift", "public": false, "file_size_limit": "2mb", "allowed_mime_types": ["image/png"]])
             #expect(created.status == .ok, "\(created.text)")
 
             let buckets = try decode([Bucket].self, try await client.request(.get, "/storage/v1/bucket", headers: service))
@@ -144,27 +153,38 @@ struct StorageAPIClientModelTests {
             #expect(info.name == "dir/p.png" && info.size == png.count && info.cacheControl == "max-age=3600" && info.contentType == "image/png")
             #expect(UUID(uuidString: info.id) != nil && UUID(uuidString: info.version) != nil)
 
-            let listed = try decode([FileObject].self, try await client.json(.post, "/storage/v1/object/list/swift", headers: service,
-                                                                           ["prefix": "dir", "limit": 100, "offset": 0, "sortBy": ["column": "name", "order": "asc"]]))
+            let listed = try decode(
+                [FileObject].self,
+                try await client.json(
+                    .post, "/storage/v1/object/list/swift", headers: service,
+                    ["prefix": "dir", "limit": 100, "offset": 0, "sortBy": ["column": "name", "order": "asc"]]))
             #expect(listed.map(\.name) == ["p.png"] && listed[0].id != nil && listed[0].metadata != nil)
             let root = try decode([FileObject].self, try await client.json(.post, "/storage/v1/object/list/swift", headers: service, ["prefix": ""]))
             #expect(root.map(\.name) == ["dir"] && root[0].id == nil)
 
-            let signed = try decode(SignedURL.self, try await client.json(.post, "/storage/v1/object/sign/swift/dir/p.png", headers: service, ["expiresIn": 60]))
+            let signed = try decode(
+                SignedURL.self, try await client.json(.post, "/storage/v1/object/sign/swift/dir/p.png", headers: service, ["expiresIn": 60]))
             #expect(signed.signedURL.path == "/object/sign/swift/dir/p.png")
             let fetched = try await client.request(.get, "/storage/v1" + signed.signedURL.absoluteString)
             #expect(fetched.bytes == png)
-            let many = try decode([SignedURLItem].self, try await client.json(.post, "/storage/v1/object/sign/swift", headers: service,
-                                                                            ["expiresIn": 60, "paths": ["dir/p.png", "dir/none.png"]]))
-            #expect(many.map(\.path) == ["dir/p.png", "dir/none.png"] && many[0].signedURL != nil && many[1].signedURL == nil && many[1].error != nil)
+            let many = try decode(
+                [SignedURLItem].self,
+                try await client.json(
+                    .post, "/storage/v1/object/sign/swift", headers: service,
+                    ["expiresIn": 60, "paths": ["dir/p.png", "dir/none.png"]]))
+            #expect(
+                many.map(\.path) == ["dir/p.png", "dir/none.png"] && many[0].signedURL != nil && many[1].signedURL == nil && many[1].error != nil)
 
             // supabase-swift asks for a signed upload URL with no body and no content type.
-            let uploadURL = try decode(SignedUploadURL.self, try await client.request(.post, "/storage/v1/object/upload/sign/swift/dir/q.png", headers: service))
-            let token = try #require(URLComponents(url: uploadURL.url, resolvingAgainstBaseURL: false)?.queryItems?.first { $0.name == "token" }?.value)
+            let uploadURL = try decode(
+                SignedUploadURL.self, try await client.request(.post, "/storage/v1/object/upload/sign/swift/dir/q.png", headers: service))
+            let token = try #require(
+                URLComponents(url: uploadURL.url, resolvingAgainstBaseURL: false)?.queryItems?.first { $0.name == "token" }?.value)
             var put: HTTPFields = [.contentType: "multipart/form-data; boundary=depot-boundary-1234"]
             put[HTTPField.Name("X-Client-Info")!] = "storage-swift/2.0.0"
-            let direct = try await client.request(.put, "/storage/v1/object/upload/sign/swift/dir/q.png?token=\(token)", headers: put,
-                                                  body: Fixture.multipart(fields: [("cacheControl", "3600")], fileField: "", file: png))
+            let direct = try await client.request(
+                .put, "/storage/v1/object/upload/sign/swift/dir/q.png?token=\(token)", headers: put,
+                body: Fixture.multipart(fields: [("cacheControl", "3600")], fileField: "", file: png))
             #expect(direct.status == .ok && direct.json["Key"] as? String == "swift/dir/q.png", "\(direct.text)")
 
             let missing = try await client.request(.get, "/storage/v1/object/info/swift/dir/none.png", headers: service)

@@ -72,7 +72,8 @@ struct StorageAPITests {
         defer { env.cleanup() }
         try await env.live { client in
             let service = try await env.auth("svc", role: .serviceRole)
-            let made = try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "b", "public": "true", "file_size_limit": "1000"])
+            let made = try await client.json(
+                .post, "/storage/v1/bucket", headers: service, ["name": "b", "public": "true", "file_size_limit": "1000"])
             #expect(made.status == .ok, "\(made.text)")
             let bucket = try #require(try await env.service.metadata.bucket(named: "b"))
             #expect(bucket.isPublic && bucket.fileSizeLimit == 1000)
@@ -94,8 +95,9 @@ struct StorageAPITests {
         defer { env.cleanup() }
         try await env.live { client in
             let service = try await env.auth("svc", role: .serviceRole)
-            _ = try await client.json(.post, "/storage/v1/bucket", headers: service,
-                                      ["name": "img", "file_size_limit": 4096, "allowed_mime_types": ["image/png", "image/jpeg"]])
+            _ = try await client.json(
+                .post, "/storage/v1/bucket", headers: service,
+                ["name": "img", "file_size_limit": 4096, "allowed_mime_types": ["image/png", "image/jpeg"]])
             let before = try await env.snapshot()
             func post(_ path: String, _ type: String, _ body: [UInt8], as headers: HTTPFields) async throws -> LiveClient.Reply {
                 var h = headers

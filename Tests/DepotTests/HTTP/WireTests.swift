@@ -34,7 +34,8 @@ struct WireTests {
         try await env.live { client in
             let token = try await env.token("alice")
             let png = Fixture.png(2 * 1024 * 1024)
-            let head = "POST /v1/assets?jobId=wire HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: image/png\r\nContent-Length: \(png.count)\r\nExpect: 100-continue\r\n\r\n"
+            let head =
+                "POST /v1/assets?jobId=wire HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: image/png\r\nContent-Length: \(png.count)\r\nExpect: 100-continue\r\n\r\n"
             let (first, final) = try await exchange(port: client.port, head: head, then: png)
             #expect(first.hasPrefix("HTTP/1.1 100 Continue"))
             #expect(final.contains("HTTP/1.1 201"))
@@ -52,8 +53,10 @@ struct WireTests {
             let pathA = urlA.split(separator: "?")[0]
             let last = urlA.last!
             let tampered = String(urlA.dropLast()) + (last == "A" ? "B" : "A")
-            for (url, code) in [(tampered, "signature_invalid"), ("\(pathA)?token=\(tokenB)", "signature_invalid"),
-                                (String(pathA), "signature_invalid"), ("\(pathA)?token=", "signature_invalid")] {
+            for (url, code) in [
+                (tampered, "signature_invalid"), ("\(pathA)?token=\(tokenB)", "signature_invalid"),
+                (String(pathA), "signature_invalid"), ("\(pathA)?token=", "signature_invalid"),
+            ] {
                 let r = try await client.request(.get, url)
                 #expect(r.status == .forbidden, "\(url)")
                 #expect(r.errorCode == code)

@@ -18,8 +18,11 @@ struct PostgresMetadataStoreTests {
     }
 
     /// A second store (its own connection pool, as another server has) on the same database.
-    func secondServer(on store: PostgresMetadataStore, url: String, claimLease: TimeInterval = 600) async throws -> (PostgresMetadataStore, @Sendable () -> Void) {
-        let other = try PostgresMetadataStore(url: url, claimLease: claimLease, timeout: PostgresTestServer.timeout, logger: PostgresTestServer.logger)
+    func secondServer(on store: PostgresMetadataStore, url: String, claimLease: TimeInterval = 600) async throws -> (
+        PostgresMetadataStore, @Sendable () -> Void
+    ) {
+        let other = try PostgresMetadataStore(
+            url: url, claimLease: claimLease, timeout: PostgresTestServer.timeout, logger: PostgresTestServer.logger)
         let runner = await other.start()
         return (other, { runner.cancel() })
     }
@@ -64,9 +67,11 @@ struct PostgresMetadataStoreTests {
         #expect(again.state == .uploading)
         await #expect(throws: StorageError.self) { try await store.claimIntent(id: "x", now: self.now.addingTimeInterval(2.5)) }
         // A consumed intent never comes back, however old.
-        _ = try await store.commitIntent(id: "x", object: ObjectRecord(
-            bucket: "assets", path: try ObjectPath("alice/job/x.png"), owner: "alice", blobID: .random(), size: 10,
-            contentType: "image/png", sha256: String(repeating: "0", count: 64), generation: 1, createdAt: now))
+        _ = try await store.commitIntent(
+            id: "x",
+            object: ObjectRecord(
+                bucket: "assets", path: try ObjectPath("alice/job/x.png"), owner: "alice", blobID: .random(), size: 10,
+                contentType: "image/png", sha256: String(repeating: "0", count: 64), generation: 1, createdAt: now))
         do {
             _ = try await store.claimIntent(id: "x", now: now.addingTimeInterval(3600))
             Issue.record("a consumed URL must not be claimable")
@@ -77,7 +82,9 @@ struct PostgresMetadataStoreTests {
 
     @Test func serversMigratingTogetherApplyEachVersionOnce() async throws {
         let url = try await PostgresTestServer.makeDatabase()
-        let stores = try (0..<4).map { _ in try PostgresMetadataStore(url: url, timeout: PostgresTestServer.timeout, logger: PostgresTestServer.logger) }
+        let stores = try (0..<4).map { _ in
+            try PostgresMetadataStore(url: url, timeout: PostgresTestServer.timeout, logger: PostgresTestServer.logger)
+        }
         var runners: [Task<Void, Never>] = []
         for s in stores { runners.append(await s.start()) }
         defer { runners.forEach { $0.cancel() } }

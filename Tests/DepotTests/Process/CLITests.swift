@@ -33,16 +33,20 @@ struct CLITests {
     @Test func helpExplainsEveryOptionOnce() async throws {
         let help = try await DepotProcess.run(["serve", "--help"])
         #expect(help.status == 0)
-        for option in ["--host", "--port", "--data-dir", "--public-url", "--max-file-size", "--allowed-types", "--signed-url-ttl",
-                       "--upload-url-ttl", "--private-bucket", "--public-bucket", "DEPOT_PORT", "DEPOT_MAX_FILE_SIZE", "default 8080",
-                       "--quota-bytes", "--quota-objects", "--max-open-uploads", "--rate-limit", "--rate-burst", "DEPOT_RATE_LIMIT",
-                       "--header-timeout", "--idle-timeout", "--min-upload-rate", "--max-connections"] {
+        for option in [
+            "--host", "--port", "--data-dir", "--public-url", "--max-file-size", "--allowed-types", "--signed-url-ttl",
+            "--upload-url-ttl", "--private-bucket", "--public-bucket", "DEPOT_PORT", "DEPOT_MAX_FILE_SIZE", "default 8080",
+            "--quota-bytes", "--quota-objects", "--max-open-uploads", "--rate-limit", "--rate-burst", "DEPOT_RATE_LIMIT",
+            "--header-timeout", "--idle-timeout", "--min-upload-rate", "--max-connections",
+        ] {
             #expect(help.output.contains(option), "serve --help should mention \(option)")
         }
         // The connection limits, each with its variable and default (the help may wrap anywhere).
         let words = help.output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        for text in ["DEPOT_HEADER_TIMEOUT, default 10)", "DEPOT_IDLE_TIMEOUT, default 60)", "DEPOT_MIN_UPLOAD_RATE, default 1024)",
-                     "DEPOT_MAX_CONNECTIONS, default 4096)"] {
+        for text in [
+            "DEPOT_HEADER_TIMEOUT, default 10)", "DEPOT_IDLE_TIMEOUT, default 60)", "DEPOT_MIN_UPLOAD_RATE, default 1024)",
+            "DEPOT_MAX_CONNECTIONS, default 4096)",
+        ] {
             #expect(words.contains(text), "serve --help should say \(text)")
         }
         let token = try await DepotProcess.run(["token", "--help"])
@@ -189,7 +193,8 @@ struct CLITests {
         #expect(identity.role == .anon && identity.subject == "visitor")
         let nobody = try await DepotProcess.run(["token", "--role", "anon"], environment: env)
         #expect(nobody.status == 0)
-        #expect(try await ProjectJWT(secret: DepotProcess.secret).verify(nobody.output.trimmingCharacters(in: .whitespacesAndNewlines)).subject == nil)
+        #expect(
+            try await ProjectJWT(secret: DepotProcess.secret).verify(nobody.output.trimmingCharacters(in: .whitespacesAndNewlines)).subject == nil)
         let missing = try await DepotProcess.run(["token"], environment: env)
         #expect(missing.status != 0 && missing.output.contains("--sub is required"))
         let version = try await DepotProcess.run(["--version"])

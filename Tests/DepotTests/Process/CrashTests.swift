@@ -35,8 +35,9 @@ struct CrashTests {
         }
         // A presigned upload that will be cut off too.
         let big = Fixture.png(24 * 1024 * 1024)
-        let pre = try await server.request(.POST, "/v1/presigned-uploads", headers: auth + [("Content-Type", "application/json")],
-                                           body: Array("{\"jobId\":\"direct\",\"contentType\":\"image/png\",\"size\":\(big.count)}".utf8))
+        let pre = try await server.request(
+            .POST, "/v1/presigned-uploads", headers: auth + [("Content-Type", "application/json")],
+            body: Array("{\"jobId\":\"direct\",\"contentType\":\"image/png\",\"size\":\(big.count)}".utf8))
         #expect(pre.status == 201)
         let uploadURL = String((json(pre.body)["uploadUrl"] as! String).dropFirst("http://depot.test".count))
         let directPath = json(pre.body)["path"] as! String
@@ -48,11 +49,15 @@ struct CrashTests {
             await withTaskGroup(of: Void.self) { group in
                 for i in 0..<3 {
                     group.addTask {
-                        _ = try? await Streaming.send(.POST, port: port, "/v1/assets?jobId=during\(i)", headers: auth + [("Content-Type", "image/png")], chunks: chunks, pause: .milliseconds(15))
+                        _ = try? await Streaming.send(
+                            .POST, port: port, "/v1/assets?jobId=during\(i)", headers: auth + [("Content-Type", "image/png")], chunks: chunks,
+                            pause: .milliseconds(15))
                     }
                 }
                 group.addTask {
-                    _ = try? await Streaming.send(.PUT, port: port, uploadURL, headers: [("Content-Type", "image/png")], chunks: chunks, pause: .milliseconds(15), knownLength: true)
+                    _ = try? await Streaming.send(
+                        .PUT, port: port, uploadURL, headers: [("Content-Type", "image/png")], chunks: chunks, pause: .milliseconds(15),
+                        knownLength: true)
                 }
             }
         }
@@ -77,9 +82,10 @@ struct CrashTests {
         // An orphan blob as a crash between fsync and commit would leave it (old enough for gc).
         let orphan = "0123456789abcdef0123456789abcdef"
         try FileManager.default.createDirectory(atPath: "\(dir)/blobs/01", withIntermediateDirectories: true)
-        #expect(FileManager.default.createFile(
-            atPath: "\(dir)/blobs/01/\(orphan)", contents: Data(Fixture.png(1000)),
-            attributes: [.modificationDate: Date().addingTimeInterval(-7200)]))
+        #expect(
+            FileManager.default.createFile(
+                atPath: "\(dir)/blobs/01/\(orphan)", contents: Data(Fixture.png(1000)),
+                attributes: [.modificationDate: Date().addingTimeInterval(-7200)]))
 
         try await server.start()
         // Temp files from the crash were swept at start-up.

@@ -122,7 +122,9 @@ final class DepotProcess: @unchecked Sendable {
 
     // MARK: HTTP
 
-    func request(_ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws -> (status: Int, body: [UInt8]) {
+    func request(_ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws -> (
+        status: Int, body: [UInt8]
+    ) {
         let target = uri.hasPrefix("http://depot.test") ? String(uri.dropFirst("http://depot.test".count)) : uri
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(target)")
         request.method = method

@@ -10,7 +10,8 @@ import Testing
 /// behind a load balancer: what one server does, the other sees at once.
 @Suite(
     "Two servers over PostgreSQL and S3",
-    .enabled(if: S3TestServer.enabled && PostgresTestServer.enabled, "needs DEPOT_TEST_S3_ENDPOINT and DEPOT_TEST_DATABASE_URL (scripts/test sets both)"))
+    .enabled(
+        if: S3TestServer.enabled && PostgresTestServer.enabled, "needs DEPOT_TEST_S3_ENDPOINT and DEPOT_TEST_DATABASE_URL (scripts/test sets both)"))
 struct MultiServerTests {
     func json(_ bytes: [UInt8]) -> [String: Any] {
         (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] ?? [:]
@@ -59,7 +60,8 @@ struct MultiServerTests {
             #expect(json(info.body)["checksum"] as? String == png.sha256Hex)
             let list = try await b.request(.GET, "/v1/assets", headers: auth)
             #expect((json(list.body)["items"] as? [[String: Any]])?.map { $0["path"] as? String } == [path])
-            let flip = try await b.request(.PATCH, "/v1/assets/\(path)", headers: auth + [("Content-Type", "application/json")], body: Array(#"{"visibility":"public"}"#.utf8))
+            let flip = try await b.request(
+                .PATCH, "/v1/assets/\(path)", headers: auth + [("Content-Type", "application/json")], body: Array(#"{"visibility":"public"}"#.utf8))
             let publicURL = try #require(json(flip.body)["url"] as? String)
             #expect(try await a.request(.GET, publicURL).body == png)
             #expect(try await a.request(.GET, signedByA).status != 200)  // the flip revoked it on every server
@@ -134,8 +136,11 @@ struct MultiServerTests {
             let jwt = await ProjectJWT(secret: DepotProcess.secret)
             let svc = [("Authorization", "Bearer \(try await jwt.mint(subject: nil, role: .serviceRole, ttl: 3600))")]
             let jsonType = [("Content-Type", "application/json")]
-            #expect(try await a.request(.POST, "/storage/v1/bucket", headers: svc + jsonType,
-                                        body: Array(#"{"name":"shared","allowed_mime_types":["image/*"]}"#.utf8)).status == 200)
+            #expect(
+                try await a.request(
+                    .POST, "/storage/v1/bucket", headers: svc + jsonType,
+                    body: Array(#"{"name":"shared","allowed_mime_types":["image/*"]}"#.utf8)
+                ).status == 200)
             #expect(json(try await b.request(.GET, "/storage/v1/bucket/shared", headers: svc).body)["allowed_mime_types"] as? [String] == ["image/*"])
 
             let png = Fixture.png(30_000)
@@ -143,8 +148,12 @@ struct MultiServerTests {
             let multipart = [("Content-Type", "multipart/form-data; boundary=depot-boundary-1234")]
             #expect(try await a.request(.POST, "/storage/v1/object/shared/u/one.png", headers: svc + multipart, body: form).status == 200)
             #expect(try await b.request(.GET, "/storage/v1/object/shared/u/one.png", headers: svc).body == png)
-            let listed = try JSONSerialization.jsonObject(with: Data(try await b.request(
-                .POST, "/storage/v1/object/list/shared", headers: svc + jsonType, body: Array(#"{"prefix":"u"}"#.utf8)).body)) as? [[String: Any]]
+            let listed =
+                try JSONSerialization.jsonObject(
+                    with: Data(
+                        try await b.request(
+                            .POST, "/storage/v1/object/list/shared", headers: svc + jsonType, body: Array(#"{"prefix":"u"}"#.utf8)
+                        ).body)) as? [[String: Any]]
             #expect(listed?.map { $0["name"] as? String } == ["one.png"])
 
             // A signed upload URL made on B, sent to both servers at once: exactly one upload lands.
@@ -160,11 +169,15 @@ struct MultiServerTests {
             }
 
             // Move on A; a link B signed before it is dead on both; the new name serves on B.
-            let signed = try await b.request(.POST, "/storage/v1/object/sign/shared/u/one.png", headers: svc + jsonType, body: Array(#"{"expiresIn":"600"}"#.utf8))
+            let signed = try await b.request(
+                .POST, "/storage/v1/object/sign/shared/u/one.png", headers: svc + jsonType, body: Array(#"{"expiresIn":"600"}"#.utf8))
             let link = "/storage/v1" + (try #require(json(signed.body)["signedURL"] as? String))
             #expect(try await a.request(.GET, link).body == png)
-            #expect(try await a.request(.POST, "/storage/v1/object/move", headers: svc + jsonType,
-                                        body: Array(#"{"bucketId":"shared","sourceKey":"u/one.png","destinationKey":"u/two.png"}"#.utf8)).status == 200)
+            #expect(
+                try await a.request(
+                    .POST, "/storage/v1/object/move", headers: svc + jsonType,
+                    body: Array(#"{"bucketId":"shared","sourceKey":"u/one.png","destinationKey":"u/two.png"}"#.utf8)
+                ).status == 200)
             #expect(try await b.request(.GET, link).status != 200)
             #expect(try await b.request(.GET, "/storage/v1/object/shared/u/two.png", headers: svc).body == png)
 

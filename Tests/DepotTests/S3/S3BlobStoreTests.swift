@@ -118,7 +118,9 @@ struct S3BlobStoreTests {
         // A port nothing listens on: the connection is refused at once, every attempt.
         let store = try await S3TestServer.makeStore()
         let dead = try S3BlobStore(
-            configuration: { var c = try S3TestServer.configuration(); c.endpoint = "http://127.0.0.1:9"; return c }(),
+            configuration: {
+                var c = try S3TestServer.configuration(); c.endpoint = "http://127.0.0.1:9"; return c
+            }(),
             httpClient: S3TestServer.httpClient, logger: TestLogging.logger("depot-test-s3", level: .error))
         _ = store
         let start = ContinuousClock.now
@@ -144,7 +146,9 @@ struct S3ConfigurationTests {
 
     @Test func aGoodConfigurationPasses() throws {
         try config { _ in }.validate()
-        try config { $0.endpoint = "https://s3.eu-west-1.amazonaws.com"; $0.pathStyle = false; $0.prefix = "prod/depot" }.validate()
+        try config {
+            $0.endpoint = "https://s3.eu-west-1.amazonaws.com"; $0.pathStyle = false; $0.prefix = "prod/depot"
+        }.validate()
     }
 
     @Test(arguments: [

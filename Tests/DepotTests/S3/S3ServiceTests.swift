@@ -55,7 +55,9 @@ struct S3ServiceTests {
     @Test func anObjectStoreOutageFailsUploadsWith503AndStoresNothing() async throws {
         let proxy = FaultProxy(target: try S3TestServer.configuration().endpoint)
         try await proxy.run { endpoint in
-            let store = try await S3TestServer.makeStore { $0.endpoint = endpoint; $0.maxAttempts = 2 }
+            let store = try await S3TestServer.makeStore {
+                $0.endpoint = endpoint; $0.maxAttempts = 2
+            }
             let env = try await TestEnvironment.make(blobs: store)
             try await env.live { client in
                 let alice = try await env.auth("alice")
@@ -92,7 +94,9 @@ struct S3ServiceTests {
     @Test func aDownloadS3CannotServeIsACleanError() async throws {
         let proxy = FaultProxy(target: try S3TestServer.configuration().endpoint)
         try await proxy.run { endpoint in
-            let store = try await S3TestServer.makeStore { $0.endpoint = endpoint; $0.maxAttempts = 2 }
+            let store = try await S3TestServer.makeStore {
+                $0.endpoint = endpoint; $0.maxAttempts = 2
+            }
             let env = try await TestEnvironment.make(blobs: store, cacheBlobs: false)
             try await env.live { client in
                 let alice = try await env.auth("alice")

@@ -130,9 +130,11 @@ struct AttackTests {
             }
             #expect(try await client.request(.get, "/storage/v1/object/public/pub/alice/x.png").status == .notFound)
             // A setting that leaves visibility alone keeps links.
-            let fresh = try await client.json(.post, "/storage/v1/object/sign/pub/alice/x.png", headers: try await env.auth("alice"), ["expiresIn": 3600])
+            let fresh = try await client.json(
+                .post, "/storage/v1/object/sign/pub/alice/x.png", headers: try await env.auth("alice"), ["expiresIn": 3600])
             let freshLink = "/storage/v1" + (try #require(fresh.json["signedURL"] as? String))
-            #expect(try await client.json(.put, "/storage/v1/bucket/pub", headers: service, ["public": false, "file_size_limit": 100_000]).status == .ok)
+            #expect(
+                try await client.json(.put, "/storage/v1/bucket/pub", headers: service, ["public": false, "file_size_limit": 100_000]).status == .ok)
             #expect(try await client.request(.get, freshLink).status == .ok)
         }
     }

@@ -26,7 +26,8 @@ struct ContentTypeTests {
             var up = try await env.auth("alice")
             for bad in ["text/plain, text/html", "text/plain,text/html", "text/html;", "image/png junk", "text", "a/b; c"] where bad != "text/html;" {
                 up[.contentType] = bad
-                let r = try await client.request(.post, "/storage/v1/object/files/alice/\(UUID().uuidString).txt", headers: up, body: Array("hi".utf8))
+                let r = try await client.request(
+                    .post, "/storage/v1/object/files/alice/\(UUID().uuidString).txt", headers: up, body: Array("hi".utf8))
                 #expect(r.status == .badRequest && (r.json["statusCode"] as? String) == "400", "\(bad): \(r.text)")
                 let assets = try await client.upload(Fixture.png(), type: bad, headers: try await env.auth("alice"))
                 #expect(assets.status == .badRequest && assets.errorCode == "invalid_request", "\(bad): \(assets.text)")
@@ -80,16 +81,21 @@ struct ContentTypeTests {
         try await env.live { client in
             let service = try await env.auth("svc", role: .serviceRole)
             #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "pub", "public": true]).status == .ok)
-            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "imgs", "public": true, "allowed_mime_types": ["image/*"]]).status == .ok)
+            #expect(
+                try await client.json(
+                    .post, "/storage/v1/bucket", headers: service, ["name": "imgs", "public": true, "allowed_mime_types": ["image/*"]]
+                ).status == .ok)
             var up = try await env.auth("alice")
             up[.contentType] = "image/png"
             #expect(try await client.request(.post, "/storage/v1/object/pub/alice/a.png", headers: up, body: Fixture.png()).status == .ok)
             let alice = try await env.auth("alice")
             func copy(_ to: String, bucket: String = "pub", type: String) async throws -> LiveClient.Reply {
-                try await client.json(.post, "/storage/v1/object/copy", headers: alice, [
-                    "bucketId": "pub", "sourceKey": "alice/a.png", "destinationBucket": bucket, "destinationKey": to,
-                    "metadata": ["mimetype": type],
-                ])
+                try await client.json(
+                    .post, "/storage/v1/object/copy", headers: alice,
+                    [
+                        "bucketId": "pub", "sourceKey": "alice/a.png", "destinationBucket": bucket, "destinationKey": to,
+                        "metadata": ["mimetype": type],
+                    ])
             }
             let bad = try await copy("alice/x.html", type: "text/plain,text/html")
             #expect(bad.status == .badRequest, "\(bad.text)")
@@ -97,7 +103,9 @@ struct ContentTypeTests {
             // Into a bucket that allows images only, the bytes decide: a PNG stays a PNG.
             let decided = try await copy("alice/x.html", bucket: "imgs", type: "text/html")
             #expect(decided.status == .ok, "\(decided.text)")
-            #expect(try await env.service.metadata.object(at: ObjectKey(bucket: "imgs", path: try ObjectPath("alice/x.html")))?.contentType == "image/png")
+            #expect(
+                try await env.service.metadata.object(at: ObjectKey(bucket: "imgs", path: try ObjectPath("alice/x.html")))?.contentType == "image/png"
+            )
             // Where any type is allowed the type is kept, but HTML is never inline.
             let html = try await copy("alice/y.html", type: "text/html")
             #expect(html.status == .ok, "\(html.text)")

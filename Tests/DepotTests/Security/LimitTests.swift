@@ -27,10 +27,11 @@ struct LimitTests {
             // Declared large (≥ 256 KiB) and past the quota: refused before a byte is read (no
             // body is ever sent here).
             let token = alice[.authorization]!
-            let early = String(decoding: try await RawSocket.exchange(
-                port: client.port,
-                "POST /v1/assets?jobId=j HTTP/1.1\r\nHost: x\r\nAuthorization: \(token)\r\nContent-Type: image/png\r\nContent-Length: 300000\r\n\r\n",
-                timeout: 5), as: UTF8.self)
+            let early = String(
+                decoding: try await RawSocket.exchange(
+                    port: client.port,
+                    "POST /v1/assets?jobId=j HTTP/1.1\r\nHost: x\r\nAuthorization: \(token)\r\nContent-Type: image/png\r\nContent-Length: 300000\r\n\r\n",
+                    timeout: 5), as: UTF8.self)
             #expect(early.hasPrefix("HTTP/1.1 413") && early.contains("quota_exceeded"), "\(early)")
             // A chunked body (no declared size): refused at commit, its blob discarded.
             let chunked = try await Streaming.send(
@@ -112,7 +113,9 @@ struct LimitTests {
             // The anon key is limited by address.
             let anon: HTTPFields = [.authorization: "Bearer " + env.jwt.apiKey(role: .anon)]
             var statuses: [UInt] = []
-            for _ in 0..<5 { statuses.append(UInt(try await client.request(.get, "/storage/v1/object/public/public-assets/x/y.png", headers: anon).status.code)) }
+            for _ in 0..<5 {
+                statuses.append(UInt(try await client.request(.get, "/storage/v1/object/public/public-assets/x/y.png", headers: anon).status.code))
+            }
             #expect(statuses.contains(429))
         }
     }
@@ -130,7 +133,8 @@ struct LimitTests {
             let tooBig = try await client.json(.post, "/v1/signed-urls", headers: alice, ["paths": [huge]])
             #expect(tooBig.status == .contentTooLarge)
             // A bucket's settings are small: 100 KiB is refused.
-            let padded = try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "b", "pad": String(repeating: "p", count: 100_000)])
+            let padded = try await client.json(
+                .post, "/storage/v1/bucket", headers: service, ["name": "b", "pad": String(repeating: "p", count: 100_000)])
             #expect(padded.json["statusCode"] as? String == "413")
             #expect(try await env.service.metadata.bucket(named: "b") == nil)
         }

@@ -48,7 +48,9 @@ struct LogSecrecyTests {
         let s3 = S3Configuration(
             endpoint: "http://127.0.0.1:9000", region: "us-east-1", bucket: "b", prefix: "",
             accessKey: "AKIAEXAMPLE", secretKey: "wJalrXUtnFEMI-secret", pathStyle: true)
-        for text in [String(describing: s3), String(reflecting: s3), "\(SigV4Signer.Credentials(accessKey: "AKIAEXAMPLE", secretKey: "wJalrXUtnFEMI-secret"))"] {
+        for text in [
+            String(describing: s3), String(reflecting: s3), "\(SigV4Signer.Credentials(accessKey: "AKIAEXAMPLE", secretKey: "wJalrXUtnFEMI-secret"))",
+        ] {
             #expect(!text.contains("wJalrXUtnFEMI") && !text.contains("AKIAEXAMPLE"), "\(text)")
         }
     }

@@ -19,14 +19,17 @@ struct ReviewFindingsTests {
             alice[.contentType] = "image/png"
             // C1 control, line separator, zero-width space, BOM, noncharacters (BMP, plane 1,
             // U+FDD0), word joiner, soft hyphen, a tag character.
-            for hidden in ["%C2%85", "%E2%80%A8", "%E2%80%8B", "%EF%BB%BF", "%EF%BF%BE", "%F0%9F%BF%BE", "%EF%B7%90", "%E2%81%A0", "%C2%AD", "%F3%A0%80%81"] {
+            for hidden in [
+                "%C2%85", "%E2%80%A8", "%E2%80%8B", "%EF%BB%BF", "%EF%BF%BE", "%F0%9F%BF%BE", "%EF%B7%90", "%E2%81%A0", "%C2%AD", "%F3%A0%80%81",
+            ] {
                 let r = try await client.request(.post, "/storage/v1/object/assets/alice/a\(hidden)b.png", headers: alice, body: Fixture.png())
                 #expect(r.json["statusCode"] as? String == "400" && r.text.contains("invisible"), "\(hidden): \(r.text)")
                 let v1 = try await client.request(.put, "/v1/assets/alice/job/a\(hidden)b.png", headers: alice, body: Fixture.png())
                 #expect(v1.status == .badRequest, "\(hidden): \(v1.text)")
             }
             // A zero-width joiner is part of emoji sequences: allowed.
-            let family = try await client.request(.post, "/storage/v1/object/assets/alice/%F0%9F%91%A9%E2%80%8D%F0%9F%91%A7.png", headers: alice, body: Fixture.png())
+            let family = try await client.request(
+                .post, "/storage/v1/object/assets/alice/%F0%9F%91%A9%E2%80%8D%F0%9F%91%A7.png", headers: alice, body: Fixture.png())
             #expect(family.status == .ok, "\(family.text)")
             #expect(try await env.snapshot().objects == ["assets/alice/\u{1F469}\u{200D}\u{1F467}.png"])
             for sub in ["alice\u{200B}", "alice\u{85}", "\u{FEFF}alice", "alice\u{2060}", "ali\u{AD}ce", "alice" + String(Unicode.Scalar(0xFDD0)!)] {
@@ -68,13 +71,18 @@ struct ReviewFindingsTests {
             let pad = String(repeating: "p", count: 100_000)
             let one = try await client.json(.post, "/storage/v1/object/sign/assets/\(path)", headers: alice, ["expiresIn": 60, "pad": pad])
             #expect(one.json["statusCode"] as? String == "413", "\(one.text)")
-            let batch = try await client.json(.post, "/storage/v1/object/sign/assets", headers: alice, ["expiresIn": 60, "paths": [path], "pad": pad])
+            let batch = try await client.json(
+                .post, "/storage/v1/object/sign/assets", headers: alice, ["expiresIn": 60, "paths": [path], "pad": pad])
             #expect(batch.status == .ok, "\(batch.text)")
-            let upload = try await client.request(.post, "/storage/v1/object/upload/sign/assets/alice/new.png", headers: alice, body: Array(repeating: 32, count: 100_000))
+            let upload = try await client.request(
+                .post, "/storage/v1/object/upload/sign/assets/alice/new.png", headers: alice, body: Array(repeating: 32, count: 100_000))
             #expect(upload.json["statusCode"] as? String == "413", "\(upload.text)")
             let token = try await env.token("alice")
             let odd = try await RawSocket.blocking {
-                try SlowWire.exchange(client.port, "POST /v1/signed-urls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nTransfer-Encoding: xchunked\r\n\r\n{}")
+                try SlowWire.exchange(
+                    client.port,
+                    "POST /v1/signed-urls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nTransfer-Encoding: xchunked\r\n\r\n{}"
+                )
             }
             #expect(odd.map { $0.status == 400 || $0.status == 501 } ?? true, "\(odd.map { String(decoding: $0.body, as: UTF8.self) } ?? "closed")")
             #expect(try await env.snapshot().intents.isEmpty)
@@ -120,7 +128,8 @@ struct ReviewFindingsTests {
     @Test func getAndHeadWithABodyAreRefusedAtOnce() async throws {
         let env = try await TestEnvironment.make()
         try await env.live { client in
-            let url = TestEnvironment.local(try #require(try await client.upload(Fixture.png(), headers: try await env.auth("alice")).json["url"] as? String))
+            let url = TestEnvironment.local(
+                try #require(try await client.upload(Fixture.png(), headers: try await env.auth("alice")).json["url"] as? String))
             for head in [
                 "GET \(url) HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\nab",
                 "GET \(url) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n",
@@ -154,7 +163,9 @@ struct ReviewFindingsTests {
                 return (text, false)
             }
             #expect(head.0.hasPrefix("HTTP/1.1 400") && head.closed, "\(head)")
-            let empty = try await RawSocket.blocking { try SlowWire.exchange(client.port, "GET \(url) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n") }
+            let empty = try await RawSocket.blocking {
+                try SlowWire.exchange(client.port, "GET \(url) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            }
             #expect(empty?.status == 200)
         }
     }

@@ -66,7 +66,8 @@ struct TokenTests {
             for header in [#"{"alg":"none","typ":"JWT"}"#, #"{"alg":"HS384","typ":"JWT"}"#, #"{"alg":"RS256","typ":"JWT"}"#, #"{"typ":"JWT"}"#] {
                 #expect(try await status(try Self.jwt(header: header, valid, secret: secret)).0 == .unauthorized, "\(header)")
             }
-            let unsigned = try Self.jwt(header: #"{"alg":"none"}"#, valid, secret: secret).split(separator: ".").prefix(2).joined(separator: ".") + "."
+            let unsigned =
+                try Self.jwt(header: #"{"alg":"none"}"#, valid, secret: secret).split(separator: ".").prefix(2).joined(separator: ".") + "."
             #expect(try await status(unsigned).0 == .unauthorized)
             // No role is anon: public reads, no writes, no listing.
             var noRole = valid

@@ -41,8 +41,10 @@ enum Fixture {
     static func buffer(_ bytes: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: bytes) }
 
     /// A multipart/form-data body with the given fields and one file part.
-    static func multipart(boundary: String = "depot-boundary-1234", fields: [(String, String)] = [], fileField: String = "file",
-                          filename: String = "a.png", contentType: String? = "image/png", file: [UInt8]?, fieldsAfter: [(String, String)] = []) -> [UInt8] {
+    static func multipart(
+        boundary: String = "depot-boundary-1234", fields: [(String, String)] = [], fileField: String = "file",
+        filename: String = "a.png", contentType: String? = "image/png", file: [UInt8]?, fieldsAfter: [(String, String)] = []
+    ) -> [UInt8] {
         var out: [UInt8] = []
         func add(_ s: String) { out += Array(s.utf8) }
         for (k, v) in fields {

@@ -65,9 +65,10 @@ enum SlowWire {
             if let end = received.firstRange(of: separator) {
                 let head = String(decoding: received[..<end.lowerBound], as: UTF8.self).lowercased().components(separatedBy: "\r\n")
                 let status = Int(head[0].split(separator: " ")[1]) ?? 0
-                let length = head.compactMap { line -> Int? in
-                    line.hasPrefix("content-length:") ? Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) : nil
-                }.first ?? 0
+                let length =
+                    head.compactMap { line -> Int? in
+                        line.hasPrefix("content-length:") ? Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) : nil
+                    }.first ?? 0
                 if received.count - end.upperBound >= length {
                     return Reply(status: status, body: Array(received[end.upperBound..<end.upperBound + length]))
                 }

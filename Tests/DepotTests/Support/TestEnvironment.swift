@@ -142,7 +142,8 @@ struct LiveClient: Sendable {
     }
 
     /// `POST /v1/assets` with a raw body.
-    func upload(_ bytes: [UInt8], type: String? = "image/png", jobId: String = "job-1", query: String = "", headers: HTTPFields) async throws -> Reply {
+    func upload(_ bytes: [UInt8], type: String? = "image/png", jobId: String = "job-1", query: String = "", headers: HTTPFields) async throws -> Reply
+    {
         var h = headers
         if let type { h[.contentType] = type }
         return try await request(.post, "/v1/assets?jobId=\(jobId)\(query)", headers: h, body: bytes)

@@ -19,7 +19,8 @@ enum TestLogging {
     /// `$TMPDIR/depot-test-server-<pid>.log`, opened (and announced) on first use.
     static let file: FileHandle? = {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "depot-test-server-\(ProcessInfo.processInfo.processIdentifier).log").path
+            "depot-test-server-\(ProcessInfo.processInfo.processIdentifier).log"
+        ).path
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
             return nil
         }

@@ -42,23 +42,27 @@ struct MultipartReaderTests {
 
     @Test func whatPartsHold() async throws {
         let file = Self.bytes(5000, seed: 4)
-        let body = Array("\r\n".utf8) + Self.form([
-            ("jobId", [], Array("job-1".utf8)),
-            ("empty", [], []),
-            ("file\"; filename=\"a b.png", ["Content-Type: image/png"], file),
-        ]) + Array("epilogue, ignored".utf8)
+        let body =
+            Array("\r\n".utf8)
+            + Self.form([
+                ("jobId", [], Array("job-1".utf8)),
+                ("empty", [], []),
+                ("file\"; filename=\"a b.png", ["Content-Type: image/png"], file),
+            ]) + Array("epilogue, ignored".utf8)
         let parts = try #require(await Self.read(body, .every(7)).parts)
-        #expect(parts == [
-            Parsed(name: "jobId", filename: nil, contentType: nil, body: Array("job-1".utf8)),
-            Parsed(name: "empty", filename: nil, contentType: nil, body: []),
-            Parsed(name: "file", filename: "a b.png", contentType: "image/png", body: file),
-        ])
+        #expect(
+            parts == [
+                Parsed(name: "jobId", filename: nil, contentType: nil, body: Array("job-1".utf8)),
+                Parsed(name: "empty", filename: nil, contentType: nil, body: []),
+                Parsed(name: "file", filename: "a b.png", contentType: "image/png", body: file),
+            ])
         // A part without headers at all, and bodies that end in CR or in a delimiter's start.
         let odd = Array("--b0undary\r\n\r\nno headers\r\r\n--b0undary\r\nX-Other: 1\r\n\r\n\r\n--b0undar\r\n--b0undary--".utf8)
-        #expect(await Self.read(odd, .every(1)).parts == [
-            Parsed(name: nil, filename: nil, contentType: nil, body: Array("no headers\r".utf8)),
-            Parsed(name: nil, filename: nil, contentType: nil, body: Array("\r\n--b0undar".utf8)),
-        ])
+        #expect(
+            await Self.read(odd, .every(1)).parts == [
+                Parsed(name: nil, filename: nil, contentType: nil, body: Array("no headers\r".utf8)),
+                Parsed(name: nil, filename: nil, contentType: nil, body: Array("\r\n--b0undar".utf8)),
+            ])
         // Transport padding after a boundary is allowed (RFC 2046).
         let padded = Array("--b0undary \t\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--b0undary--  \r\n".utf8)
         #expect(await Self.read(padded, .every(1)).parts?.map(\.body) == [[118]])

@@ -10,20 +10,24 @@ struct ObjectPathTests {
         #expect(p.owner == String(raw.split(separator: "/")[0]))
     }
 
-    @Test("tricks are refused", arguments: [
-        "", "/alice/a.png", "alice//a.png", "alice/a.png/", "alice/../bob/a.png", "alice/./a.png", "..", ".",
-        "alice\\..\\bob", "alice/a\u{0}b", "alice/a\nb", "alice/a\u{7F}", "alice/\u{10FFFF}",
-        "alice/" + String(repeating: "x", count: 256), String(repeating: "a/", count: 600) + "a",
-    ])
+    @Test(
+        "tricks are refused",
+        arguments: [
+            "", "/alice/a.png", "alice//a.png", "alice/a.png/", "alice/../bob/a.png", "alice/./a.png", "..", ".",
+            "alice\\..\\bob", "alice/a\u{0}b", "alice/a\nb", "alice/a\u{7F}", "alice/\u{10FFFF}",
+            "alice/" + String(repeating: "x", count: 256), String(repeating: "a/", count: 600) + "a",
+        ])
     func refused(_ raw: String) {
         #expect(throws: StorageError.self) { try ObjectPath(raw) }
         do { _ = try ObjectPath(raw) } catch { #expect(error.code == .invalidPath) }
     }
 
-    @Test("percent-decoding happens once, then validation", arguments: [
-        "alice/%2e%2e/bob/a.png", "alice/%2E%2E", "alice%2fbob/a.png", "alice/a%2Fb", "alice/%5c", "alice/%00",
-        "alice/%zz", "alice/%C3", "alice/%252e%252e/../x",
-    ])
+    @Test(
+        "percent-decoding happens once, then validation",
+        arguments: [
+            "alice/%2e%2e/bob/a.png", "alice/%2E%2E", "alice%2fbob/a.png", "alice/a%2Fb", "alice/%5c", "alice/%00",
+            "alice/%zz", "alice/%C3", "alice/%252e%252e/../x",
+        ])
     func encodedTricks(_ raw: String) {
         #expect(throws: StorageError.self) { try ObjectPath(percentEncoded: raw[...]) }
     }

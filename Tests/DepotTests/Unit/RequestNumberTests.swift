@@ -27,8 +27,10 @@ struct RequestNumberTests {
         #expect(ByteRangeRequest.parse("bytes=-0", size: size) == .unsatisfiable)
         #expect(ByteRangeRequest.parse("bytes=0-0", size: 0) == .unsatisfiable)
         #expect(ByteRangeRequest.parse("bytes=0-9223372036854775807", size: .max) == .range(0..<Int64.max))
-        for ignored in ["bytes=5-1", "bytes=0-99999999999999999999", "bytes=-9223372036854775808", "bytes=+1-2", "bytes=1-2,3-4",
-                        "items=1-2", "bytes=a-b", "bytes=", "bytes=-", "bytes=1-0x10", String(repeating: "bytes=1-2", count: 40)] {
+        for ignored in [
+            "bytes=5-1", "bytes=0-99999999999999999999", "bytes=-9223372036854775808", "bytes=+1-2", "bytes=1-2,3-4",
+            "items=1-2", "bytes=a-b", "bytes=", "bytes=-", "bytes=1-0x10", String(repeating: "bytes=1-2", count: 40),
+        ] {
             #expect(ByteRangeRequest.parse(ignored, size: size) == .none, "\(ignored)")
         }
     }

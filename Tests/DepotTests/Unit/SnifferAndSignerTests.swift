@@ -26,19 +26,26 @@ struct SnifferTests {
         #expect(MediaSniffer.canonical("IMAGE/PNG; charset=binary") == "image/png")
         #expect(MediaSniffer.canonical("image/jpg") == "image/jpeg")
         // Inline only from an allow-list; everything else is an attachment.
-        for inline in ["image/png", "image/jpeg", "image/webp", "image/avif", "IMAGE/PNG; charset=x", "video/mp4", "audio/mpeg", "text/plain", "text/plain; charset=utf-8"] {
+        for inline in [
+            "image/png", "image/jpeg", "image/webp", "image/avif", "IMAGE/PNG; charset=x", "video/mp4", "audio/mpeg", "text/plain",
+            "text/plain; charset=utf-8",
+        ] {
             #expect(MediaType.servesInline(inline), "\(inline)")
         }
-        for attachment in ["image/svg+xml", "text/html; charset=utf-8", "text/plain, text/html", "text/plain,text/html", "application/rss+xml",
-                           "application/vnd.evil+xml", "text/xsl", "application/pdf", "application/xhtml+xml", "text/javascript", "",
-                           "image/png\u{0}", "image/png junk", "text/plain; charset=\"utf-8", "application/octet-stream"] {
+        for attachment in [
+            "image/svg+xml", "text/html; charset=utf-8", "text/plain, text/html", "text/plain,text/html", "application/rss+xml",
+            "application/vnd.evil+xml", "text/xsl", "application/pdf", "application/xhtml+xml", "text/javascript", "",
+            "image/png\u{0}", "image/png junk", "text/plain; charset=\"utf-8", "application/octet-stream",
+        ] {
             #expect(!MediaType.servesInline(attachment), "\(attachment)")
         }
         #expect(try MediaType.normalize(" Text/Plain ;Charset=UTF-8 ") == "text/plain; charset=UTF-8")
         #expect(try MediaType.normalize("image/png;") == "image/png")
         #expect(try MediaType.normalize("text/plain; name=\"a;b\\\"c\"") == "text/plain; name=\"a;b\\\"c\"")
-        for bad in ["text/plain, text/html", "text/plain,text/html", "text", "/png", "image/", "image/png; =x", "image/png; a", "image/png x",
-                    "image/png; a=\"open", "image/pngé", String(repeating: "a", count: 300) + "/png"] {
+        for bad in [
+            "text/plain, text/html", "text/plain,text/html", "text", "/png", "image/", "image/png; =x", "image/png; a", "image/png x",
+            "image/png; a=\"open", "image/pngé", String(repeating: "a", count: 300) + "/png",
+        ] {
             #expect(throws: StorageError.self, "\(bad)") { try MediaType.normalize(bad) }
         }
     }
@@ -88,7 +95,9 @@ struct SignerTests {
         }
         #expect(code { _ = try signer.verify(t, scope: .upload, bucket: "assets", path: path, now: 1000) } == .signatureInvalid)
         #expect(code { _ = try signer.verify(t, scope: .download, bucket: "public-assets", path: path, now: 1000) } == .signatureInvalid)
-        #expect(code { _ = try signer.verify(t, scope: .download, bucket: "assets", path: try ObjectPath("alice/job/b.png"), now: 1000) } == .signatureInvalid)
+        #expect(
+            code { _ = try signer.verify(t, scope: .download, bucket: "assets", path: try ObjectPath("alice/job/b.png"), now: 1000) }
+                == .signatureInvalid)
         #expect(code { _ = try signer.verify(t, scope: .download, bucket: "assets", path: path, now: 2000) } == .urlExpired)
         let other = URLSigner(keys: .derived(fromProjectSecret: "secret-two-0123456789-0123456789"))
         #expect(code { _ = try other.verify(t, scope: .download, bucket: "assets", path: path, now: 1000) } == .signatureInvalid)

@@ -16,18 +16,23 @@ struct UploadFormTests {
     }
 
     static func file(_ bytes: [UInt8], type: String? = "image/png") -> UploadFormPart<AsyncStream<ByteBuffer>> {
-        .file(contentType: type, body: AsyncStream { c in
-            c.yield(ByteBuffer(bytes: bytes))
-            c.finish()
-        })
+        .file(
+            contentType: type,
+            body: AsyncStream { c in
+                c.yield(ByteBuffer(bytes: bytes))
+                c.finish()
+            })
     }
 
     @Test func fieldsBeforeOrAfterTheFile() async throws {
         let env = try await TestEnvironment.make()
         let alice = Identity(subject: "alice", role: .authenticated)
         let asset = try await env.service.uploadAsset(
-            as: alice, form: Form(parts: [.field(name: "suffix", value: "_56x56"), Self.file(Fixture.png(100)), .field(name: "jobId", value: "j1"),
-                                          .field(name: "visibility", value: "public")]),
+            as: alice,
+            form: Form(parts: [
+                .field(name: "suffix", value: "_56x56"), Self.file(Fixture.png(100)), .field(name: "jobId", value: "j1"),
+                .field(name: "visibility", value: "public"),
+            ]),
             declaration: UploadDeclaration(contentType: "multipart/form-data; boundary=x"), query: AssetUploadQuery())
         #expect(asset.path.hasPrefix("alice/j1/") && asset.path.hasSuffix("_56x56.png") && asset.visibility == .public)
         // The query wins over a field.
