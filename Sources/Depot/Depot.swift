@@ -4,9 +4,11 @@ import Foundation
 import Logging
 
 extension StorageService {
-    /// The one assembly of a storage service over opened stores, used by `depot serve`, `depot gc`,
-    /// ``local(dataDirectory:secret:settings:logger:)`` and the tests: memory caches in front of
-    /// the stores, URL signing keys derived from the project secret, both buckets made when missing.
+    /// The one assembly of a serving storage service over opened stores, used by `depot serve`
+    /// (``DepotServer``), ``local(dataDirectory:secret:settings:logger:)`` and the tests: memory
+    /// caches in front of the stores, URL signing keys derived from the project secret, both
+    /// buckets made when missing. (`depot gc` serves nothing: it runs the collector over the
+    /// stores as they are — no caches, no buckets made.)
     ///
     /// Rows are cached only when this process is their only writer (`rowsShared` false: SQLite); a
     /// shared PostgreSQL may change any row from another server. Blobs are immutable, so small ones

@@ -63,9 +63,9 @@ extension StorageService {
     /// the ordinary path, which gives the same answer for valid URLs and reports every error.
     func cachedSignedDownload(bucket: String, path: ObjectPath, token: String) -> CachedDownload? {
         guard let peek = metadataPeek,
-            let claims = try? signer.verify(token, scope: .download, bucket: bucket, path: path, now: unixNow()),
-            let object = peek.peekObject(at: ObjectKey(bucket: bucket, path: path)),
-            String(object.generation) == claims.binding,
+            let claims = try? downloadClaims(token, bucket: bucket, path: path),
+            let row = peek.peekObject(at: ObjectKey(bucket: bucket, path: path)),
+            let object = try? DownloadRules.signed(row, claims: claims),
             let body = cachedBody(of: object)
         else { return nil }
         return CachedDownload(object: object, body: body, expiresAt: claims.expiresAt)
@@ -79,8 +79,8 @@ extension StorageService {
     /// A public object answered from memory alone, or `nil` (see ``cachedSignedDownload``).
     func cachedPublicDownload(bucket: String, path: ObjectPath) -> CachedDownload? {
         guard let peek = metadataPeek,
-            peek.peekBucket(named: bucket)?.isPublic == true,
-            let object = peek.peekObject(at: ObjectKey(bucket: bucket, path: path)),
+            let object = try? DownloadRules.publicURL(
+                peek.peekBucket(named: bucket), peek.peekObject(at: ObjectKey(bucket: bucket, path: path))),
             let body = cachedBody(of: object)
         else { return nil }
         return CachedDownload(object: object, body: body, expiresAt: nil)

@@ -3,6 +3,24 @@ import NIOCore
 
 // MARK: - Deciding downloads
 
+/// Who may have an object through a URL: written once, applied to rows from the stores
+/// (``StorageService/decideDownload``) and to rows from memory (``StorageService/decideDownloadFromMemory``).
+enum DownloadRules {
+    /// A signed URL's object: the row exists and its generation is the one the token was minted
+    /// for (an overwrite, flip, move or revoke gives a new one).
+    static func signed(_ record: ObjectRecord?, claims: URLSigner.Claims) throws(StorageError) -> ObjectRecord {
+        guard let record else { throw StorageError.notFound() }
+        guard String(record.generation) == claims.binding else { throw StorageError(.urlExpired, "this link was revoked") }
+        return record
+    }
+
+    /// A public URL's object: its bucket is public and the row exists.
+    static func publicURL(_ bucket: BucketRecord?, _ record: ObjectRecord?) throws(StorageError) -> ObjectRecord {
+        guard bucket?.isPublic == true, let record else { throw StorageError.notFound() }
+        return record
+    }
+}
+
 extension StorageService {
     /// The one decision about a download, from the stores: resolves the object for `access`
     /// (signed token with its generation, public bucket, or the tenant rule), then the answer
@@ -58,22 +76,20 @@ extension StorageService {
     /// and that the object's generation still matches (so flips, deletes and revokes kill links).
     /// - Returns: the object and the token's expiry (unix seconds).
     func resolveSigned(bucket: String, path: ObjectPath, token: String) async throws -> (ObjectRecord, expiresAt: Int64) {
-        let claims = try signer.verify(token, scope: .download, bucket: bucket, path: path, now: unixNow())
-        guard let record = try await metadata.object(at: ObjectKey(bucket: bucket, path: path)) else {
-            throw StorageError.notFound()
-        }
-        guard String(record.generation) == claims.binding else {
-            throw StorageError(.urlExpired, "this link was revoked")
-        }
+        let claims = try downloadClaims(token, bucket: bucket, path: path)
+        let record = try DownloadRules.signed(try await metadata.object(at: ObjectKey(bucket: bucket, path: path)), claims: claims)
         return (record, claims.expiresAt)
+    }
+
+    /// The claims of a download token for this bucket and path (signature, scope, expiry).
+    func downloadClaims(_ token: String, bucket: String, path: ObjectPath) throws -> URLSigner.Claims {
+        try signer.verify(token, scope: .download, bucket: bucket, path: path, now: unixNow())
     }
 
     /// The object at a public URL; `.notFound` unless its bucket is public.
     public func resolvePublic(bucket: String, path: ObjectPath) async throws -> ObjectRecord {
-        guard let b = try await metadata.bucket(named: bucket), b.isPublic,
-            let record = try await metadata.object(at: ObjectKey(bucket: bucket, path: path))
-        else { throw StorageError.notFound() }
-        return record
+        guard let b = try await metadata.bucket(named: bucket), b.isPublic else { throw StorageError.notFound() }
+        return try DownloadRules.publicURL(b, try await metadata.object(at: ObjectKey(bucket: bucket, path: path)))
     }
 
     /// The object for an authenticated download: the tenant rule applies (public buckets are

@@ -1,4 +1,3 @@
-import CDepotCrypto
 import Crypto
 import Foundation
 

@@ -46,7 +46,7 @@ public struct FileSystemBlobStore: BlobStore {
         try POSIX.mkdir(root + "/tmp")
         // The 256 first-level fan-out directories exist before any write, made durable once here.
         for i in 0..<256 {
-            try POSIX.mkdir(root + "/blobs/" + String(format: "%02x", i))
+            try POSIX.mkdir(root + "/blobs/" + [UInt8(i)].hexString)
         }
         try POSIX.fsyncDirectory(root + "/blobs")
         try POSIX.fsyncDirectory(root)
