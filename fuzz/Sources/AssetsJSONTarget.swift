@@ -26,14 +26,14 @@ enum AssetsJSONTarget {
                 _ = try? StorageService.validate(jobId: presign.jobId)
                 _ = try? StorageService.validate(suffix: presign.suffix ?? "")
                 _ = try? MediaType.normalize(presign.contentType)
-                _ = try? AssetUploadReceiver.visibility(presign.visibility ?? "private")
+                _ = try? Visibility.parse(presign.visibility ?? "private")
                 _ = presign.size.value
             }
             if let paths = await accepted({ try await request().decodeJSON(AssetsController.Paths.self, limit: JSONBodyLimit.batch) }) {
                 for p in paths.paths.prefix(8) { _ = try? ObjectPath(p) }
             }
             if let change = await accepted({ try await request().decodeJSON(AssetsController.VisibilityChange.self) }) {
-                _ = try? AssetUploadReceiver.visibility(change.visibility)
+                _ = try? Visibility.parse(change.visibility)
             }
         }
     }
