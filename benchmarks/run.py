@@ -106,6 +106,7 @@ def cpu_name():
 class Depot:
     def __init__(self, binary, name="depot", port=DEPOT_PORT, env=None):
         self.binary = binary
+        self.name = name
         self.dir = os.path.join(PEERS, name)
         shutil.rmtree(self.dir, ignore_errors=True)
         self.base = f"http://127.0.0.1:{port}"
@@ -181,7 +182,7 @@ def measure_round(cfg, depot, results):
     large = os.path.join(DATA, "large.bin")
     large_size = os.path.getsize(large)
     small = os.path.join(DATA, "small.bin")
-    peers = ["nginx", "moto", "depot"]
+    peers = ["nginx", "moto", "depot"] if "peers" in cfg.only else []
 
     for peer in peers:
         # Signed 4 KiB GET under load.
@@ -224,6 +225,8 @@ def measure_round(cfg, depot, results):
         results.add("small_put_rps", peer, rps)
         results.add("small_put_p99_ms", peer, p99)
 
+    if "depot" not in cfg.only:
+        return
     # Depot alone: batch signing, flips, memory with very large objects.
     # The server's answer time: the body is encoded once, outside the clock, and sent over one
     # kept-alive connection (as a backend's HTTP client does), so Python's own JSON encoding and
@@ -265,6 +268,70 @@ def measure_round(cfg, depot, results):
     results.add("disk_fdatasync_mb_s", "disk", disk["write_fdatasync_mb_s"])
     files = json.loads(sh([sys.executable, os.path.join(PEERS_SRC, "limits_smallfiles.py")], timeout=60))
     results.add("smallfiles_fsync_per_s", "disk", files["create_fsync_rename_fsyncdir_per_s"])
+
+
+# MARK: - Gallery: many distinct objects
+
+def make_gallery(depot, n):
+    """n distinct 4 KiB objects: the same bytes as files under nginx's data directory and as
+    Depot objects (bench/gallery/{i}.png). Returns (Depot URL list file, nginx URL list file), the
+    URLs in a shuffled order (the same order for both)."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+    sys.path.insert(0, PEERS_SRC)
+    import urls as peer_urls
+    gdir = os.path.join(os.environ["NGINX_DATA"], "gallery")
+    os.makedirs(gdir, exist_ok=True)
+    for i in range(n):
+        f = os.path.join(gdir, f"{i}.png")
+        if not os.path.exists(f):
+            with open(f, "wb") as out:
+                out.write(b"\x89PNG\r\n\x1a\n" + os.urandom(4096 - 8))
+    host = urllib.parse.urlsplit(depot.base).netloc
+    have = getattr(depot, "gallery_size", 0)
+
+    def upload(chunk):
+        conn = HTTPConnection(host, timeout=60)
+        for i in chunk:
+            conn.request("PUT", f"/v1/assets/bench/gallery/{i}.png", open(os.path.join(gdir, f"{i}.png"), "rb").read(),
+                         {**depot.auth, "Content-Type": "image/png"})
+            r = conn.getresponse()
+            r.read()
+            assert r.status in (200, 201), r.status
+        conn.close()
+    todo = list(range(have, n))
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(upload, [todo[k::16] for k in range(16)]))
+    depot.gallery_size = max(have, n)
+    order = list(range(n))
+    random.Random(n).shuffle(order)
+    depot_list = os.path.join(PEERS, f"gallery-depot-{depot.name}-{n}.txt")
+    nginx_list = os.path.join(PEERS, f"gallery-nginx-{n}.txt")
+    signed = {}
+    for k in range(0, n, 1000):
+        signed.update(depot.signed([f"bench/gallery/{i}.png" for i in range(k, min(n, k + 1000))]))
+    with open(depot_list, "w") as out:
+        out.writelines(signed[f"bench/gallery/{i}.png"] + "\n" for i in order)
+    with open(nginx_list, "w") as out:
+        out.writelines(peer_urls.nginx_url("get", f"gallery/{i}.png", 86400) + "\n" for i in order)
+    return depot_list, nginx_list
+
+
+def gallery_wrk(list_file, duration):
+    first = open(list_file).readline().strip()
+    return wrk(first, duration, os.path.join(HERE, "gallery.lua"), (list_file,))
+
+
+def measure_gallery(cfg, depot, results, sizes, key="gallery", peers=("nginx", "depot")):
+    """Signed 4 KiB GETs over many distinct objects, each URL asked about once a second or less."""
+    for n in sizes:
+        depot_list, nginx_list = make_gallery(depot, n)
+        for peer in peers:
+            lst = depot_list if peer == "depot" else nginx_list
+            gallery_wrk(lst, "2s")  # warm-up: both serve their steady state, not a first pass
+            rps, p99 = gallery_wrk(lst, cfg.duration)
+            results.add(f"{key}_{n}_rps", peer, rps)
+            results.add(f"{key}_{n}_p99_ms", peer, p99)
 
 
 class Results:
@@ -309,6 +376,10 @@ ROWS = [
     ("small_get_rps", "signed 4 KiB GET, req/s (wrk -t2 -c32)", "nginx", 0.8, True, 0, "≥ 0.8× nginx"),
     ("small_get_p99_ms", "signed 4 KiB GET, p99 ms", "nginx", 2.0, False, 2, "≤ 2× nginx"),
     ("large_get_mb_s", "large signed GET, MB/s", "nginx", 0.8, True, 0, "≥ 0.8× nginx"),
+    ("gallery_5000_rps", "gallery: signed 4 KiB GETs over 5,000 distinct objects, req/s", "nginx", 1.0, True, 0, "≥ 1.0× nginx"),
+    ("gallery_5000_p99_ms", "gallery over 5,000 objects, p99 ms", "nginx", None, False, 2, ""),
+    ("gallery_40000_rps", "gallery: signed 4 KiB GETs over 40,000 distinct objects, req/s", "nginx", 0.8, True, 0, "≥ 0.8× nginx"),
+    ("gallery_40000_p99_ms", "gallery over 40,000 objects, p99 ms", "nginx", None, False, 2, ""),
     ("large_put_mb_s", "large upload, MB/s (Depot: hashed, fsynced, committed)", "disk:disk_fdatasync_mb_s", 0.85, True, 0, "≥ 0.85× dd fdatasync"),
     ("small_put_rps", "4 KiB uploads/s, 32 clients (Depot: durable before 201)", "disk:smallfiles_fsync_per_s", 1.0, True, 0, "≥ 1.0× write+rename+fsyncs"),
     ("large_get_rss_mib", "RSS growth during the large GETs, MiB", None, None, False, 0, ""),
@@ -379,7 +450,8 @@ def report(cfg, res, env_info):
         "![ratios](ratios.png)",
         "",
     ]
-    suffix = "-smoke" if cfg.smoke else ""
+    # A partial run (--only) never overwrites the full results.
+    suffix = ("-smoke" if cfg.smoke else "") + ("-partial" if cfg.only != ALL_GROUPS else "")
     lines = [l.replace("ratios.png", f"ratios{suffix}.png") for l in lines]
     out = os.path.join(HERE, f"RESULTS{suffix}.md")
     open(out, "w").write("\n".join(lines))
@@ -440,6 +512,9 @@ def chart(ratios, name):
     fig.savefig(os.path.join(HERE, name), dpi=100)
 
 
+ALL_GROUPS = {"peers", "depot", "gallery", "s3"}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true")
@@ -447,7 +522,10 @@ def main():
     ap.add_argument("--depot", required=True)
     ap.add_argument("--build", default="release")
     ap.add_argument("--micro", help="ordo-one/benchmark JMH JSON of benchmarks/micro")
+    ap.add_argument("--only", help="comma-separated groups to measure (peers, depot, gallery, s3); default all")
     cfg = ap.parse_args()
+    cfg.only = set(cfg.only.split(",")) if cfg.only else ALL_GROUPS
+    cfg.gallery_sizes = (200, 1000) if cfg.smoke else (5000, 40000)
     cfg.rounds = cfg.rounds or (1 if cfg.smoke else 3)
     cfg.duration = "1s" if cfg.smoke else "10s"
     cfg.transfer_timeout = 30
@@ -495,7 +573,10 @@ def main():
         for r in range(cfg.rounds):
             print(f"--- round {r + 1}/{cfg.rounds} (load {open('/proc/loadavg').read().split()[:3]})", file=sys.stderr)
             measure_round(cfg, depot, res)
-            measure_s3_round(cfg, depot_s3, res)
+            if "gallery" in cfg.only:
+                measure_gallery(cfg, depot, res, cfg.gallery_sizes)
+            if "s3" in cfg.only:
+                measure_s3_round(cfg, depot_s3, res)
         env_info = {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "cpu": cpu_name() + f" ×{os.cpu_count()}",

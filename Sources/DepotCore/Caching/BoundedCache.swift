@@ -79,13 +79,27 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
 
     public var count: Int { state.withLock { $0.entries.count } }
 
+    /// The total cost held (at most ``capacity``).
+    public var cost: Int { state.withLock { $0.totalCost } }
+
     private static func evict(_ s: inout State, toFit capacity: Int) {
-        // Drop the oldest quarter (by last use), then more until under capacity.
+        // Drop the least recently used entries down to three quarters of the capacity: the last
+        // uses (plain integers, no keys or values copied) are sorted to find the newest use that
+        // goes, then one pass keeps the rest. Amortised over the quarter of inserts between two
+        // evictions, a cache thrashed by a larger working set (a gallery) can afford it.
         let target = capacity - capacity / 4
-        for (key, entry) in s.entries.sorted(by: { $0.value.lastUse < $1.value.lastUse }) {
-            if s.totalCost <= target { break }
-            s.entries[key] = nil
-            s.totalCost -= entry.cost
+        var uses = [(lastUse: UInt64, cost: Int)]()
+        uses.reserveCapacity(s.entries.count)
+        for entry in s.entries.values { uses.append((entry.lastUse, entry.cost)) }
+        uses.sort { $0.lastUse < $1.lastUse }
+        var left = s.totalCost
+        var newestDropped: UInt64 = 0
+        for use in uses {
+            if left <= target { break }
+            left -= use.cost
+            newestDropped = use.lastUse
         }
+        s.entries = s.entries.filter { $0.value.lastUse > newestDropped }
+        s.totalCost = left
     }
 }

@@ -41,8 +41,11 @@ public struct CachedBlobStore: BlobStore {
             }
             try await consume(chunk)
         }
-        if let copy { cache.insert(copy, for: id, cost: max(copy.readableBytes, 256), ifVersion: version) }
+        if let copy { cache.insert(copy, for: id, cost: Self.cost(of: copy), ifVersion: version) }
     }
+
+    /// What a cached blob counts against the capacity: its bytes, and at least 256 for the entry.
+    static func cost(of bytes: ByteBuffer) -> Int { max(bytes.readableBytes, 256) }
 
     public func delete(_ id: BlobID) async throws {
         defer { cache.invalidate([id]) }

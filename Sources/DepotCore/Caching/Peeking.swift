@@ -18,6 +18,9 @@ public protocol BlobPeeking: Sendable {
     func forget(_ id: BlobID)
     /// Changes whenever a blob's bytes were dropped as wrong (see ``BoundedCache/epoch``).
     var peekEpoch: UInt64 { get }
+    /// Keeps a small blob's bytes, read by someone else from the blob's file, unless a blob was
+    /// dropped since `epoch` (``peekEpoch``) was read.
+    func keep(_ bytes: ByteBuffer, for id: BlobID, ifEpoch epoch: UInt64)
 }
 
 /// A blob store that keeps each blob as a file on this machine (``FileSystemBlobStore``), which the
@@ -40,16 +43,25 @@ extension CachedBlobStore: BlobPeeking, BlobFiles {
     public func keepsBlob(ofSize size: Int64) -> Bool { size <= maxBlobSize }
     public func forget(_ id: BlobID) { cache.invalidate([id]) }
     public var peekEpoch: UInt64 { cache.epoch }
+    public func keep(_ bytes: ByteBuffer, for id: BlobID, ifEpoch epoch: UInt64) {
+        guard bytes.readableBytes <= maxBlobSize else { return }
+        cache.insert(bytes, for: id, cost: Self.cost(of: bytes), ifVersion: epoch)
+    }
     public func localFile(of id: BlobID) -> String? { (base as? any BlobFiles)?.localFile(of: id) }
 }
 
 /// An object that can be served without asking either store: its row from memory, and its bytes
-/// from memory (small objects) or from a local file the kernel sends (large ones).
+/// from memory (small objects) or from a local file (the kernel sends a large one; a small one is
+/// read whole and kept in memory for the next request).
 public struct CachedDownload: Sendable {
     public enum Body: Sendable {
         case bytes(ByteBuffer)
         /// The blob's file, to be opened by the caller; ``ObjectRecord/size`` says how long it is.
         case file(path: String)
+        /// A small blob's file whose bytes are not in memory: the caller reads it whole and, when
+        /// it is the row's size, hands the bytes to ``StorageService/keepInMemory(_:of:epoch:)``
+        /// with this `epoch`.
+        case smallFile(path: String, epoch: UInt64)
     }
     public let object: ObjectRecord
     public let body: Body
@@ -86,11 +98,21 @@ extension StorageService {
         return CachedDownload(object: object, body: body, expiresAt: nil)
     }
 
-    /// The bytes in memory; else, for a blob too large to be kept there, its local file. A small
-    /// blob not in memory yet is left to the ordinary path, whose read puts it there.
+    /// The bytes in memory; else the blob's local file: to be sent as it is, or, for a blob small
+    /// enough to be kept in memory, read whole (nginx's open + read; the next request finds the
+    /// bytes in memory). `nil` when the blob is neither in memory nor a local file (S3).
     private func cachedBody(of object: ObjectRecord) -> CachedDownload.Body? {
+        // Read before the peek: bytes read after a drop are not kept.
+        let epoch = blobPeek?.peekEpoch ?? 0
         if let bytes = blobPeek?.peekBlob(object.blobID) { return .bytes(bytes) }
-        if blobPeek?.keepsBlob(ofSize: object.size) == true { return nil }
-        return blobFiles?.localFile(of: object.blobID).map { .file(path: $0) }
+        guard let path = blobFiles?.localFile(of: object.blobID) else { return nil }
+        return blobPeek?.keepsBlob(ofSize: object.size) == true ? .smallFile(path: path, epoch: epoch) : .file(path: path)
+    }
+
+    /// Keeps the bytes of a `.smallFile` body (``CachedDownload/Body``), read by the caller, in
+    /// memory; ignored unless they are exactly the row's size.
+    public func keepInMemory(_ bytes: ByteBuffer, of object: ObjectRecord, epoch: UInt64) {
+        guard Int64(bytes.readableBytes) == object.size else { return }
+        blobPeek?.keep(bytes, for: object.blobID, ifEpoch: epoch)
     }
 }

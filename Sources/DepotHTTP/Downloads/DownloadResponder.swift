@@ -23,17 +23,21 @@ struct DownloadResponder: Sendable {
     static func headers(for object: ObjectRecord, cacheControl: String, disposition: String?) -> HTTPFields {
         var headers: HTTPFields = [:]
         headers.reserveCapacity(10)
-        headers[.eTag] = object.etag
-        headers[.lastModified] = HTTPDate.format(object.updatedAt)
-        headers[.cacheControl] = cacheControl
-        headers[.acceptRanges] = "bytes"
-        // Every object answer: the browser must not guess a type, a document opened from it runs
-        // with no origin and no scripts, and other sites may embed it (an app's images).
-        headers[.xContentTypeOptions] = "nosniff"
-        headers[.contentSecurityPolicy] = "sandbox"
-        headers[.crossOriginResourcePolicy] = "cross-origin"
-        if let disposition { headers[.contentDisposition] = disposition }
+        for (name, value) in versionFields(of: object) { headers.append(HTTPField(name: name, value: value)) }
+        headers.append(HTTPField(name: .cacheControl, value: cacheControl))
+        if let disposition { headers.append(HTTPField(name: .contentDisposition, value: disposition)) }
         return headers
+    }
+
+    /// The headers of every answer about an object that depend on its version alone (the
+    /// pipeline keeps them per version: ``ObjectHeaderCache``).
+    static func versionFields(of object: ObjectRecord) -> [(HTTPField.Name, String)] {
+        [
+            (.eTag, object.etag), (.lastModified, HTTPDate.format(object.updatedAt)), (.acceptRanges, "bytes"),
+            // Every object answer: the browser must not guess a type, a document opened from it runs
+            // with no origin and no scripts, and other sites may embed it (an app's images).
+            (.xContentTypeOptions, "nosniff"), (.contentSecurityPolicy, "sandbox"), (.crossOriginResourcePolicy, "cross-origin"),
+        ]
     }
 
     /// The response to a GET (`head == false`) or HEAD.

@@ -9,31 +9,29 @@ import Prometheus
 import Synchronization
 
 /// The headers that depend on the object version alone (ETag, Last-Modified, type, length …),
-/// built once per version and kept for the hot objects. Cleared when full: it holds at most
-/// `capacity` small header lists.
+/// built once per version and kept for the objects in use (``BoundedCache``: at most `capacity`
+/// small header lists).
 final class ObjectHeaderCache: Sendable {
     private struct Version: Hashable {
         let blob: BlobID
         let generation: Int64
         let updatedAt: Date
     }
-    private let table = Mutex<[Version: HTTPHeaders]>([:])
-    let capacity = 10_000
+    private let table = BoundedCache<Version, HTTPHeaders>(capacity: 20_000)
 
     func headers(for object: ObjectRecord, size: Int) -> HTTPHeaders {
         let version = Version(blob: object.blobID, generation: object.generation, updatedAt: object.updatedAt)
-        if let hit = table.withLock({ $0[version] }) { return hit }
-        // The router's headers for the object (validated by swift-http-types on the way), as NIO's.
-        // Cache-Control is per request (a signed URL's remaining lifetime): added by the caller.
-        var fields = DownloadResponder.headers(for: object, cacheControl: "", disposition: nil)
-        fields[.cacheControl] = nil
-        fields[.contentType] = object.contentType
-        fields[.contentLength] = String(size)
-        let headers = HTTPHeaders(fields.map { ($0.name.rawName, $0.value) })
-        table.withLock { t in
-            if t.count >= capacity { t.removeAll(keepingCapacity: true) }
-            t[version] = headers
-        }
+        if let hit = table.value(for: version) { return hit }
+        // The router's headers for the object, as NIO's. Cache-Control is per request (a signed
+        // URL's remaining lifetime): added by the caller.
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(12)
+        for (name, value) in DownloadResponder.versionFields(of: object) { headers.add(name: name.rawName, value: value) }
+        // Through swift-http-types, as the router's: a value is never written with a line break.
+        headers.add(name: HTTPField.Name.contentType.rawName, value: HTTPField(name: .contentType, value: object.contentType).value)
+        headers.add(name: HTTPField.Name.contentLength.rawName, value: String(size))
+        // A version is never invalidated: a new one is another key.
+        table.insert(headers, for: version, ifVersion: 0)
         return headers
     }
 }

@@ -79,6 +79,8 @@ final class PipelineDownloadHandler: ChannelDuplexHandler, RemovableChannelHandl
             case .bytes(let bytes): send(context: context, answer, body: .byteBuffer(bytes))
             case .file(let path, let size, let range):
                 open(context: context, path: path, size: size, range: range, request: request, answer: answer)
+            case .smallFile(let path, let object, let epoch, let range):
+                load(context: context, path: path, object: object, epoch: epoch, range: range, request: request, answer: answer)
             }
         }
     }
@@ -125,6 +127,25 @@ final class PipelineDownloadHandler: ChannelDuplexHandler, RemovableChannelHandl
                 self.forward(context: context, request)
                 self.resume(context: context)
             }
+        }
+    }
+
+    /// Reads a small file whole on the thread pool, keeps its bytes in memory and sends the
+    /// `range`; when it is missing or not the row's size, the router answers after all.
+    private func load(
+        context: ChannelHandlerContext, path: String, object: ObjectRecord, epoch: UInt64, range: Range<Int64>,
+        request: HTTPRequestHead, answer: PipelineDownloads.Answer
+    ) {
+        busy = true
+        downloads.smallFiles.read(path, expecting: Int(object.size), eventLoop: context.eventLoop).assumeIsolated().whenComplete { result in
+            if case .success(let bytes?) = result {
+                self.downloads.service.keepInMemory(bytes, of: object, epoch: epoch)
+                let part = bytes.getSlice(at: bytes.readerIndex + Int(range.lowerBound), length: range.count)!
+                self.send(context: context, answer, body: .byteBuffer(part))
+            } else {
+                self.forward(context: context, request)
+            }
+            self.resume(context: context)
         }
     }
 

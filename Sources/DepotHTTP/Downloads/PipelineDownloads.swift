@@ -17,6 +17,9 @@ struct PipelineDownloads: Sendable {
             case bytes(ByteBuffer)
             /// The `range` of a local file of exactly `size` bytes, sent with `sendfile`.
             case file(path: String, size: Int64, range: Range<Int64>)
+            /// The `range` of a small object whose bytes are not in memory: its file is read whole
+            /// (``SmallFiles``), kept in memory for the next request, and the range sent.
+            case smallFile(path: String, object: ObjectRecord, epoch: UInt64, range: Range<Int64>)
         }
         var head: HTTPResponseHead
         var body: Body
@@ -39,6 +42,8 @@ struct PipelineDownloads: Sendable {
     let publicRequests: Counter
     /// Opens files off the event loop.
     let fileIO = NonBlockingFileIO(threadPool: .singleton)
+    /// Reads small files whole, off the event loop.
+    let smallFiles = SmallFiles(threadPool: .singleton)
 
     init(service: StorageService, metrics: DepotMetrics, serverName: String?, cors: CORSOrigins) {
         self.service = service
@@ -73,7 +78,8 @@ struct PipelineDownloads: Sendable {
         let second = service.unixNow()
         if let answer = recent.answer(to: request.uri, second: second, epoch: epoch) { return answer }
         guard let answer = build(request.uri, isGet: true, allowOrigin: allowOrigin) else { return nil }
-        recent.keep(answer, for: request.uri, second: second, epoch: epoch)
+        // Not an answer whose bytes are still to be read: the next one finds them in memory.
+        if case .smallFile = answer.body {} else { recent.keep(answer, for: request.uri, second: second, epoch: epoch) }
         return answer
     }
 
@@ -112,6 +118,9 @@ struct PipelineDownloads: Sendable {
         case .file(let path):
             size = Int(object.size)
             body = isGet ? .file(path: path, size: object.size, range: 0..<object.size) : .none
+        case .smallFile(let path, let epoch):
+            size = Int(object.size)
+            body = isGet ? .smallFile(path: path, object: object, epoch: epoch, range: 0..<object.size) : .none
         }
         guard size == object.size else { return nil }
         var headers = objectHeaders.headers(for: object, size: size)
@@ -141,6 +150,7 @@ struct PipelineDownloads: Sendable {
         case .bytes(let bytes):
             return .bytes(bytes.getSlice(at: bytes.readerIndex + Int(part.lowerBound), length: part.count)!)
         case .file(let path, let size, _): return .file(path: path, size: size, range: part)
+        case .smallFile(let path, let object, let epoch, _): return .smallFile(path: path, object: object, epoch: epoch, range: part)
         }
     }
 
@@ -154,6 +164,9 @@ struct PipelineDownloads: Sendable {
             metrics.recordBytesOut(bytes.readableBytes)
         case .file(_, _, let range):
             metrics.recordFileDownload()
+            metrics.recordBytesOut(range.count)
+        case .smallFile(_, _, _, let range):
+            metrics.recordSmallFileDownload()
             metrics.recordBytesOut(range.count)
         }
     }

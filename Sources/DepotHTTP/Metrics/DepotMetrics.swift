@@ -14,6 +14,7 @@ public struct DepotMetrics: Sendable {
     let bytesOut: Counter
     let memoryDownloads: Counter
     let fileDownloads: Counter
+    let smallFileDownloads: Counter
     /// Request counters by route and status, made once each (`makeCounter` per request was 2 % of
     /// a small download).
     private let requestCounters = CounterTable()
@@ -31,6 +32,12 @@ public struct DepotMetrics: Sendable {
                 "depot_downloads_sendfile_total",
                 help:
                     "Signed and public downloads of large local blobs sent by the kernel (sendfile) from the channel pipeline (also in depot_http_requests_total)."
+            ))
+        smallFileDownloads = registry.makeCounter(
+            descriptor: .depot(
+                "depot_downloads_small_file_total",
+                help:
+                    "Signed and public downloads of small blobs not in memory, read whole from their local file in the channel pipeline and kept in memory (also in depot_http_requests_total)."
             ))
     }
 
@@ -61,6 +68,7 @@ public struct DepotMetrics: Sendable {
     func recordBytesOut(_ n: Int) { bytesOut.increment(by: Int64(n)) }
     func recordMemoryDownload() { memoryDownloads.increment() }
     func recordFileDownload() { fileDownloads.increment() }
+    func recordSmallFileDownload() { smallFileDownloads.increment() }
 
     /// The Prometheus text exposition.
     public func render() -> String {

@@ -1,5 +1,6 @@
 import DepotCore
 import DepotHTTP
+import DepotLocal
 import Foundation
 import Glibc
 import HTTPTypes
@@ -125,6 +126,58 @@ struct SendfileDownloadTests {
     /// Requests pipelined behind a large download wait while its file is opened, then are answered
     /// in order: from memory, from a file again, and from the router (after which everything goes
     /// to the router, in order).
+    /// A gallery larger than the blob cache: a small object whose row is in memory but whose
+    /// bytes are not is read whole from its file in the pipeline (not handed to the router), with
+    /// the router's answer, and kept in memory for the next request.
+    @Test func smallObjectsNotInMemoryAreReadFromTheirFileAndKept() async throws {
+        let blobDir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-blobs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: blobDir) }
+        // 8 KiB of blob cache: room for two 3,000-byte objects.
+        let blobs = CachedBlobStore(try FileSystemBlobStore(directory: blobDir), capacity: 8 * 1024)
+        let env = try await TestEnvironment.make(blobs: blobs, cacheBlobs: false)
+        let fromFile: @Sendable () -> Int = { counter(env, "depot_downloads_small_file_total") }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            var urls: [String] = []
+            var paths: [String] = []
+            var pngs: [[UInt8]] = []
+            for size in [3000, 3001, 3002] {
+                let png = Fixture.png(size)
+                let up = try await client.upload(png, headers: alice)
+                urls.append(TestEnvironment.local(up.json["url"] as! String))
+                paths.append(up.json["path"] as! String)
+                pngs.append(png)
+            }
+            // Through the router: rows cached; the first object's bytes are pushed out by the others'.
+            var routed: [LiveClient.Reply] = []
+            for url in urls { routed.append(try await client.request(.get, url)) }
+            #expect(fromFile() == 0)
+
+            let fast = try await client.request(.get, urls[0])
+            #expect(fromFile() == 1)
+            #expect(fast.status == .ok && fast.bytes == pngs[0])
+            #expect(PipelineDownloadTests.withoutDate(fast.headers) == PipelineDownloadTests.withoutDate(routed[0].headers))
+            // Kept: the next answer comes from memory.
+            #expect(try await client.request(.get, urls[0]).bytes == pngs[0])
+            #expect(fromFile() == 1)
+
+            // A range of a small object read from its file.
+            let range = try await client.request(.get, urls[1], headers: [.range: "bytes=10-19"])
+            #expect(range.status == .partialContent && range.bytes == Array(pngs[1][10..<20]))
+            #expect(range.headers[.contentRange] == "bytes 10-19/3001")
+            #expect(fromFile() == 2)
+
+            // A missing file is the router's clean 500, and nothing is kept.
+            let key = ObjectKey(bucket: env.service.settings.privateBucket, path: try ObjectPath(paths[2]))
+            let id = try #require(try await env.service.metadata.object(at: key)).blobID.rawValue
+            try FileManager.default.removeItem(atPath: "\(blobDir)/blobs/\(id.prefix(2))/\(id)")
+            let lost = try await client.request(.get, urls[2])
+            #expect(lost.status == .internalServerError)
+            #expect(fromFile() == 2)
+            #expect(try await client.request(.get, urls[2]).status == .internalServerError)
+        }
+    }
+
     @Test func pipelinedRequestsBehindAFileKeepTheirOrder() async throws {
         let env = try await TestEnvironment.make()
         try await env.live { client in

@@ -18,10 +18,28 @@ struct BoundedCacheTests {
         for i in 0..<100 { cache.insert(i, for: i, cost: 1, ifVersion: cache.version) }
         for _ in 0..<3 { _ = cache.value(for: 0) }
         for i in 100..<150 { cache.insert(i, for: i, cost: 1, ifVersion: cache.version) }
-        #expect(cache.count <= 100)
+        #expect(cache.count <= 100 && cache.cost == cache.count)
         #expect(cache.value(for: 0) == 0)
+        #expect(cache.value(for: 1) == nil)  // the least recently used went first
         #expect(cache.value(for: 149) == 149)
+        // A working set far larger than the cache (a gallery): always within it, the newest kept.
+        for i in 150..<10_000 { cache.insert(i, for: i, cost: 1, ifVersion: cache.version) }
+        #expect(cache.count <= 100 && cache.cost == cache.count)
+        #expect(cache.value(for: 9_999) == 9_999)
         cache.insert(7, for: 999, cost: 101, ifVersion: cache.version)  // larger than the whole cache: refused
         #expect(cache.value(for: 999) == nil)
+    }
+
+    @Test func costsAreCountedOnceWhenAKeyIsReplacedOrInvalidated() {
+        let cache = BoundedCache<String, Int>(capacity: 100)
+        cache.insert(1, for: "a", cost: 30, ifVersion: cache.version)
+        cache.insert(2, for: "a", cost: 10, ifVersion: cache.version)
+        #expect(cache.cost == 10 && cache.value(for: "a") == 2)
+        cache.insert(3, for: "b", cost: 45, ifVersion: cache.version)
+        cache.insert(4, for: "c", cost: 50, ifVersion: cache.version)  // over: the oldest go, down to 3/4
+        #expect(cache.value(for: "a") == nil && cache.value(for: "b") == nil)
+        #expect(cache.cost == 50 && cache.value(for: "c") == 4)
+        cache.invalidate(["c"])
+        #expect(cache.cost == 0 && cache.count == 0)
     }
 }
