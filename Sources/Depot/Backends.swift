@@ -24,8 +24,11 @@ public enum BlobBackend: Sendable {
 /// An opened metadata store, and what to do when the process is done with it.
 public struct OpenedMetadataStore: Sendable {
     public var store: any MetadataStore
-    /// True when other servers may share the rows (nothing may be cached).
+    /// True when other servers may share the rows: cached only with `rowCache`.
     public var shared: Bool
+    /// For shared rows (PostgreSQL): the database's notifications of every server's writes, which
+    /// keep a row cache right (``PostgresRowListener``, running while the store is open).
+    public var rowCache: RowCacheControl?
     /// For the start-up banner, e.g. `SQLite ./depot-data/depot.sqlite`.
     public var summary: String
     public var close: @Sendable () async -> Void
@@ -43,12 +46,16 @@ public struct OpenedMetadataStore: Sendable {
                 let released = try await sqlite.releaseAbandonedClaims()
                 if released > 0 { logger.info("\(released) upload URL(s) cut off by the last stop can be used again") }
             }
-            return OpenedMetadataStore(store: sqlite, shared: false, summary: "SQLite \(dataDir)/depot.sqlite", close: {})
+            return OpenedMetadataStore(store: sqlite, shared: false, rowCache: nil, summary: "SQLite \(dataDir)/depot.sqlite", close: {})
         }
         let postgres: PostgresMetadataStore
         do { postgres = try PostgresMetadataStore(url: url, logger: logger) } catch { throw DepotFailure(error.message) }
         let runner = await postgres.start()
+        let rowCache = RowCacheControl()
+        let listener = Task { await PostgresRowListener(store: postgres).run(rowCache) }
         let close: @Sendable () async -> Void = {
+            listener.cancel()
+            _ = await listener.value
             runner.cancel()
             _ = await runner.value
         }
@@ -63,7 +70,7 @@ public struct OpenedMetadataStore: Sendable {
             await close()
             throw DepotFailure("cannot use PostgreSQL at \(redacted(url)): \((error as? StorageError)?.cause.map { "\($0)" } ?? "\(error)")")
         }
-        return OpenedMetadataStore(store: postgres, shared: true, summary: "PostgreSQL \(redacted(url))", close: close)
+        return OpenedMetadataStore(store: postgres, shared: true, rowCache: rowCache, summary: "PostgreSQL \(redacted(url))", close: close)
     }
 
     /// The URL without its password, for logs and messages.

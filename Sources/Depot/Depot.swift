@@ -10,18 +10,19 @@ extension StorageService {
     /// buckets made when missing. (`depot gc` serves nothing: it runs the collector over the
     /// stores as they are — no caches, no buckets made.)
     ///
-    /// Rows are cached only when this process is their only writer (`rowsShared` false: SQLite); a
-    /// shared PostgreSQL may change any row from another server. Blobs are immutable, so small ones
+    /// Rows are cached when this process is their only writer (`rowsShared` false: SQLite), and,
+    /// when other servers write them too (PostgreSQL), only with a `rowCache` that hears of their
+    /// writes (``RowCacheControl``, driven by ``PostgresRowListener``). Blobs are immutable, so small ones
     /// may be cached either way (`cacheBlobs`, on unless a caller must see the store itself).
     public static func assemble(
-        blobs: any BlobStore, metadata: any MetadataStore, rowsShared: Bool, cacheBlobs: Bool = true,
+        blobs: any BlobStore, metadata: any MetadataStore, rowsShared: Bool, rowCache: RowCacheControl? = nil, cacheBlobs: Bool = true,
         settings: StorageSettings, secret: String, logger: Logger = Logger(label: "depot"),
         now: @escaping @Sendable () -> Date = { Date() }
     ) async throws -> StorageService {
         try settings.validate()
         let service = StorageService(
             blobs: cacheBlobs ? CachedBlobStore(blobs) : blobs,
-            metadata: rowsShared ? metadata : CachedMetadataStore(metadata),
+            metadata: rowsShared ? rowCache.map { CachedMetadataStore(metadata, control: $0) } ?? metadata : CachedMetadataStore(metadata),
             settings: settings, keys: .derived(fromProjectSecret: secret), logger: logger, now: now)
         try await service.bootstrap()
         return service

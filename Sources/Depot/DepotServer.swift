@@ -65,7 +65,7 @@ public struct DepotServer: Sendable {
                 throw DepotFailure("redirected downloads need a blob store with URLs of its own (S3)")
             }
             let service = try await StorageService.assemble(
-                blobs: blobs.store, metadata: rows.store, rowsShared: rows.shared,
+                blobs: blobs.store, metadata: rows.store, rowsShared: rows.shared, rowCache: rows.rowCache,
                 settings: configuration.settings, secret: secret, logger: logger)
             var http = configuration.http
             if configuration.redirectDownloads { http.directDownloads = blobs.redirecting }

@@ -24,12 +24,14 @@ public final class PostgresMetadataStore: MetadataStore {
     /// down the pool keeps trying to connect; requests give up after this with `.unavailable`
     /// (503) instead of hanging.
     public let timeout: Duration
+    let target: Target
 
     /// - Parameter url: `postgres://user:password@host:port/database[?sslmode=disable|prefer|require|verify-full]`.
     ///   Call ``run()`` (it runs the connection pool) before the first query, and ``migrate()``.
     public init(
         url: String, claimLease: TimeInterval = 600, timeout: Duration = .seconds(10), maxConnections: Int = 20, logger: Logger
     ) throws(StorageError) {
+        self.target = try Target(url: url)
         var configuration = try Self.configuration(from: url)
         configuration.options.maximumConnections = maxConnections
         configuration.options.connectTimeout = .seconds(5)
@@ -53,26 +55,68 @@ public final class PostgresMetadataStore: MetadataStore {
     /// Parses a `postgres://` URL. TLS follows libpq's `sslmode`: `disable`; `prefer` (the default)
     /// and `require` encrypt without checking the certificate; `verify-ca`/`verify-full` check it.
     static func configuration(from url: String) throws(StorageError) -> PostgresClient.Configuration {
-        guard let c = URLComponents(string: url), ["postgres", "postgresql"].contains(c.scheme ?? ""),
-            let host = c.host, !host.isEmpty, let user = c.user, !user.isEmpty
-        else {
-            throw .invalidRequest("the database URL must look like postgres://user:password@host:5432/database")
-        }
-        let database = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
-        let mode = c.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        let target = try Target(url: url)
         let tls: PostgresClient.Configuration.TLS
-        var unverified = TLSConfiguration.makeClientConfiguration()
-        unverified.certificateVerification = .none
-        switch mode {
-        case "disable": tls = .disable
-        case "allow", "prefer": tls = .prefer(unverified)
-        case "require": tls = .require(unverified)
-        case "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
-        default: throw .invalidRequest("sslmode must be disable, prefer, require, verify-ca or verify-full, got '\(mode)'")
+        switch target.tls {
+        case .disable: tls = .disable
+        case .prefer(let c): tls = .prefer(c)
+        case .require(let c): tls = .require(c)
         }
         return PostgresClient.Configuration(
-            host: host, port: c.port ?? 5432, username: user, password: c.password.flatMap { $0.removingPercentEncoding },
-            database: database.isEmpty ? nil : database, tls: tls)
+            host: target.host, port: target.port, username: target.user, password: target.password, database: target.database, tls: tls)
+    }
+
+    /// Where a `postgres://` URL points, for the pool and for single connections (the listener).
+    struct Target: Sendable {
+        enum TLS {
+            case disable
+            case prefer(TLSConfiguration)
+            case require(TLSConfiguration)
+        }
+        var host: String
+        var port: Int
+        var user: String
+        var password: String?
+        var database: String?
+        var tls: TLS
+
+        init(url: String) throws(StorageError) {
+            guard let c = URLComponents(string: url), ["postgres", "postgresql"].contains(c.scheme ?? ""),
+                let host = c.host, !host.isEmpty, let user = c.user, !user.isEmpty
+            else {
+                throw .invalidRequest("the database URL must look like postgres://user:password@host:5432/database")
+            }
+            let database = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
+            let mode = c.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+            var unverified = TLSConfiguration.makeClientConfiguration()
+            unverified.certificateVerification = .none
+            switch mode {
+            case "disable": tls = .disable
+            case "allow", "prefer": tls = .prefer(unverified)
+            case "require": tls = .require(unverified)
+            case "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+            default: throw .invalidRequest("sslmode must be disable, prefer, require, verify-ca or verify-full, got '\(mode)'")
+            }
+            self.host = host
+            self.port = c.port ?? 5432
+            self.user = user
+            self.password = c.password.flatMap { $0.removingPercentEncoding }
+            self.database = database.isEmpty ? nil : database
+        }
+
+        /// A single connection's configuration (its own TLS context).
+        func connection() throws -> PostgresConnection.Configuration {
+            let tls: PostgresConnection.Configuration.TLS
+            switch self.tls {
+            case .disable: tls = .disable
+            case .prefer(let c): tls = .prefer(try NIOSSLContext(configuration: c))
+            case .require(let c): tls = .require(try NIOSSLContext(configuration: c))
+            }
+            var configuration = PostgresConnection.Configuration(
+                host: host, port: port, username: user, password: password, database: database, tls: tls)
+            configuration.options.additionalStartupParameters = [("application_name", PostgresRowListener.applicationName)]
+            return configuration
+        }
     }
 
     // MARK: Running statements

@@ -94,6 +94,72 @@ extension PostgresMetadataStore {
                 "CREATE INDEX upload_intents_owner ON upload_intents(owner, state)",
             ]
         ),
+        // Every write to `objects` and `buckets`, by any server, is announced on the channel
+        // `depot_rows` (delivered when its transaction commits): the servers' row caches drop what
+        // it names (PostgresRowListener). One notification per row written (`o:<bucket>/<name>`,
+        // `b:<name>`), or `*` for a statement that wrote more than 100 rows (a bucket's
+        // visibility change); PostgreSQL folds repeats within one transaction.
+        (
+            3,
+            [
+                """
+                CREATE FUNCTION depot_notify_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+                DECLARE
+                    key TEXT;
+                    prefix TEXT := CASE TG_TABLE_NAME WHEN 'objects' THEN 'o:' ELSE 'b:' END;
+                BEGIN
+                    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                        IF (SELECT count(*) FROM old_rows) > 100 THEN
+                            PERFORM pg_notify('depot_rows', '*');
+                            RETURN NULL;
+                        END IF;
+                        FOR key IN SELECT CASE WHEN prefix = 'o:' THEN k.bucket || '/' || k.name ELSE k.name END
+                            FROM (SELECT to_jsonb(r) ->> 'bucket' AS bucket, to_jsonb(r) ->> 'name' AS name FROM old_rows r) k
+                        LOOP
+                            PERFORM pg_notify('depot_rows', CASE WHEN octet_length(key) > 7000 THEN '*' ELSE prefix || key END);
+                        END LOOP;
+                    END IF;
+                    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+                        IF (SELECT count(*) FROM new_rows) > 100 THEN
+                            PERFORM pg_notify('depot_rows', '*');
+                            RETURN NULL;
+                        END IF;
+                        FOR key IN SELECT CASE WHEN prefix = 'o:' THEN k.bucket || '/' || k.name ELSE k.name END
+                            FROM (SELECT to_jsonb(r) ->> 'bucket' AS bucket, to_jsonb(r) ->> 'name' AS name FROM new_rows r) k
+                        LOOP
+                            PERFORM pg_notify('depot_rows', CASE WHEN octet_length(key) > 7000 THEN '*' ELSE prefix || key END);
+                        END LOOP;
+                    END IF;
+                    RETURN NULL;
+                END
+                $$
+                """,
+                """
+                CREATE TRIGGER objects_notify_insert AFTER INSERT ON objects REFERENCING NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
+                """,
+                """
+                CREATE TRIGGER objects_notify_update AFTER UPDATE ON objects REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
+                """,
+                """
+                CREATE TRIGGER objects_notify_delete AFTER DELETE ON objects REFERENCING OLD TABLE AS old_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
+                """,
+                """
+                CREATE TRIGGER buckets_notify_insert AFTER INSERT ON buckets REFERENCING NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
+                """,
+                """
+                CREATE TRIGGER buckets_notify_update AFTER UPDATE ON buckets REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
+                """,
+                """
+                CREATE TRIGGER buckets_notify_delete AFTER DELETE ON buckets REFERENCING OLD TABLE AS old_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
+                """,
+            ]
+        ),
     ]
 
     /// The newest schema version this build knows.

@@ -3,24 +3,46 @@ import Foundation
 /// A ``MetadataStore`` decorator that answers object and bucket lookups from a bounded in-memory
 /// cache, invalidated by every write made through it.
 ///
-/// Correct only when every write to the underlying store goes through this process (the embedded
-/// SQLite default); servers that share a database must not use it. Loads racing a write never
-/// insert stale rows: each write bumps a version, and a load that started before it is dropped.
+/// Alone, correct only when every write to the underlying store goes through this process (the
+/// embedded SQLite default). Servers that share a database (PostgreSQL) pass a
+/// ``RowCacheControl``, through which the database's notifications of every server's writes drop
+/// rows, and without whose lease nothing is served from memory. Loads racing a write never insert
+/// stale rows: each invalidation bumps a version, and a load that started before it is dropped.
 public struct CachedMetadataStore: MetadataStore {
     let base: any MetadataStore
     let objects: BoundedCache<ObjectKey, ObjectRecord>
     let buckets: BoundedCache<String, BucketRecord>
+    let control: RowCacheControl?
 
-    /// - Parameter capacity: the most object rows kept.
-    public init(_ base: any MetadataStore, capacity: Int = 100_000) {
+    /// - Parameters:
+    ///   - capacity: the most object rows kept.
+    ///   - control: for rows other servers write too: their invalidations, and the lease without
+    ///     which every lookup goes to `base`.
+    public init(_ base: any MetadataStore, capacity: Int = 100_000, control: RowCacheControl? = nil) {
         self.base = base
-        self.objects = BoundedCache(capacity: capacity)
-        self.buckets = BoundedCache(capacity: 1000)
+        let objects = BoundedCache<ObjectKey, ObjectRecord>(capacity: capacity)
+        let buckets = BoundedCache<String, BucketRecord>(capacity: 1000)
+        self.objects = objects
+        self.buckets = buckets
+        self.control = control
+        control?.subscribe { invalidation in
+            switch invalidation {
+            case .object(let key): objects.invalidate([key])
+            case .bucket(let name): buckets.invalidate([name])
+            case .all:
+                objects.invalidateAll()
+                buckets.invalidateAll()
+            }
+        }
     }
+
+    /// Whether rows may be served from memory (always, without a control).
+    var isTrusted: Bool { control?.isTrusted ?? true }
 
     // MARK: Cached reads
 
     public func object(at key: ObjectKey) async throws -> ObjectRecord? {
+        guard isTrusted else { return try await base.object(at: key) }
         if let hit = objects.value(for: key) { return hit }
         let version = objects.version
         let row = try await base.object(at: key)
@@ -29,6 +51,7 @@ public struct CachedMetadataStore: MetadataStore {
     }
 
     public func bucket(named name: String) async throws -> BucketRecord? {
+        guard isTrusted else { return try await base.bucket(named: name) }
         if let hit = buckets.value(for: name) { return hit }
         let version = buckets.version
         let row = try await base.bucket(named: name)
@@ -79,6 +102,7 @@ public struct CachedMetadataStore: MetadataStore {
 
     public func listBuckets() async throws -> [BucketRecord] { try await base.listBuckets() }
     public func objects(in bucket: String, paths: [ObjectPath]) async throws -> [ObjectPath: ObjectRecord] {
+        guard isTrusted else { return try await base.objects(in: bucket, paths: paths) }
         var found: [ObjectPath: ObjectRecord] = [:]
         found.reserveCapacity(paths.count)
         var misses: [ObjectPath] = []

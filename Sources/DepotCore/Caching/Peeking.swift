@@ -33,9 +33,10 @@ public protocol BlobFiles: Sendable {
 }
 
 extension CachedMetadataStore: MetadataPeeking {
-    public func peekObject(at key: ObjectKey) -> ObjectRecord? { objects.value(for: key) }
-    public func peekBucket(named name: String) -> BucketRecord? { buckets.value(for: name) }
-    public var peekEpoch: UInt64 { objects.epoch &+ buckets.epoch }
+    public func peekObject(at key: ObjectKey) -> ObjectRecord? { isTrusted ? objects.value(for: key) : nil }
+    public func peekBucket(named name: String) -> BucketRecord? { isTrusted ? buckets.value(for: name) : nil }
+    /// New on every read while the rows are not trusted (``RowCacheControl``).
+    public var peekEpoch: UInt64 { objects.epoch &+ buckets.epoch &+ (control?.epochSalt ?? 0) }
 }
 
 extension CachedBlobStore: BlobPeeking, BlobFiles {

@@ -139,3 +139,135 @@ struct PostgresMetadataStoreTests {
         }
     }
 }
+
+/// Rows cached by one server while another writes the same database: every write is heard
+/// (`depot_rows` notifications) and drops the cached row within the lease, and a server that loses
+/// its listening connection serves nothing from memory until it listens again.
+@Suite("PostgreSQL row cache across servers", .enabled(if: PostgresTestServer.enabled, Comment(rawValue: PostgresTestServer.skipNote)))
+struct PostgresRowCacheTests {
+    let now = Date()
+
+    /// Server A writes through its own store; server B reads through a cache kept by a listener.
+    struct Servers {
+        let a: PostgresMetadataStore
+        let b: CachedMetadataStore
+        let bStore: PostgresMetadataStore
+        let control: RowCacheControl
+        let url: String
+    }
+
+    func withServers(_ body: (Servers) async throws -> Void) async throws {
+        let url = try await PostgresTestServer.makeDatabase()
+        let a = try PostgresMetadataStore(url: url, timeout: PostgresTestServer.timeout, logger: PostgresTestServer.logger)
+        let runA = await a.start()
+        defer { runA.cancel() }
+        try await a.migrate()
+        let bStore = try PostgresMetadataStore(url: url, timeout: PostgresTestServer.timeout, logger: PostgresTestServer.logger)
+        let runB = await bStore.start()
+        defer { runB.cancel() }
+        let control = RowCacheControl()
+        let listener = Task { await PostgresRowListener(store: bStore).run(control) }
+        defer { listener.cancel() }
+        try await waitUntil("B listens") { control.isTrusted }
+        try await a.createBucket(BucketRecord(name: "assets", isPublic: false, createdAt: now))
+        try await body(Servers(a: a, b: CachedMetadataStore(bStore, control: control), bStore: bStore, control: control, url: url))
+    }
+
+    /// Polls `condition` every 10 ms; fails after `limit`. Returns how long it took.
+    @discardableResult
+    func waitUntil(_ what: String, limit: Duration = .seconds(1), _ condition: () async throws -> Bool) async throws -> Duration {
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < limit {
+            if try await condition() { return ContinuousClock.now - start }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("\(what): not within \(limit)")
+        return limit
+    }
+
+    func object(_ path: String, generation: Int64 = 1) throws -> ObjectRecord {
+        ObjectRecord(
+            bucket: "assets", path: try ObjectPath(path), owner: "alice", blobID: BlobID.random(), size: 10, contentType: "image/png",
+            sha256: String(repeating: "0", count: 64), cacheControl: nil, metadata: nil, generation: generation, createdAt: now,
+            updatedAt: now)
+    }
+
+    @Test func aWriteOnOneServerDropsTheRowCachedByTheOther() async throws {
+        try await withServers { s in
+            let key = ObjectKey(bucket: "assets", path: try ObjectPath("alice/job/x.png"))
+            _ = try await s.a.putObject(try object("alice/job/x.png", generation: 1), upsert: false)
+            #expect(try await s.b.object(at: key)?.generation == 1)
+            // Cached on B (once the insert's own notification, which may drop the first load, is heard).
+            try await waitUntil("B caches the row") {
+                _ = try await s.b.object(at: key)
+                return s.b.peekObject(at: key)?.generation == 1
+            }
+
+            // Revoked on A (a new generation): B's cached row goes within the second.
+            _ = try await s.a.setGeneration(2, at: key, date: now)
+            try await waitUntil("the revoke reaches B") { s.b.peekObject(at: key) == nil }
+            #expect(try await s.b.object(at: key)?.generation == 2)
+
+            // Moved (a flip) and deleted on A.
+            let moved = ObjectKey(bucket: "assets", path: try ObjectPath("alice/job/y.png"))
+            _ = try await s.a.moveObject(from: key, to: moved, generation: 3, at: now)
+            try await waitUntil("the move reaches B") { s.b.peekObject(at: key) == nil }
+            #expect(try await s.b.object(at: key) == nil)
+            #expect(try await s.b.object(at: moved)?.generation == 3)
+            _ = try await s.a.deleteObject(at: moved)
+            try await waitUntil("the delete reaches B") { s.b.peekObject(at: moved) == nil }
+            #expect(try await s.b.object(at: moved) == nil)
+
+            // A bucket made public on A.
+            #expect(try await s.b.bucket(named: "assets")?.isPublic == false)
+            try await s.a.updateBucket(BucketRecord(name: "assets", isPublic: true, createdAt: now), endingLinks: true)
+            try await waitUntil("the bucket change reaches B") { s.b.peekBucket(named: "assets") == nil }
+            #expect(try await s.b.bucket(named: "assets")?.isPublic == true)
+        }
+    }
+
+    @Test func aServerThatLosesItsListenerServesNothingFromMemoryUntilItListensAgain() async throws {
+        try await withServers { s in
+            let key = ObjectKey(bucket: "assets", path: try ObjectPath("alice/job/x.png"))
+            _ = try await s.a.putObject(try object("alice/job/x.png", generation: 1), upsert: false)
+            #expect(try await s.b.object(at: key)?.generation == 1)
+            let epoch = s.b.peekEpoch
+            #expect(s.b.peekEpoch == epoch)  // stable while trusted
+
+            // The listening connection is killed: B stops trusting its rows (a hot URL's answer too).
+            let killed = try await s.a.client.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = \(PostgresRowListener.applicationName) AND datname = current_database()",
+                logger: PostgresTestServer.logger
+            ).collect()
+            #expect(killed.count == 1)
+            try await waitUntil("B distrusts its rows") { !s.control.isTrusted }
+            #expect(s.b.peekObject(at: key) == nil)
+            #expect(s.b.peekEpoch != s.b.peekEpoch)
+            // Meanwhile a write on A: B reads it from the database, and caches nothing.
+            _ = try await s.a.setGeneration(2, at: key, date: now)
+            #expect(try await s.b.object(at: key)?.generation == 2)
+
+            // Listening again: rows are cached and right.
+            try await waitUntil("B listens again", limit: .seconds(5)) { s.control.isTrusted }
+            #expect(try await s.b.object(at: key)?.generation == 2)
+            #expect(s.b.peekObject(at: key)?.generation == 2)
+        }
+    }
+
+    @Test func aStatementWritingManyRowsDropsTheWholeCache() async throws {
+        try await withServers { s in
+            var keys: [ObjectKey] = []
+            for i in 0..<101 {
+                let o = try object("alice/job/\(i).png")
+                _ = try await s.a.putObject(o, upsert: false)
+                keys.append(o.key)
+            }
+            for key in keys.prefix(3) { _ = try await s.b.object(at: key) }
+            #expect(s.b.peekObject(at: keys[0]) != nil)
+            // A bucket's visibility change gives all 101 rows a new generation in one statement: `*`.
+            try await s.a.updateBucket(BucketRecord(name: "assets", isPublic: true, createdAt: now), endingLinks: true)
+            try await waitUntil("the change reaches B") { keys.prefix(3).allSatisfy { s.b.peekObject(at: $0) == nil } }
+            #expect(try await s.b.object(at: keys[0])?.generation != 1)
+        }
+    }
+}

@@ -66,11 +66,71 @@ struct MultiServerTests {
             #expect(try await a.request(.GET, publicURL).body == png)
             #expect(try await a.request(.GET, signedByA).status != 200)  // the flip revoked it on every server
 
-            // A delete on A: B answers 404 at once (no server caches rows).
+            // A delete on A: B answers 404 within a second (its cached row dropped by the
+            // database's notification of the delete).
             #expect(try await b.request(.GET, publicURL).status == 200)
             #expect(try await a.request(.DELETE, "/v1/assets/\(path)", headers: auth).status == 204)
-            #expect(try await b.request(.GET, publicURL).status == 404)
+            try await Self.within(.seconds(1), "the delete reaches B") { try await b.request(.GET, publicURL).status == 404 }
             #expect(try await b.request(.GET, "/v1/assets/\(path)", headers: auth).status == 404)
+        }
+    }
+
+    /// Polls `condition` until it holds; fails unless it does within `limit`. Returns the time taken.
+    @discardableResult
+    static func within(_ limit: Duration, _ what: String, _ condition: () async throws -> Bool) async throws -> Duration {
+        let start = ContinuousClock.now
+        repeat {
+            if try await condition() { return ContinuousClock.now - start }
+            try await Task.sleep(for: .milliseconds(10))
+        } while ContinuousClock.now - start < limit
+        Issue.record("\(what): not within \(limit)")
+        return limit
+    }
+
+    func fromMemory(_ server: DepotProcess) async throws -> Int {
+        let service = try await ProjectJWT(secret: DepotProcess.secret).mint(subject: nil, role: .serviceRole, ttl: 60)
+        let text = String(decoding: try await server.request(.GET, "/metrics", headers: [("Authorization", "Bearer \(service)")]).body, as: UTF8.self)
+        let line = text.split(separator: "\n").first { $0.hasPrefix("depot_downloads_from_memory_total ") }
+        return line.flatMap { Int($0.split(separator: " ")[1]) } ?? -1
+    }
+
+    /// Both servers cache rows (kept right by PostgreSQL's notifications) and hot answers: a revoke
+    /// or a flip on A ends a link B has been serving from memory within a second.
+    @Test func aRevokeOrFlipOnOneServerEndsTheLinkOnTheOtherWithinASecond() async throws {
+        try await withTwoServers { a, b in
+            let jwt = await ProjectJWT(secret: DepotProcess.secret)
+            let auth = [("Authorization", "Bearer \(try await jwt.mint(subject: "alice", role: .authenticated, ttl: 3600))")]
+            let json = [("Content-Type", "application/json")]
+            let png = Fixture.png(4096)
+            let up = try await a.request(.POST, "/v1/assets?jobId=multi", headers: auth + [("Content-Type", "image/png")], body: png)
+            let path = try #require(self.json(up.body)["path"] as? String)
+            let signed = try #require(self.json(up.body)["url"] as? String)
+
+            // B serves the link from memory (the first read fills its caches).
+            let before = try await fromMemory(b)
+            try await Self.within(.seconds(2), "B answers from memory") {
+                #expect(try await b.request(.GET, signed).body == png)
+                return try await fromMemory(b) > before
+            }
+            // Revoked on A.
+            let revoke = try await a.request(.POST, "/v1/assets/revoke", headers: auth + json, body: Array(#"{"paths":["\#(path)"]}"#.utf8))
+            #expect(revoke.status == 200)
+            let took = try await Self.within(.seconds(1), "the revoke reaches B") { try await b.request(.GET, signed).status != 200 }
+            print("revoke on A ended the link on B after \(took)")
+
+            // A new link, minted on A, is served by B; a flip on A ends it on B.
+            let fresh = try await a.request(.POST, "/v1/signed-urls", headers: auth + json, body: Array(#"{"paths":["\#(path)"]}"#.utf8))
+            let url = try #require((self.json(fresh.body)["urls"] as? [String: String])?[path])
+            try await Self.within(.seconds(1), "B serves the new link") { try await b.request(.GET, url).status == 200 }
+            for _ in 0..<3 { _ = try await b.request(.GET, url) }
+            let flip = try await a.request(.PATCH, "/v1/assets/\(path)", headers: auth + json, body: Array(#"{"visibility":"public"}"#.utf8))
+            let publicURL = try #require(self.json(flip.body)["url"] as? String)
+            try await Self.within(.seconds(1), "the flip reaches B") { try await b.request(.GET, url).status != 200 }
+            // The public URL, hot on B, ends within a second of the flip back on A.
+            try await Self.within(.seconds(1), "B serves the public URL") { try await b.request(.GET, publicURL).status == 200 }
+            for _ in 0..<3 { _ = try await b.request(.GET, publicURL) }
+            _ = try await a.request(.PATCH, "/v1/assets/\(path)", headers: auth + json, body: Array(#"{"visibility":"private"}"#.utf8))
+            try await Self.within(.seconds(1), "the flip back reaches B") { try await b.request(.GET, publicURL).status == 404 }
         }
     }
 
