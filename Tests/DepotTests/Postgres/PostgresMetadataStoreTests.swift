@@ -249,8 +249,10 @@ struct PostgresRowCacheTests {
 
             // Listening again: rows are cached and right.
             try await waitUntil("B listens again", limit: .seconds(5)) { s.control.isTrusted }
-            #expect(try await s.b.object(at: key)?.generation == 2)
-            #expect(s.b.peekObject(at: key)?.generation == 2)
+            try await waitUntil("B caches the row again") {
+                #expect(try await s.b.object(at: key)?.generation == 2)
+                return s.b.peekObject(at: key)?.generation == 2
+            }
         }
     }
 
@@ -262,8 +264,11 @@ struct PostgresRowCacheTests {
                 _ = try await s.a.putObject(o, upsert: false)
                 keys.append(o.key)
             }
-            for key in keys.prefix(3) { _ = try await s.b.object(at: key) }
-            #expect(s.b.peekObject(at: keys[0]) != nil)
+            // Cached on B once the inserts' own notifications are heard.
+            try await waitUntil("B caches the rows", limit: .seconds(5)) {
+                for key in keys.prefix(3) { _ = try await s.b.object(at: key) }
+                return keys.prefix(3).allSatisfy { s.b.peekObject(at: $0) != nil }
+            }
             // A bucket's visibility change gives all 101 rows a new generation in one statement: `*`.
             try await s.a.updateBucket(BucketRecord(name: "assets", isPublic: true, createdAt: now), endingLinks: true)
             try await waitUntil("the change reaches B") { keys.prefix(3).allSatisfy { s.b.peekObject(at: $0) == nil } }
