@@ -43,9 +43,11 @@ public struct PostgresRowListener: Sendable {
             do {
                 let connection = try await PostgresConnection.connect(configuration: try target.connection(), id: attempt, logger: logger)
                 do {
-                    try await listen(on: connection, control, heard: {
-                        if failing.end() { logger.info("row cache: listening to PostgreSQL again") }
-                    })
+                    try await listen(
+                        on: connection, control,
+                        heard: {
+                            if failing.end() { logger.info("row cache: listening to PostgreSQL again") }
+                        })
                 } catch {
                     try? await connection.close()
                     throw error
@@ -122,8 +124,18 @@ public struct PostgresRowListener: Sendable {
 /// Whether the listener is failing: one log line when it starts, one when it ends.
 private final class FailureStreak: Sendable {
     private let failing = Mutex(false)
+
     /// True when this starts a streak.
-    func begin() -> Bool { failing.withLock { f in defer { f = true }; return !f } }
+    func begin() -> Bool { swap(true) == false }
+
     /// True when this ends a streak.
-    func end() -> Bool { failing.withLock { f in defer { f = false }; return f } }
+    func end() -> Bool { swap(false) == true }
+
+    private func swap(_ new: Bool) -> Bool {
+        failing.withLock { old in
+            let was = old
+            old = new
+            return was
+        }
+    }
 }
