@@ -115,6 +115,8 @@ public final class PostgresMetadataStore: MetadataStore {
             var configuration = PostgresConnection.Configuration(
                 host: host, port: port, username: user, password: password, database: database, tls: tls)
             configuration.options.additionalStartupParameters = [("application_name", PostgresRowListener.applicationName)]
+            // The listener reconnects on its own: a connection attempt that hangs is given up soon.
+            configuration.options.connectTimeout = .seconds(2)
             return configuration
         }
     }

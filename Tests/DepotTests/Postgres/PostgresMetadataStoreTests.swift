@@ -168,7 +168,7 @@ struct PostgresRowCacheTests {
         let control = RowCacheControl()
         let listener = Task { await PostgresRowListener(store: bStore).run(control) }
         defer { listener.cancel() }
-        try await waitUntil("B listens") { control.isTrusted }
+        try await waitUntil("B listens", limit: .seconds(10)) { control.isTrusted }
         try await a.createBucket(BucketRecord(name: "assets", isPublic: false, createdAt: now))
         try await body(Servers(a: a, b: CachedMetadataStore(bStore, control: control), bStore: bStore, control: control, url: url))
     }
@@ -231,8 +231,6 @@ struct PostgresRowCacheTests {
             let key = ObjectKey(bucket: "assets", path: try ObjectPath("alice/job/x.png"))
             _ = try await s.a.putObject(try object("alice/job/x.png", generation: 1), upsert: false)
             #expect(try await s.b.object(at: key)?.generation == 1)
-            let epoch = s.b.peekEpoch
-            #expect(s.b.peekEpoch == epoch)  // stable while trusted
 
             // The listening connection is killed: B stops trusting its rows (a hot URL's answer too).
             let killed = try await s.a.client.query(
@@ -248,8 +246,10 @@ struct PostgresRowCacheTests {
             #expect(try await s.b.object(at: key)?.generation == 2)
 
             // Listening again: rows are cached and right.
-            try await waitUntil("B listens again", limit: .seconds(5)) { s.control.isTrusted }
-            try await waitUntil("B caches the row again") {
+            // (Under a heavily loaded machine heartbeats may come back later than the lease: the
+            // cache then stays off, which is right; hence the long limit.)
+            try await waitUntil("B listens again", limit: .seconds(30)) { s.control.isTrusted }
+            try await waitUntil("B caches the row again", limit: .seconds(30)) {
                 let row = try await s.b.object(at: key)
                 return row?.generation == 2 && s.b.peekObject(at: key)?.generation == 2
             }

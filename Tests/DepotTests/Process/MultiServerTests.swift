@@ -108,7 +108,7 @@ struct MultiServerTests {
 
             // B serves the link from memory (the first read fills its caches).
             let before = try await fromMemory(b)
-            try await Self.within(.seconds(2), "B answers from memory") {
+            try await Self.within(.seconds(10), "B answers from memory") {
                 #expect(try await b.request(.GET, signed).body == png)
                 return try await fromMemory(b) > before
             }
