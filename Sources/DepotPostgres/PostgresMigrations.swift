@@ -108,59 +108,45 @@ extension PostgresMetadataStore {
                     key TEXT;
                     prefix TEXT := CASE TG_TABLE_NAME WHEN 'objects' THEN 'o:' ELSE 'b:' END;
                 BEGIN
-                    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-                        IF (SELECT count(*) FROM old_rows) > 100 THEN
-                            PERFORM pg_notify('depot_rows', '*');
-                            RETURN NULL;
-                        END IF;
-                        FOR key IN SELECT CASE WHEN prefix = 'o:' THEN k.bucket || '/' || k.name ELSE k.name END
-                            FROM (SELECT to_jsonb(r) ->> 'bucket' AS bucket, to_jsonb(r) ->> 'name' AS name FROM old_rows r) k
-                        LOOP
-                            PERFORM pg_notify('depot_rows', CASE WHEN octet_length(key) > 7000 THEN '*' ELSE prefix || key END);
-                        END LOOP;
-                    END IF;
-                    IF TG_OP IN ('UPDATE', 'INSERT') THEN
-                        IF (SELECT count(*) FROM new_rows) > 100 THEN
-                            PERFORM pg_notify('depot_rows', '*');
-                            RETURN NULL;
-                        END IF;
-                        FOR key IN SELECT CASE WHEN prefix = 'o:' THEN k.bucket || '/' || k.name ELSE k.name END
-                            FROM (SELECT to_jsonb(r) ->> 'bucket' AS bucket, to_jsonb(r) ->> 'name' AS name FROM new_rows r) k
-                        LOOP
-                            PERFORM pg_notify('depot_rows', CASE WHEN octet_length(key) > 7000 THEN '*' ELSE prefix || key END);
-                        END LOOP;
-                    END IF;
+                \(notifyRows(in: "old_rows", when: "'UPDATE', 'DELETE'"))
+                \(notifyRows(in: "new_rows", when: "'UPDATE', 'INSERT'"))
                     RETURN NULL;
                 END
                 $$
-                """,
                 """
-                CREATE TRIGGER objects_notify_insert AFTER INSERT ON objects REFERENCING NEW TABLE AS new_rows
-                    FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
-                """,
-                """
-                CREATE TRIGGER objects_notify_update AFTER UPDATE ON objects REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-                    FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
-                """,
-                """
-                CREATE TRIGGER objects_notify_delete AFTER DELETE ON objects REFERENCING OLD TABLE AS old_rows
-                    FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
-                """,
-                """
-                CREATE TRIGGER buckets_notify_insert AFTER INSERT ON buckets REFERENCING NEW TABLE AS new_rows
-                    FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
-                """,
-                """
-                CREATE TRIGGER buckets_notify_update AFTER UPDATE ON buckets REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-                    FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
-                """,
-                """
-                CREATE TRIGGER buckets_notify_delete AFTER DELETE ON buckets REFERENCING OLD TABLE AS old_rows
-                    FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
-                """,
             ]
+                + ["objects", "buckets"].flatMap { table in
+                    [
+                        ("INSERT", "NEW TABLE AS new_rows"), ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+                        ("DELETE", "OLD TABLE AS old_rows"),
+                    ].map { operation, tables in
+                        """
+                        CREATE TRIGGER \(table)_notify_\(operation.lowercased()) AFTER \(operation) ON \(table) REFERENCING \(tables)
+                            FOR EACH STATEMENT EXECUTE FUNCTION depot_notify_rows()
+                        """
+                    }
+                }
         ),
     ]
+
+    /// Migration 3's announcement of the rows of one transition table (`old_rows` or `new_rows`),
+    /// for the trigger operations that have it: one notification per row, or `*` past 100 rows
+    /// (or for a key too long for a payload).
+    private static func notifyRows(in rows: String, when operations: String) -> String {
+        """
+            IF TG_OP IN (\(operations)) THEN
+                IF (SELECT count(*) FROM \(rows)) > 100 THEN
+                    PERFORM pg_notify('depot_rows', '*');
+                    RETURN NULL;
+                END IF;
+                FOR key IN SELECT CASE WHEN prefix = 'o:' THEN k.bucket || '/' || k.name ELSE k.name END
+                    FROM (SELECT to_jsonb(r) ->> 'bucket' AS bucket, to_jsonb(r) ->> 'name' AS name FROM \(rows) r) k
+                LOOP
+                    PERFORM pg_notify('depot_rows', CASE WHEN octet_length(key) > 7000 THEN '*' ELSE prefix || key END);
+                END LOOP;
+            END IF;
+        """
+    }
 
     /// The newest schema version this build knows.
     public static var latestVersion: Int { migrations.last?.version ?? 0 }
