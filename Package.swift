@@ -178,6 +178,8 @@ if fuzzing {
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "fuzz/Sources",
             swiftSettings: fuzzedSwiftSettings + [.unsafeFlags(["-parse-as-library"])],

@@ -30,6 +30,7 @@ let targets: [String: @Sendable (FuzzInput) -> Void] = [
     "assets-json": AssetsJSONTarget.run,
     "supabase-json": SupabaseJSONTarget.run,
     "sigv4": SigV4Target.run,
+    "request-head": RequestHeadTarget.run,
 ]
 
 /// The target of this process, chosen once in `main` before libFuzzer calls in.

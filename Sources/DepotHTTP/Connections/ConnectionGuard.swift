@@ -9,7 +9,8 @@ import NIOHTTPTypesHTTP1
 /// timeout on one connection, and closes it when the client breaks one.
 ///
 /// It sits right behind NIO's HTTP/1 decoder (in front of ``PipelineDownloadHandler``, so it sees the
-/// requests and responses of the fast path too) and has a helper, ``ConnectionGuardFront``, at the
+/// requests and responses of the fast path too — all but the repeated GETs that
+/// ``RecentAnswerFront`` answers before the decoder, which it reports: ``answeredAhead()``) and has a helper, ``ConnectionGuardFront``, at the
 /// very front of the pipeline that reports the raw bytes as they arrive — the start of a head the
 /// decoder has not finished — and every `read()` that reaches the socket. A `read()` at the socket
 /// means the server is waiting for the client; when the server holds reads back (an upload's
@@ -134,6 +135,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
             headSince = now
             if !armed, headerTimeout != nil { arm(now + tick) }
         }
+    }
+
+    /// ``RecentAnswerFront`` answered every request whose bytes arrived, before the decoder saw
+    /// them: no head is begun, and, with nothing else in progress, the idle clock starts.
+    func answeredAhead() {
+        headStarted = false
+        headSince = nil
+        if !reading, inFlight == 0 { becameFree() }
     }
 
     /// A `read()` reached the socket: the server waits for the client.

@@ -49,6 +49,12 @@ final class PipelineDownloadHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.downloads = downloads
     }
 
+    /// Nothing is waiting here or at the router, and no shutdown is underway: an answer written
+    /// now by ``RecentAnswerFront`` comes after every earlier response, in order.
+    var isIdle: Bool {
+        forwarded == 0 && !busy && pending == nil && !quiescing && held.isEmpty
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if busy {
             held.append(data)
@@ -215,7 +221,16 @@ final class PipelineDownloadInstaller: ChannelInboundHandler, RemovableChannelHa
     func handlerAdded(context: ChannelHandlerContext) {
         let pipeline = context.pipeline.syncOperations
         if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
-            try? pipeline.addHandler(PipelineDownloadHandler(downloads: downloads), position: .before(codec))
+            let handler = PipelineDownloadHandler(downloads: downloads)
+            try? pipeline.addHandler(handler, position: .before(codec))
+            // Before the decoder: behind the connection guard's front when there is one.
+            let front = RecentAnswerFront(
+                downloads: downloads, above: handler, connectionGuard: try? pipeline.handler(type: ConnectionGuard.self))
+            if let guardFront = try? pipeline.handler(type: ConnectionGuardFront.self) {
+                try? pipeline.addHandler(front, position: .after(guardFront))
+            } else {
+                try? pipeline.addHandler(front, position: .first)
+            }
         }
         pipeline.removeHandler(context: context, promise: nil)
     }

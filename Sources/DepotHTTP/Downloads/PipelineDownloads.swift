@@ -154,6 +154,18 @@ struct PipelineDownloads: Sendable {
         }
     }
 
+    /// The wire bytes of the current second's answer to a plain GET of `target`, for
+    /// ``RecentAnswerFront``.
+    func repeatedAnswer(to target: String) -> (wire: ByteBuffer, answer: Answer)? {
+        recentAnswers.wire(to: target, second: service.unixNow(), epoch: service.cacheEpoch)
+    }
+
+    /// Counts an answer sent by ``RecentAnswerFront``.
+    func recordRepeated(_ answer: Answer) {
+        metrics.recordRepeatedDownload()
+        record(answer)
+    }
+
     /// Counts an answer as it is sent.
     func record(_ answer: Answer) {
         answer.requests.increment()

@@ -14,9 +14,13 @@ import Synchronization
 /// signed link's `max-age` are that second's; a link that has expired since was still valid in
 /// it) and while the caches' epoch is unchanged, so any write (an object replaced, moved, revoked,
 /// deleted, made private) ends its reuse at once. Holds at most `capacity` answers, all of one second.
+///
+/// An answer whose bytes are in memory is also kept as the bytes it is on the wire (head and body,
+/// as NIO's encoder writes them), which ``RecentAnswerFront`` sends before any HTTP decoding.
 final class RecentAnswers: Sendable {
     private struct Recent {
         let answer: PipelineDownloads.Answer
+        let wire: ByteBuffer?
         let epoch: UInt64
     }
     private struct State {
@@ -33,7 +37,16 @@ final class RecentAnswers: Sendable {
         }
     }
 
+    /// The wire form of the answer kept for `target`, when it has one.
+    func wire(to target: String, second: Int64, epoch: UInt64) -> (wire: ByteBuffer, answer: PipelineDownloads.Answer)? {
+        state.withLock { s in
+            guard s.second == second, let recent = s.answers[target], recent.epoch == epoch, let wire = recent.wire else { return nil }
+            return (wire, recent.answer)
+        }
+    }
+
     func keep(_ answer: PipelineDownloads.Answer, for target: String, second: Int64, epoch: UInt64) {
+        let wire = Self.wire(of: answer)
         state.withLock { s in
             if s.second != second {
                 // Only the latest second's answers are reusable: the rest goes.
@@ -42,7 +55,28 @@ final class RecentAnswers: Sendable {
                 s.answers.removeAll(keepingCapacity: true)
             }
             guard s.answers.count < capacity || s.answers[target] != nil else { return }
-            s.answers[target] = Recent(answer: answer, epoch: epoch)
+            s.answers[target] = Recent(answer: answer, wire: wire, epoch: epoch)
         }
+    }
+
+    /// A GET's answer with its bytes in memory, written as NIO's response encoder writes it:
+    /// status line, each header as `name: value`, a blank line, the body.
+    static func wire(of answer: PipelineDownloads.Answer) -> ByteBuffer? {
+        guard case .bytes(let body) = answer.body, answer.head.version == .http1_1 else { return nil }
+        let head = answer.head
+        var size = 32 + body.readableBytes
+        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
+        var out = ByteBuffer()
+        out.reserveCapacity(size)
+        out.writeString("HTTP/1.1 \(head.status.code) \(head.status.reasonPhrase)\r\n")
+        for (name, value) in head.headers {
+            out.writeString(name)
+            out.writeStaticString(": ")
+            out.writeString(value)
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString("\r\n")
+        out.writeImmutableBuffer(body)
+        return out
     }
 }

@@ -15,6 +15,7 @@ public struct DepotMetrics: Sendable {
     let memoryDownloads: Counter
     let fileDownloads: Counter
     let smallFileDownloads: Counter
+    let repeatedDownloads: Counter
     /// Request counters by route and status, made once each (`makeCounter` per request was 2 % of
     /// a small download).
     private let requestCounters = CounterTable()
@@ -38,6 +39,12 @@ public struct DepotMetrics: Sendable {
                 "depot_downloads_small_file_total",
                 help:
                     "Signed and public downloads of small blobs not in memory, read whole from their local file in the channel pipeline and kept in memory (also in depot_http_requests_total)."
+            ))
+        repeatedDownloads = registry.makeCounter(
+            descriptor: .depot(
+                "depot_downloads_repeated_total",
+                help:
+                    "Plain GETs of a URL answered in the current second, answered again from their bytes before HTTP decoding (also in depot_downloads_from_memory_total)."
             ))
     }
 
@@ -69,6 +76,7 @@ public struct DepotMetrics: Sendable {
     func recordMemoryDownload() { memoryDownloads.increment() }
     func recordFileDownload() { fileDownloads.increment() }
     func recordSmallFileDownload() { smallFileDownloads.increment() }
+    func recordRepeatedDownload() { repeatedDownloads.increment() }
 
     /// The Prometheus text exposition.
     public func render() -> String {

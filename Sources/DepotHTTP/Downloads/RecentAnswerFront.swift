@@ -1,0 +1,115 @@
+import NIOCore
+
+/// Answers a hot URL's repeated GETs from the raw request bytes, before NIO's HTTP decoder: when a
+/// request head is a plain `GET` (``RequestHeadScanner``) whose target has an answer of the current
+/// second with its bytes in memory (``RecentAnswers``), the answer's wire bytes are written as
+/// they are — no decoding into NIO's request types, no response encoding, one write.
+///
+/// Every other request's bytes go on to the decoder unchanged, one head at a time, and from the
+/// first head the scanner does not frame (a body, another method, a malformed line) every byte of
+/// the connection does, so the decoder frames, refuses and answers exactly as without this
+/// handler. HTTP/1.1 order is kept: an answer is written here only when ``PipelineDownloadHandler``
+/// above is idle (every earlier response has been handed to the channel). While the channel is
+/// not writable (a client that pipelines without reading), nothing is answered and reads wait.
+final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    private let downloads: PipelineDownloads
+    private let above: PipelineDownloadHandler
+    private let connectionGuard: ConnectionGuard?
+    /// Bytes of heads not yet answered or passed on.
+    private var buffer = ByteBuffer()
+    /// Put in `buffer`'s place when it is empty, so that the socket's receive buffer is not kept
+    /// (NIO reuses it only when nothing else holds it).
+    private let empty = ByteBuffer()
+    /// How much of `buffer` was searched for a blank line.
+    private var searched = 0
+    /// The decoder takes every byte from now on.
+    private var passThrough = false
+    /// A head waits for the channel to be writable, and so does the next read.
+    private var stalled = false
+    private var readHeld = false
+
+    init(downloads: PipelineDownloads, above: PipelineDownloadHandler, connectionGuard: ConnectionGuard?) {
+        self.downloads = downloads
+        self.above = above
+        self.connectionGuard = connectionGuard
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !passThrough else {
+            context.fireChannelRead(data)
+            return
+        }
+        var bytes = unwrapInboundIn(data)
+        if buffer.readableBytes == 0 {
+            buffer = bytes
+        } else {
+            buffer.writeBuffer(&bytes)
+        }
+        if !stalled { process(context: context) }
+    }
+
+    /// Answers or passes on each whole head in `buffer`, in order.
+    private func process(context: ChannelHandlerContext) {
+        var answered = false
+        scanning: while buffer.readableBytes > 0 {
+            let outcome = buffer.withUnsafeReadableBytes { RequestHeadScanner.scan($0, searched: &searched) }
+            switch outcome {
+            case .incomplete:
+                break scanning
+            case .unframed:
+                passThrough = true
+                let rest = buffer
+                buffer = ByteBuffer()
+                context.fireChannelRead(wrapInboundOut(rest))
+                break scanning
+            case .request(let length, let hot):
+                searched = 0
+                if let hot, above.isIdle {
+                    guard context.channel.isWritable else {
+                        stalled = true
+                        break scanning
+                    }
+                    let target = buffer.getString(at: buffer.readerIndex + hot.lowerBound, length: hot.count)!
+                    if let (wire, answer) = downloads.repeatedAnswer(to: target) {
+                        buffer.moveReaderIndex(forwardBy: length)
+                        downloads.recordRepeated(answer)
+                        context.write(wrapOutboundOut(.byteBuffer(wire)), promise: nil)
+                        answered = true
+                        continue scanning
+                    }
+                }
+                let head = buffer.readSlice(length: length)!
+                context.fireChannelRead(wrapInboundOut(head))
+            }
+        }
+        if answered {
+            context.flush()
+            if buffer.readableBytes == 0 { connectionGuard?.answeredAhead() }
+        }
+        if buffer.readableBytes == 0 { buffer = empty }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if stalled {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.fireChannelWritabilityChanged()
+        guard stalled, context.channel.isWritable else { return }
+        stalled = false
+        process(context: context)
+        if !stalled, readHeld {
+            readHeld = false
+            context.read()
+        }
+    }
+}
