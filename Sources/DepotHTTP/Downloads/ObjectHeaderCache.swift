@@ -9,15 +9,16 @@ import Prometheus
 import Synchronization
 
 /// The headers that depend on the object version alone (ETag, Last-Modified, type, length …),
-/// built once per version and kept for the objects in use (``BoundedCache``: at most `capacity`
-/// small header lists).
+/// built once per version and kept for the objects in use (``BoundedCache``: as many small header
+/// lists as the row cache holds rows, about 450 bytes each — a row in memory whose headers are
+/// not would rebuild them on every request).
 final class ObjectHeaderCache: Sendable {
     private struct Version: Hashable {
         let blob: BlobID
         let generation: Int64
         let updatedAt: Date
     }
-    private let table = BoundedCache<Version, HTTPHeaders>(capacity: 20_000)
+    private let table = BoundedCache<Version, HTTPHeaders>(capacity: 100_000)
 
     func headers(for object: ObjectRecord, size: Int) -> HTTPHeaders {
         let version = Version(blob: object.blobID, generation: object.generation, updatedAt: object.updatedAt)

@@ -49,6 +49,14 @@ final class PipelineDownloadHandler: ChannelDuplexHandler, RemovableChannelHandl
         self.downloads = downloads
     }
 
+    /// What ``RecentAnswerFront`` decided for the head it passes on next (an answer worked out
+    /// there, or `nil`: the router), so that it is not worked out twice.
+    private var handedOver: (target: String, answer: PipelineDownloads.Answer?)?
+
+    func handOver(_ answer: PipelineDownloads.Answer?, for target: String) {
+        handedOver = (target, answer)
+    }
+
     /// Nothing is waiting here or at the router, and no shutdown is underway: an answer written
     /// now by ``RecentAnswerFront`` comes after every earlier response, in order.
     var isIdle: Bool {
@@ -66,7 +74,11 @@ final class PipelineDownloadHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func handle(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let request):
-            if forwarded == 0, !quiescing, let answer = downloads.answer(request) {
+            let handedOver = self.handedOver
+            self.handedOver = nil
+            if forwarded == 0, !quiescing,
+                let answer = handedOver?.target == request.uri ? handedOver!.answer : downloads.answer(request)
+            {
                 pending = (request, answer)
                 return
             }

@@ -154,15 +154,37 @@ struct PipelineDownloads: Sendable {
         }
     }
 
-    /// The wire bytes of the current second's answer to a plain GET of `target`, for
-    /// ``RecentAnswerFront``.
-    func repeatedAnswer(to target: String) -> (wire: ByteBuffer, answer: Answer)? {
-        recentAnswers.wire(to: target, second: service.unixNow(), epoch: service.cacheEpoch)
+    /// What ``RecentAnswerFront`` does with a plain GET of `target` (an HTTP/1.1 keep-alive GET
+    /// without Range, Origin, conditions or Expect).
+    enum FrontAnswer {
+        /// Sends these bytes: the answer, with its body in memory; `repeated` when it was one of
+        /// the current second's.
+        case wire(ByteBuffer, Answer, repeated: Bool)
+        /// Passes the head on, with what ``PipelineDownloadHandler`` answers it with: this answer
+        /// (a file to open or read first), or `nil`, the router.
+        case handOver(Answer?)
+    }
+
+    /// The front's answer to a plain GET of `target`: the current second's answer when there is
+    /// one, else the one built now (kept for the rest of the second, as ``answer(_:)`` does).
+    func frontAnswer(to target: String) -> FrontAnswer {
+        // Read before anything the answer is built from (see `RecentAnswers`).
+        let epoch = service.cacheEpoch
+        let second = service.unixNow()
+        if let (answer, wire) = recentAnswers.kept(for: target, second: second, epoch: epoch) {
+            return wire.map { .wire($0, answer, repeated: true) } ?? .handOver(answer)
+        }
+        guard let answer = build(target, isGet: true, allowOrigin: nil) else { return .handOver(nil) }
+        // Not an answer whose bytes are still to be read: the next one finds them in memory.
+        if case .smallFile = answer.body { return .handOver(answer) }
+        let wire = RecentAnswers.wire(of: answer)
+        recentAnswers.keep(answer, wire: .some(wire), for: target, second: second, epoch: epoch)
+        return wire.map { .wire($0, answer, repeated: false) } ?? .handOver(answer)
     }
 
     /// Counts an answer sent by ``RecentAnswerFront``.
-    func recordRepeated(_ answer: Answer) {
-        metrics.recordRepeatedDownload()
+    func recordFront(_ answer: Answer, repeated: Bool) {
+        if repeated { metrics.recordRepeatedDownload() }
         record(answer)
     }
 

@@ -1,9 +1,12 @@
 import NIOCore
 
-/// Answers a hot URL's repeated GETs from the raw request bytes, before NIO's HTTP decoder: when a
-/// request head is a plain `GET` (``RequestHeadScanner``) whose target has an answer of the current
-/// second with its bytes in memory (``RecentAnswers``), the answer's wire bytes are written as
-/// they are — no decoding into NIO's request types, no response encoding, one write.
+/// Answers plain GETs of signed and public URLs from the raw request bytes, before NIO's HTTP
+/// decoder: when a request head is a plain `GET` (``RequestHeadScanner``) whose answer has its
+/// bytes in memory — one of the current second's answers (``RecentAnswers``), or one built now
+/// from the cached row and blob (``PipelineDownloads/frontAnswer(to:)``) — the answer's wire
+/// bytes are written as they are: no decoding into NIO's request types, no response encoding,
+/// one write. An answer that needs a file first (or the router) is worked out here once and
+/// handed to ``PipelineDownloadHandler`` with the head.
 ///
 /// Every other request's bytes go on to the decoder unchanged, one head at a time, and from the
 /// first head the scanner does not frame (a body, another method, a malformed line) every byte of
@@ -75,12 +78,15 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
                         break scanning
                     }
                     let target = buffer.getString(at: buffer.readerIndex + hot.lowerBound, length: hot.count)!
-                    if let (wire, answer) = downloads.repeatedAnswer(to: target) {
+                    switch downloads.frontAnswer(to: target) {
+                    case .wire(let wire, let answer, let repeated):
                         buffer.moveReaderIndex(forwardBy: length)
-                        downloads.recordRepeated(answer)
+                        downloads.recordFront(answer, repeated: repeated)
                         context.write(wrapOutboundOut(.byteBuffer(wire)), promise: nil)
                         answered = true
                         continue scanning
+                    case .handOver(let answer):
+                        above.handOver(answer, for: target)
                     }
                 }
                 let head = buffer.readSlice(length: length)!

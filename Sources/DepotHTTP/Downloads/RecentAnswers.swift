@@ -31,22 +31,21 @@ final class RecentAnswers: Sendable {
     let capacity = 1024
 
     func answer(to target: String, second: Int64, epoch: UInt64) -> PipelineDownloads.Answer? {
+        kept(for: target, second: second, epoch: epoch)?.answer
+    }
+
+    /// The answer kept for `target` in `second` while the caches' epoch is `epoch`, and its wire
+    /// form when it has one.
+    func kept(for target: String, second: Int64, epoch: UInt64) -> (answer: PipelineDownloads.Answer, wire: ByteBuffer?)? {
         state.withLock { s in
             guard s.second == second, let recent = s.answers[target], recent.epoch == epoch else { return nil }
-            return recent.answer
+            return (recent.answer, recent.wire)
         }
     }
 
-    /// The wire form of the answer kept for `target`, when it has one.
-    func wire(to target: String, second: Int64, epoch: UInt64) -> (wire: ByteBuffer, answer: PipelineDownloads.Answer)? {
-        state.withLock { s in
-            guard s.second == second, let recent = s.answers[target], recent.epoch == epoch, let wire = recent.wire else { return nil }
-            return (wire, recent.answer)
-        }
-    }
-
-    func keep(_ answer: PipelineDownloads.Answer, for target: String, second: Int64, epoch: UInt64) {
-        let wire = Self.wire(of: answer)
+    /// Keeps `answer` (with its wire form, ``wire(of:)``, given or worked out here).
+    func keep(_ answer: PipelineDownloads.Answer, wire: ByteBuffer?? = nil, for target: String, second: Int64, epoch: UInt64) {
+        let wire = wire ?? Self.wire(of: answer)
         state.withLock { s in
             if s.second != second {
                 // Only the latest second's answers are reusable: the rest goes.

@@ -44,7 +44,7 @@ public struct DepotMetrics: Sendable {
             descriptor: .depot(
                 "depot_downloads_repeated_total",
                 help:
-                    "Plain GETs of a URL answered in the current second, answered again from their bytes before HTTP decoding (also in depot_downloads_from_memory_total)."
+                    "Plain GETs of a URL already answered in the current second, answered again from the same bytes before HTTP decoding (also in depot_downloads_from_memory_total)."
             ))
     }
 
