@@ -3,6 +3,18 @@ import Synchronization
 /// A thread-safe cache bounded by total cost, evicting the least recently used entries in batches.
 /// Each mutation bumps nothing by itself; ``CachedMetadataStore`` layers versioning on top.
 public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    /// Which new keys a full cache takes in.
+    public enum Admission: Sendable {
+        /// Every one (evicting the least recently used).
+        case always
+        /// When taking a new key in would evict, only one refused before among the last `window`
+        /// refusals: a working set larger than the cache read in a cycle (a gallery scrolled
+        /// through, a scan) leaves the cache as it is — a stable part of it found there — instead
+        /// of evicting each entry before its next use and finding nothing; a key asked for
+        /// again soon gets in.
+        case secondMissWhenFull(window: Int)
+    }
+
     private struct Entry {
         var value: Value
         var cost: Int
@@ -15,15 +27,26 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
         var tick: UInt64 = 0
         /// Bumped by every invalidation; an insert computed before the bump is dropped.
         var version: UInt64 = 0
+        /// Keys refused by a full cache (``Admission/secondMissWhenFull(window:)``), and the
+        /// order they were refused in (a ring of `window`; `nextRefused` is the oldest slot).
+        var refused: Set<Key> = []
+        var refusedOrder: [Key] = []
+        var nextRefused = 0
     }
 
     private let state = Mutex(State())
     /// Bumped with every invalidation, read without the lock (see ``epoch``).
     private let invalidations = Atomic<UInt64>(0)
     public let capacity: Int
+    private let admission: Admission
 
-    /// - Parameter capacity: the most total cost kept (bytes, or entries when each costs 1).
-    public init(capacity: Int) { self.capacity = capacity }
+    /// - Parameters:
+    ///   - capacity: the most total cost kept (bytes, or entries when each costs 1).
+    ///   - admission: which new keys a full cache takes in.
+    public init(capacity: Int, admission: Admission = .always) {
+        self.capacity = capacity
+        self.admission = admission
+    }
 
     public func value(for key: Key) -> Value? {
         state.withLock { s in
@@ -43,6 +66,11 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
         guard cost <= capacity else { return }
         state.withLock { s in
             guard s.version == version else { return }
+            if case .secondMissWhenFull(let window) = admission, s.totalCost + cost > capacity, s.entries[key] == nil,
+                !Self.admitsRefused(key, &s, window: window)
+            {
+                return
+            }
             s.tick &+= 1
             if let old = s.entries[key] { s.totalCost -= old.cost }
             s.entries[key] = Entry(value: value, cost: cost, lastUse: s.tick)
@@ -81,6 +109,21 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
 
     /// The total cost held (at most ``capacity``).
     public var cost: Int { state.withLock { $0.totalCost } }
+
+    /// Whether `key` was refused before (it is taken in now); if not, it is remembered as refused.
+    private static func admitsRefused(_ key: Key, _ s: inout State, window: Int) -> Bool {
+        if s.refused.remove(key) != nil { return true }
+        guard window > 0 else { return false }
+        if s.refusedOrder.count < window {
+            s.refusedOrder.append(key)
+        } else {
+            s.refused.remove(s.refusedOrder[s.nextRefused])
+            s.refusedOrder[s.nextRefused] = key
+            s.nextRefused = (s.nextRefused + 1) % window
+        }
+        s.refused.insert(key)
+        return false
+    }
 
     private static func evict(_ s: inout State, toFit capacity: Int) {
         // Drop the least recently used entries down to three quarters of the capacity: the last

@@ -13,7 +13,9 @@ public struct CachedBlobStore: BlobStore {
     ///   - capacity: the most bytes kept in all.
     public init(_ base: any BlobStore, maxBlobSize: Int = 64 * 1024, capacity: Int = 64 * 1024 * 1024) {
         self.base = base
-        self.cache = BoundedCache(capacity: capacity)
+        // A gallery larger than the cache, scrolled through, keeps a stable part of it in memory
+        // rather than evicting every blob before it is asked for again.
+        self.cache = BoundedCache(capacity: capacity, admission: .secondMissWhenFull(window: 8192))
         self.maxBlobSize = maxBlobSize
     }
 

@@ -36,8 +36,8 @@ struct PipelineDownloads: Sendable {
     let objectHeaders = ObjectHeaderCache()
     /// Answers to requests without CORS headers in their answer, and to cross-origin requests
     /// when any origin is allowed (the same answer for all).
-    let recentAnswers = RecentAnswers()
-    let recentCrossOriginAnswers = RecentAnswers()
+    let recentAnswers = RecentAnswers(keepsWireHeads: true)
+    let recentCrossOriginAnswers = RecentAnswers(keepsWireHeads: false)
     let signedRequests: Counter
     let publicRequests: Counter
     /// Opens files off the event loop.
@@ -157,9 +157,9 @@ struct PipelineDownloads: Sendable {
     /// What ``RecentAnswerFront`` does with a plain GET of `target` (an HTTP/1.1 keep-alive GET
     /// without Range, Origin, conditions or Expect).
     enum FrontAnswer {
-        /// Sends these bytes: the answer, with its body in memory; `repeated` when it was one of
-        /// the current second's.
-        case wire(ByteBuffer, Answer, repeated: Bool)
+        /// Sends this head, then the body's bytes: the answer, with its body in memory; `repeated`
+        /// when it was one of the current second's.
+        case wire(head: ByteBuffer, body: ByteBuffer, Answer, repeated: Bool)
         /// Passes the head on, with what ``PipelineDownloadHandler`` answers it with: this answer
         /// (a file to open or read first), or `nil`, the router.
         case handOver(Answer?)
@@ -172,14 +172,16 @@ struct PipelineDownloads: Sendable {
         let epoch = service.cacheEpoch
         let second = service.unixNow()
         if let (answer, wire) = recentAnswers.kept(for: target, second: second, epoch: epoch) {
-            return wire.map { .wire($0, answer, repeated: true) } ?? .handOver(answer)
+            guard let wire, case .bytes(let body) = answer.body else { return .handOver(answer) }
+            return .wire(head: wire, body: body, answer, repeated: true)
         }
         guard let answer = build(target, isGet: true, allowOrigin: nil) else { return .handOver(nil) }
         // Not an answer whose bytes are still to be read: the next one finds them in memory.
         if case .smallFile = answer.body { return .handOver(answer) }
-        let wire = RecentAnswers.wire(of: answer)
+        let wire = RecentAnswers.wireHead(of: answer)
         recentAnswers.keep(answer, wire: .some(wire), for: target, second: second, epoch: epoch)
-        return wire.map { .wire($0, answer, repeated: false) } ?? .handOver(answer)
+        guard let wire, case .bytes(let body) = answer.body else { return .handOver(answer) }
+        return .wire(head: wire, body: body, answer, repeated: false)
     }
 
     /// Counts an answer sent by ``RecentAnswerFront``.

@@ -3,9 +3,9 @@ import NIOCore
 /// Answers plain GETs of signed and public URLs from the raw request bytes, before NIO's HTTP
 /// decoder: when a request head is a plain `GET` (``RequestHeadScanner``) whose answer has its
 /// bytes in memory — one of the current second's answers (``RecentAnswers``), or one built now
-/// from the cached row and blob (``PipelineDownloads/frontAnswer(to:)``) — the answer's wire
-/// bytes are written as they are: no decoding into NIO's request types, no response encoding,
-/// one write. An answer that needs a file first (or the router) is worked out here once and
+/// from the cached row and blob (``PipelineDownloads/frontAnswer(to:)``) — its head's wire bytes
+/// and the body's bytes are written as they are: no decoding into NIO's request types, no
+/// response encoding. An answer that needs a file first (or the router) is worked out here once and
 /// handed to ``PipelineDownloadHandler`` with the head.
 ///
 /// Every other request's bytes go on to the decoder unchanged, one head at a time, and from the
@@ -56,9 +56,11 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
         if !stalled { process(context: context) }
     }
 
-    /// Answers or passes on each whole head in `buffer`, in order.
-    private func process(context: ChannelHandlerContext) {
+    /// Answers or passes on each whole head in `buffer`, in order; whether anything was passed on.
+    @discardableResult
+    private func process(context: ChannelHandlerContext) -> Bool {
         var answered = false
+        var passedOn = false
         scanning: while buffer.readableBytes > 0 {
             let outcome = buffer.withUnsafeReadableBytes { RequestHeadScanner.scan($0, searched: &searched) }
             switch outcome {
@@ -69,6 +71,7 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
                 let rest = buffer
                 buffer = ByteBuffer()
                 context.fireChannelRead(wrapInboundOut(rest))
+                passedOn = true
                 break scanning
             case .request(let length, let hot):
                 searched = 0
@@ -79,10 +82,11 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
                     }
                     let target = buffer.getString(at: buffer.readerIndex + hot.lowerBound, length: hot.count)!
                     switch downloads.frontAnswer(to: target) {
-                    case .wire(let wire, let answer, let repeated):
+                    case .wire(let head, let body, let answer, let repeated):
                         buffer.moveReaderIndex(forwardBy: length)
                         downloads.recordFront(answer, repeated: repeated)
-                        context.write(wrapOutboundOut(.byteBuffer(wire)), promise: nil)
+                        context.write(wrapOutboundOut(.byteBuffer(head)), promise: nil)
+                        context.write(wrapOutboundOut(.byteBuffer(body)), promise: nil)
                         answered = true
                         continue scanning
                     case .handOver(let answer):
@@ -91,6 +95,7 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
                 }
                 let head = buffer.readSlice(length: length)!
                 context.fireChannelRead(wrapInboundOut(head))
+                passedOn = true
             }
         }
         if answered {
@@ -98,6 +103,7 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
             if buffer.readableBytes == 0 { connectionGuard?.answeredAhead() }
         }
         if buffer.readableBytes == 0 { buffer = empty }
+        return passedOn
     }
 
     func read(context: ChannelHandlerContext) {
@@ -112,7 +118,9 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelWritabilityChanged()
         guard stalled, context.channel.isWritable else { return }
         stalled = false
-        process(context: context)
+        // Not in a read from the socket: what was passed on is delivered now (the router's
+        // side takes reads in at their end).
+        if process(context: context) { context.fireChannelReadComplete() }
         if !stalled, readHeld {
             readHeld = false
             context.read()

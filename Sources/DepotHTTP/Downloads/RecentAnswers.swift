@@ -15,8 +15,9 @@ import Synchronization
 /// it) and while the caches' epoch is unchanged, so any write (an object replaced, moved, revoked,
 /// deleted, made private) ends its reuse at once. Holds at most `capacity` answers, all of one second.
 ///
-/// An answer whose bytes are in memory is also kept as the bytes it is on the wire (head and body,
-/// as NIO's encoder writes them), which ``RecentAnswerFront`` sends before any HTTP decoding.
+/// An answer whose bytes are in memory may also keep its head as the bytes it is on the wire (as
+/// NIO's encoder writes it), which ``RecentAnswerFront`` sends, with the body's bytes (shared with
+/// the blob cache, never copied), before any HTTP decoding.
 final class RecentAnswers: Sendable {
     private struct Recent {
         let answer: PipelineDownloads.Answer
@@ -29,6 +30,12 @@ final class RecentAnswers: Sendable {
     }
     private let state = Mutex(State())
     let capacity = 1024
+    /// Whether answers keep their wire head (only those ``RecentAnswerFront`` may send).
+    let keepsWireHeads: Bool
+
+    init(keepsWireHeads: Bool) {
+        self.keepsWireHeads = keepsWireHeads
+    }
 
     func answer(to target: String, second: Int64, epoch: UInt64) -> PipelineDownloads.Answer? {
         kept(for: target, second: second, epoch: epoch)?.answer
@@ -43,9 +50,10 @@ final class RecentAnswers: Sendable {
         }
     }
 
-    /// Keeps `answer` (with its wire form, ``wire(of:)``, given or worked out here).
+    /// Keeps `answer` (with its wire head, ``wireHead(of:)``, given or worked out here, when this
+    /// cache keeps them).
     func keep(_ answer: PipelineDownloads.Answer, wire: ByteBuffer?? = nil, for target: String, second: Int64, epoch: UInt64) {
-        let wire = wire ?? Self.wire(of: answer)
+        let wire = keepsWireHeads ? wire ?? Self.wireHead(of: answer) : nil
         state.withLock { s in
             if s.second != second {
                 // Only the latest second's answers are reusable: the rest goes.
@@ -58,12 +66,12 @@ final class RecentAnswers: Sendable {
         }
     }
 
-    /// A GET's answer with its bytes in memory, written as NIO's response encoder writes it:
-    /// status line, each header as `name: value`, a blank line, the body.
-    static func wire(of answer: PipelineDownloads.Answer) -> ByteBuffer? {
-        guard case .bytes(let body) = answer.body, answer.head.version == .http1_1 else { return nil }
+    /// The head of a GET's answer whose bytes are in memory, written as NIO's response encoder
+    /// writes it: status line, each header as `name: value`, a blank line.
+    static func wireHead(of answer: PipelineDownloads.Answer) -> ByteBuffer? {
+        guard case .bytes = answer.body, answer.head.version == .http1_1 else { return nil }
         let head = answer.head
-        var size = 32 + body.readableBytes
+        var size = 32
         for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
         var out = ByteBuffer()
         out.reserveCapacity(size)
@@ -75,7 +83,6 @@ final class RecentAnswers: Sendable {
             out.writeStaticString("\r\n")
         }
         out.writeStaticString("\r\n")
-        out.writeImmutableBuffer(body)
         return out
     }
 }

@@ -20,12 +20,14 @@ enum RequestHeadScanner {
         case unframed
         /// A head of `length` bytes with no body. `hotTarget`: the request target's byte range, when
         /// the request is a plain HTTP/1.1 keep-alive `GET` (no `Range`, no condition, no `Origin`,
-        /// no `Expect`, no `Connection`) that one of the current second's answers may answer.
+        /// no `Expect`, no `Connection` or `Proxy-Connection`) that an answer in memory may answer.
         case request(length: Int, hotTarget: Range<Int>?)
     }
 
-    /// The longest head framed here; a longer one goes to the decoder and its limits.
+    /// The longest head framed here, and the most header lines; a longer head goes to the decoder
+    /// and its limits (Hummingbird's: 1,000 lines, 80 KiB).
     static let maxHead = 8 * 1024
+    static let maxHeaderLines = 100
 
     /// Scans `bytes` from their start; `searched` bytes of them were already searched for the
     /// blank line by an earlier call (its value is updated, so a head arriving in pieces is
@@ -75,8 +77,10 @@ enum RequestHeadScanner {
         p += 11
         var plain = isGet && minor == UInt8(ascii: "1")
         // Header lines, up to the blank line.
+        var lines = 0
         while true {
-            guard p + 1 < head.count else { return .unframed }
+            guard p + 1 < head.count, lines <= maxHeaderLines else { return .unframed }
+            lines += 1
             if head[p] == CR {
                 guard head[p + 1] == LF, p + 2 == head.count else { return .unframed }
                 return .request(length: head.count, hotTarget: plain ? target : nil)
@@ -106,7 +110,7 @@ enum RequestHeadScanner {
             return .framing
         }
         if name.count >= 3, equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: name[0..<3]), "if-") { return .notPlain }
-        for other: StaticString in ["range", "origin", "expect", "connection"] where equalsIgnoringCase(name, other) {
+        for other: StaticString in ["range", "origin", "expect", "connection", "proxy-connection"] where equalsIgnoringCase(name, other) {
             return .notPlain
         }
         return .harmless

@@ -143,6 +143,8 @@ struct RecentAnswerFrontTests {
                 "POST \(url) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
                 "DELETE \(url) HTTP/1.1\r\nHost: x\r\n\r\n",
                 "GET /\(String(repeating: "a", count: 9000)) HTTP/1.1\r\nHost: x\r\n\r\n",
+                "GET \(url) HTTP/1.1\r\nHost: x\r\nProxy-Connection: close\r\n\r\n",
+                "GET \(url) HTTP/1.1\r\n" + String(repeating: "X-A: b\r\n", count: 1500) + "\r\n",
             ]
             var routerOnly = env
             routerOnly.http.pipelineDownloads = false
@@ -225,6 +227,40 @@ struct RecentAnswerFrontTests {
             }
             #expect(Self.repeated(env) == count)
             #expect(received >= count * png.count)
+        }
+    }
+
+    /// Behind hot answers held back while the client did not read, requests for the router (an
+    /// unknown path, an upload, an API call) are answered once it reads: nothing waits for more
+    /// bytes from the client (a review found the router never told of them).
+    @Test func requestsBehindAStallReachTheRouter() async throws {
+        let env = try await Self.frozenEnv()
+        try await env.live { client in
+            let png = Fixture.png(60_000)
+            let url = try await Self.hotURL(env, client, png)
+            let token = try await env.token("alice")
+            let port = client.port
+            let tails = [
+                "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                "GET /v1/assets?prefix=alice HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n\r\n",
+                "POST /v1/assets?jobId=j HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: image/png\r\n"
+                    + "Content-Length: \(png.count)\r\nConnection: close\r\n\r\n",
+            ]
+            for (n, tail) in tails.enumerated() {
+                let body = n == 2 ? png : []
+                let wire = try await RawSocket.blocking { () throws -> [UInt8] in
+                    let fd = try RawSocket.connect(port: port, timeout: 10, receiveBuffer: 4096)
+                    defer { close(fd) }
+                    let hot = String(repeating: "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n", count: 60)
+                    _ = SlowWire.send(fd, Array((hot + tail).utf8) + body)
+                    usleep(300_000)
+                    return RawSocket.receiveAll(fd)
+                }
+                let statuses = Self.responses(wire).map(\.status)
+                #expect(statuses.count == 61, "\(tail.prefix(30))")
+                #expect(statuses.prefix(60).allSatisfy { $0 == 200 })
+                #expect(statuses.last == [404, 200, 201][n], "\(tail.prefix(30))")
+            }
         }
     }
 

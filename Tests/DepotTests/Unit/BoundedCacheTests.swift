@@ -42,4 +42,33 @@ struct BoundedCacheTests {
         cache.invalidate(["c"])
         #expect(cache.cost == 0 && cache.count == 0)
     }
+
+    /// A full cache with second-miss admission, read in cycles over 2.5 times what it holds: a
+    /// stable part is found in it on every later cycle (plain LRU finds nothing), and a key asked
+    /// for again soon still gets in.
+    @Test func aCycleLargerThanTheCacheKeepsAStablePart() {
+        func hits(_ cache: BoundedCache<Int, Int>) -> Int {
+            var hits = 0
+            for _ in 0..<3 {
+                for i in 0..<250 {
+                    if cache.value(for: i) != nil { hits += 1 } else { cache.insert(i, for: i, ifVersion: cache.version) }
+                }
+            }
+            return hits
+        }
+        let lru = BoundedCache<Int, Int>(capacity: 100)
+        #expect(hits(lru) == 0)
+        let admitting = BoundedCache<Int, Int>(capacity: 100, admission: .secondMissWhenFull(window: 50))
+        #expect(hits(admitting) >= 2 * 90)
+        #expect(admitting.count <= 100)
+        // Refused once, then asked for again within the window: taken in.
+        admitting.insert(-1, for: 1000, ifVersion: admitting.version)
+        #expect(admitting.value(for: 1000) == nil)
+        admitting.insert(-1, for: 1000, ifVersion: admitting.version)
+        #expect(admitting.value(for: 1000) == -1)
+        // An invalidated key comes back in without waiting (there is room).
+        admitting.invalidate([1000])
+        admitting.insert(-2, for: 1000, ifVersion: admitting.version)
+        #expect(admitting.value(for: 1000) == -2)
+    }
 }
