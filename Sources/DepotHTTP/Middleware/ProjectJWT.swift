@@ -20,6 +20,24 @@ public struct ProjectJWT: Sendable, Redacted {
 
     let keys: JWTKeyCollection
     private let secret: SymmetricKey
+    /// Tokens already verified, by their exact bytes: an app sends one token many times, and
+    /// checking its signature and decoding its JSON again costs more than the rest of a small
+    /// upload's request handling. A token's claims cannot change (they are signed), so only the
+    /// times are checked again on a hit.
+    private let verified = BoundedCache<String, Verified>(capacity: ProjectJWT.verifiedCapacity)
+
+    /// What a verified token grants, and when.
+    struct Verified: Sendable {
+        let identity: Identity
+        let expires: Date
+        /// The later of `nbf` and `iat`, when either is present.
+        let notBefore: Date?
+    }
+
+    /// How many verified tokens are kept (each at most ``cachedTokenLimit`` bytes: ≤ 8 MiB).
+    static let verifiedCapacity = 4096
+    /// Longer tokens are verified every time.
+    static let cachedTokenLimit = 2048
 
     public init(secret: String) async {
         let keys = JWTKeyCollection()
@@ -42,8 +60,33 @@ public struct ProjectJWT: Sendable, Redacted {
     ///   upstream Supabase treats it;
     /// - `sub`, when present, is the tenant: one valid path segment, in Unicode NFC (so two
     ///   spellings of one name can never be two tenants, nor one tenant two), compared as bytes.
+    ///
+    /// A verified token is kept (up to ``verifiedCapacity``, looked up by its exact bytes), so the
+    /// next request with it checks only the times.
     /// - Throws: `.unauthenticated` for anything wrong, `.tokenExpired` when it has expired.
     public func verify(_ token: String, now: Date = Date()) async throws -> Identity {
+        // Only ASCII tokens are looked up: between ASCII strings `String`'s equality is byte
+        // equality, while a non-ASCII spelling could equal a cached token canonically (U+212A
+        // and "K"). Every valid token is ASCII.
+        let cacheable = token.utf8.count <= Self.cachedTokenLimit && token.utf8.allSatisfy { $0 < 0x80 }
+        if cacheable, let hit = verified.value(for: token) { return try Self.checkTimes(hit, now: now) }
+        let version = verified.version
+        let result = try await verifyUncached(token)
+        if cacheable { verified.insert(result, for: token, ifVersion: version) }
+        return try Self.checkTimes(result, now: now)
+    }
+
+    /// `exp` (required), then `nbf` and `iat` not in the future (with ``clockLeeway``).
+    private static func checkTimes(_ v: Verified, now: Date) throws -> Identity {
+        guard v.expires > now else { throw StorageError(.tokenExpired, "the bearer token has expired") }
+        if let notBefore = v.notBefore, notBefore > now.addingTimeInterval(clockLeeway) {
+            throw StorageError(.unauthenticated, "the bearer token is not valid yet (nbf or iat in the future)")
+        }
+        return v.identity
+    }
+
+    /// Everything of ``verify(_:now:)`` but the times.
+    private func verifyUncached(_ token: String) async throws -> Verified {
         guard token.utf8.count <= 8192, Self.isCanonical(token), let header = Self.header(of: token),
             header["alg"] as? String == "HS256", header["crit"] == nil
         else {
@@ -56,14 +99,7 @@ public struct ProjectJWT: Sendable, Redacted {
             throw StorageError(.unauthenticated, "invalid bearer token")
         }
         guard let exp = claims.exp else { throw StorageError(.unauthenticated, "the bearer token has no expiry (exp)") }
-        guard exp.value > now else { throw StorageError(.tokenExpired, "the bearer token has expired") }
-        let latest = now.addingTimeInterval(Self.clockLeeway)
-        if let nbf = claims.nbf, nbf.value > latest {
-            throw StorageError(.unauthenticated, "the bearer token is not valid yet (nbf)")
-        }
-        if let iat = claims.iat, iat.value > latest {
-            throw StorageError(.unauthenticated, "the bearer token was issued in the future (iat)")
-        }
+        let notBefore = [claims.nbf?.value, claims.iat?.value].compactMap { $0 }.max()
         guard let role = Identity.Role(rawValue: claims.role ?? "anon") else {
             throw StorageError(.unauthenticated, "unknown role in bearer token")
         }
@@ -74,7 +110,7 @@ public struct ProjectJWT: Sendable, Redacted {
         if role == .authenticated, sub == nil {
             throw StorageError(.unauthenticated, "the bearer token has no subject (sub)")
         }
-        return Identity(subject: sub, role: role)
+        return Verified(identity: Identity(subject: sub, role: role), expires: exp.value, notBefore: notBefore)
     }
 
     /// Whether `sub` can name a tenant: a valid path segment, already in NFC (byte for byte).

@@ -78,4 +78,38 @@ struct TokenTests {
             #expect(try await env.snapshot().objects.isEmpty)
         }
     }
+
+    /// Verified tokens are kept (``ProjectJWT``'s cache): a hit still checks the times, and only
+    /// the exact bytes of a verified token hit.
+    @Test func aKeptTokenIsStillCheckedAndMatchedAsBytes() async throws {
+        let secret = "kept-token-secret-0123456789abcdef0123456789"
+        let jwt = await ProjectJWT(secret: secret)
+        let now = Date(timeIntervalSince1970: TimeInterval(Self.now))
+        // A token whose text holds a "K" (the Kelvin sign U+212A equals it as a Swift String).
+        var token = ""
+        for i in 0..<1000 where !token.contains("K") {
+            token = try Self.jwt(["sub": "alice\(i)", "role": "authenticated", "exp": Self.now + 600, "nbf": Self.now + 120], secret: secret)
+        }
+        #expect(token.contains("K"))
+        // Not valid yet, then valid (kept), then expired: the kept token's times are checked.
+        await #expect(throws: StorageError.self) { try await jwt.verify(token, now: now) }
+        let who = try await jwt.verify(token, now: now.addingTimeInterval(120))
+        #expect(who.role == .authenticated && who.subject?.hasPrefix("alice") == true)
+        #expect(try await jwt.verify(token, now: now.addingTimeInterval(300)).subject == who.subject)
+        do {
+            _ = try await jwt.verify(token, now: now.addingTimeInterval(601))
+            Issue.record("an expired kept token was accepted")
+        } catch let e as StorageError {
+            #expect(e.code == .tokenExpired)
+        }
+        // The same token spelled with U+212A for a K is another token: refused.
+        let kelvin = token.replacingOccurrences(of: "K", with: "\u{212A}")
+        #expect(kelvin == token)  // equal as Strings…
+        #expect(!kelvin.utf8.elementsEqual(token.utf8))  // …but not as bytes
+        await #expect(throws: StorageError.self) { try await jwt.verify(kelvin, now: now.addingTimeInterval(300)) }
+        // A token with one changed signature bit is refused after the real one was kept.
+        var bytes = Array(token.utf8)
+        bytes[bytes.count - 2] = bytes[bytes.count - 2] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        await #expect(throws: StorageError.self) { try await jwt.verify(String(decoding: bytes, as: UTF8.self), now: now.addingTimeInterval(300)) }
+    }
 }
