@@ -127,6 +127,48 @@ extension PostgresMetadataStore {
                     }
                 }
         ),
+        // The durable job queue (``JobStore``) and each job's history. Names compare as bytes
+        // (COLLATE "C"), as everywhere.
+        (
+            4,
+            [
+                """
+                CREATE TABLE jobs (
+                    seq BIGSERIAL PRIMARY KEY,
+                    id TEXT COLLATE "C" NOT NULL UNIQUE,
+                    kind TEXT COLLATE "C" NOT NULL,
+                    key TEXT COLLATE "C" NOT NULL UNIQUE,
+                    tenant TEXT COLLATE "C",
+                    source_bucket TEXT COLLATE "C",
+                    source_name TEXT COLLATE "C",
+                    payload TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    max_attempts INTEGER NOT NULL,
+                    run_after DOUBLE PRECISION NOT NULL,
+                    lease_owner TEXT,
+                    lease_until DOUBLE PRECISION,
+                    last_error TEXT,
+                    created_at DOUBLE PRECISION NOT NULL,
+                    updated_at DOUBLE PRECISION NOT NULL
+                )
+                """,
+                "CREATE INDEX jobs_due ON jobs(state, run_after)",
+                "CREATE INDEX jobs_tenant ON jobs(tenant, state)",
+                "CREATE INDEX jobs_source ON jobs(source_bucket, source_name) WHERE source_bucket IS NOT NULL",
+                """
+                CREATE TABLE job_events (
+                    n BIGSERIAL PRIMARY KEY,
+                    job_id TEXT COLLATE "C" NOT NULL,
+                    at DOUBLE PRECISION NOT NULL,
+                    state TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    error TEXT
+                )
+                """,
+                "CREATE INDEX job_events_job ON job_events(job_id)",
+            ]
+        ),
     ]
 
     /// Migration 3's announcement of the rows of one transition table (`old_rows` or `new_rows`),

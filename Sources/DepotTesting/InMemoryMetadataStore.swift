@@ -6,6 +6,9 @@ public actor InMemoryMetadataStore: MetadataStore {
     var buckets: [String: BucketRecord] = [:]
     var objects: [ObjectKey: ObjectRecord] = [:]
     var intents: [String: UploadIntent] = [:]
+    /// Jobs in the order they were queued, and their histories (``JobStore``).
+    var jobs: [JobRecord] = []
+    var jobHistory: [String: [JobEvent]] = [:]
 
     public init() {}
 

@@ -102,6 +102,42 @@ public struct SQLiteMetadataStore: MetadataStore {
                     CREATE INDEX upload_intents_owner ON upload_intents(owner, state);
                     """)
         }
+        // The durable job queue (``JobStore``) and each job's history.
+        m.registerMigration("v3") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE jobs (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        id TEXT NOT NULL UNIQUE,
+                        kind TEXT NOT NULL,
+                        key TEXT NOT NULL UNIQUE,
+                        tenant TEXT,
+                        source_bucket TEXT,
+                        source_name TEXT,
+                        payload TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        attempts INTEGER NOT NULL,
+                        max_attempts INTEGER NOT NULL,
+                        run_after REAL NOT NULL,
+                        lease_owner TEXT,
+                        lease_until REAL,
+                        last_error TEXT,
+                        created_at REAL NOT NULL,
+                        updated_at REAL NOT NULL
+                    );
+                    CREATE INDEX jobs_due ON jobs(state, run_after);
+                    CREATE INDEX jobs_tenant ON jobs(tenant, state);
+                    CREATE INDEX jobs_source ON jobs(source_bucket, source_name) WHERE source_bucket IS NOT NULL;
+                    CREATE TABLE job_events (
+                        job_id TEXT NOT NULL,
+                        at REAL NOT NULL,
+                        state TEXT NOT NULL,
+                        attempt INTEGER NOT NULL,
+                        error TEXT
+                    );
+                    CREATE INDEX job_events_job ON job_events(job_id);
+                    """)
+        }
         return m
     }
 
