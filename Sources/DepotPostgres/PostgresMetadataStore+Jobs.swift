@@ -10,52 +10,62 @@ extension PostgresMetadataStore: JobStore {
 
     public func enqueue(_ new: [NewJob], limits: JobLimits, now: Date) async throws -> [JobRecord] {
         if new.isEmpty { return [] }
-        let t = now.timeIntervalSince1970
-        return try await transaction { [logger] conn in
-            // One enqueuer at a time, so two servers cannot both pass a bound (the key is fixed).
-            try await conn.query("SELECT pg_advisory_xact_lock(7356002)", logger: logger)
-            var out: [JobRecord] = []
-            var added: [JobRecord] = []
-            for n in new {
-                let existing = try await conn.query(
-                    "SELECT \(unescaped: Self.jobColumns) FROM jobs WHERE key = \(n.key)", logger: logger
-                ).collect()
-                if let row = existing.first {
-                    out.append(try Self.job(row))
-                } else if let earlier = added.first(where: { $0.key.bytesEqual(n.key) }) {
-                    out.append(earlier)
-                } else {
-                    let job = JobRecord(n, now: now)
-                    added.append(job)
-                    out.append(job)
-                }
-            }
-            if added.isEmpty { return out }
-            let open = try await conn.query("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')", logger: logger).collect()
-            if Int(try open.first?.decode(Int64.self) ?? 0) + added.count > limits.total {
-                throw StorageError.unavailable("the job queue is full (\(limits.total) open jobs); try again later")
-            }
-            var perTenant: [String: Int] = [:]
-            for job in added { if let tenant = job.tenant { perTenant[tenant, default: 0] += 1 } }
-            for (tenant, adding) in perTenant {
-                let mine = try await conn.query(
-                    "SELECT count(*) FROM jobs WHERE tenant = \(tenant) AND state IN ('queued', 'running')", logger: logger
-                ).collect()
-                if Int(try mine.first?.decode(Int64.self) ?? 0) + adding > limits.perTenant {
-                    throw StorageError.unavailable("too many open jobs for this tenant (\(limits.perTenant)); try again later")
-                }
-            }
-            for job in added {
-                try await conn.query(
-                    """
-                    INSERT INTO jobs (id, kind, key, tenant, source_bucket, source_name, payload, state, attempts, max_attempts,
-                    run_after, created_at, updated_at) VALUES (\(job.id), \(job.kind), \(job.key), \(job.tenant), \(job.source?.bucket),
-                    \(job.source?.path.string), \(job.payload), 'queued', 0, \(job.maxAttempts), \(t), \(t), \(t))
-                    """, logger: logger)
-                try await Self.record(conn, logger, job.id, t, .queued, 0, nil)
-            }
-            return out
+        return try await transaction { [logger] conn in try await Self.enqueue(new, limits: limits, now: now, in: conn, logger: logger) }
+    }
+
+    /// The jobs part of an object's write (``JobBatch``), in its transaction.
+    static func apply(_ batch: JobBatch, for key: ObjectKey, in conn: PostgresConnection, logger: Logger) async throws {
+        if batch.cancelsReplaced {
+            try await cancel(source: key, keeping: Set(batch.jobs.map(\.key)), at: batch.now.timeIntervalSince1970, in: conn, logger: logger)
         }
+        if !batch.jobs.isEmpty { _ = try await enqueue(batch.jobs, limits: batch.limits, now: batch.now, in: conn, logger: logger) }
+    }
+
+    static func enqueue(_ new: [NewJob], limits: JobLimits, now: Date, in conn: PostgresConnection, logger: Logger) async throws -> [JobRecord] {
+        let t = now.timeIntervalSince1970
+        // One enqueuer at a time, so two servers cannot both pass a bound (the key is fixed).
+        try await conn.query("SELECT pg_advisory_xact_lock(7356002)", logger: logger)
+        var out: [JobRecord] = []
+        var added: [JobRecord] = []
+        for n in new {
+            let existing = try await conn.query(
+                "SELECT \(unescaped: Self.jobColumns) FROM jobs WHERE key = \(n.key)", logger: logger
+            ).collect()
+            if let row = existing.first {
+                out.append(try Self.job(row))
+            } else if let earlier = added.first(where: { $0.key.bytesEqual(n.key) }) {
+                out.append(earlier)
+            } else {
+                let job = JobRecord(n, now: now)
+                added.append(job)
+                out.append(job)
+            }
+        }
+        if added.isEmpty { return out }
+        let open = try await conn.query("SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')", logger: logger).collect()
+        if Int(try open.first?.decode(Int64.self) ?? 0) + added.count > limits.total {
+            throw StorageError.unavailable("the job queue is full (\(limits.total) open jobs); try again later")
+        }
+        var perTenant: [String: Int] = [:]
+        for job in added { if let tenant = job.tenant { perTenant[tenant, default: 0] += 1 } }
+        for (tenant, adding) in perTenant {
+            let mine = try await conn.query(
+                "SELECT count(*) FROM jobs WHERE tenant = \(tenant) AND state IN ('queued', 'running')", logger: logger
+            ).collect()
+            if Int(try mine.first?.decode(Int64.self) ?? 0) + adding > limits.perTenant {
+                throw StorageError.unavailable("too many open jobs for this tenant (\(limits.perTenant)); try again later")
+            }
+        }
+        for job in added {
+            try await conn.query(
+                """
+                INSERT INTO jobs (id, kind, key, tenant, source_bucket, source_name, payload, state, attempts, max_attempts,
+                run_after, created_at, updated_at) VALUES (\(job.id), \(job.kind), \(job.key), \(job.tenant), \(job.source?.bucket),
+                \(job.source?.path.string), \(job.payload), 'queued', 0, \(job.maxAttempts), \(t), \(t), \(t))
+                """, logger: logger)
+            try await Self.record(conn, logger, job.id, t, .queued, 0, nil)
+        }
+        return out
     }
 
     public func claimJobs(kinds: [String], worker: String, limit: Int, leaseUntil: Date, now: Date) async throws -> [JobRecord] {
@@ -177,21 +187,25 @@ extension PostgresMetadataStore: JobStore {
     }
 
     public func cancelJobs(source: ObjectKey, keeping: Set<String>, now: Date) async throws -> Int {
-        let t = now.timeIntervalSince1970
-        return try await transaction { [logger] conn in
-            let cancelled = try await conn.query(
-                """
-                UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = \(t)
-                WHERE source_bucket = \(source.bucket) AND source_name = \(source.path.string) AND state IN ('queued', 'running')
-                AND NOT (key = ANY(\(Array(keeping)))) RETURNING id, attempts
-                """, logger: logger
-            ).collect()
-            for row in cancelled {
-                let (id, attempts) = try row.decode((String, Int32).self)
-                try await Self.record(conn, logger, id, t, .cancelled, Int(attempts), "its source was replaced or deleted")
-            }
-            return cancelled.count
+        try await transaction { [logger] conn in
+            try await Self.cancel(source: source, keeping: keeping, at: now.timeIntervalSince1970, in: conn, logger: logger)
         }
+    }
+
+    @discardableResult
+    static func cancel(source: ObjectKey, keeping: Set<String>, at t: Double, in conn: PostgresConnection, logger: Logger) async throws -> Int {
+        let cancelled = try await conn.query(
+            """
+            UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = \(t)
+            WHERE source_bucket = \(source.bucket) AND source_name = \(source.path.string) AND state IN ('queued', 'running')
+            AND NOT (key = ANY(\(Array(keeping)))) RETURNING id, attempts
+            """, logger: logger
+        ).collect()
+        for row in cancelled {
+            let (id, attempts) = try row.decode((String, Int32).self)
+            try await Self.record(conn, logger, id, t, .cancelled, Int(attempts), "its source was replaced or deleted")
+        }
+        return cancelled.count
     }
 
     public func purgeJobs(states: Set<JobState>, before: Date) async throws -> Int {

@@ -73,12 +73,17 @@ extension PostgresMetadataStore {
         return result
     }
 
-    public func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota) async throws -> ObjectRecord? {
+    public func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota, jobs: JobBatch) async throws -> ObjectRecord? {
+        let write: @Sendable (PostgresConnection, Logger, Bool) async throws -> ObjectRecord? = { conn, logger, upsert in
+            let replaced = try await Self.put(object, upsert: upsert, quota: quota, in: conn, logger: logger)
+            try await Self.apply(jobs, for: object.key, in: conn, logger: logger)
+            return replaced
+        }
         do {
-            return try await transaction { [logger] conn in try await Self.put(object, upsert: upsert, quota: quota, in: conn, logger: logger) }
+            return try await transaction { [logger] conn in try await write(conn, logger, upsert) }
         } catch let e as StorageError where e.code == .alreadyExists && upsert {
             // Lost an insert race to another writer of the same name: now there is a row to replace.
-            return try await transaction { [logger] conn in try await Self.put(object, upsert: true, quota: quota, in: conn, logger: logger) }
+            return try await transaction { [logger] conn in try await write(conn, logger, true) }
         }
     }
 
@@ -182,7 +187,7 @@ extension PostgresMetadataStore {
         _ = try await rows("UPDATE upload_intents SET state = 'pending', claimed_at = NULL WHERE id = \(id) AND state = 'uploading'")
     }
 
-    public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota) async throws -> ObjectRecord? {
+    public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota, jobs: JobBatch) async throws -> ObjectRecord? {
         try await transaction { [logger] conn in
             let rows = try await conn.query(
                 "SELECT upsert FROM upload_intents WHERE id = \(id) AND state = 'uploading' FOR UPDATE", logger: logger
@@ -190,6 +195,7 @@ extension PostgresMetadataStore {
             guard let row = rows.first else { throw StorageError(.uploadConsumed, "this upload URL is not being uploaded") }
             let upsert = try row.decode(Bool.self)
             let replaced = try await Self.put(object, upsert: upsert, quota: quota, in: conn, logger: logger)
+            try await Self.apply(jobs, for: object.key, in: conn, logger: logger)
             try await conn.query("UPDATE upload_intents SET state = 'consumed' WHERE id = \(id)", logger: logger)
             return replaced
         }

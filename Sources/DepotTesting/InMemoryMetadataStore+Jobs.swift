@@ -3,6 +3,26 @@ import Foundation
 
 extension InMemoryMetadataStore: JobStore {
     public func enqueue(_ new: [NewJob], limits: JobLimits, now: Date) async throws -> [JobRecord] {
+        try enqueueNow(new, limits: limits, now: now)
+    }
+
+    /// Runs `body`; when it throws, the jobs are as they were before it (an object write and its
+    /// jobs are one step).
+    func atomically<T>(_ body: () throws -> T) throws -> T {
+        let saved = (jobs, jobHistory)
+        do { return try body() } catch {
+            (jobs, jobHistory) = saved
+            throw error
+        }
+    }
+
+    /// The jobs part of an object's write (``JobBatch``).
+    func apply(_ batch: JobBatch, for key: ObjectKey) throws {
+        if batch.cancelsReplaced { cancelNow(source: key, keeping: Set(batch.jobs.map(\.key)), now: batch.now) }
+        if !batch.jobs.isEmpty { _ = try enqueueNow(batch.jobs, limits: batch.limits, now: batch.now) }
+    }
+
+    func enqueueNow(_ new: [NewJob], limits: JobLimits, now: Date) throws -> [JobRecord] {
         var out: [JobRecord] = []
         var added: [JobRecord] = []
         for n in new {
@@ -120,6 +140,11 @@ extension InMemoryMetadataStore: JobStore {
     }
 
     public func cancelJobs(source: ObjectKey, keeping: Set<String>, now: Date) async throws -> Int {
+        cancelNow(source: source, keeping: keeping, now: now)
+    }
+
+    @discardableResult
+    func cancelNow(source: ObjectKey, keeping: Set<String>, now: Date) -> Int {
         var n = 0
         for i in jobs.indices where jobs[i].state.isOpen && !keeping.contains(jobs[i].key) {
             guard let s = jobs[i].source, s.bucket.bytesEqual(source.bucket), s.path.string.bytesEqual(source.path.string) else { continue }

@@ -45,8 +45,11 @@ public actor InMemoryMetadataStore: MetadataStore {
         return result
     }
 
-    public func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota) async throws -> ObjectRecord? {
-        try put(object, upsert: upsert, quota: quota)
+    public func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota, jobs: JobBatch) async throws -> ObjectRecord? {
+        try atomically {
+            try self.apply(jobs, for: object.key)
+            return try self.put(object, upsert: upsert, quota: quota)
+        }
     }
 
     private func put(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota) throws -> ObjectRecord? {
@@ -135,11 +138,14 @@ public actor InMemoryMetadataStore: MetadataStore {
         if intents[id]?.state == .uploading { intents[id]?.state = .pending }
     }
 
-    public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota) async throws -> ObjectRecord? {
+    public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota, jobs: JobBatch) async throws -> ObjectRecord? {
         guard let i = intents[id], i.state == .uploading else {
             throw StorageError(.uploadConsumed, "this upload URL is not being uploaded")
         }
-        let replaced = try put(object, upsert: i.upsert, quota: quota)
+        let replaced = try atomically {
+            try self.apply(jobs, for: object.key)
+            return try self.put(object, upsert: i.upsert, quota: quota)
+        }
         intents[id]?.state = .consumed
         return replaced
     }

@@ -82,8 +82,8 @@ public struct CachedMetadataStore: MetadataStore {
     public func deleteBucket(named name: String) async throws {
         try await invalidatingBucket(name) { try await base.deleteBucket(named: name) }
     }
-    public func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota) async throws -> ObjectRecord? {
-        try await invalidating([object.key]) { try await base.putObject(object, upsert: upsert, quota: quota) }
+    public func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota, jobs: JobBatch) async throws -> ObjectRecord? {
+        try await invalidating([object.key]) { try await base.putObject(object, upsert: upsert, quota: quota, jobs: jobs) }
     }
     public func deleteObject(at key: ObjectKey) async throws -> ObjectRecord? {
         try await invalidating([key]) { try await base.deleteObject(at: key) }
@@ -94,8 +94,8 @@ public struct CachedMetadataStore: MetadataStore {
     public func setGeneration(_ generation: Int64, at key: ObjectKey, date: Date) async throws -> ObjectRecord {
         try await invalidating([key]) { try await base.setGeneration(generation, at: key, date: date) }
     }
-    public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota) async throws -> ObjectRecord? {
-        try await invalidating([object.key]) { try await base.commitIntent(id: id, object: object, quota: quota) }
+    public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota, jobs: JobBatch) async throws -> ObjectRecord? {
+        try await invalidating([object.key]) { try await base.commitIntent(id: id, object: object, quota: quota, jobs: jobs) }
     }
 
     // MARK: Passed through

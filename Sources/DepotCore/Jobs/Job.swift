@@ -152,3 +152,25 @@ extension JobOutcome {
         }
     }
 }
+
+/// Jobs queued in the transaction of an object's write (``MetadataStore/putObject(_:upsert:quota:jobs:)``):
+/// the written object's open jobs for what it replaced are cancelled (but those under the batch's
+/// keys), then the batch is queued, within `limits`.
+public struct JobBatch: Sendable {
+    public var jobs: [NewJob]
+    public var limits: JobLimits
+    public var now: Date
+    /// Cancel the written object's other open jobs (it replaces their source).
+    public var cancelsReplaced: Bool
+
+    public init(jobs: [NewJob], limits: JobLimits, now: Date, cancelsReplaced: Bool = true) {
+        self.jobs = jobs
+        self.limits = limits
+        self.now = now
+        self.cancelsReplaced = cancelsReplaced
+    }
+
+    /// Nothing queued, nothing cancelled.
+    public static let none = JobBatch(jobs: [], limits: .unbounded, now: .distantPast, cancelsReplaced: false)
+    public var isEmpty: Bool { jobs.isEmpty && !cancelsReplaced }
+}

@@ -33,8 +33,10 @@ public protocol MetadataStore: Sendable {
     /// Returns the replaced row, whose blob the caller deletes after the commit.
     /// With an owner on the row, its owner's usage after the write is checked against `quota`
     /// (``TenantQuota/check(_:)``) in the same transaction: a write past the quota is rolled back.
+    /// `jobs` are queued in the same transaction (``JobBatch``): the object and the work it
+    /// starts are stored together or not at all.
     @discardableResult
-    func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota) async throws -> ObjectRecord?
+    func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota, jobs: JobBatch) async throws -> ObjectRecord?
     /// Deletes a row and returns it; `nil` when there was none.
     func deleteObject(at key: ObjectKey) async throws -> ObjectRecord?
     /// Repoints a row to a new bucket and/or name in one transaction, with a new generation.
@@ -61,7 +63,7 @@ public protocol MetadataStore: Sendable {
     /// consumed, with the owner's usage checked against `quota` as ``putObject(_:upsert:quota:)``
     /// does. Returns the replaced row, if any.
     @discardableResult
-    func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota) async throws -> ObjectRecord?
+    func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota, jobs: JobBatch) async throws -> ObjectRecord?
     /// Deletes intents that expired before `date`. Returns how many.
     func deleteIntents(expiredBefore date: Date) async throws -> Int
 
@@ -78,6 +80,18 @@ public protocol MetadataStore: Sendable {
 }
 
 extension MetadataStore {
+    /// ``putObject(_:upsert:quota:jobs:)`` starting no jobs.
+    @discardableResult
+    public func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota) async throws -> ObjectRecord? {
+        try await putObject(object, upsert: upsert, quota: quota, jobs: .none)
+    }
+
+    /// ``commitIntent(id:object:quota:jobs:)`` starting no jobs.
+    @discardableResult
+    public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota) async throws -> ObjectRecord? {
+        try await commitIntent(id: id, object: object, quota: quota, jobs: .none)
+    }
+
     /// ``putObject(_:upsert:quota:)`` with no quota.
     @discardableResult
     public func putObject(_ object: ObjectRecord, upsert: Bool) async throws -> ObjectRecord? {

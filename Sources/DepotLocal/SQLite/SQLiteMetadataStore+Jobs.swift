@@ -10,52 +10,62 @@ extension SQLiteMetadataStore: JobStore {
 
     public func enqueue(_ new: [NewJob], limits: JobLimits, now: Date) async throws -> [JobRecord] {
         if new.isEmpty { return [] }
-        let t = now.timeIntervalSince1970
-        return try await write { db in
-            var out: [JobRecord] = []
-            var added: [JobRecord] = []
-            for n in new {
-                if let existing = try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT \(Self.jobColumns) FROM jobs WHERE key = ?"), arguments: [n.key])
-                {
-                    out.append(try Self.job(existing))
-                } else if let earlier = added.first(where: { $0.key.bytesEqual(n.key) }) {
-                    out.append(earlier)
-                } else {
-                    let job = JobRecord(n, now: now)
-                    added.append(job)
-                    out.append(job)
-                }
-            }
-            if added.isEmpty { return out }
-            let open = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")) ?? 0
-            if open + added.count > limits.total {
-                throw StorageError.unavailable("the job queue is full (\(limits.total) open jobs); try again later")
-            }
-            var perTenant: [String: Int] = [:]
-            for job in added { if let tenant = job.tenant { perTenant[tenant, default: 0] += 1 } }
-            for (tenant, adding) in perTenant {
-                let mine =
-                    try Int.fetchOne(
-                        db.cachedStatement(sql: "SELECT count(*) FROM jobs WHERE tenant = ? AND state IN ('queued', 'running')"),
-                        arguments: [tenant]) ?? 0
-                if mine + adding > limits.perTenant {
-                    throw StorageError.unavailable("too many open jobs for this tenant (\(limits.perTenant)); try again later")
-                }
-            }
-            for job in added {
-                try db.cachedStatement(
-                    sql: """
-                        INSERT INTO jobs (id, kind, key, tenant, source_bucket, source_name, payload, state, attempts, max_attempts,
-                        run_after, created_at, updated_at) VALUES (?,?,?,?,?,?,?,'queued',0,?,?,?,?)
-                        """
-                ).execute(arguments: [
-                    job.id, job.kind, job.key, job.tenant, job.source?.bucket, job.source?.path.string, job.payload, job.maxAttempts, t, t, t,
-                ])
-                try Self.record(db, job.id, t, .queued, 0, nil)
-            }
-            return out
+        return try await write { db in try Self.enqueue(new, limits: limits, now: now, in: db) }
+    }
+
+    /// The jobs part of an object's write (``JobBatch``), in its transaction.
+    static func apply(_ batch: JobBatch, for key: ObjectKey, in db: Database) throws {
+        if batch.cancelsReplaced {
+            try cancel(source: key, keeping: Set(batch.jobs.map(\.key)), at: batch.now.timeIntervalSince1970, in: db)
         }
+        if !batch.jobs.isEmpty { _ = try enqueue(batch.jobs, limits: batch.limits, now: batch.now, in: db) }
+    }
+
+    static func enqueue(_ new: [NewJob], limits: JobLimits, now: Date, in db: Database) throws -> [JobRecord] {
+        let t = now.timeIntervalSince1970
+        var out: [JobRecord] = []
+        var added: [JobRecord] = []
+        for n in new {
+            if let existing = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT \(Self.jobColumns) FROM jobs WHERE key = ?"), arguments: [n.key])
+            {
+                out.append(try Self.job(existing))
+            } else if let earlier = added.first(where: { $0.key.bytesEqual(n.key) }) {
+                out.append(earlier)
+            } else {
+                let job = JobRecord(n, now: now)
+                added.append(job)
+                out.append(job)
+            }
+        }
+        if added.isEmpty { return out }
+        let open = try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")) ?? 0
+        if open + added.count > limits.total {
+            throw StorageError.unavailable("the job queue is full (\(limits.total) open jobs); try again later")
+        }
+        var perTenant: [String: Int] = [:]
+        for job in added { if let tenant = job.tenant { perTenant[tenant, default: 0] += 1 } }
+        for (tenant, adding) in perTenant {
+            let mine =
+                try Int.fetchOne(
+                    db.cachedStatement(sql: "SELECT count(*) FROM jobs WHERE tenant = ? AND state IN ('queued', 'running')"),
+                    arguments: [tenant]) ?? 0
+            if mine + adding > limits.perTenant {
+                throw StorageError.unavailable("too many open jobs for this tenant (\(limits.perTenant)); try again later")
+            }
+        }
+        for job in added {
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO jobs (id, kind, key, tenant, source_bucket, source_name, payload, state, attempts, max_attempts,
+                    run_after, created_at, updated_at) VALUES (?,?,?,?,?,?,?,'queued',0,?,?,?,?)
+                    """
+            ).execute(arguments: [
+                job.id, job.kind, job.key, job.tenant, job.source?.bucket, job.source?.path.string, job.payload, job.maxAttempts, t, t, t,
+            ])
+            try Self.record(db, job.id, t, .queued, 0, nil)
+        }
+        return out
     }
 
     public func claimJobs(kinds: [String], worker: String, limit: Int, leaseUntil: Date, now: Date) async throws -> [JobRecord] {
@@ -191,23 +201,25 @@ extension SQLiteMetadataStore: JobStore {
     }
 
     public func cancelJobs(source: ObjectKey, keeping: Set<String>, now: Date) async throws -> Int {
-        let t = now.timeIntervalSince1970
-        return try await write { db in
-            let open = try Row.fetchAll(
-                db.cachedStatement(
-                    sql: "SELECT id, key, attempts FROM jobs WHERE source_bucket = ? AND source_name = ? AND state IN ('queued', 'running')"),
-                arguments: [source.bucket, source.path.string])
-            var n = 0
-            for row in open where !keeping.contains(row["key"] as String) {
-                let id: String = row["id"]
-                try db.cachedStatement(
-                    sql: "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?"
-                ).execute(arguments: [t, id])
-                try Self.record(db, id, t, .cancelled, row["attempts"], "its source was replaced or deleted")
-                n += 1
-            }
-            return n
+        try await write { db in try Self.cancel(source: source, keeping: keeping, at: now.timeIntervalSince1970, in: db) }
+    }
+
+    @discardableResult
+    static func cancel(source: ObjectKey, keeping: Set<String>, at t: Double, in db: Database) throws -> Int {
+        let open = try Row.fetchAll(
+            db.cachedStatement(
+                sql: "SELECT id, key, attempts FROM jobs WHERE source_bucket = ? AND source_name = ? AND state IN ('queued', 'running')"),
+            arguments: [source.bucket, source.path.string])
+        var n = 0
+        for row in open where !keeping.contains(row["key"] as String) {
+            let id: String = row["id"]
+            try db.cachedStatement(
+                sql: "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?"
+            ).execute(arguments: [t, id])
+            try Self.record(db, id, t, .cancelled, row["attempts"], "its source was replaced or deleted")
+            n += 1
         }
+        return n
     }
 
     public func purgeJobs(states: Set<JobState>, before: Date) async throws -> Int {

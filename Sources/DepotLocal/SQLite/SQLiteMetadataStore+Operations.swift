@@ -84,8 +84,12 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota) async throws -> ObjectRecord? {
-        try await write { db in try Self.put(object, upsert: upsert, quota: quota, in: db) }
+    public func putObject(_ object: ObjectRecord, upsert: Bool, quota: TenantQuota, jobs: JobBatch) async throws -> ObjectRecord? {
+        try await write { db in
+            let replaced = try Self.put(object, upsert: upsert, quota: quota, in: db)
+            try Self.apply(jobs, for: object.key, in: db)
+            return replaced
+        }
     }
 
     public func deleteObject(at key: ObjectKey) async throws -> ObjectRecord? {
@@ -232,7 +236,7 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota) async throws -> ObjectRecord? {
+    public func commitIntent(id: String, object: ObjectRecord, quota: TenantQuota, jobs: JobBatch) async throws -> ObjectRecord? {
         try await write { db in
             guard
                 let upsert = try Bool.fetchOne(
@@ -241,6 +245,7 @@ extension SQLiteMetadataStore {
                 throw StorageError(.uploadConsumed, "this upload URL is not being uploaded")
             }
             let replaced = try Self.put(object, upsert: upsert, quota: quota, in: db)
+            try Self.apply(jobs, for: object.key, in: db)
             try db.cachedStatement(sql: "UPDATE upload_intents SET state = 'consumed' WHERE id = ?").execute(arguments: [id])
             return replaced
         }

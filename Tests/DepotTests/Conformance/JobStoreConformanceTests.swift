@@ -226,4 +226,46 @@ struct JobStoreConformanceTests {
         }
         #expect(claimed.count == 60 && Set(claimed).count == 60)
     }
+
+    /// An object's write and the jobs it starts are one transaction: both or neither. Its
+    /// overwrite cancels the jobs of what it replaced.
+    @Test(arguments: JobStoreKind.testable)
+    func jobsAreQueuedWithTheirObjectOrNotAtAll(_ kind: JobStoreKind) async throws {
+        let (store, cleanup) = try await kind.make()
+        defer { cleanup() }
+        try await store.createBucket(BucketRecord(name: "a", isPublic: false, createdAt: t0))
+        func record(_ name: String, generation: Int64) throws -> ObjectRecord {
+            ObjectRecord(
+                bucket: "a", path: try ObjectPath(name), owner: "alice", blobID: .random(), size: 3, contentType: "image/png",
+                sha256: String(repeating: "a", count: 64), generation: generation, createdAt: t0)
+        }
+        let key = ObjectKey(bucket: "a", path: try ObjectPath("alice/x.png"))
+        func batch(_ generation: Int, limits: JobLimits = .init()) -> JobBatch {
+            JobBatch(
+                jobs: ["112x112", "56x56"].map { NewJob(kind: "variant", key: "a/alice/x.png@\(generation):\($0)", tenant: "alice", source: key) },
+                limits: limits, now: t0)
+        }
+        try await store.putObject(try record("alice/x.png", generation: 1), upsert: false, quota: .unlimited, jobs: batch(1))
+        #expect(try await store.jobCounts()[.queued] == 2)
+        // A write that fails queues nothing: the name is taken…
+        #expect(
+            await code { try await store.putObject(try record("alice/x.png", generation: 2), upsert: false, quota: .unlimited, jobs: batch(2)) }
+                == .alreadyExists)
+        // …or the queue is full: then the object is not written either.
+        #expect(
+            await code {
+                try await store.putObject(
+                    try record("alice/y.png", generation: 3), upsert: false, quota: .unlimited,
+                    jobs: batch(3, limits: JobLimits(perTenant: 3, total: 100)))
+            } == .unavailable)
+        #expect(try await store.object(at: ObjectKey(bucket: "a", path: try ObjectPath("alice/y.png"))) == nil)
+        #expect(try await store.jobCounts()[.queued] == 2)
+        // An overwrite: the replaced generation's jobs are cancelled, the new ones queued.
+        try await store.putObject(try record("alice/x.png", generation: 4), upsert: true, quota: .unlimited, jobs: batch(4))
+        let counts = try await store.jobCounts()
+        #expect(counts[.queued] == 2 && counts[.cancelled] == 2)
+        let queued = try await store.listJobs(state: .queued, after: nil, limit: 10)
+        #expect(Set(queued.map(\.key)) == ["a/alice/x.png@4:112x112", "a/alice/x.png@4:56x56"])
+        #expect(queued.allSatisfy { $0.source == key })
+    }
 }

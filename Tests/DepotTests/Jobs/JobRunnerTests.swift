@@ -81,7 +81,8 @@ struct JobRunnerTests {
                 NewJob(kind: "flaky", key: "f", maxAttempts: 5), NewJob(kind: "broken", key: "b", maxAttempts: 3),
                 NewJob(kind: "poison", key: "p", maxAttempts: 5),
             ], limits: .init(), now: Date())
-        let runner = JobRunner(store: store, handlers: ["flaky": flaky, "broken": broken, "poison": poison], configuration: fast(), logger: Self.logger)
+        let runner = JobRunner(
+            store: store, handlers: ["flaky": flaky, "broken": broken, "poison": poison], configuration: fast(), logger: Self.logger)
         try await run([runner]) {
             let counts = try await store.jobCounts()
             return counts[.succeeded] == 1 && counts[.dead] == 2
@@ -108,8 +109,10 @@ struct JobRunnerTests {
         _ = try await store.enqueue((0..<40).map { NewJob(kind: "quick", key: "q\($0)") }, limits: .init(), now: Date())
         _ = try await store.enqueue([NewJob(kind: "slow", key: "s")], limits: .init(), now: Date())
         let handlers: [String: any JobHandler] = ["quick": quick, "slow": slow]
-        let a = JobRunner(store: store, handlers: handlers, configuration: fast(workers: 3, lease: .milliseconds(300), id: "server-a"), logger: Self.logger)
-        let b = JobRunner(store: store, handlers: handlers, configuration: fast(workers: 3, lease: .milliseconds(300), id: "server-b"), logger: Self.logger)
+        let a = JobRunner(
+            store: store, handlers: handlers, configuration: fast(workers: 3, lease: .milliseconds(300), id: "server-a"), logger: Self.logger)
+        let b = JobRunner(
+            store: store, handlers: handlers, configuration: fast(workers: 3, lease: .milliseconds(300), id: "server-b"), logger: Self.logger)
         try await run([a, b]) { try await store.jobCounts()[.succeeded] == 41 }
         #expect(quick.runs.withLock { $0.count == 40 && $0.values.allSatisfy { $0 == 1 } })
         #expect(slow.totalRuns == 1)
