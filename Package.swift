@@ -1,4 +1,5 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -12,6 +13,10 @@ let swiftSettings: [SwiftSetting] = [
 // stay uninstrumented, so switching only recompiles Depot's own modules in the same `.build`.
 // Without the variable nothing here changes the build.
 let fuzzing = Context.environment["DEPOT_FUZZ"] == "1"
+/// libvips (Debian's `libvips-dev`) makes image variants and renditions. Without its headers
+/// Depot still builds, and reports image work as off (`DEPOT_VIPS=0` builds without it anyway).
+/// SwiftPM caches this manifest: after installing libvips-dev, `touch Package.swift`.
+let vips = Context.environment["DEPOT_VIPS"] != "0" && FileManager.default.fileExists(atPath: "/usr/include/vips/vips.h")
 let fuzzSwiftFlags: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
 let fuzzCFlags: [CSetting] = fuzzing ? [.unsafeFlags(["-fsanitize=fuzzer-no-link,address"])] : []
 /// The settings of the targets the fuzzers reach.
@@ -56,6 +61,23 @@ let package = Package(
         ),
         // Two Linux system calls the Glibc module does not export (syncfs, sync_file_range).
         .target(name: "CDepotSystem"),
+        // libvips through pkg-config, used only by CDepotImages when it is installed.
+        .systemLibrary(name: "CVips", path: "Sources/CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
+        // One-shot image work in C (libvips' calls are variadic and macros); stubs without libvips.
+        .target(
+            name: "CDepotImages",
+            dependencies: vips ? ["CVips"] : [],
+            cSettings: vips ? [.define("DEPOT_VIPS")] : []
+        ),
+        // The image renderer (variants, renditions) on its own threads, off Swift's cooperative pool.
+        .target(
+            name: "DepotImages",
+            dependencies: [
+                "DepotCore", "CDepotImages",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // HMAC-SHA256 for short messages (URL tokens), with the SHA extensions where the CPU has them.
         .target(name: "CDepotCrypto", cSettings: fuzzCFlags),
         // The embedded backends: files on local disk and SQLite (GRDB).
@@ -99,7 +121,7 @@ let package = Package(
         .target(
             name: "Depot",
             dependencies: [
-                "DepotCore", "DepotLocal", "DepotHTTP", "DepotS3", "DepotPostgres",
+                "DepotCore", "DepotLocal", "DepotHTTP", "DepotS3", "DepotPostgres", "DepotImages",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -149,7 +171,7 @@ let package = Package(
         .testTarget(
             name: "DepotTests",
             dependencies: [
-                "DepotCore", "DepotLocal", "DepotHTTP", "DepotTesting", "Depot", "DepotS3", "DepotPostgres", "CDepotCrypto",
+                "DepotCore", "DepotLocal", "DepotHTTP", "DepotTesting", "Depot", "DepotS3", "DepotPostgres", "CDepotCrypto", "DepotImages",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
