@@ -24,6 +24,8 @@ public enum BlobBackend: Sendable {
 /// An opened metadata store, and what to do when the process is done with it.
 public struct OpenedMetadataStore: Sendable {
     public var store: any MetadataStore
+    /// The durable job queue in the same database.
+    public var jobs: any JobStore
     /// True when other servers may share the rows: cached only with `rowCache`.
     public var shared: Bool
     /// For shared rows (PostgreSQL): the database's notifications of every server's writes, which
@@ -46,7 +48,8 @@ public struct OpenedMetadataStore: Sendable {
                 let released = try await sqlite.releaseAbandonedClaims()
                 if released > 0 { logger.info("\(released) upload URL(s) cut off by the last stop can be used again") }
             }
-            return OpenedMetadataStore(store: sqlite, shared: false, rowCache: nil, summary: "SQLite \(dataDir)/depot.sqlite", close: {})
+            return OpenedMetadataStore(
+                store: sqlite, jobs: sqlite, shared: false, rowCache: nil, summary: "SQLite \(dataDir)/depot.sqlite", close: {})
         }
         let postgres: PostgresMetadataStore
         do { postgres = try PostgresMetadataStore(url: url, logger: logger) } catch { throw DepotFailure(error.message) }
@@ -70,7 +73,8 @@ public struct OpenedMetadataStore: Sendable {
             await close()
             throw DepotFailure("cannot use PostgreSQL at \(redacted(url)): \((error as? StorageError)?.cause.map { "\($0)" } ?? "\(error)")")
         }
-        return OpenedMetadataStore(store: postgres, shared: true, rowCache: rowCache, summary: "PostgreSQL \(redacted(url))", close: close)
+        return OpenedMetadataStore(
+            store: postgres, jobs: postgres, shared: true, rowCache: rowCache, summary: "PostgreSQL \(redacted(url))", close: close)
     }
 
     /// The URL without its password, for logs and messages.

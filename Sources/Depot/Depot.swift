@@ -16,14 +16,15 @@ extension StorageService {
     /// may be cached either way (`cacheBlobs`, on unless a caller must see the store itself).
     public static func assemble(
         blobs: any BlobStore, metadata: any MetadataStore, rowsShared: Bool, rowCache: RowCacheControl? = nil, cacheBlobs: Bool = true,
-        settings: StorageSettings, secret: String, logger: Logger = Logger(label: "depot"),
-        now: @escaping @Sendable () -> Date = { Date() }
+        settings: StorageSettings, secret: String, jobs: (any JobStore)? = nil, images: (any ImageRenderer)? = nil,
+        logger: Logger = Logger(label: "depot"), now: @escaping @Sendable () -> Date = { Date() }
     ) async throws -> StorageService {
         try settings.validate()
         let service = StorageService(
             blobs: cacheBlobs ? CachedBlobStore(blobs) : blobs,
             metadata: rowsShared ? rowCache.map { CachedMetadataStore(metadata, control: $0) } ?? metadata : CachedMetadataStore(metadata),
-            settings: settings, keys: .derived(fromProjectSecret: secret), logger: logger, now: now)
+            settings: settings, keys: .derived(fromProjectSecret: secret), jobs: jobs ?? (metadata as? any JobStore), images: images,
+            logger: logger, now: now)
         try await service.bootstrap()
         return service
     }

@@ -1,5 +1,6 @@
 import DepotCore
 import DepotHTTP
+import DepotImages
 import Foundation
 import Hummingbird
 import Logging
@@ -32,6 +33,8 @@ public struct DepotServer: Sendable {
         public var http = DepotHTTPOptions()
         /// Seconds between garbage-collection passes; 0: none.
         public var gcInterval = 600
+        /// The job workers (image variants): how many, their leases and retries.
+        public var jobs = JobRunnerConfiguration()
         /// How long a graceful stop waits for requests in flight before their connections are
         /// closed; nil: as long as they take.
         public var shutdownTimeout: Duration? = .seconds(30)
@@ -43,6 +46,8 @@ public struct DepotServer: Sendable {
     /// What the server is built on, one line each, for a start-up banner.
     public let rowsSummary: String
     public let blobsSummary: String
+    /// For the start-up banner: the variants made, or why none are.
+    public let imagesSummary: String
     private let jwt: ProjectJWT
     private let http: DepotHTTPOptions
     private let logger: Logger
@@ -64,13 +69,20 @@ public struct DepotServer: Sendable {
             guard !configuration.redirectDownloads || blobs.redirecting != nil else {
                 throw DepotFailure("redirected downloads need a blob store with URLs of its own (S3)")
             }
+            let renderer = VipsImageRenderer(threads: configuration.jobs.workers)
             let service = try await StorageService.assemble(
                 blobs: blobs.store, metadata: rows.store, rowsShared: rows.shared, rowCache: rows.rowCache,
-                settings: configuration.settings, secret: secret, logger: logger)
+                settings: configuration.settings, secret: secret, jobs: rows.jobs, images: renderer, logger: logger)
+            let images =
+                configuration.settings.variants.isEmpty
+                ? "no variants (--variants none)"
+                : renderer.isAvailable
+                    ? "variants \(configuration.settings.variants.map(\.description).joined(separator: ", ")) of every image, \(configuration.jobs.workers) worker(s)"
+                    : "off: built without libvips (apt-get install libvips-dev; touch Package.swift; rebuild)"
             var http = configuration.http
             if configuration.redirectDownloads { http.directDownloads = blobs.redirecting }
             return DepotServer(
-                configuration: configuration, service: service, rowsSummary: rows.summary, blobsSummary: blobs.summary,
+                configuration: configuration, service: service, rowsSummary: rows.summary, blobsSummary: blobs.summary, imagesSummary: images,
                 jwt: await ProjectJWT(secret: secret), http: http, logger: logger, close: close)
         }
     }
@@ -86,9 +98,27 @@ public struct DepotServer: Sendable {
         if configuration.gcInterval > 0 {
             app.addServices(GarbageCollector(service: service, interval: .seconds(configuration.gcInterval), logger: logger))
         }
+        if service.makesVariants, let jobs = service.jobs, let images = service.images {
+            var jobLogger = logger
+            jobLogger[metadataKey: "worker"] = "\(configuration.jobs.workerID)"
+            let runner = JobRunner(
+                store: jobs, handlers: [StorageService.variantJobKind: VariantJobHandler(service: service, renderer: images)],
+                configuration: configuration.jobs, logger: jobLogger)
+            app.addServices(JobWorkers(runner: runner))
+        }
         var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = configuration.shutdownTimeout
         try await closing(close) { try await ServiceGroup(configuration: group).run() }
+    }
+}
+
+/// The job workers, until graceful shutdown (jobs in flight are queued again, see ``JobRunner``).
+struct JobWorkers: Service, CustomStringConvertible {
+    let runner: JobRunner
+    var description: String { "JobWorkers(\(runner.configuration.workers))" }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await runner.run() }
     }
 }
 

@@ -20,10 +20,12 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Metadata store") var metadataOptions: MetadataOptions
     @OptionGroup(title: "Blob store") var blobOptions: BlobStoreOptions
     @OptionGroup(title: "Connections") var connectionOptions: ConnectionOptions
+    @OptionGroup(title: "Image variants and jobs") var jobOptions: JobOptions
 
     func run() async throws {
         let resolved = try options.resolve()
         let limits = try limitOptions.resolve()
+        let jobs = try jobOptions.resolve()
         var logger = Logger(label: "depot")
         logger.logLevel = Logger.Level(rawValue: resolved.logLevel) ?? .info
 
@@ -42,6 +44,9 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.http.connections = try connectionOptions.resolve(raisingOpenFileLimit: logger)
         configuration.shutdownTimeout = try connectionOptions.resolvedShutdownTimeout()
         configuration.gcInterval = resolved.gcInterval
+        configuration.settings.variants = jobs.variants
+        configuration.settings.jobLimits = jobs.limits
+        configuration.jobs = jobs.runner
 
         let dataDir = configuration.dataDirectory
         try DataDirectory.create(dataDir)
@@ -63,6 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
                   keys:    `depot keys --data-dir \(dataDir)` prints the anon and service_role keys;
                            `depot token --data-dir \(dataDir) --sub USER` a user's token
                   buckets: \(settings.privateBucket) (private), \(settings.publicBucket) (public)
+                  images:  \(server.imagesSummary)
                 """
             FileHandle.standardOutput.write(Data((banner + "\n").utf8))
         }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// Where a durable job is in its life:
@@ -90,7 +91,17 @@ public struct JobRecord: Sendable, Equatable {
     }
 
     /// A new queued job.
-    public init(_ job: NewJob, id: String = JobRecord.newID(), now: Date) {
+    public init(_ job: NewJob, now: Date) {
+        self.init(job, id: Self.id(forKey: job.key), now: now)
+    }
+
+    /// The id of the job under `key`: 32 hex digits of its SHA-256, so that whoever knows what a
+    /// job makes can find it.
+    public static func id(forKey key: String) -> String {
+        SHA256.hash(data: Array(key.utf8)).prefix(16).hexString
+    }
+
+    init(_ job: NewJob, id: String, now: Date) {
         self.init(
             id: id, kind: job.kind, key: job.key, tenant: job.tenant, source: job.source, payload: job.payload, state: .queued,
             attempts: 0, maxAttempts: max(1, job.maxAttempts), runAfter: now, leaseOwner: nil, leaseUntil: nil, lastError: nil,
@@ -134,7 +145,7 @@ public enum JobOutcome: Sendable, Equatable {
 public struct JobLimits: Sendable, Equatable {
     public var perTenant: Int
     public var total: Int
-    public init(perTenant: Int = 1_000, total: Int = 100_000) {
+    public init(perTenant: Int = 10_000, total: Int = 200_000) {
         self.perTenant = perTenant
         self.total = total
     }

@@ -137,6 +137,8 @@ public final class JobRunner: Sendable {
             return
         } catch let failure as PermanentJobFailure {
             outcome = .dead(error: failure.message)
+        } catch let cancelled as JobCancelled {
+            outcome = .cancelled(reason: cancelled.reason)
         } catch {
             let message = Self.describe(error)
             if Task.isCancelled {
@@ -169,7 +171,8 @@ public final class JobRunner: Sendable {
         case .dead(let error):
             counts.withLock { $0.dead += 1 }
             log.error("job dead after attempt \(job.attempts): \(error)")
-        case .cancelled: break
+        case .cancelled(let reason):
+            log.info("job cancelled: \(reason)")
         }
     }
 

@@ -26,6 +26,9 @@ public struct Asset: Sendable, Codable, Equatable {
     public var expiresAt: Date?
     public var createdAt: Date
     public var updatedAt: Date
+    /// The image's variants and their states (upload responses and `GET /v1/assets/{path}`,
+    /// for images when variants are made); absent otherwise.
+    public var variants: [AssetVariant]? = nil
 }
 
 /// A presigned upload: the client PUTs exactly the declared bytes to `uploadUrl`.
@@ -74,7 +77,7 @@ public struct UploadDeclaration: Sendable {
 
 extension Asset {
     enum CodingKeys: String, CodingKey {
-        case path, url, fileSize, contentType, checksum, visibility, expiresAt, createdAt, updatedAt
+        case path, url, fileSize, contentType, checksum, visibility, expiresAt, createdAt, updatedAt, variants
     }
 
     /// Encodes `expiresAt` as an explicit `null` for public assets, as the contract shows it.
@@ -89,5 +92,6 @@ extension Asset {
         if let expiresAt { try c.encode(expiresAt, forKey: .expiresAt) } else { try c.encodeNil(forKey: .expiresAt) }
         try c.encode(createdAt, forKey: .createdAt)
         try c.encode(updatedAt, forKey: .updatedAt)
+        try c.encodeIfPresent(variants, forKey: .variants)
     }
 }

@@ -39,7 +39,9 @@ extension StorageService {
             throw error
         }
         let (record, _) = try await commit(blob, at: ObjectKey(bucket: bucket(for: visibility), path: path), owner: path.owner, upsert: false)
-        return asset(from: record)
+        var result = asset(from: record)
+        result.variants = pendingVariants(of: record)
+        return result
     }
 
     /// Writes an asset at a caller-chosen path (which must start with the caller's user id).
@@ -65,15 +67,20 @@ extension StorageService {
             result = try await metadata.moveObject(
                 from: record.key, to: ObjectKey(bucket: self.bucket(for: visibility), path: path),
                 generation: .newGeneration(), at: now())
+            await moveVariants(of: path, from: target, to: result.bucket)
         }
-        return (asset(from: result), replaced)
+        var answer = asset(from: result)
+        answer.variants = pendingVariants(of: result)
+        return (answer, replaced)
     }
 
     /// The asset at `path`, with a fresh URL.
     public func asset(as identity: Identity, path: ObjectPath) async throws -> Asset {
         try identity.authorize(path)
         guard let record = try await locate(path) else { throw StorageError.notFound() }
-        return asset(from: record)
+        var result = asset(from: record)
+        result.variants = try await variants(of: record)
+        return result
     }
 
     /// A signed URL for one private asset (the public URL for a public one).
@@ -129,6 +136,7 @@ extension StorageService {
         if record.bucket == target { return asset(from: record) }
         let moved = try await metadata.moveObject(
             from: record.key, to: ObjectKey(bucket: target, path: path), generation: .newGeneration(), at: now())
+        await moveVariants(of: path, from: record.bucket, to: target)
         return asset(from: moved)
     }
 
@@ -146,6 +154,7 @@ extension StorageService {
         for bucket in [settings.privateBucket, settings.publicBucket] {
             if let removed = try await metadata.deleteObject(at: ObjectKey(bucket: bucket, path: path)) {
                 await discard(removed.blobID)
+                await deleteVariants(of: path, in: bucket)
                 return
             }
         }

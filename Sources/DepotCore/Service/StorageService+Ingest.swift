@@ -134,7 +134,7 @@ extension StorageService {
             metadata: userMetadata, createdAt: t)
         let replaced: ObjectRecord?
         do {
-            replaced = try await metadata.putObject(record, upsert: upsert, quota: settings.quota)
+            replaced = try await metadata.putObject(record, upsert: upsert, quota: settings.quota, jobs: jobBatch(for: record, upsert: upsert))
         } catch {
             await discard(blob.id)
             throw error

@@ -106,7 +106,8 @@ extension StorageService {
                 createdAt: now())
             let replaced: ObjectRecord?
             do {
-                replaced = try await metadata.commitIntent(id: intent.id, object: record, quota: settings.quota)
+                replaced = try await metadata.commitIntent(
+                    id: intent.id, object: record, quota: settings.quota, jobs: jobBatch(for: record, upsert: intent.upsert))
             } catch {
                 await discard(blob.id)
                 throw error

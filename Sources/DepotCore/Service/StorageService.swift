@@ -26,11 +26,18 @@ public struct StorageService: Sendable {
     let metadataPeek: (any MetadataPeeking)?
     let blobPeek: (any BlobPeeking)?
     let blobFiles: (any BlobFiles)?
+    /// The durable job queue (the metadata store's own when it keeps one).
+    public let jobs: (any JobStore)?
+    /// Makes image variants; nil or not available: no variants are queued.
+    public let images: (any ImageRenderer)?
 
     public init(
         blobs: any BlobStore, metadata: any MetadataStore, settings: StorageSettings, keys: KeyRing,
+        jobs: (any JobStore)? = nil, images: (any ImageRenderer)? = nil,
         logger: Logger = Logger(label: "depot"), now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.jobs = jobs ?? (metadata as? any JobStore)
+        self.images = images
         self.blobs = blobs
         self.metadata = metadata
         self.settings = settings

@@ -24,6 +24,13 @@ public struct StorageSettings: Sendable {
     public var gcGracePeriod: TimeInterval = 15 * 60
     /// Per-tenant limits (a tenant is a JWT `sub`; the service role has none). 0 turns one off.
     public var quota = TenantQuota()
+    /// The variants made of every image uploaded through the Assets API (`{name}_{W}x{H}.{ext}`
+    /// beside it); empty: none. Only when an image renderer is there (``StorageService/images``).
+    public var variants: [VariantSize] = [VariantSize(width: 112, height: 112), VariantSize(width: 56, height: 56)]
+    /// The job queue's bounds; at a bound an upload that would queue jobs is refused (503).
+    public var jobLimits = JobLimits()
+    /// The largest source a variant is made of (it is read into memory to be decoded).
+    public var maxImageSourceBytes: Int64 = 64 * 1024 * 1024
 
     public init() {}
 

@@ -29,7 +29,8 @@ struct TestEnvironment: Sendable {
     ///     that must see the store itself, e.g. a blob deleted behind Depot's back).
     static func make(
         _ configure: (inout StorageSettings) -> Void = { _ in }, clock: (@Sendable () -> Date)? = nil,
-        blobs: (any BlobStore)? = nil, cacheBlobs: Bool = true
+        blobs: (any BlobStore)? = nil, cacheBlobs: Bool = true, metadata: (any MetadataStore & JobStore)? = nil,
+        images: (any ImageRenderer)? = nil
     ) async throws -> TestEnvironment {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -39,8 +40,8 @@ struct TestEnvironment: Sendable {
         // Assembled as `depot serve` assembles it (DepotServer), on SQLite and files in `dir`.
         let service = try await StorageService.assemble(
             blobs: try blobs ?? FileSystemBlobStore(directory: dir),
-            metadata: try SQLiteMetadataStore(path: dir + "/depot.sqlite"), rowsShared: false, cacheBlobs: cacheBlobs,
-            settings: settings, secret: Self.secret, logger: TestLogging.logger("depot-test", level: .warning),
+            metadata: try metadata ?? SQLiteMetadataStore(path: dir + "/depot.sqlite"), rowsShared: false, cacheBlobs: cacheBlobs,
+            settings: settings, secret: Self.secret, images: images, logger: TestLogging.logger("depot-test", level: .warning),
             now: clock ?? { Date() })
         return TestEnvironment(dir: dir, service: service, jwt: await ProjectJWT(secret: Self.secret), metrics: DepotMetrics())
     }
@@ -94,10 +95,14 @@ struct TestEnvironment: Sendable {
         for b in [service.settings.privateBucket, service.settings.publicBucket] {
             names += try await service.metadata.listObjects(in: b, prefix: "", after: nil, limit: 100_000).map { "\(b)/\($0.path)" }
         }
-        let queue = try DatabaseQueue(path: dir + "/depot.sqlite")
-        let intents = try await queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT state, count(*) AS n FROM upload_intents GROUP BY state ORDER BY state")
-                .map { "\($0["state"] as String):\($0["n"] as Int)" }
+        // Rows in PostgreSQL (a test's own `metadata`): no SQLite file, no intents looked at.
+        var intents: [String] = []
+        if fm.fileExists(atPath: dir + "/depot.sqlite") {
+            let queue = try DatabaseQueue(path: dir + "/depot.sqlite")
+            intents = try await queue.read { db in
+                try Row.fetchAll(db, sql: "SELECT state, count(*) AS n FROM upload_intents GROUP BY state ORDER BY state")
+                    .map { "\($0["state"] as String):\($0["n"] as Int)" }
+            }
         }
         return Snapshot(blobFiles: blobs, tempFiles: tmp, objects: names.sorted(), intents: intents)
     }

@@ -20,7 +20,9 @@ struct ImageRendererTests {
         for format in ImageFormat.allCases {
             let out = try await renderer.render(source, ImageRequest(width: 56, height: 56, format: format))
             let h = VipsImageRenderer.header(of: out)
-            #expect(h?.width == 56 && h?.height == 56 && h?.loader.lowercased().contains(format == .gif ? "gif" : format.rawValue) == true, "\(format): \(String(describing: h))")
+            #expect(
+                h?.width == 56 && h?.height == 56 && h?.loader.lowercased().contains(format == .gif ? "gif" : format.rawValue) == true,
+                "\(format): \(String(describing: h))")
             // And each output reads back as a source.
             let again = try await renderer.render(out, ImageRequest(width: 10, height: 10, format: .png))
             #expect(ImageFixture.pngSize(again).map { [$0.0, $0.1] } == [10, 10])

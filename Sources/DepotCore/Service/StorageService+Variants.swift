@@ -1,0 +1,226 @@
+import Foundation
+import Logging
+import NIOCore
+
+/// A variant's size, `{W}x{H}` (1–4096 pixels a side).
+public struct VariantSize: Sendable, Hashable, CustomStringConvertible {
+    public var width: Int
+    public var height: Int
+    public init(width: Int, height: Int) {
+        self.width = width
+        self.height = height
+    }
+
+    /// `112x112` → 112 × 112; nil for anything else.
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(separator: "x", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ (1...4).contains($0.count) && $0.utf8.allSatisfy { (48...57).contains($0) } }),
+            let w = Int(parts[0]), let h = Int(parts[1]), (1...4096).contains(w), (1...4096).contains(h)
+        else { return nil }
+        self.init(width: w, height: h)
+    }
+
+    public var description: String { "\(width)x\(height)" }
+}
+
+/// One variant of an asset as the Assets API shows it.
+public struct AssetVariant: Sendable, Codable, Equatable {
+    public enum State: String, Sendable, Codable { case pending, ready, failed }
+    public var path: String
+    public var size: String
+    public var state: State
+    /// Why it failed (the job's last error).
+    public var error: String?
+}
+
+/// What a variant job needs (its payload).
+struct VariantPayload: Codable {
+    var path: String
+    var blob: String
+    var width: Int
+    var height: Int
+}
+
+extension StorageService {
+    /// The job kind that makes variants.
+    public static let variantJobKind = "variant"
+
+    /// Whether variants are made here: sizes configured, a renderer and a job queue present.
+    public var makesVariants: Bool {
+        !settings.variants.isEmpty && jobs != nil && (images?.isAvailable ?? false)
+    }
+
+    /// `alice/job/x.png` → `alice/job/x_112x112.png` (the extension, if any, kept last).
+    public static func variantPath(of path: ObjectPath, size: VariantSize) -> ObjectPath? {
+        let name = path.string
+        let slash = name.lastIndex(of: "/").map { name.index(after: $0) } ?? name.startIndex
+        let last = name[slash...]
+        let suffix = "_\(size)"
+        if let dot = last.lastIndex(of: "."), dot != last.startIndex {
+            return try? ObjectPath(String(name[..<dot]) + suffix + String(name[dot...]))
+        }
+        return try? ObjectPath(name + suffix)
+    }
+
+    /// Whether a name is itself a variant (`…_{W}x{H}[.ext]`): variants get no variants.
+    public static func isVariantName(_ path: ObjectPath) -> Bool {
+        let name = path.string
+        let slash = name.lastIndex(of: "/").map { name.index(after: $0) } ?? name.startIndex
+        var stem = name[slash...]
+        if let dot = stem.lastIndex(of: "."), dot != stem.startIndex { stem = stem[..<dot] }
+        guard let underscore = stem.lastIndex(of: "_") else { return false }
+        return VariantSize(stem[stem.index(after: underscore)...]) != nil
+    }
+
+    static func variantKey(path: ObjectPath, blob: BlobID, size: VariantSize) -> String {
+        "variant:\(path.string)@\(blob.rawValue):\(size)"
+    }
+
+    /// The jobs an object's write starts, queued in its transaction: one per variant of an image
+    /// in one of the Assets API's buckets. Any write to those buckets cancels the open jobs of what
+    /// it replaces.
+    func jobBatch(for record: ObjectRecord, upsert: Bool) -> JobBatch {
+        guard jobs != nil, record.bucket == settings.privateBucket || record.bucket == settings.publicBucket else { return .none }
+        var new: [NewJob] = []
+        if makesVariants, ImageFormat(contentType: record.contentType) != nil, !Self.isVariantName(record.path) {
+            for size in settings.variants {
+                guard Self.variantPath(of: record.path, size: size) != nil else { continue }
+                let payload = VariantPayload(path: record.path.string, blob: record.blobID.rawValue, width: size.width, height: size.height)
+                new.append(
+                    NewJob(
+                        kind: Self.variantJobKind, key: Self.variantKey(path: record.path, blob: record.blobID, size: size),
+                        tenant: record.owner, source: record.key,
+                        payload: String(decoding: (try? JSONEncoder().encode(payload)) ?? Data(), as: UTF8.self)))
+            }
+        }
+        if new.isEmpty && !upsert { return .none }
+        return JobBatch(jobs: new, limits: settings.jobLimits, now: now(), cancelsReplaced: upsert)
+    }
+
+    /// Each configured variant of an image asset with its state: `ready` when a variant at least
+    /// as new as the image is there (made here, or uploaded by the client), `pending` while its
+    /// job is queued or running, `failed` when the job is dead. Variants with neither a job nor an
+    /// object are left out.
+    public func variants(of record: ObjectRecord) async throws -> [AssetVariant]? {
+        guard makesVariants, let jobs, ImageFormat(contentType: record.contentType) != nil, !Self.isVariantName(record.path) else {
+            return nil
+        }
+        var out: [AssetVariant] = []
+        for size in settings.variants {
+            guard let path = Self.variantPath(of: record.path, size: size) else { continue }
+            if let existing = try await metadata.object(at: ObjectKey(bucket: record.bucket, path: path)),
+                existing.updatedAt >= record.updatedAt
+            {
+                out.append(AssetVariant(path: path.string, size: "\(size)", state: .ready))
+                continue
+            }
+            guard let job = try await jobs.job(id: JobRecord.id(forKey: Self.variantKey(path: record.path, blob: record.blobID, size: size)))
+            else { continue }
+            switch job.state {
+            case .queued, .running: out.append(AssetVariant(path: path.string, size: "\(size)", state: .pending))
+            case .dead: out.append(AssetVariant(path: path.string, size: "\(size)", state: .failed, error: job.lastError))
+            case .succeeded, .cancelled: continue
+            }
+        }
+        return out
+    }
+
+    /// The variants a just-written image will get, all pending (their jobs were queued with it).
+    func pendingVariants(of record: ObjectRecord) -> [AssetVariant]? {
+        guard makesVariants, ImageFormat(contentType: record.contentType) != nil, !Self.isVariantName(record.path) else { return nil }
+        return settings.variants.compactMap { size in
+            Self.variantPath(of: record.path, size: size).map { AssetVariant(path: $0.string, size: "\(size)", state: .pending) }
+        }
+    }
+
+    /// Moves an asset's variants with it (a visibility flip); a variant missing is skipped.
+    func moveVariants(of path: ObjectPath, from: String, to: String) async {
+        guard !settings.variants.isEmpty else { return }
+        for size in settings.variants {
+            guard let v = Self.variantPath(of: path, size: size) else { continue }
+            do {
+                _ = try await metadata.moveObject(
+                    from: ObjectKey(bucket: from, path: v), to: ObjectKey(bucket: to, path: v), generation: .newGeneration(), at: now())
+            } catch let e as StorageError where e.code == .notFound {
+                continue
+            } catch {
+                logger.warning("could not move variant \(v) with its image", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Deletes an asset's variants with it.
+    func deleteVariants(of path: ObjectPath, in bucket: String) async {
+        guard !settings.variants.isEmpty, !Self.isVariantName(path) else { return }
+        for size in settings.variants {
+            guard let v = Self.variantPath(of: path, size: size) else { continue }
+            do {
+                if let removed = try await metadata.deleteObject(at: ObjectKey(bucket: bucket, path: v)) { await discard(removed.blobID) }
+            } catch {
+                logger.warning("could not delete variant \(v) with its image", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Makes one variant (a job of kind ``StorageService/variantJobKind``). Idempotent: a variant at
+/// least as new as its source is current (made by an earlier run cut off before it reported, or
+/// uploaded by the client) and is left as it is; a source replaced, moved away or deleted since
+/// the job was queued cancels it.
+public struct VariantJobHandler: JobHandler {
+    let service: StorageService
+    let renderer: any ImageRenderer
+
+    public init(service: StorageService, renderer: any ImageRenderer) {
+        self.service = service
+        self.renderer = renderer
+    }
+
+    public func run(_ job: JobRecord) async throws {
+        guard let payload = try? JSONDecoder().decode(VariantPayload.self, from: Data(job.payload.utf8)),
+            let path = try? ObjectPath(payload.path), let size = VariantSize("\(payload.width)x\(payload.height)"),
+            let target = StorageService.variantPath(of: path, size: size)
+        else { throw PermanentJobFailure("the job's payload is not a variant's") }
+        guard let source = try await service.locate(path), source.blobID.rawValue == payload.blob else {
+            throw JobCancelled("its image was replaced or deleted")
+        }
+        let variantKey = ObjectKey(bucket: source.bucket, path: target)
+        if let existing = try await service.metadata.object(at: variantKey), existing.updatedAt >= source.updatedAt { return }
+        guard let format = ImageFormat(contentType: source.contentType) else { throw PermanentJobFailure("\(source.contentType) is not an image Depot reads") }
+        guard source.size <= service.settings.maxImageSourceBytes else {
+            throw PermanentJobFailure("the image is \(source.size) bytes, more than the \(service.settings.maxImageSourceBytes) variants are made of")
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Int(source.size))
+        try await service.blobs.read(source.blobID, range: nil) { chunk in bytes += chunk.readableBytesView }
+        let rendered: [UInt8]
+        do {
+            rendered = try await renderer.render(bytes, ImageRequest(width: size.width, height: size.height, fit: .cover, format: format))
+        } catch let e as ImageError where e.permanent {
+            throw PermanentJobFailure(e.message)
+        }
+        var rules = IngestRules(maxSize: Int64(rendered.count), allowedTypes: [format.contentType], declaredType: format.contentType)
+        rules.typing = .sniffed
+        let blob = try await service.ingest(rules: rules) { consume in try await consume(ByteBuffer(bytes: rendered)) }
+        let (written, _) = try await service.commit(
+            blob, at: variantKey, owner: source.owner, upsert: true, cacheControl: source.cacheControl)
+        // The image may have moved (a visibility flip) or changed while this ran: then this
+        // variant is in the wrong place, and must not stay (a public thumbnail of a private image).
+        if let now = try await service.locate(path), now.bucket == source.bucket, now.blobID == source.blobID { return }
+        if let removed = try await service.metadata.deleteObject(at: written.key) { await service.discard(removed.blobID) }
+        throw JobRetry("its image moved while the variant was made; made again")
+    }
+}
+
+/// Thrown by a handler whose job no longer has anything to do: the job ends `cancelled`.
+public struct JobCancelled: Error, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
+
+/// A retryable failure with a readable reason.
+struct JobRetry: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Depot
+import DepotCore
+import Foundation
+
+/// Background work: image variants and the job workers that make them (`depot serve`).
+struct JobOptions: ParsableArguments {
+    @Option(
+        name: .customLong("variants"),
+        help:
+            "Sizes made of every image uploaded through the Assets API, as WxH separated by commas, written beside it as {name}_{W}x{H}.{ext}; 'none' for none. (env DEPOT_VARIANTS, default 112x112,56x56)"
+    )
+    var variants: String?
+    @Option(
+        name: .customLong("job-workers"),
+        help: "Jobs (variants) run at once by this server, each on a thread of its own. (env DEPOT_JOB_WORKERS, default: the number of cores)")
+    var jobWorkers: Int?
+    @Option(
+        name: .customLong("job-queue-limit"),
+        help:
+            "Most open (queued or running) jobs in all; an upload that would queue more is refused with 503 and Retry-After. (env DEPOT_JOB_QUEUE_LIMIT, default 200000)"
+    )
+    var jobQueueLimit: Int?
+    @Option(
+        name: .customLong("job-tenant-limit"),
+        help: "Most open jobs of one user; past it, that user's image uploads are refused with 503. (env DEPOT_JOB_TENANT_LIMIT, default 10000)")
+    var jobTenantLimit: Int?
+
+    struct Resolved {
+        var variants: [VariantSize]
+        var limits: JobLimits
+        var runner: JobRunnerConfiguration
+    }
+
+    func resolve() throws -> Resolved {
+        func number(_ flag: Int?, _ env: String, _ def: Int, _ range: ClosedRange<Int>) throws -> Int {
+            var value = def
+            if let flag {
+                value = flag
+            } else if let s = setting(nil, env) {
+                guard let v = RequestNumber.parse(s).flatMap(Int.init(exactly:)) else { throw ValidationError("\(env) must be a whole number, got '\(s)'") }
+                value = v
+            }
+            guard range.contains(value) else { throw ValidationError("\(env) must be \(range.lowerBound) … \(range.upperBound), got \(value)") }
+            return value
+        }
+        let text = setting(variants, "DEPOT_VARIANTS") ?? "112x112,56x56"
+        var sizes: [VariantSize] = []
+        if !["none", ""].contains(text.trimmingCharacters(in: .whitespaces).lowercased()) {
+            for part in text.split(separator: ",") {
+                let item = part.trimmingCharacters(in: .whitespaces)
+                guard let size = VariantSize(item) else {
+                    throw ValidationError("--variants: '\(item)' is not a size WxH of 1 … 4096 pixels a side (e.g. 112x112)")
+                }
+                if !sizes.contains(size) { sizes.append(size) }
+            }
+            guard sizes.count <= 8 else { throw ValidationError("--variants: at most 8 sizes") }
+        }
+        var runner = JobRunnerConfiguration()
+        runner.workers = try number(jobWorkers, "DEPOT_JOB_WORKERS", runner.workers, 1...256)
+        let limits = JobLimits(
+            perTenant: try number(jobTenantLimit, "DEPOT_JOB_TENANT_LIMIT", JobLimits().perTenant, 1...100_000_000),
+            total: try number(jobQueueLimit, "DEPOT_JOB_QUEUE_LIMIT", JobLimits().total, 1...100_000_000))
+        return Resolved(variants: sizes, limits: limits, runner: runner)
+    }
+}
