@@ -36,7 +36,7 @@ struct VariantTests {
         let env = try await TestEnvironment.make(blobs: blobs, metadata: store, images: Self.renderer)
         var config = JobRunnerConfiguration()
         config.workers = 2
-        config.pollInterval = .milliseconds(20)
+        config.pollInterval = .milliseconds(50)
         config.backoffBase = .milliseconds(20)
         let runner = JobRunner(
             store: env.service.jobs!,

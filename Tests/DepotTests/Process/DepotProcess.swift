@@ -51,7 +51,9 @@ final class DepotProcess: @unchecked Sendable {
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    func start(extra: [String] = [], environment: [String: String] = [:]) async throws {
+    /// - Parameter variants: make image variants (off by default: the process tests upload random
+    ///   bytes behind a PNG signature, whose variant jobs would only end as dead letters).
+    func start(extra: [String] = [], environment: [String: String] = [:], variants: Bool = false) async throws {
         guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
             throw Failure("cannot create the server's log \(logPath)")
         }
@@ -59,7 +61,7 @@ final class DepotProcess: @unchecked Sendable {
         log.seekToEndOfFile()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.executable)
-        p.arguments = ["serve", "--data-dir", dataDir, "--port", "0", "--public-url", "http://depot.test"] + extra
+        p.arguments = ["serve", "--data-dir", dataDir, "--port", "0", "--public-url", "http://depot.test"] + (variants ? [] : ["--variants", "none"]) + extra
         if let openFileLimit {
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
             p.arguments = ["-c", "ulimit -Sn \(openFileLimit) && exec \"$0\" \"$@\"", Self.executable] + p.arguments!
