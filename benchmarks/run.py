@@ -118,7 +118,9 @@ class Depot:
              # benchmark user uploads far more, far faster, than a tenant's defaults allow.
              "--quota-bytes", str(1 << 50), "--quota-objects", "1000000000", "--max-open-uploads", "1000000000",
              "--rate-limit", "1000000", "--rate-burst", "1000000"],
-            env={**os.environ, "DEPOT_JWT_SECRET": SECRET, **(env or {})}, stdout=self.log, stderr=self.log)
+            # No image variants: the peers make none, and the benchmark's images are random bytes
+            # behind a signature (their variant jobs would only end as dead letters).
+            env={**os.environ, "DEPOT_JWT_SECRET": SECRET, "DEPOT_VARIANTS": "none", **(env or {})}, stdout=self.log, stderr=self.log)
         for _ in range(200):
             try:
                 http("GET", self.base + "/health", timeout=1)

@@ -11,6 +11,6 @@ struct DepotCommand: AsyncParsableCommand {
             over the environment, which wins over the default.
             """,
         version: DepotVersion.string,
-        subcommands: [ServeCommand.self, TokenCommand.self, KeysCommand.self, GCCommand.self, MigrateCommand.self],
+        subcommands: [ServeCommand.self, TokenCommand.self, KeysCommand.self, GCCommand.self, JobsCommand.self, MigrateCommand.self],
         defaultSubcommand: nil)
 }

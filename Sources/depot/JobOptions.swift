@@ -25,6 +25,12 @@ struct JobOptions: ParsableArguments {
         name: .customLong("job-tenant-limit"),
         help: "Most open jobs of one user; past it, that user's image uploads are refused with 503. (env DEPOT_JOB_TENANT_LIMIT, default 10000)")
     var jobTenantLimit: Int?
+    @Option(
+        name: .customLong("job-lease"),
+        help:
+            "Seconds a worker holds a job without a heartbeat; a job whose server died is taken over by another (or this one restarted) after this. (env DEPOT_JOB_LEASE, default 30)"
+    )
+    var jobLease: Int?
 
     struct Resolved {
         var variants: [VariantSize]
@@ -38,7 +44,9 @@ struct JobOptions: ParsableArguments {
             if let flag {
                 value = flag
             } else if let s = setting(nil, env) {
-                guard let v = RequestNumber.parse(s).flatMap(Int.init(exactly:)) else { throw ValidationError("\(env) must be a whole number, got '\(s)'") }
+                guard let v = RequestNumber.parse(s).flatMap(Int.init(exactly:)) else {
+                    throw ValidationError("\(env) must be a whole number, got '\(s)'")
+                }
                 value = v
             }
             guard range.contains(value) else { throw ValidationError("\(env) must be \(range.lowerBound) … \(range.upperBound), got \(value)") }
@@ -58,6 +66,7 @@ struct JobOptions: ParsableArguments {
         }
         var runner = JobRunnerConfiguration()
         runner.workers = try number(jobWorkers, "DEPOT_JOB_WORKERS", runner.workers, 1...256)
+        runner.lease = .seconds(try number(jobLease, "DEPOT_JOB_LEASE", 30, 1...86_400))
         let limits = JobLimits(
             perTenant: try number(jobTenantLimit, "DEPOT_JOB_TENANT_LIMIT", JobLimits().perTenant, 1...100_000_000),
             total: try number(jobQueueLimit, "DEPOT_JOB_QUEUE_LIMIT", JobLimits().total, 1...100_000_000))

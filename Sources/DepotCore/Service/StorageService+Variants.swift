@@ -186,7 +186,9 @@ public struct VariantJobHandler: JobHandler {
         }
         let variantKey = ObjectKey(bucket: source.bucket, path: target)
         if let existing = try await service.metadata.object(at: variantKey), existing.updatedAt >= source.updatedAt { return }
-        guard let format = ImageFormat(contentType: source.contentType) else { throw PermanentJobFailure("\(source.contentType) is not an image Depot reads") }
+        guard let format = ImageFormat(contentType: source.contentType) else {
+            throw PermanentJobFailure("\(source.contentType) is not an image Depot reads")
+        }
         guard source.size <= service.settings.maxImageSourceBytes else {
             throw PermanentJobFailure("the image is \(source.size) bytes, more than the \(service.settings.maxImageSourceBytes) variants are made of")
         }

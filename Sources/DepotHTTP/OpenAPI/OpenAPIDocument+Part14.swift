@@ -72,6 +72,46 @@ extension OpenAPIDocument {
           "updatedAt": {
             "type": "string",
             "format": "date-time"
+          },
+          "variants": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/AssetVariant"
+            },
+            "description": "The image's variants (`--variants`, `{name}_{W}x{H}.{ext}` beside it), made by background jobs after the upload commits: in upload responses (all `pending`) and `GET /v1/assets/{path}`; absent for other types, for variants themselves, and when variants are off."
+          }
+        }
+      },
+      "AssetVariant": {
+        "type": "object",
+        "required": [
+          "path",
+          "size",
+          "state"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "path": {
+            "type": "string",
+            "example": "alice/job-1/2f6c…_112x112.png"
+          },
+          "size": {
+            "type": "string",
+            "pattern": "^[0-9]{1,4}x[0-9]{1,4}$",
+            "example": "112x112"
+          },
+          "state": {
+            "type": "string",
+            "enum": [
+              "pending",
+              "ready",
+              "failed"
+            ],
+            "description": "`ready`: a variant at least as new as the image is stored; `pending`: its job is queued or running; `failed`: its job is a dead letter (see `error`; `depot jobs`)."
+          },
+          "error": {
+            "type": "string",
+            "description": "Why it failed (the job's last error)."
           }
         }
       },
@@ -313,45 +353,5 @@ extension OpenAPIDocument {
                 "type": "integer",
                 "minimum": 1
               },
-              {
-                "type": "string",
-                "pattern": "^[0-9]+$"
-              }
-            ]
-          },
-          "checksum": {
-            "type": "string",
-            "pattern": "^[0-9a-f]{64}$"
-          },
-          "suffix": {
-            "$ref": "#/components/schemas/Suffix"
-          },
-          "visibility": {
-            "$ref": "#/components/schemas/Visibility"
-          }
-        }
-      },
-      "PresignedUpload": {
-        "type": "object",
-        "required": [
-          "uploadUrl",
-          "method",
-          "headers",
-          "path",
-          "expiresAt"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "uploadUrl": {
-            "type": "string",
-            "description": "`…/storage/v1/object/upload/sign/{bucket}/{path}?token=…`"
-          },
-          "method": {
-            "const": "PUT"
-          },
-          "headers": {
-            "type": "object",
-            "additionalProperties": {
-              "type": "string"
 """##
 }

@@ -3,6 +3,46 @@
 extension OpenAPIDocument {
     /// Lines 4901–5250 of the document (part 15 of 18).
     static let part15 = ##"""
+              {
+                "type": "string",
+                "pattern": "^[0-9]+$"
+              }
+            ]
+          },
+          "checksum": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$"
+          },
+          "suffix": {
+            "$ref": "#/components/schemas/Suffix"
+          },
+          "visibility": {
+            "$ref": "#/components/schemas/Visibility"
+          }
+        }
+      },
+      "PresignedUpload": {
+        "type": "object",
+        "required": [
+          "uploadUrl",
+          "method",
+          "headers",
+          "path",
+          "expiresAt"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "uploadUrl": {
+            "type": "string",
+            "description": "`…/storage/v1/object/upload/sign/{bucket}/{path}?token=…`"
+          },
+          "method": {
+            "const": "PUT"
+          },
+          "headers": {
+            "type": "object",
+            "additionalProperties": {
+              "type": "string"
             },
             "description": "Headers the PUT must carry (`Content-Type`)."
           },
@@ -313,45 +353,5 @@ extension OpenAPIDocument {
             "type": "string",
             "format": "binary"
           }
-        },
-        "required": [
-          "file"
-        ]
-      },
-      "UploadResult": {
-        "type": "object",
-        "required": [
-          "Id",
-          "Key"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "Id": {
-            "type": "string",
-            "format": "uuid",
-            "description": "The stored bytes' id (changes on every write)."
-          },
-          "Key": {
-            "type": "string",
-            "description": "`{bucket}/{path}`"
-          }
-        }
-      },
-      "KeyResult": {
-        "type": "object",
-        "required": [
-          "Key"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "Key": {
-            "type": "string"
-          }
-        }
-      },
-      "CopyResult": {
-        "type": "object",
-        "required": [
-          "Id",
 """##
 }

@@ -3,6 +3,46 @@
 extension OpenAPIDocument {
     /// Lines 5251–5600 of the document (part 16 of 18).
     static let part16 = ##"""
+        },
+        "required": [
+          "file"
+        ]
+      },
+      "UploadResult": {
+        "type": "object",
+        "required": [
+          "Id",
+          "Key"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "Id": {
+            "type": "string",
+            "format": "uuid",
+            "description": "The stored bytes' id (changes on every write)."
+          },
+          "Key": {
+            "type": "string",
+            "description": "`{bucket}/{path}`"
+          }
+        }
+      },
+      "KeyResult": {
+        "type": "object",
+        "required": [
+          "Key"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "Key": {
+            "type": "string"
+          }
+        }
+      },
+      "CopyResult": {
+        "type": "object",
+        "required": [
+          "Id",
           "Key",
           "name",
           "bucket_id"
@@ -313,45 +353,5 @@ extension OpenAPIDocument {
           "name": {
             "type": "string"
           },
-          "key": {
-            "type": "string"
-          },
-          "id": {
-            "type": "string",
-            "format": "uuid"
-          },
-          "updated_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "created_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "last_accessed_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "metadata": {
-            "$ref": "#/components/schemas/SystemMetadata"
-          }
-        }
-      },
-      "ListV2Page": {
-        "type": "object",
-        "required": [
-          "hasNext",
-          "folders",
-          "objects"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "hasNext": {
-            "type": "boolean"
-          },
-          "nextCursor": {
 """##
 }

@@ -3,6 +3,46 @@
 extension OpenAPIDocument {
     /// Lines 5601–5950 of the document (part 17 of 18).
     static let part17 = ##"""
+          "key": {
+            "type": "string"
+          },
+          "id": {
+            "type": "string",
+            "format": "uuid"
+          },
+          "updated_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "last_accessed_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "metadata": {
+            "$ref": "#/components/schemas/SystemMetadata"
+          }
+        }
+      },
+      "ListV2Page": {
+        "type": "object",
+        "required": [
+          "hasNext",
+          "folders",
+          "objects"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "hasNext": {
+            "type": "boolean"
+          },
+          "nextCursor": {
             "type": "string",
             "description": "Present when `hasNext`."
           },
@@ -311,46 +351,6 @@ extension OpenAPIDocument {
           "application/json": {
             "schema": {
               "$ref": "#/components/schemas/ErrorUnauthorized"
-            }
-          }
-        }
-      },
-      "Forbidden": {
-        "description": "`forbidden` (another tenant's name; never reveals whether it exists; a token without `sub`), `signature_invalid` (bad, tampered or wrong-scope URL token), `url_expired` (expired or revoked).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorForbidden"
-            }
-          }
-        }
-      },
-      "NotFound": {
-        "description": "`not_found` (no such object; or no route takes this method and path, e.g. `GET /v1/assets/revoke`), `bucket_not_found`.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorNotFound"
-            }
-          }
-        }
-      },
-      "Conflict": {
-        "description": "`already_exists`, `upload_consumed`, `conflict`.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorConflict"
-            }
-          }
-        }
-      },
-      "PayloadTooLarge": {
-        "description": "`payload_too_large` (the body, or a JSON body above its limit), `quota_exceeded` (the user's `--quota-bytes` or `--quota-objects`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorPayloadTooLarge"
             }
           }
 """##

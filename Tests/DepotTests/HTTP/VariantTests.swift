@@ -73,7 +73,10 @@ struct VariantTests {
             let path = try #require(up.json["path"] as? String)
             let listed = try #require(up.json["variants"] as? [[String: Any]])
             #expect(listed.map { $0["state"] as? String } == ["pending", "pending"])
-            #expect(listed.map { $0["path"] as? String } == [path.replacingOccurrences(of: ".png", with: "_112x112.png"), path.replacingOccurrences(of: ".png", with: "_56x56.png")])
+            #expect(
+                listed.map { $0["path"] as? String } == [
+                    path.replacingOccurrences(of: ".png", with: "_112x112.png"), path.replacingOccurrences(of: ".png", with: "_56x56.png"),
+                ])
             let ready = try await variants(client, path, auth: auth, until: "ready")
             #expect(ready.map { $0["state"] as? String } == ["ready", "ready"], "\(ready)")
             // Served like any asset: signed, the right pixel sizes.
@@ -104,12 +107,14 @@ struct VariantTests {
     @Test func overwriteRemakesVariantsAndAClientsOwnVariantStays() async throws {
         try await withWorkers(.sqlite) { env, client in
             let auth = try await env.auth("alice")
-            let put = try await client.request(.put, "/v1/assets/alice/j/pic.png", headers: auth + [.contentType: "image/png"], body: ImageFixture.png(width: 300, height: 100))
+            let put = try await client.request(
+                .put, "/v1/assets/alice/j/pic.png", headers: auth + [.contentType: "image/png"], body: ImageFixture.png(width: 300, height: 100))
             #expect(put.status == .created)
             _ = try await variants(client, "alice/j/pic.png", auth: auth, until: "ready")
             let first = try await client.request(.get, "/v1/assets/alice/j/pic_112x112.png", headers: auth).json["checksum"] as? String
             // Overwritten with another image: its variants are made again (new bytes).
-            let again = try await client.request(.put, "/v1/assets/alice/j/pic.png", headers: auth + [.contentType: "image/png"], body: ImageFixture.png(width: 100, height: 300))
+            let again = try await client.request(
+                .put, "/v1/assets/alice/j/pic.png", headers: auth + [.contentType: "image/png"], body: ImageFixture.png(width: 100, height: 300))
             #expect(again.status == .ok)
             let remade = try await variants(client, "alice/j/pic.png", auth: auth, until: "ready")
             #expect(remade.count == 2)
@@ -142,13 +147,16 @@ struct VariantTests {
             }
             for (name, _) in poisons {
                 let failed = try await variants(client, "alice/p/\(name).png", auth: auth, until: "failed")
-                #expect(failed.count == 2 && failed.allSatisfy { $0["state"] as? String == "failed" && !(($0["error"] as? String) ?? "").isEmpty }, "\(name): \(failed)")
+                #expect(
+                    failed.count == 2 && failed.allSatisfy { $0["state"] as? String == "failed" && !(($0["error"] as? String) ?? "").isEmpty },
+                    "\(name): \(failed)")
             }
             let dead = try await env.service.jobs!.listJobs(state: .dead, after: nil, limit: 100)
             #expect(dead.count == 6 && dead.allSatisfy { $0.attempts == 1 })
             #expect(dead.contains { $0.lastError?.contains("pixels") == true })
             // Still serving, and a good image still gets its variants.
-            let good = try await client.request(.put, "/v1/assets/alice/p/good.png", headers: auth + [.contentType: "image/png"], body: ImageFixture.png(width: 50, height: 50))
+            let good = try await client.request(
+                .put, "/v1/assets/alice/p/good.png", headers: auth + [.contentType: "image/png"], body: ImageFixture.png(width: 50, height: 50))
             #expect(good.status == .created)
             #expect(try await variants(client, "alice/p/good.png", auth: auth, until: "ready").count == 2)
             // Only the originals and the good image's two variants are stored.
@@ -156,4 +164,3 @@ struct VariantTests {
         }
     }
 }
-

@@ -38,6 +38,7 @@ struct CLITests {
             "--upload-url-ttl", "--private-bucket", "--public-bucket", "DEPOT_PORT", "DEPOT_MAX_FILE_SIZE", "default 8080",
             "--quota-bytes", "--quota-objects", "--max-open-uploads", "--rate-limit", "--rate-burst", "DEPOT_RATE_LIMIT",
             "--header-timeout", "--idle-timeout", "--min-upload-rate", "--max-connections",
+            "--variants", "DEPOT_VARIANTS", "--job-workers", "--job-queue-limit", "--job-tenant-limit", "--job-lease",
         ] {
             #expect(help.output.contains(option), "serve --help should mention \(option)")
         }
@@ -142,6 +143,13 @@ struct CLITests {
             (["--gc-interval", "9223372036854775807"], [:], "--gc-interval must be 0 …"),
             ([], ["DEPOT_GC_GRACE": "99999999999"], "--gc-grace must be 0 …"),
             ([], ["DEPOT_LOG_LEVEL": "nope"], "got 'nope'"),
+            // Variants and jobs.
+            (["--variants", "112x112,big"], [:], "'big' is not a size WxH"),
+            (["--variants", "0x56"], [:], "'0x56' is not a size"),
+            ([], ["DEPOT_VARIANTS": "99999x1"], "'99999x1' is not a size"),
+            (["--job-workers", "0"], [:], "DEPOT_JOB_WORKERS must be 1 … 256"),
+            ([], ["DEPOT_JOB_LEASE": "forever"], "DEPOT_JOB_LEASE must be a whole number"),
+            (["--job-queue-limit", "99999999999999999999"], [:], "job-queue-limit"),
         ] {
             let result = try await DepotProcess.run(["serve", "--data-dir", dir] + arguments, environment: environment)
             #expect(result.status != 0)

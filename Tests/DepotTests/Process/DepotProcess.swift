@@ -61,7 +61,8 @@ final class DepotProcess: @unchecked Sendable {
         log.seekToEndOfFile()
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.executable)
-        p.arguments = ["serve", "--data-dir", dataDir, "--port", "0", "--public-url", "http://depot.test"] + (variants ? [] : ["--variants", "none"]) + extra
+        p.arguments =
+            ["serve", "--data-dir", dataDir, "--port", "0", "--public-url", "http://depot.test"] + (variants ? [] : ["--variants", "none"]) + extra
         if let openFileLimit {
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
             p.arguments = ["-c", "ulimit -Sn \(openFileLimit) && exec \"$0\" \"$@\"", Self.executable] + p.arguments!

@@ -50,3 +50,17 @@ struct ImageRendererTests {
         #expect(ImageFixture.pngSize(ok).map { [$0.0, $0.1] } == [8, 8])
     }
 }
+
+/// Where libvips is installed (CI: scripts/test installs it), the build has it: image tests
+/// never skip silently there.
+@Suite("Image renderer build")
+struct ImageRendererBuildTests {
+    @Test func libvipsIsBuiltInWhereItIsInstalled() {
+        let installed = FileManager.default.fileExists(atPath: "/usr/include/vips/vips.h")
+        if installed || ProcessInfo.processInfo.environment["CI"] != nil {
+            #expect(
+                VipsImageRenderer.isBuiltIn,
+                "libvips-dev is installed (or this is CI) but Depot was built without it: touch Package.swift and rebuild")
+        }
+    }
+}
