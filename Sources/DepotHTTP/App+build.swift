@@ -76,6 +76,7 @@ public func buildRouter(
     let v1 = router.group("/v1").add(middleware: RequireIdentity())
     AssetsController(service: service, metrics: metrics).addRoutes(to: v1)
     SigningController(service: service).addRoutes(to: v1)
+    JobsController(service: service).addRoutes(to: v1)
     SeedCompatibilityController(service: service, metrics: metrics).addRoutes(to: router.group("").add(middleware: RequireIdentity()))
     return router
 }

@@ -77,12 +77,12 @@ extension StorageService {
     }
 
     /// The jobs an object's write starts, queued in its transaction: one per variant of an image
-    /// in one of the Assets API's buckets. Any write to those buckets cancels the open jobs of what
-    /// it replaces.
+    /// in one of the Assets API's buckets. Any overwrite there cancels the open jobs of what it
+    /// replaces. Nothing (not even a query) when variants are off.
     func jobBatch(for record: ObjectRecord, upsert: Bool) -> JobBatch {
-        guard jobs != nil, record.bucket == settings.privateBucket || record.bucket == settings.publicBucket else { return .none }
+        guard makesVariants, record.bucket == settings.privateBucket || record.bucket == settings.publicBucket else { return .none }
         var new: [NewJob] = []
-        if makesVariants, ImageFormat(contentType: record.contentType) != nil, !Self.isVariantName(record.path) {
+        if ImageFormat(contentType: record.contentType) != nil, !Self.isVariantName(record.path) {
             for size in settings.variants {
                 guard Self.variantPath(of: record.path, size: size) != nil else { continue }
                 let payload = VariantPayload(path: record.path.string, blob: record.blobID.rawValue, width: size.width, height: size.height)

@@ -24,6 +24,11 @@ struct HealthController: Sendable {
             guard try context.requireIdentity().role == .serviceRole else {
                 throw StorageError.forbidden("metrics are for the service_role key")
             }
+            if let jobs = service.jobs, service.makesVariants {
+                do { metrics.recordJobCounts(try await jobs.jobCounts()) } catch {
+                    context.logger.warning("cannot count the jobs for /metrics: \(error)")
+                }
+            }
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: metrics.render())))

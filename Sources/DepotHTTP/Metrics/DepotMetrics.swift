@@ -71,6 +71,17 @@ public struct DepotMetrics: Sendable {
         }
     }
 
+    /// `depot_jobs{state}`: the jobs of the whole queue (every server's) in each state, read from
+    /// the database when /metrics is scraped.
+    func recordJobCounts(_ counts: [JobState: Int]) {
+        for state in JobState.allCases {
+            registry.makeGauge(
+                descriptor: .depot("depot_jobs", help: "Background jobs (image variants) in each state, over every server."),
+                labels: [("state", state.rawValue)]
+            ).set(Int64(counts[state] ?? 0))
+        }
+    }
+
     func recordBytesIn(_ n: Int64) { bytesIn.increment(by: n) }
     func recordBytesOut(_ n: Int) { bytesOut.increment(by: Int64(n)) }
     func recordMemoryDownload() { memoryDownloads.increment() }

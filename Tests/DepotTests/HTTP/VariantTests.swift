@@ -101,6 +101,9 @@ struct VariantTests {
             #expect(try await env.snapshot().objects.isEmpty)
             let counts = try await env.service.jobs!.jobCounts()
             #expect(counts[.succeeded] == 2 && counts[.dead] == 0 && counts[.queued] == 0)
+            // Prometheus sees the queue, every state.
+            let metrics = try await client.request(.get, "/metrics", headers: try await env.auth("ops", role: .serviceRole))
+            #expect(metrics.text.contains("depot_jobs{state=\"succeeded\"} 2") && metrics.text.contains("depot_jobs{state=\"dead\"} 0"), "\(metrics.text)")
         }
     }
 
@@ -154,6 +157,28 @@ struct VariantTests {
             let dead = try await env.service.jobs!.listJobs(state: .dead, after: nil, limit: 100)
             #expect(dead.count == 6 && dead.allSatisfy { $0.attempts == 1 })
             #expect(dead.contains { $0.lastError?.contains("pixels") == true })
+            // The service role sees and steers them over HTTP; nobody else.
+            let ops = try await env.auth("ops", role: .serviceRole)
+            #expect(try await client.request(.get, "/v1/jobs", headers: auth).status == .forbidden)
+            let page = try await client.request(.get, "/v1/jobs?state=dead&limit=4", headers: ops)
+            let items = page.json["items"] as? [[String: Any]] ?? []
+            #expect(page.status == .ok && items.count == 4 && (page.json["counts"] as? [String: Int])?["dead"] == 6, "\(page.text)")
+            let next = try await client.request(.get, "/v1/jobs?state=dead&limit=4&cursor=\(page.json["nextCursor"] as? String ?? "")", headers: ops)
+            #expect((next.json["items"] as? [[String: Any]])?.count == 2 && next.json["nextCursor"] is NSNull)
+            let one = try await client.request(.get, "/v1/jobs/\(items[0]["id"] as? String ?? "")", headers: ops)
+            let history = (one.json["history"] as? [[String: Any]])?.compactMap { $0["state"] as? String }
+            #expect(history == ["queued", "running", "dead"] && (one.json["lastError"] as? String)?.isEmpty == false, "\(one.text)")
+            for (query, body) in [("state=zombie", nil), ("limit=0", nil), ("cursor=../x", nil)] as [(String, [String: Any]?)] {
+                #expect(try await client.request(.get, "/v1/jobs?\(query)", headers: ops).status == .badRequest, "\(query)")
+                _ = body
+            }
+            #expect(try await client.json(.post, "/v1/jobs/retry", headers: ops, ["ids": ["a"], "allDead": true]).status == .badRequest)
+            #expect(try await client.request(.get, "/v1/jobs/\(String(repeating: "0", count: 32))", headers: ops).status == .notFound)
+            let retried = try await client.json(.post, "/v1/jobs/retry", headers: ops, ["allDead": true])
+            #expect(retried.status == .ok && retried.json["retried"] as? Int == 6, "\(retried.text)")
+            _ = try await variants(client, "alice/p/truncated.png", auth: auth, until: "failed")
+            let purged = try await client.json(.post, "/v1/jobs/purge", headers: ops, ["olderThan": 0, "dead": true])
+            #expect(purged.status == .ok && (purged.json["purged"] as? Int ?? 0) >= 2, "\(purged.text)")
             // Still serving, and a good image still gets its variants.
             let good = try await client.request(
                 .put, "/v1/assets/alice/p/good.png", headers: auth + [.contentType: "image/png"], body: ImageFixture.png(width: 50, height: 50))
