@@ -28,7 +28,8 @@ struct JobsCommand: AsyncParsableCommand {
         let when = ISO8601DateFormatter().string(from: j.updatedAt)
         let source = j.source.map { " \($0)" } ?? ""
         let error = j.lastError.map { "  — \($0)" } ?? ""
-        return "\(j.id)  \(j.state.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(j.attempts)/\(j.maxAttempts)  \(when)  \(j.kind)\(source)\(error)"
+        return
+            "\(j.id)  \(j.state.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(j.attempts)/\(j.maxAttempts)  \(when)  \(j.kind)\(source)\(error)"
     }
 
     struct List: AsyncParsableCommand {

@@ -39,7 +39,9 @@ struct JobsController: Sendable {
         }
         init(_ j: JobRecord, history: [JobEvent]? = nil) {
             (id, kind, state, source) = (j.id, j.kind, j.state.rawValue, j.source?.description)
-            (attempts, maxAttempts, runAfter, createdAt, updatedAt, lastError) = (j.attempts, j.maxAttempts, j.runAfter, j.createdAt, j.updatedAt, j.lastError)
+            (attempts, maxAttempts, runAfter, createdAt, updatedAt, lastError) = (
+                j.attempts, j.maxAttempts, j.runAfter, j.createdAt, j.updatedAt, j.lastError
+            )
             self.history = history?.map { Event(at: $0.at, state: $0.state.rawValue, attempt: $0.attempt, error: $0.error) }
         }
     }

@@ -103,7 +103,9 @@ struct VariantTests {
             #expect(counts[.succeeded] == 2 && counts[.dead] == 0 && counts[.queued] == 0)
             // Prometheus sees the queue, every state.
             let metrics = try await client.request(.get, "/metrics", headers: try await env.auth("ops", role: .serviceRole))
-            #expect(metrics.text.contains("depot_jobs{state=\"succeeded\"} 2") && metrics.text.contains("depot_jobs{state=\"dead\"} 0"), "\(metrics.text)")
+            #expect(
+                metrics.text.contains("depot_jobs{state=\"succeeded\"} 2") && metrics.text.contains("depot_jobs{state=\"dead\"} 0"), "\(metrics.text)"
+            )
         }
     }
 

@@ -42,7 +42,9 @@ final class ScriptedHandler: JobHandler {
 struct JobRunnerTests {
     static let logger = TestLogging.logger("depot-test-jobs", level: .warning)
 
-    func fast(workers: Int = 2, lease: Duration = .seconds(5), id: String = "w") -> JobRunnerConfiguration {
+    /// A runner quick to poll and retry; its lease long (60 s) unless a test is about leases: the
+    /// whole suite in parallel can starve a 2-core machine's cooperative pool for seconds.
+    func fast(workers: Int = 2, lease: Duration = .seconds(60), id: String = "w") -> JobRunnerConfiguration {
         var c = JobRunnerConfiguration()
         c.workers = workers
         c.lease = lease

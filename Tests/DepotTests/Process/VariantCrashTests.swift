@@ -23,7 +23,8 @@ struct VariantCrashTests {
         let auth = [("Authorization", "Bearer \(token)"), ("Content-Type", "image/png")]
         // Large enough that decoding takes a while; the last one cannot be decoded.
         for i in 0..<6 {
-            let r = try await server.request(.PUT, "/v1/assets/alice/crash/img\(i).png", headers: auth, body: ImageFixture.png(width: 1200 + i, height: 900))
+            let r = try await server.request(
+                .PUT, "/v1/assets/alice/crash/img\(i).png", headers: auth, body: ImageFixture.png(width: 1200 + i, height: 900))
             #expect(r.status == 201)
         }
         let poison = try await server.request(.PUT, "/v1/assets/alice/crash/poison.png", headers: auth, body: ImageFixture.truncatedPNG())
