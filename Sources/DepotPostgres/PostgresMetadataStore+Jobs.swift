@@ -8,6 +8,10 @@ extension PostgresMetadataStore: JobStore {
     static let jobColumns =
         "id, kind, key, tenant, source_bucket, source_name, payload, state, attempts, max_attempts, run_after, lease_owner, lease_until, last_error, created_at, updated_at"
 
+    /// ``jobColumns`` as `jobs.<column>` (the claim's UPDATE … FROM names two tables).
+    static let qualifiedJobColumns = jobColumns.split(separator: ",").map { "jobs." + $0.trimmingCharacters(in: .whitespaces) }.joined(
+        separator: ", ")
+
     public func enqueue(_ new: [NewJob], limits: JobLimits, now: Date) async throws -> [JobRecord] {
         if new.isEmpty { return [] }
         return try await transaction { [logger] conn in try await Self.enqueue(new, limits: limits, now: now, in: conn, logger: logger) }
@@ -94,7 +98,7 @@ extension PostgresMetadataStore: JobStore {
                 )
                 UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = \(worker), lease_until = \(until), updated_at = \(t)
                 FROM due WHERE jobs.seq = due.seq
-                RETURNING \(unescaped: Self.jobColumns.split(separator: ",").map { "jobs." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")), due.was, due.held_by
+                RETURNING \(unescaped: Self.qualifiedJobColumns), due.was, due.held_by
                 """, logger: logger
             ).collect()
             var jobs: [JobRecord] = []

@@ -42,12 +42,8 @@ struct JobsCommand: AsyncParsableCommand {
         var limit = 100
 
         func run() async throws {
-            let filter = try state.map { s in
-                guard let st = JobState(rawValue: s) else {
-                    throw ValidationError("--state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                return st
-            }
+            let filter: JobState?
+            do { filter = try state.map(JobState.parse) } catch { throw ValidationError("--state: \(error.message)") }
             guard (1...10_000).contains(limit) else { throw ValidationError("--limit must be 1 … 10000") }
             try await JobsCommand.withJobs(data, metadataOptions) { jobs in
                 let counts = try await jobs.jobCounts()

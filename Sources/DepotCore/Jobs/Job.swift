@@ -15,6 +15,14 @@ import Foundation
 public enum JobState: String, Sendable, CaseIterable, Codable, Comparable {
     case queued, running, succeeded, dead, cancelled
 
+    /// A state named by a caller, else `.invalidRequest` listing the states.
+    public static func parse(_ s: String) throws(StorageError) -> JobState {
+        guard let state = JobState(rawValue: s) else {
+            throw .invalidRequest("the state must be one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return state
+    }
+
     /// Queued or running: counted against the queue's bounds.
     public var isOpen: Bool { self == .queued || self == .running }
 

@@ -183,17 +183,15 @@ public final class JobRunner: Sendable {
         while true {
             try await Task.sleep(for: beat)
             let t = now()
+            let held: Set<String>
             do {
-                let held = try await store.renewLeases(
-                    ids: [job.id], worker: configuration.workerID, until: t + configuration.lease.seconds, now: t)
-                if !held.contains(job.id) { throw LeaseLost() }
-            } catch is LeaseLost {
-                throw LeaseLost()
-            } catch is CancellationError {
-                throw CancellationError()
+                held = try await store.renewLeases(ids: [job.id], worker: configuration.workerID, until: t + configuration.lease.seconds, now: t)
             } catch {
+                try Task.checkCancellation()
                 logger.warning("cannot renew the lease of job \(job.id): \(error)")
+                continue
             }
+            if !held.contains(job.id) { throw LeaseLost() }
         }
     }
 

@@ -50,6 +50,11 @@ extension StorageService {
         !settings.variants.isEmpty && jobs != nil && (images?.isAvailable ?? false)
     }
 
+    /// Whether an object gets variants: an image Depot reads, not itself a variant, variants on.
+    func hasVariants(_ record: ObjectRecord) -> Bool {
+        makesVariants && ImageFormat(contentType: record.contentType) != nil && !Self.isVariantName(record.path)
+    }
+
     /// `alice/job/x.png` → `alice/job/x_112x112.png` (the extension, if any, kept last).
     public static func variantPath(of path: ObjectPath, size: VariantSize) -> ObjectPath? {
         let name = path.string
@@ -82,7 +87,7 @@ extension StorageService {
     func jobBatch(for record: ObjectRecord, upsert: Bool) -> JobBatch {
         guard makesVariants, record.bucket == settings.privateBucket || record.bucket == settings.publicBucket else { return .none }
         var new: [NewJob] = []
-        if ImageFormat(contentType: record.contentType) != nil, !Self.isVariantName(record.path) {
+        if hasVariants(record) {
             for size in settings.variants {
                 guard Self.variantPath(of: record.path, size: size) != nil else { continue }
                 let payload = VariantPayload(path: record.path.string, blob: record.blobID.rawValue, width: size.width, height: size.height)
@@ -102,9 +107,7 @@ extension StorageService {
     /// job is queued or running, `failed` when the job is dead. Variants with neither a job nor an
     /// object are left out.
     public func variants(of record: ObjectRecord) async throws -> [AssetVariant]? {
-        guard makesVariants, let jobs, ImageFormat(contentType: record.contentType) != nil, !Self.isVariantName(record.path) else {
-            return nil
-        }
+        guard hasVariants(record), let jobs else { return nil }
         var out: [AssetVariant] = []
         for size in settings.variants {
             guard let path = Self.variantPath(of: record.path, size: size) else { continue }
@@ -127,7 +130,7 @@ extension StorageService {
 
     /// The variants a just-written image will get, all pending (their jobs were queued with it).
     func pendingVariants(of record: ObjectRecord) -> [AssetVariant]? {
-        guard makesVariants, ImageFormat(contentType: record.contentType) != nil, !Self.isVariantName(record.path) else { return nil }
+        guard hasVariants(record) else { return nil }
         return settings.variants.compactMap { size in
             Self.variantPath(of: record.path, size: size).map { AssetVariant(path: $0.string, size: "\(size)", state: .pending) }
         }
@@ -178,9 +181,12 @@ public struct VariantJobHandler: JobHandler {
 
     public func run(_ job: JobRecord) async throws {
         guard let payload = try? JSONDecoder().decode(VariantPayload.self, from: Data(job.payload.utf8)),
-            let path = try? ObjectPath(payload.path), let size = VariantSize("\(payload.width)x\(payload.height)"),
-            let target = StorageService.variantPath(of: path, size: size)
+            let path = try? ObjectPath(payload.path), (1...4096).contains(payload.width), (1...4096).contains(payload.height)
         else { throw PermanentJobFailure("the job's payload is not a variant's") }
+        let size = VariantSize(width: payload.width, height: payload.height)
+        guard let target = StorageService.variantPath(of: path, size: size) else {
+            throw PermanentJobFailure("\(path) has no name for a \(size) variant")
+        }
         guard let source = try await service.locate(path), source.blobID.rawValue == payload.blob else {
             throw JobCancelled("its image was replaced or deleted")
         }

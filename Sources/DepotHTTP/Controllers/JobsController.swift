@@ -68,12 +68,7 @@ struct JobsController: Sendable {
             }
             limit = n
         }
-        let state = try request.query("state").map { s in
-            guard let st = JobState(rawValue: s) else {
-                throw StorageError.invalidRequest("state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return st
-        }
+        let state = try request.query("state").map(JobState.parse)
         let cursor = request.query("cursor")
         if let cursor, cursor.utf8.count != 32 || !cursor.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) {
             throw StorageError.invalidRequest("cursor must be a job id (32 hex digits)")
