@@ -77,7 +77,7 @@ int depot_images_render(const void *buf, size_t len, int width, int height, int 
                         long max_pixels, depot_image_header *header, void **out, size_t *out_len) {
     *out = NULL;
     *out_len = 0;
-    if (width < 1 || height < 1 || width > 10000 || height > 10000) {
+    if (width < 0 || height < 0 || width > 10000 || height > 10000) {
         vips_error("depot", "the size must be 1 to 10000 pixels a side");
         return -1;
     }
@@ -86,6 +86,23 @@ int depot_images_render(const void *buf, size_t len, int width, int height, int 
         vips_error("depot", "the image is %d x %d pixels, more than the %ld allowed", header->width, header->height, max_pixels);
         return -2;
     }
+    /* A side left 0 follows the image's aspect ratio (both 0: the image's own size). */
+    if (header->width < 1 || header->height < 1) {
+        vips_error("depot", "the image has no pixels");
+        return -1;
+    }
+    if (width == 0 && height == 0) {
+        width = header->width;
+        height = header->height;
+    } else if (width == 0) {
+        width = (int) (((long) height * header->width + header->height / 2) / header->height);
+    } else if (height == 0) {
+        height = (int) (((long) width * header->height + header->width / 2) / header->width);
+    }
+    if (width < 1) width = 1;
+    if (height < 1) height = 1;
+    if (width > 10000) width = 10000;
+    if (height > 10000) height = 10000;
     VipsImage *thumb = NULL;
     /* The first frame only (an animation becomes a still); fail_on must go in the load options:
      * libvips 8.14 ignores thumbnail's own fail_on. */

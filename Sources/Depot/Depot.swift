@@ -24,7 +24,7 @@ extension StorageService {
             blobs: cacheBlobs ? CachedBlobStore(blobs) : blobs,
             metadata: rowsShared ? rowCache.map { CachedMetadataStore(metadata, control: $0) } ?? metadata : CachedMetadataStore(metadata),
             settings: settings, keys: .derived(fromProjectSecret: secret), jobs: jobs ?? (metadata as? any JobStore), images: images,
-            logger: logger, now: now)
+            renditions: metadata as? any RenditionStore, logger: logger, now: now)
         try await service.bootstrap()
         return service
     }

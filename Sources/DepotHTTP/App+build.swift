@@ -70,6 +70,7 @@ public func buildRouter(
     StorageBucketController(service: service).addRoutes(to: router)
     StorageObjectController(service: service, metrics: metrics).addRoutes(to: router)
     StorageListController(service: service).addRoutes(to: router)
+    RenderController(service: service, metrics: metrics).addRoutes(to: router)
     router.get("/storage/v1/version") { _, _ in DepotVersion.string }
     router.get("/storage/v1/status") { _, _ in HTTPResponse.Status.ok }
 

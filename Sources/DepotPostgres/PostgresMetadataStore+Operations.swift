@@ -141,7 +141,9 @@ extension PostgresMetadataStore {
     public func referencedBlobs(among ids: [BlobID]) async throws -> Set<BlobID> {
         if ids.isEmpty { return [] }
         var found: Set<BlobID> = []
-        for row in try await rows("SELECT DISTINCT blob_id FROM objects WHERE blob_id = ANY(\(ids.map(\.rawValue)))") {
+        for row in try await rows(
+            "SELECT blob_id FROM objects WHERE blob_id = ANY(\(ids.map(\.rawValue))) UNION SELECT blob_id FROM renditions WHERE blob_id = ANY(\(ids.map(\.rawValue)))"
+        ) {
             found.insert(BlobID(rawValue: try row.decode(String.self)))
         }
         return found

@@ -169,6 +169,26 @@ extension PostgresMetadataStore {
                 "CREATE INDEX job_events_job ON job_events(job_id)",
             ]
         ),
+        // Cached renditions (``RenditionStore``): the index of transformed images kept as blobs.
+        (
+            5,
+            [
+                """
+                CREATE TABLE renditions (
+                    key TEXT COLLATE "C" PRIMARY KEY,
+                    source_blob TEXT COLLATE "C" NOT NULL,
+                    blob_id TEXT COLLATE "C" NOT NULL,
+                    size BIGINT NOT NULL,
+                    content_type TEXT NOT NULL,
+                    created_at DOUBLE PRECISION NOT NULL,
+                    used_at DOUBLE PRECISION NOT NULL
+                )
+                """,
+                "CREATE INDEX renditions_source ON renditions(source_blob)",
+                "CREATE INDEX renditions_blob ON renditions(blob_id)",
+                "CREATE INDEX renditions_used ON renditions(used_at)",
+            ]
+        ),
     ]
 
     /// Migration 3's announcement of the rows of one transition table (`old_rows` or `new_rows`),

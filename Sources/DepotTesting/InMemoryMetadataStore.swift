@@ -9,6 +9,8 @@ public actor InMemoryMetadataStore: MetadataStore {
     /// Jobs in the order they were queued, and their histories (``JobStore``).
     var jobs: [JobRecord] = []
     var jobHistory: [String: [JobEvent]] = [:]
+    /// Cached renditions by key (``RenditionStore``).
+    var renditions: [String: RenditionRecord] = [:]
 
     public init() {}
 
@@ -115,7 +117,7 @@ public actor InMemoryMetadataStore: MetadataStore {
     }
 
     public func referencedBlobs(among ids: [BlobID]) async throws -> Set<BlobID> {
-        let all = Set(objects.values.map(\.blobID))
+        let all = Set(objects.values.map(\.blobID)).union(renditions.values.map(\.blobID))
         return Set(ids.filter(all.contains))
     }
 

@@ -26,7 +26,8 @@ int depot_images_start(void);
 /* Reads the header. 0 on success. */
 int depot_images_probe(const void *buf, size_t len, depot_image_header *out);
 /* Renders the first frame of `buf` to width x height (cover: cropped to fill, centred; contain:
- * inside the box, aspect kept; fill: stretched) in `format` at `quality` (1-100, JPEG and WebP),
+ * inside the box, aspect kept; fill: stretched; a side 0 follows the image's aspect ratio, both 0
+ * keep its size) in `format` at `quality` (1-100, JPEG and WebP),
  * after checking the header against max_pixels (width x height of a frame). Decoding stops at the
  * first error (fail_on=error). On success *out is a buffer to release with depot_images_free.
  * Returns 0; -1 on a decoding error; -2 when the image is larger than max_pixels. */

@@ -9,6 +9,12 @@ public enum ObjectURLPath {
     public static let authenticated = "/storage/v1/object/authenticated/"
     /// `PUT …/upload/sign/{bucket}/{path}?token=` — an upload URL.
     public static let signedUpload = "/storage/v1/object/upload/sign/"
+    /// `GET|HEAD …/render/image/sign/{bucket}/{path}?token=` — a signed transformed image.
+    public static let renderSigned = "/storage/v1/render/image/sign/"
+    /// `GET|HEAD …/render/image/public/{bucket}/{path}?width=…` — from a public bucket.
+    public static let renderPublic = "/storage/v1/render/image/public/"
+    /// `GET|HEAD …/render/image/authenticated/{bucket}/{path}?width=…` — with a JWT.
+    public static let renderAuthenticated = "/storage/v1/render/image/authenticated/"
 
     /// `prefix` + `{bucket}/{path}`, percent-encoded as a URL path.
     public static func of(_ prefix: String, bucket: String, path: ObjectPath) -> String {

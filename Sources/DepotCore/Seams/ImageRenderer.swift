@@ -37,6 +37,7 @@ public enum ImageFormat: String, Sendable, Hashable, CaseIterable {
 }
 
 public struct ImageRequest: Sendable, Hashable {
+    /// Pixels; 0 follows the image's aspect ratio from the other side (both 0: the image's size).
     public var width: Int
     public var height: Int
     public var fit: ImageFit

@@ -4,7 +4,11 @@ import Foundation
 public struct GCReport: Sendable, CustomStringConvertible {
     public var orphanBlobs = 0
     public var expiredIntents = 0
-    public var description: String { "removed \(orphanBlobs) orphan blob(s) and \(expiredIntents) expired upload intent(s)" }
+    /// Cached renditions of replaced or deleted images (or past the cache's bound).
+    public var renditions = 0
+    public var description: String {
+        "removed \(orphanBlobs) orphan blob(s), \(expiredIntents) expired upload intent(s) and \(renditions) stale rendition(s)"
+    }
 }
 
 extension StorageService {
@@ -13,6 +17,7 @@ extension StorageService {
     public func collectGarbage(gracePeriod: TimeInterval? = nil) async throws -> GCReport {
         let cutoff = now().addingTimeInterval(-(gracePeriod ?? settings.gcGracePeriod))
         var report = GCReport()
+        if let renditions { report.renditions = await pruneRenditions(renditions) }
         let candidates = try await blobs.blobs(writtenBefore: cutoff)
         var index = 0
         while index < candidates.count {

@@ -30,14 +30,21 @@ public struct StorageService: Sendable {
     public let jobs: (any JobStore)?
     /// Makes image variants; nil or not available: no variants are queued.
     public let images: (any ImageRenderer)?
+    /// Transformed images kept (the render API); nil without a ``RenditionStore``.
+    public let renditions: RenditionCache?
 
     public init(
         blobs: any BlobStore, metadata: any MetadataStore, settings: StorageSettings, keys: KeyRing,
-        jobs: (any JobStore)? = nil, images: (any ImageRenderer)? = nil,
+        jobs: (any JobStore)? = nil, images: (any ImageRenderer)? = nil, renditions: (any RenditionStore)? = nil,
         logger: Logger = Logger(label: "depot"), now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.jobs = jobs ?? (metadata as? any JobStore)
         self.images = images
+        self.renditions = (renditions ?? (metadata as? any RenditionStore)).map {
+            RenditionCache(
+                store: $0, maxBytes: settings.renditionCacheBytes, concurrentRenders: settings.concurrentRenders,
+                waitingRenders: settings.waitingRenders)
+        }
         self.blobs = blobs
         self.metadata = metadata
         self.settings = settings

@@ -29,8 +29,16 @@ public struct StorageSettings: Sendable {
     public var variants: [VariantSize] = [VariantSize(width: 112, height: 112), VariantSize(width: 56, height: 56)]
     /// The job queue's bounds; at a bound an upload that would queue jobs is refused (503).
     public var jobLimits = JobLimits()
-    /// The largest source a variant is made of (it is read into memory to be decoded).
+    /// The largest source a variant or transformation is made of (it is read into memory to be
+    /// decoded).
     public var maxImageSourceBytes: Int64 = 64 * 1024 * 1024
+    /// The most bytes of transformed images kept (the render API's cache); past it the least
+    /// recently used go.
+    public var renditionCacheBytes: Int64 = 1024 * 1024 * 1024
+    /// Transformations rendered at once (each holds its source in memory), and how many more may
+    /// wait for a turn before a request is refused with 503.
+    public var concurrentRenders = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public var waitingRenders = 64
 
     public init() {}
 

@@ -3,13 +3,20 @@ import Foundation
 
 /// Mints and verifies compact URL tokens: HMAC-SHA256 over (scope, key id, expiry, binding, bucket,
 /// path), base64url. Minting needs no database round trip. Download tokens carry the object's
-/// generation, upload tokens the intent id; a token of one scope never verifies as the other.
+/// generation, upload tokens the intent id, render tokens the generation and the transformation; a
+/// token of one scope never verifies as another.
 ///
-/// Shape: `d.<kid>.<expiry>.<generation>.<mac>` and `u.<kid>.<expiry>.<intent>.<mac>`.
+/// Shape: `d.<kid>.<expiry>.<generation>.<mac>`, `u.<kid>.<expiry>.<intent>.<mac>` and
+/// `r.<kid>.<expiry>.<generation>~<transform>.<mac>`.
 public struct URLSigner: Sendable {
     public enum Scope: String, Sendable {
-        case download = "d", upload = "u"
-        var byte: UInt8 { self == .download ? UInt8(ascii: "d") : UInt8(ascii: "u") }
+        /// An object's bytes (binding: its generation).
+        case download = "d"
+        /// A single-use upload (binding: the intent id).
+        case upload = "u"
+        /// A transformed image (binding: `<generation>~<transform>`, ``ImageTransform/compact``).
+        case render = "r"
+        var byte: UInt8 { rawValue.utf8.first! }
     }
 
     public struct Claims: Sendable, Equatable {

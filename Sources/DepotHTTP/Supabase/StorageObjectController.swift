@@ -169,6 +169,10 @@ struct StorageObjectController: Sendable {
         }
         if single {
             let key = try key(request, after: ObjectURLPath.signed)
+            if let transform = try Self.transform(in: body) {
+                let token = try await service.signRender(as: identity, at: key, expiresIn: expiresIn, transform: transform)
+                return SupabaseJSON.object(["signedURL": "/render/image/sign/\(key.bucket)/\(key.path.string)?token=\(token)"])
+            }
             let token = try await service.signObject(as: identity, at: key, expiresIn: expiresIn)
             return SupabaseJSON.object(["signedURL": Self.signedURL(bucket: key.bucket, path: key.path.string, token: token)])
         }
@@ -188,6 +192,15 @@ struct StorageObjectController: Sendable {
         }
         json.endArray()
         return JSONResponse.make(json: json.buffer)
+    }
+
+    /// A sign request's `transform` (`{"width":200,"height":200,…}`), when it has one.
+    static func transform(in body: SupabaseBody) throws -> ImageTransform? {
+        guard body.has("transform"), !body.isNull("transform") else { return nil }
+        guard let t = body.object("transform") else { throw StorageError.invalidRequest("body/transform must be object") }
+        return try ImageTransform.parse { name in
+            name == "resize" || name == "format" ? try t.string(name) : try t.int(name).map { String($0) }
+        }
     }
 
     /// Relative to the storage root, with the decoded name (clients encode the URL themselves).

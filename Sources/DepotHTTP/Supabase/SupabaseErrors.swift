@@ -81,7 +81,7 @@ enum ErrorDialect {
     case supabase
 
     /// `/storage/v1/...` speaks Supabase's dialect, except the URLs the Assets API hands out
-    /// (signed, public, authenticated downloads and upload URLs), which keep Depot's unless the
+    /// (signed, public, authenticated downloads, transformed images and upload URLs), which keep Depot's unless the
     /// caller is a Supabase client (it sends `X-Client-Info` or `apikey`). Browsers fetching
     /// those URLs send neither and get a real status.
     static func of(_ request: Request) -> ErrorDialect {
@@ -91,7 +91,7 @@ enum ErrorDialect {
         let shared =
             ((method == .get || method == .head)
                 && (path.hasPrefix(ObjectURLPath.signed) || path.hasPrefix(ObjectURLPath.public)
-                    || path.hasPrefix(ObjectURLPath.authenticated)))
+                    || path.hasPrefix(ObjectURLPath.authenticated) || path.hasPrefix("/storage/v1/render/image/")))
             || (method == .put && path.hasPrefix(ObjectURLPath.signedUpload))
         guard shared else { return .supabase }
         let fromClient = request.headers[.xClientInfo] != nil || request.headers[.apikey] != nil

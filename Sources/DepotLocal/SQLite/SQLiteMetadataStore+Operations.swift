@@ -167,7 +167,9 @@ extension SQLiteMetadataStore {
                 let chunk = Array(raw[start..<min(start + 500, raw.count)])
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
                 for id in try String.fetchAll(
-                    db, sql: "SELECT blob_id FROM objects WHERE blob_id IN (\(marks))", arguments: StatementArguments(chunk))
+                    db,
+                    sql: "SELECT blob_id FROM objects WHERE blob_id IN (\(marks)) UNION SELECT blob_id FROM renditions WHERE blob_id IN (\(marks))",
+                    arguments: StatementArguments(chunk + chunk))
                 {
                     found.insert(BlobID(rawValue: id))
                 }

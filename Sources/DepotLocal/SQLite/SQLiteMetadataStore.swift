@@ -138,6 +138,24 @@ public struct SQLiteMetadataStore: MetadataStore {
                     CREATE INDEX job_events_job ON job_events(job_id);
                     """)
         }
+        // Cached renditions (``RenditionStore``): the index of transformed images kept as blobs.
+        m.registerMigration("v4") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE renditions (
+                        key TEXT PRIMARY KEY NOT NULL,
+                        source_blob TEXT NOT NULL,
+                        blob_id TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        content_type TEXT NOT NULL,
+                        created_at REAL NOT NULL,
+                        used_at REAL NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX renditions_source ON renditions(source_blob);
+                    CREATE INDEX renditions_blob ON renditions(blob_id);
+                    CREATE INDEX renditions_used ON renditions(used_at);
+                    """)
+        }
         return m
     }
 
