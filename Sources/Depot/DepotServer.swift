@@ -69,16 +69,19 @@ public struct DepotServer: Sendable {
             guard !configuration.redirectDownloads || blobs.redirecting != nil else {
                 throw DepotFailure("redirected downloads need a blob store with URLs of its own (S3)")
             }
-            let renderer = VipsImageRenderer(threads: configuration.jobs.workers)
+            let renderer = VipsImageRenderer(threads: max(configuration.jobs.workers, configuration.settings.concurrentRenders))
             let service = try await StorageService.assemble(
                 blobs: blobs.store, metadata: rows.store, rowsShared: rows.shared, rowCache: rows.rowCache,
                 settings: configuration.settings, secret: secret, jobs: rows.jobs, images: renderer, logger: logger)
-            let images =
-                configuration.settings.variants.isEmpty
+            let settings = configuration.settings
+            let variants =
+                settings.variants.isEmpty
                 ? "no variants (--variants none)"
-                : renderer.isAvailable
-                    ? "variants \(configuration.settings.variants.map(\.description).joined(separator: ", ")) of every image, \(configuration.jobs.workers) worker(s)"
-                    : "off: built without libvips (apt-get install libvips-dev; touch Package.swift; rebuild)"
+                : "variants \(settings.variants.map(\.description).joined(separator: ", ")) of every image, \(configuration.jobs.workers) worker(s)"
+            let images =
+                renderer.isAvailable
+                ? "\(variants); transformations (render API) \(settings.concurrentRenders) at once, \(settings.renditionCacheBytes >> 20) MiB kept"
+                : "off: built without libvips (apt-get install libvips-dev; touch Package.swift; rebuild)"
             var http = configuration.http
             if configuration.redirectDownloads { http.directDownloads = blobs.redirecting }
             return DepotServer(

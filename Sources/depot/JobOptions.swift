@@ -3,7 +3,8 @@ import Depot
 import DepotCore
 import Foundation
 
-/// Background work: image variants and the job workers that make them (`depot serve`).
+/// Image work: variants and the job workers that make them, and the render API's cache and
+/// concurrency (`depot serve`).
 struct JobOptions: ParsableArguments {
     @Option(
         name: .customLong("variants"),
@@ -31,11 +32,25 @@ struct JobOptions: ParsableArguments {
             "Seconds a worker holds a job without a heartbeat; a job whose server died is taken over by another (or this one restarted) after this. (env DEPOT_JOB_LEASE, default 30)"
     )
     var jobLease: Int?
+    @Option(
+        name: .customLong("render-cache-bytes"),
+        help:
+            "Bytes of transformed images (the render API, /storage/v1/render/image/…) kept in the blob store; past it the least recently used are deleted. (env DEPOT_RENDER_CACHE_BYTES, default 1073741824 = 1 GiB)"
+    )
+    var renderCacheBytes: Int?
+    @Option(
+        name: .customLong("render-concurrency"),
+        help:
+            "Images transformed at once for render requests (each holds its source, at most 64 MiB, in memory); 64 more may wait, past that a request gets 503 with Retry-After. (env DEPOT_RENDER_CONCURRENCY, default: the number of cores)"
+    )
+    var renderConcurrency: Int?
 
     struct Resolved {
         var variants: [VariantSize]
         var limits: JobLimits
         var runner: JobRunnerConfiguration
+        var renderCacheBytes: Int64
+        var concurrentRenders: Int
     }
 
     func resolve() throws -> Resolved {
@@ -70,6 +85,10 @@ struct JobOptions: ParsableArguments {
         let limits = JobLimits(
             perTenant: try number(jobTenantLimit, "DEPOT_JOB_TENANT_LIMIT", JobLimits().perTenant, 1...100_000_000),
             total: try number(jobQueueLimit, "DEPOT_JOB_QUEUE_LIMIT", JobLimits().total, 1...100_000_000))
-        return Resolved(variants: sizes, limits: limits, runner: runner)
+        let defaults = StorageSettings()
+        return Resolved(
+            variants: sizes, limits: limits, runner: runner,
+            renderCacheBytes: Int64(try number(renderCacheBytes, "DEPOT_RENDER_CACHE_BYTES", Int(defaults.renditionCacheBytes), 0...(1 << 50))),
+            concurrentRenders: try number(renderConcurrency, "DEPOT_RENDER_CONCURRENCY", defaults.concurrentRenders, 1...256))
     }
 }

@@ -46,6 +46,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.gcInterval = resolved.gcInterval
         configuration.settings.variants = jobs.variants
         configuration.settings.jobLimits = jobs.limits
+        configuration.settings.renditionCacheBytes = jobs.renderCacheBytes
+        configuration.settings.concurrentRenders = jobs.concurrentRenders
         configuration.jobs = jobs.runner
 
         let dataDir = configuration.dataDirectory

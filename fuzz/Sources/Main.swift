@@ -31,6 +31,7 @@ let targets: [String: @Sendable (FuzzInput) -> Void] = [
     "supabase-json": SupabaseJSONTarget.run,
     "sigv4": SigV4Target.run,
     "request-head": RequestHeadTarget.run,
+    "image-transform": ImageTransformTarget.run,
 ]
 
 /// The target of this process, chosen once in `main` before libFuzzer calls in.

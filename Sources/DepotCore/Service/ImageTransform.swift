@@ -48,7 +48,9 @@ public struct ImageTransform: Sendable, Hashable, CustomStringConvertible {
         }
         if let text = try value("format") {
             if text == "avif" {
-                throw StorageError(.unsupportedMediaType, "format avif is not available on this server (its libvips has no AVIF encoder); use origin, webp, jpeg or png")
+                throw StorageError(
+                    .unsupportedMediaType,
+                    "format avif is not available on this server (its libvips has no AVIF encoder); use origin, webp, jpeg or png")
             }
             guard let f = Format(rawValue: text) else { throw StorageError.invalidRequest("format must be origin, webp, jpeg or png") }
             t.format = f
@@ -76,13 +78,14 @@ public struct ImageTransform: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Whether an `Accept` header names `image/webp` (with a quality above 0).
-    static func acceptsWebP(_ accept: String) -> Bool {
+    public static func acceptsWebP(_ accept: String) -> Bool {
         accept.split(separator: ",").contains { item in
             let parts = item.split(separator: ";").map { $0.trimmingSpaces() }
             guard let type = parts.first, type.utf8.count == 10, type.lowercased() == "image/webp" else { return false }
             // `q=0`, `q=0.0`… refuses it.
             return !parts.dropFirst().contains { p in
-                p.utf8.count <= 8 && p.lowercased().hasPrefix("q=") && p.utf8.dropFirst(2).allSatisfy { $0 == UInt8(ascii: "0") || $0 == UInt8(ascii: ".") }
+                p.utf8.count <= 8 && p.lowercased().hasPrefix("q=")
+                    && p.utf8.dropFirst(2).allSatisfy { $0 == UInt8(ascii: "0") || $0 == UInt8(ascii: ".") }
             }
         }
     }
@@ -111,6 +114,8 @@ public struct ImageTransform: Sendable, Hashable, CustomStringConvertible {
         func number() -> Int? {
             let digits = rest.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
             rest = rest.dropFirst(digits.count)
+            // One spelling per value: no leading zero.
+            if digits.first == UInt8(ascii: "0") { return nil }
             return RequestNumber.parse(Substring(digits)).map { Int(clamping: $0) }
         }
         func take(_ byte: Character) -> Bool {

@@ -43,7 +43,8 @@ extension StorageService {
                 throw StorageError(.signatureInvalid, "the URL's token is not valid")
             }
             let record = try await metadata.object(at: ObjectKey(bucket: bucket, path: path))
-            object = try DownloadRules.signed(record, claims: URLSigner.Claims(scope: .render, expiresAt: claims.expiresAt, binding: String(parts[0])))
+            object = try DownloadRules.signed(
+                record, claims: URLSigner.Claims(scope: .render, expiresAt: claims.expiresAt, binding: String(parts[0])))
             cacheControl = CachePolicy.signed(expiresAt: claims.expiresAt, now: unixNow())
             transform = bound
         }

@@ -67,6 +67,9 @@ public struct StorageSettings: Sendable {
         guard maxFileSize >= 1, maxFileSize <= Self.largestFileSizeLimit else {
             throw .invalidRequest("the max file size must be 1 … \(Self.largestFileSizeLimit) bytes (5 TiB, S3's largest object)")
         }
+        guard renditionCacheBytes >= 0, concurrentRenders >= 1, waitingRenders >= 0 else {
+            throw .invalidRequest("the render cache size must be 0 or more bytes, and at least one render must run at a time")
+        }
         guard !allowedTypes.isEmpty else { throw .invalidRequest("at least one allowed type is needed") }
         for t in allowedTypes where MediaSniffer.fileExtension(for: MediaSniffer.canonical(t)) == nil {
             throw .invalidRequest(

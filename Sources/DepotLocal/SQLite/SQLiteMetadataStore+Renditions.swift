@@ -28,8 +28,9 @@ extension SQLiteMetadataStore: RenditionStore {
                 r.key, r.sourceBlob.rawValue, r.blobID.rawValue, r.size, r.contentType, r.createdAt.timeIntervalSince1970,
                 r.usedAt.timeIntervalSince1970,
             ])
-            guard let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT \(Self.renditionColumns) FROM renditions WHERE key = ?"), arguments: [r.key])
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT \(Self.renditionColumns) FROM renditions WHERE key = ?"), arguments: [r.key])
             else { throw StorageError.internal("a rendition vanished in its own transaction") }
             return Self.rendition(row)
         }
@@ -50,7 +51,8 @@ extension SQLiteMetadataStore: RenditionStore {
             var prune = RenditionPrune()
             prune.stale = try Row.fetchAll(
                 db,
-                sql: "DELETE FROM renditions WHERE NOT EXISTS (SELECT 1 FROM objects WHERE objects.blob_id = renditions.source_blob) RETURNING key, blob_id"
+                sql:
+                    "DELETE FROM renditions WHERE NOT EXISTS (SELECT 1 FROM objects WHERE objects.blob_id = renditions.source_blob) RETURNING key, blob_id"
             ).map { RenditionRef(key: $0["key"], blobID: BlobID(rawValue: $0["blob_id"])) }
             var total = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM renditions") ?? 0
             if total <= maxBytes { return prune }
