@@ -169,7 +169,8 @@ extension PostgresMetadataStore {
                 "CREATE INDEX job_events_job ON job_events(job_id)",
             ]
         ),
-        // Cached renditions (``RenditionStore``): the index of transformed images kept as blobs.
+        // Cached renditions (``RenditionStore``): the index of transformed images kept as blobs;
+        // each bucket's variant sizes.
         (
             5,
             [
@@ -187,6 +188,7 @@ extension PostgresMetadataStore {
                 "CREATE INDEX renditions_source ON renditions(source_blob)",
                 "CREATE INDEX renditions_blob ON renditions(blob_id)",
                 "CREATE INDEX renditions_used ON renditions(used_at)",
+                "ALTER TABLE buckets ADD COLUMN variants TEXT",
             ]
         ),
     ]

@@ -31,14 +31,18 @@ public struct BucketRecord: Sendable, Equatable, Codable {
     /// Per-bucket allowed media types; `nil` means the server's list.
     public var allowedMimeTypes: [String]?
     public var owner: String?
+    /// Variants made of every image uploaded into this bucket (``StorageService/variantSizes(in:)``);
+    /// empty: none. The Assets API's two buckets use `--variants` instead.
+    public var variants: [VariantSize]
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(
         name: String, isPublic: Bool, fileSizeLimit: Int64? = nil, allowedMimeTypes: [String]? = nil,
-        owner: String? = nil, createdAt: Date = Date(), updatedAt: Date? = nil
+        owner: String? = nil, variants: [VariantSize] = [], createdAt: Date = Date(), updatedAt: Date? = nil
     ) {
         self.name = name
+        self.variants = variants
         self.isPublic = isPublic
         self.fileSizeLimit = fileSizeLimit
         self.allowedMimeTypes = allowedMimeTypes

@@ -23,22 +23,25 @@ extension StorageService {
     ///   server's, `.unsupportedMediaType` for a malformed type entry, `.alreadyExists`.
     @discardableResult
     public func createBucket(
-        as identity: Identity, name: String, isPublic: Bool, fileSizeLimit: Int64?, allowedMimeTypes: [String]?
+        as identity: Identity, name: String, isPublic: Bool, fileSizeLimit: Int64?, allowedMimeTypes: [String]?,
+        variants: [String]? = nil
     ) async throws -> BucketRecord {
         try identity.authorizeBucketAdmin()
         try BucketRecord.validate(name: name)
         let record = BucketRecord(
             name: name, isPublic: isPublic, fileSizeLimit: try checkBucketLimit(fileSizeLimit),
             allowedMimeTypes: try allowedMimeTypes.map { try BucketTypes(validating: $0).entries },
-            owner: identity.subject, createdAt: now())
+            owner: identity.subject, variants: try Self.variantSizes(variants ?? []), createdAt: now())
         try await metadata.createBucket(record)
         return record
     }
 
     /// Changes a bucket's settings (`service_role` only). For the two optional settings, `nil`
-    /// keeps the current value and `.some(nil)` clears it.
+    /// keeps the current value and `.some(nil)` clears it; `variants` nil keeps them, empty ends
+    /// them (for images uploaded from then on).
     public func updateBucket(
-        as identity: Identity, name: String, isPublic: Bool?, fileSizeLimit: Int64??, allowedMimeTypes: [String]??
+        as identity: Identity, name: String, isPublic: Bool?, fileSizeLimit: Int64??, allowedMimeTypes: [String]??,
+        variants: [String]? = nil
     ) async throws {
         try identity.authorizeBucketAdmin()
         guard var bucket = try await metadata.bucket(named: name) else { throw StorageError.bucketNotFound() }
@@ -48,8 +51,22 @@ extension StorageService {
         if let isPublic { bucket.isPublic = isPublic }
         if let limit = fileSizeLimit { bucket.fileSizeLimit = try checkBucketLimit(limit) }
         if let types = allowedMimeTypes { bucket.allowedMimeTypes = try types.map { try BucketTypes(validating: $0).entries } }
+        if let variants { bucket.variants = try Self.variantSizes(variants) }
         bucket.updatedAt = now()
         try await metadata.updateBucket(bucket, endingLinks: visibilityChanges)
+    }
+
+    /// A bucket's `variants` setting: sizes `WxH`, 1–4096 a side, at most ``VariantSize/maxCount``.
+    static func variantSizes(_ texts: [String]) throws(StorageError) -> [VariantSize] {
+        var sizes: [VariantSize] = []
+        for text in texts {
+            guard let size = VariantSize(text) else {
+                throw .invalidRequest("variants must be sizes WxH of 1 to 4096 pixels a side (e.g. \"112x112\"); got \"\(text)\"")
+            }
+            if !sizes.contains(size) { sizes.append(size) }
+        }
+        guard sizes.count <= VariantSize.maxCount else { throw .invalidRequest("variants: at most \(VariantSize.maxCount) sizes") }
+        return sizes
     }
 
     /// Deletes every object of a bucket (`service_role` only): rows first, then blobs.

@@ -134,7 +134,8 @@ extension StorageService {
             metadata: userMetadata, createdAt: t)
         let replaced: ObjectRecord?
         do {
-            replaced = try await metadata.putObject(record, upsert: upsert, quota: settings.quota, jobs: jobBatch(for: record, upsert: upsert))
+            let jobs = try await jobBatch(for: record, upsert: upsert)
+            replaced = try await metadata.putObject(record, upsert: upsert, quota: settings.quota, jobs: jobs)
         } catch {
             await discard(blob.id)
             throw error

@@ -103,7 +103,12 @@ extension StorageService {
         let destination = try await existingBucket(to.bucket)
         guard let record = try await metadata.object(at: from) else { throw StorageError.notFound() }
         try checkFits(size: record.size, type: record.contentType, in: destination)
-        return try await metadata.moveObject(from: from, to: to, generation: .newGeneration(), at: now())
+        let moved = try await metadata.moveObject(from: from, to: to, generation: .newGeneration(), at: now())
+        // Its variants go with it; those its new bucket wants and it lacks are made.
+        let sizes = try await variantSizes(in: from.bucket)
+        if hasVariants(record, sizes: sizes) { await moveVariants(from: from, to: to, sizes: sizes) }
+        await queueMissingVariants(of: moved)
+        return moved
     }
 
     /// Copies an object's bytes to a new blob (streamed) and names it `to`. The copy is checked
@@ -149,6 +154,7 @@ extension StorageService {
         try identity.authorize(key.path)
         guard let removed = try await metadata.deleteObject(at: key) else { throw StorageError.notFound() }
         await discard(removed.blobID)
+        await deleteVariants(of: removed, sizes: try await variantSizes(in: key.bucket))
         return removed
     }
 
@@ -162,6 +168,8 @@ extension StorageService {
             if let r = try await metadata.deleteObject(at: ObjectKey(bucket: bucket, path: path)) { removed.append(r) }
         }
         await discard(removed.map(\.blobID))
+        let sizes = try await variantSizes(in: bucket)
+        for r in removed { await deleteVariants(of: r, sizes: sizes) }
         return removed
     }
 

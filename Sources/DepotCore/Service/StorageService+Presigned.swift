@@ -106,8 +106,8 @@ extension StorageService {
                 createdAt: now())
             let replaced: ObjectRecord?
             do {
-                replaced = try await metadata.commitIntent(
-                    id: intent.id, object: record, quota: settings.quota, jobs: jobBatch(for: record, upsert: intent.upsert))
+                let jobs = try await jobBatch(for: record, upsert: intent.upsert)
+                replaced = try await metadata.commitIntent(id: intent.id, object: record, quota: settings.quota, jobs: jobs)
             } catch {
                 await discard(blob.id)
                 throw error

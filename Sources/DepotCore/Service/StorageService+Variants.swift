@@ -3,7 +3,7 @@ import Logging
 import NIOCore
 
 /// A variant's size, `{W}x{H}` (1–4096 pixels a side).
-public struct VariantSize: Sendable, Hashable, CustomStringConvertible {
+public struct VariantSize: Sendable, Hashable, Codable, CustomStringConvertible {
     public var width: Int
     public var height: Int
     public init(width: Int, height: Int) {
@@ -21,6 +21,24 @@ public struct VariantSize: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(width)x\(height)" }
+
+    /// At most this many variants per image.
+    public static let maxCount = 8
+
+    /// `112x112,56x56` (as stored); nil when a part is not a size or there are more than ``maxCount``.
+    public static func list(_ text: String) -> [VariantSize]? {
+        var sizes: [VariantSize] = []
+        for part in text.split(separator: ",") {
+            guard let size = VariantSize(part) else { return nil }
+            if !sizes.contains(size) { sizes.append(size) }
+        }
+        return sizes.count <= maxCount ? sizes : nil
+    }
+
+    /// The stored spelling of a list; nil for none.
+    public static func text(_ sizes: [VariantSize]) -> String? {
+        sizes.isEmpty ? nil : sizes.map(\.description).joined(separator: ",")
+    }
 }
 
 /// One variant of an asset as the Assets API shows it.
@@ -35,6 +53,9 @@ public struct AssetVariant: Sendable, Codable, Equatable {
 
 /// What a variant job needs (its payload).
 struct VariantPayload: Codable {
+    /// The image's bucket; absent in jobs queued before buckets had variants of their own (then
+    /// one of the Assets API's two).
+    var bucket: String?
     var path: String
     var blob: String
     var width: Int
@@ -45,14 +66,34 @@ extension StorageService {
     /// The job kind that makes variants.
     public static let variantJobKind = "variant"
 
-    /// Whether variants are made here: sizes configured, a renderer and a job queue present.
+    /// Whether the Assets API's images get variants here: sizes configured, a renderer and a job
+    /// queue present.
     public var makesVariants: Bool {
-        !settings.variants.isEmpty && jobs != nil && (images?.isAvailable ?? false)
+        !settings.variants.isEmpty && makesImages
     }
 
-    /// Whether an object gets variants: an image Depot reads, not itself a variant, variants on.
+    /// Whether this server can make images at all (a job queue and a working renderer).
+    var makesImages: Bool { jobs != nil && (images?.isAvailable ?? false) }
+
+    func isAssetsBucket(_ bucket: String) -> Bool { bucket == settings.privateBucket || bucket == settings.publicBucket }
+
+    /// The variants made of images in `bucket`: `--variants` for the Assets API's two buckets,
+    /// the bucket's own list (`variants` in its settings) for the others; none when this server
+    /// makes no images.
+    public func variantSizes(in bucket: String) async throws -> [VariantSize] {
+        guard makesImages else { return [] }
+        if isAssetsBucket(bucket) { return settings.variants }
+        return try await metadata.bucket(named: bucket)?.variants ?? []
+    }
+
+    /// Whether an object gets variants: an image Depot reads, not itself a variant, sizes given.
+    func hasVariants(_ record: ObjectRecord, sizes: [VariantSize]) -> Bool {
+        !sizes.isEmpty && ImageFormat(contentType: record.contentType) != nil && !Self.isVariantName(record.path)
+    }
+
+    /// ``hasVariants(_:sizes:)`` for an asset (the Assets API's sizes).
     func hasVariants(_ record: ObjectRecord) -> Bool {
-        makesVariants && ImageFormat(contentType: record.contentType) != nil && !Self.isVariantName(record.path)
+        makesVariants && hasVariants(record, sizes: settings.variants)
     }
 
     /// `alice/job/x.png` → `alice/job/x_112x112.png` (the extension, if any, kept last).
@@ -82,24 +123,28 @@ extension StorageService {
     }
 
     /// The jobs an object's write starts, queued in its transaction: one per variant of an image
-    /// in one of the Assets API's buckets. Any overwrite there cancels the open jobs of what it
-    /// replaces. Nothing (not even a query) when variants are off.
-    func jobBatch(for record: ObjectRecord, upsert: Bool) -> JobBatch {
-        guard makesVariants, record.bucket == settings.privateBucket || record.bucket == settings.publicBucket else { return .none }
-        var new: [NewJob] = []
-        if hasVariants(record) {
-            for size in settings.variants {
-                guard Self.variantPath(of: record.path, size: size) != nil else { continue }
-                let payload = VariantPayload(path: record.path.string, blob: record.blobID.rawValue, width: size.width, height: size.height)
-                new.append(
-                    NewJob(
-                        kind: Self.variantJobKind, key: Self.variantKey(path: record.path, blob: record.blobID, size: size),
-                        tenant: record.owner, source: record.key,
-                        payload: String(decoding: (try? JSONEncoder().encode(payload)) ?? Data(), as: UTF8.self)))
-            }
-        }
+    /// (``variantSizes(in:)``). Any overwrite in a bucket with variants cancels the open jobs of
+    /// what it replaces. Nothing (not even a query) when the bucket has no variants.
+    func jobBatch(for record: ObjectRecord, upsert: Bool) async throws -> JobBatch {
+        let sizes = try await variantSizes(in: record.bucket)
+        if sizes.isEmpty { return .none }
+        let new = variantJobs(for: record, sizes: sizes)
         if new.isEmpty && !upsert { return .none }
         return JobBatch(jobs: new, limits: settings.jobLimits, now: now(), cancelsReplaced: upsert)
+    }
+
+    /// One job per size for an image (none for what is not one, or is itself a variant).
+    func variantJobs(for record: ObjectRecord, sizes: [VariantSize]) -> [NewJob] {
+        guard hasVariants(record, sizes: sizes) else { return [] }
+        return sizes.compactMap { size in
+            guard Self.variantPath(of: record.path, size: size) != nil else { return nil }
+            let payload = VariantPayload(
+                bucket: record.bucket, path: record.path.string, blob: record.blobID.rawValue, width: size.width, height: size.height)
+            return NewJob(
+                kind: Self.variantJobKind, key: Self.variantKey(path: record.path, blob: record.blobID, size: size),
+                tenant: record.owner, source: record.key,
+                payload: String(decoding: (try? JSONEncoder().encode(payload)) ?? Data(), as: UTF8.self))
+        }
     }
 
     /// Each configured variant of an image asset with its state: `ready` when a variant at least
@@ -138,12 +183,19 @@ extension StorageService {
 
     /// Moves an asset's variants with it (a visibility flip); a variant missing is skipped.
     func moveVariants(of path: ObjectPath, from: String, to: String) async {
-        guard !settings.variants.isEmpty else { return }
-        for size in settings.variants {
-            guard let v = Self.variantPath(of: path, size: size) else { continue }
+        await moveVariants(from: ObjectKey(bucket: from, path: path), to: ObjectKey(bucket: to, path: path), sizes: settings.variants)
+    }
+
+    /// Moves an image's variants of `sizes` with it (rename, bucket change); a variant missing, or
+    /// whose new name is taken, is skipped (and logged in the second case).
+    func moveVariants(from: ObjectKey, to: ObjectKey, sizes: [VariantSize]) async {
+        guard !Self.isVariantName(from.path) else { return }
+        for size in sizes {
+            guard let v = Self.variantPath(of: from.path, size: size), let w = Self.variantPath(of: to.path, size: size) else { continue }
             do {
                 _ = try await metadata.moveObject(
-                    from: ObjectKey(bucket: from, path: v), to: ObjectKey(bucket: to, path: v), generation: .newGeneration(), at: now())
+                    from: ObjectKey(bucket: from.bucket, path: v), to: ObjectKey(bucket: to.bucket, path: w), generation: .newGeneration(),
+                    at: now())
             } catch let e as StorageError where e.code == .notFound {
                 continue
             } catch {
@@ -152,10 +204,39 @@ extension StorageService {
         }
     }
 
+    /// After a move: queues the variants the image lacks at its new name (its destination bucket's
+    /// sizes; jobs of its old name are cancelled by their handler, which finds it gone).
+    func queueMissingVariants(of record: ObjectRecord) async {
+        do {
+            let sizes = try await variantSizes(in: record.bucket)
+            guard let jobs, hasVariants(record, sizes: sizes) else { return }
+            var missing: [VariantSize] = []
+            for size in sizes {
+                guard let v = Self.variantPath(of: record.path, size: size) else { continue }
+                if try await metadata.object(at: ObjectKey(bucket: record.bucket, path: v)) == nil { missing.append(size) }
+            }
+            let new = variantJobs(for: record, sizes: missing)
+            if !new.isEmpty { _ = try await jobs.enqueue(new, limits: settings.jobLimits, now: now()) }
+        } catch {
+            logger.warning("could not queue the variants of \(record.key)", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Deletes a deleted image's variants (of its bucket's `sizes`).
+    func deleteVariants(of removed: ObjectRecord, sizes: [VariantSize]) async {
+        guard hasVariants(removed, sizes: sizes) else { return }
+        await deleteVariants(of: removed.path, in: removed.bucket, sizes: sizes)
+    }
+
     /// Deletes an asset's variants with it.
     func deleteVariants(of path: ObjectPath, in bucket: String) async {
-        guard !settings.variants.isEmpty, !Self.isVariantName(path) else { return }
-        for size in settings.variants {
+        await deleteVariants(of: path, in: bucket, sizes: settings.variants)
+    }
+
+    /// Deletes an image's variants of `sizes` with it.
+    func deleteVariants(of path: ObjectPath, in bucket: String, sizes: [VariantSize]) async {
+        guard !sizes.isEmpty, !Self.isVariantName(path) else { return }
+        for size in sizes {
             guard let v = Self.variantPath(of: path, size: size) else { continue }
             do {
                 if let removed = try await metadata.deleteObject(at: ObjectKey(bucket: bucket, path: v)) { await discard(removed.blobID) }
@@ -187,7 +268,11 @@ public struct VariantJobHandler: JobHandler {
         guard let target = StorageService.variantPath(of: path, size: size) else {
             throw PermanentJobFailure("\(path) has no name for a \(size) variant")
         }
-        guard let source = try await service.locate(path), source.blobID.rawValue == payload.blob else {
+        let found =
+            if let bucket = payload.bucket { try await service.metadata.object(at: ObjectKey(bucket: bucket, path: path)) } else {
+                try await service.locate(path)
+            }
+        guard let source = found, source.blobID.rawValue == payload.blob else {
             throw JobCancelled("its image was replaced or deleted")
         }
         let variantKey = ObjectKey(bucket: source.bucket, path: target)
@@ -214,7 +299,9 @@ public struct VariantJobHandler: JobHandler {
             blob, at: variantKey, owner: source.owner, upsert: true, cacheControl: source.cacheControl)
         // The image may have moved (a visibility flip) or changed while this ran: then this
         // variant is in the wrong place, and must not stay (a public thumbnail of a private image).
-        if let now = try await service.locate(path), now.bucket == source.bucket, now.blobID == source.blobID { return }
+        let after =
+            if payload.bucket != nil { try await service.metadata.object(at: source.key) } else { try await service.locate(path) }
+        if let after, after.bucket == source.bucket, after.blobID == source.blobID { return }
         if let removed = try await service.metadata.deleteObject(at: written.key) { await service.discard(removed.blobID) }
         throw JobRetry("its image moved while the variant was made; made again")
     }

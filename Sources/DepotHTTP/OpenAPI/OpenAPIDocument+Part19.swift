@@ -134,6 +134,15 @@ extension OpenAPIDocument {
           },
           "type": {
             "const": "STANDARD"
+          },
+          "variants": {
+            "type": "array",
+            "maxItems": 8,
+            "items": {
+              "type": "string",
+              "pattern": "^[0-9]{1,4}x[0-9]{1,4}$"
+            },
+            "description": "Depot's extension: the bucket's variant sizes; absent when none."
           }
         }
       },
@@ -192,6 +201,15 @@ extension OpenAPIDocument {
                 "type": "null"
               }
             ]
+          },
+          "variants": {
+            "type": "array",
+            "maxItems": 8,
+            "items": {
+              "type": "string",
+              "pattern": "^[0-9]{1,4}x[0-9]{1,4}$"
+            },
+            "description": "Depot's extension: variants made of every PNG, JPEG, WebP or GIF uploaded into the bucket, `{name}_{W}x{H}.{ext}` beside it (1–4096 pixels a side, at most 8). Empty (or null in an update): none."
           }
         }
       },
@@ -241,6 +259,23 @@ extension OpenAPIDocument {
                 "type": "null"
               }
             ]
+          },
+          "variants": {
+            "oneOf": [
+              {
+                "type": "array",
+                "maxItems": 8,
+                "items": {
+                  "type": "string",
+                  "pattern": "^[0-9]{1,4}x[0-9]{1,4}$"
+                },
+                "description": "Depot's extension: variants made of every PNG, JPEG, WebP or GIF uploaded into the bucket, `{name}_{W}x{H}.{ext}` beside it (1–4096 pixels a side, at most 8). Empty (or null in an update): none."
+              },
+              {
+                "type": "null"
+              }
+            ],
+            "description": "Depot's extension: variants made of every PNG, JPEG, WebP or GIF uploaded into the bucket, `{name}_{W}x{H}.{ext}` beside it (1–4096 pixels a side, at most 8). Empty (or null in an update): none."
           }
         }
       },
@@ -318,40 +353,5 @@ extension OpenAPIDocument {
           "Id": {
             "type": "string",
             "format": "uuid",
-            "description": "The stored bytes' id (changes on every write)."
-          },
-          "Key": {
-            "type": "string",
-            "description": "`{bucket}/{path}`"
-          }
-        }
-      },
-      "KeyResult": {
-        "type": "object",
-        "required": [
-          "Key"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "Key": {
-            "type": "string"
-          }
-        }
-      },
-      "CopyResult": {
-        "type": "object",
-        "required": [
-          "Id",
-          "Key",
-          "name",
-          "bucket_id"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "Id": {
-            "type": "string",
-            "format": "uuid"
-          },
-          "Key": {
 """##
 }

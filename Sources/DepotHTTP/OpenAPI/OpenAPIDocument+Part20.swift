@@ -3,6 +3,41 @@
 extension OpenAPIDocument {
     /// Lines 6651–7000 of the document (part 20 of 23).
     static let part20 = ##"""
+            "description": "The stored bytes' id (changes on every write)."
+          },
+          "Key": {
+            "type": "string",
+            "description": "`{bucket}/{path}`"
+          }
+        }
+      },
+      "KeyResult": {
+        "type": "object",
+        "required": [
+          "Key"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "Key": {
+            "type": "string"
+          }
+        }
+      },
+      "CopyResult": {
+        "type": "object",
+        "required": [
+          "Id",
+          "Key",
+          "name",
+          "bucket_id"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "Id": {
+            "type": "string",
+            "format": "uuid"
+          },
+          "Key": {
             "type": "string"
           },
           "name": {
@@ -318,40 +353,5 @@ extension OpenAPIDocument {
             "type": "string",
             "format": "date-time",
             "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "last_accessed_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "metadata": {
-            "$ref": "#/components/schemas/SystemMetadata"
-          }
-        }
-      },
-      "ListV2Page": {
-        "type": "object",
-        "required": [
-          "hasNext",
-          "folders",
-          "objects"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "hasNext": {
-            "type": "boolean"
-          },
-          "nextCursor": {
-            "type": "string",
-            "description": "Present when `hasNext`."
-          },
-          "folders": {
-            "type": "array",
-            "items": {
-              "type": "object",
-              "required": [
-                "name",
-                "key"
-              ],
 """##
 }

@@ -3,6 +3,41 @@
 extension OpenAPIDocument {
     /// Lines 7001–7350 of the document (part 21 of 23).
     static let part21 = ##"""
+          },
+          "last_accessed_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "metadata": {
+            "$ref": "#/components/schemas/SystemMetadata"
+          }
+        }
+      },
+      "ListV2Page": {
+        "type": "object",
+        "required": [
+          "hasNext",
+          "folders",
+          "objects"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "hasNext": {
+            "type": "boolean"
+          },
+          "nextCursor": {
+            "type": "string",
+            "description": "Present when `hasNext`."
+          },
+          "folders": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": [
+                "name",
+                "key"
+              ],
               "additionalProperties": false,
               "properties": {
                 "name": {
@@ -318,40 +353,5 @@ extension OpenAPIDocument {
           "token": {
             "type": "string"
           }
-        }
-      },
-      "Job": {
-        "type": "object",
-        "required": [
-          "id",
-          "kind",
-          "state",
-          "attempts",
-          "maxAttempts",
-          "runAfter",
-          "createdAt",
-          "updatedAt"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "id": {
-            "type": "string",
-            "pattern": "^[0-9a-f]{32}$"
-          },
-          "kind": {
-            "type": "string",
-            "example": "variant"
-          },
-          "state": {
-            "type": "string",
-            "enum": [
-              "queued",
-              "running",
-              "succeeded",
-              "dead",
-              "cancelled"
-            ]
-          },
-          "source": {
 """##
 }

@@ -3,6 +3,41 @@
 extension OpenAPIDocument {
     /// Lines 7351–7700 of the document (part 22 of 23).
     static let part22 = ##"""
+        }
+      },
+      "Job": {
+        "type": "object",
+        "required": [
+          "id",
+          "kind",
+          "state",
+          "attempts",
+          "maxAttempts",
+          "runAfter",
+          "createdAt",
+          "updatedAt"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "id": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}$"
+          },
+          "kind": {
+            "type": "string",
+            "example": "variant"
+          },
+          "state": {
+            "type": "string",
+            "enum": [
+              "queued",
+              "running",
+              "succeeded",
+              "dead",
+              "cancelled"
+            ]
+          },
+          "source": {
             "type": "string",
             "description": "The object the job reads (`bucket/name`)."
           },
@@ -318,40 +353,5 @@ extension OpenAPIDocument {
             "$ref": "#/components/headers/RetryAfter"
           }
         }
-      },
-      "ObjectURLBadRequest": {
-        "description": "Depot's 400 (`invalid_request`, `invalid_path`, …), or — for Supabase clients (`X-Client-Info` or `apikey` sent) — every handled error, in Supabase's envelope.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "oneOf": [
-                {
-                  "$ref": "#/components/schemas/ErrorBadRequest"
-                },
-                {
-                  "$ref": "#/components/schemas/SupabaseError400"
-                }
-              ]
-            }
-          }
-        }
-      },
-      "ObjectURLRateLimited": {
-        "description": "`rate_limited` in the caller's envelope.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "oneOf": [
-                {
-                  "$ref": "#/components/schemas/ErrorRateLimited"
-                },
-                {
-                  "$ref": "#/components/schemas/SupabaseError429"
-                }
-              ]
-            }
-          }
-        },
-        "headers": {
 """##
 }

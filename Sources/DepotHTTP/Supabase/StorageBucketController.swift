@@ -80,7 +80,7 @@ struct StorageBucketController: Sendable {
             try await service.createBucket(
                 as: identity, name: id, isPublic: try body.bool("public") ?? false,
                 fileSizeLimit: try Self.sizeLimit(body, "file_size_limit") ?? nil,
-                allowedMimeTypes: try body.strings("allowed_mime_types"))
+                allowedMimeTypes: try body.strings("allowed_mime_types"), variants: try body.strings("variants"))
         } catch let e as StorageError where e.code == .alreadyExists {
             throw SupabaseStatusError(error: e, code: "BucketAlreadyExists")
         }
@@ -91,13 +91,14 @@ struct StorageBucketController: Sendable {
         let identity = try context.requireIdentity()
         let name = try request.segment(after: Self.prefix)
         let body = try await SupabaseBody.read(request)
-        guard body.has("public") || body.has("file_size_limit") || body.has("allowed_mime_types") else {
-            throw StorageError.invalidRequest("body must have at least one of public, file_size_limit, allowed_mime_types")
+        guard body.has("public") || body.has("file_size_limit") || body.has("allowed_mime_types") || body.has("variants") else {
+            throw StorageError.invalidRequest("body must have at least one of public, file_size_limit, allowed_mime_types, variants")
         }
         let types: [String]?? = body.has("allowed_mime_types") ? .some(try body.strings("allowed_mime_types")) : nil
         try await service.updateBucket(
             as: identity, name: name, isPublic: try body.bool("public"),
-            fileSizeLimit: try Self.sizeLimit(body, "file_size_limit"), allowedMimeTypes: types)
+            fileSizeLimit: try Self.sizeLimit(body, "file_size_limit"), allowedMimeTypes: types,
+            variants: body.has("variants") ? try body.strings("variants") ?? [] : nil)
         return SupabaseJSON.message("Successfully updated")
     }
 

@@ -121,6 +121,12 @@ enum SupabaseJSON {
         } else {
             json.null()
         }
+        if !b.variants.isEmpty {
+            json.key("variants")
+            json.beginArray()
+            for v in b.variants { json.string(v.description) }
+            json.endArray()
+        }
         json.key("created_at"); json.string(HTTPDate.iso8601(b.createdAt))
         json.key("updated_at"); json.string(HTTPDate.iso8601(b.updatedAt))
         if withType { json.key("type"); json.string("STANDARD") }

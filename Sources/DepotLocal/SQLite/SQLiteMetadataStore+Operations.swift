@@ -9,7 +9,8 @@ extension SQLiteMetadataStore {
         let args = try Self.bucketArguments(bucket)
         try await write { db in
             try db.cachedStatement(
-                sql: "INSERT INTO buckets (name, public, file_size_limit, allowed_mime_types, owner, created_at, updated_at) VALUES (?,?,?,?,?,?,?)"
+                sql:
+                    "INSERT INTO buckets (name, public, file_size_limit, allowed_mime_types, owner, created_at, updated_at, variants) VALUES (?,?,?,?,?,?,?,?)"
             ).execute(
                 arguments: args)
         }
@@ -28,7 +29,8 @@ extension SQLiteMetadataStore {
         let flip = Int64.newGeneration()
         try await write { db in
             try db.cachedStatement(
-                sql: "UPDATE buckets SET public = ?2, file_size_limit = ?3, allowed_mime_types = ?4, owner = ?5, updated_at = ?7 WHERE name = ?1"
+                sql:
+                    "UPDATE buckets SET public = ?2, file_size_limit = ?3, allowed_mime_types = ?4, owner = ?5, updated_at = ?7, variants = ?8 WHERE name = ?1"
             ).execute(
                 arguments: args)
             guard db.changesCount == 1 else { throw StorageError.notFound("bucket not found") }

@@ -138,7 +138,8 @@ public struct SQLiteMetadataStore: MetadataStore {
                     CREATE INDEX job_events_job ON job_events(job_id);
                     """)
         }
-        // Cached renditions (``RenditionStore``): the index of transformed images kept as blobs.
+        // Cached renditions (``RenditionStore``): the index of transformed images kept as blobs;
+        // each bucket's variant sizes.
         m.registerMigration("v4") { db in
             try db.execute(
                 sql: """
@@ -154,6 +155,7 @@ public struct SQLiteMetadataStore: MetadataStore {
                     CREATE INDEX renditions_source ON renditions(source_blob);
                     CREATE INDEX renditions_blob ON renditions(blob_id);
                     CREATE INDEX renditions_used ON renditions(used_at);
+                    ALTER TABLE buckets ADD COLUMN variants TEXT;
                     """)
         }
         return m
