@@ -102,7 +102,7 @@ extension StorageService {
     /// The bytes in memory; else the blob's local file: to be sent as it is, or, for a blob small
     /// enough to be kept in memory, read whole (nginx's open + read; the next request finds the
     /// bytes in memory). `nil` when the blob is neither in memory nor a local file (S3).
-    private func cachedBody(of object: ObjectRecord) -> CachedDownload.Body? {
+    func cachedBody(of object: ObjectRecord) -> CachedDownload.Body? {
         // Read before the peek: bytes read after a drop are not kept.
         let epoch = blobPeek?.peekEpoch ?? 0
         if let bytes = blobPeek?.peekBlob(object.blobID) { return .bytes(bytes) }

@@ -37,14 +37,8 @@ extension StorageService {
             object = try await resolveAuthenticated(as: identity, bucket: bucket, path: path)
             cacheControl = CachePolicy.authenticated
         case .signed(let token):
-            let claims = try signer.verify(token, scope: .render, bucket: bucket, path: path, now: unixNow())
-            let parts = claims.binding.split(separator: "~", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, let bound = ImageTransform(compact: parts[1]) else {
-                throw StorageError(.signatureInvalid, "the URL's token is not valid")
-            }
-            let record = try await metadata.object(at: ObjectKey(bucket: bucket, path: path))
-            object = try DownloadRules.signed(
-                record, claims: URLSigner.Claims(scope: .render, expiresAt: claims.expiresAt, binding: String(parts[0])))
+            let (claims, bound) = try renderClaims(token, bucket: bucket, path: path)
+            object = try DownloadRules.signed(try await metadata.object(at: ObjectKey(bucket: bucket, path: path)), claims: claims)
             cacheControl = CachePolicy.signed(expiresAt: claims.expiresAt, now: unixNow())
             transform = bound
         }
@@ -56,11 +50,54 @@ extension StorageService {
         let rendition = try await cache.rendition(key: key, now: now()) { [self] in
             try await makeRendition(of: object, request, key: key, cache: cache, renderer: images)
         }
-        let standIn = ObjectRecord(
-            bucket: object.bucket, path: object.path, owner: object.owner, blobID: rendition.blobID, size: rendition.size,
-            contentType: rendition.contentType, sha256: key, cacheControl: object.cacheControl, generation: object.generation,
-            createdAt: object.createdAt, updatedAt: object.updatedAt)
+        let standIn = Self.standIn(for: object, rendition)
         return (try DownloadDecision.decide(standIn, conditions, cacheControl: cacheControl, now: now()), transform.format == nil)
+    }
+
+    /// A render token's claims (its binding: the generation alone, as ``DownloadRules/signed(_:claims:)``
+    /// compares it) and its transformation.
+    func renderClaims(_ token: String, bucket: String, path: ObjectPath) throws -> (URLSigner.Claims, ImageTransform) {
+        var claims = try signer.verify(token, scope: .render, bucket: bucket, path: path, now: unixNow())
+        let parts = claims.binding.split(separator: "~", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, let transform = ImageTransform(compact: parts[1]) else {
+            throw StorageError(.signatureInvalid, "the URL's token is not valid")
+        }
+        claims.binding = String(parts[0])
+        return (claims, transform)
+    }
+
+    /// The row a rendition is sent as: the object's name, times and cache policy, the rendition's
+    /// blob, size and type, and its key as the ETag's source.
+    static func standIn(for object: ObjectRecord, _ rendition: RenditionRecord) -> ObjectRecord {
+        ObjectRecord(
+            bucket: object.bucket, path: object.path, owner: object.owner, blobID: rendition.blobID, size: rendition.size,
+            contentType: rendition.contentType, sha256: rendition.key, cacheControl: object.cacheControl, generation: object.generation,
+            createdAt: object.createdAt, updatedAt: object.updatedAt)
+    }
+
+    /// A signed render URL answered from memory alone (the object's row, the rendition's row and
+    /// its bytes or file all in memory, the rendition served within the last minute) — or `nil`,
+    /// and the caller takes ``renderImage(bucket:path:access:transform:accept:conditions:)``, which
+    /// gives the same answer and reports every error. Never suspends.
+    public func decideRenderFromMemory(
+        bucket: String, path: ObjectPath, token: String, accept: String?, conditions: DownloadConditions
+    ) -> (decision: DownloadDecision, body: CachedDownload.Body, variesByAccept: Bool)? {
+        guard let cache = renditions, let peek = metadataPeek,
+            let (claims, transform) = try? renderClaims(token, bucket: bucket, path: path),
+            let object = try? DownloadRules.signed(peek.peekObject(at: ObjectKey(bucket: bucket, path: path)), claims: claims),
+            let source = ImageFormat(contentType: object.contentType), object.size <= settings.maxImageSourceBytes
+        else { return nil }
+        let key = Self.renditionKey(source: object.blobID, transform.request(format: transform.output(for: source, accept: accept)))
+        // One not served for a minute takes the full path, which records the use (least recently
+        // used renditions are evicted first).
+        guard let rendition = cache.recent.value(for: key), now().timeIntervalSince(rendition.usedAt) <= RenditionCache.touchInterval
+        else { return nil }
+        let standIn = Self.standIn(for: object, rendition)
+        guard let body = cachedBody(of: standIn),
+            let decision = try? DownloadDecision.decide(
+                standIn, conditions, cacheControl: CachePolicy.signed(expiresAt: claims.expiresAt, now: unixNow()), now: now())
+        else { return nil }
+        return (decision, body, transform.format == nil)
     }
 
     /// A render token for `key` with `transform`, after the same checks as ``signObject(as:at:expiresIn:)``.

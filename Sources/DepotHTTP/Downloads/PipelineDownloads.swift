@@ -25,6 +25,8 @@ struct PipelineDownloads: Sendable {
         var body: Body
         /// The route's `depot_http_requests_total` counter for a 200.
         var requests: Counter
+        /// It depends on `Accept` (a transformed image without a format): never kept for others.
+        var variesByAccept = false
     }
 
     let service: StorageService
@@ -40,6 +42,7 @@ struct PipelineDownloads: Sendable {
     let recentCrossOriginAnswers = RecentAnswers(keepsWireHeads: false)
     let signedRequests: Counter
     let publicRequests: Counter
+    let renderRequests: Counter
     /// Opens files off the event loop.
     let fileIO = NonBlockingFileIO(threadPool: .singleton)
     /// Reads small files whole, off the event loop.
@@ -52,6 +55,7 @@ struct PipelineDownloads: Sendable {
         self.cors = cors
         signedRequests = metrics.requestCounter(route: ObjectURLController.signedRoute, status: 200)
         publicRequests = metrics.requestCounter(route: ObjectURLController.publicRoute, status: 200)
+        renderRequests = metrics.requestCounter(route: ObjectURLPath.renderSigned + "**", status: 200)
     }
 
     func answer(_ request: HTTPRequestHead) -> Answer? {
@@ -65,31 +69,54 @@ struct PipelineDownloads: Sendable {
         let origins = fields["origin"]
         guard origins.count <= 1 else { return nil }
         let allowOrigin = origins.first.flatMap(cors.allowOrigin(for:))
+        let accepts = fields["accept"]
+        guard accepts.count <= 1 else { return nil }
+        let accept: String?? = .some(accepts.first)
         let ranges = fields["range"]
         if !ranges.isEmpty {
             guard isGet, ranges.count == 1 else { return nil }
-            return build(request.uri, isGet: true, range: ranges[0], allowOrigin: allowOrigin)
+            return build(request.uri, isGet: true, range: ranges[0], allowOrigin: allowOrigin, accept: accept)
         }
-        guard isGet else { return build(request.uri, isGet: false, allowOrigin: allowOrigin) }
+        guard isGet else { return build(request.uri, isGet: false, allowOrigin: allowOrigin, accept: accept) }
         let recent = allowOrigin == nil ? recentAnswers : allowOrigin == "*" ? recentCrossOriginAnswers : nil
-        guard let recent else { return build(request.uri, isGet: true, allowOrigin: allowOrigin) }
+        guard let recent else { return build(request.uri, isGet: true, allowOrigin: allowOrigin, accept: accept) }
         // Read before anything the answer is built from (see `RecentAnswers`).
         let epoch = service.cacheEpoch
         let second = service.unixNow()
         if let answer = recent.answer(to: request.uri, second: second, epoch: epoch) { return answer }
-        guard let answer = build(request.uri, isGet: true, allowOrigin: allowOrigin) else { return nil }
-        // Not an answer whose bytes are still to be read: the next one finds them in memory.
-        if case .smallFile = answer.body {} else { recent.keep(answer, for: request.uri, second: second, epoch: epoch) }
+        guard let answer = build(request.uri, isGet: true, allowOrigin: allowOrigin, accept: accept) else { return nil }
+        // Not an answer whose bytes are still to be read (the next one finds them in memory), nor
+        // one that another `Accept` would change.
+        if case .smallFile = answer.body {
+        } else if !answer.variesByAccept {
+            recent.keep(answer, for: request.uri, second: second, epoch: epoch)
+        }
         return answer
     }
 
     /// The answer to the core's decision from memory (``StorageService/decideDownloadFromMemory``),
     /// written as NIO's response head and the bytes or file — or `nil` whenever the decision is
     /// not one this path writes (not in memory, an attachment, a 416): the router then answers.
-    /// With `allowOrigin`, the CORS headers the router's middleware adds.
-    private func build(_ target: String, isGet: Bool, range: String? = nil, allowOrigin: String?) -> Answer? {
+    /// With `allowOrigin`, the CORS headers the router's middleware adds. `accept`: the request's
+    /// `Accept` (`.some(nil)`: none), or `.none` when it is not known (``frontAnswer(to:)``) — then a
+    /// transformed image whose format depends on it is left to the router.
+    private func build(_ target: String, isGet: Bool, range: String? = nil, allowOrigin: String?, accept: String?? = .none) -> Answer? {
         let query = target.utf8.firstIndex(of: UInt8(ascii: "?"))
         let path = target[..<(query ?? target.endIndex)]
+        if path.utf8.starts(with: ObjectURLPath.renderSigned.utf8) {
+            guard let query, let token = Self.token(in: target[target.index(after: query)...]), !token.isEmpty,
+                let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(ObjectURLPath.renderSigned.count)),
+                let (decision, found, varies) = service.decideRenderFromMemory(
+                    bucket: bucket, path: objectPath, token: token, accept: accept ?? nil, conditions: DownloadConditions(range: range)),
+                !varies || accept != nil
+            else { return nil }
+            var answer = build(decision, found, isGet: isGet, allowOrigin: allowOrigin, requests: renderRequests)
+            if varies {
+                answer?.head.headers.add(name: "Vary", value: "Accept")
+                answer?.variesByAccept = true
+            }
+            return answer
+        }
         let access: DownloadAccess
         let prefix: String
         let requests: Counter
@@ -108,6 +135,14 @@ struct PipelineDownloads: Sendable {
             // Attachments carry a disposition the cached headers do not: the router writes them.
             decision.disposition == nil
         else { return nil }
+        return build(decision, found, isGet: isGet, allowOrigin: allowOrigin, requests: requests)
+    }
+
+    /// The answer to a decision made from memory, with its bytes or file.
+    private func build(
+        _ decision: DownloadDecision, _ found: CachedDownload.Body, isGet: Bool, allowOrigin: String?, requests: Counter
+    ) -> Answer? {
+        guard decision.disposition == nil else { return nil }
         let object = decision.object
         var body: Answer.Body
         let size: Int

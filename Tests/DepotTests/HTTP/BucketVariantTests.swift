@@ -82,11 +82,13 @@ struct BucketVariantTests {
             }
             let notList = try await client.json(.put, "/storage/v1/bucket/emotes", headers: service, ["variants": "112x112"])
             #expect(notList.status == .badRequest)
-            #expect(try await client.request(.get, "/storage/v1/bucket/emotes", headers: service).json["variants"] as? [String] == ["112x112", "56x56"])
+            #expect(
+                try await client.request(.get, "/storage/v1/bucket/emotes", headers: service).json["variants"] as? [String] == ["112x112", "56x56"])
             // Cleared: later images get none.
             #expect(try await client.json(.put, "/storage/v1/bucket/emotes", headers: service, ["variants": []]).status == .ok)
             #expect(try await client.request(.get, "/storage/v1/bucket/emotes", headers: service).json["variants"] == nil)
-            _ = try await client.request(.post, "/storage/v1/object/emotes/alice/g.png", headers: headers, body: ImageFixture.png(width: 20, height: 20))
+            _ = try await client.request(
+                .post, "/storage/v1/object/emotes/alice/g.png", headers: headers, body: ImageFixture.png(width: 20, height: 20))
             try await Task.sleep(for: .milliseconds(300))
             #expect(try await names(env, "emotes") == ["alice/g.png"])
             let counts = try await env.service.jobs!.jobCounts()

@@ -274,3 +274,48 @@ struct RenderTests {
         }
     }
 }
+
+/// Signed render URLs answered from memory by the pipeline: the router's answer, byte for byte,
+/// and by `Accept` only when the format depends on it.
+@Suite("Transformations answered from memory", .enabled(if: VipsImageRenderer.isBuiltIn, "built without libvips"))
+struct RenderFromMemoryTests {
+    @Test func aSignedRenditionIsServedFromMemoryAsTheRouterWould() async throws {
+        try await RenderTests().withImages { s in
+            let c = s.client
+            func sign(_ transform: [String: Any]) async throws -> String {
+                let r = try await c.json(
+                    .post, "/storage/v1/object/sign/priv/alice/x.png", headers: s.alice, ["expiresIn": 600, "transform": transform])
+                return "/storage/v1" + (try #require(r.json["signedURL"] as? String))
+            }
+            let fixed = try await sign(["width": 40, "height": 30, "format": "origin"])
+            let routed = try await c.request(.get, fixed)
+            #expect(routed.status == .ok && PipelineDownloadTests().fromMemory(s.env) == 0)
+            let fast = try await c.request(.get, fixed)
+            #expect(PipelineDownloadTests().fromMemory(s.env) == 1)
+            #expect(fast.bytes == routed.bytes && fast.headers[.contentType] == "image/png")
+            #expect(PipelineDownloadTests.withoutDate(fast.headers) == PipelineDownloadTests.withoutDate(routed.headers))
+            let head = try await c.request(.head, fixed)
+            #expect(head.headers[.contentLength] == String(routed.bytes.count) && head.bytes.isEmpty)
+
+            // Without a format: by Accept, never one answer for all.
+            let auto = try await sign(["width": 40, "height": 30])
+            let webp: HTTPFields = [.accept: "image/webp"]
+            let routedWebP = try await c.request(.get, auto, headers: webp)
+            let before = PipelineDownloadTests().fromMemory(s.env)
+            let fastWebP = try await c.request(.get, auto, headers: webp)
+            let fastPNG = try await c.request(.get, auto)
+            #expect(fastWebP.headers[.contentType] == "image/webp" && fastWebP.bytes == routedWebP.bytes && fastWebP.headers[.vary] == "Accept")
+            #expect(PipelineDownloadTests.withoutDate(fastWebP.headers) == PipelineDownloadTests.withoutDate(routedWebP.headers))
+            #expect(fastPNG.headers[.contentType] == "image/png" && fastPNG.bytes == fast.bytes)
+            #expect(PipelineDownloadTests().fromMemory(s.env) == before + 2)
+            #expect(s.counting.count == 2)
+
+            // An overwrite ends the link at once, from memory or not.
+            var headers = s.alice
+            headers[.contentType] = "image/png"
+            headers[HTTPField.Name("x-upsert")!] = "true"
+            _ = try await c.request(.post, "/storage/v1/object/priv/alice/x.png", headers: headers, body: ImageFixture.png(width: 8, height: 8))
+            #expect(try await c.request(.get, fixed).status == .forbidden)
+        }
+    }
+}
