@@ -37,7 +37,7 @@ struct TwoServerJobTests {
         var runners: [JobRunner] = []
         let counters = [Counting(), Counting()]
         for (i, counter) in counters.enumerated() {
-            let store = try PostgresMetadataStore(url: url, logger: Logger(label: "depot-test-pg"))
+            let store = try PostgresMetadataStore(url: url, timeout: PostgresTestServer.timeout, logger: Logger(label: "depot-test-pg"))
             let task = await store.start()
             stops.append { task.cancel() }
             try await store.migrate()
@@ -71,7 +71,7 @@ struct TwoServerJobTests {
                 })
         }
         let jobs = try #require(services[0].jobs)
-        let deadline = ContinuousClock.now + .seconds(60)
+        let deadline = ContinuousClock.now + .seconds(120)
         while try await jobs.jobCounts()[.succeeded] != 24, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(50))
         }
