@@ -94,6 +94,17 @@ public struct DepotServer: Sendable {
     /// for at most `shutdownTimeout`; then their connections are closed), with garbage collection every `gcInterval` seconds; then closes the backends. `onRunning`
     /// is called with the port once it listens (the one picked when the configuration says 0).
     public func run(onRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }) async throws {
+        // Workers whenever images can be made: the Assets API's variants or a bucket's own.
+        var runner: JobRunner? = nil
+        if service.makesImages, let jobs = service.jobs, let images = service.images {
+            var jobLogger = logger
+            jobLogger[metadataKey: "worker"] = "\(configuration.jobs.workerID)"
+            runner = JobRunner(
+                store: jobs, handlers: [StorageService.variantJobKind: VariantJobHandler(service: service, renderer: images)],
+                configuration: configuration.jobs, logger: jobLogger)
+        }
+        var http = http
+        if let runner { http.jobRunnerCounts = { runner.done } }
         var app = buildApplication(
             service: service, jwt: jwt, options: http, host: configuration.host, port: configuration.port,
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
@@ -101,14 +112,7 @@ public struct DepotServer: Sendable {
         if configuration.gcInterval > 0 {
             app.addServices(GarbageCollector(service: service, interval: .seconds(configuration.gcInterval), logger: logger))
         }
-        if service.makesVariants, let jobs = service.jobs, let images = service.images {
-            var jobLogger = logger
-            jobLogger[metadataKey: "worker"] = "\(configuration.jobs.workerID)"
-            let runner = JobRunner(
-                store: jobs, handlers: [StorageService.variantJobKind: VariantJobHandler(service: service, renderer: images)],
-                configuration: configuration.jobs, logger: jobLogger)
-            app.addServices(JobWorkers(runner: runner))
-        }
+        if let runner { app.addServices(JobWorkers(runner: runner)) }
         var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = configuration.shutdownTimeout
         try await closing(close) { try await ServiceGroup(configuration: group).run() }

@@ -17,6 +17,8 @@ public struct DepotHTTPOptions: Sendable {
     public var directURLLifetime: Int = 60
     /// Requests per second per caller that presents a token (``RateLimiter``).
     public var rateLimits = RateLimiter.Limits()
+    /// What this server's job workers have done (`depot_job_attempts_total` at `/metrics`).
+    public var jobRunnerCounts: (@Sendable () -> JobRunner.Counts)? = nil
     /// Limits on slow and idle clients and on open connections.
     public var connections = ConnectionLimits()
     /// Whether signed and public GETs of cached objects are answered in the channel pipeline
@@ -60,7 +62,7 @@ public func buildRouter(
     router.add(middleware: ErrorMiddleware(metrics: metrics))
     router.add(middleware: IdentityMiddleware(jwt: jwt, limiter: RateLimiter(options.rateLimits)))
 
-    HealthController(service: service, metrics: metrics).addRoutes(to: router)
+    HealthController(service: service, metrics: metrics, runnerCounts: options.jobRunnerCounts).addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
     let objects = ObjectURLController(
         service: service, metrics: metrics, directDownloads: options.directDownloads, directURLLifetime: options.directURLLifetime)

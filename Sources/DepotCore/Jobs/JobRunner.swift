@@ -59,8 +59,11 @@ public final class JobRunner: Sendable {
         public var dead = 0
         /// Results dropped because the job was no longer this worker's (taken over, cancelled).
         public var dropped = 0
-        public init(claimed: Int = 0, succeeded: Int = 0, retried: Int = 0, dead: Int = 0, dropped: Int = 0) {
+        /// Jobs that found nothing left to do (their source replaced or deleted).
+        public var cancelled = 0
+        public init(claimed: Int = 0, succeeded: Int = 0, retried: Int = 0, dead: Int = 0, dropped: Int = 0, cancelled: Int = 0) {
             (self.claimed, self.succeeded, self.retried, self.dead, self.dropped) = (claimed, succeeded, retried, dead, dropped)
+            self.cancelled = cancelled
         }
     }
 
@@ -172,6 +175,7 @@ public final class JobRunner: Sendable {
             counts.withLock { $0.dead += 1 }
             log.error("job dead after attempt \(job.attempts): \(error)")
         case .cancelled(let reason):
+            counts.withLock { $0.cancelled += 1 }
             log.info("job cancelled: \(reason)")
         }
     }

@@ -72,8 +72,9 @@ extension StorageService {
         !settings.variants.isEmpty && makesImages
     }
 
-    /// Whether this server can make images at all (a job queue and a working renderer).
-    var makesImages: Bool { jobs != nil && (images?.isAvailable ?? false) }
+    /// Whether this server can make images at all (a job queue and a working renderer): its job
+    /// workers run then (variants of the Assets API's buckets or of a bucket's own settings).
+    public var makesImages: Bool { jobs != nil && (images?.isAvailable ?? false) }
 
     func isAssetsBucket(_ bucket: String) -> Bool { bucket == settings.privateBucket || bucket == settings.publicBucket }
 

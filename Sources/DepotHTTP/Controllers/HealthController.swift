@@ -10,6 +10,7 @@ import NIOCore
 struct HealthController: Sendable {
     let service: StorageService
     let metrics: DepotMetrics
+    var runnerCounts: (@Sendable () -> JobRunner.Counts)? = nil
 
     func addRoutes(to router: Router<DepotRequestContext>) {
         router.get("/health") { _, _ in
@@ -24,11 +25,12 @@ struct HealthController: Sendable {
             guard try context.requireIdentity().role == .serviceRole else {
                 throw StorageError.forbidden("metrics are for the service_role key")
             }
-            if let jobs = service.jobs, service.makesVariants {
+            if let jobs = service.jobs, service.makesImages {
                 do { metrics.recordJobCounts(try await jobs.jobCounts()) } catch {
                     context.logger.warning("cannot count the jobs for /metrics: \(error)")
                 }
             }
+            if let runnerCounts { metrics.recordJobRunner(runnerCounts()) }
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: metrics.render())))

@@ -11,6 +11,8 @@ import Synchronization
 public struct DepotMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let bytesIn: Counter
+    /// The runner's counts last brought into `depot_job_attempts_total`.
+    private let jobRunnerSeen = SeenCounts()
     let bytesOut: Counter
     let memoryDownloads: Counter
     let fileDownloads: Counter
@@ -82,6 +84,28 @@ public struct DepotMetrics: Sendable {
         }
     }
 
+    /// `depot_job_attempts_total{outcome}`: this server's job attempts by how they ended (and
+    /// `claimed`), brought up to the runner's own counts when /metrics is scraped.
+    func recordJobRunner(_ counts: JobRunner.Counts) {
+        let now: [(String, Int)] = [
+            ("claimed", counts.claimed), ("succeeded", counts.succeeded), ("retried", counts.retried), ("dead", counts.dead),
+            ("cancelled", counts.cancelled), ("dropped", counts.dropped),
+        ]
+        let deltas = jobRunnerSeen.table.withLock { seen in
+            now.map { name, value in
+                let delta = max(0, value - (seen[name] ?? 0))
+                seen[name] = max(value, seen[name] ?? 0)
+                return (name, delta)
+            }
+        }
+        for (outcome, delta) in deltas {
+            registry.makeCounter(
+                descriptor: .depot("depot_job_attempts_total", help: "This server's job attempts, by outcome (claimed: started)."),
+                labels: [("outcome", outcome)]
+            ).increment(by: Int64(delta))
+        }
+    }
+
     func recordBytesIn(_ n: Int64) { bytesIn.increment(by: n) }
     func recordBytesOut(_ n: Int) { bytesOut.increment(by: Int64(n)) }
     func recordMemoryDownload() { memoryDownloads.increment() }
@@ -95,6 +119,11 @@ public struct DepotMetrics: Sendable {
         registry.emit(into: &out)
         return String(decoding: out, as: UTF8.self)
     }
+}
+
+/// Values of outside counts already added to counters.
+final class SeenCounts: Sendable {
+    let table = Mutex<[String: Int]>([:])
 }
 
 /// Counters made on first use and kept. Routes are the router's patterns, so the table is bounded.

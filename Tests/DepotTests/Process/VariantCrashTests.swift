@@ -82,3 +82,43 @@ struct VariantCrashTests {
         #expect(purge.status == 0 && purge.output.contains("12 finished job(s) removed"), "\(purge.output)")
     }
 }
+
+/// `depot serve --variants none` (no Assets API variants) still runs its job workers for a
+/// bucket's own variants, and `/metrics` counts their attempts.
+@Suite("Bucket variants on the real server", .enabled(if: VipsImageRenderer.isBuiltIn, "built without libvips"))
+struct BucketVariantProcessTests {
+    @Test func workersRunForABucketsVariantsWithoutAssetsVariants() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-bvar-\(UUID().uuidString)").path
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: dir + ".log")
+        }
+        let server = DepotProcess(dataDir: dir)
+        try await server.start(extra: ["--job-workers", "1"], variants: false)
+        defer { server.stop() }
+        let jwt = await ProjectJWT(secret: DepotProcess.secret)
+        let service = try await jwt.mint(subject: "svc", role: .serviceRole, ttl: 600)
+        let alice = try await jwt.mint(subject: "alice", role: .authenticated, ttl: 600)
+        let made = try await server.request(
+            .POST, "/storage/v1/bucket", headers: [("Authorization", "Bearer \(service)"), ("Content-Type", "application/json")],
+            body: Array(#"{"name":"emotes","variants":["24x24"]}"#.utf8))
+        #expect(made.status == 200)
+        let up = try await server.request(
+            .POST, "/storage/v1/object/emotes/alice/e.png", headers: [("Authorization", "Bearer \(alice)"), ("Content-Type", "image/png")],
+            body: ImageFixture.png(width: 100, height: 80))
+        #expect(up.status == 200)
+        let deadline = ContinuousClock.now + .seconds(30)
+        var variant = try await server.request(
+            .GET, "/storage/v1/object/authenticated/emotes/alice/e_24x24.png", headers: [("Authorization", "Bearer \(alice)")])
+        while variant.status != 200, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            variant = try await server.request(
+                .GET, "/storage/v1/object/authenticated/emotes/alice/e_24x24.png", headers: [("Authorization", "Bearer \(alice)")])
+        }
+        #expect(variant.status == 200 && ImageFixture.pngSize(Array(variant.body)).map { [$0.0, $0.1] } == [24, 24])
+        let metrics = try await server.request(.GET, "/metrics", headers: [("Authorization", "Bearer \(service)")])
+        let text = String(decoding: metrics.body, as: UTF8.self)
+        #expect(text.contains(#"depot_job_attempts_total{outcome="succeeded"} 1"#), "\(text)")
+        #expect(text.contains(#"depot_jobs{state="succeeded"} 1"#))
+    }
+}
