@@ -68,6 +68,7 @@ extension StorageService {
                 from: record.key, to: ObjectKey(bucket: self.bucket(for: visibility), path: path),
                 generation: .newGeneration(), at: now())
             await moveVariants(of: path, from: target, to: result.bucket)
+            await queueMissingVariants(of: result)
         }
         var answer = asset(from: result)
         answer.variants = pendingVariants(of: result)
@@ -137,6 +138,7 @@ extension StorageService {
         let moved = try await metadata.moveObject(
             from: record.key, to: ObjectKey(bucket: target, path: path), generation: .newGeneration(), at: now())
         await moveVariants(of: path, from: record.bucket, to: target)
+        await queueMissingVariants(of: moved)
         return asset(from: moved)
     }
 

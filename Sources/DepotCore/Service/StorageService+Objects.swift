@@ -104,9 +104,11 @@ extension StorageService {
         guard let record = try await metadata.object(at: from) else { throw StorageError.notFound() }
         try checkFits(size: record.size, type: record.contentType, in: destination)
         let moved = try await metadata.moveObject(from: from, to: to, generation: .newGeneration(), at: now())
-        // Its variants go with it; those its new bucket wants and it lacks are made.
-        let sizes = try await variantSizes(in: from.bucket)
-        if hasVariants(record, sizes: sizes) { await moveVariants(from: from, to: to, sizes: sizes) }
+        // Its variants (every size beside it) go with it; those its new bucket wants and it lacks
+        // are made.
+        if try await hasVariants(record, sizes: variantSizes(in: from.bucket)) {
+            await moveVariants(from: from, to: to, sizes: try await presentVariantSizes(of: from))
+        }
         await queueMissingVariants(of: moved)
         return moved
     }
@@ -154,7 +156,9 @@ extension StorageService {
         try identity.authorize(key.path)
         guard let removed = try await metadata.deleteObject(at: key) else { throw StorageError.notFound() }
         await discard(removed.blobID)
-        await deleteVariants(of: removed, sizes: try await variantSizes(in: key.bucket))
+        if try await hasVariants(removed, sizes: variantSizes(in: key.bucket)) {
+            await deleteVariants(of: removed, sizes: try await presentVariantSizes(of: key))
+        }
         return removed
     }
 
@@ -169,7 +173,9 @@ extension StorageService {
         }
         await discard(removed.map(\.blobID))
         let sizes = try await variantSizes(in: bucket)
-        for r in removed { await deleteVariants(of: r, sizes: sizes) }
+        for r in removed where hasVariants(r, sizes: sizes) {
+            await deleteVariants(of: r, sizes: try await presentVariantSizes(of: r.key))
+        }
         return removed
     }
 

@@ -109,6 +109,22 @@ extension StorageService {
         return try? ObjectPath(name + suffix)
     }
 
+    /// The sizes of the variants beside an image (`{stem}_{W}x{H}{.ext}`, any size: its bucket's
+    /// own and those a move brought from another bucket), one listing by prefix.
+    func presentVariantSizes(of key: ObjectKey) async throws -> [VariantSize] {
+        let name = key.path.string
+        let slash = name.lastIndex(of: "/").map { name.index(after: $0) } ?? name.startIndex
+        let dot = name[slash...].lastIndex(of: ".").flatMap { $0 == slash ? nil : $0 }
+        let stem = String(name[..<(dot ?? name.endIndex)]) + "_"
+        let ext = dot.map { String(name[$0...]) } ?? ""
+        let rows = try await metadata.listObjects(in: key.bucket, prefix: stem, after: nil, limit: 256)
+        return rows.compactMap { row in
+            let rest = row.path.string.dropFirst(stem.count)
+            guard rest.hasSuffix(ext), !rest.dropLast(ext.count).contains(".") else { return nil }
+            return VariantSize(rest.dropLast(ext.count))
+        }
+    }
+
     /// Whether a name is itself a variant (`…_{W}x{H}[.ext]`): variants get no variants.
     public static func isVariantName(_ path: ObjectPath) -> Bool {
         let name = path.string
@@ -119,8 +135,10 @@ extension StorageService {
         return VariantSize(stem[stem.index(after: underscore)...]) != nil
     }
 
-    static func variantKey(path: ObjectPath, blob: BlobID, size: VariantSize) -> String {
-        "variant:\(path.string)@\(blob.rawValue):\(size)"
+    /// A variant job's key: the image's bucket, name and blob, and the size (an image moved to
+    /// another bucket or name needs jobs of its own there).
+    static func variantKey(of record: ObjectRecord, size: VariantSize) -> String {
+        "variant:\(record.bucket)/\(record.path.string)@\(record.blobID.rawValue):\(size)"
     }
 
     /// The jobs an object's write starts, queued in its transaction: one per variant of an image
@@ -142,7 +160,7 @@ extension StorageService {
             let payload = VariantPayload(
                 bucket: record.bucket, path: record.path.string, blob: record.blobID.rawValue, width: size.width, height: size.height)
             return NewJob(
-                kind: Self.variantJobKind, key: Self.variantKey(path: record.path, blob: record.blobID, size: size),
+                kind: Self.variantJobKind, key: Self.variantKey(of: record, size: size),
                 tenant: record.owner, source: record.key,
                 payload: String(decoding: (try? JSONEncoder().encode(payload)) ?? Data(), as: UTF8.self))
         }
@@ -163,7 +181,7 @@ extension StorageService {
                 out.append(AssetVariant(path: path.string, size: "\(size)", state: .ready))
                 continue
             }
-            guard let job = try await jobs.job(id: JobRecord.id(forKey: Self.variantKey(path: record.path, blob: record.blobID, size: size)))
+            guard let job = try await jobs.job(id: JobRecord.id(forKey: Self.variantKey(of: record, size: size)))
             else { continue }
             switch job.state {
             case .queued, .running: out.append(AssetVariant(path: path.string, size: "\(size)", state: .pending))
@@ -199,14 +217,21 @@ extension StorageService {
                     at: now())
             } catch let e as StorageError where e.code == .notFound {
                 continue
+            } catch let e as StorageError where e.code == .alreadyExists {
+                // The new name's variant is there already (the client's own): it stays, and this
+                // one, whose image is gone from here, goes.
+                if let removed = try? await metadata.deleteObject(at: ObjectKey(bucket: from.bucket, path: v)) {
+                    await discard(removed.blobID)
+                }
             } catch {
                 logger.warning("could not move variant \(v) with its image", metadata: ["error": "\(error)"])
             }
         }
     }
 
-    /// After a move: queues the variants the image lacks at its new name (its destination bucket's
-    /// sizes; jobs of its old name are cancelled by their handler, which finds it gone).
+    /// After a move or a visibility flip: queues the variants the image lacks at its new place
+    /// (its bucket's sizes; jobs of the old place are cancelled by their handler, which finds the
+    /// image gone from there).
     func queueMissingVariants(of record: ObjectRecord) async {
         do {
             let sizes = try await variantSizes(in: record.bucket)

@@ -71,9 +71,25 @@ struct BucketVariantTests {
             #expect(try await waitFor(moved, in: "thumbs", env) == moved)
             #expect(try await pixels(env, "thumbs", "alice/f_32x32.png") == [32, 32])
 
-            // Deleted: its variants go with it (those of its bucket's sizes).
+            // Moved onto a name whose variant is there already (the client's own): that one stays,
+            // and the moved image's old variant does not linger where its image no longer is.
+            _ = try await client.request(
+                .post, "/storage/v1/object/thumbs/alice/own_32x32.png", headers: headers, body: ImageFixture.png(width: 5, height: 5))
+            let onto = try await client.json(
+                .post, "/storage/v1/object/move", headers: alice,
+                ["bucketId": "thumbs", "sourceKey": "alice/f.png", "destinationKey": "alice/own.png"])
+            #expect(onto.status == .ok)
+            let after = ["alice/own.png", "alice/own_112x112.png", "alice/own_32x32.png", "alice/own_56x56.png"]  // all its sizes carried
+            #expect(try await waitFor(after, in: "thumbs", env) == after)
+            #expect(try await pixels(env, "thumbs", "alice/own_32x32.png") == [5, 5])
+            _ = try await client.json(
+                .post, "/storage/v1/object/move", headers: alice,
+                ["bucketId": "thumbs", "sourceKey": "alice/own.png", "destinationKey": "alice/f.png"])
+            #expect(try await waitFor(moved, in: "thumbs", env) == moved)
+
+            // Deleted: its variants go with it (every size beside it, also those brought from emotes).
             #expect(try await client.request(.delete, "/storage/v1/object/thumbs/alice/f.png", headers: alice).status == .ok)
-            #expect(try await names(env, "thumbs") == ["alice/f_112x112.png", "alice/f_56x56.png"])
+            #expect(try await names(env, "thumbs").isEmpty)
 
             // Bad settings: refused, nothing changed.
             for bad in [["0x10"], ["112x"], ["5000x10"], (1...9).map { "\($0)x\($0)" }] as [[String]] {

@@ -109,6 +109,37 @@ struct VariantTests {
         }
     }
 
+    /// A flip right after the upload (its variant jobs still queued for the old bucket): the
+    /// variants are made in the new one, and listed pending meanwhile.
+    @Test func aFlipRightAfterUploadStillGetsItsVariants() async throws {
+        try await withWorkers(.sqlite) { env, client in
+            let auth = try await env.auth("alice")
+            for i in 0..<4 {
+                let path = "alice/flip/p\(i).png"
+                let put = try await client.request(
+                    .put, "/v1/assets/\(path)", headers: auth + [.contentType: "image/png"], body: ImageFixture.png(width: 200, height: 150))
+                #expect(put.status == .created)
+                // Made public at once, through PATCH (two of them) or through a PUT asking for it.
+                if i < 2 {
+                    #expect(try await client.json(.patch, "/v1/assets/\(path)", headers: auth, ["visibility": "public"]).status == .ok)
+                } else {
+                    let again = try await client.request(
+                        .put, "/v1/assets/\(path)?visibility=public", headers: auth + [.contentType: "image/png"],
+                        body: ImageFixture.png(width: 210, height: 150))
+                    #expect(again.status == .ok && (again.json["variants"] as? [[String: Any]])?.count == 2, "\(again.text)")
+                }
+                let ready = try await variants(client, path, auth: auth, until: "ready")
+                #expect(ready.count == 2 && ready.allSatisfy { $0["state"] as? String == "ready" }, "\(path): \(ready)")
+                for v in ready {
+                    let asset = try await client.request(.get, "/v1/assets/\(v["path"] as! String)", headers: auth)
+                    #expect(asset.json["visibility"] as? String == "public", "\(v)")
+                }
+            }
+            // Nothing left in the private bucket.
+            #expect(try await env.service.metadata.listObjects(in: "assets", prefix: "", after: nil, limit: 100).isEmpty)
+        }
+    }
+
     @Test func overwriteRemakesVariantsAndAClientsOwnVariantStays() async throws {
         try await withWorkers(.sqlite) { env, client in
             let auth = try await env.auth("alice")
