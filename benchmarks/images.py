@@ -16,6 +16,7 @@ transfer benchmarks). Measures:
 - RSS growth while every render slot is busy with distinct transformations of a 16 MiB-pixel image.
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import shutil
@@ -35,6 +36,17 @@ from run import Sampler, cpu_name, http, sh, wrk  # noqa: E402  (the transfer be
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECRET = "bench-secret-0123456789-0123456789-0123"
 PORT = int(os.environ.get("DEPOT_IMAGES_PORT", "18094"))
+
+
+def sample(pids):
+    """An RSS sampler (run.py's), and a stop that gives it time to start first (a tiny run can be
+    over before the sampler's Python is up, and a sampler stopped then prints nothing)."""
+    sampler, started = Sampler(pids, 600), time.time()
+
+    def stop():
+        time.sleep(max(0.0, 0.5 - (time.time() - started)))
+        return sampler.stop()[0]
+    return stop
 
 
 class Server:
@@ -110,8 +122,9 @@ def variants_round(cfg, binary, workdir, sources, res):
     args = ["--variants", "112x112", "--job-workers", "1"]
     first = Server(binary, workdir, args)
     try:
-        for i, src in enumerate(sources):
-            first.put(f"bench/v/img{i}.jpg", src)
+        # Eight at a time: stored long before one worker has made their variants.
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda item: first.put(f"bench/v/img{item[0]}.jpg", item[1]), enumerate(sources)))
     finally:
         first.stop()
     db = os.path.join(first.dir, "depot.sqlite")
@@ -120,7 +133,7 @@ def variants_round(cfg, binary, workdir, sources, res):
     started = time.time()
     server = Server(binary, workdir, args, fresh=False)
     try:
-        sampler = Sampler([server.proc.pid], 600)
+        stop_sampler = sample([server.proc.pid])
         deadline = time.time() + 600
         while time.time() < deadline:
             with sqlite3.connect(db) as c:
@@ -128,14 +141,15 @@ def variants_round(cfg, binary, workdir, sources, res):
             if open_jobs == 0:
                 break
             time.sleep(0.1)
-        growth, _ = sampler.stop()
+        growth = stop_sampler()
         with sqlite3.connect(db) as c:
             first_claim, last, done = c.execute(
                 "SELECT min(at), max(at), sum(state = 'succeeded') FROM job_events WHERE at >= ? AND state IN ('running', 'succeeded')",
                 (started,)).fetchone()
             total = c.execute("SELECT count(*) FROM jobs WHERE state = 'succeeded'").fetchone()[0]
-        if total != len(sources) or not done or done < left:
+        if total != len(sources) or not done or done < left or done < 2:
             raise RuntimeError(f"{total} of {len(sources)} variants made ({done} of {left} by the measured server); see {workdir}/depot.log")
+        print(f"variants: {done} of {len(sources)} made by the measured server", file=sys.stderr)
         res.add("variants_per_s", "depot", done / (last - first_claim))
         res.add("variants_rss_mib", "depot", growth)
     finally:
@@ -172,7 +186,7 @@ def render_round(cfg, binary, workdir, sources, big, res):
 
         # Every render slot busy (and the queue behind them full) with distinct transformations.
         server.put("bench/r/big.jpg", big)
-        sampler = Sampler([server.proc.pid], 600)
+        stop_sampler = sample([server.proc.pid])
         widths = list(range(100, 100 + cfg.renders))
         urls = [f"{server.base}/storage/v1/render/image/authenticated/assets/bench/r/big.jpg?width={w}&format=jpeg" for w in widths]
         statuses = []
@@ -188,7 +202,7 @@ def render_round(cfg, binary, workdir, sources, big, res):
             t.start()
         for t in threads:
             t.join()
-        growth, _ = sampler.stop()
+        growth = stop_sampler()
         if statuses.count(200) == 0 or any(s not in (200, 503) for s in statuses):
             raise RuntimeError(f"renders answered {sorted(set(statuses))}")
         res.add("render_busy_rss_mib", "depot", growth)
