@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ import time
 os.environ.setdefault("PEERS", os.path.join(tempfile.gettempdir(), "depot-bench"))
 os.environ.setdefault("PY", sys.executable)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import Sampler, cpu_name, http, sh, wrk  # noqa: E402  (the transfer benchmarks' helpers)
+from run import Results, Sampler, cpu_name, http, sh, wrk  # noqa: E402  (the transfer benchmarks' helpers)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECRET = "bench-secret-0123456789-0123456789-0123"
@@ -208,25 +207,6 @@ def render_round(cfg, binary, workdir, sources, big, res):
         res.add("render_busy_rss_mib", "depot", growth)
     finally:
         server.stop()
-
-
-class Results:
-    def __init__(self):
-        self.v = {}
-
-    def add(self, metric, peer, value):
-        self.v.setdefault((metric, peer), []).append(value)
-
-    def med(self, metric, peer):
-        vals = self.v.get((metric, peer))
-        return statistics.median(vals) if vals else None
-
-    def cell(self, metric, peer, nd):
-        vals = self.v.get((metric, peer))
-        if not vals:
-            return "—"
-        f = f"{{:,.{nd}f}}"
-        return f"{f.format(statistics.median(vals))} ({f.format(min(vals))}–{f.format(max(vals))})"
 
 
 ROWS = [

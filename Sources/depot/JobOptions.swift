@@ -70,14 +70,16 @@ struct JobOptions: ParsableArguments {
         let text = setting(variants, "DEPOT_VARIANTS") ?? "112x112,56x56"
         var sizes: [VariantSize] = []
         if !["none", ""].contains(text.trimmingCharacters(in: .whitespaces).lowercased()) {
-            for part in text.split(separator: ",") {
-                let item = part.trimmingCharacters(in: .whitespaces)
-                guard let size = VariantSize(item) else {
+            do throws(VariantSize.ListError) {
+                sizes = try VariantSize.parseList(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            } catch {
+                switch error {
+                case .notASize(let item):
                     throw ValidationError("--variants: '\(item)' is not a size WxH of 1 … 4096 pixels a side (e.g. 112x112)")
+                case .tooMany:
+                    throw ValidationError("--variants: at most \(VariantSize.maxCount) sizes")
                 }
-                if !sizes.contains(size) { sizes.append(size) }
             }
-            guard sizes.count <= 8 else { throw ValidationError("--variants: at most 8 sizes") }
         }
         var runner = JobRunnerConfiguration()
         runner.workers = try number(jobWorkers, "DEPOT_JOB_WORKERS", runner.workers, 1...256)

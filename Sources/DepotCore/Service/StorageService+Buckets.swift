@@ -58,15 +58,16 @@ extension StorageService {
 
     /// A bucket's `variants` setting: sizes `WxH`, 1–4096 a side, at most ``VariantSize/maxCount``.
     static func variantSizes(_ texts: [String]) throws(StorageError) -> [VariantSize] {
-        var sizes: [VariantSize] = []
-        for text in texts {
-            guard let size = VariantSize(text) else {
+        do throws(VariantSize.ListError) {
+            return try VariantSize.parseList(texts)
+        } catch {
+            switch error {
+            case .notASize(let text):
                 throw .invalidRequest("variants must be sizes WxH of 1 to 4096 pixels a side (e.g. \"112x112\"); got \"\(text)\"")
+            case .tooMany:
+                throw .invalidRequest("variants: at most \(VariantSize.maxCount) sizes")
             }
-            if !sizes.contains(size) { sizes.append(size) }
         }
-        guard sizes.count <= VariantSize.maxCount else { throw .invalidRequest("variants: at most \(VariantSize.maxCount) sizes") }
-        return sizes
     }
 
     /// Deletes every object of a bucket (`service_role` only): rows first, then blobs.

@@ -25,14 +25,28 @@ public struct VariantSize: Sendable, Hashable, Codable, CustomStringConvertible 
     /// At most this many variants per image.
     public static let maxCount = 8
 
-    /// `112x112,56x56` (as stored); nil when a part is not a size or there are more than ``maxCount``.
-    public static func list(_ text: String) -> [VariantSize]? {
+    /// Why a list of sizes was refused (``parseList(_:)``).
+    public enum ListError: Error, Equatable {
+        /// This item is not `WxH` of 1–4096 a side.
+        case notASize(String)
+        /// More than ``maxCount`` different sizes.
+        case tooMany
+    }
+
+    /// A list of sizes (`--variants`, a bucket's `variants`), duplicates dropped, in order.
+    public static func parseList(_ items: [some StringProtocol]) throws(ListError) -> [VariantSize] {
         var sizes: [VariantSize] = []
-        for part in text.split(separator: ",") {
-            guard let size = VariantSize(part) else { return nil }
+        for item in items {
+            guard let size = VariantSize(item) else { throw .notASize(String(item)) }
             if !sizes.contains(size) { sizes.append(size) }
         }
-        return sizes.count <= maxCount ? sizes : nil
+        guard sizes.count <= maxCount else { throw .tooMany }
+        return sizes
+    }
+
+    /// `112x112,56x56` (as stored); nil when a part is not a size or there are more than ``maxCount``.
+    public static func list(_ text: String) -> [VariantSize]? {
+        try? parseList(text.split(separator: ","))
     }
 
     /// The stored spelling of a list; nil for none.

@@ -3,7 +3,6 @@ import DepotImages
 import Foundation
 import HTTPTypes
 import NIOCore
-import Synchronization
 import Testing
 
 /// Supabase's render API over real HTTP: the asked sizes and formats, the three ways in (public,
@@ -14,21 +13,6 @@ import Testing
 struct RenderTests {
     static let vips = VipsImageRenderer(threads: 2)
 
-    /// The renderer, counting its renders.
-    final class Counting: ImageRenderer {
-        let base: any ImageRenderer
-        let renders = Atomic<Int>(0)
-        init(_ base: any ImageRenderer) { self.base = base }
-        var isAvailable: Bool { base.isAvailable }
-        func render(_ source: [UInt8], _ request: ImageRequest) async throws -> [UInt8] {
-            renders.add(1, ordering: .relaxed)
-            // Slow enough that concurrent requests meet in flight.
-            try await Task.sleep(for: .milliseconds(100))
-            return try await base.render(source, request)
-        }
-        var count: Int { renders.load(ordering: .relaxed) }
-    }
-
     enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case sqlite, postgresS3
         var testDescription: String { rawValue }
@@ -38,7 +22,7 @@ struct RenderTests {
     struct Setup: Sendable {
         let env: TestEnvironment
         let client: LiveClient
-        let counting: Counting
+        let counting: CountingRenderer
         let alice: HTTPFields
         let service: HTTPFields
     }
@@ -57,7 +41,8 @@ struct RenderTests {
             blobs = try await S3TestServer.makeStore()
         }
         defer { stop() }
-        let counting = Counting(Self.vips)
+        // Slow enough that concurrent requests meet in flight.
+        let counting = CountingRenderer(Self.vips, delay: .milliseconds(100))
         let env = try await TestEnvironment.make(
             { s in
                 s.variants = []

@@ -6,7 +6,6 @@ import DepotS3
 import Foundation
 import Logging
 import NIOCore
-import Synchronization
 import Testing
 
 /// Two servers on one PostgreSQL and one S3 bucket, each with its own job workers: every variant
@@ -18,16 +17,6 @@ import Testing
 struct TwoServerJobTests {
     static let vips = VipsImageRenderer(threads: 2)
 
-    /// Counts the renders of one server.
-    final class Counting: ImageRenderer {
-        let renders = Atomic<Int>(0)
-        var isAvailable: Bool { TwoServerJobTests.vips.isAvailable }
-        func render(_ source: [UInt8], _ request: ImageRequest) async throws -> [UInt8] {
-            renders.add(1, ordering: .relaxed)
-            return try await TwoServerJobTests.vips.render(source, request)
-        }
-    }
-
     @Test func eachVariantIsMadeOnceAcrossServers() async throws {
         let url = try await PostgresTestServer.makeDatabase()
         let s3 = try S3TestServer.configuration()
@@ -35,7 +24,7 @@ struct TwoServerJobTests {
         defer { for stop in stops { stop() } }
         var services: [StorageService] = []
         var runners: [JobRunner] = []
-        let counters = [Counting(), Counting()]
+        let counters = [CountingRenderer(Self.vips), CountingRenderer(Self.vips)]
         for (i, counter) in counters.enumerated() {
             let store = try PostgresMetadataStore(url: url, timeout: PostgresTestServer.timeout, logger: Logger(label: "depot-test-pg"))
             let task = await store.start()
@@ -78,7 +67,7 @@ struct TwoServerJobTests {
         let counts = try await jobs.jobCounts()
         #expect(counts[.succeeded] == 24 && counts[.queued] == 0 && counts[.running] == 0 && counts[.dead] == 0, "\(counts)")
         // One execution per job: one render each over both servers, one attempt, one `running`.
-        let renders = counters.map { $0.renders.load(ordering: .relaxed) }
+        let renders = counters.map(\.count)
         #expect(renders.reduce(0, +) == 24, "renders per server: \(renders)")
         let all = try await jobs.listJobs(state: .succeeded, after: nil, limit: 100)
         #expect(all.count == 24 && all.allSatisfy { $0.attempts == 1 })
