@@ -35,6 +35,10 @@ public final class PostgresMetadataStore: MetadataStore {
         var configuration = try Self.configuration(from: url)
         configuration.options.maximumConnections = maxConnections
         configuration.options.connectTimeout = .seconds(5)
+        // The server ends a statement at the same bound the store gives up on it, so an abandoned
+        // statement (a lock wait, a dead client) does not go on holding its locks and connection.
+        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        configuration.options.additionalStartupParameters = [("statement_timeout", "\(max(1, milliseconds))")]
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
         self.claimLease = claimLease
@@ -135,19 +139,12 @@ public final class PostgresMetadataStore: MetadataStore {
         try await bounded { [client, logger] in try await client.query(query, logger: logger).collect() }
     }
 
-    /// Runs `work` for at most ``timeout``; errors leave translated.
+    /// Runs `work` for at most ``timeout``; errors leave translated. A statement that outlives the
+    /// timeout is abandoned, not awaited (``abandoningAfter(_:_:_:)``).
     private func bounded<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
         let timeout = self.timeout
         do {
-            return try await withThrowingTaskGroup(of: T.self) { group in
-                group.addTask { try await work() }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    throw StorageError.unavailable("the database did not answer within \(timeout)")
-                }
-                defer { group.cancelAll() }
-                return try await group.next()!
-            }
+            return try await abandoningAfter(timeout, { StorageError.unavailable("the database did not answer within \(timeout)") }, work)
         } catch {
             throw Self.translate(error)
         }

@@ -96,23 +96,9 @@ public struct PostgresRowListener: Sendable {
     /// task group waiting for it would never end and the listener never reconnect (seen in the
     /// full test suite). The abandoned query ends with its connection, if ever.
     private func check(_ connection: PostgresConnection) async throws {
-        let answered = Once()
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let query = Task {
-                do {
-                    _ = try await connection.query("SELECT 1", logger: logger).collect()
-                    answered.run { continuation.resume() }
-                } catch {
-                    answered.run { continuation.resume(throwing: error) }
-                }
-            }
-            Task { [checkTimeout] in
-                try? await Task.sleep(for: checkTimeout)
-                answered.run {
-                    query.cancel()
-                    continuation.resume(throwing: StorageError.unavailable("PostgreSQL did not answer within \(checkTimeout)"))
-                }
-            }
+        let checkTimeout = self.checkTimeout
+        _ = try await abandoningAfter(checkTimeout, { StorageError.unavailable("PostgreSQL did not answer within \(checkTimeout)") }) {
+            [logger] in try await connection.query("SELECT 1", logger: logger).collect()
         }
     }
 
@@ -129,19 +115,6 @@ public struct PostgresRowListener: Sendable {
             return
         }
         control.invalidateAll()
-    }
-}
-
-/// Runs the first body given to it, and no other.
-private final class Once: Sendable {
-    private let done = Mutex(false)
-
-    func run(_ body: () -> Void) {
-        let first = done.withLock { d in
-            defer { d = true }
-            return !d
-        }
-        if first { body() }
     }
 }
 

@@ -98,21 +98,67 @@ struct PostgresMetadataStoreTests {
         #expect(try await stores[0].migrate().isEmpty)
     }
 
+    /// A store on a new database whose statements give up after `timeout` (the shared test bound
+    /// is a minute, too long for what these tests wait out), with an `assets` bucket made through a
+    /// store with the shared bound (a loaded machine may take longer than `timeout` to set up).
+    func boundedStore(_ timeout: Duration) async throws -> (PostgresMetadataStore, url: String, stop: @Sendable () -> Void) {
+        let url = try await PostgresTestServer.makeDatabase()
+        let setup = try PostgresMetadataStore(url: url, timeout: PostgresTestServer.timeout, logger: PostgresTestServer.logger)
+        let setupRunner = await setup.start()
+        defer { setupRunner.cancel() }
+        try await setup.migrate()
+        try await setup.createBucket(BucketRecord(name: "assets", isPublic: false, createdAt: now))
+        let store = try PostgresMetadataStore(url: url, timeout: timeout, logger: PostgresTestServer.logger)
+        let runner = await store.start()
+        return (store, url, { runner.cancel() })
+    }
+
     @Test func thePoolReconnectsAfterTheServerDropsItsConnections() async throws {
-        let (store, stop) = try await PostgresTestServer.makeStore()
+        let (store, url, stop) = try await boundedStore(.seconds(5))
         defer { stop() }
-        try await store.createBucket(BucketRecord(name: "assets", isPublic: false, createdAt: now))
-        let database = try #require(try await store.client.query("SELECT current_database()").collect().first?.decode(String.self))
+        _ = try? await store.bucket(named: "assets")  // the pool has a connection
+        let database = try #require(URL(string: url)?.lastPathComponent)
         // What a PostgreSQL restart looks like from here: every connection closed by the server.
         try await PostgresTestServer.admin!.query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = \(database) AND pid <> pg_backend_pid()")
-        // A request may meet a dead connection once (503, the client retries); then it works again.
+        // A request may meet a dead connection (503, the client retries), and a statement sent on
+        // one may never be answered: it is abandoned after the store's timeout, never awaited for
+        // ever (that hung the whole test suite once). Then it works again.
         var recovered = false
-        for _ in 0..<10 {
+        for _ in 0..<20 {
+            let start = ContinuousClock.now
             if (try? await store.bucket(named: "assets")) != nil { recovered = true; break }
+            #expect(ContinuousClock.now - start < .seconds(30), "one request must end soon after the 5 s bound")
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(recovered)
+    }
+
+    @Test func aStatementThatWaitsPastTheTimeoutIsUnavailable() async throws {
+        let (store, url, stop) = try await boundedStore(.seconds(3))
+        defer { stop() }
+        // Another server holds the buckets table locked for a long time.
+        let (other, stopOther) = try await secondServer(on: store, url: url)
+        defer { stopOther() }
+        let locked = AsyncStream<Void>.makeStream()
+        let holder = Task {
+            try await other.client.withTransaction(logger: PostgresTestServer.logger) { conn in
+                _ = try await conn.query("LOCK TABLE buckets IN ACCESS EXCLUSIVE MODE", logger: PostgresTestServer.logger)
+                locked.continuation.yield()
+                try await Task.sleep(for: .seconds(40))
+            }
+        }
+        defer { holder.cancel() }
+        for await _ in locked.stream { break }
+        let start = ContinuousClock.now
+        do {
+            _ = try await store.bucket(named: "assets")
+            Issue.record("the read must give up while the table is locked")
+        } catch let e as StorageError {
+            #expect(e.code == .unavailable)
+        }
+        // Given up at the bound, not when the lock ends (40 s).
+        #expect(ContinuousClock.now - start < .seconds(20))
     }
 
     @Test func anUnreachableDatabaseIsUnavailable() async throws {
@@ -198,7 +244,7 @@ struct PostgresRowCacheTests {
             _ = try await s.a.putObject(try object("alice/job/x.png", generation: 1), upsert: false)
             #expect(try await s.b.object(at: key)?.generation == 1)
             // Cached on B (once the insert's own notification, which may drop the first load, is heard).
-            try await waitUntil("B caches the row") {
+            try await waitUntil("B caches the row", limit: .seconds(10)) {
                 _ = try await s.b.object(at: key)
                 return s.b.peekObject(at: key)?.generation == 1
             }
