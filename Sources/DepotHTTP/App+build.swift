@@ -75,6 +75,12 @@ public func buildRouter(
     RenderController(service: service, metrics: metrics).addRoutes(to: router)
     router.get("/storage/v1/version") { _, _ in DepotVersion.string }
     router.get("/storage/v1/status") { _, _ in HTTPResponse.Status.ok }
+    // Upstream's health check: any valid key or token; 200 either way, the answer in the body.
+    router.get("/storage/v1/health") { _, context in
+        _ = try context.requireIdentity()
+        let healthy = (try? await service.health()) != nil
+        return try JSONResponse.make(["healthy": healthy])
+    }
 
     let v1 = router.group("/v1").add(middleware: RequireIdentity())
     AssetsController(service: service, metrics: metrics).addRoutes(to: v1)

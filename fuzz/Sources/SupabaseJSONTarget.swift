@@ -7,7 +7,7 @@ import NIOCore
 
 /// The Storage API's JSON bodies: `SupabaseBody.read` (upstream's lenient reading: numeric strings
 /// are integers, `"true"` is a boolean) and its accessors, as the bucket, object and listing
-/// controllers call them — sizes (`file_size_limit`, `"10mb"`), `sortBy`, list-v2 cursors,
+/// controllers call them — sizes (`file_size_limit`, `"10mb"`), `sortBy`, list-v2 cursors (`ListCursor`),
 /// `metadata` overrides, object keys and bucket names. Input: the body.
 enum SupabaseJSONTarget {
     static let keys = [
@@ -39,9 +39,11 @@ enum SupabaseJSONTarget {
             for allowed in [[FolderSort.name], [.name, .createdAt, .updatedAt, .lastAccessedAt]] {
                 if let (sort, _) = try? StorageListController.sortBy(body, allowed: allowed) { check(allowed.contains(sort), "sortBy \(sort)") }
             }
-            // list-v2's cursor: base64 of a name.
-            if let opaque = try? body.string("cursor"), let data = Data(base64Encoded: opaque) {
-                _ = String(data: data, encoding: .utf8)
+            // list-v2's cursor (upstream's `l:`/`o:`/`c:`/`a:` lines in base64): one that reads
+            // writes back to one that reads the same.
+            if let opaque = try? body.string("cursor"), let cursor = try? ListCursor.decode(opaque) {
+                let again = try? ListCursor.decode(cursor.encoded())
+                check(again == cursor, "cursor \(opaque) does not read back")
             }
             for key in ["name", "id", "bucketId", "destinationBucket"] {
                 if let s = try? body.string(key) { _ = try? BucketRecord.validate(name: s) }

@@ -123,6 +123,16 @@ def test_list_v1_and_v2(buckets):
     page = files.list_v2({"prefix": "list/", "with_delimiter": True})
     assert [f.name for f in page.folders] == ["list/sub/"]
     assert [o.name for o in page.objects] == ["list/Zed.txt", "list/a.txt", "list/b.txt", "list/c.txt"]
+    # upstream's formats: `key` is the entry's own segment at the level; flat listings have none
+    assert [f.key for f in page.folders] == ["sub"] and [o.key for o in page.objects][:2] == ["Zed.txt", "a.txt"]
+    assert all(o.key is None for o in files.list_v2({"prefix": "list/"}).objects)
+    # sorted by time, either way round, paged with the cursor (the order rides in it)
+    newest = files.list_v2({"prefix": "list/", "limit": 2, "sortBy": {"column": "created_at", "order": "desc"}})
+    rest = files.list_v2({"prefix": "list/", "cursor": newest.nextCursor})
+    by_time = [o.name for o in newest.objects + rest.objects]
+    assert sorted(by_time) == sorted(seen) and len(by_time) == len(seen)
+    stamps = [o.created_at for o in newest.objects + rest.objects]
+    assert stamps == sorted(stamps, reverse=True)
 
 
 def test_signed_urls_one_and_many(buckets, depot):
@@ -134,7 +144,10 @@ def test_signed_urls_one_and_many(buckets, depot):
     assert got.status_code == 200 and got.content == PNG and got.headers["content-type"] == "image/png"
 
     dl = files.create_signed_url("signed/one.png", 60, {"download": "photo.png"})["signedURL"]
-    assert 'filename="photo.png"' in httpx.get(dl).headers["content-disposition"]
+    assert httpx.get(dl).headers["content-disposition"] == "attachment; filename=photo.png; filename*=UTF-8''photo.png"
+    named = httpx.get(url + "&download=my%20photo.png").headers["content-disposition"]
+    assert named == "attachment; filename=\"my photo.png\"; filename*=UTF-8''my%20photo.png"
+    assert httpx.get(url + "&download=").headers["content-disposition"] == "attachment;"
 
     many = files.create_signed_urls(["signed/one.png", "signed/missing.png"], 60)
     assert [m["path"] for m in many] == ["signed/one.png", "signed/missing.png"]

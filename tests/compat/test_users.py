@@ -128,3 +128,12 @@ def setup_forged_token() -> str:
     import base64, json
     def b64(d): return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
     return b64({"alg": "HS256", "typ": "JWT"}) + "." + b64({"sub": "alice", "role": "authenticated", "exp": 4102444800}) + ".c2lnbmF0dXJl"
+
+
+def test_health_as_upstream(depot):
+    """upstream's /health (under /storage/v1 behind its gateway): any valid key, `{"healthy": true}`."""
+    ok = httpx.get(f"{depot.storage_url}/health", headers={"apikey": depot.anon_key, "Authorization": f"Bearer {depot.anon_key}"})
+    assert ok.status_code == 200 and ok.json() == {"healthy": True}
+    # without one: upstream's AccessDenied shape (HTTP 400, statusCode "403"), as every Storage route
+    refused = httpx.get(f"{depot.storage_url}/health")
+    assert refused.status_code == 400 and refused.json()["statusCode"] == "403"

@@ -173,22 +173,31 @@ public struct DownloadDecision: Sendable {
     }
 }
 
-/// `Content-Disposition` values for downloads.
+/// `Content-Disposition` values for downloads, as Supabase Storage writes them where a name is a
+/// plain token, and correct (RFC 6266) where it is not.
 public enum ContentDisposition {
-    /// `attachment` with an ASCII fallback name and the UTF-8 name (RFC 6266): the `download=`
-    /// name, or the object's last segment. Control and bidirectional characters are dropped: the
-    /// name must not display as another.
+    /// `attachment`, named after the `download=` name, or after the object's last segment when
+    /// there is no `download=` (a type that is not shown inline). An empty `download=` names
+    /// nothing: `attachment;`, as upstream. A plain name (letters, digits, `-._~`) goes unquoted,
+    /// as upstream: `attachment; filename=report.pdf; filename*=UTF-8''report.pdf`. Any other name
+    /// gets a quoted ASCII stand-in (`_` for what ASCII cannot say) and its UTF-8 form
+    /// percent-encoded (upstream puts the percent-encoded form in both, which browsers show with
+    /// its `%20`s when they read `filename`). Control and bidirectional characters are dropped:
+    /// the name must not display as another.
     public static func attachment(download: String?, path: ObjectPath) -> String {
-        let raw = (download?.isEmpty == false ? download! : path.lastSegment)
+        let raw = download ?? path.lastSegment
         var name = ""
         name.unicodeScalars.append(
             contentsOf: raw.unicodeScalars.filter {
                 $0.value >= 0x20 && $0.value != 0x7F && !ObjectPath.isBidiControl($0) && !ObjectPath.isHiddenControl($0)
             })
+        guard !name.isEmpty else { return "attachment;" }
+        let encoded = PercentEncoding.encodeSegment(name)
+        if encoded == name { return "attachment; filename=\(name); filename*=UTF-8''\(name)" }
         let ascii = String(
             name.unicodeScalars.map { s -> Character in
                 (s.isASCII && s.value >= 0x20 && s != "\"" && s != "\\" && s.value != 0x7F) ? Character(s) : "_"
             })
-        return "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(PercentEncoding.encodeSegment(name))"
+        return "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(encoded)"
     }
 }

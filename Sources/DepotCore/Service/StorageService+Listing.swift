@@ -5,6 +5,14 @@ public struct FolderEntry: Sendable, Equatable {
     /// The name relative to the listed folder (v1) or the full name (v2; folders end in `/`).
     public var name: String
     public var object: ObjectRecord?
+    /// A folder's time in a `list-v2` sorted by time: the earliest `created_at` inside it.
+    public var folderTime: Date?
+
+    public init(name: String, object: ObjectRecord?, folderTime: Date? = nil) {
+        self.name = name
+        self.object = object
+        self.folderTime = folderTime
+    }
 }
 
 /// Sort orders of a folder listing.
@@ -20,6 +28,16 @@ public struct ObjectListPage: Sendable {
     public var entries: [FolderEntry]
     /// Where the next page starts (an opaque position); nil on the last page.
     public var nextCursor: String?
+    /// The same for a sorted listing (``StorageService/listObjectsSorted``).
+    public var nextPosition: ListPosition?
+
+    public init(entries: [FolderEntry], nextCursor: String?, nextPosition: ListPosition? = nil) {
+        self.entries = entries
+        self.nextCursor = nextCursor
+        self.nextPosition = nextPosition
+    }
+
+    public var hasNext: Bool { nextCursor != nil || nextPosition != nil }
 }
 
 // MARK: - Listings (the Storage API)
@@ -148,7 +166,7 @@ extension StorageService {
         return ObjectListPage(entries: Array(entries.prefix(limit)), nextCursor: positions[limit - 1])
     }
 
-    private func checkPrefix(_ prefix: String) throws(StorageError) {
+    func checkPrefix(_ prefix: String) throws(StorageError) {
         guard prefix.utf8.count <= ObjectPath.maxBytes, !prefix.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }),
             !prefix.unicodeScalars.contains("\u{10FFFF}")
         else { throw .invalidRequest("invalid prefix") }

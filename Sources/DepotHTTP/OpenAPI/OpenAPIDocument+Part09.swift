@@ -7,6 +7,51 @@ extension OpenAPIDocument {
         }
       }
     },
+    "/storage/v1/health": {
+      "get": {
+        "tags": [
+          "Storage API: buckets"
+        ],
+        "summary": "Health",
+        "description": "Upstream's health check: any valid key or token. 200 with `{\"healthy\": true}`, or `{\"healthy\": false}` when a store does not answer.",
+        "operationId": "storageHealth",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Whether both stores answer.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "healthy"
+                  ],
+                  "additionalProperties": false,
+                  "properties": {
+                    "healthy": {
+                      "type": "boolean"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/StorageError"
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          }
+        }
+      }
+    },
     "/storage/v1/object/{bucket}/{path}": {
       "parameters": [
         {
@@ -308,50 +353,5 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      },
-      "head": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "Headers of an object",
-        "description": "As GET, without the body.",
-        "operationId": "headObject",
-        "security": [
-          {},
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Download"
-          },
-          {
-            "$ref": "#/components/parameters/Range"
-          },
-          {
-            "$ref": "#/components/parameters/IfNoneMatch"
-          },
-          {
-            "$ref": "#/components/parameters/IfModifiedSince"
-          },
-          {
-            "$ref": "#/components/parameters/IfRange"
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The object's bytes (HEAD: the headers alone).",
 """##
 }

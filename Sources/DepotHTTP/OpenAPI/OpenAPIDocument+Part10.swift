@@ -3,6 +3,51 @@
 extension OpenAPIDocument {
     /// Lines 3151–3500 of the document (part 10 of 23).
     static let part10 = ##"""
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      },
+      "head": {
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "Headers of an object",
+        "description": "As GET, without the body.",
+        "operationId": "headObject",
+        "security": [
+          {},
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/Download"
+          },
+          {
+            "$ref": "#/components/parameters/Range"
+          },
+          {
+            "$ref": "#/components/parameters/IfNoneMatch"
+          },
+          {
+            "$ref": "#/components/parameters/IfModifiedSince"
+          },
+          {
+            "$ref": "#/components/parameters/IfRange"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The object's bytes (HEAD: the headers alone).",
             "headers": {
               "ETag": {
                 "$ref": "#/components/headers/ETag"
@@ -308,50 +353,5 @@ extension OpenAPIDocument {
           },
           "400": {
             "$ref": "#/components/responses/StorageError"
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      }
-    },
-    "/storage/v1/object/info/authenticated/{bucket}/{path}": {
-      "get": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "Object information with a JWT",
-        "description": "A JWT is required.",
-        "operationId": "authenticatedObjectInfo",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Bucket"
-          },
-          {
-            "$ref": "#/components/parameters/ObjectName"
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The object's information.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ObjectInfo"
-                }
 """##
 }

@@ -3,6 +3,51 @@
 extension OpenAPIDocument {
     /// Lines 3501–3850 of the document (part 11 of 23).
     static let part11 = ##"""
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      }
+    },
+    "/storage/v1/object/info/authenticated/{bucket}/{path}": {
+      "get": {
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "Object information with a JWT",
+        "description": "A JWT is required.",
+        "operationId": "authenticatedObjectInfo",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/Bucket"
+          },
+          {
+            "$ref": "#/components/parameters/ObjectName"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The object's information.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ObjectInfo"
+                }
               }
             },
             "headers": {
@@ -107,7 +152,7 @@ extension OpenAPIDocument {
           "Storage API: objects"
         ],
         "summary": "List objects (v2)",
-        "description": "Full names in name order, cursor pages; `with_delimiter` collapses folders.",
+        "description": "Full names, cursor pages; `with_delimiter` collapses folders (each entry then has its own segment as `key`). Name order, or by `created_at`/`updated_at` (`sortBy`), either way round.",
         "operationId": "listObjectsV2",
         "security": [
           {
@@ -308,50 +353,5 @@ extension OpenAPIDocument {
         "requestBody": {
           "required": true,
           "content": {
-            "application/json": {
-              "schema": {
-                "$ref": "#/components/schemas/SignManyRequest"
-              },
-              "example": {
-                "expiresIn": 600,
-                "paths": [
-                  "alice/me.png"
-                ]
-              }
-            }
-          }
-        },
-        "responses": {
-          "200": {
-            "description": "One item per name.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "type": "array",
-                  "items": {
-                    "$ref": "#/components/schemas/SignedURLItem"
-                  }
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/StorageError"
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      }
-    },
-    "/v1/jobs": {
-      "get": {
-        "tags": [
 """##
 }

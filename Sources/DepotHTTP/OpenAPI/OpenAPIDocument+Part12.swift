@@ -3,6 +3,51 @@
 extension OpenAPIDocument {
     /// Lines 3851–4200 of the document (part 12 of 23).
     static let part12 = ##"""
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/SignManyRequest"
+              },
+              "example": {
+                "expiresIn": 600,
+                "paths": [
+                  "alice/me.png"
+                ]
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "One item per name.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/SignedURLItem"
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/StorageError"
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      }
+    },
+    "/v1/jobs": {
+      "get": {
+        "tags": [
           "Jobs"
         ],
         "summary": "List background jobs",
@@ -308,50 +353,5 @@ extension OpenAPIDocument {
           {
             "$ref": "#/components/parameters/Width"
           },
-          {
-            "$ref": "#/components/parameters/Height"
-          },
-          {
-            "$ref": "#/components/parameters/Resize"
-          },
-          {
-            "$ref": "#/components/parameters/Quality"
-          },
-          {
-            "$ref": "#/components/parameters/Format"
-          },
-          {
-            "$ref": "#/components/parameters/Range"
-          },
-          {
-            "$ref": "#/components/parameters/IfNoneMatch"
-          },
-          {
-            "$ref": "#/components/parameters/IfModifiedSince"
-          },
-          {
-            "$ref": "#/components/parameters/IfRange"
-          },
-          {
-            "$ref": "#/components/parameters/XClientInfo"
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The object's bytes.",
-            "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
-              },
-              "Accept-Ranges": {
-                "$ref": "#/components/headers/AcceptRanges"
-              },
-              "Content-Length": {
 """##
 }

@@ -3,6 +3,51 @@
 extension OpenAPIDocument {
     /// Lines 4201–4550 of the document (part 13 of 23).
     static let part13 = ##"""
+          {
+            "$ref": "#/components/parameters/Height"
+          },
+          {
+            "$ref": "#/components/parameters/Resize"
+          },
+          {
+            "$ref": "#/components/parameters/Quality"
+          },
+          {
+            "$ref": "#/components/parameters/Format"
+          },
+          {
+            "$ref": "#/components/parameters/Range"
+          },
+          {
+            "$ref": "#/components/parameters/IfNoneMatch"
+          },
+          {
+            "$ref": "#/components/parameters/IfModifiedSince"
+          },
+          {
+            "$ref": "#/components/parameters/IfRange"
+          },
+          {
+            "$ref": "#/components/parameters/XClientInfo"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The object's bytes.",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              },
+              "Accept-Ranges": {
+                "$ref": "#/components/headers/AcceptRanges"
+              },
+              "Content-Length": {
                 "$ref": "#/components/headers/ContentLength"
               },
               "Content-Disposition": {
@@ -308,50 +353,5 @@ extension OpenAPIDocument {
           {
             "$ref": "#/components/parameters/Quality"
           },
-          {
-            "$ref": "#/components/parameters/Format"
-          },
-          {
-            "$ref": "#/components/parameters/Range"
-          },
-          {
-            "$ref": "#/components/parameters/IfNoneMatch"
-          },
-          {
-            "$ref": "#/components/parameters/IfModifiedSince"
-          },
-          {
-            "$ref": "#/components/parameters/IfRange"
-          },
-          {
-            "$ref": "#/components/parameters/XClientInfo"
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The object's bytes.",
-            "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
-              },
-              "Accept-Ranges": {
-                "$ref": "#/components/headers/AcceptRanges"
-              },
-              "Content-Length": {
-                "$ref": "#/components/headers/ContentLength"
-              },
-              "Content-Disposition": {
-                "$ref": "#/components/headers/ContentDisposition"
-              },
-              "X-Content-Type-Options": {
-                "$ref": "#/components/headers/XContentTypeOptions"
-              },
-              "Content-Security-Policy": {
 """##
 }

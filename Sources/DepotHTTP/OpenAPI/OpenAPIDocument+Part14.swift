@@ -3,6 +3,51 @@
 extension OpenAPIDocument {
     /// Lines 4551–4900 of the document (part 14 of 23).
     static let part14 = ##"""
+          {
+            "$ref": "#/components/parameters/Format"
+          },
+          {
+            "$ref": "#/components/parameters/Range"
+          },
+          {
+            "$ref": "#/components/parameters/IfNoneMatch"
+          },
+          {
+            "$ref": "#/components/parameters/IfModifiedSince"
+          },
+          {
+            "$ref": "#/components/parameters/IfRange"
+          },
+          {
+            "$ref": "#/components/parameters/XClientInfo"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The object's bytes.",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              },
+              "Accept-Ranges": {
+                "$ref": "#/components/headers/AcceptRanges"
+              },
+              "Content-Length": {
+                "$ref": "#/components/headers/ContentLength"
+              },
+              "Content-Disposition": {
+                "$ref": "#/components/headers/ContentDisposition"
+              },
+              "X-Content-Type-Options": {
+                "$ref": "#/components/headers/XContentTypeOptions"
+              },
+              "Content-Security-Policy": {
                 "$ref": "#/components/headers/ContentSecurityPolicy"
               },
               "Cross-Origin-Resource-Policy": {
@@ -307,51 +352,6 @@ extension OpenAPIDocument {
           },
           {
             "$ref": "#/components/parameters/IfRange"
-          },
-          {
-            "$ref": "#/components/parameters/XClientInfo"
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The object's bytes.",
-            "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
-              },
-              "Accept-Ranges": {
-                "$ref": "#/components/headers/AcceptRanges"
-              },
-              "Content-Length": {
-                "$ref": "#/components/headers/ContentLength"
-              },
-              "Content-Disposition": {
-                "$ref": "#/components/headers/ContentDisposition"
-              },
-              "X-Content-Type-Options": {
-                "$ref": "#/components/headers/XContentTypeOptions"
-              },
-              "Content-Security-Policy": {
-                "$ref": "#/components/headers/ContentSecurityPolicy"
-              },
-              "Cross-Origin-Resource-Policy": {
-                "$ref": "#/components/headers/CrossOriginResourcePolicy"
-              }
-            },
-            "content": {
-              "*/*": {
-                "schema": {
-                  "type": "string",
-                  "format": "binary"
-                }
-              }
-            }
           },
 """##
 }

@@ -3,6 +3,51 @@
 extension OpenAPIDocument {
     /// Lines 4901–5250 of the document (part 15 of 23).
     static let part15 = ##"""
+          {
+            "$ref": "#/components/parameters/XClientInfo"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The object's bytes.",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              },
+              "Accept-Ranges": {
+                "$ref": "#/components/headers/AcceptRanges"
+              },
+              "Content-Length": {
+                "$ref": "#/components/headers/ContentLength"
+              },
+              "Content-Disposition": {
+                "$ref": "#/components/headers/ContentDisposition"
+              },
+              "X-Content-Type-Options": {
+                "$ref": "#/components/headers/XContentTypeOptions"
+              },
+              "Content-Security-Policy": {
+                "$ref": "#/components/headers/ContentSecurityPolicy"
+              },
+              "Cross-Origin-Resource-Policy": {
+                "$ref": "#/components/headers/CrossOriginResourcePolicy"
+              }
+            },
+            "content": {
+              "*/*": {
+                "schema": {
+                  "type": "string",
+                  "format": "binary"
+                }
+              }
+            }
+          },
           "206": {
             "description": "One satisfiable `Range: bytes=…`: that part of the bytes.",
             "headers": {
@@ -308,50 +353,5 @@ extension OpenAPIDocument {
               "info",
               "upload",
               "list",
-              "list-v2",
-              "move",
-              "copy"
-            ]
-          }
-        },
-        "example": "avatars"
-      },
-      "BucketId": {
-        "name": "id",
-        "in": "path",
-        "required": true,
-        "description": "A bucket id.",
-        "schema": {
-          "type": "string",
-          "minLength": 1,
-          "maxLength": 100,
-          "pattern": "^[A-Za-z0-9_!.*'()&$=@;:+,?-]([A-Za-z0-9_!.*'()&$=@;:+,? -]*[A-Za-z0-9_!.*'()&$=@;:+,?-])?$"
-        },
-        "example": "avatars"
-      },
-      "Token": {
-        "name": "token",
-        "in": "query",
-        "required": true,
-        "schema": {
-          "type": "string"
-        },
-        "description": "The URL's token (HMAC-signed; scoped to this bucket, name and purpose)."
-      },
-      "Download": {
-        "name": "download",
-        "in": "query",
-        "schema": {
-          "type": "string"
-        },
-        "description": "Present: `Content-Disposition: attachment`, with this file name (empty: the object's)."
-      },
-      "Range": {
-        "name": "Range",
-        "in": "header",
-        "schema": {
-          "type": "string",
-          "example": "bytes=0-99"
-        },
 """##
 }

@@ -3,6 +3,51 @@
 extension OpenAPIDocument {
     /// Lines 5251–5600 of the document (part 16 of 23).
     static let part16 = ##"""
+              "list-v2",
+              "move",
+              "copy"
+            ]
+          }
+        },
+        "example": "avatars"
+      },
+      "BucketId": {
+        "name": "id",
+        "in": "path",
+        "required": true,
+        "description": "A bucket id.",
+        "schema": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 100,
+          "pattern": "^[A-Za-z0-9_!.*'()&$=@;:+,?-]([A-Za-z0-9_!.*'()&$=@;:+,? -]*[A-Za-z0-9_!.*'()&$=@;:+,?-])?$"
+        },
+        "example": "avatars"
+      },
+      "Token": {
+        "name": "token",
+        "in": "query",
+        "required": true,
+        "schema": {
+          "type": "string"
+        },
+        "description": "The URL's token (HMAC-signed; scoped to this bucket, name and purpose)."
+      },
+      "Download": {
+        "name": "download",
+        "in": "query",
+        "schema": {
+          "type": "string"
+        },
+        "description": "Present: `Content-Disposition: attachment`, with this file name (empty: the object's)."
+      },
+      "Range": {
+        "name": "Range",
+        "in": "header",
+        "schema": {
+          "type": "string",
+          "example": "bytes=0-99"
+        },
         "description": "One range (`bytes=a-b`, `bytes=a-`, `bytes=-n`): 206, or 416 when unsatisfiable. Other forms are ignored."
       },
       "IfNoneMatch": {
@@ -308,50 +353,5 @@ extension OpenAPIDocument {
           }
         }
       },
-      "ErrorUnauthorized": {
-        "description": "401",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "unauthenticated",
-                  "token_expired"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorForbidden": {
-        "description": "403",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "forbidden",
-                  "signature_invalid",
-                  "url_expired"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorNotFound": {
-        "description": "404",
-        "allOf": [
-          {
 """##
 }

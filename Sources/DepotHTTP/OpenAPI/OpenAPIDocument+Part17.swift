@@ -3,6 +3,51 @@
 extension OpenAPIDocument {
     /// Lines 5601–5950 of the document (part 17 of 23).
     static let part17 = ##"""
+      "ErrorUnauthorized": {
+        "description": "401",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "unauthenticated",
+                  "token_expired"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorForbidden": {
+        "description": "403",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "forbidden",
+                  "signature_invalid",
+                  "url_expired"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorNotFound": {
+        "description": "404",
+        "allOf": [
+          {
             "$ref": "#/components/schemas/Error"
           }
         ],
@@ -308,50 +353,5 @@ extension OpenAPIDocument {
         "description": "1–128 of `A-Z a-z 0-9 . _ -`, not `.` or `..`."
       },
       "Suffix": {
-        "type": "string",
-        "pattern": "^[A-Za-z0-9_-]{0,64}$",
-        "example": "_112x112"
-      },
-      "Visibility": {
-        "type": "string",
-        "enum": [
-          "private",
-          "public"
-        ]
-      },
-      "Asset": {
-        "type": "object",
-        "required": [
-          "path",
-          "url",
-          "fileSize",
-          "contentType",
-          "checksum",
-          "visibility",
-          "expiresAt",
-          "createdAt",
-          "updatedAt"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "path": {
-            "type": "string",
-            "example": "alice/job-1/2f6c…_112x112.png"
-          },
-          "url": {
-            "type": "string",
-            "description": "A signed URL (private; `expiresAt` set) or the public URL (`expiresAt` null)."
-          },
-          "fileSize": {
-            "type": "integer",
-            "minimum": 0
-          },
-          "contentType": {
-            "type": "string"
-          },
-          "checksum": {
-            "type": "string",
-            "pattern": "^[0-9a-f]{64}$",
-            "description": "SHA-256 of the bytes, hex."
 """##
 }

@@ -3,6 +3,51 @@
 extension OpenAPIDocument {
     /// Lines 5951–6300 of the document (part 18 of 23).
     static let part18 = ##"""
+        "type": "string",
+        "pattern": "^[A-Za-z0-9_-]{0,64}$",
+        "example": "_112x112"
+      },
+      "Visibility": {
+        "type": "string",
+        "enum": [
+          "private",
+          "public"
+        ]
+      },
+      "Asset": {
+        "type": "object",
+        "required": [
+          "path",
+          "url",
+          "fileSize",
+          "contentType",
+          "checksum",
+          "visibility",
+          "expiresAt",
+          "createdAt",
+          "updatedAt"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "path": {
+            "type": "string",
+            "example": "alice/job-1/2f6c…_112x112.png"
+          },
+          "url": {
+            "type": "string",
+            "description": "A signed URL (private; `expiresAt` set) or the public URL (`expiresAt` null)."
+          },
+          "fileSize": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "contentType": {
+            "type": "string"
+          },
+          "checksum": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$",
+            "description": "SHA-256 of the bytes, hex."
           },
           "visibility": {
             "$ref": "#/components/schemas/Visibility"
@@ -308,50 +353,5 @@ extension OpenAPIDocument {
               }
             ]
           },
-          "checksum": {
-            "type": "string",
-            "pattern": "^[0-9a-f]{64}$"
-          },
-          "suffix": {
-            "$ref": "#/components/schemas/Suffix"
-          },
-          "visibility": {
-            "$ref": "#/components/schemas/Visibility"
-          }
-        }
-      },
-      "PresignedUpload": {
-        "type": "object",
-        "required": [
-          "uploadUrl",
-          "method",
-          "headers",
-          "path",
-          "expiresAt"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "uploadUrl": {
-            "type": "string",
-            "description": "`…/storage/v1/object/upload/sign/{bucket}/{path}?token=…`"
-          },
-          "method": {
-            "const": "PUT"
-          },
-          "headers": {
-            "type": "object",
-            "additionalProperties": {
-              "type": "string"
-            },
-            "description": "Headers the PUT must carry (`Content-Type`)."
-          },
-          "path": {
-            "type": "string"
-          },
-          "expiresAt": {
-            "type": "string",
-            "format": "date-time"
-          }
-        }
 """##
 }

@@ -3,6 +3,51 @@
 extension OpenAPIDocument {
     /// Lines 6301–6650 of the document (part 19 of 23).
     static let part19 = ##"""
+          "checksum": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$"
+          },
+          "suffix": {
+            "$ref": "#/components/schemas/Suffix"
+          },
+          "visibility": {
+            "$ref": "#/components/schemas/Visibility"
+          }
+        }
+      },
+      "PresignedUpload": {
+        "type": "object",
+        "required": [
+          "uploadUrl",
+          "method",
+          "headers",
+          "path",
+          "expiresAt"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "uploadUrl": {
+            "type": "string",
+            "description": "`…/storage/v1/object/upload/sign/{bucket}/{path}?token=…`"
+          },
+          "method": {
+            "const": "PUT"
+          },
+          "headers": {
+            "type": "object",
+            "additionalProperties": {
+              "type": "string"
+            },
+            "description": "Headers the PUT must carry (`Content-Type`)."
+          },
+          "path": {
+            "type": "string"
+          },
+          "expiresAt": {
+            "type": "string",
+            "format": "date-time"
+          }
+        }
       },
       "PresignedUploadResult": {
         "type": "object",
@@ -308,50 +353,5 @@ extension OpenAPIDocument {
         "required": [
           "message",
           "statusCode"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "message": {
-            "const": "success"
-          },
-          "statusCode": {
-            "const": "200"
-          }
-        }
-      },
-      "StorageUploadForm": {
-        "type": "object",
-        "properties": {
-          "cacheControl": {
-            "type": "string",
-            "description": "Seconds (→ `max-age=N`) or a Cache-Control value."
-          },
-          "metadata": {
-            "type": "string",
-            "description": "JSON object, kept as user metadata."
-          },
-          "contentType": {
-            "type": "string"
-          },
-          "file": {
-            "type": "string",
-            "format": "binary"
-          }
-        },
-        "required": [
-          "file"
-        ]
-      },
-      "UploadResult": {
-        "type": "object",
-        "required": [
-          "Id",
-          "Key"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "Id": {
-            "type": "string",
-            "format": "uuid",
 """##
 }

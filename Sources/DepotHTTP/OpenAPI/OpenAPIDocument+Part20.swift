@@ -3,6 +3,51 @@
 extension OpenAPIDocument {
     /// Lines 6651–7000 of the document (part 20 of 23).
     static let part20 = ##"""
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "message": {
+            "const": "success"
+          },
+          "statusCode": {
+            "const": "200"
+          }
+        }
+      },
+      "StorageUploadForm": {
+        "type": "object",
+        "properties": {
+          "cacheControl": {
+            "type": "string",
+            "description": "Seconds (→ `max-age=N`) or a Cache-Control value."
+          },
+          "metadata": {
+            "type": "string",
+            "description": "JSON object, kept as user metadata."
+          },
+          "contentType": {
+            "type": "string"
+          },
+          "file": {
+            "type": "string",
+            "format": "binary"
+          }
+        },
+        "required": [
+          "file"
+        ]
+      },
+      "UploadResult": {
+        "type": "object",
+        "required": [
+          "Id",
+          "Key"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "Id": {
+            "type": "string",
+            "format": "uuid",
             "description": "The stored bytes' id (changes on every write)."
           },
           "Key": {
@@ -291,7 +336,7 @@ extension OpenAPIDocument {
           },
           "cursor": {
             "type": "string",
-            "description": "`nextCursor` of the previous page."
+            "description": "`nextCursor` of the previous page (upstream's spelling: base64 of `l:`, `o:`, `c:` and `a:` lines)."
           },
           "with_delimiter": {
             "oneOf": [
@@ -308,50 +353,5 @@ extension OpenAPIDocument {
             ]
           },
           "sortBy": {
-            "type": "object",
-            "description": "Only name, ascending.",
-            "properties": {
-              "column": {
-                "const": "name"
-              },
-              "order": {
-                "const": "asc"
-              }
-            }
-          }
-        }
-      },
-      "ListV2Object": {
-        "type": "object",
-        "required": [
-          "name",
-          "key",
-          "id",
-          "updated_at",
-          "created_at",
-          "last_accessed_at",
-          "metadata"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "name": {
-            "type": "string"
-          },
-          "key": {
-            "type": "string"
-          },
-          "id": {
-            "type": "string",
-            "format": "uuid"
-          },
-          "updated_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "created_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
 """##
 }

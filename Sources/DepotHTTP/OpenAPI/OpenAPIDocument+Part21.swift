@@ -3,6 +3,60 @@
 extension OpenAPIDocument {
     /// Lines 7001–7350 of the document (part 21 of 23).
     static let part21 = ##"""
+            "type": "object",
+            "description": "`name` (the default), `created_at` or `updated_at`; `asc` (the default) or `desc`; names break ties in the same direction. Any order but name ascending reads the names under the prefix whole and sorts them (at most 10,000; more is a 400). With `with_delimiter`, a folder sorts by the earliest `created_at` inside it. A `cursor` keeps the order its listing was made in.",
+            "properties": {
+              "column": {
+                "type": "string",
+                "enum": [
+                  "name",
+                  "created_at",
+                  "updated_at"
+                ]
+              },
+              "order": {
+                "type": "string",
+                "enum": [
+                  "asc",
+                  "desc"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ListV2Object": {
+        "type": "object",
+        "required": [
+          "name",
+          "id",
+          "updated_at",
+          "created_at",
+          "last_accessed_at",
+          "metadata"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "key": {
+            "type": "string",
+            "description": "With `with_delimiter` only: the object's own segment at the listed level (upstream's `key`)."
+          },
+          "id": {
+            "type": "string",
+            "format": "uuid"
+          },
+          "updated_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
           },
           "last_accessed_at": {
             "type": "string",
@@ -30,21 +84,51 @@ extension OpenAPIDocument {
             "type": "string",
             "description": "Present when `hasNext`."
           },
+          "nextCursorKey": {
+            "type": "string",
+            "description": "The last entry's name (a folder's without its `/`); present when `hasNext`."
+          },
           "folders": {
             "type": "array",
             "items": {
               "type": "object",
               "required": [
-                "name",
-                "key"
+                "name"
               ],
               "additionalProperties": false,
               "properties": {
-                "name": {
-                  "type": "string"
-                },
                 "key": {
-                  "type": "string"
+                  "type": "string",
+                  "description": "With `with_delimiter`: the folder's own segment at the listed level."
+                },
+                "name": {
+                  "type": "string",
+                  "description": "The full path, ending in `/`."
+                },
+                "id": {
+                  "type": "null"
+                },
+                "updated_at": {
+                  "type": [
+                    "string",
+                    "null"
+                  ],
+                  "format": "date-time",
+                  "description": "In a time order: the earliest `created_at` inside."
+                },
+                "created_at": {
+                  "type": [
+                    "string",
+                    "null"
+                  ],
+                  "format": "date-time",
+                  "description": "In a time order: the earliest `created_at` inside."
+                },
+                "last_accessed_at": {
+                  "type": "null"
+                },
+                "metadata": {
+                  "type": "null"
                 }
               }
             }
@@ -269,89 +353,5 @@ extension OpenAPIDocument {
           }
         }
       },
-      "SignManyRequest": {
-        "type": "object",
-        "required": [
-          "expiresIn",
-          "paths"
-        ],
-        "properties": {
-          "expiresIn": {
-            "oneOf": [
-              {
-                "type": "integer",
-                "minimum": 1
-              },
-              {
-                "type": "string",
-                "pattern": "^-?[0-9]+$"
-              }
-            ],
-            "description": "Seconds, 1 … the server's maximum (`--max-signed-url-ttl`, default 604800)."
-          },
-          "paths": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 1000,
-            "items": {
-              "type": "string"
-            }
-          }
-        }
-      },
-      "SignedURL": {
-        "type": "object",
-        "required": [
-          "signedURL"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "signedURL": {
-            "type": "string",
-            "description": "`/object/sign/{bucket}/{path}?token=…`, relative to `/storage/v1`."
-          }
-        }
-      },
-      "SignedURLItem": {
-        "type": "object",
-        "required": [
-          "error",
-          "path",
-          "signedURL"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "error": {
-            "type": [
-              "string",
-              "null"
-            ]
-          },
-          "path": {
-            "type": "string"
-          },
-          "signedURL": {
-            "type": [
-              "string",
-              "null"
-            ]
-          }
-        }
-      },
-      "SignedUploadURL": {
-        "type": "object",
-        "required": [
-          "url",
-          "token"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "url": {
-            "type": "string",
-            "description": "`/object/upload/sign/{bucket}/{path}?token=…`, relative to `/storage/v1`."
-          },
-          "token": {
-            "type": "string"
-          }
 """##
 }

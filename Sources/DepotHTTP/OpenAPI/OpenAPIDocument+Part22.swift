@@ -3,6 +3,90 @@
 extension OpenAPIDocument {
     /// Lines 7351–7700 of the document (part 22 of 23).
     static let part22 = ##"""
+      "SignManyRequest": {
+        "type": "object",
+        "required": [
+          "expiresIn",
+          "paths"
+        ],
+        "properties": {
+          "expiresIn": {
+            "oneOf": [
+              {
+                "type": "integer",
+                "minimum": 1
+              },
+              {
+                "type": "string",
+                "pattern": "^-?[0-9]+$"
+              }
+            ],
+            "description": "Seconds, 1 … the server's maximum (`--max-signed-url-ttl`, default 604800)."
+          },
+          "paths": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "items": {
+              "type": "string"
+            }
+          }
+        }
+      },
+      "SignedURL": {
+        "type": "object",
+        "required": [
+          "signedURL"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "signedURL": {
+            "type": "string",
+            "description": "`/object/sign/{bucket}/{path}?token=…`, relative to `/storage/v1`."
+          }
+        }
+      },
+      "SignedURLItem": {
+        "type": "object",
+        "required": [
+          "error",
+          "path",
+          "signedURL"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "error": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "path": {
+            "type": "string"
+          },
+          "signedURL": {
+            "type": [
+              "string",
+              "null"
+            ]
+          }
+        }
+      },
+      "SignedUploadURL": {
+        "type": "object",
+        "required": [
+          "url",
+          "token"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "url": {
+            "type": "string",
+            "description": "`/object/upload/sign/{bucket}/{path}?token=…`, relative to `/storage/v1`."
+          },
+          "token": {
+            "type": "string"
+          }
         }
       },
       "Job": {
@@ -269,89 +353,5 @@ extension OpenAPIDocument {
           }
         }
       },
-      "InternalError": {
-        "description": "`internal_error`; the message names a request id, details are only in the log.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorInternal"
-            }
-          }
-        }
-      },
-      "Unavailable": {
-        "description": "`unavailable`: a store is down or overloaded; retry.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorUnavailable"
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
-      "StorageError": {
-        "description": "A handled error in Supabase's envelope; the semantic status is `statusCode` (see `SupabaseError400`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError400"
-            }
-          }
-        }
-      },
-      "StorageForbidden": {
-        "description": "A real 403 (`statusCode` \"403\", `AccessDenied`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError403"
-            }
-          }
-        }
-      },
-      "StorageRateLimited": {
-        "description": "A real 429 (`SlowDown`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError429"
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
-      "StorageInternalError": {
-        "description": "A real 500 (`InternalError`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError500"
-            }
-          }
-        }
-      },
-      "StorageUnavailable": {
-        "description": "A real 503 (`SlowDown`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError503"
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
 """##
 }

@@ -5,7 +5,8 @@ import Hummingbird
 import NIOCore
 
 /// Supabase's listings: `POST /object/list/{bucket}` (one folder level, names relative to it) and
-/// `POST /object/list-v2/{bucket}` (full names, cursor pages, optional folder collapsing).
+/// `POST /object/list-v2/{bucket}` (full names, cursor pages, optional folder collapsing, in name
+/// order or by time).
 struct StorageListController: Sendable {
     let service: StorageService
 
@@ -36,38 +37,58 @@ struct StorageListController: Sendable {
         let identity = try context.requireIdentity()
         let bucket = try request.segment(after: "/storage/v1/object/list-v2/")
         let body = try await SupabaseBody.read(request)
-        let (sort, descending) = try Self.sortBy(body, allowed: [.name])
-        guard sort == .name, !descending else {
-            throw StorageError.invalidRequest("list-v2 pages in name order (ascending) only")
-        }
-        var cursor: String? = nil
+        let (column, descending) = try Self.sortBy(body, allowed: [.name, .createdAt, .updatedAt])
+        var order = ListOrder(column: column, descending: descending)
+        var position: ListPosition? = nil
         if let opaque = try body.string("cursor"), !opaque.isEmpty {
-            guard let data = Data(base64Encoded: opaque), let decoded = String(data: data, encoding: .utf8) else {
-                throw StorageError.invalidRequest("invalid cursor")
-            }
-            cursor = decoded
+            let cursor = try ListCursor.decode(opaque)
+            position = cursor.position
+            // As upstream: the order a cursor was made in goes on, whatever the body says.
+            if let o = cursor.order { order = o }
         }
-        let page = try await service.listObjects(
-            as: identity, bucket: bucket, prefix: try body.string("prefix") ?? "", cursor: cursor,
-            limit: Int(try body.int("limit") ?? 1000), delimiter: try body.bool("with_delimiter") ?? false)
+        let prefix = try body.string("prefix") ?? ""
+        let delimiter = try body.bool("with_delimiter") ?? false
+        let limit = Int(try body.int("limit") ?? 1000)
+        let page: ObjectListPage
+        if order.streams {
+            page = try await service.listObjects(
+                as: identity, bucket: bucket, prefix: prefix, cursor: position?.name, limit: limit, delimiter: delimiter)
+        } else {
+            page = try await service.listObjectsSorted(
+                as: identity, bucket: bucket, prefix: prefix, after: position, limit: limit, delimiter: delimiter, order: order)
+        }
+        // A folder level's entries have a `key`: their own segment at that level (upstream's
+        // `split_part(name, '/', levels)`); a flat listing's objects have none.
+        let level = prefix.isEmpty ? 1 : prefix.split(separator: "/", omittingEmptySubsequences: false).count
+        func key(_ name: String) -> String? {
+            guard delimiter else { return nil }
+            let segments = (name.hasSuffix("/") ? String(name.dropLast()) : name).split(separator: "/", omittingEmptySubsequences: false)
+            return segments.count >= level ? String(segments[level - 1]) : name
+        }
         return SupabaseJSON.response { json in
             json.beginObject()
-            json.key("hasNext"); json.bool(page.nextCursor != nil)
-            if let next = page.nextCursor {
-                json.key("nextCursor"); json.string(Data(next.utf8).base64EncodedString())
+            json.key("hasNext"); json.bool(page.hasNext)
+            if let next = page.nextPosition ?? page.nextCursor.map({ ListPosition(name: $0) }), let last = page.entries.last {
+                json.key("nextCursor"); json.string(ListCursor(position: next, order: order).encoded())
+                json.key("nextCursorKey"); json.string(last.name.hasSuffix("/") ? String(last.name.dropLast()) : last.name)
             }
             json.key("folders")
             json.beginArray()
             for e in page.entries where e.object == nil {
                 json.beginObject()
+                if let k = key(e.name) { json.key("key"); json.string(k) }
                 json.key("name"); json.string(e.name)
-                json.key("key"); json.string(e.name)
+                for k in ["id", "last_accessed_at", "metadata"] { json.key(k); json.null() }
+                for k in ["updated_at", "created_at"] {
+                    json.key(k)
+                    if let t = e.folderTime, !order.streams, order.column != .name { json.string(HTTPDate.iso8601(t)) } else { json.null() }
+                }
                 json.endObject()
             }
             json.endArray()
             json.key("objects")
             json.beginArray()
-            for e in page.entries where e.object != nil { SupabaseJSON.entry(name: e.name, e.object, key: e.name, into: &json) }
+            for e in page.entries where e.object != nil { SupabaseJSON.entry(name: e.name, e.object, key: key(e.name), into: &json) }
             json.endArray()
             json.endObject()
         }

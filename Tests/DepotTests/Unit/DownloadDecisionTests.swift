@@ -54,11 +54,21 @@ struct DownloadDecisionTests {
 
     @Test func dispositionAndDownloadNames() throws {
         #expect(try decide(try object(), DownloadConditions()).disposition == nil)
-        #expect(try decide(try object(type: "text/html"), DownloadConditions()).disposition?.hasPrefix("attachment; filename=\"pic.png\"") == true)
+        // A type not shown inline goes as an attachment named after the object; a plain name unquoted, as upstream.
+        #expect(
+            try decide(try object(type: "text/html"), DownloadConditions()).disposition == "attachment; filename=pic.png; filename*=UTF-8''pic.png")
         #expect(try decide(try object(type: "image/svg+xml"), DownloadConditions()).disposition != nil)
         let named = try decide(try object(), DownloadConditions(download: "été\u{202E}.png"))
         #expect(named.disposition == "attachment; filename=\"_t_.png\"; filename*=UTF-8''%C3%A9t%C3%A9.png")
-        #expect(try decide(try object(), DownloadConditions(download: "")).disposition?.contains("pic.png") == true)
+        // An empty `download=` names nothing (upstream's `attachment;`); names that need it are quoted.
+        #expect(try decide(try object(), DownloadConditions(download: "")).disposition == "attachment;")
+        #expect(try decide(try object(), DownloadConditions(download: "\u{202E}")).disposition == "attachment;")
+        #expect(
+            try decide(try object(), DownloadConditions(download: "report-v2.pdf")).disposition
+                == "attachment; filename=report-v2.pdf; filename*=UTF-8''report-v2.pdf")
+        #expect(
+            try decide(try object(), DownloadConditions(download: "my \"q\" file;.pdf")).disposition
+                == "attachment; filename=\"my _q_ file;.pdf\"; filename*=UTF-8''my%20%22q%22%20file%3B.pdf")
         #expect(throws: StorageError.self) { try decide(try object(), DownloadConditions(download: String(repeating: "a", count: 1025))) }
         #expect(try decide(try object(), DownloadConditions(download: String(repeating: "a", count: 1024))).disposition != nil)
     }

@@ -37,4 +37,22 @@ struct HTTPDateTests {
         #expect(HTTPDate.parse("Sun, 06 Foo 1994 08:49:37 GMT") == nil)
         #expect(HTTPDate.parse("Sun, 06 Nov 1994 25:49:37 GMT") == nil)
     }
+
+    /// list-v2 cursors carry times as upstream writes them; whole milliseconds both ways (a `Date`
+    /// of `….123` is `….12299…`, which must not come back as `….122`).
+    @Test func iso8601MillisecondsReadBack() {
+        for ms: Int64 in [0, 1_700_000_000_123, 1_700_000_000_999, 951_782_400_500, 4_102_444_800_001] {
+            #expect(HTTPDate.parseISO8601(HTTPDate.iso8601(milliseconds: ms)) == ms, "\(ms)")
+        }
+        #expect(HTTPDate.parseISO8601("2023-11-14T22:13:20Z") == 1_700_000_000_000)
+        #expect(HTTPDate.parseISO8601("2023-11-14T22:13:20.1Z") == 1_700_000_000_100)
+        #expect(HTTPDate.parseISO8601("2023-11-14T22:13:20.12Z") == 1_700_000_000_120)
+        for bad in [
+            "", "2023-11-14", "2023-11-14T22:13:20.123", "2023-11-14T22:13:20.1234Z", "2023-11-14T22:13:20.Z", "2023-13-14T22:13:20Z",
+            "2023-11-14T24:13:20Z", "2023-11-14 22:13:20Z", "+023-11-14T22:13:20Z", "1969-12-31T23:59:59Z", "2023-11-14T22:13:20+01:00",
+            "２０23-11-14T22:13:20Z",
+        ] {
+            #expect(HTTPDate.parseISO8601(bad) == nil, "\(bad)")
+        }
+    }
 }
