@@ -123,6 +123,8 @@ let package = Package(
             dependencies: [
                 "DepotCore", "DepotLocal", "DepotHTTP", "DepotS3", "DepotPostgres", "DepotImages",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

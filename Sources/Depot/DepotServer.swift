@@ -38,6 +38,10 @@ public struct DepotServer: Sendable {
         /// How long a graceful stop waits for requests in flight before their connections are
         /// closed; nil: as long as they take.
         public var shutdownTimeout: Duration? = .seconds(30)
+        /// A JWKS of the keys that sign user tokens asymmetrically (Supabase Auth's), besides the
+        /// project secret's HS256; read at start and every `signingKeyRefresh`.
+        public var signingKeys: SigningKeySource? = nil
+        public var signingKeyRefresh: Duration = .seconds(600)
         public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
     }
 
@@ -105,6 +109,11 @@ public struct DepotServer: Sendable {
         }
         var http = http
         if let runner { http.jobRunnerCounts = { runner.done } }
+        var refresher: SigningKeyRefresher? = nil
+        if let source = configuration.signingKeys {
+            refresher = SigningKeyRefresher(source: source, jwt: jwt, interval: configuration.signingKeyRefresh, logger: logger)
+            await refresher?.loadAtStart()
+        }
         var app = buildApplication(
             service: service, jwt: jwt, options: http, host: configuration.host, port: configuration.port,
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
@@ -113,6 +122,7 @@ public struct DepotServer: Sendable {
             app.addServices(GarbageCollector(service: service, interval: .seconds(configuration.gcInterval), logger: logger))
         }
         if let runner { app.addServices(JobWorkers(runner: runner)) }
+        if let refresher { app.addServices(refresher) }
         var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = configuration.shutdownTimeout
         try await closing(close) { try await ServiceGroup(configuration: group).run() }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Depot
 import DepotCore
 import Foundation
 import Logging
@@ -70,6 +71,16 @@ struct ServeOptions: ParsableArguments {
     var gcGrace: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. (env DEPOT_LOG_LEVEL, default info)")
     var logLevel: String?
+    @Option(
+        name: .customLong("jwks"),
+        help:
+            "A JWKS file or http(s) URL of the public keys that sign user tokens with RS256, ES256 or EdDSA (Supabase Auth's asymmetric keys, e.g. https://PROJECT.supabase.co/auth/v1/.well-known/jwks.json), accepted besides HS256 tokens of the project secret. Read at start (a failure is logged and retried, never fatal), every --jwks-refresh, and when a token names an unknown kid. (env DEPOT_JWKS, default none)"
+    )
+    var jwks: String?
+    @Option(
+        name: .customLong("jwks-refresh"),
+        help: "Seconds between reads of the --jwks keys, 60 … 86400. (env DEPOT_JWKS_REFRESH, default 600)")
+    var jwksRefresh: Int?
 
     struct Resolved {
         var host: String
@@ -79,6 +90,8 @@ struct ServeOptions: ParsableArguments {
         var corsAPIOrigins: [String]
         var gcInterval: Int
         var logLevel: String
+        var jwks: SigningKeySource?
+        var jwksRefresh: Int
     }
 
     /// The longest period a setting in seconds may name: a year.
@@ -125,8 +138,12 @@ struct ServeOptions: ParsableArguments {
         guard (0...Self.maxSeconds).contains(interval) else {
             throw ValidationError("--gc-interval must be 0 … \(Self.maxSeconds) seconds")
         }
+        let jwksRefresh = try int(jwksRefresh, "DEPOT_JWKS_REFRESH", 600)
+        guard (60...86_400).contains(jwksRefresh) else { throw ValidationError("--jwks-refresh must be 60 … 86400 seconds") }
+        let jwks = setting(jwks, "DEPOT_JWKS").map(SigningKeySource.init)
+        if case .url(let url) = jwks, URL(string: url)?.host == nil { throw ValidationError("--jwks: '\(url)' is not a URL") }
         return Resolved(
             host: host, port: port, settings: s, corsObjectOrigins: origins ?? ["*"], corsAPIOrigins: origins ?? [],
-            gcInterval: interval, logLevel: level)
+            gcInterval: interval, logLevel: level, jwks: jwks, jwksRefresh: jwksRefresh)
     }
 }

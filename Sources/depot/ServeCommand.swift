@@ -49,6 +49,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.settings.renditionCacheBytes = jobs.renderCacheBytes
         configuration.settings.concurrentRenders = jobs.concurrentRenders
         configuration.jobs = jobs.runner
+        configuration.signingKeys = resolved.jwks
+        configuration.signingKeyRefresh = .seconds(resolved.jwksRefresh)
 
         let dataDir = configuration.dataDirectory
         try DataDirectory.create(dataDir)
@@ -66,7 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
                 Depot is listening on http://\(host):\(port)  (URLs returned: \(settings.publicBaseURL))
                   rows:    \(server.rowsSummary)
                   blobs:   \(server.blobsSummary)\(redirect ? " (signed downloads redirect to S3)" : "")
-                  secret:  \(secretSource)
+                  secret:  \(secretSource)\(resolved.jwks.map { "; user tokens also signed by the JWKS \($0)" } ?? "")
                   keys:    `depot keys --data-dir \(dataDir)` prints the anon and service_role keys;
                            `depot token --data-dir \(dataDir) --sub USER` a user's token
                   buckets: \(settings.privateBucket) (private), \(settings.publicBucket) (public)

@@ -2,16 +2,25 @@ import DepotCore
 @testable import DepotHTTP
 import Foundation
 
-/// Bearer tokens: `ProjectJWT.verify` (header `alg`, signature, `exp`/`nbf`/`iat`, `role`, `sub`)
-/// with jwt-kit underneath. Input: a token; an input without a `.` is a subject instead, for which
+/// Bearer tokens: `ProjectJWT.verify` (header `alg` and `kid`, signature, `exp`/`nbf`/`iat`,
+/// `role`, `sub`) with jwt-kit underneath, HS256 and a JWKS's ES256 key. Input: a token; an input without a `.` is a subject instead, for which
 /// a token is minted and must verify to that caller.
 enum JWTTarget {
     /// The secret of the seed tokens in fuzz/corpus/jwt (made by fuzz/make-seeds).
     static let secret = "depot-fuzz-jwt-secret-0123456789abcdef"
     static let now = Date(timeIntervalSince1970: 1_800_000_000)
+    /// A JWKS with one ES256 key (`kid` fuzz-es, a fixed P-256 point), so that tokens naming
+    /// ES256, RS256 or EdDSA reach the asymmetric path's checks.
+    static let jwks =
+        #"{"keys":[{"kty":"EC","crv":"P-256","kid":"fuzz-es","alg":"ES256","x":"#
+        + #""asCSLuHcruILXUXPCKzXMT2OLlkW2HQKjL14exSDA-o","y":"Z1k8__8rR8YhP_htMzrl0M5SIqryqK3cFhhEoqa3iZo"}]}"#
     static let jwt: ProjectJWT = {
         let made = Box<ProjectJWT?>(nil)
-        runToCompletion { made.value = await ProjectJWT(secret: secret) }
+        runToCompletion {
+            let jwt = await ProjectJWT(secret: secret)
+            jwt.useSigningKeys(try! await SigningKeys.parse(Array(jwks.utf8)))
+            made.value = jwt
+        }
         return made.value!
     }()
 

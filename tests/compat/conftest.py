@@ -2,6 +2,7 @@
 free loopback port and hands the tests storage3 clients for its keys. The server binary is
 $DEPOT_BIN, else .build/debug/depot."""
 
+import json
 import os
 import socket
 import subprocess
@@ -24,7 +25,7 @@ def _free_port() -> int:
 
 
 class Depot:
-    def __init__(self, binary: Path, data: Path, port: int):
+    def __init__(self, binary: Path, data: Path, port: int, extra: tuple[str, ...] = ()):
         self.binary, self.data, self.port = binary, data, port
         self.base = f"http://127.0.0.1:{port}"
         self.storage_url = f"{self.base}/storage/v1"
@@ -32,7 +33,7 @@ class Depot:
         self.log = open(data / "server.log", "wb")
         self.process = subprocess.Popen(
             [str(binary), "serve", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port),
-             "--public-url", self.base, "--max-file-size", str(5 * 1024 * 1024)],
+             "--public-url", self.base, "--max-file-size", str(5 * 1024 * 1024), *extra],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while True:
@@ -72,11 +73,37 @@ def depot():
     if not binary.exists():
         pytest.fail(f"{binary} does not exist: build Depot first (swift build) or set DEPOT_BIN")
     with tempfile.TemporaryDirectory(prefix="depot-compat-") as tmp:
-        server = Depot(binary, Path(tmp), _free_port())
+        signers, jwks = signing_keys()
+        (Path(tmp) / "jwks.json").write_text(json.dumps(jwks))
+        data = Path(tmp) / "data"
+        data.mkdir()
+        server = Depot(binary, data, _free_port(), ("--jwks", str(Path(tmp) / "jwks.json")))
+        server.signers = signers
         try:
             yield server
         finally:
             server.stop()
+
+
+def signing_keys():
+    """Supabase Auth's asymmetric keys, made here: RS256, ES256 and EdDSA private keys by `kid`,
+    and the JWKS of their public halves (what `--jwks` reads)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+    made = {
+        "RS256": ("rsa-1", rsa.generate_private_key(public_exponent=65537, key_size=2048), RSAAlgorithm),
+        "ES256": ("ec-1", ec.generate_private_key(ec.SECP256R1()), ECAlgorithm),
+        "EdDSA": ("ed-1", ed25519.Ed25519PrivateKey.generate(), OKPAlgorithm),
+    }
+    keys = []
+    for alg, (kid, private, algorithm) in made.items():
+        jwk = json.loads(algorithm.to_jwk(private.public_key()))
+        jwk.update({"kid": kid, "use": "sig"})
+        if alg != "EdDSA":
+            jwk["alg"] = alg
+        keys.append(jwk)
+    return {alg: (kid, private) for alg, (kid, private, _) in made.items()}, {"keys": keys}
 
 
 @pytest.fixture(scope="session")

@@ -179,6 +179,16 @@ extension StorageService {
         return removed
     }
 
+    /// Ends every signed URL of one object, in any bucket (downloads and transformations: they
+    /// are bound to its generation, which changes; nothing else does). Whoever may delete the
+    /// object may revoke its links.
+    public func revokeObjectLinks(as identity: Identity, at key: ObjectKey) async throws -> ObjectRecord {
+        try identity.authorize(key.path)
+        _ = try await existingBucket(key.bucket)
+        guard try await metadata.object(at: key) != nil else { throw StorageError.notFound() }
+        return try await metadata.setGeneration(.newGeneration(), at: key, date: now())
+    }
+
     /// A download token for one object the caller may read, valid `expiresIn` seconds, until
     /// the object is moved, flipped, revoked or deleted.
     public func signObject(as identity: Identity, at key: ObjectKey, expiresIn: Int64) async throws -> String {

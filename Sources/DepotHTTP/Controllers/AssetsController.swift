@@ -107,9 +107,16 @@ struct AssetsController: Sendable {
         var errors: [String: StorageError.ErrorBody.Detail]
     }
 
-    /// `POST /v1/assets/revoke {"paths":[…]}`: every earlier signed URL of these assets stops working.
+    struct RevokeBody: Decodable {
+        var paths: [String]
+        var bucket: String?
+    }
+
+    /// `POST /v1/assets/revoke {"paths":[…], "bucket"?}`: every earlier signed URL of these assets
+    /// stops working — or, with `bucket`, of these objects of that bucket (any bucket, the Storage
+    /// API's too; names as that API spells them).
     @Sendable func revoke(_ request: Request, context: DepotRequestContext) async throws -> Response {
-        let body = try await request.decodeJSON(Paths.self, limit: JSONBodyLimit.batch)
+        let body = try await request.decodeJSON(RevokeBody.self, limit: JSONBodyLimit.batch)
         guard (1...service.settings.maxBatch).contains(body.paths.count) else {
             throw StorageError.invalidRequest("paths must hold 1 … \(service.settings.maxBatch) items")
         }
@@ -117,7 +124,11 @@ struct AssetsController: Sendable {
         var result = RevokeResult(revoked: [], errors: [:])
         for raw in body.paths {
             do {
-                _ = try await service.revokeLinks(as: identity, path: ObjectPath(raw))
+                if let bucket = body.bucket {
+                    _ = try await service.revokeObjectLinks(as: identity, at: ObjectKey(bucket: bucket, path: ObjectPath(raw)))
+                } else {
+                    _ = try await service.revokeLinks(as: identity, path: ObjectPath(raw))
+                }
                 result.revoked.append(raw)
             } catch let e as StorageError where e.code != .internalError && e.code != .unavailable {
                 result.errors[raw] = e.detail

@@ -2,9 +2,12 @@ import Crypto
 import DepotCore
 import Foundation
 import JWTKit
+import Synchronization
 
 /// HS256 JWTs signed with the project secret, as Supabase issues them: `sub` (user id), `role`
-/// (`anon`, `authenticated`, `service_role`), `exp`.
+/// (`anon`, `authenticated`, `service_role`), `exp` — and, once ``useSigningKeys(_:)`` has given it
+/// a JWKS, user tokens signed with its asymmetric keys (`RS256`, `ES256`, `EdDSA`; Supabase Auth's
+/// newer tokens), each checked against the key its `kid` names.
 public struct ProjectJWT: Sendable, Redacted {
     struct Claims: JWTPayload {
         var sub: SubjectClaim?
@@ -39,6 +42,9 @@ public struct ProjectJWT: Sendable, Redacted {
     /// Longer tokens are verified every time.
     static let cachedTokenLimit = 2048
 
+    /// The JWKS's keys, once loaded (``useSigningKeys(_:)``), and what to call on an unknown `kid`.
+    private let asymmetric = AsymmetricKeys()
+
     public init(secret: String) async {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
@@ -46,13 +52,31 @@ public struct ProjectJWT: Sendable, Redacted {
         self.secret = SymmetricKey(data: Array(secret.utf8))
     }
 
+    /// Accepts tokens signed with `keys` from now on, instead of any set given before (a key
+    /// taken out of the JWKS stops working at once: the tokens verified with it are forgotten).
+    public func useSigningKeys(_ keys: SigningKeys) {
+        asymmetric.keys.withLock { $0 = keys }
+        verified.invalidateAll()
+    }
+
+    /// Called when a token names a `kid` the loaded JWKS does not have (a key Supabase Auth has
+    /// just rotated in): it should fetch the JWKS again, at most so often, and return when done.
+    /// The token is then checked once more.
+    public func onUnknownKey(_ refresh: @escaping @Sendable () async -> Void) {
+        asymmetric.refresh.withLock { $0 = refresh }
+    }
+
+    /// The `kid`s of the loaded JWKS (for the log and tests).
+    public var signingKeyIDs: [String] { asymmetric.keys.withLock { $0?.kids ?? [] } }
+
     /// How far `nbf` and `iat` may lie in the future (clocks of two machines disagree a little).
     public static let clockLeeway: TimeInterval = 60
 
     /// Verifies a token and returns the caller:
     /// - three base64url parts, each in its one canonical spelling (no padding, no stray bits), so
     ///   that a token has one form;
-    /// - the header's `alg` is HS256 (the project secret's; nothing else is accepted) and it names
+    /// - the header's `alg` is HS256 (the project secret's), or RS256, ES256 or EdDSA with a `kid`
+    ///   naming a key of the loaded JWKS that signs with exactly that algorithm; the header names
     ///   no `crit` extension (none is understood, RFC 7515 §4.1.11);
     /// - signature, then `exp` (required), `nbf` and `iat` (not in the future, with
     ///   ``clockLeeway``);
@@ -87,16 +111,20 @@ public struct ProjectJWT: Sendable, Redacted {
 
     /// Everything of ``verify(_:now:)`` but the times.
     private func verifyUncached(_ token: String) async throws -> Verified {
-        guard token.utf8.count <= 8192, Self.isCanonical(token), let header = Self.header(of: token),
-            header["alg"] as? String == "HS256", header["crit"] == nil
+        guard token.utf8.count <= 8192, Self.isCanonical(token), let header = Self.header(of: token), header["crit"] == nil,
+            let alg = header["alg"] as? String, alg == "HS256" || SigningKeys.asymmetric.contains(alg)
         else {
             throw StorageError(.unauthenticated, "invalid bearer token")
         }
         let claims: Claims
-        do {
-            claims = try await keys.verify(token, as: Claims.self)
-        } catch {
-            throw StorageError(.unauthenticated, "invalid bearer token")
+        if alg == "HS256" {
+            do {
+                claims = try await keys.verify(token, as: Claims.self)
+            } catch {
+                throw StorageError(.unauthenticated, "invalid bearer token")
+            }
+        } else {
+            claims = try await verifyAsymmetric(token, alg: alg, kid: header["kid"])
         }
         guard let exp = claims.exp else { throw StorageError(.unauthenticated, "the bearer token has no expiry (exp)") }
         let notBefore = [claims.nbf?.value, claims.iat?.value].compactMap { $0 }.max()
@@ -111,6 +139,33 @@ public struct ProjectJWT: Sendable, Redacted {
             throw StorageError(.unauthenticated, "the bearer token has no subject (sub)")
         }
         return Verified(identity: Identity(subject: sub, role: role), expires: exp.value, notBefore: notBefore)
+    }
+
+    /// A token signed with a JWKS key: its `kid` must name a loaded key (an unknown one makes the
+    /// JWKS be fetched again, once) and its `alg` must be that key's.
+    private func verifyAsymmetric(_ token: String, alg: String, kid: Any?) async throws -> Claims {
+        guard let kid = kid as? String, !kid.isEmpty else {
+            throw StorageError(.unauthenticated, "the bearer token is signed with \(alg) but names no key (kid)")
+        }
+        var keys = asymmetric.keys.withLock { $0 }
+        if keys?.algorithms[kid] == nil, let refresh = asymmetric.refresh.withLock({ $0 }) {
+            await refresh()
+            keys = asymmetric.keys.withLock { $0 }
+        }
+        guard let keys else {
+            throw StorageError(.unauthenticated, "the bearer token is signed with \(alg), and no signing keys (--jwks) are loaded")
+        }
+        guard let expected = keys.algorithms[kid] else {
+            throw StorageError(.unauthenticated, "the bearer token's key (kid \(kid.prefix(64))) is not in the JWKS")
+        }
+        guard expected == alg else {
+            throw StorageError(.unauthenticated, "the bearer token says alg \(alg), but its key (kid \(kid.prefix(64))) signs with \(expected)")
+        }
+        do {
+            return try await keys.collection.verify(token, as: Claims.self)
+        } catch {
+            throw StorageError(.unauthenticated, "invalid bearer token")
+        }
     }
 
     /// Whether `sub` can name a tenant: a valid path segment, already in NFC (byte for byte).
@@ -156,6 +211,18 @@ public struct ProjectJWT: Sendable, Redacted {
         return input + "." + Base64URL.encode(Array(mac))
     }
 
+    /// Mints a token signed with a key of a JWKS (`kid`), for tests; `key` is the private key.
+    public static func mint(
+        subject: String?, role: Identity.Role, ttl: TimeInterval, kid: String, signer: JWTKeyCollection, now: Date = Date()
+    ) async throws -> String {
+        let issued = now.timeIntervalSince1970.rounded(.down)
+        let claims = Claims(
+            sub: subject.map { SubjectClaim(value: $0) }, role: role.rawValue,
+            exp: ExpirationClaim(value: Date(timeIntervalSince1970: issued + ttl.rounded(.down))),
+            iat: IssuedAtClaim(value: Date(timeIntervalSince1970: issued)), iss: IssuerClaim(value: "supabase-auth"))
+        return try await signer.sign(claims, kid: JWKIdentifier(string: kid))
+    }
+
     private func sign(subject: String?, role: Identity.Role, issuer: String?, issuedAt: TimeInterval, expires: TimeInterval) async throws -> String {
         let claims = Claims(
             sub: subject.map { SubjectClaim(value: $0) }, role: role.rawValue,
@@ -164,4 +231,10 @@ public struct ProjectJWT: Sendable, Redacted {
             iss: issuer.map { IssuerClaim(value: $0) })
         return try await keys.sign(claims)
     }
+}
+
+/// The mutable part of ``ProjectJWT`` (a JWKS can change while the server runs).
+private final class AsymmetricKeys: Sendable {
+    let keys = Mutex<SigningKeys?>(nil)
+    let refresh = Mutex<(@Sendable () async -> Void)?>(nil)
 }

@@ -310,7 +310,7 @@ extension OpenAPIDocument {
           "Assets API"
         ],
         "summary": "Revoke signed URLs",
-        "description": "Every signed URL issued earlier for these assets (up to 1,000) stops working.",
+        "description": "Every signed URL issued earlier for these assets (up to 1,000) stops working — or, with `bucket`, for these objects of that bucket (any bucket, the Storage API's too). Who may delete an object may revoke its links.",
         "operationId": "revokeAssetLinks",
         "security": [
           {
@@ -325,7 +325,7 @@ extension OpenAPIDocument {
           "content": {
             "application/json": {
               "schema": {
-                "$ref": "#/components/schemas/Paths"
+                "$ref": "#/components/schemas/RevokeRequest"
               },
               "example": {
                 "paths": [

@@ -250,6 +250,26 @@ extension OpenAPIDocument {
             "description": "Remove dead jobs too (default false)."
           }
         }
+      },
+      "RevokeRequest": {
+        "type": "object",
+        "required": [
+          "paths"
+        ],
+        "properties": {
+          "paths": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "items": {
+              "type": "string"
+            }
+          },
+          "bucket": {
+            "type": "string",
+            "description": "A bucket: the names are object names in it (without it, assets of the Assets API)."
+          }
+        }
       }
     },
     "responses": {
@@ -333,25 +353,5 @@ extension OpenAPIDocument {
           }
         },
         "headers": {
-          "Content-Range": {
-            "$ref": "#/components/headers/ContentRangeUnsatisfied"
-          }
-        }
-      },
-      "RateLimited": {
-        "description": "`rate_limited`: over `--rate-limit` (a user by its `sub`, `anon` by its address; the service role is not limited), or a user holds `--max-open-uploads` unused upload URLs.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorRateLimited"
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
 """##
 }

@@ -104,24 +104,25 @@ struct SlowClientTests {
             async let silent = RawSocket.blocking { () throws -> Duration? in
                 let fd = try SlowWire.connect(port)
                 defer { close(fd) }
-                return SlowWire.closedAfter(fd, since: .now, within: .seconds(4))
+                return SlowWire.closedAfter(fd, since: .now, within: .seconds(8))
             }
             // Kept alive after a request: closed about a second after its response.
             async let keptAlive = RawSocket.blocking { () throws -> Duration? in
                 let fd = try SlowWire.connect(port)
                 defer { close(fd) }
                 guard SlowWire.send(fd, Self.health), SlowWire.response(fd)?.status == 200 else { return nil }
-                return SlowWire.closedAfter(fd, since: .now, within: .seconds(4))
+                return SlowWire.closedAfter(fd, since: .now, within: .seconds(8))
             }
-            // Busy: a request every 400 ms for more than three idle timeouts.
+            // Busy: a request every 200 ms for more than three idle timeouts (a gap far below the
+            // timeout: the whole suite at once can hold a reply back for a good part of a second).
             async let busy = RawSocket.blocking { () throws -> [Int] in
                 let fd = try SlowWire.connect(port)
                 defer { close(fd) }
                 var statuses: [Int] = []
-                for _ in 0..<9 {
+                for _ in 0..<18 {
                     guard SlowWire.send(fd, Self.health), let reply = SlowWire.response(fd) else { break }
                     statuses.append(reply.status)
-                    usleep(400_000)
+                    usleep(200_000)
                 }
                 return statuses
             }
@@ -130,11 +131,12 @@ struct SlowClientTests {
             let slow = try await Self.slowRead(port, url)
             #expect(slow?.status == 200)
             #expect(slow?.body.count == big.count && slow?.body.sha256Hex == big.sha256Hex, "a slow reader gets the whole file")
-            #expect(try await busy == Array(repeating: 200, count: 9))
+            #expect(try await busy == Array(repeating: 200, count: 18))
             let silentClosed = try #require(try await silent, "a silent connection stays open")
-            #expect(silentClosed >= .milliseconds(900) && silentClosed < .seconds(3), "closed after \(silentClosed)")
+            // Not before the timeout; soon after it (a loaded machine runs the timer late).
+            #expect(silentClosed >= .milliseconds(900) && silentClosed < .seconds(6), "closed after \(silentClosed)")
             let keptAliveClosed = try #require(try await keptAlive, "an idle kept-alive connection stays open")
-            #expect(keptAliveClosed >= .milliseconds(900) && keptAliveClosed < .seconds(3), "closed after \(keptAliveClosed)")
+            #expect(keptAliveClosed >= .milliseconds(900) && keptAliveClosed < .seconds(6), "closed after \(keptAliveClosed)")
         }
     }
 
