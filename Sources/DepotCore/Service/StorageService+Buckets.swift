@@ -108,6 +108,9 @@ extension StorageService {
     }
 
     /// The bucket an object operation names; `.bucketNotFound` when it is missing.
+    /// Throws `.bucketNotFound` unless `name` is a bucket.
+    public func requireBucket(_ name: String) async throws { _ = try await existingBucket(name) }
+
     func existingBucket(_ name: String) async throws -> BucketRecord {
         guard let bucket = try await metadata.bucket(named: name) else { throw StorageError.bucketNotFound() }
         return bucket

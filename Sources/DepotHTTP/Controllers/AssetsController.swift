@@ -121,6 +121,7 @@ struct AssetsController: Sendable {
             throw StorageError.invalidRequest("paths must hold 1 … \(service.settings.maxBatch) items")
         }
         let identity = try context.requireIdentity()
+        if let bucket = body.bucket { try await service.requireBucket(bucket) }
         var result = RevokeResult(revoked: [], errors: [:])
         for raw in body.paths {
             do {

@@ -352,6 +352,6 @@ extension OpenAPIDocument {
           "401": {
             "$ref": "#/components/responses/Unauthorized"
           },
-          "413": {
+          "404": {
 """##
 }

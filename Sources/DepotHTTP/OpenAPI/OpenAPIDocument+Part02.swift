@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 351–700 of the document (part 2 of 23).
     static let part02 = ##"""
+            "$ref": "#/components/responses/NotFound"
+          },
+          "413": {
             "$ref": "#/components/responses/PayloadTooLarge"
           },
           "429": {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
               "application/json": {
                 "schema": {
                   "$ref": "#/components/schemas/SignedURLBatch"
-                }
-              }
-            }
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 701–1050 of the document (part 3 of 23).
     static let part03 = ##"""
+                }
+              }
+            }
           },
           "400": {
             "$ref": "#/components/responses/BadRequest"
@@ -349,9 +352,6 @@ extension OpenAPIDocument {
               },
               "Last-Modified": {
                 "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
               },
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 1051–1400 of the document (part 4 of 23).
     static let part04 = ##"""
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              },
               "Accept-Ranges": {
                 "$ref": "#/components/headers/AcceptRanges"
               },
@@ -349,9 +352,6 @@ extension OpenAPIDocument {
           },
           {
             "$ref": "#/components/parameters/Range"
-          },
-          {
-            "$ref": "#/components/parameters/IfNoneMatch"
           },
 """##
 }

@@ -4,6 +4,9 @@ extension OpenAPIDocument {
     /// Lines 1401–1750 of the document (part 5 of 23).
     static let part05 = ##"""
           {
+            "$ref": "#/components/parameters/IfNoneMatch"
+          },
+          {
             "$ref": "#/components/parameters/IfModifiedSince"
           },
           {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
                 "$ref": "#/components/headers/CrossOriginResourcePolicy"
               }
             },
-            "content": {
-              "*/*": {
-                "schema": {
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 1751–2100 of the document (part 6 of 23).
     static let part06 = ##"""
+            "content": {
+              "*/*": {
+                "schema": {
                   "type": "string",
                   "format": "binary"
                 }
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
           },
           "400": {
             "$ref": "#/components/responses/ObjectURLBadRequest"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
 """##
 }

@@ -4,6 +4,9 @@ extension OpenAPIDocument {
     /// Lines 2101–2450 of the document (part 7 of 23).
     static let part07 = ##"""
           },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
           "404": {
             "$ref": "#/components/responses/NotFound"
           },
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
             "description": "The bucket.",
             "content": {
               "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/Bucket"
-                }
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 2451–2800 of the document (part 8 of 23).
     static let part08 = ##"""
+                "schema": {
+                  "$ref": "#/components/schemas/Bucket"
+                }
               }
             }
           },
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
         "responses": {
           "200": {
             "description": "Running."
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 2801–3150 of the document (part 9 of 23).
     static let part09 = ##"""
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
           }
         }
       }
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
           },
           "416": {
             "$ref": "#/components/responses/RangeNotSatisfiable"
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
 """##
 }

@@ -4,6 +4,9 @@ extension OpenAPIDocument {
     /// Lines 3151–3500 of the document (part 10 of 23).
     static let part10 = ##"""
           },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
           },
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
                 "$ref": "#/components/headers/CacheControl"
               }
             }
-          },
-          "400": {
-            "$ref": "#/components/responses/StorageError"
 """##
 }

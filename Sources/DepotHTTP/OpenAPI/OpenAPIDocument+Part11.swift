@@ -4,6 +4,9 @@ extension OpenAPIDocument {
     /// Lines 3501–3850 of the document (part 11 of 23).
     static let part11 = ##"""
           },
+          "400": {
+            "$ref": "#/components/responses/StorageError"
+          },
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
           },
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
             "$ref": "#/components/parameters/Bucket"
           }
         ],
-        "requestBody": {
-          "required": true,
-          "content": {
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 3851–4200 of the document (part 12 of 23).
     static let part12 = ##"""
+        "requestBody": {
+          "required": true,
+          "content": {
             "application/json": {
               "schema": {
                 "$ref": "#/components/schemas/SignManyRequest"
@@ -349,9 +352,6 @@ extension OpenAPIDocument {
           },
           {
             "$ref": "#/components/parameters/ObjectName"
-          },
-          {
-            "$ref": "#/components/parameters/Width"
           },
 """##
 }

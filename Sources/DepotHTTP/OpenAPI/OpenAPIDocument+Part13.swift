@@ -4,6 +4,9 @@ extension OpenAPIDocument {
     /// Lines 4201–4550 of the document (part 13 of 23).
     static let part13 = ##"""
           {
+            "$ref": "#/components/parameters/Width"
+          },
+          {
             "$ref": "#/components/parameters/Height"
           },
           {
@@ -349,9 +352,6 @@ extension OpenAPIDocument {
           },
           {
             "$ref": "#/components/parameters/Resize"
-          },
-          {
-            "$ref": "#/components/parameters/Quality"
           },
 """##
 }

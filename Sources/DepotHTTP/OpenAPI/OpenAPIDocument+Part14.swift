@@ -4,6 +4,9 @@ extension OpenAPIDocument {
     /// Lines 4551–4900 of the document (part 14 of 23).
     static let part14 = ##"""
           {
+            "$ref": "#/components/parameters/Quality"
+          },
+          {
             "$ref": "#/components/parameters/Format"
           },
           {
@@ -349,9 +352,6 @@ extension OpenAPIDocument {
           },
           {
             "$ref": "#/components/parameters/IfModifiedSince"
-          },
-          {
-            "$ref": "#/components/parameters/IfRange"
           },
 """##
 }

@@ -4,6 +4,9 @@ extension OpenAPIDocument {
     /// Lines 4901–5250 of the document (part 15 of 23).
     static let part15 = ##"""
           {
+            "$ref": "#/components/parameters/IfRange"
+          },
+          {
             "$ref": "#/components/parameters/XClientInfo"
           }
         ],
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
               "sign",
               "public",
               "authenticated",
-              "info",
-              "upload",
-              "list",
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 5251–5600 of the document (part 16 of 23).
     static let part16 = ##"""
+              "info",
+              "upload",
+              "list",
               "list-v2",
               "move",
               "copy"
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
                 ]
               }
             }
-          }
-        }
-      },
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 5601–5950 of the document (part 17 of 23).
     static let part17 = ##"""
+          }
+        }
+      },
       "ErrorUnauthorized": {
         "description": "401",
         "allOf": [
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
         "type": "string",
         "pattern": "^[A-Za-z0-9._-]{1,128}$",
         "example": "job-1",
-        "description": "1–128 of `A-Z a-z 0-9 . _ -`, not `.` or `..`."
-      },
-      "Suffix": {
 """##
 }

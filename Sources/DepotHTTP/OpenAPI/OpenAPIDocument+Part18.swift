@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 5951–6300 of the document (part 18 of 23).
     static let part18 = ##"""
+        "description": "1–128 of `A-Z a-z 0-9 . _ -`, not `.` or `..`."
+      },
+      "Suffix": {
         "type": "string",
         "pattern": "^[A-Za-z0-9_-]{0,64}$",
         "example": "_112x112"
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
               {
                 "type": "string",
                 "pattern": "^[0-9]+$"
-              }
-            ]
-          },
 """##
 }

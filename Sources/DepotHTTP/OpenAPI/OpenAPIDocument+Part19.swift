@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 6301–6650 of the document (part 19 of 23).
     static let part19 = ##"""
+              }
+            ]
+          },
           "checksum": {
             "type": "string",
             "pattern": "^[0-9a-f]{64}$"
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
       },
       "CDNPurged": {
         "type": "object",
-        "required": [
-          "message",
-          "statusCode"
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 6651–7000 of the document (part 20 of 23).
     static let part20 = ##"""
+        "required": [
+          "message",
+          "statusCode"
         ],
         "additionalProperties": false,
         "properties": {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
                   "false"
                 ]
               }
-            ]
-          },
-          "sortBy": {
 """##
 }

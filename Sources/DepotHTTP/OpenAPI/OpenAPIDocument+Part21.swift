@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 7001–7350 of the document (part 21 of 23).
     static let part21 = ##"""
+            ]
+          },
+          "sortBy": {
             "type": "object",
             "description": "`name` (the default), `created_at` or `updated_at`; `asc` (the default) or `desc`; names break ties in the same direction. Any order but name ascending reads the names under the prefix whole and sorts them (at most 10,000; more is a 400). With `with_delimiter`, a folder sorts by the earliest `created_at` inside it. A `cursor` keeps the order its listing was made in.",
             "properties": {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
                 ]
               }
             }
-          }
-        }
-      },
 """##
 }

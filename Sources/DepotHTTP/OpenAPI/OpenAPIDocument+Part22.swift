@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 7351–7700 of the document (part 22 of 23).
     static let part22 = ##"""
+          }
+        }
+      },
       "SignManyRequest": {
         "type": "object",
         "required": [
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
             "schema": {
               "$ref": "#/components/schemas/ErrorRangeNotSatisfiable"
             }
-          }
-        },
-        "headers": {
 """##
 }

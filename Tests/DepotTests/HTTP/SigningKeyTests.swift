@@ -125,7 +125,10 @@ struct SigningKeyTests {
         #expect(set.skipped.contains { $0.contains("p384") && $0.contains("P-384") })
         #expect(set.skipped.contains { $0.contains("mislabelled") && $0.contains("does not fit") })
         #expect(set.skipped.contains { $0.contains("no kid") } && set.skipped.contains { $0.contains("used twice") })
-        for bad in [Array("not json".utf8), Array(#"{"keys":[]}"#.utf8), TestSigningKeys.jwks([p384]), [UInt8](repeating: 0x20, count: SigningKeys.maxBytes + 1)] {
+        for bad in [
+            Array("not json".utf8), Array(#"{"keys":[]}"#.utf8), TestSigningKeys.jwks([p384]),
+            [UInt8](repeating: 0x20, count: SigningKeys.maxBytes + 1),
+        ] {
             await #expect(throws: StorageError.self) { _ = try await SigningKeys.parse(bad) }
         }
     }
