@@ -29,9 +29,11 @@ public enum SigningKeySource: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Loads the JWKS into ``ProjectJWT`` at start and every `interval`, and again (at most once per
-/// `minimumGap`) when a token names a `kid` it lacks. A JWKS that cannot be read is one log line
-/// and a retry every `retry` — never a crash: HS256 tokens keep working, and tokens signed with
-/// the missing keys are refused (401) until it loads.
+/// `minimumGap`) when a token names a `kid` it lacks. A JWKS that cannot be read is a log line
+/// and a retry every `retry` — never a crash: the keys read before stay in use, HS256 tokens keep
+/// working, and tokens signed with keys not loaded are refused (401). Nobody waits long for a
+/// slow host: the server starts listening after at most `startWait`, and a request with an
+/// unknown `kid` waits at most `requestWait` for the read it started (which goes on).
 final class SigningKeyRefresher: Service, Sendable, CustomStringConvertible {
     let source: SigningKeySource
     let jwt: ProjectJWT
@@ -39,10 +41,16 @@ final class SigningKeyRefresher: Service, Sendable, CustomStringConvertible {
     let retry: Duration
     let minimumGap: Duration
     let logger: Logger
+    /// How long the start waits for the first read, and a request for the read its `kid` started.
+    let startWait: Duration = .seconds(3)
+    let requestWait: Duration = .seconds(2)
+    /// The longest one read may take.
+    static let readTimeout: Int64 = 5
     private let state = Mutex(State())
 
     private struct State {
         var lastAttempt: ContinuousClock.Instant?
+        var lastLoaded: ContinuousClock.Instant?
         var inFlight: Task<Bool, Never>?
         var failing = false
     }
@@ -61,19 +69,30 @@ final class SigningKeyRefresher: Service, Sendable, CustomStringConvertible {
         self.logger = logger
     }
 
-    /// The first load, before the server listens (a failure is logged, not thrown).
+    /// The first load, before the server listens: waited for at most `startWait` (a failure is
+    /// logged, not thrown; a slower read goes on while the server starts).
     func loadAtStart() async {
         jwt.onUnknownKey { [weak self] in await self?.refreshForUnknownKey() }
-        _ = await fetch(unlessTriedWithin: nil)?.value
+        if case .file(let path) = source, let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int,
+            mode & 0o022 != 0
+        {
+            logger.warning("\(path) may be written by other users: whoever writes it can sign any user's token (chmod go-w)")
+        }
+        guard let task = fetch(unlessTriedWithin: nil) else { return }
+        _ = try? await abandoningAfter(startWait, { StorageError.unavailable("slow") }) { await task.value }
     }
 
+    /// Every `retry`: a read when the last one failed, or when `interval` has passed since keys
+    /// were last loaded.
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                let failing = self.state.withLock { $0.failing }
-                try? await Task.sleep(for: failing ? self.retry : self.interval)
+                try? await Task.sleep(for: self.retry)
                 if Task.isCancelled { break }
-                _ = await self.fetch(unlessTriedWithin: nil)?.value
+                let due = self.state.withLock { s in
+                    s.failing || s.lastLoaded.map { ContinuousClock.now - $0 >= self.interval } ?? true
+                }
+                if due { _ = await self.fetch(unlessTriedWithin: nil)?.value }
             }
         }
     }
@@ -82,7 +101,8 @@ final class SigningKeyRefresher: Service, Sendable, CustomStringConvertible {
     /// (tokens with made-up `kid`s must not make the server hammer the JWKS's host), or wait for
     /// the fetch under way.
     func refreshForUnknownKey() async {
-        _ = await fetch(unlessTriedWithin: minimumGap)?.value
+        guard let task = fetch(unlessTriedWithin: minimumGap) else { return }
+        _ = try? await abandoningAfter(requestWait, { StorageError.unavailable("slow") }) { await task.value }
     }
 
     /// The fetch under way, or a new one (nil when one was tried within `gap`); its value is true
@@ -105,11 +125,14 @@ final class SigningKeyRefresher: Service, Sendable, CustomStringConvertible {
             let changed = Set(keys.kids) != Set(jwt.signingKeyIDs)
             jwt.useSigningKeys(keys)
             let recovered = state.withLock { s in
-                defer { s.failing = false }
+                defer {
+                    s.failing = false
+                    s.lastLoaded = .now
+                }
                 return s.failing
             }
             if changed || recovered {
-                logger.info("signing keys (JWKS) loaded from \(source): kid \(keys.kids.joined(separator: ", "))")
+                logger.info("signing keys (JWKS) loaded from \(source): kid \(keys.kids.map(\.debugDescription).joined(separator: ", "))")
             }
             for note in keys.skipped { logger.warning("JWKS from \(source): skipped \(note)") }
             return true
@@ -118,20 +141,27 @@ final class SigningKeyRefresher: Service, Sendable, CustomStringConvertible {
                 defer { s.failing = true }
                 return !s.failing
             }
-            let level: Logger.Level = first ? .error : .debug
+            let kept = jwt.signingKeyIDs
+            let consequence =
+                kept.isEmpty
+                ? "no signing keys are loaded: tokens signed with RS256, ES256 or EdDSA are refused"
+                : "the keys read before (kid \(kept.map(\.debugDescription).joined(separator: ", "))) stay in use"
             logger.log(
-                level: level,
-                "cannot load the signing keys (JWKS) from \(source): \(error); tokens signed with its keys are refused until it loads; retrying every \(retry)"
-            )
+                level: first ? .error : .warning,
+                "cannot load the signing keys (JWKS) from \(source): \(error); \(consequence); trying again in \(retry)")
             return false
         }
     }
 
     /// The document's bytes: a file, or a GET of the URL (200, at most ``SigningKeys/maxBytes``,
-    /// within 10 s).
+    /// within ``readTimeout`` seconds).
     static func read(_ source: SigningKeySource) async throws -> [UInt8] {
         switch source {
         case .file(let path):
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            if let size = attributes?[.size] as? Int, size > SigningKeys.maxBytes {
+                throw StorageError.invalidRequest("\(path) is larger than \(SigningKeys.maxBytes) bytes")
+            }
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw StorageError.unavailable("cannot read \(path)")
             }
@@ -139,7 +169,7 @@ final class SigningKeyRefresher: Service, Sendable, CustomStringConvertible {
         case .url(let url):
             var request = HTTPClientRequest(url: url)
             request.headers.add(name: "Accept", value: "application/json")
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(readTimeout))
             guard response.status == .ok else { throw StorageError.unavailable("GET \(url) answered \(response.status.code)") }
             let body = try await response.body.collect(upTo: SigningKeys.maxBytes)
             return Array(body.readableBytesView)

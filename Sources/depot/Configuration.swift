@@ -142,6 +142,9 @@ struct ServeOptions: ParsableArguments {
         guard (60...86_400).contains(jwksRefresh) else { throw ValidationError("--jwks-refresh must be 60 … 86400 seconds") }
         let jwks = setting(jwks, "DEPOT_JWKS").map(SigningKeySource.init)
         if case .url(let url) = jwks, URL(string: url)?.host == nil { throw ValidationError("--jwks: '\(url)' is not a URL") }
+        if case .file(let path) = jwks, path.contains("://") {
+            throw ValidationError("--jwks: '\(path)' is neither a file nor an http(s):// URL")
+        }
         return Resolved(
             host: host, port: port, settings: s, corsObjectOrigins: origins ?? ["*"], corsAPIOrigins: origins ?? [],
             gcInterval: interval, logLevel: level, jwks: jwks, jwksRefresh: jwksRefresh)

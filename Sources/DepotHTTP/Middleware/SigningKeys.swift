@@ -22,9 +22,12 @@ public struct SigningKeys: Sendable {
     /// A JWKS larger than this is refused.
     public static let maxBytes = 1 << 20
 
-    /// Reads a JWKS document. Keys that are not for signing (`use` other than `sig`), of other
-    /// types or curves, without a `kid`, whose `alg` disagrees with their type, or whose numbers do
-    /// not make a key are skipped (and listed in ``skipped``); the others are usable.
+    /// Reads a JWKS document. Keys are skipped (and listed in ``skipped``) when they are not for
+    /// verifying signatures (`use` other than `sig`, `key_ops` without `verify`), hold private
+    /// parts (a published private key lets anyone mint tokens), are of other types or curves,
+    /// have no `kid` (or one with control characters), share their `kid` with another key (none
+    /// of them is used: which one signed is ambiguous), have an `alg` that disagrees with their
+    /// type, or whose numbers do not make a key; the others are usable.
     /// - Throws: `.invalidRequest` when the document is not a JWKS or has no usable key.
     public static func parse(_ json: [UInt8]) async throws(StorageError) -> SigningKeys {
         guard json.count <= maxBytes else { throw .invalidRequest("the JWKS is larger than \(maxBytes) bytes") }
@@ -36,30 +39,48 @@ public struct SigningKeys: Sendable {
         let collection = JWTKeyCollection()
         var algorithms: [String: String] = [:]
         var skipped: [String] = []
+        var uses: [String: Int] = [:]
+        for entry in list { if let kid = (entry as? [String: Any])?["kid"] as? String { uses[kid, default: 0] += 1 } }
         for (i, entry) in list.enumerated() {
             let jwk = entry as? [String: Any] ?? [:]
             let kid = jwk["kid"] as? String ?? ""
-            let label = kid.isEmpty ? "key \(i)" : "kid \(kid.prefix(64))"
+            // Written escaped: a JWKS host must not be able to write lines into the log.
+            let label = kid.isEmpty ? "key \(i)" : "kid \(String(kid.prefix(64)).debugDescription)"
             guard !kid.isEmpty, kid.utf8.count <= 256 else {
                 skipped.append("\(label): no kid")
                 continue
             }
+            guard !kid.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || ObjectPath.isBidiControl($0) }) else {
+                skipped.append("\(label): control characters in the kid")
+                continue
+            }
+            guard uses[kid, default: 0] == 1 else {
+                skipped.append("\(label): \(uses[kid, default: 0]) keys share this kid, so none of them is used")
+                continue
+            }
+            guard ["d", "p", "q", "dp", "dq", "qi", "k"].allSatisfy({ jwk[$0] == nil }) else {
+                skipped.append("\(label): a private key (publish only the public parts: anyone could sign with it)")
+                continue
+            }
+            if let ops = jwk["key_ops"] {
+                guard let list = ops as? [Any], list.contains(where: { $0 as? String == "verify" }) else {
+                    skipped.append("\(label): key_ops without verify")
+                    continue
+                }
+            }
             let kty = jwk["kty"] as? String ?? "?"
             let crv = jwk["crv"] as? String
             guard let alg = algorithm(kty: kty, crv: crv) else {
-                skipped.append("\(label): a \(kty) key\(crv.map { " on \($0)" } ?? "") is not RS256, ES256 (P-256) or EdDSA (Ed25519)")
+                let type = "kty \(String(kty.prefix(16)).debugDescription)" + (crv.map { ", crv \(String($0.prefix(16)).debugDescription)" } ?? "")
+                skipped.append("\(label): \(type) is not a key for RS256, ES256 (P-256) or EdDSA (Ed25519)")
                 continue
             }
             if let declared = jwk["alg"] as? String, declared != alg {
-                skipped.append("\(label): alg \(declared) does not fit a key for \(alg)")
+                skipped.append("\(label): alg \(String(declared.prefix(16)).debugDescription) does not fit a key for \(alg)")
                 continue
             }
-            if let use = jwk["use"] as? String, use != "sig" {
-                skipped.append("\(label): use \(use), not sig")
-                continue
-            }
-            guard algorithms[kid] == nil else {
-                skipped.append("\(label): the kid is used twice")
+            if let use = jwk["use"], use as? String != "sig" {
+                skipped.append("\(label): use is not sig")
                 continue
             }
             // Added as plain signers (never as JWKs, which jwt-kit would also try for other `alg`s).

@@ -1,3 +1,4 @@
+import Crypto
 import DepotCore
 import DepotHTTP
 import Foundation
@@ -119,12 +120,38 @@ struct SigningKeyTests {
         mislabelled["kid"] = "mislabelled"
         var noKid = keys.esJWK
         noKid.removeValue(forKey: "kid")
-        let set = try await SigningKeys.parse(TestSigningKeys.jwks([keys.esJWK, p384, mislabelled, noKid, keys.esJWK, keys.edJWK]))
+        var twinA = keys.edJWK
+        twinA["kid"] = "twin"
+        let twinB = ["kty": "EC", "crv": "P-256", "kid": "twin", "x": keys.esJWK["x"]!, "y": keys.esJWK["y"]!]
+        var privateKey = keys.esJWK
+        privateKey["kid"] = "private"
+        privateKey["d"] = Base64URL.encode(Array(keys.es256.rawRepresentation))
+        var signOnly = keys.edJWK
+        signOnly["kid"] = "sign-only"
+        var encryption = keys.edJWK
+        encryption["kid"] = "enc"
+        encryption["use"] = "enc"
+        var injected = keys.edJWK
+        injected["kid"] = "ed\n2026-12-02T00:00:00+0000 critical depot: FAKE"
+        let set = try await SigningKeys.parse(
+            TestSigningKeys.jwks([keys.esJWK, p384, mislabelled, noKid, twinA, twinB, privateKey, encryption, injected, keys.edJWK])
+        )
+        var withOps = try JSONSerialization.jsonObject(with: Data(TestSigningKeys.jwks([signOnly]))) as! [String: Any]
+        var op = (withOps["keys"] as! [[String: Any]])[0]
+        op["key_ops"] = ["sign"]
+        withOps["keys"] = [op]
+        await #expect(throws: StorageError.self) { _ = try await SigningKeys.parse(Array(try JSONSerialization.data(withJSONObject: withOps))) }
+
         #expect(set.kids == [keys.edKid, keys.esKid].sorted())
-        #expect(set.skipped.count == 4, "\(set.skipped)")
-        #expect(set.skipped.contains { $0.contains("p384") && $0.contains("P-384") })
-        #expect(set.skipped.contains { $0.contains("mislabelled") && $0.contains("does not fit") })
-        #expect(set.skipped.contains { $0.contains("no kid") } && set.skipped.contains { $0.contains("used twice") })
+        #expect(set.skipped.count == 8, "\(set.skipped)")
+        for (kid, reason) in [
+            ("p384", "P-384"), ("mislabelled", "does not fit"), ("twin", "share this kid"), ("private", "a private key"), ("enc", "use is not sig"),
+        ] {
+            #expect(set.skipped.contains { $0.contains(kid) && $0.contains(reason) }, "\(kid): \(set.skipped)")
+        }
+        #expect(set.skipped.contains { $0.contains("no kid") })
+        // A kid with a line break is refused, and never written raw.
+        #expect(set.skipped.contains { $0.contains("control characters") } && set.skipped.allSatisfy { !$0.contains("\n") })
         for bad in [
             Array("not json".utf8), Array(#"{"keys":[]}"#.utf8), TestSigningKeys.jwks([p384]),
             [UInt8](repeating: 0x20, count: SigningKeys.maxBytes + 1),

@@ -16,6 +16,8 @@ struct JWKSProcessTests {
     /// A JWKS host: serves what `document` holds (nil: 503).
     final class JWKSHost: Sendable {
         let document = Mutex<[UInt8]?>(nil)
+        /// Answers only after this long (a slow or hanging host).
+        let delay = Mutex<Duration>(.zero)
         let fetches = Atomic<Int>(0)
         let port = Mutex(0)
         private let task = Mutex<Task<Void, any Error>?>(nil)
@@ -24,6 +26,7 @@ struct JWKSProcessTests {
             let router = Router()
             router.get("/.well-known/jwks.json") { [self] _, _ -> Response in
                 fetches.add(1, ordering: .relaxed)
+                try await Task.sleep(for: delay.withLock { $0 })
                 guard let bytes = document.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
             }
@@ -89,6 +92,31 @@ struct JWKSProcessTests {
         #expect(try await Self.upload(server, try await a.es256Token("alice"), "a") == 401)
     }
 
+    @Test func aHangingJWKSHostDelaysNeitherTheStartNorRequests() async throws {
+        let host = JWKSHost()
+        try await host.start()
+        defer { host.stop() }
+        host.delay.withLock { $0 = .seconds(60) }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-jwks-\(UUID().uuidString)").path
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: dir + ".log")
+        }
+        let server = DepotProcess(dataDir: dir)
+        let start = ContinuousClock.now
+        try await server.start(extra: ["--jwks", host.url])
+        defer { server.stop() }
+        // The first read waits 3 s at most before the server listens (it hangs for a minute).
+        #expect(ContinuousClock.now - start < .seconds(15), "started after \(ContinuousClock.now - start)")
+        let hs = try await ProjectJWT(secret: DepotProcess.secret).mint(subject: "carol", role: .authenticated, ttl: 600)
+        #expect(try await Self.upload(server, hs, "hs") == 201)
+        // A token with an unknown kid waits for the (hanging) read 2 s at most, then is refused.
+        try await Task.sleep(for: .milliseconds(10_500))
+        let asked = ContinuousClock.now
+        #expect(try await Self.upload(server, try await TestSigningKeys().es256Token("alice"), "es") == 401)
+        #expect(ContinuousClock.now - asked < .seconds(8), "answered after \(ContinuousClock.now - asked)")
+    }
+
     @Test func aJWKSThatCannotBeReadAtStartDoesNotStopTheServer() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-jwks-\(UUID().uuidString)").path
         defer {
@@ -106,5 +134,7 @@ struct JWKSProcessTests {
         // A refresh period out of range is refused before anything starts.
         let bad = try await DepotProcess.run(["serve", "--data-dir", dir, "--jwks", "x.json", "--jwks-refresh", "5"])
         #expect(bad.status != 0 && bad.output.contains("--jwks-refresh must be 60 … 86400 seconds"), "\(bad.output)")
+        let ftp = try await DepotProcess.run(["serve", "--data-dir", dir, "--jwks", "ftp://host/jwks.json"])
+        #expect(ftp.status != 0 && ftp.output.contains("neither a file nor an http(s):// URL"), "\(ftp.output)")
     }
 }

@@ -1,18 +1,18 @@
-import DepotCore
 import Synchronization
 
 /// Runs `work` for at most `timeout`, and returns (or throws `failure()`) as soon as either ends,
 /// without waiting for the other.
 ///
-/// Not a task group: a query sent on a connection the server has just dropped may never be
-/// answered nor fail (postgres-nio leaves its promise pending), and does not end when cancelled.
-/// A task group waits for every child, so it would wait for that query forever however early its
-/// timeout fired (seen in the full test suite: a request after `pg_terminate_backend` hung, and
-/// the suite with it). Here the work is cancelled and abandoned; it ends with its connection, if ever.
+/// Not a task group, which waits for every child: work that ignores cancellation would hold it
+/// past its timeout. A query sent on a connection the server has just dropped may never be
+/// answered nor fail (postgres-nio leaves its promise pending) and does not end when cancelled;
+/// a task group waited for it for ever, however early its timeout fired (seen in the full test
+/// suite: a request after `pg_terminate_backend` hung, and the suite with it). Here the work is
+/// cancelled and abandoned; it ends when it ends (a query with its connection), if ever.
 ///
 /// When the caller is cancelled, the work is told and still awaited up to the timeout: a statement
 /// that commits reports that it did, as it would in a task group.
-func abandoningAfter<T: Sendable>(
+public func abandoningAfter<T: Sendable>(
     _ timeout: Duration, _ failure: @escaping @Sendable () -> any Error, _ work: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let race = Race()
