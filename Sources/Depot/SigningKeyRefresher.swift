@@ -78,8 +78,7 @@ final class SigningKeyRefresher: Service, Sendable, CustomStringConvertible {
         {
             logger.warning("\(path) may be written by other users: whoever writes it can sign any user's token (chmod go-w)")
         }
-        guard let task = fetch(unlessTriedWithin: nil) else { return }
-        _ = try? await abandoningAfter(startWait, { StorageError.unavailable("slow") }) { await task.value }
+        await wait(for: fetch(unlessTriedWithin: nil), atMost: startWait)
     }
 
     /// Every `retry`: a read when the last one failed, or when `interval` has passed since keys
@@ -101,8 +100,13 @@ final class SigningKeyRefresher: Service, Sendable, CustomStringConvertible {
     /// (tokens with made-up `kid`s must not make the server hammer the JWKS's host), or wait for
     /// the fetch under way.
     func refreshForUnknownKey() async {
-        guard let task = fetch(unlessTriedWithin: minimumGap) else { return }
-        _ = try? await abandoningAfter(requestWait, { StorageError.unavailable("slow") }) { await task.value }
+        await wait(for: fetch(unlessTriedWithin: minimumGap), atMost: requestWait)
+    }
+
+    /// Waits for a read, but not past `limit`: the read goes on (a hanging host holds nobody).
+    private func wait(for task: Task<Bool, Never>?, atMost limit: Duration) async {
+        guard let task else { return }
+        _ = try? await abandoningAfter(limit, { StorageError.unavailable("the JWKS read is taking longer") }) { await task.value }
     }
 
     /// The fetch under way, or a new one (nil when one was tried within `gap`); its value is true

@@ -44,27 +44,28 @@ extension StorageService {
             throw StorageError.invalidRequest("the cursor does not belong to this listing")
         }
         let records = try await allObjects(bucket: bucket, scan: scan)
-        var entries = Self.levelEntries(records, prefix: prefix, delimiter: delimiter)
-        let column = order.column
-        func time(_ e: FolderEntry) -> Int64 {
-            let date = e.object.map { column == .createdAt ? $0.createdAt : $0.updatedAt } ?? e.folderTime ?? .distantPast
-            return Self.milliseconds(date)
+        // Each entry's place in the order, worked out once: its time in milliseconds (0 in name
+        // order) and its name.
+        let byName = order.column == .name
+        func place(_ e: FolderEntry) -> (ms: Int64, name: String) {
+            guard !byName else { return (0, e.name) }
+            let date = e.object.map { order.column == .createdAt ? $0.createdAt : $0.updatedAt } ?? e.folderTime ?? .distantPast
+            return (Self.milliseconds(date), e.name)
         }
-        func precedes(_ a: (Int64, String), _ b: (Int64, String)) -> Bool {
-            let ascending = a.0 == b.0 ? a.1.bytesPrecede(b.1) : a.0 < b.0
-            return order.descending ? (a.0 == b.0 ? b.1.bytesPrecede(a.1) : a.0 > b.0) : ascending
+        func precedes(_ a: (ms: Int64, name: String), _ b: (ms: Int64, name: String)) -> Bool {
+            let (x, y) = order.descending ? (b, a) : (a, b)
+            return x.ms == y.ms ? x.name.bytesPrecede(y.name) : x.ms < y.ms
         }
-        let byName = column == .name
-        entries.sort { precedes((byName ? 0 : time($0), $0.name), (byName ? 0 : time($1), $1.name)) }
+        var placed = Self.levelEntries(records, prefix: prefix, delimiter: delimiter).map { (place($0), $0) }
+        placed.sort { precedes($0.0, $1.0) }
         if let cursor {
-            let position = (byName ? 0 : cursor.milliseconds ?? 0, cursor.name)
-            entries.removeAll { !precedes(position, (byName ? 0 : time($0), $0.name)) }
+            let position = (ms: byName ? 0 : cursor.milliseconds ?? 0, name: cursor.name)
+            placed.removeAll { !precedes(position, $0.0) }
         }
-        guard entries.count > limit else { return ObjectListPage(entries: entries, nextCursor: nil) }
-        let page = Array(entries.prefix(limit))
-        let last = page[limit - 1]
-        let next = ListPosition(name: last.name, milliseconds: byName ? nil : time(last))
-        return ObjectListPage(entries: page, nextCursor: nil, nextPosition: next)
+        guard placed.count > limit else { return ObjectListPage(entries: placed.map(\.1), nextCursor: nil) }
+        let last = placed[limit - 1].0
+        let next = ListPosition(name: last.name, milliseconds: byName ? nil : last.ms)
+        return ObjectListPage(entries: placed.prefix(limit).map(\.1), nextCursor: nil, nextPosition: next)
     }
 
     /// Every object whose name starts with `scan`, in name order; refused past the sort cap.
@@ -109,7 +110,7 @@ extension StorageService {
     }
 
     /// A date to the millisecond, as upstream compares listing times (`date_trunc('milliseconds')`).
-    public static func milliseconds(_ date: Date) -> Int64 {
+    static func milliseconds(_ date: Date) -> Int64 {
         Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
     }
 }
