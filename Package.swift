@@ -45,6 +45,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // Domain: paths, sniffing, signing, policy, errors, the two seams and StorageService.
@@ -117,7 +118,8 @@ let package = Package(
         ),
         // The composition root and the library product: `DepotServer` (a typed configuration →
         // backends → service → HTTP application), which `depot serve` and the tests run, and
-        // `StorageService.local` for Swift programs that embed the storage core alone.
+        // `StorageService.local` for Swift programs that embed the storage core alone. It reads
+        // the access rules file (YAML, with Yams).
         .target(
             name: "Depot",
             dependencies: [
@@ -129,6 +131,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -81,6 +81,12 @@ struct ServeOptions: ParsableArguments {
         name: .customLong("jwks-refresh"),
         help: "Seconds between reads of the --jwks keys, 60 … 86400. (env DEPOT_JWKS_REFRESH, default 600)")
     var jwksRefresh: Int?
+    @Option(
+        name: .customLong("policies"),
+        help:
+            "A YAML (or JSON) file of access rules for the Storage API: who (anon, authenticated, claim tests) may do what (read, list, insert, update, delete, sign, bucket_admin) in which buckets and paths ({sub}/**, teams/{claims.team_id}/**). It replaces the built-in rule (a user under its own user id); service_role is never limited. A mistake stops serve with its line. (env DEPOT_POLICIES, default the built-in rule; docs/access-rules.md)"
+    )
+    var policies: String?
 
     struct Resolved {
         var host: String
@@ -92,6 +98,8 @@ struct ServeOptions: ParsableArguments {
         var logLevel: String
         var jwks: SigningKeySource?
         var jwksRefresh: Int
+        /// The rules file, when one is given.
+        var policies: String?
     }
 
     /// The longest period a setting in seconds may name: a year.
@@ -147,6 +155,6 @@ struct ServeOptions: ParsableArguments {
         }
         return Resolved(
             host: host, port: port, settings: s, corsObjectOrigins: origins ?? ["*"], corsAPIOrigins: origins ?? [],
-            gcInterval: interval, logLevel: level, jwks: jwks, jwksRefresh: jwksRefresh)
+            gcInterval: interval, logLevel: level, jwks: jwks, jwksRefresh: jwksRefresh, policies: setting(policies, "DEPOT_POLICIES"))
     }
 }

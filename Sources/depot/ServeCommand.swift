@@ -1,5 +1,6 @@
 import ArgumentParser
 import Depot
+import DepotCore
 import DepotHTTP
 import Foundation
 import Logging
@@ -24,6 +25,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let resolved = try options.resolve()
+        let policy: AccessPolicy
+        do { policy = try resolved.policies.map(AccessRulesFile.load) ?? .builtIn } catch {
+            throw ValidationError("--policies \(resolved.policies ?? ""): \(error)")
+        }
         let limits = try limitOptions.resolve()
         let jobs = try jobOptions.resolve()
         var logger = Logger(label: "depot")
@@ -34,6 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.host = resolved.host
         configuration.port = resolved.port
         configuration.settings = resolved.settings
+        configuration.settings.accessPolicy = policy
         configuration.settings.quota = limits.quota
         configuration.metadata = metadataOptions.backend
         configuration.blobs = try blobOptions.resolve()
@@ -72,6 +78,7 @@ struct ServeCommand: AsyncParsableCommand {
                   keys:    `depot keys --data-dir \(dataDir)` prints the anon and service_role keys;
                            `depot token --data-dir \(dataDir) --sub USER` a user's token
                   buckets: \(settings.privateBucket) (private), \(settings.publicBucket) (public)
+                  rules:   \(resolved.policies.map { "\(policy.rules.count) access rule(s) from \($0)" } ?? "built in (a user under its own user id; service_role anywhere)")
                   images:  \(server.imagesSummary)
                 """
             FileHandle.standardOutput.write(Data((banner + "\n").utf8))

@@ -17,12 +17,15 @@ enum JWTTarget {
     static let jwt: ProjectJWT = {
         let made = Box<ProjectJWT?>(nil)
         runToCompletion {
-            let jwt = await ProjectJWT(secret: secret)
+            let jwt = await ProjectJWT(secret: secret, claims: claimNames)
             jwt.useSigningKeys(try! await SigningKeys.parse(Array(jwks.utf8)))
             made.value = jwt
         }
         return made.value!
     }()
+
+    /// Claims an access rule could name: a verified token's values of these ride along.
+    static let claimNames = ["team", "app_metadata.team", "app_metadata.role.x"]
 
     static func run(_ input: FuzzInput) {
         let text = input.text
@@ -50,6 +53,7 @@ enum JWTTarget {
                 let identity = try await jwt.verify(text, now: now)
                 if let sub = identity.subject { check(ProjectJWT.isTenantID(sub), "sub \(sub.debugDescription) accepted") }
                 check(identity.role != .authenticated || identity.subject != nil, "authenticated without sub")
+                check(identity.claims.keys.allSatisfy(claimNames.contains), "claims beyond those named: \(identity.claims)")
             } catch let e as StorageError {
                 check(e.code == .unauthenticated || e.code == .tokenExpired, "verify threw \(e.code)")
             } catch {

@@ -6,7 +6,7 @@ import Hummingbird
 /// Object paths and percent-decoding: `ObjectPath(percentEncoded:)` (URL paths),
 /// `ObjectPath(_:)` (JSON strings), `PercentEncoding`, and `{bucket}/{path}` after a route prefix
 /// as the Storage API's routes read it. Input: one raw path; a second line, when present, is a
-/// second path to compare with the first.
+/// second path to compare with the first (and to read as an access rule's path template).
 enum PathTarget {
     static func run(_ input: FuzzInput) {
         let fields = input.lines(maxSplits: 1)
@@ -19,6 +19,7 @@ enum PathTarget {
             check(a == b || ((a < b) != (b < a)), "< is not a strict order")
             if a == b { check(a.hashValue == b.hashValue, "equal paths hash apart") }
             _ = a.isOwned(by: b.owner)
+            checkAccessRules(a, b)
         }
 
         // The Storage API's `{bucket}/{path...}` and the Assets API's `/v1/assets/{path...}`,
@@ -35,6 +36,29 @@ enum PathTarget {
             body: RequestBody(buffer: .init()))
         _ = try? storage.bucketAndPath(after: "/storage/v1/object/")
         _ = try? storage.segment(after: "/storage/v1/object/")
+    }
+
+    /// The access rules on request names: the built-in rule is the tenant rule; a template
+    /// made of `b` (when it compiles) matches exactly what it says, its folders and listing scan
+    /// hold every name it matches.
+    static func checkAccessRules(_ a: ObjectPath, _ b: ObjectPath) {
+        let user = Identity(subject: b.owner, role: .authenticated, claims: ["team": b.lastSegment])
+        let owned = a.isOwned(by: b.owner) && a.segments.count > 1
+        check(AccessPolicy.builtIn.allows(user, .read, bucket: "x", path: a) == owned, "the built-in rule is not the tenant rule for \(a)")
+        guard let template = try? PathTemplate(b.string) else { return }
+        let literal = !b.string.contains("*") && !b.string.contains("{")
+        let matches = template.matches(a.string, for: user)
+        if literal { check(matches == (a == b), "literal template \(b) matches \(a): \(matches)") }
+        guard matches else { return }
+        let segments = a.segments
+        for n in 1..<segments.count {
+            let folder = segments[..<n].joined(separator: "/") + "/"
+            check(template.mayMatchInside(folder: folder, for: user), "\(b) matches \(a) but not inside \(folder)")
+        }
+        let policy = AccessPolicy(
+            rules: [AccessRule(name: "fuzz", buckets: nil, roles: [.authenticated], operations: .objects, paths: [template])], source: "fuzz")
+        let scan = policy.listScan(user, bucket: "x", prefix: "")
+        check(scan.map { a.string.hasBytePrefix($0) } ?? false, "a listing of \(b) scans \(scan.debugDescription), missing \(a)")
     }
 
     /// Parses `raw` as a URL path and checks what holds for every accepted path.

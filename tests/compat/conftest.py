@@ -79,6 +79,36 @@ def depot():
         data.mkdir()
         server = Depot(binary, data, _free_port(), ("--jwks", str(Path(tmp) / "jwks.json")))
         server.signers = signers
+        server.admin_key = server.service_key
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+ANON_MAY_DO_EVERYTHING = """\
+# Supabase's own client tests run against policies that let the anon role do everything.
+rules:
+  - name: anon may do everything
+    buckets: "*"
+    roles: [anon]
+    allow: all
+    paths: "**"
+"""
+
+
+@pytest.fixture(scope="session")
+def anon_rules_depot():
+    """A second server whose access rules (--policies) let the anon key do everything; its
+    `admin_key` is the anon key."""
+    binary = Path(os.environ.get("DEPOT_BIN", ROOT / ".build" / "debug" / "depot"))
+    with tempfile.TemporaryDirectory(prefix="depot-compat-rules-") as tmp:
+        rules = Path(tmp) / "rules.yaml"
+        rules.write_text(ANON_MAY_DO_EVERYTHING)
+        data = Path(tmp) / "data"
+        data.mkdir()
+        server = Depot(binary, data, _free_port(), ("--policies", str(rules)))
+        server.admin_key = server.anon_key
         try:
             yield server
         finally:

@@ -1,5 +1,7 @@
-"""The backend flow with the service_role key, through storage3 (supabase-py's storage client)
-unmodified: every bucket method and every file method, results and error paths."""
+"""The backend flow through storage3 (supabase-py's storage client) unmodified: every bucket
+method and every file method, results and error paths — run twice: with the service_role key,
+and with the anon key against a server whose access rules (--policies) let anon do everything,
+as Supabase's own client tests are set up."""
 
 import hashlib
 
@@ -9,6 +11,17 @@ from storage3.exceptions import StorageApiError
 from storage3.types import CreateSignedUploadUrlOptions
 
 from conftest import api_error, JPEG, PDF, PNG
+
+
+@pytest.fixture(scope="module", params=["depot", "anon_rules_depot"], ids=["service_role key", "anon key under rules"])
+def server(request):
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="module")
+def service(server):
+    """The client of this run: the service_role key, or the anon key under anon-may-do-everything rules."""
+    return server.client(server.admin_key)
 
 
 @pytest.fixture(scope="module")
@@ -135,11 +148,11 @@ def test_list_v1_and_v2(buckets):
     assert stamps == sorted(stamps, reverse=True)
 
 
-def test_signed_urls_one_and_many(buckets, depot):
+def test_signed_urls_one_and_many(buckets, server):
     files = buckets.from_("media")
     files.upload("signed/one.png", PNG, {"content-type": "image/png"})
     url = files.create_signed_url("signed/one.png", 60)["signedURL"]
-    assert url.startswith(depot.storage_url + "/object/sign/media/signed/one.png?token=")
+    assert url.startswith(server.storage_url + "/object/sign/media/signed/one.png?token=")
     got = httpx.get(url)  # a browser: no headers at all
     assert got.status_code == 200 and got.content == PNG and got.headers["content-type"] == "image/png"
 
@@ -193,11 +206,11 @@ def test_signed_upload_url_is_single_use(buckets):
     assert files.exists("direct/b.png") is False
 
 
-def test_public_url_move_copy_remove(buckets, depot):
+def test_public_url_move_copy_remove(buckets, server):
     site, media = buckets.from_("site"), buckets.from_("media")
     site.upload("pub/page.txt", b"hello", {"content-type": "text/plain", "cache-control": "300"})
     url = site.get_public_url("pub/page.txt")
-    assert url == f"{depot.storage_url}/object/public/site/pub/page.txt"
+    assert url == f"{server.storage_url}/object/public/site/pub/page.txt"
     got = httpx.get(url)
     assert got.content == b"hello" and got.headers["cache-control"] == "max-age=300"
     assert httpx.get(media.get_public_url("docs/logo.png")).status_code in (400, 404)  # private bucket
@@ -214,7 +227,7 @@ def test_public_url_move_copy_remove(buckets, depot):
 
     # move between buckets (destinationBucket; storage3 has no argument for it, so the raw call)
     media.upload("cross/a.png", PNG, {"content-type": "image/png"})
-    r = httpx.post(f"{depot.storage_url}/object/move", headers={"Authorization": f"Bearer {depot.service_key}"},
+    r = httpx.post(f"{server.storage_url}/object/move", headers={"Authorization": f"Bearer {server.admin_key}"},
                    json={"bucketId": "media", "sourceKey": "cross/a.png", "destinationBucket": "site", "destinationKey": "cross/a.png"})
     assert r.status_code == 200
     assert media.exists("cross/a.png") is False and site.download("cross/a.png") == PNG

@@ -9,16 +9,21 @@ public struct Identity: Sendable, Equatable {
     /// The user id (`sub`); the tenant.
     public var subject: String?
     public var role: Role
+    /// The claims of the token that the access rules name (``AccessPolicy/claimNames``), by
+    /// dotted name (`app_metadata.team_id`), as text (numbers and booleans as JSON spells them).
+    public var claims: [String: String]
 
-    public init(subject: String?, role: Role) {
+    public init(subject: String?, role: Role, claims: [String: String] = [:]) {
         self.subject = subject
         self.role = role
+        self.claims = claims
     }
 
     public static let service = Identity(subject: nil, role: .serviceRole)
 
-    /// The tenant rule: `service_role` may act on any name; an `authenticated` caller only on names
-    /// whose first segment is its own `sub`; `anon` on none. Compares parsed segments.
+    /// The tenant rule of the Assets API: `service_role` may act on any name; an `authenticated`
+    /// caller only on names whose first segment is its own `sub`; `anon` on none. Compares parsed
+    /// segments. (The Storage API asks the access rules, ``AccessPolicy``.)
     public func authorize(_ path: ObjectPath) throws(StorageError) {
         switch role {
         case .serviceRole: return
@@ -42,33 +47,5 @@ public struct Identity: Sendable, Equatable {
             throw .forbidden("the token's sub is not usable as a user id")
         }
         return subject
-    }
-
-    /// Whether the caller may read `path`: anyone in a public bucket; otherwise the tenant rule.
-    public func mayRead(_ path: ObjectPath, inPublicBucket isPublic: Bool) -> Bool {
-        if isPublic || role == .serviceRole { return true }
-        guard role == .authenticated, let subject else { return false }
-        return path.isOwned(by: subject)
-    }
-
-    /// Buckets are the project's, not a tenant's: only `service_role` creates, changes, empties,
-    /// deletes or lists them.
-    public func authorizeBucketAdmin() throws(StorageError) {
-        guard role == .serviceRole else { throw .forbidden("only the service_role key may manage buckets") }
-    }
-
-    /// The string prefix a listing may see of names starting with `prefix`, or nil when none:
-    /// everything for `service_role`, `{sub}/…` for an `authenticated` caller, nothing for `anon`.
-    public func visiblePrefix(within prefix: String) -> String? {
-        switch role {
-        case .serviceRole: return prefix
-        case .anon: return nil
-        case .authenticated:
-            guard let subject, !subject.isEmpty else { return nil }
-            let own = subject + "/"
-            if prefix.hasBytePrefix(own) { return prefix }
-            if own.hasBytePrefix(prefix) { return own }
-            return nil
-        }
     }
 }

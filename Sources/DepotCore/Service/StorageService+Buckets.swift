@@ -4,15 +4,18 @@ import Logging
 // MARK: - Buckets (the Storage API)
 
 extension StorageService {
-    /// Every bucket, for `service_role`; an empty list for anyone else (buckets are the project's).
+    /// The buckets the caller may manage: every bucket for `service_role`; for anyone else those
+    /// an access rule allows `bucket_admin` on (none by default: buckets are the project's).
     public func listBuckets(as identity: Identity) async throws -> [BucketRecord] {
-        guard identity.role == .serviceRole else { return [] }
-        return try await metadata.listBuckets()
+        let policy = settings.accessPolicy
+        guard identity.role == .serviceRole || policy.rules.contains(where: { $0.operations.contains(.bucketAdmin) }) else { return [] }
+        return try await metadata.listBuckets().filter { policy.allowsBucketAdmin(identity, bucket: $0.name) }
     }
 
-    /// One bucket, for `service_role`; `.bucketNotFound` for anyone else, as when it is missing.
+    /// One bucket, for whoever may manage it; `.bucketNotFound` for anyone else, as when it is
+    /// missing.
     public func bucket(as identity: Identity, named name: String) async throws -> BucketRecord {
-        guard identity.role == .serviceRole, let bucket = try await metadata.bucket(named: name) else {
+        guard settings.accessPolicy.allowsBucketAdmin(identity, bucket: name), let bucket = try await metadata.bucket(named: name) else {
             throw StorageError.bucketNotFound()
         }
         return bucket
@@ -26,7 +29,7 @@ extension StorageService {
         as identity: Identity, name: String, isPublic: Bool, fileSizeLimit: Int64?, allowedMimeTypes: [String]?,
         variants: [String]? = nil
     ) async throws -> BucketRecord {
-        try identity.authorizeBucketAdmin()
+        try authorizeBucketAdmin(identity, bucket: name)
         try BucketRecord.validate(name: name)
         let record = BucketRecord(
             name: name, isPublic: isPublic, fileSizeLimit: try checkBucketLimit(fileSizeLimit),
@@ -43,7 +46,7 @@ extension StorageService {
         as identity: Identity, name: String, isPublic: Bool?, fileSizeLimit: Int64??, allowedMimeTypes: [String]??,
         variants: [String]? = nil
     ) async throws {
-        try identity.authorizeBucketAdmin()
+        try authorizeBucketAdmin(identity, bucket: name)
         guard var bucket = try await metadata.bucket(named: name) else { throw StorageError.bucketNotFound() }
         // A visibility change ends every signed link minted before it (anyone may sign objects
         // of a public bucket; made private, those links must not keep working).
@@ -74,7 +77,7 @@ extension StorageService {
     /// - Returns: how many objects were deleted.
     @discardableResult
     public func emptyBucket(as identity: Identity, name: String) async throws -> Int {
-        try identity.authorizeBucketAdmin()
+        try authorizeBucketAdmin(identity, bucket: name)
         guard try await metadata.bucket(named: name) != nil else { throw StorageError.bucketNotFound() }
         var count = 0
         while true {
@@ -94,7 +97,7 @@ extension StorageService {
     /// Deletes an empty bucket (`service_role` only). The Assets API's two buckets cannot be deleted.
     /// - Throws: `.bucketNotFound`, `.conflict` when it still has objects.
     public func deleteBucket(as identity: Identity, name: String) async throws {
-        try identity.authorizeBucketAdmin()
+        try authorizeBucketAdmin(identity, bucket: name)
         guard name != settings.privateBucket, name != settings.publicBucket else {
             throw StorageError(.conflict, "bucket '\(name)' holds the Assets API's objects and cannot be deleted")
         }

@@ -92,11 +92,11 @@ extension StorageService {
         return try DownloadRules.publicURL(b, try await metadata.object(at: ObjectKey(bucket: bucket, path: path)))
     }
 
-    /// The object for an authenticated download: the tenant rule applies (public buckets are
+    /// The object for an authenticated download: the access rules apply (public buckets are
     /// readable by any caller).
     func resolveAuthenticated(as identity: Identity, bucket: String, path: ObjectPath) async throws -> ObjectRecord {
         let isPublic = try await metadata.bucket(named: bucket)?.isPublic ?? false
-        if !isPublic { try identity.authorize(path) }
+        if !isPublic { try authorize(identity, .read, ObjectKey(bucket: bucket, path: path)) }
         guard let record = try await metadata.object(at: ObjectKey(bucket: bucket, path: path)) else {
             throw StorageError.notFound()
         }

@@ -44,7 +44,8 @@ public struct ObjectListPage: Sendable {
 //
 // Both views scan the store's name order (bytewise) and skip a whole sub-folder with one query:
 // the next name after `folder/` + U+10FFFF, a character no name may contain. The caller sees only
-// names it may read: all for `service_role`, `{sub}/…` for an `authenticated` caller, none for `anon`.
+// names the access rules let it list (by default: all for `service_role`, `{sub}/…` for an
+// `authenticated` caller, none for `anon`); a folder shows when a name inside it may be listed.
 
 extension StorageService {
     /// Most entries a non-name-ordered folder listing sorts in memory.
@@ -61,10 +62,12 @@ extension StorageService {
         guard (0...1_000_000).contains(offset) else { throw StorageError.invalidRequest("offset must be 0 … 1000000") }
         try checkPrefix(prefix)
         let base = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
-        guard try await metadata.bucket(named: bucket) != nil, let scan = identity.visiblePrefix(within: base) else { return [] }
+        let policy = settings.accessPolicy
+        guard try await metadata.bucket(named: bucket) != nil, let scan = policy.listScan(identity, bucket: bucket, prefix: base) else { return [] }
         let streamed = sort == .name && !descending
         let cap = streamed ? offset + limit : Self.maxSortedFolderEntries + 1
-        var entries = try await scanFolder(bucket: bucket, base: base, scan: scan, search: search?.lowercased(), max: cap)
+        let listable = { (name: String) in policy.allows(identity, .list, bucket: bucket, name: name) }
+        var entries = try await scanFolder(bucket: bucket, base: base, scan: scan, search: search?.lowercased(), max: cap, listable: listable)
         if !streamed {
             guard entries.count <= Self.maxSortedFolderEntries else {
                 throw StorageError.invalidRequest(
@@ -90,15 +93,18 @@ extension StorageService {
         }
     }
 
-    /// Entries one level below `base`, from names starting with `scan`, in name order.
-    private func scanFolder(bucket: String, base: String, scan: String, search: String?, max: Int) async throws -> [FolderEntry] {
+    /// Entries one level below `base`, from names starting with `scan` that are `listable`, in
+    /// name order (a folder shows when a listable name is inside it).
+    private func scanFolder(
+        bucket: String, base: String, scan: String, search: String?, max: Int, listable: (String) -> Bool
+    ) async throws -> [FolderEntry] {
         var out: [FolderEntry] = []
         var cursor: String? = nil
         scanning: while out.count < max {
             let page = try await metadata.listObjects(in: bucket, prefix: scan, after: cursor, limit: 1000)
             for record in page {
                 // The store bounds the scan by bytes; checked again here, as bytes (defence in depth).
-                guard record.path.string.hasBytePrefix(scan) else {
+                guard record.path.string.hasBytePrefix(scan), listable(record.path.string) else {
                     cursor = record.path.string
                     continue
                 }
@@ -128,7 +134,8 @@ extension StorageService {
     ) async throws -> ObjectListPage {
         guard (1...1000).contains(limit) else { throw StorageError.invalidRequest("limit must be 1 … 1000") }
         try checkPrefix(prefix)
-        guard try await metadata.bucket(named: bucket) != nil, let scan = identity.visiblePrefix(within: prefix) else {
+        let policy = settings.accessPolicy
+        guard try await metadata.bucket(named: bucket) != nil, let scan = policy.listScan(identity, bucket: bucket, prefix: prefix) else {
             return ObjectListPage(entries: [], nextCursor: nil)
         }
         // A cursor is a name (or folder position) this listing returned: under the visible prefix.
@@ -143,7 +150,7 @@ extension StorageService {
             for record in page {
                 let name = record.path.string
                 // The store bounds the scan by bytes; checked again here, as bytes (defence in depth).
-                guard name.hasBytePrefix(scan) else {
+                guard name.hasBytePrefix(scan), policy.allows(identity, .list, bucket: bucket, name: name) else {
                     after = name
                     continue
                 }

@@ -37,9 +37,9 @@ public struct CopyOptions: Sendable {
 
 // MARK: - Objects in any bucket (the Storage API)
 //
-// The policy is Depot's tenant rule: `service_role` may act on any name; an `authenticated`
-// caller on names under `{sub}/`; anyone may read objects of a public bucket. A read the caller
-// may not make looks like a missing object.
+// The access rules decide (``StorageService/authorize(_:_:_:)``; by default Depot's tenant rule:
+// `service_role` may act on any name, an `authenticated` caller on names under `{sub}/`); anyone
+// may read objects of a public bucket. A read the caller may not make looks like a missing object.
 
 extension StorageService {
     /// Uploads an object at a caller-chosen name, with the bucket's size limit and types.
@@ -48,7 +48,7 @@ extension StorageService {
     public func writeObject<Body: AsyncSequence>(
         as identity: Identity, at key: ObjectKey, _ write: ObjectWrite, body: Body
     ) async throws -> ObjectRecord where Body.Element == ByteBuffer {
-        try identity.authorize(key.path)
+        try authorizeWrite(identity, key, upsert: write.upsert)
         let bucket = try await existingBucket(key.bucket)
         let rules = bucketRules(bucket, declaredType: write.contentType, path: key.path)
         try precheck(rules, contentLength: write.contentLength)
@@ -85,7 +85,7 @@ extension StorageService {
     /// ``readObject(as:at:)`` with the object's bucket (for its visibility).
     public func readObjectAndBucket(as identity: Identity, at key: ObjectKey) async throws -> (ObjectRecord, BucketRecord) {
         let bucket = try await existingBucket(key.bucket)
-        guard identity.mayRead(key.path, inPublicBucket: bucket.isPublic) else {
+        guard mayRead(identity, key, inPublicBucket: bucket.isPublic) else {
             throw identity.role == .anon ? StorageError.bucketNotFound() : StorageError.notFound()
         }
         guard let record = try await metadata.object(at: key) else { throw StorageError.notFound() }
@@ -97,8 +97,8 @@ extension StorageService {
     /// - Throws: `.notFound` (source), `.alreadyExists` (destination), `.bucketNotFound`, and the
     ///   destination bucket's limits.
     public func moveObject(as identity: Identity, from: ObjectKey, to: ObjectKey) async throws -> ObjectRecord {
-        try identity.authorize(from.path)
-        try identity.authorize(to.path)
+        try authorize(identity, .update, from)
+        try authorize(identity, .update, to)
         _ = try await existingBucket(from.bucket)
         let destination = try await existingBucket(to.bucket)
         guard let record = try await metadata.object(at: from) else { throw StorageError.notFound() }
@@ -119,7 +119,7 @@ extension StorageService {
     public func copyObject(as identity: Identity, from: ObjectKey, to: ObjectKey, _ options: CopyOptions = CopyOptions()) async throws -> ObjectRecord
     {
         let source = try await readObject(as: identity, at: from)
-        try identity.authorize(to.path)
+        try authorizeWrite(identity, to, upsert: options.upsert)
         let destination = try await existingBucket(to.bucket)
         let rules = bucketRules(destination, declaredType: options.contentType ?? source.contentType, path: to.path)
         try precheck(rules, contentLength: source.size)
@@ -153,7 +153,7 @@ extension StorageService {
     /// Deletes one object; `.notFound` when it is missing.
     @discardableResult
     public func deleteObject(as identity: Identity, at key: ObjectKey) async throws -> ObjectRecord {
-        try identity.authorize(key.path)
+        try authorize(identity, .delete, key)
         guard let removed = try await metadata.deleteObject(at: key) else { throw StorageError.notFound() }
         await discard(removed.blobID)
         if try await hasVariants(removed, sizes: variantSizes(in: key.bucket)) {
@@ -168,7 +168,7 @@ extension StorageService {
         try checkBatch(paths.count)
         var removed: [ObjectRecord] = []
         for raw in paths {
-            guard let path = try? ObjectPath(raw), (try? identity.authorize(path)) != nil else { continue }
+            guard let path = try? ObjectPath(raw), settings.accessPolicy.allows(identity, .delete, bucket: bucket, path: path) else { continue }
             if let r = try await metadata.deleteObject(at: ObjectKey(bucket: bucket, path: path)) { removed.append(r) }
         }
         await discard(removed.map(\.blobID))
@@ -183,7 +183,7 @@ extension StorageService {
     /// are bound to its generation, which changes; nothing else does). Whoever may delete the
     /// object may revoke its links.
     public func revokeObjectLinks(as identity: Identity, at key: ObjectKey) async throws -> ObjectRecord {
-        try identity.authorize(key.path)
+        try authorize(identity, .delete, key)
         _ = try await existingBucket(key.bucket)
         guard try await metadata.object(at: key) != nil else { throw StorageError.notFound() }
         return try await metadata.setGeneration(.newGeneration(), at: key, date: now())
@@ -193,7 +193,11 @@ extension StorageService {
     /// the object is moved, flipped, revoked or deleted.
     public func signObject(as identity: Identity, at key: ObjectKey, expiresIn: Int64) async throws -> String {
         let ttl = try checkTTL(expiresIn)
-        let record = try await readObject(as: identity, at: key)
+        let bucket = try await existingBucket(key.bucket)
+        guard maySign(identity, key, inPublicBucket: bucket.isPublic) else {
+            throw identity.role == .anon ? StorageError.bucketNotFound() : StorageError.notFound()
+        }
+        guard let record = try await metadata.object(at: key) else { throw StorageError.notFound() }
         return signer.mint(
             scope: .download, bucket: key.bucket, path: key.path, binding: String(record.generation), expiresAt: unixNow() + ttl)
     }
@@ -205,7 +209,7 @@ extension StorageService {
         let ttl = try checkTTL(expiresIn)
         guard let b = try await metadata.bucket(named: bucket) else { return paths.map { _ in nil } }
         let parsed: [ObjectPath?] = paths.map { raw in
-            guard let p = try? ObjectPath(raw), identity.mayRead(p, inPublicBucket: b.isPublic) else { return nil }
+            guard let p = try? ObjectPath(raw), maySign(identity, ObjectKey(bucket: bucket, path: p), inPublicBucket: b.isPublic) else { return nil }
             return p
         }
         let rows = try await metadata.objects(in: bucket, paths: parsed.compactMap { $0 })
@@ -220,7 +224,7 @@ extension StorageService {
     /// bucket's limit, a type the bucket accepts), checked for permission and existence now.
     /// - Returns: the upload token.
     public func createUploadToken(as identity: Identity, at key: ObjectKey, upsert: Bool) async throws -> String {
-        try identity.authorize(key.path)
+        try authorizeWrite(identity, key, upsert: upsert)
         _ = try await existingBucket(key.bucket)
         try await refuseExisting(key, upsert: upsert)
         return try await storeIntent(key: key, owner: identity.subject, contentType: "", size: 0, checksum: nil, upsert: upsert).token

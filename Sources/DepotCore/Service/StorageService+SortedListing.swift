@@ -37,13 +37,16 @@ extension StorageService {
     ) async throws -> ObjectListPage {
         guard (1...1000).contains(limit) else { throw StorageError.invalidRequest("limit must be 1 … 1000") }
         try checkPrefix(prefix)
-        guard try await metadata.bucket(named: bucket) != nil, let scan = identity.visiblePrefix(within: prefix) else {
+        let policy = settings.accessPolicy
+        guard try await metadata.bucket(named: bucket) != nil, let scan = policy.listScan(identity, bucket: bucket, prefix: prefix) else {
             return ObjectListPage(entries: [], nextCursor: nil)
         }
         if let cursor, !cursor.name.hasBytePrefix(scan) {
             throw StorageError.invalidRequest("the cursor does not belong to this listing")
         }
-        let records = try await allObjects(bucket: bucket, scan: scan)
+        let records = try await allObjects(bucket: bucket, scan: scan).filter {
+            policy.allows(identity, .list, bucket: bucket, name: $0.path.string)
+        }
         // Each entry's place in the order, worked out once: its time in milliseconds (0 in name
         // order) and its name.
         let byName = order.column == .name

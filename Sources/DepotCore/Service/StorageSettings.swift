@@ -18,6 +18,8 @@ public struct StorageSettings: Sendable {
     public var publicCacheControl = "public, max-age=31536000"
     /// Prefix of every URL returned, without a trailing slash.
     public var publicBaseURL = "http://127.0.0.1:8080"
+    /// Who may do what in the Storage API (`--policies`); Depot's tenant rule by default.
+    public var accessPolicy = AccessPolicy.builtIn
     /// Most paths in one batch request.
     public var maxBatch = 1000
     /// How long orphan blobs, temp files and expired intents are kept before garbage collection.

@@ -104,10 +104,11 @@ struct StorageBucketController: Sendable {
 
     @Sendable func empty(_ request: Request, context: DepotRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
-        guard identity.role == .serviceRole else {
+        let name = try request.segment(after: Self.prefix)
+        guard service.mayManageBucket(as: identity, named: name) else {
             throw SupabaseStatusError(status: .forbidden, error: .forbidden("Access denied: Invalid role"))
         }
-        try await service.emptyBucket(as: identity, name: try request.segment(after: Self.prefix))
+        try await service.emptyBucket(as: identity, name: name)
         return SupabaseJSON.message("Successfully emptied")
     }
 

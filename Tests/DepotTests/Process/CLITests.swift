@@ -124,6 +124,10 @@ struct CLITests {
         #expect(badType.status != 0)
         #expect(badType.output.contains("text/html"))
         // Numbers near Int64.max are refused, not overflowed.
+        let rules = dir + "-rules.yaml"
+        try "rules:\n  - buckets: '*'\n    roles: anon\n    allow: [read, fly]\n    paths: '**'\n".write(
+            toFile: rules, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: rules) }
         let huge = try await DepotProcess.run(["serve", "--data-dir", dir, "--max-file-size", "9223372036854775807"])
         #expect(huge.status != 0 && huge.output.contains("max file size"), "\(huge.output)")
         let badEnv = try await DepotProcess.run(["serve", "--data-dir", dir], environment: ["DEPOT_QUOTA_BYTES": "-1"])
@@ -150,6 +154,10 @@ struct CLITests {
             (["--job-workers", "0"], [:], "DEPOT_JOB_WORKERS must be 1 … 256"),
             ([], ["DEPOT_JOB_LEASE": "forever"], "DEPOT_JOB_LEASE must be a whole number"),
             (["--job-queue-limit", "99999999999999999999"], [:], "job-queue-limit"),
+            // Access rules: a file with a mistake stops serve with its line and reason.
+            (["--policies", dir + "-none.yaml"], [:], "--policies \(dir)-none.yaml: cannot read the file"),
+            (["--policies", rules], [:], "line 4: rule 1: unknown operation 'fly'"),
+            ([], ["DEPOT_POLICIES": rules], "line 4: rule 1: unknown operation 'fly'"),
         ] {
             let result = try await DepotProcess.run(["serve", "--data-dir", dir] + arguments, environment: environment)
             #expect(result.status != 0)

@@ -1,4 +1,6 @@
+import Crypto
 import Depot
+import DepotCore
 import DepotHTTP
 import Foundation
 import GRDB
@@ -43,7 +45,9 @@ struct TestEnvironment: Sendable {
             metadata: try metadata ?? SQLiteMetadataStore(path: dir + "/depot.sqlite"), rowsShared: false, cacheBlobs: cacheBlobs,
             settings: settings, secret: Self.secret, images: images, logger: TestLogging.logger("depot-test", level: .warning),
             now: clock ?? { Date() })
-        return TestEnvironment(dir: dir, service: service, jwt: await ProjectJWT(secret: Self.secret), metrics: DepotMetrics())
+        return TestEnvironment(
+            dir: dir, service: service, jwt: await ProjectJWT(secret: Self.secret, claims: settings.accessPolicy.claimNames),
+            metrics: DepotMetrics())
     }
 
     func cleanup() { try? FileManager.default.removeItem(atPath: dir) }
@@ -69,6 +73,21 @@ struct TestEnvironment: Sendable {
 
     func auth(_ sub: String, role: Identity.Role = .authenticated) async throws -> HTTPFields {
         [.authorization: "Bearer \(try await token(sub, role: role))"]
+    }
+
+    /// A bearer header of an HS256 token signed with the project secret carrying `claims` (any
+    /// JSON) besides `sub`, `role` and an `exp` an hour away, as Supabase Auth adds custom claims.
+    func auth(_ sub: String, claims: [String: Any], role: Identity.Role = .authenticated) throws -> HTTPFields {
+        var payload = claims
+        payload["sub"] = sub
+        payload["role"] = role.rawValue
+        payload["exp"] = Int(Date().timeIntervalSince1970) + 3600
+        func part(_ object: [String: Any]) throws -> String {
+            Base64URL.encode(Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])))
+        }
+        let input = try part(["alg": "HS256", "typ": "JWT"]) + "." + part(payload)
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array(Self.secret.utf8)))
+        return [.authorization: "Bearer \(input).\(Base64URL.encode(Array(mac)))"]
     }
 
     // MARK: What is stored

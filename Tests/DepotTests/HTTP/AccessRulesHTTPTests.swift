@@ -1,0 +1,159 @@
+import Depot
+import DepotCore
+import Foundation
+import HTTPTypes
+import Testing
+
+/// The Storage API under a rules file (`--policies`): each refusal is the clear error with
+/// nothing stored, changed or lost; each allowance works end to end.
+@Suite("Access rules over HTTP")
+struct AccessRulesHTTPTests {
+    static func environment(_ yaml: String) async throws -> TestEnvironment {
+        let policy = try AccessRulesFile.parse(yaml, source: "test")
+        return try await TestEnvironment.make { $0.accessPolicy = policy }
+    }
+
+    static func array(_ r: LiveClient.Reply) -> [[String: Any]] {
+        (try? JSONSerialization.jsonObject(with: Data(r.bytes))) as? [[String: Any]] ?? []
+    }
+
+    /// Supabase's own client tests run against policies that let the anon role do everything:
+    /// here in one bucket, with the anon key alone, from making the bucket to deleting it.
+    @Test func anonMayDoEverythingInOneBucketAndNothingElsewhere() async throws {
+        let env = try await Self.environment(
+            """
+            rules:
+              - name: anything in open
+                buckets: open
+                roles: [anon]
+                allow: all
+                paths: "**"
+            """)
+        try await env.live { client in
+            let anon: HTTPFields = [.authorization: "Bearer \(try await env.token(nil, role: .anon))"]
+            let service = try await env.auth("svc", role: .serviceRole)
+            let png = Fixture.png(900)
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: anon, ["name": "open"]).status == .ok)
+            let other = try await client.json(.post, "/storage/v1/bucket", headers: anon, ["name": "other"])
+            #expect(other.status == .badRequest && other.json["statusCode"] as? String == "403", "\(other.text)")
+            #expect(try await env.service.metadata.bucket(named: "other") == nil)
+            let buckets = Self.array(try await client.request(.get, "/storage/v1/bucket", headers: anon)).compactMap { $0["name"] as? String }
+            #expect(buckets == ["open"], "only the buckets a rule lets it manage")
+
+            let up = try await client.request(.post, "/storage/v1/object/open/folder/a.png", headers: anon + [.contentType: "image/png"], body: png)
+            #expect(up.status == .ok, "\(up.text)")
+            let read = try await client.request(.get, "/storage/v1/object/authenticated/open/folder/a.png", headers: anon)
+            #expect(read.bytes == png)
+            let list = try await client.json(.post, "/storage/v1/object/list/open", headers: anon, ["prefix": "folder"])
+            #expect(Self.array(list).compactMap { $0["name"] as? String } == ["a.png"])
+            let signed = try await client.json(.post, "/storage/v1/object/sign/open/folder/a.png", headers: anon, ["expiresIn": 60])
+            let url = "/storage/v1" + (signed.json["signedURL"] as? String ?? "")
+            #expect(try await client.request(.get, url).bytes == png)
+            let move = try await client.json(
+                .post, "/storage/v1/object/move", headers: anon, ["bucketId": "open", "sourceKey": "folder/a.png", "destinationKey": "b.png"])
+            #expect(move.status == .ok, "\(move.text)")
+            let copy = try await client.json(
+                .post, "/storage/v1/object/copy", headers: anon, ["bucketId": "open", "sourceKey": "b.png", "destinationKey": "c.png"])
+            #expect(copy.status == .ok, "\(copy.text)")
+
+            // Elsewhere: the assets bucket (service-made objects) is out of reach, nothing changes.
+            let theirs = try await client.request(
+                .post, "/storage/v1/object/assets/alice/x.png", headers: service + [.contentType: "image/png"], body: png)
+            #expect(theirs.status == .ok)
+            let before = try await env.snapshot()
+            let write = try await client.request(.post, "/storage/v1/object/assets/alice/y.png", headers: anon + [.contentType: "image/png"], body: png)
+            #expect(write.status == .forbidden || write.json["statusCode"] as? String == "403", "\(write.text)")
+            let steal = try await client.request(.get, "/storage/v1/object/authenticated/assets/alice/x.png", headers: anon)
+            #expect(steal.status != .ok)
+            let remove = try await client.json(.delete, "/storage/v1/object/assets", headers: anon, ["prefixes": ["alice/x.png"]])
+            #expect(Self.array(remove).isEmpty)
+            #expect(try await env.snapshot() == before)
+
+            let removed = try await client.json(.delete, "/storage/v1/object/open", headers: anon, ["prefixes": ["b.png", "c.png"]])
+            #expect(Self.array(removed).count == 2)
+            #expect(try await client.request(.post, "/storage/v1/bucket/open/empty", headers: anon).status == .ok)
+            #expect(try await client.request(.delete, "/storage/v1/bucket/open", headers: anon).status == .ok)
+            #expect(try await env.service.metadata.bucket(named: "open") == nil)
+        }
+    }
+
+    /// Shared team folders from custom claims (nested, as Supabase Auth puts them in
+    /// `app_metadata`): members read, list and sign their team's folder; only editors write.
+    @Test func teamFoldersFromClaims() async throws {
+        let env = try await Self.environment(
+            """
+            rules:
+              - name: members read their team's folder
+                buckets: teams
+                roles: authenticated
+                allow: [read, list, sign]
+                paths: "{claims.app_metadata.team}/**"
+              - name: editors write there
+                buckets: teams
+                roles: authenticated
+                when: claims.app_metadata.role == "editor"
+                allow: [insert, update, delete]
+                paths: "{claims.app_metadata.team}/**"
+            """)
+        try await env.live { client in
+            let service = try await env.auth("svc", role: .serviceRole)
+            let editor = try env.auth("ed", claims: ["app_metadata": ["team": "t1", "role": "editor"]])
+            let viewer = try env.auth("vi", claims: ["app_metadata": ["team": "t1", "role": "viewer"]])
+            let outsider = try env.auth("ou", claims: ["app_metadata": ["team": "t2", "role": "editor"]])
+            let noClaims = try await env.auth("nc")
+            let png = Fixture.png(700)
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "teams"]).status == .ok)
+            #expect(try await client.request(.post, "/storage/v1/object/teams/t2/secret.png", headers: service + [.contentType: "image/png"], body: png).status == .ok)
+
+            let up = try await client.request(.post, "/storage/v1/object/teams/t1/plan.png", headers: editor + [.contentType: "image/png"], body: png)
+            #expect(up.status == .ok, "\(up.text)")
+            let before = try await env.snapshot()
+            for (who, name) in [(viewer, "t1/v.png"), (outsider, "t1/o.png"), (noClaims, "t1/n.png"), (editor, "t2/e.png")] {
+                let r = try await client.request(.post, "/storage/v1/object/teams/\(name)", headers: who + [.contentType: "image/png"], body: png)
+                #expect(r.json["statusCode"] as? String == "403", "\(name): \(r.text)")
+            }
+            let viewerDelete = try await client.json(.delete, "/storage/v1/object/teams", headers: viewer, ["prefixes": ["t1/plan.png"]])
+            #expect(Self.array(viewerDelete).isEmpty)
+            #expect(try await env.snapshot() == before, "refused writes and deletes change nothing")
+
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/teams/t1/plan.png", headers: viewer).bytes == png)
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/teams/t1/plan.png", headers: outsider).status != .ok)
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/teams/t2/secret.png", headers: viewer).status != .ok)
+            let root = try await client.json(.post, "/storage/v1/object/list/teams", headers: viewer, ["prefix": ""])
+            #expect(Self.array(root).compactMap { $0["name"] as? String } == ["t1"], "\(root.text)")
+            let v2 = try await client.json(.post, "/storage/v1/object/list-v2/teams", headers: outsider, ["prefix": ""])
+            let names = (v2.json["objects"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+            #expect(names == ["t2/secret.png"], "\(v2.text)")
+            let batch = try await client.json(
+                .post, "/storage/v1/object/sign/teams", headers: viewer, ["expiresIn": 60, "paths": ["t1/plan.png", "t2/secret.png"]])
+            let urls = Self.array(batch).map { $0["signedURL"] as? String }
+            #expect(urls.count == 2 && urls[0] != nil && urls[1] == nil, "\(batch.text)")
+        }
+    }
+
+    /// A rule granting `insert` but not `update`: a new object may be written, an upsert over it
+    /// may not (upstream asks an upsert for both), and the stored bytes stay.
+    @Test func anUpsertNeedsUpdateToo() async throws {
+        let env = try await Self.environment(
+            """
+            rules:
+              - {buckets: "*", roles: authenticated, allow: [insert, read], paths: "{sub}/**"}
+            """)
+        try await env.live { client in
+            let service = try await env.auth("svc", role: .serviceRole)
+            let alice = try await env.auth("alice")
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "inbox"]).status == .ok)
+            let first = Fixture.png(600)
+            let up = try await client.request(.post, "/storage/v1/object/inbox/alice/a.png", headers: alice + [.contentType: "image/png"], body: first)
+            #expect(up.status == .ok)
+            var upsert = alice + [.contentType: "image/png"]
+            upsert[HTTPField.Name("x-upsert")!] = "true"
+            let again = try await client.request(.post, "/storage/v1/object/inbox/alice/a.png", headers: upsert, body: Fixture.png(650))
+            #expect(again.json["statusCode"] as? String == "403", "\(again.text)")
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/inbox/alice/a.png", headers: alice).bytes == first)
+            let delete = try await client.request(.delete, "/storage/v1/object/inbox/alice/a.png", headers: alice)
+            #expect(delete.json["statusCode"] as? String == "403", "no delete rule")
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/inbox/alice/a.png", headers: alice).bytes == first)
+        }
+    }
+}
