@@ -99,14 +99,17 @@ public struct DepotServer: Sendable {
     /// for at most `shutdownTimeout`; then their connections are closed), with garbage collection every `gcInterval` seconds; then closes the backends. `onRunning`
     /// is called with the port once it listens (the one picked when the configuration says 0).
     public func run(onRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }) async throws {
-        // Workers whenever images can be made: the Assets API's variants or a bucket's own.
+        // Workers for folder jobs always; for variants whenever images can be made (the Assets
+        // API's variants or a bucket's own).
         var runner: JobRunner? = nil
-        if service.makesImages, let jobs = service.jobs, let images = service.images {
+        if let jobs = service.jobs {
+            var handlers: [String: any JobHandler] = [StorageService.folderJobKind: FolderJobHandler(service: service)]
+            if service.makesImages, let images = service.images {
+                handlers[StorageService.variantJobKind] = VariantJobHandler(service: service, renderer: images)
+            }
             var jobLogger = logger
             jobLogger[metadataKey: "worker"] = "\(configuration.jobs.workerID)"
-            runner = JobRunner(
-                store: jobs, handlers: [StorageService.variantJobKind: VariantJobHandler(service: service, renderer: images)],
-                configuration: configuration.jobs, logger: jobLogger)
+            runner = JobRunner(store: jobs, handlers: handlers, configuration: configuration.jobs, logger: jobLogger)
         }
         var http = http
         if let runner { http.jobRunnerCounts = { runner.done } }

@@ -86,6 +86,7 @@ public func buildRouter(
     AssetsController(service: service, metrics: metrics).addRoutes(to: v1)
     SigningController(service: service).addRoutes(to: v1)
     JobsController(service: service).addRoutes(to: v1)
+    FolderController(service: service).addRoutes(to: v1)
     SeedCompatibilityController(service: service, metrics: metrics).addRoutes(to: router.group("").add(middleware: RequireIdentity()))
     return router
 }

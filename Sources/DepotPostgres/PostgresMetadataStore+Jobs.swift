@@ -219,9 +219,27 @@ extension PostgresMetadataStore: JobStore {
             let ids = try await conn.query(
                 "DELETE FROM jobs WHERE state = ANY(\(finished)) AND updated_at < \(before.timeIntervalSince1970) RETURNING id", logger: logger
             ).collect().map { try $0.decode(String.self) }
-            if !ids.isEmpty { try await conn.query("DELETE FROM job_events WHERE job_id = ANY(\(ids))", logger: logger) }
+            if !ids.isEmpty {
+                try await conn.query("DELETE FROM job_events WHERE job_id = ANY(\(ids))", logger: logger)
+                try await conn.query("DELETE FROM job_progress WHERE job_id = ANY(\(ids))", logger: logger)
+            }
             return ids.count
         }
+    }
+
+    public func setJobProgress(id: String, worker: String, progress: String, now: Date) async throws -> Bool {
+        let rows = try await rows(
+            """
+            INSERT INTO job_progress (job_id, progress, updated_at)
+            SELECT id, \(progress), \(now.timeIntervalSince1970) FROM jobs WHERE id = \(id) AND state = 'running' AND lease_owner = \(worker)
+            ON CONFLICT (job_id) DO UPDATE SET progress = excluded.progress, updated_at = excluded.updated_at
+            RETURNING job_id
+            """)
+        return !rows.isEmpty
+    }
+
+    public func jobProgress(id: String) async throws -> String? {
+        try await rows("SELECT progress FROM job_progress WHERE job_id = \(id)").first.map { try $0.decode(String.self) }
     }
 
     // MARK: Rows

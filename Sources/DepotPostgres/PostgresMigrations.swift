@@ -191,6 +191,19 @@ extension PostgresMetadataStore {
                 "ALTER TABLE buckets ADD COLUMN variants TEXT",
             ]
         ),
+        // A running job's progress (``JobStore/setJobProgress(id:worker:progress:now:)``).
+        (
+            6,
+            statements: [
+                """
+                CREATE TABLE job_progress (
+                    job_id TEXT PRIMARY KEY,
+                    progress TEXT NOT NULL,
+                    updated_at DOUBLE PRECISION NOT NULL
+                )
+                """
+            ]
+        ),
     ]
 
     /// Migration 3's announcement of the rows of one transition table (`old_rows` or `new_rows`),

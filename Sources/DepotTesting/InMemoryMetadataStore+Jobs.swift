@@ -162,7 +162,18 @@ extension InMemoryMetadataStore: JobStore {
     public func purgeJobs(states: Set<JobState>, before: Date) async throws -> Int {
         let gone = jobs.filter { states.contains($0.state) && !$0.state.isOpen && $0.updatedAt < before }.map(\.id)
         jobs.removeAll { gone.contains($0.id) }
-        for id in gone { jobHistory[id] = nil }
+        for id in gone {
+            jobHistory[id] = nil
+            jobProgressTexts[id] = nil
+        }
         return gone.count
     }
+
+    public func setJobProgress(id: String, worker: String, progress: String, now: Date) async throws -> Bool {
+        guard jobs.contains(where: { $0.id == id && $0.state == .running && $0.leaseOwner == worker }) else { return false }
+        jobProgressTexts[id] = progress
+        return true
+    }
+
+    public func jobProgress(id: String) async throws -> String? { jobProgressTexts[id] }
 }

@@ -9,6 +9,7 @@ public actor InMemoryMetadataStore: MetadataStore {
     /// Jobs in the order they were queued, and their histories (``JobStore``).
     var jobs: [JobRecord] = []
     var jobHistory: [String: [JobEvent]] = [:]
+    var jobProgressTexts: [String: String] = [:]
     /// Cached renditions by key (``RenditionStore``).
     var renditions: [String: RenditionRecord] = [:]
 

@@ -47,4 +47,10 @@ public protocol JobStore: Sendable {
     /// Removes finished jobs (`states`, none of them open) last changed before `before`, with their
     /// history. Returns how many.
     func purgeJobs(states: Set<JobState>, before: Date) async throws -> Int
+    /// Records a running job's progress (its handler's text; JSON by convention), replacing the
+    /// last, when `worker` still holds the job. A purged job's progress goes with it.
+    /// - Returns: false when the job is not running under `worker` (nothing recorded).
+    func setJobProgress(id: String, worker: String, progress: String, now: Date) async throws -> Bool
+    /// A job's last recorded progress, nil when none was.
+    func jobProgress(id: String) async throws -> String?
 }

@@ -162,13 +162,40 @@ extension StorageService {
         return removed
     }
 
-    /// Deletes the named objects (exact names) the caller may delete; others are skipped.
+    /// Deletes the named objects the caller may delete; others are skipped. A name ending in `/`
+    /// (which no object has) stands for every object under that folder (Depot's extension);
+    /// more than ``StorageSettings/maxBatch`` objects in all refuse the whole call (a folder job,
+    /// ``queueFolderDelete(as:bucket:prefix:)``, deletes any number).
     /// - Returns: the deleted rows.
     public func removeObjects(as identity: Identity, bucket: String, paths: [String]) async throws -> [ObjectRecord] {
         try checkBatch(paths.count)
-        var removed: [ObjectRecord] = []
+        var names: [ObjectPath] = []
+        var seen: Set<ObjectPath> = []
+        func add(_ path: ObjectPath) throws(StorageError) {
+            guard seen.insert(path).inserted else { return }
+            names.append(path)
+            guard names.count <= settings.maxBatch else {
+                throw .invalidRequest(
+                    "these names and folders hold more than \(settings.maxBatch) objects: delete a large folder with POST /v1/folders/delete (a background job)"
+                )
+            }
+        }
         for raw in paths {
-            guard let path = try? ObjectPath(raw), settings.accessPolicy.allows(identity, .delete, bucket: bucket, path: path) else { continue }
+            if raw.hasSuffix("/") {
+                guard (try? Self.checkFolder(raw, "prefix")) != nil else { continue }
+                var after: String? = nil
+                while true {
+                    let page = try await metadata.listObjects(in: bucket, prefix: raw, after: after, limit: 1000)
+                    for r in page where r.path.string.hasBytePrefix(raw) { try add(r.path) }
+                    after = page.last?.path.string
+                    if page.count < 1000 { break }
+                }
+            } else if let path = try? ObjectPath(raw) {
+                try add(path)
+            }
+        }
+        var removed: [ObjectRecord] = []
+        for path in names where settings.accessPolicy.allows(identity, .delete, bucket: bucket, path: path) {
             if let r = try await metadata.deleteObject(at: ObjectKey(bucket: bucket, path: path)) { removed.append(r) }
         }
         await discard(removed.map(\.blobID))

@@ -232,11 +232,34 @@ extension SQLiteMetadataStore: JobStore {
                 arguments: StatementArguments(finished) + [before.timeIntervalSince1970])
             for chunk in stride(from: 0, to: ids.count, by: 500) {
                 let part = Array(ids[chunk..<min(chunk + 500, ids.count)])
-                try db.execute(
-                    sql: "DELETE FROM job_events WHERE job_id IN (\(Array(repeating: "?", count: part.count).joined(separator: ",")))",
-                    arguments: StatementArguments(part))
+                let marks = Array(repeating: "?", count: part.count).joined(separator: ",")
+                try db.execute(sql: "DELETE FROM job_events WHERE job_id IN (\(marks))", arguments: StatementArguments(part))
+                try db.execute(sql: "DELETE FROM job_progress WHERE job_id IN (\(marks))", arguments: StatementArguments(part))
             }
             return ids.count
+        }
+    }
+
+    public func setJobProgress(id: String, worker: String, progress: String, now: Date) async throws -> Bool {
+        try await write { db in
+            guard
+                try Int.fetchOne(
+                    db.cachedStatement(sql: "SELECT 1 FROM jobs WHERE id = ? AND state = 'running' AND lease_owner = ?"), arguments: [id, worker])
+                    != nil
+            else { return false }
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO job_progress (job_id, progress, updated_at) VALUES (?, ?, ?)
+                    ON CONFLICT (job_id) DO UPDATE SET progress = excluded.progress, updated_at = excluded.updated_at
+                    """
+            ).execute(arguments: [id, progress, now.timeIntervalSince1970])
+            return true
+        }
+    }
+
+    public func jobProgress(id: String) async throws -> String? {
+        try await read { db in
+            try String.fetchOne(db.cachedStatement(sql: "SELECT progress FROM job_progress WHERE job_id = ?"), arguments: [id])
         }
     }
 

@@ -158,6 +158,17 @@ public struct SQLiteMetadataStore: MetadataStore {
                     ALTER TABLE buckets ADD COLUMN variants TEXT;
                     """)
         }
+        // A running job's progress (``JobStore/setJobProgress(id:worker:progress:now:)``).
+        m.registerMigration("v5") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE job_progress (
+                        job_id TEXT PRIMARY KEY NOT NULL,
+                        progress TEXT NOT NULL,
+                        updated_at REAL NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return m
     }
 

@@ -63,6 +63,28 @@ struct JobStoreConformanceTests {
         #expect(kelvin[0].id != kelvin[1].id)
     }
 
+    /// Progress is recorded only by the worker holding the job, replaced each time, kept after
+    /// the job ends and purged with it.
+    @Test(arguments: JobStoreKind.testable)
+    func progressIsTheHoldersAndGoesWithTheJob(_ kind: JobStoreKind) async throws {
+        let (store, cleanup) = try await kind.make()
+        defer { cleanup() }
+        let queued = try await store.enqueue([try job("p:1")], limits: .init(), now: t0)
+        #expect(try await !store.setJobProgress(id: queued[0].id, worker: "w1", progress: "{}", now: t0), "not running yet")
+        let claimed = try await store.claimJobs(kinds: ["k"], worker: "w1", limit: 1, leaseUntil: t0 + 60, now: t0 + 1)
+        #expect(try await store.jobProgress(id: claimed[0].id) == nil)
+        #expect(try await store.setJobProgress(id: claimed[0].id, worker: "w1", progress: #"{"done":1}"#, now: t0 + 2))
+        #expect(try await store.setJobProgress(id: claimed[0].id, worker: "w1", progress: #"{"done":2}"#, now: t0 + 3))
+        #expect(try await !store.setJobProgress(id: claimed[0].id, worker: "w2", progress: #"{"done":99}"#, now: t0 + 3), "not its holder")
+        #expect(try await !store.setJobProgress(id: "no-such-job", worker: "w1", progress: "{}", now: t0 + 3))
+        #expect(try await store.jobProgress(id: claimed[0].id) == #"{"done":2}"#)
+        #expect(try await store.finishJob(id: claimed[0].id, worker: "w1", attempt: 1, outcome: .succeeded, now: t0 + 4))
+        #expect(try await !store.setJobProgress(id: claimed[0].id, worker: "w1", progress: "{}", now: t0 + 5), "finished")
+        #expect(try await store.jobProgress(id: claimed[0].id) == #"{"done":2}"#)
+        #expect(try await store.purgeJobs(states: [.succeeded], before: t0 + 100) == 1)
+        #expect(try await store.jobProgress(id: claimed[0].id) == nil)
+    }
+
     /// Claims are leases: each claim starts an attempt; a held job is not claimed again until its
     /// lease lapses; then another worker takes it, and the first worker's result is refused.
     @Test(arguments: JobStoreKind.testable)

@@ -61,7 +61,8 @@ struct AccessRulesHTTPTests {
                 .post, "/storage/v1/object/assets/alice/x.png", headers: service + [.contentType: "image/png"], body: png)
             #expect(theirs.status == .ok)
             let before = try await env.snapshot()
-            let write = try await client.request(.post, "/storage/v1/object/assets/alice/y.png", headers: anon + [.contentType: "image/png"], body: png)
+            let write = try await client.request(
+                .post, "/storage/v1/object/assets/alice/y.png", headers: anon + [.contentType: "image/png"], body: png)
             #expect(write.status == .forbidden || write.json["statusCode"] as? String == "403", "\(write.text)")
             let steal = try await client.request(.get, "/storage/v1/object/authenticated/assets/alice/x.png", headers: anon)
             #expect(steal.status != .ok)
@@ -103,7 +104,9 @@ struct AccessRulesHTTPTests {
             let noClaims = try await env.auth("nc")
             let png = Fixture.png(700)
             #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "teams"]).status == .ok)
-            #expect(try await client.request(.post, "/storage/v1/object/teams/t2/secret.png", headers: service + [.contentType: "image/png"], body: png).status == .ok)
+            #expect(
+                try await client.request(.post, "/storage/v1/object/teams/t2/secret.png", headers: service + [.contentType: "image/png"], body: png)
+                    .status == .ok)
 
             let up = try await client.request(.post, "/storage/v1/object/teams/t1/plan.png", headers: editor + [.contentType: "image/png"], body: png)
             #expect(up.status == .ok, "\(up.text)")
@@ -144,7 +147,8 @@ struct AccessRulesHTTPTests {
             let alice = try await env.auth("alice")
             #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "inbox"]).status == .ok)
             let first = Fixture.png(600)
-            let up = try await client.request(.post, "/storage/v1/object/inbox/alice/a.png", headers: alice + [.contentType: "image/png"], body: first)
+            let up = try await client.request(
+                .post, "/storage/v1/object/inbox/alice/a.png", headers: alice + [.contentType: "image/png"], body: first)
             #expect(up.status == .ok)
             var upsert = alice + [.contentType: "image/png"]
             upsert[HTTPField.Name("x-upsert")!] = "true"

@@ -52,29 +52,30 @@ struct AccessPolicyTests {
         }
     }
 
-    @Test(arguments: [
-        // template, name, sub, claims, matches
-        ("public/**", "public/a.png", nil, [:], true),
-        ("public/**", "public/x/y/z.png", nil, [:], true),
-        ("public/**", "public", nil, [:], false),
-        ("public/**", "publicity/a.png", nil, [:], false),
-        ("public/*", "public/x/y.png", nil, [:], false),
-        ("*/avatar.png", "bob/avatar.png", nil, [:], true),
-        ("*/avatar.png", "bob/x/avatar.png", nil, [:], false),
-        ("readme.txt", "readme.txt", nil, [:], true),
-        ("readme.txt", "readme.txt.bak", nil, [:], false),
-        ("{sub}/**", "alice/a", "alice", [:], true),
-        ("{sub}/**", "Alice/a", "alice", [:], false),
-        ("teams/{claims.team_id}/**", "teams/t1/a.png", "u", ["team_id": "t1"], true),
-        ("teams/{claims.team_id}/**", "teams/t2/a.png", "u", ["team_id": "t1"], false),
-        ("teams/{claims.team_id}/**", "teams/t1/a.png", "u", [:], false),
-        ("teams/{claims.team_id}/**", "teams/t1/x/a.png", "u", ["team_id": "t1/x"], false),
-        ("teams/{claims.team_id}/**", "teams//a.png", "u", ["team_id": ""], false),
-        // Bytes, not canonical equivalence: "café" precomposed in the rule, decomposed in the name.
-        ("caf\u{E9}/**", "cafe\u{301}/a.png", nil, [:], false),
-        ("caf\u{E9}/**", "caf\u{E9}/a.png", nil, [:], true),
-        ("{claims.app_metadata.org}/*", "acme/a", "u", ["app_metadata.org": "acme"], true),
-    ] as [(String, String, String?, [String: String], Bool)])
+    @Test(
+        arguments: [
+            // template, name, sub, claims, matches
+            ("public/**", "public/a.png", nil, [:], true),
+            ("public/**", "public/x/y/z.png", nil, [:], true),
+            ("public/**", "public", nil, [:], false),
+            ("public/**", "publicity/a.png", nil, [:], false),
+            ("public/*", "public/x/y.png", nil, [:], false),
+            ("*/avatar.png", "bob/avatar.png", nil, [:], true),
+            ("*/avatar.png", "bob/x/avatar.png", nil, [:], false),
+            ("readme.txt", "readme.txt", nil, [:], true),
+            ("readme.txt", "readme.txt.bak", nil, [:], false),
+            ("{sub}/**", "alice/a", "alice", [:], true),
+            ("{sub}/**", "Alice/a", "alice", [:], false),
+            ("teams/{claims.team_id}/**", "teams/t1/a.png", "u", ["team_id": "t1"], true),
+            ("teams/{claims.team_id}/**", "teams/t2/a.png", "u", ["team_id": "t1"], false),
+            ("teams/{claims.team_id}/**", "teams/t1/a.png", "u", [:], false),
+            ("teams/{claims.team_id}/**", "teams/t1/x/a.png", "u", ["team_id": "t1/x"], false),
+            ("teams/{claims.team_id}/**", "teams//a.png", "u", ["team_id": ""], false),
+            // Bytes, not canonical equivalence: "café" precomposed in the rule, decomposed in the name.
+            ("caf\u{E9}/**", "cafe\u{301}/a.png", nil, [:], false),
+            ("caf\u{E9}/**", "caf\u{E9}/a.png", nil, [:], true),
+            ("{claims.app_metadata.org}/*", "acme/a", "u", ["app_metadata.org": "acme"], true),
+        ] as [(String, String, String?, [String: String], Bool)])
     func templatesMatchSegmentsAsBytes(_ template: String, _ name: String, _ sub: String?, _ claims: [String: String], _ expected: Bool)
         throws
     {
@@ -146,33 +147,34 @@ struct AccessPolicyTests {
         #expect(AccessPolicy.builtIn.listScan(Self.anon, bucket: "b", prefix: "") == nil)
     }
 
-    @Test(arguments: [
-        ("rules: [", 2, "not valid YAML"),
-        ("- a\n- b", 1, "must be a map"),
-        ("rulez: []", 1, "unknown key 'rulez'"),
-        ("other: 1\n", 1, "unknown key"),
-        ("rules: {a: 1}", 1, "'rules' must be a list"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: [read, fly]\n    paths: '**'", 4, "unknown operation 'fly'"),
-        ("rules:\n  - buckets: '*'\n    roles: [anon, admin]\n    allow: read\n    paths: '**'", 3, "unknown role 'admin'"),
-        ("rules:\n  - buckets: '*'\n    roles: service_role\n    allow: read\n    paths: '**'", 3, "never limited"),
-        ("rules:\n  - buckets: '*'\n    allow: read\n    paths: '**'", 2, "'roles' is missing"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    paths: '**'", 2, "'allow' is missing"),
-        ("rules:\n  - roles: anon\n    allow: read\n    paths: '**'", 2, "'buckets' is missing"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read", 2, "'paths' is missing"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: ['**/x']", 5, "'**' may only be the last"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: ['*.png']", 5, "whole segments only"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: ['a/../b']", 5, "not a valid name segment"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: ['{user}/**']", 5, "unknown variable"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: ['{claims.a b}/**']", 5, "not a claim name"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    when: app_role == 'x'\n    allow: read\n    paths: '**'", 4, "claims.NAME"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    when: claims.role == editor\n    allow: read\n    paths: '**'", 4, "double-quoted"),
-        ("rules:\n  - buckets: [ok, 'Bad/Name']\n    roles: anon\n    allow: read\n    paths: '**'", 2, "not a bucket name"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: bucket_admin\n    paths: '**'", 2, "no meaning for bucket_admin"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: '**'\n    colour: red", 6, "unknown key 'colour'"),
-        (AccessPolicyTests.aliasBomb, 0, "too many values"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    roles: authenticated\n    allow: read\n    paths: '**'", 3, "twice"),
-        ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: {read: 1}\n    paths: '**'", 4, "not a map"),
-    ] as [(String, Int, String)])
+    @Test(
+        arguments: [
+            ("rules: [", 2, "not valid YAML"),
+            ("- a\n- b", 1, "must be a map"),
+            ("rulez: []", 1, "unknown key 'rulez'"),
+            ("other: 1\n", 1, "unknown key"),
+            ("rules: {a: 1}", 1, "'rules' must be a list"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: [read, fly]\n    paths: '**'", 4, "unknown operation 'fly'"),
+            ("rules:\n  - buckets: '*'\n    roles: [anon, admin]\n    allow: read\n    paths: '**'", 3, "unknown role 'admin'"),
+            ("rules:\n  - buckets: '*'\n    roles: service_role\n    allow: read\n    paths: '**'", 3, "never limited"),
+            ("rules:\n  - buckets: '*'\n    allow: read\n    paths: '**'", 2, "'roles' is missing"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    paths: '**'", 2, "'allow' is missing"),
+            ("rules:\n  - roles: anon\n    allow: read\n    paths: '**'", 2, "'buckets' is missing"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read", 2, "'paths' is missing"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: ['**/x']", 5, "'**' may only be the last"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: ['*.png']", 5, "whole segments only"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: ['a/../b']", 5, "not a valid name segment"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: ['{user}/**']", 5, "unknown variable"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: ['{claims.a b}/**']", 5, "not a claim name"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    when: app_role == 'x'\n    allow: read\n    paths: '**'", 4, "claims.NAME"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    when: claims.role == editor\n    allow: read\n    paths: '**'", 4, "double-quoted"),
+            ("rules:\n  - buckets: [ok, 'Bad/Name']\n    roles: anon\n    allow: read\n    paths: '**'", 2, "not a bucket name"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: bucket_admin\n    paths: '**'", 2, "no meaning for bucket_admin"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: '**'\n    colour: red", 6, "unknown key 'colour'"),
+            (AccessPolicyTests.aliasBomb, 0, "too many values"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    roles: authenticated\n    allow: read\n    paths: '**'", 3, "twice"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: {read: 1}\n    paths: '**'", 4, "not a map"),
+        ] as [(String, Int, String)])
     func mistakesNameTheirLineAndReason(_ yaml: String, _ line: Int, _ reason: String) throws {
         #expect {
             try Self.policy(yaml)
