@@ -38,7 +38,9 @@ public enum AccessRulesFile {
         budget -= 1
         guard budget >= 0 else { throw AccessRuleError(line: line, "too many values in the file") }
         switch n {
-        case .scalar(let s): return .scalar(s.string, line: line)
+        case .scalar(let s):
+            guard n.null == nil else { throw AccessRuleError(line: line, "a value is missing (null)") }
+            return .scalar(s.string, line: line)
         case .sequence(let seq):
             var items: [RuleNode] = []
             for item in seq { items.append(try node(item, budget: &budget)) }
@@ -59,7 +61,7 @@ public enum AccessRulesFile {
     private static func describe(_ error: YamlError) -> AccessRuleError {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            return AccessRuleError(line: mark.line, "not valid YAML: \(problem)")
+            return AccessRuleError(line: mark.line, "not valid YAML (a rules file is YAML or JSON; TOML is not read): \(problem)")
         case .duplicatedKeysInMapping(let duplicates, let context):
             return AccessRuleError(line: context.mark.line, "a key is given twice: \(duplicates.joined(separator: ", "))")
         default:

@@ -89,11 +89,15 @@ def depot():
 ANON_MAY_DO_EVERYTHING = """\
 # Supabase's own client tests run against policies that let the anon role do everything.
 rules:
-  - name: anon may do everything
+  - name: anon may do everything to objects
     buckets: "*"
     roles: [anon]
     allow: all
     paths: "**"
+  - name: and to buckets
+    buckets: "*"
+    roles: [anon]
+    allow: bucket_admin
 """
 
 

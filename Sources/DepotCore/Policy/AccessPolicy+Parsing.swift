@@ -15,6 +15,8 @@ public indirect enum RuleNode: Sendable {
 extension AccessPolicy {
     /// Most rules in one file.
     public static let maxRules = 1000
+    /// Most path templates in all rules together (a check may walk each).
+    public static let maxTemplates = 1000
 
     /// Compiles a rules document:
     ///
@@ -39,7 +41,15 @@ extension AccessPolicy {
         guard case .list(let items, _) = rulesNode else { throw AccessRuleError(line: rulesNode.line, "'rules' must be a list") }
         guard items.count <= Self.maxRules else { throw AccessRuleError(line: rulesNode.line, "more than \(Self.maxRules) rules") }
         var rules: [AccessRule] = []
-        for (i, item) in items.enumerated() { rules.append(try Self.rule(item, number: i + 1)) }
+        var templates = 0
+        for (i, item) in items.enumerated() {
+            let rule = try Self.rule(item, number: i + 1)
+            templates += rule.paths.count
+            guard templates <= Self.maxTemplates else {
+                throw AccessRuleError(line: item.line, "\(rule.name): more than \(Self.maxTemplates) path templates in all rules")
+            }
+            rules.append(rule)
+        }
         self.init(rules: rules, source: source)
     }
 
@@ -61,6 +71,7 @@ extension AccessPolicy {
                     if list == ["*"] {
                         buckets = .some(nil)
                     } else {
+                        guard !list.isEmpty else { throw .init("'buckets' is empty (name buckets, or \"*\" for every bucket)") }
                         for b in list { try checkBucketName(b) }
                         buckets = .some(list)
                     }
@@ -69,7 +80,9 @@ extension AccessPolicy {
                     var set = AccessOperations()
                     for text in try strings(value) { set.formUnion(try operationSet(text)) }
                     operations = set
-                case "when": when = try strings(value).map(claimTest)
+                case "when":
+                    when = try strings(value).map(claimTest)
+                    guard !when.isEmpty else { throw .init("'when' is empty (leave it out to test no claim)") }
                 case "paths": paths = try strings(value).map { t throws(AccessRuleError.Reason) in try PathTemplate(t) }
                 default: throw .init("unknown key '\(key)' (a rule has name, buckets, roles, when, allow, paths)")
                 }
@@ -82,9 +95,17 @@ extension AccessPolicy {
         guard let roles, !roles.isEmpty else { throw missing("roles") }
         guard let operations, !operations.isEmpty else { throw missing("allow") }
         let objectOps = !operations.intersection(.objects).isEmpty
+        if objectOps, operations.contains(.bucketAdmin) {
+            throw AccessRuleError(
+                line: line,
+                "\(name): give bucket_admin a rule of its own (it allows whole buckets — emptying, making public, deleting — whatever the paths say)")
+        }
         if objectOps, paths?.isEmpty ?? true { throw missing("paths") }
         if !objectOps, paths != nil {
-            throw AccessRuleError(line: line, "\(name): 'paths' has no meaning for bucket_admin alone (it allows whole buckets)")
+            throw AccessRuleError(line: line, "\(name): 'paths' has no meaning for bucket_admin (it allows whole buckets)")
+        }
+        if !roles.contains(.authenticated), paths?.contains(where: \.namesSubject) ?? false {
+            throw AccessRuleError(line: line, "\(name): {sub} never matches for anon (an anon token has no user id)")
         }
         return AccessRule(name: name, buckets: buckets, roles: roles, operations: operations, when: when, paths: paths ?? [])
     }
@@ -120,7 +141,7 @@ extension AccessPolicy {
     }
 
     private static func operationSet(_ text: String) throws(AccessRuleError.Reason) -> AccessOperations {
-        if text == "all" { return .all }
+        if text == "all" { return .objects }
         if text == "write" { return [.init(.insert), .init(.update)] }
         guard let op = AccessOperation.allCases.first(where: { $0.name == text }) else {
             let names = AccessOperation.allCases.map(\.name).joined(separator: ", ")
@@ -130,6 +151,7 @@ extension AccessPolicy {
     }
 
     private static func checkBucketName(_ name: String) throws(AccessRuleError.Reason) {
+        guard !name.contains("*") else { throw .init("'\(name)': bucket names have no wildcards; \"*\" alone stands for every bucket") }
         do { try BucketRecord.validate(name: name) } catch {
             throw .init("'\(name)' is not a bucket name (\(error.message)); '*' stands for every bucket, alone")
         }

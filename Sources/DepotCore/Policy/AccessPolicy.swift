@@ -35,9 +35,9 @@ public struct AccessOperations: OptionSet, Sendable, Hashable {
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     public init(_ op: AccessOperation) { rawValue = 1 << UInt8(op.rawValue) }
 
-    /// Every operation on objects (not ``AccessOperation/bucketAdmin``).
+    /// Every operation on objects (not ``AccessOperation/bucketAdmin``): what `all` means in a
+    /// rules file.
     public static let objects: AccessOperations = [.init(.read), .init(.list), .init(.insert), .init(.update), .init(.delete), .init(.sign)]
-    public static let all: AccessOperations = objects.union(.init(.bucketAdmin))
 
     public func contains(_ op: AccessOperation) -> Bool { contains(AccessOperations(op)) }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A rule's name pattern, compiled once: `/`-separated segments, each a literal name, `{sub}`
 /// (the caller's user id), `{claims.NAME}` (a claim of the caller's token), `*` (any one segment)
 /// or, last, `**` (one or more segments). Matched against a name's bytes without allocating: a
@@ -42,6 +44,9 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
                     do { try ObjectPath.validate(segment: String(part)) } catch {
                         throw .init("'\(part)' in '\(text)' is not a valid name segment (\(error.message))")
                     }
+                    guard part.utf8.elementsEqual(part.precomposedStringWithCanonicalMapping.utf8) else {
+                        throw .init("'\(part)' in '\(text)' is not in Unicode NFC: names are stored in NFC, so it could never match")
+                    }
                     parts.append(.literal(String(part)))
                 }
             }
@@ -49,6 +54,9 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
         segments = parts
         description = text
     }
+
+    /// Whether the template names `{sub}`.
+    var namesSubject: Bool { segments.contains(.subject) }
 
     /// The claims the template names.
     var claimNames: [String] {

@@ -80,11 +80,16 @@ extension StorageService {
         try authorizeBucketAdmin(identity, bucket: name)
         guard try await metadata.bucket(named: name) != nil else { throw StorageError.bucketNotFound() }
         var count = 0
+        // The service role empties everything; anyone else (a bucket_admin rule) only what its
+        // rules let it delete, the rest stays.
+        let policy = settings.accessPolicy
+        var after: String? = nil
         while true {
-            let page = try await metadata.listObjects(in: name, prefix: "", after: nil, limit: 500)
+            let page = try await metadata.listObjects(in: name, prefix: "", after: after, limit: 500)
             if page.isEmpty { return count }
+            if identity.role != .serviceRole { after = page.last?.path.string }
             var blobs: [BlobID] = []
-            for record in page {
+            for record in page where policy.allows(identity, .delete, bucket: name, path: record.path) {
                 if let removed = try await metadata.deleteObject(at: record.key) {
                     blobs.append(removed.blobID)
                     count += 1

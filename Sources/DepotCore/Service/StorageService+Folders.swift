@@ -151,7 +151,8 @@ extension StorageService {
         guard let jobs, let worker = job.leaseOwner,
             let spec = try? JSONDecoder().decode(FolderJobSpec.self, from: Data(job.payload.utf8)), let identity = spec.identity
         else { throw PermanentJobFailure("the job's payload is not a folder job's") }
-        var progress = try await jobs.jobProgress(id: job.id).flatMap { try? JSONDecoder().decode(FolderProgress.self, from: Data($0.utf8)) }
+        var progress =
+            try await jobs.jobProgress(id: job.id).flatMap { try? JSONDecoder().decode(FolderProgress.self, from: Data($0.utf8)) }
             ?? FolderProgress()
         for bucket in spec.buckets {
             var after: String? = nil
@@ -187,7 +188,8 @@ extension StorageService {
                 guard let destinationBucket = spec.destinationBucket, let destinationPrefix = spec.destinationPrefix else {
                     throw PermanentJobFailure("a move without a destination")
                 }
-                let to = ObjectKey(bucket: destinationBucket, path: try ObjectPath(destinationPrefix + record.path.string.dropBytePrefix(spec.prefix)))
+                let to = ObjectKey(
+                    bucket: destinationBucket, path: try ObjectPath(destinationPrefix + record.path.string.dropBytePrefix(spec.prefix)))
                 guard settings.accessPolicy.allows(identity, .update, bucket: record.bucket, path: record.path),
                     settings.accessPolicy.allows(identity, .update, bucket: to.bucket, path: to.path)
                 else { return progress.skipped += 1 }

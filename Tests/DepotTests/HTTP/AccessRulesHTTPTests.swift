@@ -28,6 +28,10 @@ struct AccessRulesHTTPTests {
                 roles: [anon]
                 allow: all
                 paths: "**"
+              - name: and the bucket itself
+                buckets: open
+                roles: [anon]
+                allow: bucket_admin
             """)
         try await env.live { client in
             let anon: HTTPFields = [.authorization: "Bearer \(try await env.token(nil, role: .anon))"]
@@ -158,6 +162,61 @@ struct AccessRulesHTTPTests {
             let delete = try await client.request(.delete, "/storage/v1/object/inbox/alice/a.png", headers: alice)
             #expect(delete.json["statusCode"] as? String == "403", "no delete rule")
             #expect(try await client.request(.get, "/storage/v1/object/authenticated/inbox/alice/a.png", headers: alice).bytes == first)
+        }
+    }
+
+    /// `bucket_admin` reaches the bucket, not past the object rules: emptying it deletes only
+    /// what the caller may delete.
+    @Test func emptyingABucketDeletesOnlyWhatTheCallerMayDelete() async throws {
+        let env = try await Self.environment(
+            """
+            rules:
+              - {buckets: shared, roles: authenticated, allow: bucket_admin}
+              - {buckets: shared, roles: authenticated, allow: [insert, delete], paths: "{sub}/**"}
+            """)
+        try await env.live { client in
+            let service = try await env.auth("svc", role: .serviceRole)
+            let alice = try await env.auth("alice")
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: alice, ["name": "shared"]).status == .ok)
+            let other = try await client.json(.post, "/storage/v1/bucket", headers: alice, ["name": "elsewhere"])
+            #expect(other.json["statusCode"] as? String == "403")
+            for name in ["alice/1.png", "alice/2.png", "bob/1.png"] {
+                let r = try await client.request(
+                    .post, "/storage/v1/object/shared/\(name)", headers: service + [.contentType: "image/png"], body: Fixture.png(300))
+                #expect(r.status == .ok)
+            }
+            #expect(try await client.request(.post, "/storage/v1/bucket/shared/empty", headers: alice).status == .ok)
+            let left = try await env.service.metadata.listObjects(in: "shared", prefix: "", after: nil, limit: 10).map(\.path.string)
+            #expect(left == ["bob/1.png"])
+            let delete = try await client.request(.delete, "/storage/v1/bucket/shared", headers: alice)
+            #expect(delete.json["statusCode"] as? String == "409", "not empty: \(delete.text)")
+        }
+    }
+
+    /// The other way round: `update` without `insert` may not upsert either, onto an existing
+    /// object or a new name (POST with x-upsert, and PUT).
+    @Test func anUpsertNeedsInsertToo() async throws {
+        let env = try await Self.environment(
+            """
+            rules:
+              - {buckets: "*", roles: authenticated, allow: [read, update, delete], paths: "{sub}/**"}
+            """)
+        try await env.live { client in
+            let service = try await env.auth("svc", role: .serviceRole)
+            let alice = try await env.auth("alice")
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "mv1"]).status == .ok)
+            let first = Fixture.png(600)
+            #expect(
+                try await client.request(.post, "/storage/v1/object/mv1/alice/m.png", headers: service + [.contentType: "image/png"], body: first)
+                    .status == .ok)
+            var upsert = alice + [.contentType: "image/png"]
+            upsert[HTTPField.Name("x-upsert")!] = "true"
+            for (method, name) in [(HTTPRequest.Method.post, "m.png"), (.put, "m.png"), (.post, "new.png"), (.put, "new.png")] {
+                let r = try await client.request(method, "/storage/v1/object/mv1/alice/\(name)", headers: upsert, body: Fixture.png(650))
+                #expect(r.json["statusCode"] as? String == "403", "\(method) \(name): \(r.text)")
+            }
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/mv1/alice/m.png", headers: alice).bytes == first)
+            #expect(try await env.service.metadata.object(at: ObjectKey(bucket: "mv1", path: try ObjectPath("alice/new.png"))) == nil)
         }
     }
 }

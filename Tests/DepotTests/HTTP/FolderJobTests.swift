@@ -129,7 +129,8 @@ struct FolderJobTests {
             }
             #expect(try await names(env, "docs", "alice/old/").count == 120)
 
-            let moved = try await client.json(.post, "/v1/folders/move", headers: alice, ["bucket": "docs", "prefix": "alice/old/", "destination": "alice/new/"])
+            let moved = try await client.json(
+                .post, "/v1/folders/move", headers: alice, ["bucket": "docs", "prefix": "alice/old/", "destination": "alice/new/"])
             #expect(moved.status == .accepted, "\(moved.text)")
             let done = try await finished(client, moved, auth: alice)
             #expect(done["state"] as? String == "succeeded" && done["done"] as? Int == 120, "\(done)")
@@ -182,7 +183,9 @@ struct FolderJobTests {
         try await withWorkers { env, client in
             let alice = try await env.auth("alice")
             let bob = try await env.auth("bob")
-            for (auth, job, visibility) in [(alice, "job-1", "private"), (alice, "job-1", "public"), (alice, "job-2", "private"), (bob, "job-1", "private")] {
+            for (auth, job, visibility) in [
+                (alice, "job-1", "private"), (alice, "job-1", "public"), (alice, "job-2", "private"), (bob, "job-1", "private"),
+            ] {
                 let up = try await client.request(
                     .post, "/v1/assets?jobId=\(job)&visibility=\(visibility)", headers: auth + [.contentType: "image/png"], body: Fixture.png(500))
                 #expect(up.status == .created, "\(up.text)")
@@ -218,7 +221,8 @@ struct FolderJobTests {
             try await put(client, alice, "docs", (2...6).map { "alice/big/\($0).png" }, png)
             let before = try await env.snapshot()
             let over = try await client.json(.delete, "/storage/v1/object/docs", headers: alice, ["prefixes": ["alice/big/", "alice/fx.png"]])
-            #expect(over.json["statusCode"] as? String == "400" && (over.json["message"] as? String ?? "").contains("/v1/folders/delete"), "\(over.text)")
+            #expect(
+                over.json["statusCode"] as? String == "400" && (over.json["message"] as? String ?? "").contains("/v1/folders/delete"), "\(over.text)")
             #expect(try await env.snapshot() == before)
         }
     }

@@ -126,6 +126,8 @@ struct AccessPolicyTests {
         #expect(!p.allows(Identity(subject: nil, role: .anon, claims: ["app_role": "editor"]), .insert, bucket: "team", path: x))
         let open = try Self.name("open/a")
         #expect(p.allows(Self.anon, .read, bucket: "any", path: open) && !p.allows(Self.anon, .list, bucket: "any", path: open))
+        let all = try Self.policy("rules:\n  - {buckets: '*', roles: anon, allow: all, paths: '**'}")
+        #expect(all.allows(Self.anon, .delete, bucket: "b", path: open) && !all.allowsBucketAdmin(Self.anon, bucket: "b"), "all: objects only")
         #expect(Set(p.claimNames) == ["app_role", "level"])
     }
 
@@ -174,6 +176,19 @@ struct AccessPolicyTests {
             (AccessPolicyTests.aliasBomb, 0, "too many values"),
             ("rules:\n  - buckets: '*'\n    roles: anon\n    roles: authenticated\n    allow: read\n    paths: '**'", 3, "twice"),
             ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: {read: 1}\n    paths: '**'", 4, "not a map"),
+            // Rules that could never match, or would reach further than they say.
+            (
+                "rules:\n  - buckets: '*'\n    roles: anon\n    allow: all\n    paths: '**'\n  - {buckets: '*', roles: anon, allow: [read, bucket_admin], paths: '**'}",
+                6, "a rule of its own"
+            ),
+            ("rules:\n  - buckets: []\n    roles: anon\n    allow: read\n    paths: '**'", 2, "'buckets' is empty"),
+            ("rules:\n  - buckets: ['*', teams]\n    roles: anon\n    allow: read\n    paths: '**'", 2, "no wildcards"),
+            ("rules:\n  - buckets: team*\n    roles: anon\n    allow: read\n    paths: '**'", 2, "no wildcards"),
+            ("rules:\n  - buckets: null\n    roles: anon\n    allow: read\n    paths: '**'", 2, "missing (null)"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    when: []\n    allow: read\n    paths: '**'", 4, "'when' is empty"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: 'cafe\u{301}/**'", 5, "not in Unicode NFC"),
+            ("rules:\n  - buckets: '*'\n    roles: anon\n    allow: read\n    paths: '{sub}/**'", 2, "{sub} never matches for anon"),
+            ("[[rules]]\nbuckets = \"*\"\n", 2, "TOML is not read"),
         ] as [(String, Int, String)])
     func mistakesNameTheirLineAndReason(_ yaml: String, _ line: Int, _ reason: String) throws {
         #expect {

@@ -32,6 +32,38 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // Access rules (`--policies`): one check per object of a batch sign or listing; no allocation.
+    let owner = Identity(subject: "user-7f3a9c", role: .authenticated)
+    Benchmark("access rule check: the built-in rule", configuration: .init(scalingFactor: .kilo)) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(AccessPolicy.builtIn.allows(owner, .sign, bucket: "assets", path: path))
+        }
+    }
+    let teams = try! AccessPolicy(
+        document: .map(
+            [
+                (
+                    "rules",
+                    .list(
+                        (0..<5).map { i in
+                            .map(
+                                [
+                                    ("buckets", .scalar(i == 4 ? "*" : "bucket-\(i)", line: nil)),
+                                    ("roles", .scalar("authenticated", line: nil)),
+                                    ("when", .scalar("claims.app_role == \"editor\"", line: nil)),
+                                    ("allow", .scalar("sign", line: nil)),
+                                    ("paths", .list([.scalar("public/**", line: nil), .scalar("{claims.team}/*/**", line: nil)], line: nil)),
+                                ], line: nil)
+                        }, line: nil)
+                )
+            ], line: nil), source: "micro")
+    let member = Identity(subject: "user-7f3a9c", role: .authenticated, claims: ["app_role": "editor", "team": "user-7f3a9c"])
+    Benchmark("access rule check: 5 rules with claim tests and templates", configuration: .init(scalingFactor: .kilo)) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(teams.allows(member, .sign, bucket: "assets", path: path))
+        }
+    }
+
     let encoded = Substring(path.percentEncoded)
     Benchmark("parse + validate a URL path", configuration: .init(scalingFactor: .kilo)) { benchmark in
         for _ in benchmark.scaledIterations {
