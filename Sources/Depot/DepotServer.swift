@@ -90,7 +90,7 @@ public struct DepotServer: Sendable {
             if configuration.redirectDownloads { http.directDownloads = blobs.redirecting }
             return DepotServer(
                 configuration: configuration, service: service, rowsSummary: rows.summary, blobsSummary: blobs.summary, imagesSummary: images,
-                jwt: await ProjectJWT(secret: secret, claims: configuration.settings.accessPolicy.claimNames), http: http, logger: logger,
+                jwt: await ProjectJWT(secret: secret), http: http, logger: logger,
                 close: close)
         }
     }

@@ -9,9 +9,9 @@ extension PostgresMetadataStore {
         let types = try Self.mimeTypes(b)
         _ = try await rows(
             """
-            INSERT INTO buckets (name, public, file_size_limit, allowed_mime_types, owner, created_at, updated_at, variants)
+            INSERT INTO buckets (name, public, file_size_limit, allowed_mime_types, owner, created_at, updated_at, variants, rules)
             VALUES (\(b.name), \(b.isPublic), \(b.fileSizeLimit), \(types), \(b.owner),
-            \(b.createdAt.timeIntervalSince1970), \(b.updatedAt.timeIntervalSince1970), \(VariantSize.text(b.variants)))
+            \(b.createdAt.timeIntervalSince1970), \(b.updatedAt.timeIntervalSince1970), \(VariantSize.text(b.variants)), \(b.rules))
             """)
     }
 
@@ -30,7 +30,8 @@ extension PostgresMetadataStore {
             let updated = try await conn.query(
                 """
                 UPDATE buckets SET public = \(b.isPublic), file_size_limit = \(b.fileSizeLimit), allowed_mime_types = \(types),
-                owner = \(b.owner), updated_at = \(b.updatedAt.timeIntervalSince1970), variants = \(VariantSize.text(b.variants))
+                owner = \(b.owner), updated_at = \(b.updatedAt.timeIntervalSince1970), variants = \(VariantSize.text(b.variants)),
+                rules = \(b.rules)
                 WHERE name = \(b.name) RETURNING name
                 """, logger: logger
             ).collect()

@@ -28,6 +28,7 @@ extension PostgresMetadataStore {
             fileSizeLimit: try r["file_size_limit"].decode(Int64?.self),
             allowedMimeTypes: try types.map { try JSONDecoder().decode([String].self, from: Data($0.utf8)) },
             owner: try r["owner"].decode(String?.self), variants: try r["variants"].decode(String?.self).flatMap(VariantSize.list) ?? [],
+            rules: try r["rules"].decode(String?.self),
             createdAt: Date(timeIntervalSince1970: try r["created_at"].decode(Double.self)),
             updatedAt: Date(timeIntervalSince1970: try r["updated_at"].decode(Double.self)))
     }

@@ -204,6 +204,8 @@ extension PostgresMetadataStore {
                 """
             ]
         ),
+        // A bucket's own access rules (``BucketRecord/rules``).
+        (7, ["ALTER TABLE buckets ADD COLUMN rules TEXT"]),
     ]
 
     /// Migration 3's announcement of the rows of one transition table (`old_rows` or `new_rows`),

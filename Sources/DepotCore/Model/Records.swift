@@ -34,15 +34,19 @@ public struct BucketRecord: Sendable, Equatable, Codable {
     /// Variants made of every image uploaded into this bucket (``StorageService/variantSizes(in:)``);
     /// empty: none. The Assets API's two buckets use `--variants` instead.
     public var variants: [VariantSize]
+    /// The bucket's own access rules, besides the server's (``AccessPolicy/bucketRules(_:bucket:)``):
+    /// a JSON array of rules as the service role set them, nil for none.
+    public var rules: String?
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(
         name: String, isPublic: Bool, fileSizeLimit: Int64? = nil, allowedMimeTypes: [String]? = nil,
-        owner: String? = nil, variants: [VariantSize] = [], createdAt: Date = Date(), updatedAt: Date? = nil
+        owner: String? = nil, variants: [VariantSize] = [], rules: String? = nil, createdAt: Date = Date(), updatedAt: Date? = nil
     ) {
         self.name = name
         self.variants = variants
+        self.rules = rules
         self.isPublic = isPublic
         self.fileSizeLimit = fileSizeLimit
         self.allowedMimeTypes = allowedMimeTypes

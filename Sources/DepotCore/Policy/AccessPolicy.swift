@@ -123,15 +123,6 @@ public struct AccessPolicy: Sendable, Equatable {
         ],
         source: "the built-in rules")
 
-    /// The claims the rules test or name in a path, which a verified token must carry along.
-    public var claimNames: [String] {
-        var out: [String] = []
-        for rule in rules {
-            for name in rule.when.map(\.claim) + rule.paths.flatMap(\.claimNames) where !out.contains(name) { out.append(name) }
-        }
-        return out
-    }
-
     /// Whether `identity` may do `op` to the object named `path` in `bucket`.
     public func allows(_ identity: Identity, _ op: AccessOperation, bucket: String, path: ObjectPath) -> Bool {
         allows(identity, op, bucket: bucket, name: path.string)

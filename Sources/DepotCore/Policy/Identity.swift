@@ -9,8 +9,9 @@ public struct Identity: Sendable, Equatable {
     /// The user id (`sub`); the tenant.
     public var subject: String?
     public var role: Role
-    /// The claims of the token that the access rules name (``AccessPolicy/claimNames``), by
-    /// dotted name (`app_metadata.team_id`), as text (numbers and booleans as JSON spells them).
+    /// The token's own claims (not `sub`, `role`, `exp` and the other registered ones), by dotted
+    /// name (`app_metadata.team_id`), as text (numbers and booleans as JSON spells them): what
+    /// access rules test and name in paths.
     public var claims: [String: String]
 
     public init(subject: String?, role: Role, claims: [String: String] = [:]) {

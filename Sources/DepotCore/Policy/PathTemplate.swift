@@ -58,11 +58,6 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
     /// Whether the template names `{sub}`.
     var namesSubject: Bool { segments.contains(.subject) }
 
-    /// The claims the template names.
-    var claimNames: [String] {
-        segments.compactMap { if case .claim(let n) = $0 { return n } else { return nil } }
-    }
-
     /// Whether `name` (a valid object name) matches, for this caller.
     public func matches(_ name: String, for identity: Identity) -> Bool {
         walk(name[...].utf8, for: identity, folder: false)

@@ -27,14 +27,16 @@ extension StorageService {
     @discardableResult
     public func createBucket(
         as identity: Identity, name: String, isPublic: Bool, fileSizeLimit: Int64?, allowedMimeTypes: [String]?,
-        variants: [String]? = nil
+        variants: [String]? = nil, rules: String? = nil
     ) async throws -> BucketRecord {
         try authorizeBucketAdmin(identity, bucket: name)
+        try Self.checkRulesSetter(identity, setsRules: rules != nil)
         try BucketRecord.validate(name: name)
+        if let rules { try Self.checkRules(rules, bucket: name) }
         let record = BucketRecord(
             name: name, isPublic: isPublic, fileSizeLimit: try checkBucketLimit(fileSizeLimit),
             allowedMimeTypes: try allowedMimeTypes.map { try BucketTypes(validating: $0).entries },
-            owner: identity.subject, variants: try Self.variantSizes(variants ?? []), createdAt: now())
+            owner: identity.subject, variants: try Self.variantSizes(variants ?? []), rules: rules, createdAt: now())
         try await metadata.createBucket(record)
         return record
     }
@@ -44,9 +46,10 @@ extension StorageService {
     /// them (for images uploaded from then on).
     public func updateBucket(
         as identity: Identity, name: String, isPublic: Bool?, fileSizeLimit: Int64??, allowedMimeTypes: [String]??,
-        variants: [String]? = nil
+        variants: [String]? = nil, rules: String?? = nil
     ) async throws {
         try authorizeBucketAdmin(identity, bucket: name)
+        try Self.checkRulesSetter(identity, setsRules: rules != nil)
         guard var bucket = try await metadata.bucket(named: name) else { throw StorageError.bucketNotFound() }
         // A visibility change ends every signed link minted before it (anyone may sign objects
         // of a public bucket; made private, those links must not keep working).
@@ -55,8 +58,23 @@ extension StorageService {
         if let limit = fileSizeLimit { bucket.fileSizeLimit = try checkBucketLimit(limit) }
         if let types = allowedMimeTypes { bucket.allowedMimeTypes = try types.map { try BucketTypes(validating: $0).entries } }
         if let variants { bucket.variants = try Self.variantSizes(variants) }
+        if let rules {
+            if let text = rules { try Self.checkRules(text, bucket: name) }
+            bucket.rules = rules
+        }
         bucket.updatedAt = now()
         try await metadata.updateBucket(bucket, endingLinks: visibilityChanges)
+    }
+
+    /// A bucket's own access rules are the service role's to set (they may widen what others may
+    /// do; a `bucket_admin` rule gives a bucket's settings, not its rules).
+    static func checkRulesSetter(_ identity: Identity, setsRules: Bool) throws(StorageError) {
+        guard !setsRules || identity.role == .serviceRole else { throw .forbidden("only the service_role key sets a bucket's access rules") }
+    }
+
+    /// Rules text that compiles for `bucket`, else `.invalidRequest` with the reason.
+    static func checkRules(_ text: String, bucket: String) throws(StorageError) {
+        do { _ = try AccessPolicy.bucketRules(text, bucket: bucket) } catch { throw .invalidRequest("rules: \(error)") }
     }
 
     /// A bucket's `variants` setting: sizes `WxH`, 1–4096 a side, at most ``VariantSize/maxCount``.
@@ -82,7 +100,7 @@ extension StorageService {
         var count = 0
         // The service role empties everything; anyone else (a bucket_admin rule) only what its
         // rules let it delete, the rest stays.
-        let policy = settings.accessPolicy
+        let policy = try await policy(forBucket: name)
         var after: String? = nil
         while true {
             let page = try await metadata.listObjects(in: name, prefix: "", after: after, limit: 500)

@@ -95,8 +95,12 @@ extension StorageService {
     /// The object for an authenticated download: the access rules apply (public buckets are
     /// readable by any caller).
     func resolveAuthenticated(as identity: Identity, bucket: String, path: ObjectPath) async throws -> ObjectRecord {
-        let isPublic = try await metadata.bucket(named: bucket)?.isPublic ?? false
-        if !isPublic { try authorize(identity, .read, ObjectKey(bucket: bucket, path: path)) }
+        let record = try await metadata.bucket(named: bucket)
+        if !(record?.isPublic ?? false), identity.role != .serviceRole,
+            !policy(for: record).allows(identity, .read, bucket: bucket, path: path)
+        {
+            throw StorageError.forbidden("no access rule allows you to read this object")
+        }
         guard let record = try await metadata.object(at: ObjectKey(bucket: bucket, path: path)) else {
             throw StorageError.notFound()
         }

@@ -67,8 +67,8 @@ extension StorageService {
     /// Queues the deletion of every object under `prefix` (ending in `/`) in `bucket`.
     public func queueFolderDelete(as identity: Identity, bucket: String, prefix: String) async throws -> FolderJobStatus {
         try Self.checkFolder(prefix, "prefix")
-        _ = try await existingBucket(bucket)
-        try requireSomeAccess(identity, .delete, bucket: bucket, folder: prefix)
+        let record = try await existingBucket(bucket)
+        try requireSomeAccess(identity, .delete, in: record, folder: prefix)
         return try await queueFolderJob(
             FolderJobSpec(
                 operation: .delete, api: "storage", buckets: [bucket], prefix: prefix, sub: identity.subject, role: identity.role.rawValue,
@@ -86,10 +86,10 @@ extension StorageService {
         if target.bytesEqual(bucket), prefix.hasBytePrefix(destination) || destination.hasBytePrefix(prefix) {
             throw StorageError.invalidRequest("the folder and its destination overlap")
         }
-        _ = try await existingBucket(bucket)
-        _ = try await existingBucket(target)
-        try requireSomeAccess(identity, .update, bucket: bucket, folder: prefix)
-        try requireSomeAccess(identity, .update, bucket: target, folder: destination)
+        let source = try await existingBucket(bucket)
+        let destinationRecord = try await existingBucket(target)
+        try requireSomeAccess(identity, .update, in: source, folder: prefix)
+        try requireSomeAccess(identity, .update, in: destinationRecord, folder: destination)
         return try await queueFolderJob(
             FolderJobSpec(
                 operation: .move, api: "storage", buckets: [bucket], prefix: prefix, destinationBucket: target, destinationPrefix: destination,
@@ -127,9 +127,9 @@ extension StorageService {
     }
 
     /// Refuses at once a folder job whose caller could touch nothing there.
-    private func requireSomeAccess(_ identity: Identity, _ op: AccessOperation, bucket: String, folder: String) throws(StorageError) {
-        let policy = settings.accessPolicy
-        let reachable = policy.rules.contains { rule in
+    private func requireSomeAccess(_ identity: Identity, _ op: AccessOperation, in record: BucketRecord, folder: String) throws(StorageError) {
+        let bucket = record.name
+        let reachable = policy(for: record).rules.contains { rule in
             rule.applies(to: identity, op, bucket: bucket) && rule.paths.contains { $0.mayMatchInside(folder: folder, for: identity) }
         }
         guard identity.role == .serviceRole || reachable else {
@@ -182,7 +182,9 @@ extension StorageService {
                 await discard(removed.blobID)
                 await deleteVariants(of: record.path, in: record.bucket)
             case .delete:
-                guard settings.accessPolicy.allows(identity, .delete, bucket: record.bucket, path: record.path) else { return progress.skipped += 1 }
+                guard try await policy(forBucket: record.bucket).allows(identity, .delete, bucket: record.bucket, path: record.path) else {
+                    return progress.skipped += 1
+                }
                 try await deleteObject(as: identity, at: record.key)
             case .move:
                 guard let destinationBucket = spec.destinationBucket, let destinationPrefix = spec.destinationPrefix else {
@@ -190,8 +192,8 @@ extension StorageService {
                 }
                 let to = ObjectKey(
                     bucket: destinationBucket, path: try ObjectPath(destinationPrefix + record.path.string.dropBytePrefix(spec.prefix)))
-                guard settings.accessPolicy.allows(identity, .update, bucket: record.bucket, path: record.path),
-                    settings.accessPolicy.allows(identity, .update, bucket: to.bucket, path: to.path)
+                guard try await policy(forBucket: record.bucket).allows(identity, .update, bucket: record.bucket, path: record.path),
+                    try await policy(forBucket: to.bucket).allows(identity, .update, bucket: to.bucket, path: to.path)
                 else { return progress.skipped += 1 }
                 _ = try await moveObject(as: identity, from: record.key, to: to)
             }

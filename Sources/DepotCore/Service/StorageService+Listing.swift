@@ -62,8 +62,9 @@ extension StorageService {
         guard (0...1_000_000).contains(offset) else { throw StorageError.invalidRequest("offset must be 0 … 1000000") }
         try checkPrefix(prefix)
         let base = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
-        let policy = settings.accessPolicy
-        guard try await metadata.bucket(named: bucket) != nil, let scan = policy.listScan(identity, bucket: bucket, prefix: base) else { return [] }
+        guard let record = try await metadata.bucket(named: bucket) else { return [] }
+        let policy = policy(for: record)
+        guard let scan = policy.listScan(identity, bucket: bucket, prefix: base) else { return [] }
         let streamed = sort == .name && !descending
         let cap = streamed ? offset + limit : Self.maxSortedFolderEntries + 1
         let listable = { (name: String) in policy.allows(identity, .list, bucket: bucket, name: name) }
@@ -134,8 +135,9 @@ extension StorageService {
     ) async throws -> ObjectListPage {
         guard (1...1000).contains(limit) else { throw StorageError.invalidRequest("limit must be 1 … 1000") }
         try checkPrefix(prefix)
-        let policy = settings.accessPolicy
-        guard try await metadata.bucket(named: bucket) != nil, let scan = policy.listScan(identity, bucket: bucket, prefix: prefix) else {
+        guard let record = try await metadata.bucket(named: bucket) else { return ObjectListPage(entries: [], nextCursor: nil) }
+        let policy = policy(for: record)
+        guard let scan = policy.listScan(identity, bucket: bucket, prefix: prefix) else {
             return ObjectListPage(entries: [], nextCursor: nil)
         }
         // A cursor is a name (or folder position) this listing returned: under the visible prefix.

@@ -48,7 +48,7 @@ extension StorageService {
     public func writeObject<Body: AsyncSequence>(
         as identity: Identity, at key: ObjectKey, _ write: ObjectWrite, body: Body
     ) async throws -> ObjectRecord where Body.Element == ByteBuffer {
-        try authorizeWrite(identity, key, upsert: write.upsert)
+        try await authorizeWrite(identity, key, upsert: write.upsert)
         let bucket = try await existingBucket(key.bucket)
         let rules = bucketRules(bucket, declaredType: write.contentType, path: key.path)
         try precheck(rules, contentLength: write.contentLength)
@@ -85,7 +85,7 @@ extension StorageService {
     /// ``readObject(as:at:)`` with the object's bucket (for its visibility).
     public func readObjectAndBucket(as identity: Identity, at key: ObjectKey) async throws -> (ObjectRecord, BucketRecord) {
         let bucket = try await existingBucket(key.bucket)
-        guard mayRead(identity, key, inPublicBucket: bucket.isPublic) else {
+        guard mayRead(identity, key, in: bucket) else {
             throw identity.role == .anon ? StorageError.bucketNotFound() : StorageError.notFound()
         }
         guard let record = try await metadata.object(at: key) else { throw StorageError.notFound() }
@@ -97,8 +97,8 @@ extension StorageService {
     /// - Throws: `.notFound` (source), `.alreadyExists` (destination), `.bucketNotFound`, and the
     ///   destination bucket's limits.
     public func moveObject(as identity: Identity, from: ObjectKey, to: ObjectKey) async throws -> ObjectRecord {
-        try authorize(identity, .update, from)
-        try authorize(identity, .update, to)
+        try await authorize(identity, .update, from)
+        try await authorize(identity, .update, to)
         _ = try await existingBucket(from.bucket)
         let destination = try await existingBucket(to.bucket)
         guard let record = try await metadata.object(at: from) else { throw StorageError.notFound() }
@@ -119,7 +119,7 @@ extension StorageService {
     public func copyObject(as identity: Identity, from: ObjectKey, to: ObjectKey, _ options: CopyOptions = CopyOptions()) async throws -> ObjectRecord
     {
         let source = try await readObject(as: identity, at: from)
-        try authorizeWrite(identity, to, upsert: options.upsert)
+        try await authorizeWrite(identity, to, upsert: options.upsert)
         let destination = try await existingBucket(to.bucket)
         let rules = bucketRules(destination, declaredType: options.contentType ?? source.contentType, path: to.path)
         try precheck(rules, contentLength: source.size)
@@ -153,7 +153,7 @@ extension StorageService {
     /// Deletes one object; `.notFound` when it is missing.
     @discardableResult
     public func deleteObject(as identity: Identity, at key: ObjectKey) async throws -> ObjectRecord {
-        try authorize(identity, .delete, key)
+        try await authorize(identity, .delete, key)
         guard let removed = try await metadata.deleteObject(at: key) else { throw StorageError.notFound() }
         await discard(removed.blobID)
         if try await hasVariants(removed, sizes: variantSizes(in: key.bucket)) {
@@ -195,7 +195,8 @@ extension StorageService {
             }
         }
         var removed: [ObjectRecord] = []
-        for path in names where settings.accessPolicy.allows(identity, .delete, bucket: bucket, path: path) {
+        let policy = try await policy(forBucket: bucket)
+        for path in names where policy.allows(identity, .delete, bucket: bucket, path: path) {
             if let r = try await metadata.deleteObject(at: ObjectKey(bucket: bucket, path: path)) { removed.append(r) }
         }
         await discard(removed.map(\.blobID))
@@ -210,7 +211,7 @@ extension StorageService {
     /// are bound to its generation, which changes; nothing else does). Whoever may delete the
     /// object may revoke its links.
     public func revokeObjectLinks(as identity: Identity, at key: ObjectKey) async throws -> ObjectRecord {
-        try authorize(identity, .delete, key)
+        try await authorize(identity, .delete, key)
         _ = try await existingBucket(key.bucket)
         guard try await metadata.object(at: key) != nil else { throw StorageError.notFound() }
         return try await metadata.setGeneration(.newGeneration(), at: key, date: now())
@@ -221,7 +222,7 @@ extension StorageService {
     public func signObject(as identity: Identity, at key: ObjectKey, expiresIn: Int64) async throws -> String {
         let ttl = try checkTTL(expiresIn)
         let bucket = try await existingBucket(key.bucket)
-        guard maySign(identity, key, inPublicBucket: bucket.isPublic) else {
+        guard bucket.isPublic || policy(for: bucket).allows(identity, .sign, bucket: key.bucket, path: key.path) else {
             throw identity.role == .anon ? StorageError.bucketNotFound() : StorageError.notFound()
         }
         guard let record = try await metadata.object(at: key) else { throw StorageError.notFound() }
@@ -235,8 +236,9 @@ extension StorageService {
         try checkBatch(paths.count)
         let ttl = try checkTTL(expiresIn)
         guard let b = try await metadata.bucket(named: bucket) else { return paths.map { _ in nil } }
+        let policy = policy(for: b)
         let parsed: [ObjectPath?] = paths.map { raw in
-            guard let p = try? ObjectPath(raw), maySign(identity, ObjectKey(bucket: bucket, path: p), inPublicBucket: b.isPublic) else { return nil }
+            guard let p = try? ObjectPath(raw), b.isPublic || policy.allows(identity, .sign, bucket: bucket, path: p) else { return nil }
             return p
         }
         let rows = try await metadata.objects(in: bucket, paths: parsed.compactMap { $0 })
@@ -251,7 +253,7 @@ extension StorageService {
     /// bucket's limit, a type the bucket accepts), checked for permission and existence now.
     /// - Returns: the upload token.
     public func createUploadToken(as identity: Identity, at key: ObjectKey, upsert: Bool) async throws -> String {
-        try authorizeWrite(identity, key, upsert: upsert)
+        try await authorizeWrite(identity, key, upsert: upsert)
         _ = try await existingBucket(key.bucket)
         try await refuseExisting(key, upsert: upsert)
         return try await storeIntent(key: key, owner: identity.subject, contentType: "", size: 0, checksum: nil, upsert: upsert).token

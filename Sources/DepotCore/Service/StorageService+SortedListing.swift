@@ -37,8 +37,9 @@ extension StorageService {
     ) async throws -> ObjectListPage {
         guard (1...1000).contains(limit) else { throw StorageError.invalidRequest("limit must be 1 … 1000") }
         try checkPrefix(prefix)
-        let policy = settings.accessPolicy
-        guard try await metadata.bucket(named: bucket) != nil, let scan = policy.listScan(identity, bucket: bucket, prefix: prefix) else {
+        guard let record = try await metadata.bucket(named: bucket) else { return ObjectListPage(entries: [], nextCursor: nil) }
+        let policy = policy(for: record)
+        guard let scan = policy.listScan(identity, bucket: bucket, prefix: prefix) else {
             return ObjectListPage(entries: [], nextCursor: nil)
         }
         if let cursor, !cursor.name.hasBytePrefix(scan) {

@@ -18,6 +18,8 @@ public struct StorageService: Sendable {
     public let blobs: any BlobStore
     public let metadata: any MetadataStore
     public let settings: StorageSettings
+    /// Buckets' own access rules, compiled (``policy(for:)``).
+    let bucketPolicies = BucketPolicyCache()
     public let signer: URLSigner
     public let logger: Logger
     /// The clock; injected so that tests can move time.

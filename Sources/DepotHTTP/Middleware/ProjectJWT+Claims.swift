@@ -2,27 +2,36 @@ import DepotCore
 import Foundation
 
 extension ProjectJWT {
-    /// The values of `names` (dotted for nested objects: `app_metadata.team_id`) in a verified
-    /// token's payload, as text: strings as they are, whole numbers and booleans as JSON spells
-    /// them. Other values (fractions, arrays, null) and missing claims are left out, so no test
-    /// or path of a rule matches them.
-    static func claims(_ names: [String], of token: String) -> [String: String] {
+    /// Claims every token has a meaning for already (kept out of ``Identity/claims``).
+    static let registeredClaims: Set<String> = ["sub", "role", "exp", "iat", "nbf", "iss", "aud", "jti"]
+    /// Most claims kept of one token, deepest nesting, longest value.
+    static let maxClaims = 64
+    static let maxClaimDepth = 4
+    static let maxClaimBytes = 256
+
+    /// The claims of a verified token's payload that access rules may test or name
+    /// (``Identity/claims``), by dotted name (`app_metadata.team_id`), as text: strings as they
+    /// are, whole numbers and booleans as JSON spells them. Registered claims, other values
+    /// (fractions, arrays, null), values over 256 bytes, nesting past 4 levels and claims past
+    /// the 64th (in name order) are left out, so no rule matches them.
+    static func claims(of token: String) -> [String: String] {
         let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard parts.count == 3, let payload = Base64URL.decode(Substring(parts[1])),
             let top = try? JSONDecoder().decode([String: ClaimValue].self, from: Data(payload))
         else { return [:] }
         var out: [String: String] = [:]
-        for name in names {
-            var level = top
-            let words = name.split(separator: ".")
-            walk: for (i, word) in words.enumerated() {
-                switch level[String(word)] {
-                case .text(let text) where i == words.count - 1: out[name] = text
-                case .object(let inner) where i < words.count - 1: level = inner
-                default: break walk
+        func walk(_ level: [String: ClaimValue], prefix: String, depth: Int) {
+            for key in level.keys.sorted() where out.count < maxClaims {
+                guard let value = level[key], depth > 1 || !registeredClaims.contains(key) else { continue }
+                let name = prefix + key
+                switch value {
+                case .text(let text) where text.utf8.count <= maxClaimBytes: out[name] = text
+                case .object(let inner) where depth < maxClaimDepth: walk(inner, prefix: name + ".", depth: depth + 1)
+                default: break
                 }
             }
         }
+        walk(top, prefix: "", depth: 1)
         return out
     }
 }

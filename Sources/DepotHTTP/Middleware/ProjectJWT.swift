@@ -45,16 +45,11 @@ public struct ProjectJWT: Sendable, Redacted {
     /// The JWKS's keys, once loaded (``useSigningKeys(_:)``), and what to call on an unknown `kid`.
     private let asymmetric = AsymmetricKeys()
 
-    /// The claims the access rules name (``AccessPolicy/claimNames``): a verified token's values
-    /// of them ride along in its ``Identity/claims``.
-    let claimNames: [String]
-
-    public init(secret: String, claims: [String] = []) async {
+    public init(secret: String) async {
         let keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
         self.keys = keys
         self.secret = SymmetricKey(data: Array(secret.utf8))
-        self.claimNames = claims
     }
 
     /// Accepts tokens signed with `keys` from now on, instead of any set given before (a key
@@ -143,8 +138,7 @@ public struct ProjectJWT: Sendable, Redacted {
         if role == .authenticated, sub == nil {
             throw StorageError(.unauthenticated, "the bearer token has no subject (sub)")
         }
-        let named = claimNames.isEmpty ? [:] : Self.claims(claimNames, of: token)
-        return Verified(identity: Identity(subject: sub, role: role, claims: named), expires: exp.value, notBefore: notBefore)
+        return Verified(identity: Identity(subject: sub, role: role, claims: Self.claims(of: token)), expires: exp.value, notBefore: notBefore)
     }
 
     /// A token signed with a JWKS key: its `kid` must name a loaded key (an unknown one makes the

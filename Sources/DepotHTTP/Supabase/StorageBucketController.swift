@@ -80,7 +80,8 @@ struct StorageBucketController: Sendable {
             try await service.createBucket(
                 as: identity, name: id, isPublic: try body.bool("public") ?? false,
                 fileSizeLimit: try Self.sizeLimit(body, "file_size_limit") ?? nil,
-                allowedMimeTypes: try body.strings("allowed_mime_types"), variants: try body.strings("variants"))
+                allowedMimeTypes: try body.strings("allowed_mime_types"), variants: try body.strings("variants"),
+                rules: try Self.rules(body, bucket: id) ?? nil)
         } catch let e as StorageError where e.code == .alreadyExists {
             throw SupabaseStatusError(error: e, code: "BucketAlreadyExists")
         }
@@ -91,15 +92,26 @@ struct StorageBucketController: Sendable {
         let identity = try context.requireIdentity()
         let name = try request.segment(after: Self.prefix)
         let body = try await SupabaseBody.read(request)
-        guard body.has("public") || body.has("file_size_limit") || body.has("allowed_mime_types") || body.has("variants") else {
-            throw StorageError.invalidRequest("body must have at least one of public, file_size_limit, allowed_mime_types, variants")
+        guard body.has("public") || body.has("file_size_limit") || body.has("allowed_mime_types") || body.has("variants") || body.has("rules")
+        else {
+            throw StorageError.invalidRequest("body must have at least one of public, file_size_limit, allowed_mime_types, variants, rules")
         }
         let types: [String]?? = body.has("allowed_mime_types") ? .some(try body.strings("allowed_mime_types")) : nil
         try await service.updateBucket(
             as: identity, name: name, isPublic: try body.bool("public"),
             fileSizeLimit: try Self.sizeLimit(body, "file_size_limit"), allowedMimeTypes: types,
-            variants: body.has("variants") ? try body.strings("variants") ?? [] : nil)
+            variants: body.has("variants") ? try body.strings("variants") ?? [] : nil, rules: try Self.rules(body, bucket: name))
         return SupabaseJSON.message("Successfully updated")
+    }
+
+    /// `rules` (Depot's: a bucket's own access rules): absent → nil (unchanged); null or `[]` →
+    /// .some(nil) (none); an array of rule objects → their checked text.
+    static func rules(_ body: SupabaseBody, bucket: String) throws(StorageError) -> String?? {
+        guard body.has("rules") else { return nil }
+        if body.isNull("rules") { return .some(nil) }
+        do { return .some(try AccessPolicy.checkedBucketRules(body.fields["rules"]!, bucket: bucket)) } catch {
+            throw .invalidRequest("rules: \(error)")
+        }
     }
 
     @Sendable func empty(_ request: Request, context: DepotRequestContext) async throws -> Response {

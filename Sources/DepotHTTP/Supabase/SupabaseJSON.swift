@@ -127,6 +127,11 @@ enum SupabaseJSON {
             for v in b.variants { json.string(v.description) }
             json.endArray()
         }
+        // Depot's: the bucket's own access rules (kept as checked, sorted JSON).
+        if let rules = b.rules {
+            json.key("rules")
+            json.raw(rules.utf8)
+        }
         json.key("created_at"); json.string(HTTPDate.iso8601(b.createdAt))
         json.key("updated_at"); json.string(HTTPDate.iso8601(b.updatedAt))
         if withType { json.key("type"); json.string("STANDARD") }

@@ -10,7 +10,7 @@ extension SQLiteMetadataStore {
         try await write { db in
             try db.cachedStatement(
                 sql:
-                    "INSERT INTO buckets (name, public, file_size_limit, allowed_mime_types, owner, created_at, updated_at, variants) VALUES (?,?,?,?,?,?,?,?)"
+                    "INSERT INTO buckets (name, public, file_size_limit, allowed_mime_types, owner, created_at, updated_at, variants, rules) VALUES (?,?,?,?,?,?,?,?,?)"
             ).execute(
                 arguments: args)
         }
@@ -30,7 +30,7 @@ extension SQLiteMetadataStore {
         try await write { db in
             try db.cachedStatement(
                 sql:
-                    "UPDATE buckets SET public = ?2, file_size_limit = ?3, allowed_mime_types = ?4, owner = ?5, updated_at = ?7, variants = ?8 WHERE name = ?1"
+                    "UPDATE buckets SET public = ?2, file_size_limit = ?3, allowed_mime_types = ?4, owner = ?5, updated_at = ?7, variants = ?8, rules = ?9 WHERE name = ?1"
             ).execute(
                 arguments: args)
             guard db.changesCount == 1 else { throw StorageError.notFound("bucket not found") }

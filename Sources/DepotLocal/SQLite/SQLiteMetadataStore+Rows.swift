@@ -28,7 +28,7 @@ extension SQLiteMetadataStore {
         return BucketRecord(
             name: row["name"], isPublic: row["public"], fileSizeLimit: row["file_size_limit"],
             allowedMimeTypes: try types.map { try JSONDecoder().decode([String].self, from: Data($0.utf8)) },
-            owner: row["owner"], variants: (row["variants"] as String?).flatMap(VariantSize.list) ?? [],
+            owner: row["owner"], variants: (row["variants"] as String?).flatMap(VariantSize.list) ?? [], rules: row["rules"],
             createdAt: Date(timeIntervalSince1970: row["created_at"]), updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
 
@@ -36,7 +36,7 @@ extension SQLiteMetadataStore {
         let types = try b.allowedMimeTypes.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
         return [
             b.name, b.isPublic, b.fileSizeLimit, types, b.owner, b.createdAt.timeIntervalSince1970, b.updatedAt.timeIntervalSince1970,
-            VariantSize.text(b.variants),
+            VariantSize.text(b.variants), b.rules,
         ]
     }
 

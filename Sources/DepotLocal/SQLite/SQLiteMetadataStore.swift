@@ -169,6 +169,8 @@ public struct SQLiteMetadataStore: MetadataStore {
                     ) WITHOUT ROWID;
                     """)
         }
+        // A bucket's own access rules (``BucketRecord/rules``).
+        m.registerMigration("v6") { db in try db.execute(sql: "ALTER TABLE buckets ADD COLUMN rules TEXT") }
         return m
     }
 

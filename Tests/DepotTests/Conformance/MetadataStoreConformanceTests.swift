@@ -95,8 +95,11 @@ struct MetadataStoreConformanceTests {
         b.fileSizeLimit = nil
         try await store.putObject(try object("b", "alice/kept.png", generation: 41), upsert: false)
         try await store.putObject(try object("a", "alice/other.png", generation: 42), upsert: false)
+        b.rules = #"[{"allow":["read"],"paths":["**"],"roles":["anon"]}]"#
         try await store.updateBucket(b, endingLinks: false)
         #expect(try await store.bucket(named: "b")?.isPublic == false)
+        #expect(try await store.bucket(named: "b")?.rules == b.rules, "a bucket's own rules are kept as given")
+        #expect(try await store.bucket(named: "a")?.rules == nil)
         #expect(try await store.bucket(named: "b")?.fileSizeLimit == nil)
         let kept = ObjectKey(bucket: "b", path: try ObjectPath("alice/kept.png"))
         #expect(try await store.object(at: kept)?.generation == 41)

@@ -165,6 +165,67 @@ struct AccessRulesHTTPTests {
         }
     }
 
+    /// A bucket's own rules, set by the service role, apply to its objects besides the server's
+    /// rules (here the built-in one); a bad rule is refused with its reason and changes nothing.
+    @Test func aBucketsOwnRulesApplyBesideTheServers() async throws {
+        let env = try await TestEnvironment.make()
+        try await env.live { client in
+            let service = try await env.auth("svc", role: .serviceRole)
+            let alice = try await env.auth("alice")
+            let anon: HTTPFields = [.authorization: "Bearer \(try await env.token(nil, role: .anon))"]
+            let rules: [[String: Any]] = [
+                ["roles": ["anon"], "allow": ["read", "list"], "paths": ["public/**"]],
+                ["roles": "authenticated", "allow": "insert", "paths": ["inbox/**"]],
+            ]
+            let made = try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "gallery", "rules": rules])
+            #expect(made.status == .ok, "\(made.text)")
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "docs"]).status == .ok)
+            let shown = try await client.request(.get, "/storage/v1/bucket/gallery", headers: service)
+            #expect((shown.json["rules"] as? [[String: Any]])?.count == 2, "\(shown.text)")
+            let png = Fixture.png(500)
+            for bucket in ["gallery", "docs"] {
+                for name in ["public/a.png", "private/b.png"] {
+                    let r = try await client.request(
+                        .post, "/storage/v1/object/\(bucket)/\(name)", headers: service + [.contentType: "image/png"], body: png)
+                    #expect(r.status == .ok)
+                }
+            }
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/gallery/public/a.png", headers: anon).bytes == png)
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/gallery/private/b.png", headers: anon).status != .ok)
+            #expect(
+                try await client.request(.get, "/storage/v1/object/authenticated/docs/public/a.png", headers: anon).status != .ok,
+                "other buckets: not")
+            let list = try await client.json(.post, "/storage/v1/object/list/gallery", headers: anon, ["prefix": "public"])
+            #expect(Self.array(list).compactMap { $0["name"] as? String } == ["a.png"])
+            let drop = try await client.request(
+                .post, "/storage/v1/object/gallery/inbox/x.png", headers: alice + [.contentType: "image/png"], body: png)
+            #expect(drop.status == .ok, "\(drop.text)")
+            let own = try await client.request(
+                .post, "/storage/v1/object/gallery/alice/y.png", headers: alice + [.contentType: "image/png"], body: png)
+            #expect(own.status == .ok, "the server's rule still holds")
+
+            // Bad rules, or rules from anyone but the service role: refused, nothing changed.
+            for (auth, body, status, reason) in [
+                (service, ["rules": [["buckets": "docs", "roles": "anon", "allow": "read", "paths": "**"]]], "400", "leave out 'buckets'"),
+                (service, ["rules": [["roles": "anon", "allow": "bucket_admin"]]], "400", "bucket_admin"),
+                (service, ["rules": [["roles": "anon", "allow": "fly", "paths": "**"]]], "400", "rule 1: unknown operation 'fly'"),
+                (service, ["rules": [["roles": "anon", "allow": "read", "paths": 7]]], "400", "strings"),
+                (service, ["rules": "anything"], "400", "array"),
+                (alice, ["rules": [] as [Any]], "403", "service_role"),
+            ] as [(HTTPFields, [String: Any], String, String)] {
+                let r = try await client.json(.put, "/storage/v1/bucket/gallery", headers: auth, body)
+                #expect(r.json["statusCode"] as? String == status && (r.json["message"] as? String ?? "").contains(reason), "\(body): \(r.text)")
+            }
+            let after = try await client.request(.get, "/storage/v1/bucket/gallery", headers: service)
+            #expect((after.json["rules"] as? [[String: Any]])?.count == 2)
+
+            // Cleared: anon reads nothing there any more.
+            #expect(try await client.json(.put, "/storage/v1/bucket/gallery", headers: service, ["rules": NSNull()]).status == .ok)
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/gallery/public/a.png", headers: anon).status != .ok)
+            #expect(try await client.request(.get, "/storage/v1/bucket/gallery", headers: service).json["rules"] == nil)
+        }
+    }
+
     /// `bucket_admin` reaches the bucket, not past the object rules: emptying it deletes only
     /// what the caller may delete.
     @Test func emptyingABucketDeletesOnlyWhatTheCallerMayDelete() async throws {

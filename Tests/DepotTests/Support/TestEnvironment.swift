@@ -46,7 +46,7 @@ struct TestEnvironment: Sendable {
             settings: settings, secret: Self.secret, images: images, logger: TestLogging.logger("depot-test", level: .warning),
             now: clock ?? { Date() })
         return TestEnvironment(
-            dir: dir, service: service, jwt: await ProjectJWT(secret: Self.secret, claims: settings.accessPolicy.claimNames),
+            dir: dir, service: service, jwt: await ProjectJWT(secret: Self.secret),
             metrics: DepotMetrics())
     }
 
