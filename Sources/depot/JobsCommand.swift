@@ -4,12 +4,13 @@ import DepotCore
 import Foundation
 import Logging
 
-/// `depot jobs …`: the durable job queue (image variants) seen and steered by an operator, on the
+/// `depot jobs …`: the durable job queue (image variants, folder jobs) seen and steered by an operator, on the
 /// same database as the servers (safe while they run).
 struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs",
-        abstract: "See and steer the background jobs (image variants): list, show, retry dead letters, purge finished jobs.",
+        abstract:
+            "See and steer the background jobs (image variants, folder deletes and moves): list, show, retry dead letters, purge finished jobs.",
         subcommands: [List.self, Show.self, Retry.self, Purge.self])
 
     /// The job queue of the data directory's database or of PostgreSQL, open for `body`.

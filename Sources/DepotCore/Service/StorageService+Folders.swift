@@ -61,12 +61,14 @@ public struct FolderJobStatus: Sendable {
 
 extension StorageService {
     public static let folderJobKind = "folder"
+    /// A folder job resumes where the last attempt stopped: it is given many attempts.
+    static let folderJobAttempts = 20
     /// Objects handled between two progress records.
     static let folderPage = 100
 
     /// Queues the deletion of every object under `prefix` (ending in `/`) in `bucket`.
     public func queueFolderDelete(as identity: Identity, bucket: String, prefix: String) async throws -> FolderJobStatus {
-        try Self.checkFolder(prefix, "prefix")
+        let prefix = try Self.checkFolder(prefix, "prefix")
         let record = try await existingBucket(bucket)
         try requireSomeAccess(identity, .delete, in: record, folder: prefix)
         return try await queueFolderJob(
@@ -80,8 +82,8 @@ extension StorageService {
     public func queueFolderMove(
         as identity: Identity, bucket: String, prefix: String, destination: String, destinationBucket: String? = nil
     ) async throws -> FolderJobStatus {
-        try Self.checkFolder(prefix, "prefix")
-        try Self.checkFolder(destination, "destination")
+        let prefix = try Self.checkFolder(prefix, "prefix")
+        let destination = try Self.checkFolder(destination, "destination")
         let target = destinationBucket ?? bucket
         if target.bytesEqual(bucket), prefix.hasBytePrefix(destination) || destination.hasBytePrefix(prefix) {
             throw StorageError.invalidRequest("the folder and its destination overlap")
@@ -102,10 +104,10 @@ extension StorageService {
     public func queueAssetFolderDelete(as identity: Identity, prefix: String) async throws -> FolderJobStatus {
         try Self.checkFolder(prefix, "prefix")
         let full = identity.role == .serviceRole && identity.subject == nil ? prefix : try identity.tenant() + "/" + prefix
-        try Self.checkFolder(full, "prefix")
+        let folder = try Self.checkFolder(full, "prefix")
         return try await queueFolderJob(
             FolderJobSpec(
-                operation: .delete, api: "assets", buckets: [settings.privateBucket, settings.publicBucket], prefix: full,
+                operation: .delete, api: "assets", buckets: [settings.privateBucket, settings.publicBucket], prefix: folder,
                 sub: identity.subject, role: identity.role.rawValue, claims: identity.claims), as: identity)
     }
 
@@ -119,10 +121,40 @@ extension StorageService {
         return FolderJobStatus(job: job, spec: spec, progress: progress ?? FolderProgress())
     }
 
-    /// A folder named for a folder job: `a/b/`, its segments valid names.
-    static func checkFolder(_ folder: String, _ what: String) throws(StorageError) {
-        guard folder.hasSuffix("/"), folder.utf8.count >= 2, (try? ObjectPath(String(folder.dropLast()))) != nil else {
+    /// A folder named for a folder job, `a/b/` (its segments valid names), as names are kept
+    /// (Unicode NFC).
+    @discardableResult
+    static func checkFolder(_ folder: String, _ what: String) throws(StorageError) -> String {
+        guard folder.hasSuffix("/"), folder.utf8.count >= 2, let path = try? ObjectPath(String(folder.dropLast())) else {
             throw .invalidRequest("the \(what) must be a folder: one or more valid segments ending in '/' (e.g. photos/2024/)")
+        }
+        return path.string + "/"
+    }
+
+    /// Refuses a folder job whose folders overlap those of an open one in the same bucket (two
+    /// jobs on one folder would split it between them).
+    private func refuseOverlap(_ spec: FolderJobSpec, _ jobs: any JobStore) async throws {
+        func folders(_ s: FolderJobSpec) -> [(String, String)] {
+            var out = s.buckets.map { ($0, s.prefix) }
+            if let b = s.destinationBucket, let p = s.destinationPrefix { out.append((b, p)) }
+            return out
+        }
+        let mine = folders(spec)
+        for state in [JobState.queued, .running] {
+            var after: String? = nil
+            while true {
+                let page = try await jobs.listJobs(state: state, after: after, limit: 500)
+                for job in page where job.kind == Self.folderJobKind {
+                    guard let other = try? JSONDecoder().decode(FolderJobSpec.self, from: Data(job.payload.utf8)) else { continue }
+                    for (b1, p1) in mine {
+                        for (b2, p2) in folders(other) where b1.bytesEqual(b2) && (p1.hasBytePrefix(p2) || p2.hasBytePrefix(p1)) {
+                            throw StorageError(.conflict, "folder job \(job.id) is already at work on \(b2)/\(p2); wait for it to end")
+                        }
+                    }
+                }
+                after = page.last?.id
+                if page.count < 500 { break }
+            }
         }
     }
 
@@ -139,9 +171,11 @@ extension StorageService {
 
     private func queueFolderJob(_ spec: FolderJobSpec, as identity: Identity) async throws -> FolderJobStatus {
         guard let jobs else { throw StorageError.unavailable("this server has no job queue") }
+        try await refuseOverlap(spec, jobs)
         let payload = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
         let new = NewJob(
-            kind: Self.folderJobKind, key: "folder:\(UUID().uuidString.lowercased())", tenant: identity.subject, payload: payload, maxAttempts: 5)
+            kind: Self.folderJobKind, key: "folder:\(UUID().uuidString.lowercased())", tenant: identity.subject, payload: payload,
+            maxAttempts: Self.folderJobAttempts)
         let job = try await jobs.enqueue([new], limits: settings.jobLimits, now: now())[0]
         return FolderJobStatus(job: job, spec: spec, progress: FolderProgress())
     }
@@ -154,6 +188,10 @@ extension StorageService {
         var progress =
             try await jobs.jobProgress(id: job.id).flatMap { try? JSONDecoder().decode(FolderProgress.self, from: Data($0.utf8)) }
             ?? FolderProgress()
+        // What was skipped or refused is still there: this attempt meets (and counts) it again.
+        progress.skipped = 0
+        progress.failed = 0
+        progress.errors = []
         for bucket in spec.buckets {
             var after: String? = nil
             while true {

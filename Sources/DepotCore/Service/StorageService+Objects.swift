@@ -99,10 +99,11 @@ extension StorageService {
     public func moveObject(as identity: Identity, from: ObjectKey, to: ObjectKey) async throws -> ObjectRecord {
         try await authorize(identity, .update, from)
         try await authorize(identity, .update, to)
-        _ = try await existingBucket(from.bucket)
+        let source = try await existingBucket(from.bucket)
         let destination = try await existingBucket(to.bucket)
         guard let record = try await metadata.object(at: from) else { throw StorageError.notFound() }
         try checkFits(size: record.size, type: record.contentType, in: destination)
+        try await checkBytesFit(record, from: source, in: destination, at: to.path)
         let moved = try await metadata.moveObject(from: from, to: to, generation: .newGeneration(), at: now())
         // Its variants (every size beside it) go with it; those its new bucket wants and it lacks
         // are made.
@@ -141,6 +142,26 @@ extension StorageService {
         }
     }
 
+    /// A move into a bucket with other type rules: the object's bytes must pass them as an
+    /// upload would (sniffed from its first bytes), keeping the type it has.
+    private func checkBytesFit(_ record: ObjectRecord, from source: BucketRecord, in destination: BucketRecord, at path: ObjectPath) async throws {
+        let rules = bucketRules(destination, declaredType: record.contentType, path: path)
+        let sourceRules = bucketRules(source, declaredType: record.contentType, path: record.path)
+        try precheck(rules, contentLength: record.size)
+        if case .bucket(let a) = rules.typing, case .bucket(let b) = sourceRules.typing, a?.entries == b?.entries { return }
+        var head = ByteBuffer()
+        try await read(record, range: 0..<min(record.size, 512)) { chunk in
+            var chunk = chunk
+            head.writeBuffer(&chunk)
+        }
+        let sniffed = head.withUnsafeReadableBytes { MediaSniffer.sniff($0) }
+        guard case .bucket(let allowed) = rules.typing else { return }
+        let type = try BucketTypes.decide(sniffed: sniffed, declared: record.contentType, allowed: allowed)
+        guard MediaSniffer.canonical(type) == MediaSniffer.canonical(record.contentType) else {
+            throw StorageError(.mediaTypeMismatch, "the object's bytes are \(type), not \(record.contentType)")
+        }
+    }
+
     private func checkFits(size: Int64, type: String, in bucket: BucketRecord) throws(StorageError) {
         if let limit = bucket.fileSizeLimit, size > limit {
             throw StorageError(.payloadTooLarge, "the object is larger than bucket '\(bucket.name)' accepts (\(limit) bytes)")
@@ -169,10 +190,12 @@ extension StorageService {
     /// - Returns: the deleted rows.
     public func removeObjects(as identity: Identity, bucket: String, paths: [String]) async throws -> [ObjectRecord] {
         try checkBatch(paths.count)
+        let policy = try await policy(forBucket: bucket)
         var names: [ObjectPath] = []
         var seen: Set<ObjectPath> = []
+        // Only what the caller may delete counts (refused names stay invisible, whatever they hold).
         func add(_ path: ObjectPath) throws(StorageError) {
-            guard seen.insert(path).inserted else { return }
+            guard policy.allows(identity, .delete, bucket: bucket, path: path), seen.insert(path).inserted else { return }
             names.append(path)
             guard names.count <= settings.maxBatch else {
                 throw .invalidRequest(
@@ -182,11 +205,11 @@ extension StorageService {
         }
         for raw in paths {
             if raw.hasSuffix("/") {
-                guard (try? Self.checkFolder(raw, "prefix")) != nil else { continue }
+                guard let folder = try? Self.checkFolder(raw, "prefix") else { continue }
                 var after: String? = nil
                 while true {
-                    let page = try await metadata.listObjects(in: bucket, prefix: raw, after: after, limit: 1000)
-                    for r in page where r.path.string.hasBytePrefix(raw) { try add(r.path) }
+                    let page = try await metadata.listObjects(in: bucket, prefix: folder, after: after, limit: 1000)
+                    for r in page where r.path.string.hasBytePrefix(folder) { try add(r.path) }
                     after = page.last?.path.string
                     if page.count < 1000 { break }
                 }
@@ -195,8 +218,7 @@ extension StorageService {
             }
         }
         var removed: [ObjectRecord] = []
-        let policy = try await policy(forBucket: bucket)
-        for path in names where policy.allows(identity, .delete, bucket: bucket, path: path) {
+        for path in names {
             if let r = try await metadata.deleteObject(at: ObjectKey(bucket: bucket, path: path)) { removed.append(r) }
         }
         await discard(removed.map(\.blobID))

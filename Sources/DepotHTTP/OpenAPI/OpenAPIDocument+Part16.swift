@@ -65,6 +65,9 @@ extension OpenAPIDocument {
           "404": {
             "$ref": "#/components/responses/NotFound"
           },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          },
           "413": {
             "$ref": "#/components/responses/PayloadTooLarge"
           },
@@ -141,6 +144,9 @@ extension OpenAPIDocument {
           },
           "404": {
             "$ref": "#/components/responses/NotFound"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
           },
           "413": {
             "$ref": "#/components/responses/PayloadTooLarge"
@@ -347,11 +353,5 @@ extension OpenAPIDocument {
         "name": "If-Modified-Since",
         "in": "header",
         "schema": {
-          "type": "string"
-        },
-        "description": "An IMF-fixdate; without `If-None-Match`, 304 when the object is not newer."
-      },
-      "IfRange": {
-        "name": "If-Range",
 """##
 }

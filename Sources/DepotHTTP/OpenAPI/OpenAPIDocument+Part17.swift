@@ -3,6 +3,12 @@
 extension OpenAPIDocument {
     /// Lines 5601–5950 of the document (part 17 of 25).
     static let part17 = ##"""
+          "type": "string"
+        },
+        "description": "An IMF-fixdate; without `If-None-Match`, 304 when the object is not newer."
+      },
+      "IfRange": {
+        "name": "If-Range",
         "in": "header",
         "schema": {
           "type": "string"
@@ -347,11 +353,5 @@ extension OpenAPIDocument {
               }
             }
           }
-        }
-      },
-      "ErrorConflict": {
-        "description": "409",
-        "allOf": [
-          {
 """##
 }

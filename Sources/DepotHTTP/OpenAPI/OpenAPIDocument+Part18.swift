@@ -3,6 +3,12 @@
 extension OpenAPIDocument {
     /// Lines 5951–6300 of the document (part 18 of 25).
     static let part18 = ##"""
+        }
+      },
+      "ErrorConflict": {
+        "description": "409",
+        "allOf": [
+          {
             "$ref": "#/components/schemas/Error"
           }
         ],
@@ -347,11 +353,5 @@ extension OpenAPIDocument {
           "createdAt": {
             "type": "string",
             "format": "date-time"
-          },
-          "updatedAt": {
-            "type": "string",
-            "format": "date-time"
-          },
-          "variants": {
 """##
 }

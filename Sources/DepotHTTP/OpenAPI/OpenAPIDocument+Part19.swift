@@ -3,6 +3,12 @@
 extension OpenAPIDocument {
     /// Lines 6301–6650 of the document (part 19 of 25).
     static let part19 = ##"""
+          },
+          "updatedAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "variants": {
             "type": "array",
             "items": {
               "$ref": "#/components/schemas/AssetVariant"
@@ -347,11 +353,5 @@ extension OpenAPIDocument {
         "properties": {
           "path": {
             "type": "string"
-          },
-          "fileSize": {
-            "type": "integer",
-            "minimum": 0
-          },
-          "contentType": {
 """##
 }

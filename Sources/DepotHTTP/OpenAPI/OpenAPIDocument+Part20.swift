@@ -3,6 +3,12 @@
 extension OpenAPIDocument {
     /// Lines 6651–7000 of the document (part 20 of 25).
     static let part20 = ##"""
+          },
+          "fileSize": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "contentType": {
             "type": "string"
           },
           "checksum": {
@@ -347,11 +353,5 @@ extension OpenAPIDocument {
           "Key": {
             "type": "string",
             "description": "`{bucket}/{path}`"
-          }
-        }
-      },
-      "KeyResult": {
-        "type": "object",
-        "required": [
 """##
 }

@@ -3,6 +3,12 @@
 extension OpenAPIDocument {
     /// Lines 7001–7350 of the document (part 21 of 25).
     static let part21 = ##"""
+          }
+        }
+      },
+      "KeyResult": {
+        "type": "object",
+        "required": [
           "Key"
         ],
         "additionalProperties": false,
@@ -347,11 +353,5 @@ extension OpenAPIDocument {
             "format": "date-time",
             "description": "`2024-01-01T00:00:00.000Z`"
           },
-          "created_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "last_accessed_at": {
 """##
 }

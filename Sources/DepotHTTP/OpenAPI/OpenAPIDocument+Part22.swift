@@ -3,6 +3,12 @@
 extension OpenAPIDocument {
     /// Lines 7351–7700 of the document (part 22 of 25).
     static let part22 = ##"""
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "last_accessed_at": {
             "type": "string",
             "format": "date-time",
             "description": "`2024-01-01T00:00:00.000Z`"
@@ -347,11 +353,5 @@ extension OpenAPIDocument {
           "path",
           "signedURL"
         ],
-        "additionalProperties": false,
-        "properties": {
-          "error": {
-            "type": [
-              "string",
-              "null"
 """##
 }

@@ -3,6 +3,12 @@
 extension OpenAPIDocument {
     /// Lines 7701–8050 of the document (part 23 of 25).
     static let part23 = ##"""
+        "additionalProperties": false,
+        "properties": {
+          "error": {
+            "type": [
+              "string",
+              "null"
             ]
           },
           "path": {
@@ -347,11 +353,5 @@ extension OpenAPIDocument {
                 "name": {
                   "type": "string"
                 },
-                "error": {
-                  "type": "string"
-                }
-              }
-            }
-          },
 """##
 }

@@ -3,6 +3,12 @@
 extension OpenAPIDocument {
     /// Lines 8051–8400 of the document (part 24 of 25).
     static let part24 = ##"""
+                "error": {
+                  "type": "string"
+                }
+              }
+            }
+          },
           "attempts": {
             "type": "integer"
           },
@@ -347,11 +353,5 @@ extension OpenAPIDocument {
                   "$ref": "#/components/schemas/SupabaseError503"
                 }
               ]
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
 """##
 }

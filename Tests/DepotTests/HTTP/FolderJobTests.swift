@@ -178,6 +178,61 @@ struct FolderJobTests {
         }
     }
 
+    /// Two jobs on one folder would split it: while one is open, another on an overlapping folder
+    /// (either side of a move) is refused with 409; elsewhere is fine. (No workers run here.)
+    @Test func overlappingFolderJobsAreRefused() async throws {
+        let env = try await TestEnvironment.make()
+        try await env.live { client in
+            let service = try await env.auth("svc", role: .serviceRole)
+            let alice = try await env.auth("alice")
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "docs"]).status == .ok)
+            let first = try await client.json(
+                .post, "/v1/folders/move", headers: alice, ["bucket": "docs", "prefix": "alice/a/", "destination": "alice/b/"])
+            #expect(first.status == .accepted)
+            for (route, body) in [
+                ("delete", ["bucket": "docs", "prefix": "alice/a/sub/"]),
+                ("delete", ["bucket": "docs", "prefix": "alice/"]),
+                ("delete", ["bucket": "docs", "prefix": "alice/b/"]),
+                ("move", ["bucket": "docs", "prefix": "alice/c/", "destination": "alice/a/x/"]),
+            ] {
+                let r = try await client.json(.post, "/v1/folders/\(route)", headers: alice, body)
+                #expect(r.status == .conflict, "\(body): \(r.text)")
+            }
+            #expect(try await client.json(.post, "/v1/folders/delete", headers: alice, ["bucket": "docs", "prefix": "alice/c/"]).status == .accepted)
+            #expect(
+                try await client.json(.post, "/v1/folders/delete", headers: alice, ["bucket": "docs", "prefix": "alice/ab/"]).status == .accepted)
+        }
+    }
+
+    /// A move (one object or a folder's) into a bucket with type rules checks the bytes as an
+    /// upload there would: a lie told in a bucket without rules does not get in.
+    @Test func aMoveChecksTheBytesAgainstTheDestinationsTypes() async throws {
+        try await withWorkers { env, client in
+            let service = try await env.auth("svc", role: .serviceRole)
+            let alice = try await env.auth("alice")
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "docs"]).status == .ok)
+            let imgs = try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "imgs", "allowed_mime_types": ["image/png"]])
+            #expect(imgs.status == .ok)
+            let html = Array("<script>alert(1)</script>".utf8)
+            for (name, type) in [("alice/t/fake.png", "image/png"), ("alice/t/page.html", "text/html")] {
+                let r = try await client.request(.post, "/storage/v1/object/docs/\(name)", headers: alice + [.contentType: type], body: html)
+                #expect(r.status == .ok, "\(r.text)")
+            }
+            let one = try await client.json(
+                .post, "/storage/v1/object/move", headers: alice,
+                ["bucketId": "docs", "sourceKey": "alice/t/fake.png", "destinationBucket": "imgs", "destinationKey": "alice/fake.png"])
+            #expect(one.json["statusCode"] as? String == "400" || one.json["statusCode"] as? String == "415", "\(one.text)")
+            let job = try await client.json(
+                .post, "/v1/folders/move", headers: alice,
+                ["bucket": "docs", "prefix": "alice/t/", "destination": "alice/t/", "destinationBucket": "public-assets"])
+            let done = try await finished(client, job, auth: alice)
+            #expect(done["done"] as? Int == 0 && done["failed"] as? Int == 2, "\(done)")
+            #expect(try await names(env, "docs", "alice/t/").count == 2)
+            #expect(try await names(env, "public-assets", "alice/").isEmpty)
+            #expect(try await names(env, "imgs", "alice/").isEmpty)
+        }
+    }
+
     /// `DELETE /v1/assets?prefix=job-1/`: the caller's assets of that job, both visibilities.
     @Test func assetsOfOneJobAreDeleted() async throws {
         try await withWorkers { env, client in
@@ -216,7 +271,16 @@ struct FolderJobTests {
             let r = try await client.json(.delete, "/storage/v1/object/docs", headers: alice, ["prefixes": ["alice/f/", "alice/f/1.png", "bob/f/"]])
             let removed = ((try? JSONSerialization.jsonObject(with: Data(r.bytes))) as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
             #expect(Set(removed) == ["alice/f/1.png", "alice/f/2.png", "alice/f/g/3.png"], "\(r.text)")
-            #expect(try await names(env, "docs", "") == ["alice/big/1.png", "alice/fx.png", "bob/f/1.png"])
+            let mine = try await names(env, "docs", "alice/")
+            #expect(try await mine + names(env, "docs", "bob/f/") == ["alice/big/1.png", "alice/fx.png", "bob/f/1.png"])
+
+            // Another tenant's folder counts for nothing (not even toward the bound): no answer
+            // tells what it holds. A folder named in NFD is the NFC one.
+            try await put(client, service, "docs", (1...8).map { "bob/k/\($0).png" } + ["alice/caf%C3%A9/1.png"], png)
+            let foreign = try await client.json(.delete, "/storage/v1/object/docs", headers: alice, ["prefixes": ["bob/k/"]])
+            #expect(foreign.status == .ok && foreign.text.hasPrefix("[]"), "\(foreign.text)")
+            let nfd = try await client.json(.delete, "/storage/v1/object/docs", headers: alice, ["prefixes": ["alice/cafe\u{301}/"]])
+            #expect(nfd.text.contains("1.png"), "\(nfd.text)")
 
             try await put(client, alice, "docs", (2...6).map { "alice/big/\($0).png" }, png)
             let before = try await env.snapshot()
