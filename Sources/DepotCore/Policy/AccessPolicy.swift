@@ -50,8 +50,8 @@ public struct ClaimTest: Sendable, Equatable {
     public let equal: Bool
 
     func holds(for identity: Identity) -> Bool {
-        let actual = identity.claims[claim]
-        return equal ? (actual.map { $0.utf8.elementsEqual(value.utf8) } ?? false) : !(actual.map { $0.utf8.elementsEqual(value.utf8) } ?? false)
+        let same = identity.claims[claim].map { $0.utf8.elementsEqual(value.utf8) } ?? false
+        return same == equal
     }
 
     /// A claim name: dotted words (`app_role`, `app_metadata.team_id`).
@@ -143,11 +143,11 @@ public struct AccessPolicy: Sendable, Equatable {
         return rules.contains { $0.applies(to: identity, .bucketAdmin, bucket: bucket) }
     }
 
-    /// Whether a listing may show the folder `folder` (ending in `/`): some name inside it could
-    /// be listed.
-    public func mayListInside(_ identity: Identity, bucket: String, folder: String) -> Bool {
+    /// Whether some name inside the folder `folder` (ending in `/`) could be one `identity` may
+    /// do `op` to (a folder job refuses at once when none could).
+    public func mayReachInside(_ identity: Identity, _ op: AccessOperation, bucket: String, folder: String) -> Bool {
         if identity.role == .serviceRole { return true }
-        for rule in rules where rule.applies(to: identity, .list, bucket: bucket) {
+        for rule in rules where rule.applies(to: identity, op, bucket: bucket) {
             for template in rule.paths where template.mayMatchInside(folder: folder, for: identity) { return true }
         }
         return false

@@ -27,16 +27,23 @@ extension StorageService {
     /// Throws `.forbidden` unless a rule lets `identity` do `op` to the object at `key`.
     func authorize(_ identity: Identity, _ op: AccessOperation, _ key: ObjectKey) async throws {
         if identity.role == .serviceRole { return }
-        guard try await policy(forBucket: key.bucket).allows(identity, op, bucket: key.bucket, path: key.path) else {
-            throw StorageError.forbidden("no access rule allows you to \(op.name) this object")
+        try authorize(identity, op, key, by: try await policy(forBucket: key.bucket))
+    }
+
+    /// ``authorize(_:_:_:)`` with the rules of the object's bucket at hand.
+    func authorize(_ identity: Identity, _ op: AccessOperation, _ key: ObjectKey, by policy: AccessPolicy) throws(StorageError) {
+        guard policy.allows(identity, op, bucket: key.bucket, path: key.path) else {
+            throw .forbidden("no access rule allows you to \(op.name) this object")
         }
     }
 
-    /// A write: `insert`, and `update` too when it may replace an object (upstream asks the same
-    /// of an upsert).
-    func authorizeWrite(_ identity: Identity, _ key: ObjectKey, upsert: Bool) async throws {
-        try await authorize(identity, .insert, key)
-        if upsert { try await authorize(identity, .update, key) }
+    /// A write into `bucket` (nil: it does not exist; the server's rules answer first):
+    /// `insert`, and `update` too when it may replace an object (upstream asks the same of an
+    /// upsert).
+    func authorizeWrite(_ identity: Identity, _ key: ObjectKey, upsert: Bool, in bucket: BucketRecord?) throws(StorageError) {
+        let policy = policy(for: bucket)
+        try authorize(identity, .insert, key, by: policy)
+        if upsert { try authorize(identity, .update, key, by: policy) }
     }
 
     /// Whether `identity` may read the object at `key` of `bucket`: anyone in a public bucket,

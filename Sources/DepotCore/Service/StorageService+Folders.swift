@@ -160,11 +160,7 @@ extension StorageService {
 
     /// Refuses at once a folder job whose caller could touch nothing there.
     private func requireSomeAccess(_ identity: Identity, _ op: AccessOperation, in record: BucketRecord, folder: String) throws(StorageError) {
-        let bucket = record.name
-        let reachable = policy(for: record).rules.contains { rule in
-            rule.applies(to: identity, op, bucket: bucket) && rule.paths.contains { $0.mayMatchInside(folder: folder, for: identity) }
-        }
-        guard identity.role == .serviceRole || reachable else {
+        guard policy(for: record).mayReachInside(identity, op, bucket: record.name, folder: folder) else {
             throw .forbidden("no access rule allows you to \(op.name) objects in \(folder)")
         }
     }
@@ -196,10 +192,14 @@ extension StorageService {
             var after: String? = nil
             while true {
                 let page = try await metadata.listObjects(in: bucket, prefix: spec.prefix, after: after, limit: Self.folderPage)
+                // The rules of both buckets, read once a page (a bucket's own rules may change).
+                let source = try await policy(forBucket: bucket)
+                var destination = source
+                if let other = spec.destinationBucket { destination = try await policy(forBucket: other) }
                 for record in page {
                     after = record.path.string
                     guard record.path.string.hasBytePrefix(spec.prefix) else { continue }
-                    try await folderStep(spec, identity, record, &progress)
+                    try await folderStep(spec, identity, record, (source, destination), &progress)
                 }
                 let text = String(decoding: try JSONEncoder().encode(progress), as: UTF8.self)
                 guard try await jobs.setJobProgress(id: job.id, worker: worker, progress: text, now: now()) else {
@@ -211,7 +211,10 @@ extension StorageService {
     }
 
     /// One object of a folder job.
-    private func folderStep(_ spec: FolderJobSpec, _ identity: Identity, _ record: ObjectRecord, _ progress: inout FolderProgress) async throws {
+    private func folderStep(
+        _ spec: FolderJobSpec, _ identity: Identity, _ record: ObjectRecord, _ policies: (source: AccessPolicy, destination: AccessPolicy),
+        _ progress: inout FolderProgress
+    ) async throws {
         do {
             switch spec.operation {
             case .delete where spec.api == "assets":
@@ -220,7 +223,7 @@ extension StorageService {
                 await discard(removed.blobID)
                 await deleteVariants(of: record.path, in: record.bucket)
             case .delete:
-                guard try await policy(forBucket: record.bucket).allows(identity, .delete, bucket: record.bucket, path: record.path) else {
+                guard policies.source.allows(identity, .delete, bucket: record.bucket, path: record.path) else {
                     return progress.skipped += 1
                 }
                 try await deleteObject(as: identity, at: record.key)
@@ -230,8 +233,8 @@ extension StorageService {
                 }
                 let to = ObjectKey(
                     bucket: destinationBucket, path: try ObjectPath(destinationPrefix + record.path.string.dropBytePrefix(spec.prefix)))
-                guard try await policy(forBucket: record.bucket).allows(identity, .update, bucket: record.bucket, path: record.path),
-                    try await policy(forBucket: to.bucket).allows(identity, .update, bucket: to.bucket, path: to.path)
+                guard policies.source.allows(identity, .update, bucket: record.bucket, path: record.path),
+                    policies.destination.allows(identity, .update, bucket: to.bucket, path: to.path)
                 else { return progress.skipped += 1 }
                 _ = try await moveObject(as: identity, from: record.key, to: to)
             }

@@ -48,8 +48,9 @@ extension StorageService {
     public func writeObject<Body: AsyncSequence>(
         as identity: Identity, at key: ObjectKey, _ write: ObjectWrite, body: Body
     ) async throws -> ObjectRecord where Body.Element == ByteBuffer {
-        try await authorizeWrite(identity, key, upsert: write.upsert)
-        let bucket = try await existingBucket(key.bucket)
+        let found = try await metadata.bucket(named: key.bucket)
+        try authorizeWrite(identity, key, upsert: write.upsert, in: found)
+        guard let bucket = found else { throw StorageError.bucketNotFound() }
         let rules = bucketRules(bucket, declaredType: write.contentType, path: key.path)
         try precheck(rules, contentLength: write.contentLength)
         try await refuseExisting(key, upsert: write.upsert)
@@ -97,10 +98,11 @@ extension StorageService {
     /// - Throws: `.notFound` (source), `.alreadyExists` (destination), `.bucketNotFound`, and the
     ///   destination bucket's limits.
     public func moveObject(as identity: Identity, from: ObjectKey, to: ObjectKey) async throws -> ObjectRecord {
-        try await authorize(identity, .update, from)
-        try await authorize(identity, .update, to)
-        let source = try await existingBucket(from.bucket)
-        let destination = try await existingBucket(to.bucket)
+        let sourceFound = try await metadata.bucket(named: from.bucket)
+        let destinationFound = from.bucket.bytesEqual(to.bucket) ? sourceFound : try await metadata.bucket(named: to.bucket)
+        try authorize(identity, .update, from, by: policy(for: sourceFound))
+        try authorize(identity, .update, to, by: policy(for: destinationFound))
+        guard let source = sourceFound, let destination = destinationFound else { throw StorageError.bucketNotFound() }
         guard let record = try await metadata.object(at: from) else { throw StorageError.notFound() }
         try checkFits(size: record.size, type: record.contentType, in: destination)
         try await checkBytesFit(record, from: source, in: destination, at: to.path)
@@ -120,8 +122,9 @@ extension StorageService {
     public func copyObject(as identity: Identity, from: ObjectKey, to: ObjectKey, _ options: CopyOptions = CopyOptions()) async throws -> ObjectRecord
     {
         let source = try await readObject(as: identity, at: from)
-        try await authorizeWrite(identity, to, upsert: options.upsert)
-        let destination = try await existingBucket(to.bucket)
+        let found = try await metadata.bucket(named: to.bucket)
+        try authorizeWrite(identity, to, upsert: options.upsert, in: found)
+        guard let destination = found else { throw StorageError.bucketNotFound() }
         let rules = bucketRules(destination, declaredType: options.contentType ?? source.contentType, path: to.path)
         try precheck(rules, contentLength: source.size)
         try await refuseExisting(to, upsert: options.upsert)
@@ -275,8 +278,9 @@ extension StorageService {
     /// bucket's limit, a type the bucket accepts), checked for permission and existence now.
     /// - Returns: the upload token.
     public func createUploadToken(as identity: Identity, at key: ObjectKey, upsert: Bool) async throws -> String {
-        try await authorizeWrite(identity, key, upsert: upsert)
-        _ = try await existingBucket(key.bucket)
+        let found = try await metadata.bucket(named: key.bucket)
+        try authorizeWrite(identity, key, upsert: upsert, in: found)
+        guard found != nil else { throw StorageError.bucketNotFound() }
         try await refuseExisting(key, upsert: upsert)
         return try await storeIntent(key: key, owner: identity.subject, contentType: "", size: 0, checksum: nil, upsert: upsert).token
     }
