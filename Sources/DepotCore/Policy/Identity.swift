@@ -22,6 +22,18 @@ public struct Identity: Sendable, Equatable {
 
     public static let service = Identity(subject: nil, role: .serviceRole)
 
+    /// The owner recorded for what the `anon` role writes without a `sub`: every anonymous caller
+    /// together is one tenant for the quotas. A `/` makes it a name no `sub` can take (a `sub` is
+    /// one path segment).
+    public static let anonymousOwner = "role/anon"
+
+    /// Who a write is charged to (the quotas' tenant and the object's `owner`): the `sub`; for
+    /// `anon` without one, ``anonymousOwner``; nobody for the service role without one.
+    public var owner: String? {
+        if let subject { return subject }
+        return role == .anon ? Self.anonymousOwner : nil
+    }
+
     /// The tenant rule of the Assets API: `service_role` may act on any name; an `authenticated`
     /// caller only on names whose first segment is its own `sub`; `anon` on none. Compares parsed
     /// segments. (The Storage API asks the access rules, ``AccessPolicy``.)

@@ -54,10 +54,10 @@ extension StorageService {
         let rules = bucketRules(bucket, declaredType: write.contentType, path: key.path)
         try precheck(rules, contentLength: write.contentLength)
         try await refuseExisting(key, upsert: write.upsert)
-        try await checkQuotaEarly(owner: identity.subject, declared: write.contentLength, replacing: key)
+        try await checkQuotaEarly(owner: identity.owner, declared: write.contentLength, replacing: key)
         let blob = try await ingest(body, rules: rules)
         return try await commit(
-            blob, at: key, owner: identity.subject, upsert: write.upsert, cacheControl: write.cacheControl,
+            blob, at: key, owner: identity.owner, upsert: write.upsert, cacheControl: write.cacheControl,
             metadata: write.userMetadata
         ).0
     }
@@ -128,10 +128,10 @@ extension StorageService {
         let rules = bucketRules(destination, declaredType: options.contentType ?? source.contentType, path: to.path)
         try precheck(rules, contentLength: source.size)
         try await refuseExisting(to, upsert: options.upsert)
-        try await checkQuotaEarly(owner: identity.subject, declared: source.size, replacing: to)
+        try await checkQuotaEarly(owner: identity.owner, declared: source.size, replacing: to)
         let blob = try await ingest(rules: rules) { consume in try await read(source, into: consume) }
         return try await commit(
-            blob, at: to, owner: identity.subject, upsert: options.upsert,
+            blob, at: to, owner: identity.owner, upsert: options.upsert,
             cacheControl: options.cacheControl ?? source.cacheControl,
             metadata: options.copyMetadata ? source.metadata : options.userMetadata
         ).0
@@ -282,6 +282,6 @@ extension StorageService {
         try authorizeWrite(identity, key, upsert: upsert, in: found)
         guard found != nil else { throw StorageError.bucketNotFound() }
         try await refuseExisting(key, upsert: upsert)
-        return try await storeIntent(key: key, owner: identity.subject, contentType: "", size: 0, checksum: nil, upsert: upsert).token
+        return try await storeIntent(key: key, owner: identity.owner, contentType: "", size: 0, checksum: nil, upsert: upsert).token
     }
 }

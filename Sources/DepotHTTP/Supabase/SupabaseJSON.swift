@@ -181,8 +181,10 @@ enum SupabaseJSON {
         json.beginObject()
         json.key("name"); json.string(r.path.string)
         json.key("bucket_id"); json.string(r.bucket)
-        json.key("owner"); json.string(r.owner ?? "")
-        json.key("owner_id"); json.string(r.owner ?? "")
+        // What anon wrote is charged to `Identity.anonymousOwner`; upstream shows no owner.
+        let owner = r.owner.flatMap { $0 == Identity.anonymousOwner ? nil : $0 } ?? ""
+        json.key("owner"); json.string(owner)
+        json.key("owner_id"); json.string(owner)
         json.key("version"); json.string(uuid(r.blobID))
         json.key("id"); json.string(uuid(r.blobID))
         json.key("updated_at"); json.string(HTTPDate.iso8601(r.updatedAt))

@@ -1,5 +1,6 @@
 import Depot
 import DepotCore
+import DepotHTTP
 import Foundation
 import HTTPTypes
 import Testing
@@ -79,6 +80,62 @@ struct AccessRulesHTTPTests {
             #expect(try await client.request(.post, "/storage/v1/bucket/open/empty", headers: anon).status == .ok)
             #expect(try await client.request(.delete, "/storage/v1/bucket/open", headers: anon).status == .ok)
             #expect(try await env.service.metadata.bucket(named: "open") == nil)
+        }
+    }
+
+    /// What anon writes is charged to one tenant (`Identity.anonymousOwner`): a drop box open to
+    /// anon cannot fill the disk past the per-tenant quota, the refusal stores nothing, a delete
+    /// gives the room back, and users keep their own quota.
+    @Test func anonWritesShareOneQuota() async throws {
+        let policy = try AccessRulesFile.parse(
+            """
+            rules:
+              - name: anon drop box
+                buckets: drop
+                roles: anon
+                allow: [insert, read, delete]
+                paths: "**"
+              - name: users in their folder
+                buckets: drop
+                roles: authenticated
+                allow: all
+                paths: "{sub}/**"
+            """, source: "test")
+        let env = try await TestEnvironment.make { s in
+            s.accessPolicy = policy
+            s.quota.bytes = 5000
+            s.quota.objects = 2
+            s.quota.pendingUploads = 1
+        }
+        #expect(!ProjectJWT.isTenantID(Identity.anonymousOwner), "no token's sub can be the anonymous owner")
+        try await env.live { client in
+            let anon: HTTPFields = [.authorization: "Bearer \(try await env.token(nil, role: .anon))", .contentType: "image/png"]
+            let alice = try await env.auth("alice") + [.contentType: "image/png"]
+            let service = try await env.auth("svc", role: .serviceRole)
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "drop"]).status == .ok)
+            #expect(try await client.request(.post, "/storage/v1/object/drop/a.png", headers: anon, body: Fixture.png(2000)).status == .ok)
+            let before = try await env.snapshot()
+            let big = try await client.request(.post, "/storage/v1/object/drop/b.png", headers: anon, body: Fixture.png(3500))
+            #expect(big.json["statusCode"] as? String == "413" && big.json["error"] as? String == "Payload too large", "\(big.text)")
+            #expect(big.text.contains("5000"), "\(big.text)")
+            #expect(try await env.snapshot() == before, "a refused write stores nothing")
+            // A user's quota is its own.
+            #expect(try await client.request(.post, "/storage/v1/object/drop/alice/a.png", headers: alice, body: Fixture.png(4000)).status == .ok)
+            // Objects: the second fits, the third does not.
+            #expect(try await client.request(.post, "/storage/v1/object/drop/c.png", headers: anon, body: Fixture.png(100)).status == .ok)
+            let third = try await client.request(.post, "/storage/v1/object/drop/d.png", headers: anon, body: Fixture.png(100))
+            #expect(third.json["statusCode"] as? String == "413", "\(third.text)")
+            #expect(try await env.service.metadata.usage(of: Identity.anonymousOwner, now: Date()).objects == 2)
+            // A delete gives the room back; the removed row shows no owner, as upstream.
+            let removed = try await client.json(.delete, "/storage/v1/object/drop", headers: anon, ["prefixes": ["c.png"]])
+            #expect(Self.array(removed).map { $0["owner"] as? String } == [""], "\(removed.text)")
+            #expect(try await client.request(.post, "/storage/v1/object/drop/d.png", headers: anon, body: Fixture.png(100)).status == .ok)
+            // Open signed upload URLs: one at most for all of anon.
+            #expect(try await client.request(.delete, "/storage/v1/object/drop/d.png", headers: anon).status == .ok)
+            let first = try await client.json(.post, "/storage/v1/object/upload/sign/drop/e.png", headers: anon, [:])
+            #expect(first.status == .ok, "\(first.text)")
+            let second = try await client.json(.post, "/storage/v1/object/upload/sign/drop/f.png", headers: anon, [:])
+            #expect(second.json["statusCode"] as? String == "429", "\(second.text)")
         }
     }
 
