@@ -10,7 +10,12 @@ public enum AccessRulesFile {
     /// Reads and compiles the file at `path`.
     /// - Throws: ``AccessRuleError`` naming the line and what is wrong.
     public static func load(_ path: String) throws(AccessRuleError) -> AccessPolicy {
-        guard let data = FileManager.default.contents(atPath: path) else { throw AccessRuleError(line: nil, "cannot read the file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason =
+                !FileManager.default.fileExists(atPath: path)
+                ? "no such file" : FileManager.default.isReadableFile(atPath: path) ? "not a readable file" : "permission denied"
+            throw AccessRuleError(line: nil, "cannot read the file (\(reason))")
+        }
         guard data.count <= maxBytes else { throw AccessRuleError(line: nil, "the file is larger than 1 MiB") }
         guard let text = String(data: data, encoding: .utf8) else { throw AccessRuleError(line: nil, "the file is not UTF-8 text") }
         return try parse(text, source: path)

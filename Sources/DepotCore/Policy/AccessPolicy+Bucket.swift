@@ -41,7 +41,7 @@ extension AccessPolicy {
                 throw AccessRuleError(line: nil, "rule \(i + 1): a bucket's rules speak for it alone: leave out 'buckets'")
             }
             var pairs: [(key: String, value: RuleNode)] = [("buckets", .scalar(bucket, line: nil))]
-            for key in fields.keys.sorted() { pairs.append((key, try node(fields[key]!, rule: i + 1))) }
+            for key in fields.keys.sorted() { pairs.append((key, try node(fields[key]!, rule: i + 1, key: key))) }
             items.append(.map(pairs, line: nil))
         }
         let policy = try AccessPolicy(document: .map([("rules", .list(items, line: nil))], line: nil), source: "bucket \(bucket)")
@@ -52,13 +52,13 @@ extension AccessPolicy {
     }
 
     /// A JSON value as a rules tree: strings, arrays of strings, objects.
-    private static func node(_ value: Any, rule: Int) throws(AccessRuleError) -> RuleNode {
+    private static func node(_ value: Any, rule: Int, key: String) throws(AccessRuleError) -> RuleNode {
         if let s = value as? String { return .scalar(s, line: nil) }
         if let a = value as? [Any] {
             var items: [RuleNode] = []
-            for v in a { items.append(try node(v, rule: rule)) }
+            for v in a { items.append(try node(v, rule: rule, key: key)) }
             return .list(items, line: nil)
         }
-        throw AccessRuleError(line: nil, "rule \(rule): values are strings or arrays of strings")
+        throw AccessRuleError(line: nil, "rule \(rule): '\(key)' must be a string or an array of strings")
     }
 }

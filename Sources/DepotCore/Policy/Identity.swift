@@ -27,12 +27,10 @@ public struct Identity: Sendable, Equatable {
     /// one path segment).
     public static let anonymousOwner = "role/anon"
 
-    /// Who a write is charged to (the quotas' tenant and the object's `owner`): the `sub`; for
-    /// `anon` without one, ``anonymousOwner``; nobody for the service role without one.
-    public var owner: String? {
-        if let subject { return subject }
-        return role == .anon ? Self.anonymousOwner : nil
-    }
+    /// Who a write is charged to (the quotas' tenant and the object's `owner`): for `anon`
+    /// (with or without a `sub`: the rules treat both alike) ``anonymousOwner``; else the `sub`,
+    /// nobody for the service role without one.
+    public var owner: String? { role == .anon ? Self.anonymousOwner : subject }
 
     /// The tenant rule of the Assets API: `service_role` may act on any name; an `authenticated`
     /// caller only on names whose first segment is its own `sub`; `anon` on none. Compares parsed

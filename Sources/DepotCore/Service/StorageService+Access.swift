@@ -55,7 +55,7 @@ extension StorageService {
     /// Throws `.forbidden` unless a rule lets `identity` manage `bucket` (the server's rules: a
     /// bucket's own rules speak only for its objects).
     func authorizeBucketAdmin(_ identity: Identity, bucket: String) throws(StorageError) {
-        guard settings.accessPolicy.allowsBucketAdmin(identity, bucket: bucket) else {
+        guard mayManageBucket(as: identity, named: bucket) else {
             throw .forbidden("only the service_role key (or an access rule allowing bucket_admin) may manage this bucket")
         }
     }
@@ -63,8 +63,12 @@ extension StorageService {
 
 extension StorageService {
     /// Whether `identity` may create, change, empty, delete or see the bucket `name`.
+    /// The Assets API's two buckets are the server's own: only the service role manages them,
+    /// whatever the rules say (a `bucket_admin` rule on every bucket would otherwise let its
+    /// callers make every tenant's private assets public).
     public func mayManageBucket(as identity: Identity, named name: String) -> Bool {
-        settings.accessPolicy.allowsBucketAdmin(identity, bucket: name)
+        if identity.role != .serviceRole, name.bytesEqual(settings.privateBucket) || name.bytesEqual(settings.publicBucket) { return false }
+        return settings.accessPolicy.allowsBucketAdmin(identity, bucket: name)
     }
 }
 

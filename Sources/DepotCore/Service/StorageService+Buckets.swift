@@ -9,13 +9,13 @@ extension StorageService {
     public func listBuckets(as identity: Identity) async throws -> [BucketRecord] {
         let policy = settings.accessPolicy
         guard identity.role == .serviceRole || policy.rules.contains(where: { $0.operations.contains(.bucketAdmin) }) else { return [] }
-        return try await metadata.listBuckets().filter { policy.allowsBucketAdmin(identity, bucket: $0.name) }
+        return try await metadata.listBuckets().filter { mayManageBucket(as: identity, named: $0.name) }
     }
 
     /// One bucket, for whoever may manage it; `.bucketNotFound` for anyone else, as when it is
     /// missing.
     public func bucket(as identity: Identity, named name: String) async throws -> BucketRecord {
-        guard settings.accessPolicy.allowsBucketAdmin(identity, bucket: name), let bucket = try await metadata.bucket(named: name) else {
+        guard mayManageBucket(as: identity, named: name), let bucket = try await metadata.bucket(named: name) else {
             throw StorageError.bucketNotFound()
         }
         return bucket

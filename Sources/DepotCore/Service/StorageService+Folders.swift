@@ -148,7 +148,13 @@ extension StorageService {
                     guard let other = try? JSONDecoder().decode(FolderJobSpec.self, from: Data(job.payload.utf8)) else { continue }
                     for (b1, p1) in mine {
                         for (b2, p2) in folders(other) where b1.bytesEqual(b2) && (p1.hasBytePrefix(p2) || p2.hasBytePrefix(p1)) {
-                            throw StorageError(.conflict, "folder job \(job.id) is already at work on \(b2)/\(p2); wait for it to end")
+                            // Another caller's job is not named: its folder may be one this caller cannot see.
+                            let own = other.role == spec.role && other.sub != nil && other.sub == spec.sub
+                            throw StorageError(
+                                .conflict,
+                                own
+                                    ? "folder job \(job.id) is already at work on \(b2)/\(p2); wait for it to end"
+                                    : "another folder job is at work on an overlapping folder of this bucket; retry once it ends")
                         }
                     }
                 }

@@ -112,9 +112,14 @@ public struct ProjectJWT: Sendable, Redacted {
     /// Everything of ``verify(_:now:)`` but the times.
     private func verifyUncached(_ token: String) async throws -> Verified {
         guard token.utf8.count <= 8192, Self.isCanonical(token), let header = Self.header(of: token), header["crit"] == nil,
-            let alg = header["alg"] as? String, alg == "HS256" || SigningKeys.asymmetric.contains(alg)
+            let alg = header["alg"] as? String
         else {
             throw StorageError(.unauthenticated, "invalid bearer token")
+        }
+        guard alg == "HS256" || SigningKeys.asymmetric.contains(alg) else {
+            throw StorageError(
+                .unauthenticated,
+                "the bearer token's alg \(alg.prefix(16)) is not accepted: HS256 (the project secret) or RS256, ES256, EdDSA (--jwks)")
         }
         let claims: Claims
         if alg == "HS256" {

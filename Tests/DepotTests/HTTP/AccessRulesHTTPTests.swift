@@ -83,6 +83,35 @@ struct AccessRulesHTTPTests {
         }
     }
 
+    /// A `bucket_admin` rule on every bucket (Supabase's test set-up) manages the project's
+    /// buckets, never the Assets API's two: those stay the service role's (else anyone could make
+    /// every tenant's private assets public).
+    @Test func bucketAdminOnEveryBucketSparesTheAssetsBuckets() async throws {
+        let env = try await Self.environment(
+            """
+            rules:
+              - name: anon manages buckets
+                buckets: "*"
+                roles: anon
+                allow: bucket_admin
+            """)
+        try await env.live { client in
+            let anon: HTTPFields = [.authorization: "Bearer \(try await env.token(nil, role: .anon))"]
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: anon, ["name": "mine"]).status == .ok)
+            let before = try await env.snapshot()
+            for name in ["assets", "public-assets"] {
+                let flip = try await client.json(.put, "/storage/v1/bucket/\(name)", headers: anon, ["public": name == "assets"])
+                #expect(flip.json["statusCode"] as? String == "403" || flip.json["statusCode"] as? String == "404", "\(name): \(flip.text)")
+                #expect(try await client.request(.delete, "/storage/v1/bucket/\(name)", headers: anon).status != .ok)
+                #expect(try await client.request(.post, "/storage/v1/bucket/\(name)/empty", headers: anon).status != .ok)
+            }
+            #expect(try await env.snapshot() == before, "the Assets buckets are unchanged")
+            #expect(try await env.service.metadata.bucket(named: "assets")?.isPublic == false)
+            let names = Self.array(try await client.request(.get, "/storage/v1/bucket", headers: anon)).compactMap { $0["name"] as? String }
+            #expect(names == ["mine"], "\(names)")
+        }
+    }
+
     /// What anon writes is charged to one tenant (`Identity.anonymousOwner`): a drop box open to
     /// anon cannot fill the disk past the per-tenant quota, the refusal stores nothing, a delete
     /// gives the room back, and users keep their own quota.
@@ -126,6 +155,10 @@ struct AccessRulesHTTPTests {
             let third = try await client.request(.post, "/storage/v1/object/drop/d.png", headers: anon, body: Fixture.png(100))
             #expect(third.json["statusCode"] as? String == "413", "\(third.text)")
             #expect(try await env.service.metadata.usage(of: Identity.anonymousOwner, now: Date()).objects == 2)
+            // An anon token with a sub is anon all the same: no quota of its own.
+            let anonWithSub: HTTPFields = [.authorization: "Bearer \(try await env.token("zed", role: .anon))", .contentType: "image/png"]
+            let zed = try await client.request(.post, "/storage/v1/object/drop/z.png", headers: anonWithSub, body: Fixture.png(100))
+            #expect(zed.json["statusCode"] as? String == "413", "\(zed.text)")
             // A delete gives the room back; the removed row shows no owner, as upstream.
             let removed = try await client.json(.delete, "/storage/v1/object/drop", headers: anon, ["prefixes": ["c.png"]])
             #expect(Self.array(removed).map { $0["owner"] as? String } == [""], "\(removed.text)")

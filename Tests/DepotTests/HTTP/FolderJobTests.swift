@@ -198,6 +198,9 @@ struct FolderJobTests {
                 let r = try await client.json(.post, "/v1/folders/\(route)", headers: alice, body)
                 #expect(r.status == .conflict, "\(body): \(r.text)")
             }
+            // Another caller is told of the overlap, not of alice's job or folder.
+            let theirs = try await client.json(.post, "/v1/folders/delete", headers: service, ["bucket": "docs", "prefix": "alice/"])
+            #expect(theirs.status == .conflict && !theirs.text.contains("alice/a") && theirs.text.contains("another folder job"), "\(theirs.text)")
             #expect(try await client.json(.post, "/v1/folders/delete", headers: alice, ["bucket": "docs", "prefix": "alice/c/"]).status == .accepted)
             #expect(
                 try await client.json(.post, "/v1/folders/delete", headers: alice, ["bucket": "docs", "prefix": "alice/ab/"]).status == .accepted)

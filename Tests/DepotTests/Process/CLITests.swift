@@ -155,7 +155,7 @@ struct CLITests {
             ([], ["DEPOT_JOB_LEASE": "forever"], "DEPOT_JOB_LEASE must be a whole number"),
             (["--job-queue-limit", "99999999999999999999"], [:], "job-queue-limit"),
             // Access rules: a file with a mistake stops serve with its line and reason.
-            (["--policies", dir + "-none.yaml"], [:], "--policies \(dir)-none.yaml: cannot read the file"),
+            (["--policies", dir + "-none.yaml"], [:], "--policies \(dir)-none.yaml: cannot read the file (no such file)"),
             (["--policies", rules], [:], "line 4: rule 1: unknown operation 'fly'"),
             ([], ["DEPOT_POLICIES": rules], "line 4: rule 1: unknown operation 'fly'"),
         ] {
