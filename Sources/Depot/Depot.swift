@@ -17,14 +17,14 @@ extension StorageService {
     public static func assemble(
         blobs: any BlobStore, metadata: any MetadataStore, rowsShared: Bool, rowCache: RowCacheControl? = nil, cacheBlobs: Bool = true,
         settings: StorageSettings, secret: String, jobs: (any JobStore)? = nil, images: (any ImageRenderer)? = nil,
-        logger: Logger = Logger(label: "depot"), now: @escaping @Sendable () -> Date = { Date() }
+        resumable: (any ResumableStore)? = nil, logger: Logger = Logger(label: "depot"), now: @escaping @Sendable () -> Date = { Date() }
     ) async throws -> StorageService {
         try settings.validate()
         let service = StorageService(
             blobs: cacheBlobs ? CachedBlobStore(blobs) : blobs,
             metadata: rowsShared ? rowCache.map { CachedMetadataStore(metadata, control: $0) } ?? metadata : CachedMetadataStore(metadata),
             settings: settings, keys: .derived(fromProjectSecret: secret), jobs: jobs ?? (metadata as? any JobStore), images: images,
-            renditions: metadata as? any RenditionStore, logger: logger, now: now)
+            renditions: metadata as? any RenditionStore, resumable: resumable, logger: logger, now: now)
         try await service.bootstrap()
         return service
     }
@@ -45,6 +45,6 @@ extension StorageService {
         return try await assemble(
             blobs: try FileSystemBlobStore(directory: dataDirectory),
             metadata: try SQLiteMetadataStore(path: dataDirectory + "/depot.sqlite"), rowsShared: false,
-            settings: settings, secret: secret, logger: logger)
+            settings: settings, secret: secret, resumable: try FileResumableStore(directory: dataDirectory + "/resumable"), logger: logger)
     }
 }

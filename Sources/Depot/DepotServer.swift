@@ -76,7 +76,9 @@ public struct DepotServer: Sendable {
             let renderer = VipsImageRenderer(threads: max(configuration.jobs.workers, configuration.settings.concurrentRenders))
             let service = try await StorageService.assemble(
                 blobs: blobs.store, metadata: rows.store, rowsShared: rows.shared, rowCache: rows.rowCache,
-                settings: configuration.settings, secret: secret, jobs: rows.jobs, images: renderer, logger: logger)
+                settings: configuration.settings, secret: secret, jobs: rows.jobs, images: renderer,
+                // Resumable uploads stage their bytes on this server's disk, whatever the blob store.
+                resumable: try FileResumableStore(directory: dir + "/resumable"), logger: logger)
             let settings = configuration.settings
             let variants =
                 settings.variants.isEmpty

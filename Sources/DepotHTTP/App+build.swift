@@ -73,6 +73,7 @@ public func buildRouter(
     StorageObjectController(service: service, metrics: metrics).addRoutes(to: router)
     StorageListController(service: service).addRoutes(to: router)
     RenderController(service: service, metrics: metrics).addRoutes(to: router)
+    ResumableController(service: service, metrics: metrics).addRoutes(to: router)
     router.get("/storage/v1/version") { _, _ in DepotVersion.string }
     router.get("/storage/v1/status") { _, _ in HTTPResponse.Status.ok }
     // Upstream's health check: any valid key or token; 200 either way, the answer in the body.

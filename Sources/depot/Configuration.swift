@@ -48,6 +48,12 @@ struct ServeOptions: ParsableArguments {
             "Lifetime in seconds of upload URLs: the Assets API's presigned uploads and the Storage API's signed upload URLs. (env DEPOT_UPLOAD_URL_TTL, default 300)"
     )
     var uploadURLTTL: Int64?
+    @Option(
+        name: .customLong("resumable-ttl"),
+        help:
+            "Seconds a resumable (TUS) upload may take from its creation; past it the upload answers 404 and garbage collection removes its bytes (60 … 2592000). (env DEPOT_RESUMABLE_TTL, default 86400)"
+    )
+    var resumableTTL: Int64?
     @Option(name: .customLong("private-bucket"), help: "Bucket for private objects. (env DEPOT_PRIVATE_BUCKET, default assets)")
     var privateBucket: String?
     @Option(name: .customLong("public-bucket"), help: "Bucket for public objects. (env DEPOT_PUBLIC_BUCKET, default public-assets)")
@@ -128,6 +134,7 @@ struct ServeOptions: ParsableArguments {
         s.maxSignedURLTTL = try int(maxSignedURLTTL, "DEPOT_MAX_SIGNED_URL_TTL", s.maxSignedURLTTL)
         s.signedURLTTL = try int(signedURLTTL, "DEPOT_SIGNED_URL_TTL", s.signedURLTTL)
         s.uploadURLTTL = try int(uploadURLTTL, "DEPOT_UPLOAD_URL_TTL", s.uploadURLTTL)
+        s.resumableTTL = try int(resumableTTL, "DEPOT_RESUMABLE_TTL", s.resumableTTL)
         s.privateBucket = setting(privateBucket, "DEPOT_PRIVATE_BUCKET") ?? s.privateBucket
         s.publicBucket = setting(publicBucket, "DEPOT_PUBLIC_BUCKET") ?? s.publicBucket
         s.publicCacheControl = setting(publicCacheControl, "DEPOT_PUBLIC_CACHE_CONTROL") ?? s.publicCacheControl

@@ -83,7 +83,8 @@ struct GCCommand: AsyncParsableCommand {
                 // The stores as they are (no caches, no buckets made): gc only removes.
                 let service = StorageService(
                     blobs: blobs.store, metadata: rows.store,
-                    settings: StorageSettings(), keys: .derived(fromProjectSecret: "unused: gc signs nothing"))
+                    settings: StorageSettings(), keys: .derived(fromProjectSecret: "unused: gc signs nothing"),
+                    resumable: try FileResumableStore(directory: dir + "/resumable"))
                 return try await service.collectGarbage(gracePeriod: TimeInterval(graceSeconds))
             }
         }

@@ -8,7 +8,7 @@ import NIOCore
 /// An upload's headers: `Request.uploadDeclaration()` (Content-Type, Content-Length,
 /// `x-checksum-sha256`, `Content-Digest`), the declared type's `MediaType.normalize`, and the
 /// Storage API's `SupabaseUpload.read` (raw body with `cache-control`/`x-metadata`, or a multipart
-/// form), whose body is then read to its end.
+/// form), whose body is then read to its end; the TUS headers (`TusHeaders`).
 /// Input: header lines `Name: value`, a blank line, the body.
 enum UploadHeadersTarget {
     static func run(_ input: FuzzInput) {
@@ -34,6 +34,20 @@ enum UploadHeadersTarget {
         }
         for digest in fields[values: HTTPField.Name("Content-Digest")!] {
             if let hex = try? Request.sha256(fromContentDigest: digest) { check(hex.utf8.count == 64, "digest \(hex)") }
+        }
+
+        // TUS: Upload-Length, Upload-Offset, Upload-Metadata, Upload-Checksum.
+        for name in ["Upload-Length", "Upload-Offset"] {
+            if let n = try? TusHeaders.number(fields[HTTPField.Name(name)!], name: name) { check(n >= 0, "negative \(name)") }
+        }
+        if let meta = try? TusHeaders.metadata(fields[HTTPField.Name("Upload-Metadata")!]) {
+            check(meta.count <= TusHeaders.maxMetadataPairs, "\(meta.count) metadata pairs")
+            check(meta.keys.allSatisfy { !$0.isEmpty && !$0.contains(",") && !$0.contains(" ") }, "metadata key")
+        }
+        switch try? TusHeaders.checksum(fields[HTTPField.Name("Upload-Checksum")!]) {
+        case .sha256(let d)?: check(d.count == 32, "sha256 digest of \(d.count) bytes")
+        case .sha1(let d)?: check(d.count == 20, "sha1 digest of \(d.count) bytes")
+        default: break
         }
 
         runToCompletion {

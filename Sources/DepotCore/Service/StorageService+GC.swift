@@ -6,14 +6,16 @@ public struct GCReport: Sendable, CustomStringConvertible {
     public var expiredIntents = 0
     /// Cached renditions of replaced or deleted images (or past the cache's bound).
     public var renditions = 0
+    /// Resumable uploads past their expiry, with their staged bytes.
+    public var expiredResumables = 0
     public var description: String {
-        "removed \(orphanBlobs) orphan blob(s), \(expiredIntents) expired upload intent(s) and \(renditions) stale rendition(s)"
+        "removed \(orphanBlobs) orphan blob(s), \(expiredIntents) expired upload intent(s), \(expiredResumables) expired resumable upload(s) and \(renditions) stale rendition(s)"
     }
 }
 
 extension StorageService {
     /// Removes blobs that no row points at and that are older than the grace period (what a crash
-    /// or a failed delete leaves), unfinished writes older than it, and expired upload intents.
+    /// or a failed delete leaves), unfinished writes older than it, expired upload intents and expired resumable uploads.
     public func collectGarbage(gracePeriod: TimeInterval? = nil) async throws -> GCReport {
         let cutoff = now().addingTimeInterval(-(gracePeriod ?? settings.gcGracePeriod))
         var report = GCReport()
@@ -29,6 +31,12 @@ extension StorageService {
             report.orphanBlobs += orphans.count
         }
         report.expiredIntents = try await metadata.deleteIntents(expiredBefore: cutoff)
+        if let resumable {
+            for id in try await resumable.expired(before: now()) {
+                try await resumable.delete(id: id)
+                report.expiredResumables += 1
+            }
+        }
         return report
     }
 }

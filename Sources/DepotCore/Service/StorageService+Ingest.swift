@@ -96,7 +96,7 @@ extension StorageService {
         }
     }
 
-    private func decideType(_ head: ByteBuffer, rules: IngestRules) throws(StorageError) -> String {
+    func decideType(_ head: ByteBuffer, rules: IngestRules) throws(StorageError) -> String {
         let sniffed = head.withUnsafeReadableBytes { MediaSniffer.sniff($0) }
         if case .bucket(let allowed) = rules.typing {
             return try BucketTypes.decide(sniffed: sniffed, declared: rules.declaredType, allowed: allowed)

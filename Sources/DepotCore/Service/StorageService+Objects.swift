@@ -139,7 +139,7 @@ extension StorageService {
 
     /// Refuses early, before any byte is read, a create-only write to a name that exists (the
     /// commit checks again, atomically).
-    private func refuseExisting(_ key: ObjectKey, upsert: Bool) async throws {
+    func refuseExisting(_ key: ObjectKey, upsert: Bool) async throws {
         if !upsert, try await metadata.object(at: key) != nil {
             throw StorageError(.alreadyExists, "the object already exists")
         }

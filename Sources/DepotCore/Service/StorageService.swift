@@ -34,14 +34,17 @@ public struct StorageService: Sendable {
     public let images: (any ImageRenderer)?
     /// Transformed images kept (the render API); nil without a ``RenditionStore``.
     public let renditions: RenditionCache?
+    /// Where resumable (TUS) uploads stage their bytes; nil: no resumable uploads.
+    public let resumable: (any ResumableStore)?
 
     public init(
         blobs: any BlobStore, metadata: any MetadataStore, settings: StorageSettings, keys: KeyRing,
         jobs: (any JobStore)? = nil, images: (any ImageRenderer)? = nil, renditions: (any RenditionStore)? = nil,
-        logger: Logger = Logger(label: "depot"), now: @escaping @Sendable () -> Date = { Date() }
+        resumable: (any ResumableStore)? = nil, logger: Logger = Logger(label: "depot"), now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.jobs = jobs ?? (metadata as? any JobStore)
         self.images = images
+        self.resumable = resumable
         self.renditions = (renditions ?? (metadata as? any RenditionStore)).map {
             RenditionCache(
                 store: $0, maxBytes: settings.renditionCacheBytes, concurrentRenders: settings.concurrentRenders,

@@ -11,6 +11,9 @@ public struct StorageSettings: Sendable {
     public var maxSignedURLTTL: Int64 = 7 * 24 * 3600
     /// Presigned upload URL lifetime, seconds.
     public var uploadURLTTL: Int64 = 300
+    /// How long a resumable (TUS) upload may take from its creation, seconds; past it the upload
+    /// answers 404 and garbage collection removes its bytes.
+    public var resumableTTL: Int64 = 24 * 3600
     /// Per-object size limit, bytes.
     public var maxFileSize: Int64 = 10 * 1024 * 1024
     /// Allowed media types, decided by magic bytes.
@@ -65,6 +68,9 @@ public struct StorageSettings: Sendable {
         }
         guard uploadURLTTL >= 1, uploadURLTTL <= maxSignedURLTTL else {
             throw .invalidRequest("the upload URL lifetime must be 1 s … \(maxSignedURLTTL) s")
+        }
+        guard resumableTTL >= 60, resumableTTL <= 30 * 24 * 3600 else {
+            throw .invalidRequest("the resumable upload lifetime must be 60 s … 30 days")
         }
         guard maxFileSize >= 1, maxFileSize <= Self.largestFileSizeLimit else {
             throw .invalidRequest("the max file size must be 1 … \(Self.largestFileSizeLimit) bytes (5 TiB, S3's largest object)")

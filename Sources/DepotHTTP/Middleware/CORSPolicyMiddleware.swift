@@ -29,7 +29,7 @@ struct CORSPolicyMiddleware: RouterMiddleware {
                 headers[.accessControlAllowOrigin] = allowOrigin
                 headers[.accessControlAllowMethods] = "GET, HEAD, PUT, POST, PATCH, DELETE, OPTIONS"
                 headers[.accessControlAllowHeaders] =
-                    "Authorization, Content-Type, Range, x-checksum-sha256, Content-Digest, If-None-Match, apikey, x-client-info, x-upsert, x-metadata, cache-control, x-signature, tus-resumable, upload-length, upload-offset, upload-metadata"
+                    "Authorization, Content-Type, Range, x-checksum-sha256, Content-Digest, If-None-Match, apikey, x-client-info, x-upsert, x-metadata, cache-control, x-signature, tus-resumable, upload-length, upload-offset, upload-metadata, upload-checksum"
                 headers[.accessControlMaxAge] = "3600"
                 if allowOrigin != "*" { headers[.vary] = "Origin" }
             }
@@ -46,7 +46,8 @@ struct CORSPolicyMiddleware: RouterMiddleware {
 /// The origins one group of routes allows, and what an allowed request's answer says
 /// (`CORSPolicyMiddleware`, and `PipelineDownloads` for the object URLs it answers).
 struct CORSOrigins: Sendable {
-    static let exposedHeaders = "ETag, Content-Length, Content-Range, Content-Disposition, Location, Upload-Offset, Upload-Length, Tus-Resumable"
+    static let exposedHeaders =
+        "ETag, Content-Length, Content-Range, Content-Disposition, Location, Upload-Offset, Upload-Length, Upload-Expires, Tus-Resumable"
     let allowsAny: Bool
     let listed: Set<String>
 

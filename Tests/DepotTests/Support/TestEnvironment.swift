@@ -43,7 +43,8 @@ struct TestEnvironment: Sendable {
         let service = try await StorageService.assemble(
             blobs: try blobs ?? FileSystemBlobStore(directory: dir),
             metadata: try metadata ?? SQLiteMetadataStore(path: dir + "/depot.sqlite"), rowsShared: false, cacheBlobs: cacheBlobs,
-            settings: settings, secret: Self.secret, images: images, logger: TestLogging.logger("depot-test", level: .warning),
+            settings: settings, secret: Self.secret, images: images, resumable: try FileResumableStore(directory: dir + "/resumable"),
+            logger: TestLogging.logger("depot-test", level: .warning),
             now: clock ?? { Date() })
         return TestEnvironment(
             dir: dir, service: service, jwt: await ProjectJWT(secret: Self.secret),

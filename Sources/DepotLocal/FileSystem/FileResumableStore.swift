@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+import DepotCore
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Resumable uploads staged in one directory, as tusd's file store keeps them: `<id>.json` (the
+/// record, written to a temporary name, fsynced and renamed) and `<id>.bin` (the bytes so far; its
+/// size is the offset). An append is fsynced before it returns.
+public final class FileResumableStore: ResumableStore {
+    let directory: String
+    let threadPool: NIOThreadPool
+    let allocator = ByteBufferAllocator()
+    /// Uploads with an append under way (one at a time each).
+    private let busy = Mutex<Set<String>>([])
+    static let readChunk = 256 * 1024
+
+    public init(directory: String, threadPool: NIOThreadPool = FileSystemBlobStore.ioThreadPool) throws {
+        self.directory = directory
+        self.threadPool = threadPool
+        _ = try POSIX.mkdir(directory)
+        // Temporary records of a create that crashed before its rename.
+        for name in try POSIX.list(directory) where name.hasSuffix(".tmp") {
+            try? POSIX.unlink(directory + "/" + name)
+        }
+    }
+
+    func paths(_ id: String) throws(StorageError) -> (record: String, bytes: String) {
+        guard ResumableUpload.isValidID(id) else { throw .notFound("no such upload") }
+        return (directory + "/" + id + ".json", directory + "/" + id + ".bin")
+    }
+
+    public func create(_ upload: ResumableUpload) async throws {
+        let (record, bytes) = try paths(upload.id)
+        let json = try JSONEncoder().encode(upload)
+        let directory = self.directory
+        try await threadPool.runIfActive {
+            let fd = try POSIX.open(bytes, O_WRONLY | O_CREAT | O_EXCL)
+            try POSIX.fsync(fd, path: bytes)
+            close(fd)
+            let temp = record + ".tmp"
+            let rfd = try POSIX.open(temp, O_WRONLY | O_CREAT | O_TRUNC)
+            defer { close(rfd) }
+            try POSIX.writeAll(rfd, ByteBuffer(bytes: json), path: temp)
+            try POSIX.fsync(rfd, path: temp)
+            try POSIX.rename(temp, record)
+            try POSIX.fsyncDirectory(directory)
+        }
+    }
+
+    public func upload(id: String) async throws -> (upload: ResumableUpload, offset: Int64)? {
+        let (record, bytes) = try paths(id)
+        return try await threadPool.runIfActive { () throws -> (ResumableUpload, Int64)? in
+            guard let data = FileManager.default.contents(atPath: record), let size = try POSIX.status(bytes)?.size else { return nil }
+            guard let upload = try? JSONDecoder().decode(ResumableUpload.self, from: data) else {
+                throw StorageError.internal("the record of resumable upload \(id) cannot be read")
+            }
+            return (upload, size)
+        }
+    }
+
+    public func append<Body: AsyncSequence>(
+        id: String, at offset: Int64, limit: Int64, body: Body, observe: (ByteBuffer) async throws -> Void
+    ) async throws -> Int64 where Body.Element == ByteBuffer {
+        let (_, bytes) = try paths(id)
+        let claimed = busy.withLock { $0.insert(id).inserted }
+        guard claimed else { throw StorageError(.conflict, "another request is appending to this upload; retry once it ends") }
+        defer { _ = busy.withLock { $0.remove(id) } }
+        let fd = try await threadPool.runIfActive { () throws -> Int32 in
+            guard try POSIX.status(bytes) != nil else { throw StorageError.notFound("no such upload") }
+            return try POSIX.open(bytes, O_WRONLY | O_APPEND)
+        }
+        defer { close(fd) }
+        let size = try await threadPool.runIfActive { try POSIX.fileSize(fd, path: bytes) }
+        guard size == offset else {
+            throw StorageError(.conflict, "Upload-Offset \(offset) is not the upload's offset, \(size)")
+        }
+        var end = offset
+        do {
+            for try await chunk in body {
+                end = RequestNumber.saturatingAdd(end, Int64(chunk.readableBytes))
+                if end > limit { throw StorageError(.payloadTooLarge, "the upload is larger than its \(limit) bytes") }
+                try await observe(chunk)
+                try await threadPool.runIfActive { try POSIX.writeAll(fd, chunk, path: bytes) }
+            }
+            try await threadPool.runIfActive { try POSIX.fdatasync(fd, path: bytes) }
+        } catch {
+            try? await threadPool.runIfActive { if ftruncate(fd, off_t(offset)) == 0 { _ = fdatasync(fd) } }
+            throw error
+        }
+        return end
+    }
+
+    public func truncate(id: String, to offset: Int64) async throws {
+        let (_, bytes) = try paths(id)
+        try await threadPool.runIfActive {
+            let fd = try POSIX.open(bytes, O_WRONLY)
+            defer { close(fd) }
+            guard ftruncate(fd, off_t(offset)) == 0 else { throw POSIX.error("ftruncate", bytes) }
+            try POSIX.fdatasync(fd, path: bytes)
+        }
+    }
+
+    public func read(id: String, into consume: (ByteBuffer) async throws -> Void) async throws {
+        let (_, bytes) = try paths(id)
+        let fd = try await threadPool.runIfActive { try POSIX.open(bytes, O_RDONLY) }
+        defer { close(fd) }
+        var at: Int64 = 0
+        let allocator = self.allocator
+        while true {
+            let position = at
+            let chunk = try await threadPool.runIfActive {
+                try POSIX.pread(fd, count: Self.readChunk, offset: position, path: bytes, allocator: allocator)
+            }
+            if chunk.readableBytes == 0 { return }
+            at += Int64(chunk.readableBytes)
+            try await consume(chunk)
+        }
+    }
+
+    public func delete(id: String) async throws {
+        let (record, bytes) = try paths(id)
+        try await threadPool.runIfActive {
+            try POSIX.unlink(record)
+            try POSIX.unlink(bytes)
+        }
+    }
+
+    public func expired(before date: Date) async throws -> [String] {
+        let directory = self.directory
+        return try await threadPool.runIfActive {
+            var ids: [String] = []
+            for name in try POSIX.list(directory) where name.hasSuffix(".json") {
+                let id = String(name.dropLast(5))
+                guard ResumableUpload.isValidID(id), let data = FileManager.default.contents(atPath: directory + "/" + name) else { continue }
+                // A record that cannot be read is of no use to anyone: collected too.
+                let upload = try? JSONDecoder().decode(ResumableUpload.self, from: data)
+                if upload.map({ $0.expiresAt < date }) ?? true { ids.append(id) }
+            }
+            return ids
+        }
+    }
+}

@@ -1,0 +1,177 @@
+import Crypto
+import DepotCore
+import Foundation
+import HTTPTypes
+import Testing
+
+/// Resumable uploads (TUS 1.0) at `/storage/v1/upload/resumable`, over real HTTP: pieces become
+/// one object only when the last arrives; every refusal is its real status with nothing kept.
+@Suite("Resumable uploads (TUS)")
+struct ResumableUploadTests {
+    static func metadata(_ pairs: [(String, String)]) -> String {
+        pairs.map { "\($0.0) \(Data($0.1.utf8).base64EncodedString())" }.joined(separator: ",")
+    }
+
+    static func tus(_ auth: HTTPFields, _ extra: HTTPFields = [:]) -> HTTPFields {
+        var h = auth
+        h[HTTPField.Name("Tus-Resumable")!] = "1.0.0"
+        for f in extra { h[f.name] = f.value }
+        return h
+    }
+
+    static func creation(_ auth: HTTPFields, bucket: String, name: String, length: Int, type: String = "image/png") -> HTTPFields {
+        tus(auth, [
+            HTTPField.Name("Upload-Length")!: String(length),
+            HTTPField.Name("Upload-Metadata")!: metadata([("bucketName", bucket), ("objectName", name), ("contentType", type)]),
+        ])
+    }
+
+    static func patch(_ auth: HTTPFields, offset: Int, checksum: [UInt8]? = nil) -> HTTPFields {
+        var extra: HTTPFields = [HTTPField.Name("Upload-Offset")!: String(offset), .contentType: "application/offset+octet-stream"]
+        if let checksum { extra[HTTPField.Name("Upload-Checksum")!] = "sha256 " + Data(SHA256.hash(data: checksum)).base64EncodedString() }
+        return tus(auth, extra)
+    }
+
+    static func location(_ r: LiveClient.Reply) -> String {
+        TestEnvironment.local(r.headers[.location] ?? "")
+    }
+
+    @Test func piecesBecomeOneObjectWhenTheLastArrives() async throws {
+        let env = try await TestEnvironment.make()
+        defer { env.cleanup() }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let service = try await env.auth("svc", role: .serviceRole)
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "docs"]).status == .ok)
+            let options = try await client.request(.options, "/storage/v1/upload/resumable")
+            #expect(options.status == .noContent && options.headers[HTTPField.Name("Tus-Extension")!]?.contains("checksum") == true)
+
+            let bytes = Fixture.png(100_000)
+            let created = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "docs", name: "alice/big.png", length: bytes.count))
+            #expect(created.status == .created, "\(created.text)")
+            let url = Self.location(created)
+            #expect(url.hasPrefix("/storage/v1/upload/resumable/") && created.headers[HTTPField.Name("Upload-Expires")!] != nil)
+
+            let first = Array(bytes[..<40_000])
+            let p1 = try await client.request(.patch, url, headers: Self.patch(alice, offset: 0, checksum: first), body: first)
+            #expect(p1.status == .noContent && p1.headers[HTTPField.Name("Upload-Offset")!] == "40000", "\(p1.text)")
+            let key = ObjectKey(bucket: "docs", path: try ObjectPath("alice/big.png"))
+            #expect(try await env.service.metadata.object(at: key) == nil, "nothing visible before the last byte")
+            let head = try await client.request(.head, url, headers: Self.tus(alice))
+            #expect(head.headers[HTTPField.Name("Upload-Offset")!] == "40000" && head.headers[HTTPField.Name("Upload-Length")!] == "100000")
+
+            // A stale offset, another user's attempt, a lying checksum: each refused, nothing kept.
+            let stale = try await client.request(.patch, url, headers: Self.patch(alice, offset: 0), body: first)
+            #expect(stale.status == .conflict, "\(stale.text)")
+            let bob = try await env.auth("bob")
+            #expect(try await client.request(.patch, url, headers: Self.patch(bob, offset: 40_000), body: [1, 2, 3]).status == .notFound)
+            #expect(try await client.request(.head, url, headers: Self.tus(bob)).status == .notFound)
+            let rest = Array(bytes[40_000...])
+            var wrong = rest
+            wrong[5] ^= 1
+            let lie = try await client.request(.patch, url, headers: Self.patch(alice, offset: 40_000, checksum: wrong), body: rest)
+            #expect(lie.status.code == 460, "\(lie.status) \(lie.text)")
+            let tooMuch = try await client.request(.patch, url, headers: Self.patch(alice, offset: 40_000), body: rest + [0])
+            #expect(tooMuch.status == .contentTooLarge, "\(tooMuch.text)")
+            #expect(try await client.request(.head, url, headers: Self.tus(alice)).headers[HTTPField.Name("Upload-Offset")!] == "40000")
+
+            let last = try await client.request(.patch, url, headers: Self.patch(alice, offset: 40_000, checksum: rest), body: rest)
+            #expect(last.status == .noContent && last.headers[HTTPField.Name("Upload-Offset")!] == "100000", "\(last.text)")
+            let object = try #require(try await env.service.metadata.object(at: key))
+            #expect(object.size == 100_000 && object.contentType == "image/png" && object.owner == "alice")
+            #expect(object.sha256 == SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
+            let read = try await client.request(.get, "/storage/v1/object/authenticated/docs/alice/big.png", headers: alice)
+            #expect(read.bytes == bytes)
+            #expect(try await client.request(.head, url, headers: Self.tus(alice)).status == .notFound, "the finished upload is gone")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: env.dir + "/resumable").isEmpty)
+        }
+    }
+
+    @Test func creationWithUploadAndTermination() async throws {
+        let env = try await TestEnvironment.make()
+        defer { env.cleanup() }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let bytes = Fixture.png(3000)
+            var headers = Self.creation(alice, bucket: "assets", name: "alice/one.png", length: bytes.count)
+            headers[.contentType] = "application/offset+octet-stream"
+            let created = try await client.request(.post, "/storage/v1/upload/resumable", headers: headers, body: bytes)
+            #expect(created.status == .created && created.headers[HTTPField.Name("Upload-Offset")!] == "3000", "\(created.text)")
+            let read = try await client.request(.get, "/storage/v1/object/authenticated/assets/alice/one.png", headers: alice)
+            #expect(read.bytes == bytes)
+
+            let before = try await env.snapshot()
+            let open = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "assets", name: "alice/two.png", length: 5000))
+            let url = Self.location(open)
+            #expect(try await client.request(.patch, url, headers: Self.patch(alice, offset: 0), body: Fixture.png(2000)).status == .noContent)
+            #expect(try await client.request(.delete, url, headers: Self.tus(alice)).status == .noContent)
+            #expect(try await client.request(.head, url, headers: Self.tus(alice)).status == .notFound)
+            #expect(try await env.snapshot() == before)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: env.dir + "/resumable").isEmpty)
+        }
+    }
+
+    /// What an upload would be refused for is refused at creation (or at the first bytes, for
+    /// the type), with the real status and a plain-text reason; nothing is stored.
+    @Test func refusalsComeEarlyAndKeepNothing() async throws {
+        let env = try await TestEnvironment.make { $0.maxFileSize = 50_000 }
+        defer { env.cleanup() }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let service = try await env.auth("svc", role: .serviceRole)
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "pngs", "allowed_mime_types": ["image/png"]]).status == .ok)
+            let before = try await env.snapshot()
+            let path = "/storage/v1/upload/resumable"
+            let cases: [(HTTPFields, Int, String)] = [
+                (Self.creation(alice, bucket: "pngs", name: "alice/huge.png", length: 50_001), 413, "over the size limit"),
+                (Self.creation(alice, bucket: "pngs", name: "bob/x.png", length: 10), 403, "another tenant's name"),
+                (Self.creation(alice, bucket: "nope", name: "alice/x.png", length: 10), 404, "no such bucket"),
+                (Self.creation(alice, bucket: "pngs", name: "alice/x.txt", length: 10, type: "text/plain"), 415, "a type the bucket refuses"),
+                (Self.creation(alice, bucket: "pngs", name: "alice/../x.png", length: 10), 400, "a path trick"),
+                (Self.tus(alice, [HTTPField.Name("Upload-Length")!: "10"]), 400, "no metadata"),
+                (Self.tus(alice, [HTTPField.Name("Upload-Length")!: "99999999999999999999999", HTTPField.Name("Upload-Metadata")!: "bucketName cG5ncw=="]), 400, "a length past Int64"),
+                (Self.tus(alice, [HTTPField.Name("Upload-Length")!: "10", HTTPField.Name("Upload-Metadata")!: "bucketName !!!"]), 400, "metadata not base64"),
+            ]
+            for (headers, status, what) in cases {
+                let r = try await client.request(.post, path, headers: headers)
+                #expect(Int(r.status.code) == status, "\(what): \(r.status) \(r.text)")
+                #expect(r.headers[.contentType]?.hasPrefix("text/plain") == true && !r.text.isEmpty, "\(what): \(r.text)")
+            }
+            var noVersion = Self.creation(alice, bucket: "pngs", name: "alice/x.png", length: 10)
+            noVersion[HTTPField.Name("Tus-Resumable")!] = nil
+            #expect(try await client.request(.post, path, headers: noVersion).status == .preconditionFailed)
+            #expect(try await client.request(.post, path, headers: Self.creation([:], bucket: "pngs", name: "alice/x.png", length: 10)).status != .created)
+
+            // Text sent as a PNG: refused at the first bytes, not after the last.
+            let open = try await client.request(.post, path, headers: Self.creation(alice, bucket: "pngs", name: "alice/t.png", length: 40_000))
+            let url = Self.location(open)
+            let text = Array(repeating: UInt8(ascii: "a"), count: 20_000)
+            let r = try await client.request(.patch, url, headers: Self.patch(alice, offset: 0), body: text)
+            #expect(r.status == .unsupportedMediaType, "\(r.text)")
+            #expect(try await client.request(.head, url, headers: Self.tus(alice)).headers[HTTPField.Name("Upload-Offset")!] == "0")
+            #expect(try await env.snapshot() == before)
+        }
+    }
+
+    /// An upload not finished in `resumableTTL` answers 404 and garbage collection removes it.
+    @Test func expiredUploadsAreGoneAndCollected() async throws {
+        let clock = TestClock()
+        let env = try await TestEnvironment.make({ $0.resumableTTL = 3600 }, clock: clock.now)
+        defer { env.cleanup() }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let open = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "assets", name: "alice/late.png", length: 5000))
+            let url = Self.location(open)
+            #expect(try await client.request(.patch, url, headers: Self.patch(alice, offset: 0), body: Fixture.png(1000)).status == .noContent)
+            #expect(try await env.service.collectGarbage().expiredResumables == 0)
+            clock.advance(3601)
+            #expect(try await client.request(.head, url, headers: Self.tus(alice)).status == .notFound)
+            #expect(try await client.request(.patch, url, headers: Self.patch(alice, offset: 1000), body: Fixture.png(10)).status == .notFound)
+            #expect(try await env.service.collectGarbage().expiredResumables == 1)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: env.dir + "/resumable").isEmpty)
+        }
+    }
+}

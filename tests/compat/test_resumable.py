@@ -1,0 +1,117 @@
+"""Resumable uploads (TUS 1.0) with a real client, tuspy, against `depot serve`: upload in pieces,
+pause and resume on a new connection, survive `kill -9` of the server mid-upload, and the refusals
+(wrong offset 409, checksum mismatch 460, over the size limit 413) with nothing visible until the
+last byte."""
+
+import base64
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+from tusclient import client as tus
+from tusclient.exceptions import TusCommunicationError
+from tusclient.uploader import Uploader
+
+from conftest import ROOT, Depot, _free_port
+
+MIB = 1024 * 1024
+
+
+class Sha256Uploader(Uploader):
+    """tuspy's uploader with its Upload-Checksum in SHA-256 (its default is SHA-1)."""
+    CHECKSUM_ALGORITHM_PAIR = ("sha256", hashlib.sha256)
+
+
+@pytest.fixture()
+def server():
+    """A server of its own (restarted by the tests on the same data and port)."""
+    binary = Path(os.environ.get("DEPOT_BIN", ROOT / ".build" / "debug" / "depot"))
+    with tempfile.TemporaryDirectory(prefix="depot-tus-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        box = {"depot": Depot(binary, data, _free_port())}
+        box["restart"] = lambda: box.update(depot=Depot(binary, data, box["depot"].port))
+        yield box
+        if box["depot"].process.poll() is None:
+            box["depot"].stop()
+
+
+def tus_client(depot, sub="alice"):
+    token = depot.user_token(sub)
+    return tus.TusClient(depot.storage_url + "/upload/resumable",
+                         headers={"Authorization": f"Bearer {token}", "apikey": depot.anon_key}), token
+
+
+def make_bucket(depot, name="videos"):
+    depot.client(depot.service_key).create_bucket(name)
+
+
+def test_upload_pause_resume_and_kill_9(server):
+    depot = server["depot"]
+    make_bucket(depot)
+    body = os.urandom(3 * MIB)
+    client, token = tus_client(depot)
+    meta = {"bucketName": "videos", "objectName": "alice/film.bin", "contentType": "application/octet-stream"}
+    up = Sha256Uploader(file_stream=io.BytesIO(body), client=client, chunk_size=512 * 1024, metadata=meta,
+                        upload_checksum=True)
+    up.upload(stop_at=MIB)
+    assert up.offset == MIB
+    user = depot.client(depot.anon_key, token)
+    with pytest.raises(Exception):
+        user.from_("videos").download("alice/film.bin")  # nothing visible before the last byte
+
+    # The server dies (kill -9) after an acknowledged PATCH; a new one resumes where it was.
+    depot.process.kill()
+    depot.process.wait()
+    server["restart"]()
+    depot = server["depot"]
+    client, token = tus_client(depot)
+    resumed = Sha256Uploader(file_stream=io.BytesIO(body), client=client, url=up.url, chunk_size=512 * 1024,
+                             upload_checksum=True)
+    assert resumed.offset == MIB, "the acknowledged offset survived the crash"
+    resumed.upload()
+    got = depot.client(depot.anon_key, token).from_("videos").download("alice/film.bin")
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(body).hexdigest()
+    info = depot.client(depot.anon_key, token).from_("videos").info("alice/film.bin")
+    assert info["size"] == len(body)
+
+
+def test_refusals(server):
+    depot = server["depot"]
+    make_bucket(depot)
+    client, token = tus_client(depot)
+    headers = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+
+    def b64(s):
+        return base64.b64encode(s.encode()).decode()
+
+    # Over the server's limit (5 MiB in these tests): refused at creation, 413.
+    big = Uploader(file_stream=io.BytesIO(b"x" * (5 * MIB + 1)), client=client,
+                   metadata={"bucketName": "videos", "objectName": "alice/big.bin"})
+    with pytest.raises(TusCommunicationError) as e:
+        big.upload()
+    assert e.value.status_code == 413
+
+    created = httpx.post(depot.storage_url + "/upload/resumable", headers={
+        **headers, "Upload-Length": "10", "Upload-Metadata": f"bucketName {b64('videos')},objectName {b64('alice/x.bin')}"})
+    assert created.status_code == 201, created.text
+    url = created.headers["Location"]
+    patch = {**headers, "Content-Type": "application/offset+octet-stream"}
+    wrong = httpx.patch(url, headers={**patch, "Upload-Offset": "5"}, content=b"01234")
+    assert wrong.status_code == 409, wrong.text
+    digest = base64.b64encode(hashlib.sha256(b"not this").digest()).decode()
+    bad = httpx.patch(url, headers={**patch, "Upload-Offset": "0", "Upload-Checksum": f"sha256 {digest}"}, content=b"01234")
+    assert bad.status_code == 460, bad.text
+    assert httpx.head(url, headers=headers).headers["Upload-Offset"] == "0", "nothing of a refused PATCH is kept"
+    # Another user does not see the upload at all.
+    other = depot.user_token("bob")
+    assert httpx.head(url, headers={**headers, "Authorization": f"Bearer {other}"}).status_code == 404
+    # Terminated: gone.
+    assert httpx.delete(url, headers=headers).status_code == 204
+    assert httpx.head(url, headers=headers).status_code == 404
+    listing = depot.client(depot.service_key).from_("videos").list("alice")
+    assert listing == [], listing
