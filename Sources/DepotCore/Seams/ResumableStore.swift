@@ -80,4 +80,7 @@ public protocol ResumableStore: Sendable {
     func delete(id: String) async throws
     /// Ids of uploads that expired before `date` (for garbage collection).
     func expired(before date: Date) async throws -> [String]
+    /// How many uploads of `owner` are kept (finished ones are removed; expired ones count until
+    /// collected).
+    func openUploads(owner: String?) async -> Int
 }

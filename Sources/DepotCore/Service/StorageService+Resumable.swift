@@ -45,6 +45,15 @@ extension StorageService {
         }
         try await refuseExisting(key, upsert: write.upsert)
         try await checkQuota(owner: identity.owner, adding: length, replacing: write.upsert ? key : nil)
+        let most = settings.quota.pendingUploads
+        if most > 0, let owner = identity.owner {
+            let open = await store.openUploads(owner: owner)
+            if open >= most {
+                throw StorageError(
+                    .rateLimited, "the user has \(open) resumable uploads open (at most \(most)); finish or terminate some, or let them expire",
+                    retryAfter: 60)
+            }
+        }
         let t = now()
         let upload = ResumableUpload(
             id: ResumableUpload.newID(), bucket: key.bucket, path: key.path.string, owner: identity.owner, role: identity.role.rawValue,

@@ -18,6 +18,8 @@ public final class FileResumableStore: ResumableStore {
     let allocator = ByteBufferAllocator()
     /// Uploads with an append under way (one at a time each).
     private let busy = Mutex<Set<String>>([])
+    /// Uploads kept, by owner ("" for none); counted from the records at start.
+    private let counts = Mutex<[String: Int]>([:])
     static let readChunk = 256 * 1024
 
     public init(directory: String, threadPool: NIOThreadPool = FileSystemBlobStore.ioThreadPool) throws {
@@ -25,9 +27,20 @@ public final class FileResumableStore: ResumableStore {
         self.threadPool = threadPool
         _ = try POSIX.mkdir(directory)
         // Temporary records of a create that crashed before its rename.
-        for name in try POSIX.list(directory) where name.hasSuffix(".tmp") {
-            try? POSIX.unlink(directory + "/" + name)
+        var counts: [String: Int] = [:]
+        for name in try POSIX.list(directory) {
+            if name.hasSuffix(".tmp") { try? POSIX.unlink(directory + "/" + name) }
+            if name.hasSuffix(".json"), let upload = Self.record(at: directory + "/" + name) { counts[upload.owner ?? "", default: 0] += 1 }
         }
+        self.counts.withLock { $0 = counts }
+    }
+
+    static func record(at path: String) -> ResumableUpload? {
+        FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(ResumableUpload.self, from: $0) }
+    }
+
+    public func openUploads(owner: String?) async -> Int {
+        counts.withLock { $0[owner ?? "", default: 0] }
     }
 
     func paths(_ id: String) throws(StorageError) -> (record: String, bytes: String) {
@@ -51,6 +64,7 @@ public final class FileResumableStore: ResumableStore {
             try POSIX.rename(temp, record)
             try POSIX.fsyncDirectory(directory)
         }
+        counts.withLock { $0[upload.owner ?? "", default: 0] += 1 }
     }
 
     public func upload(id: String) async throws -> (upload: ResumableUpload, offset: Int64)? {
@@ -125,9 +139,17 @@ public final class FileResumableStore: ResumableStore {
 
     public func delete(id: String) async throws {
         let (record, bytes) = try paths(id)
-        try await threadPool.runIfActive {
+        let removed = try await threadPool.runIfActive { () throws -> ResumableUpload? in
+            let upload = Self.record(at: record)
             try POSIX.unlink(record)
             try POSIX.unlink(bytes)
+            return upload
+        }
+        if let removed {
+            counts.withLock { counts in
+                let key = removed.owner ?? ""
+                if let n = counts[key] { counts[key] = n > 1 ? n - 1 : nil }
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 import Crypto
+import Depot
 import DepotCore
 import Foundation
 import HTTPTypes
@@ -20,10 +21,12 @@ struct ResumableUploadTests {
     }
 
     static func creation(_ auth: HTTPFields, bucket: String, name: String, length: Int, type: String = "image/png") -> HTTPFields {
-        tus(auth, [
-            HTTPField.Name("Upload-Length")!: String(length),
-            HTTPField.Name("Upload-Metadata")!: metadata([("bucketName", bucket), ("objectName", name), ("contentType", type)]),
-        ])
+        tus(
+            auth,
+            [
+                HTTPField.Name("Upload-Length")!: String(length),
+                HTTPField.Name("Upload-Metadata")!: metadata([("bucketName", bucket), ("objectName", name), ("contentType", type)]),
+            ])
     }
 
     static func patch(_ auth: HTTPFields, offset: Int, checksum: [UInt8]? = nil) -> HTTPFields {
@@ -121,7 +124,9 @@ struct ResumableUploadTests {
         try await env.live { client in
             let alice = try await env.auth("alice")
             let service = try await env.auth("svc", role: .serviceRole)
-            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "pngs", "allowed_mime_types": ["image/png"]]).status == .ok)
+            #expect(
+                try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "pngs", "allowed_mime_types": ["image/png"]]).status
+                    == .ok)
             let before = try await env.snapshot()
             let path = "/storage/v1/upload/resumable"
             let cases: [(HTTPFields, Int, String)] = [
@@ -131,8 +136,16 @@ struct ResumableUploadTests {
                 (Self.creation(alice, bucket: "pngs", name: "alice/x.txt", length: 10, type: "text/plain"), 415, "a type the bucket refuses"),
                 (Self.creation(alice, bucket: "pngs", name: "alice/../x.png", length: 10), 400, "a path trick"),
                 (Self.tus(alice, [HTTPField.Name("Upload-Length")!: "10"]), 400, "no metadata"),
-                (Self.tus(alice, [HTTPField.Name("Upload-Length")!: "99999999999999999999999", HTTPField.Name("Upload-Metadata")!: "bucketName cG5ncw=="]), 400, "a length past Int64"),
-                (Self.tus(alice, [HTTPField.Name("Upload-Length")!: "10", HTTPField.Name("Upload-Metadata")!: "bucketName !!!"]), 400, "metadata not base64"),
+                (
+                    Self.tus(
+                        alice,
+                        [HTTPField.Name("Upload-Length")!: "99999999999999999999999", HTTPField.Name("Upload-Metadata")!: "bucketName cG5ncw=="]),
+                    400, "a length past Int64"
+                ),
+                (
+                    Self.tus(alice, [HTTPField.Name("Upload-Length")!: "10", HTTPField.Name("Upload-Metadata")!: "bucketName !!!"]), 400,
+                    "metadata not base64"
+                ),
             ]
             for (headers, status, what) in cases {
                 let r = try await client.request(.post, path, headers: headers)
@@ -142,7 +155,9 @@ struct ResumableUploadTests {
             var noVersion = Self.creation(alice, bucket: "pngs", name: "alice/x.png", length: 10)
             noVersion[HTTPField.Name("Tus-Resumable")!] = nil
             #expect(try await client.request(.post, path, headers: noVersion).status == .preconditionFailed)
-            #expect(try await client.request(.post, path, headers: Self.creation([:], bucket: "pngs", name: "alice/x.png", length: 10)).status != .created)
+            #expect(
+                try await client.request(.post, path, headers: Self.creation([:], bucket: "pngs", name: "alice/x.png", length: 10)).status != .created
+            )
 
             // Text sent as a PNG: refused at the first bytes, not after the last.
             let open = try await client.request(.post, path, headers: Self.creation(alice, bucket: "pngs", name: "alice/t.png", length: 40_000))
@@ -152,6 +167,37 @@ struct ResumableUploadTests {
             #expect(r.status == .unsupportedMediaType, "\(r.text)")
             #expect(try await client.request(.head, url, headers: Self.tus(alice)).headers[HTTPField.Name("Upload-Offset")!] == "0")
             #expect(try await env.snapshot() == before)
+        }
+    }
+
+    /// Open uploads count toward `--max-open-uploads` (per user, also after a restart): no one
+    /// stages unbounded uploads.
+    @Test func openUploadsAreBoundedPerUser() async throws {
+        let env = try await TestEnvironment.make { $0.quota.pendingUploads = 2 }
+        defer { env.cleanup() }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            var urls: [String] = []
+            for i in 0..<2 {
+                let r = try await client.request(
+                    .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "assets", name: "alice/\(i).png", length: 100))
+                #expect(r.status == .created)
+                urls.append(Self.location(r))
+            }
+            let third = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "assets", name: "alice/2.png", length: 100))
+            #expect(third.status == .tooManyRequests && third.headers[.retryAfter] != nil, "\(third.text)")
+            let bob = try await env.auth("bob")
+            #expect(
+                try await client.request(
+                    .post, "/storage/v1/upload/resumable", headers: Self.creation(bob, bucket: "assets", name: "bob/0.png", length: 100)
+                ).status == .created, "another user has his own bound")
+            // A restarted server counts what is staged.
+            #expect(await (try FileResumableStore(directory: env.dir + "/resumable")).openUploads(owner: "alice") == 2)
+            #expect(try await client.request(.delete, urls[0], headers: Self.tus(alice)).status == .noContent)
+            let again = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "assets", name: "alice/2.png", length: 100))
+            #expect(again.status == .created, "\(again.text)")
         }
     }
 
