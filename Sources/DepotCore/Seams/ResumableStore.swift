@@ -67,11 +67,15 @@ public protocol ResumableStore: Sendable {
     /// Appends `body` at `offset`, which must be the upload's current offset (else `.conflict`),
     /// refusing past `limit` bytes in all (`.payloadTooLarge`, nothing of this body kept).
     /// `observe` sees every chunk before it is written; what it throws ends the append with
-    /// nothing of this body kept.
+    /// nothing of this body kept. A body that fails (the client went away) keeps what was
+    /// written of it when `keepPartial` (durable), else nothing; the append then throws
+    /// `.invalidRequest`.
     /// - Returns: the new offset, durable.
     func append<Body: AsyncSequence>(
-        id: String, at offset: Int64, limit: Int64, body: Body, observe: (ByteBuffer) async throws -> Void
+        id: String, at offset: Int64, limit: Int64, keepPartial: Bool, body: Body, observe: (ByteBuffer) async throws -> Void
     ) async throws -> Int64 where Body.Element == ByteBuffer
+    /// The first `count` bytes staged (fewer when fewer are there).
+    func head(id: String, count: Int) async throws -> ByteBuffer
     /// Drops what was appended past `offset` (a body whose checksum did not match).
     func truncate(id: String, to offset: Int64) async throws
     /// Streams the staged bytes in order, in bounded chunks.
@@ -80,7 +84,7 @@ public protocol ResumableStore: Sendable {
     func delete(id: String) async throws
     /// Ids of uploads that expired before `date` (for garbage collection).
     func expired(before date: Date) async throws -> [String]
-    /// How many uploads of `owner` are kept (finished ones are removed; expired ones count until
-    /// collected).
-    func openUploads(owner: String?) async -> Int
+    /// How many uploads of `owner` are kept, and the bytes they declared (finished ones are
+    /// removed; expired ones count until collected).
+    func openUploads(owner: String?) async -> (count: Int, bytes: Int64)
 }

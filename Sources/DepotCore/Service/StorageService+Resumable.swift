@@ -34,6 +34,7 @@ extension StorageService {
     public func createResumable(as identity: Identity, at key: ObjectKey, length: Int64, _ write: ObjectWrite) async throws -> ResumableUpload {
         let store = try resumableStore()
         guard length >= 0 else { throw StorageError.invalidRequest("Upload-Length must be 0 or more") }
+        try BucketRecord.validate(name: key.bucket)
         let found = try await metadata.bucket(named: key.bucket)
         try authorizeWrite(identity, key, upsert: write.upsert, in: found)
         guard let bucket = found else { throw StorageError.bucketNotFound() }
@@ -44,13 +45,14 @@ extension StorageService {
             throw StorageError(.unsupportedMediaType, "mime type \(declared) is not supported")
         }
         try await refuseExisting(key, upsert: write.upsert)
-        try await checkQuota(owner: identity.owner, adding: length, replacing: write.upsert ? key : nil)
+        // The user's unfinished uploads hold their declared bytes: staged ones count as stored.
+        let open = await store.openUploads(owner: identity.owner)
+        try await checkQuota(owner: identity.owner, adding: RequestNumber.saturatingAdd(length, open.bytes), replacing: write.upsert ? key : nil)
         let most = settings.quota.pendingUploads
-        if most > 0, let owner = identity.owner {
-            let open = await store.openUploads(owner: owner)
-            if open >= most {
+        if most > 0, identity.owner != nil {
+            if open.count >= most {
                 throw StorageError(
-                    .rateLimited, "the user has \(open) resumable uploads open (at most \(most)); finish or terminate some, or let them expire",
+                    .rateLimited, "the user has \(open.count) resumable uploads open (at most \(most)); finish or terminate some, or let them expire",
                     retryAfter: 60)
             }
         }
@@ -80,6 +82,8 @@ extension StorageService {
     }
 
     /// Appends `body` at `offset`; the append that reaches the upload's length commits the object.
+    /// What a refused append sent is not kept (the offset stays); a body cut short by the client
+    /// keeps what arrived, unless it came with a checksum (which it cannot match).
     /// - Parameter checksum: the body's digest (TUS `checksum`); a mismatch keeps nothing of it.
     /// - Throws: `.conflict` (the offset is not the upload's), `.checksumMismatch`,
     ///   `.payloadTooLarge` (past the declared length), the type and write errors of an upload.
@@ -99,16 +103,10 @@ extension StorageService {
         }
         var sha256 = checksum.flatMap { if case .sha256 = $0 { SHA256() } else { nil } }
         var sha1 = checksum.flatMap { if case .sha1 = $0 { Insecure.SHA1() } else { nil } }
-        var head: ByteBuffer? = offset == 0 ? ByteBuffer() : nil
-        let end = try await store.append(id: id, at: offset, limit: upload.length, body: body) { chunk in
+        let end = try await store.append(id: id, at: offset, limit: upload.length, keepPartial: checksum == nil, body: body) { chunk in
             chunk.withUnsafeReadableBytes {
                 sha256?.update(bufferPointer: $0)
                 sha1?.update(bufferPointer: $0)
-            }
-            if var h = head, h.readableBytes < MediaSniffer.prefixLength {
-                var c = chunk.getSlice(at: chunk.readerIndex, length: min(chunk.readableBytes, MediaSniffer.prefixLength - h.readableBytes))!
-                h.writeBuffer(&c)
-                head = h
             }
         }
         do {
@@ -119,8 +117,11 @@ extension StorageService {
             case nil: matches = true
             }
             if !matches { throw StorageError(.checksumMismatch, "the body's digest does not match Upload-Checksum") }
-            // The type is known from the first bytes: refuse now rather than after the last.
-            if let head, head.readableBytes >= min(MediaSniffer.prefixLength, Int(clamping: upload.length)) {
+            // The type is known from the first bytes: refuse now (when they are all here, however
+            // many appends they took) rather than after the last.
+            let prefix = Int64(MediaSniffer.prefixLength)
+            if offset < prefix, end >= min(prefix, upload.length) {
+                let head = try await store.head(id: id, count: MediaSniffer.prefixLength)
                 _ = try decideType(head, rules: bucketRules(bucket, declaredType: upload.contentType, path: key.path))
             }
         } catch {
@@ -128,7 +129,16 @@ extension StorageService {
             throw error
         }
         state.offset = end
-        if end == upload.length { state.object = try await finishResumable(as: identity, upload, in: bucket, store: store) }
+        if end == upload.length {
+            do {
+                state.object = try await finishResumable(as: identity, upload, in: bucket, store: store)
+            } catch {
+                // Refused (a taken name, the quota, the type) or failed: this append is not kept,
+                // so the upload is not taken for done; the client may send it again.
+                try? await store.truncate(id: id, to: offset)
+                throw error
+            }
+        }
         return state
     }
 

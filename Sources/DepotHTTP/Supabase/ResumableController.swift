@@ -51,17 +51,32 @@ struct ResumableController: Sendable {
             var write = ObjectWrite(upsert: request.headers[.xUpsert] == "true")
             write.contentType = meta["contentType"].flatMap { $0.isEmpty ? nil : $0 }
             write.cacheControl = meta["cacheControl"].flatMap(SupabaseUpload.cacheControl(field:)) ?? "no-cache"
-            write.userMetadata = meta["metadata"].flatMap { SupabaseUpload.jsonObjectText(Data($0.utf8)) }
+            if let text = meta["metadata"] {
+                guard let json = SupabaseUpload.jsonObjectText(Data(text.utf8)) else {
+                    throw StorageError.invalidRequest("the Upload-Metadata value 'metadata' must be a JSON object")
+                }
+                write.userMetadata = json
+            }
             let upload = try await service.createResumable(as: identity, at: key, length: length, write)
             var headers = Self.headers(upload)
             headers[.location] = service.settings.publicBaseURL + Self.path + "/" + upload.id
             // creation-with-upload: the request's body is the first append.
-            if request.headers[.contentType] == "application/offset+octet-stream" {
-                let state = try await service.appendResumable(
-                    as: identity, id: upload.id, offset: 0, checksum: try TusHeaders.checksum(request.headers[.uploadChecksum]),
-                    body: request.body)
-                headers[.uploadOffset] = String(state.offset)
-                if let object = state.object { metrics.recordBytesIn(object.size) }
+            // creation-with-upload, or an empty upload (complete at once, as tusd does). A refused
+            // first append ends the upload too: the client never learnt its URL.
+            let withBytes = request.headers[.contentType] == "application/offset+octet-stream"
+            if withBytes || length == 0 {
+                let body: any AsyncSequence<ByteBuffer, any Error> =
+                    withBytes ? request.body : AsyncThrowingStream<ByteBuffer, any Error> { $0.finish() }
+                do {
+                    let state = try await service.appendResumable(
+                        as: identity, id: upload.id, offset: 0, checksum: try TusHeaders.checksum(request.headers[.uploadChecksum]),
+                        body: body)
+                    headers[.uploadOffset] = String(state.offset)
+                    if let object = state.object { metrics.recordBytesIn(object.size) }
+                } catch {
+                    try? await service.terminateResumable(as: identity, id: upload.id)
+                    throw error
+                }
             }
             return Response(status: .created, headers: headers)
         }

@@ -18,8 +18,9 @@ public final class FileResumableStore: ResumableStore {
     let allocator = ByteBufferAllocator()
     /// Uploads with an append under way (one at a time each).
     private let busy = Mutex<Set<String>>([])
-    /// Uploads kept, by owner ("" for none); counted from the records at start.
-    private let counts = Mutex<[String: Int]>([:])
+    /// Uploads kept and the bytes they declared, by owner ("" for none); counted from the
+    /// records at start.
+    private let counts = Mutex<[String: (count: Int, bytes: Int64)]>([:])
     static let readChunk = 256 * 1024
 
     public init(directory: String, threadPool: NIOThreadPool = FileSystemBlobStore.ioThreadPool) throws {
@@ -27,20 +28,28 @@ public final class FileResumableStore: ResumableStore {
         self.threadPool = threadPool
         _ = try POSIX.mkdir(directory)
         // Temporary records of a create that crashed before its rename.
-        var counts: [String: Int] = [:]
+        var counts: [String: (count: Int, bytes: Int64)] = [:]
         for name in try POSIX.list(directory) {
             if name.hasSuffix(".tmp") { try? POSIX.unlink(directory + "/" + name) }
-            if name.hasSuffix(".json"), let upload = Self.record(at: directory + "/" + name) { counts[upload.owner ?? "", default: 0] += 1 }
+            if name.hasSuffix(".json"), let upload = Self.record(at: directory + "/" + name) { Self.add(upload, 1, to: &counts) }
         }
         self.counts.withLock { $0 = counts }
+    }
+
+    private static func add(_ upload: ResumableUpload, _ sign: Int, to counts: inout [String: (count: Int, bytes: Int64)]) {
+        let key = upload.owner ?? ""
+        var entry = counts[key] ?? (0, 0)
+        entry.count += sign
+        entry.bytes = sign > 0 ? RequestNumber.saturatingAdd(entry.bytes, upload.length) : max(0, entry.bytes - upload.length)
+        counts[key] = entry.count > 0 ? entry : nil
     }
 
     static func record(at path: String) -> ResumableUpload? {
         FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(ResumableUpload.self, from: $0) }
     }
 
-    public func openUploads(owner: String?) async -> Int {
-        counts.withLock { $0[owner ?? "", default: 0] }
+    public func openUploads(owner: String?) async -> (count: Int, bytes: Int64) {
+        counts.withLock { $0[owner ?? ""] ?? (0, 0) }
     }
 
     func paths(_ id: String) throws(StorageError) -> (record: String, bytes: String) {
@@ -64,7 +73,7 @@ public final class FileResumableStore: ResumableStore {
             try POSIX.rename(temp, record)
             try POSIX.fsyncDirectory(directory)
         }
-        counts.withLock { $0[upload.owner ?? "", default: 0] += 1 }
+        counts.withLock { Self.add(upload, 1, to: &$0) }
     }
 
     public func upload(id: String) async throws -> (upload: ResumableUpload, offset: Int64)? {
@@ -79,7 +88,7 @@ public final class FileResumableStore: ResumableStore {
     }
 
     public func append<Body: AsyncSequence>(
-        id: String, at offset: Int64, limit: Int64, body: Body, observe: (ByteBuffer) async throws -> Void
+        id: String, at offset: Int64, limit: Int64, keepPartial: Bool, body: Body, observe: (ByteBuffer) async throws -> Void
     ) async throws -> Int64 where Body.Element == ByteBuffer {
         let (_, bytes) = try paths(id)
         let claimed = busy.withLock { $0.insert(id).inserted }
@@ -95,15 +104,29 @@ public final class FileResumableStore: ResumableStore {
             throw StorageError(.conflict, "Upload-Offset \(offset) is not the upload's offset, \(size)")
         }
         var end = offset
+        var written = offset
+        var cutShort = false
         do {
-            for try await chunk in body {
+            var chunks = body.makeAsyncIterator()
+            while true {
+                let next: ByteBuffer?
+                do { next = try await chunks.next() } catch {
+                    // The client went away mid-body: what arrived is kept (durable) when it may be.
+                    guard keepPartial else { throw StorageError.invalidRequest("the request body ended early; nothing of it is kept") }
+                    try await threadPool.runIfActive { try POSIX.fdatasync(fd, path: bytes) }
+                    cutShort = true
+                    throw StorageError.invalidRequest("the request body ended early; the upload's offset is now \(written)")
+                }
+                guard let chunk = next else { break }
                 end = RequestNumber.saturatingAdd(end, Int64(chunk.readableBytes))
                 if end > limit { throw StorageError(.payloadTooLarge, "the upload is larger than its \(limit) bytes") }
                 try await observe(chunk)
                 try await threadPool.runIfActive { try POSIX.writeAll(fd, chunk, path: bytes) }
+                written = end
             }
             try await threadPool.runIfActive { try POSIX.fdatasync(fd, path: bytes) }
         } catch {
+            if cutShort { throw error }
             try? await threadPool.runIfActive { if ftruncate(fd, off_t(offset)) == 0 { _ = fdatasync(fd) } }
             throw error
         }
@@ -117,6 +140,16 @@ public final class FileResumableStore: ResumableStore {
             defer { close(fd) }
             guard ftruncate(fd, off_t(offset)) == 0 else { throw POSIX.error("ftruncate", bytes) }
             try POSIX.fdatasync(fd, path: bytes)
+        }
+    }
+
+    public func head(id: String, count: Int) async throws -> ByteBuffer {
+        let (_, bytes) = try paths(id)
+        let allocator = self.allocator
+        return try await threadPool.runIfActive {
+            let fd = try POSIX.open(bytes, O_RDONLY)
+            defer { close(fd) }
+            return try POSIX.pread(fd, count: count, offset: 0, path: bytes, allocator: allocator)
         }
     }
 
@@ -145,12 +178,7 @@ public final class FileResumableStore: ResumableStore {
             try POSIX.unlink(bytes)
             return upload
         }
-        if let removed {
-            counts.withLock { counts in
-                let key = removed.owner ?? ""
-                if let n = counts[key] { counts[key] = n > 1 ? n - 1 : nil }
-            }
-        }
+        if let removed { counts.withLock { Self.add(removed, -1, to: &$0) } }
     }
 
     public func expired(before date: Date) async throws -> [String] {

@@ -113,6 +113,37 @@ struct ResumableUploadTests {
             #expect(try await client.request(.head, url, headers: Self.tus(alice)).status == .notFound)
             #expect(try await env.snapshot() == before)
             #expect(try FileManager.default.contentsOfDirectory(atPath: env.dir + "/resumable").isEmpty)
+
+            // A refused first append ends the upload it created (its URL never reached the client).
+            var lying = Self.patch(alice, offset: 0, checksum: [1, 2, 3])
+            for f in Self.creation(alice, bucket: "assets", name: "alice/three.png", length: 3000) { lying[f.name] = f.value }
+            let refused = try await client.request(.post, "/storage/v1/upload/resumable", headers: lying, body: bytes)
+            #expect(refused.status.code == 460, "\(refused.status) \(refused.text)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: env.dir + "/resumable").isEmpty)
+
+            // The name was taken while the upload ran (no upsert): the last PATCH gets 409 and is
+            // not kept (the offset stays, so no client takes the upload for done).
+            let racing = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "assets", name: "alice/four.png", length: bytes.count))
+            let racingURL = Self.location(racing)
+            let firstPart = Array(bytes[..<1000])
+            #expect(try await client.request(.patch, racingURL, headers: Self.patch(alice, offset: 0), body: firstPart).status == .noContent)
+            let taken = try await client.request(
+                .post, "/storage/v1/object/assets/alice/four.png", headers: alice + [.contentType: "image/png"], body: Fixture.png(500))
+            #expect(taken.status == .ok)
+            let clash = try await client.request(.patch, racingURL, headers: Self.patch(alice, offset: 1000), body: Array(bytes[1000...]))
+            #expect(clash.status == .conflict, "\(clash.text)")
+            #expect(try await client.request(.head, racingURL, headers: Self.tus(alice)).headers[HTTPField.Name("Upload-Offset")!] == "1000")
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/assets/alice/four.png", headers: alice).bytes.count == 500)
+
+            // An empty upload is complete at its creation (in a bucket that takes any type).
+            let service = try await env.auth("svc", role: .serviceRole)
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "files"]).status == .ok)
+            let empty = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "files", name: "alice/empty.bin", length: 0, type: ""))
+            #expect(empty.status == .created, "\(empty.text)")
+            let stored = try await client.request(.get, "/storage/v1/object/authenticated/files/alice/empty.bin", headers: alice)
+            #expect(stored.status == .ok && stored.bytes.isEmpty, "\(stored.text)")
         }
     }
 
@@ -146,6 +177,24 @@ struct ResumableUploadTests {
                     Self.tus(alice, [HTTPField.Name("Upload-Length")!: "10", HTTPField.Name("Upload-Metadata")!: "bucketName !!!"]), 400,
                     "metadata not base64"
                 ),
+                (
+                    Self.tus(
+                        alice,
+                        [
+                            HTTPField.Name("Upload-Length")!: "10",
+                            HTTPField.Name("Upload-Metadata")!: Self.metadata([("bucketName", "pngs\u{0}x"), ("objectName", "alice/x.png")]),
+                        ]), 400, "a NUL in the bucket name"
+                ),
+                (
+                    Self.tus(
+                        alice,
+                        [
+                            HTTPField.Name("Upload-Length")!: "10",
+                            HTTPField.Name("Upload-Metadata")!: Self.metadata([
+                                ("bucketName", "pngs"), ("objectName", "alice/x.png"), ("metadata", "[1]"),
+                            ]),
+                        ]), 400, "metadata that is not a JSON object"
+                ),
             ]
             for (headers, status, what) in cases {
                 let r = try await client.request(.post, path, headers: headers)
@@ -159,13 +208,18 @@ struct ResumableUploadTests {
                 try await client.request(.post, path, headers: Self.creation([:], bucket: "pngs", name: "alice/x.png", length: 10)).status != .created
             )
 
-            // Text sent as a PNG: refused at the first bytes, not after the last.
+            // Text sent as a PNG: refused at the first bytes, not after the last, even when they
+            // come in several appends.
             let open = try await client.request(.post, path, headers: Self.creation(alice, bucket: "pngs", name: "alice/t.png", length: 40_000))
             let url = Self.location(open)
             let text = Array(repeating: UInt8(ascii: "a"), count: 20_000)
             let r = try await client.request(.patch, url, headers: Self.patch(alice, offset: 0), body: text)
             #expect(r.status == .unsupportedMediaType, "\(r.text)")
             #expect(try await client.request(.head, url, headers: Self.tus(alice)).headers[HTTPField.Name("Upload-Offset")!] == "0")
+            #expect(try await client.request(.patch, url, headers: Self.patch(alice, offset: 0), body: [0x89]).status == .noContent)
+            let second = try await client.request(.patch, url, headers: Self.patch(alice, offset: 1), body: Array(text[..<100]))
+            #expect(second.status == .unsupportedMediaType, "\(second.text)")
+            #expect(try await client.request(.head, url, headers: Self.tus(alice)).headers[HTTPField.Name("Upload-Offset")!] == "1")
             #expect(try await env.snapshot() == before)
         }
     }
@@ -193,11 +247,71 @@ struct ResumableUploadTests {
                     .post, "/storage/v1/upload/resumable", headers: Self.creation(bob, bucket: "assets", name: "bob/0.png", length: 100)
                 ).status == .created, "another user has his own bound")
             // A restarted server counts what is staged.
-            #expect(await (try FileResumableStore(directory: env.dir + "/resumable")).openUploads(owner: "alice") == 2)
+            let restarted = await (try FileResumableStore(directory: env.dir + "/resumable")).openUploads(owner: "alice")
+            #expect(restarted.count == 2 && restarted.bytes == 200)
             #expect(try await client.request(.delete, urls[0], headers: Self.tus(alice)).status == .noContent)
             let again = try await client.request(
                 .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "assets", name: "alice/2.png", length: 100))
             #expect(again.status == .created, "\(again.text)")
+        }
+    }
+
+    /// A connection lost mid-PATCH keeps what arrived (a client resumes from there); with a
+    /// checksum, which the part cannot match, nothing of it.
+    @Test func aDroppedConnectionKeepsWhatArrived() async throws {
+        let env = try await TestEnvironment.make()
+        defer { env.cleanup() }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let bytes = Fixture.png(200_000)
+            let open = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "assets", name: "alice/cut.png", length: bytes.count))
+            let url = Self.location(open)
+            func cut(checksum: Bool) async throws -> String? {
+                var head = "PATCH \(url) HTTP/1.1\r\nHost: x\r\nAuthorization: \(alice[.authorization]!)\r\nTus-Resumable: 1.0.0\r\n"
+                head += "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: \(bytes.count)\r\n"
+                if checksum { head += "Upload-Checksum: sha256 \(Data(SHA256.hash(data: bytes)).base64EncodedString())\r\n" }
+                let fd = try RawSocket.connect(port: client.port)
+                RawSocket.send(fd, Array((head + "\r\n").utf8) + Array(bytes[..<100_000]))
+                try await Task.sleep(for: .milliseconds(300))
+                close(fd)
+                // Until the server has seen the connection end (then the offset holds still).
+                var last: String? = nil
+                for _ in 0..<50 {
+                    try await Task.sleep(for: .milliseconds(200))
+                    let offset = try await client.request(.head, url, headers: Self.tus(alice)).headers[HTTPField.Name("Upload-Offset")!]
+                    if offset == last, let offset, offset == "0" || offset == "100000" { return offset }
+                    last = offset
+                }
+                return last
+            }
+            #expect(try await cut(checksum: true) == "0", "a part that cannot match its checksum is not kept")
+            let kept = try await cut(checksum: false)
+            #expect(kept == "100000", "\(kept ?? "nil")")
+            let rest = Array(bytes[100_000...])
+            #expect(try await client.request(.patch, url, headers: Self.patch(alice, offset: 100_000), body: rest).status == .noContent)
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/assets/alice/cut.png", headers: alice).bytes == bytes)
+        }
+    }
+
+    /// Unfinished uploads hold their declared bytes against the quota: many open uploads cannot
+    /// stage more than the user may store.
+    @Test func stagedBytesCountAgainstTheQuota() async throws {
+        let env = try await TestEnvironment.make { $0.quota.bytes = 10_000 }
+        defer { env.cleanup() }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            #expect(try await client.upload(Fixture.png(3000), headers: alice).status == .created)
+            let first = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "assets", name: "alice/a.png", length: 6000))
+            #expect(first.status == .created)
+            let second = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "assets", name: "alice/b.png", length: 2000))
+            #expect(second.status == .contentTooLarge, "3000 stored + 6000 staged + 2000 > 10000: \(second.text)")
+            #expect(try await client.request(.delete, Self.location(first), headers: Self.tus(alice)).status == .noContent)
+            let again = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "assets", name: "alice/b.png", length: 2000))
+            #expect(again.status == .created)
         }
     }
 
