@@ -30,6 +30,9 @@ public protocol BlobFiles: Sendable {
     /// The path of the blob's file, or `nil` when the store has no file for such an id. The file
     /// may be missing (a deleted blob): the caller checks when it opens it.
     func localFile(of id: BlobID) -> String?
+    /// Makes the durable file at `path` blob `id` without copying it (a hard link, so the file
+    /// keeps its own name too). False when it cannot (another file system): the caller copies.
+    func adopt(file path: String, as id: BlobID) async throws -> Bool
 }
 
 extension CachedMetadataStore: MetadataPeeking {
@@ -49,6 +52,10 @@ extension CachedBlobStore: BlobPeeking, BlobFiles {
         cache.insert(bytes, for: id, cost: Self.cost(of: bytes), ifVersion: epoch)
     }
     public func localFile(of id: BlobID) -> String? { (base as? any BlobFiles)?.localFile(of: id) }
+    public func adopt(file path: String, as id: BlobID) async throws -> Bool {
+        guard let files = base as? any BlobFiles else { return false }
+        return try await files.adopt(file: path, as: id)
+    }
 }
 
 /// An object that can be served without asking either store: its row from memory, and its bytes

@@ -74,6 +74,9 @@ public protocol ResumableStore: Sendable {
     func append<Body: AsyncSequence>(
         id: String, at offset: Int64, limit: Int64, keepPartial: Bool, body: Body, observe: (ByteBuffer) async throws -> Void
     ) async throws -> Int64 where Body.Element == ByteBuffer
+    /// The staged bytes' file, when they are one local file (a blob store on the same file system
+    /// may then take it without a copy: ``BlobFiles/adopt(file:as:)``).
+    func localFile(id: String) -> String?
     /// The first `count` bytes staged (fewer when fewer are there).
     func head(id: String, count: Int) async throws -> ByteBuffer
     /// Drops what was appended past `offset` (a body whose checksum did not match).

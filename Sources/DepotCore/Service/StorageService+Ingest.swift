@@ -41,14 +41,7 @@ extension StorageService {
     func ingest(
         rules: IngestRules, produce: (_ consume: (ByteBuffer) async throws -> Void) async throws -> Void
     ) async throws -> IngestedBlob {
-        // A declared type must be one `type/subtype[; params]`; it is stored as sent (Supabase
-        // clients read back the exact string they sent).
-        var rules = rules
-        if let declared = rules.declaredType {
-            let trimmed = declared.trimmingCharacters(in: .whitespaces)
-            if !trimmed.isEmpty { _ = try MediaType.normalize(trimmed) }
-            rules.declaredType = trimmed.isEmpty ? nil : trimmed
-        }
+        let rules = try Self.checkedDeclaredType(rules)
         let id = BlobID.random()
         let writer = try await blobs.makeWriter(for: id)
         let limit = rules.exactSize.map { min($0, rules.maxSize) } ?? rules.maxSize
@@ -94,6 +87,18 @@ extension StorageService {
             await writer.abort()
             throw error
         }
+    }
+
+    /// A declared type must be one `type/subtype[; params]`; it is stored as sent (Supabase
+    /// clients read back the exact string they sent), trimmed.
+    static func checkedDeclaredType(_ rules: IngestRules) throws -> IngestRules {
+        var rules = rules
+        if let declared = rules.declaredType {
+            let trimmed = declared.trimmingCharacters(in: .whitespaces)
+            if !trimmed.isEmpty { _ = try MediaType.normalize(trimmed) }
+            rules.declaredType = trimmed.isEmpty ? nil : trimmed
+        }
+        return rules
     }
 
     func decideType(_ head: ByteBuffer, rules: IngestRules) throws(StorageError) -> String {

@@ -152,13 +152,40 @@ extension StorageService {
         rules.exactSize = upload.length
         try precheck(rules, contentLength: upload.length)
         try await refuseExisting(key, upsert: upload.upsert)
-        let blob = try await ingest(rules: rules) { consume in try await store.read(id: upload.id, into: consume) }
+        let blob: IngestedBlob
+        if let adopted = try await adoptStaged(upload, rules: rules, store: store) {
+            blob = adopted
+        } else {
+            blob = try await ingest(rules: rules) { consume in try await store.read(id: upload.id, into: consume) }
+        }
         let (record, _) = try await commit(
             blob, at: key, owner: identity.owner, upsert: upload.upsert, cacheControl: upload.cacheControl, metadata: upload.userMetadata)
         do { try await store.delete(id: upload.id) } catch {
             logger.warning("could not remove a finished resumable upload; garbage collection will", metadata: ["upload": "\(upload.id)"])
         }
         return record
+    }
+
+    /// The staged file as a blob without copying it, when the blob store can take it (files on the
+    /// same file system): checked as ``ingest(_:rules:)`` checks (type from the first bytes, the
+    /// exact size, SHA-256 of the whole, read back from the page cache). Nil: copy instead.
+    func adoptStaged(_ upload: ResumableUpload, rules: IngestRules, store: any ResumableStore) async throws -> IngestedBlob? {
+        let id = BlobID.random()
+        guard let files = blobFiles, files.localFile(of: id) != nil, let staged = store.localFile(id: upload.id) else { return nil }
+        let rules = try Self.checkedDeclaredType(rules)
+        let type = try decideType(try await store.head(id: upload.id, count: MediaSniffer.prefixLength), rules: rules)
+        var hasher = PipelinedSHA256()
+        var count: Int64 = 0
+        try await store.read(id: upload.id) { chunk in
+            count += Int64(chunk.readableBytes)
+            await hasher.update(chunk)
+        }
+        let digest = await hasher.finalize()
+        guard count == upload.length else {
+            throw StorageError(.sizeMismatch, "the upload has \(count) bytes, \(upload.length) were declared")
+        }
+        guard try await files.adopt(file: staged, as: id) else { return nil }
+        return IngestedBlob(id: id, size: count, sha256: digest, contentType: type)
     }
 
     /// Ends an unfinished upload and drops its bytes (TUS `termination`).

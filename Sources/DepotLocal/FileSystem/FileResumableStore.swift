@@ -143,6 +143,8 @@ public final class FileResumableStore: ResumableStore {
         }
     }
 
+    public func localFile(id: String) -> String? { try? paths(id).bytes }
+
     public func head(id: String, count: Int) async throws -> ByteBuffer {
         let (_, bytes) = try paths(id)
         let allocator = self.allocator

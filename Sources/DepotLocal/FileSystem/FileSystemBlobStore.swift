@@ -139,4 +139,16 @@ public struct FileSystemBlobStore: BlobStore {
 
 extension FileSystemBlobStore: BlobFiles {
     public func localFile(of id: BlobID) -> String? { try? path(of: id) }
+
+    public func adopt(file path: String, as id: BlobID) async throws -> Bool {
+        let final = try self.path(of: id)
+        return try await threadPool.runIfActive {
+            if link(path, final) != 0 {
+                if errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP { return false }
+                throw POSIX.error("link", final)
+            }
+            try POSIX.fsyncDirectory(String(final[..<final.lastIndex(of: "/")!]))
+            return true
+        }
+    }
 }
