@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import NIOCore
+import Synchronization
 
 // MARK: - Resumable uploads (TUS 1.0)
 //
@@ -101,10 +102,14 @@ extension StorageService {
         guard offset == state.offset else {
             throw StorageError(.conflict, "Upload-Offset \(offset) is not the upload's offset, \(state.offset)")
         }
+        // The whole upload's SHA-256, carried from append to append in this process (after a
+        // restart, or when an append failed, the commit reads the staged bytes back instead).
+        var running = resumableDigests.take(id, at: offset) ?? (offset == 0 ? SHA256() : nil)
         var sha256 = checksum.flatMap { if case .sha256 = $0 { SHA256() } else { nil } }
         var sha1 = checksum.flatMap { if case .sha1 = $0 { Insecure.SHA1() } else { nil } }
         let end = try await store.append(id: id, at: offset, limit: upload.length, keepPartial: checksum == nil, body: body) { chunk in
             chunk.withUnsafeReadableBytes {
+                running?.update(bufferPointer: $0)
                 sha256?.update(bufferPointer: $0)
                 sha1?.update(bufferPointer: $0)
             }
@@ -128,6 +133,7 @@ extension StorageService {
             try await store.truncate(id: id, to: offset)
             throw error
         }
+        if let running { resumableDigests.put(id, at: end, running) }
         state.offset = end
         if end == upload.length {
             do {
@@ -174,28 +180,55 @@ extension StorageService {
         guard let files = blobFiles, files.localFile(of: id) != nil, let staged = store.localFile(id: upload.id) else { return nil }
         let rules = try Self.checkedDeclaredType(rules)
         let type = try decideType(try await store.head(id: upload.id, count: MediaSniffer.prefixLength), rules: rules)
-        var hasher = PipelinedSHA256()
-        var count: Int64 = 0
-        try await store.read(id: upload.id) { chunk in
-            count += Int64(chunk.readableBytes)
-            await hasher.update(chunk)
-        }
-        let digest = await hasher.finalize()
-        guard count == upload.length else {
-            throw StorageError(.sizeMismatch, "the upload has \(count) bytes, \(upload.length) were declared")
+        let digest: String
+        if let kept = resumableDigests.take(upload.id, at: upload.length) {
+            digest = kept.finalize().hexString
+        } else {
+            var hasher = PipelinedSHA256()
+            var count: Int64 = 0
+            try await store.read(id: upload.id) { chunk in
+                count += Int64(chunk.readableBytes)
+                await hasher.update(chunk)
+            }
+            digest = await hasher.finalize()
+            guard count == upload.length else {
+                throw StorageError(.sizeMismatch, "the upload has \(count) bytes, \(upload.length) were declared")
+            }
         }
         guard try await files.adopt(file: staged, as: id) else { return nil }
-        return IngestedBlob(id: id, size: count, sha256: digest, contentType: type)
+        return IngestedBlob(id: id, size: upload.length, sha256: digest, contentType: type)
     }
 
     /// Ends an unfinished upload and drops its bytes (TUS `termination`).
     public func terminateResumable(as identity: Identity, id: String) async throws {
         let store = try resumableStore()
         _ = try await resumableState(as: identity, id: id)
+        _ = resumableDigests.take(id, at: 0)
         try await store.delete(id: id)
     }
 }
 
 extension ResumableUpload {
     func key() throws -> ObjectKey { ObjectKey(bucket: bucket, path: try ObjectPath(path)) }
+}
+
+/// SHA-256 states of resumable uploads by id and the offset they cover; taken (removed) by the
+/// append that continues one, put back when it succeeds. Bounded: past 10,000 uploads all are
+/// dropped (their commits read the bytes back).
+final class RunningDigests: Sendable {
+    private let states = Mutex<[String: (offset: Int64, sha256: SHA256)]>([:])
+
+    func take(_ id: String, at offset: Int64) -> SHA256? {
+        states.withLock { states in
+            guard let entry = states.removeValue(forKey: id), entry.offset == offset else { return nil }
+            return entry.sha256
+        }
+    }
+
+    func put(_ id: String, at offset: Int64, _ sha256: SHA256) {
+        states.withLock { states in
+            if states.count >= 10_000 { states.removeAll() }
+            states[id] = (offset, sha256)
+        }
+    }
 }

@@ -36,6 +36,8 @@ public struct StorageService: Sendable {
     public let renditions: RenditionCache?
     /// Where resumable (TUS) uploads stage their bytes; nil: no resumable uploads.
     public let resumable: (any ResumableStore)?
+    /// The SHA-256 of each resumable upload's bytes so far, while this process saw them all.
+    let resumableDigests = RunningDigests()
 
     public init(
         blobs: any BlobStore, metadata: any MetadataStore, settings: StorageSettings, keys: KeyRing,

@@ -22,6 +22,7 @@ public final class FileResumableStore: ResumableStore {
     /// records at start.
     private let counts = Mutex<[String: (count: Int, bytes: Int64)]>([:])
     static let readChunk = 256 * 1024
+    static let writeChunk = 1024 * 1024
 
     public init(directory: String, threadPool: NIOThreadPool = FileSystemBlobStore.ioThreadPool) throws {
         self.directory = directory
@@ -103,8 +104,22 @@ public final class FileResumableStore: ResumableStore {
         guard size == offset else {
             throw StorageError(.conflict, "Upload-Offset \(offset) is not the upload's offset, \(size)")
         }
+        // Chunks are gathered into writes of up to `writeChunk` bytes, each written while the next
+        // are received and observed (hashed): at most one write in flight.
+        let pool = threadPool
+        var pending = allocator.buffer(capacity: 0)
+        var inFlight: Task<Void, any Error>? = nil
+        func flush() async throws {
+            if let previous = inFlight {
+                inFlight = nil
+                try await previous.value
+            }
+            guard pending.readableBytes > 0 else { return }
+            let buffer = pending
+            pending = allocator.buffer(capacity: 0)
+            inFlight = Task { try await pool.runIfActive { try POSIX.writeAll(fd, buffer, path: bytes) } }
+        }
         var end = offset
-        var written = offset
         var cutShort = false
         do {
             var chunks = body.makeAsyncIterator()
@@ -113,21 +128,27 @@ public final class FileResumableStore: ResumableStore {
                 do { next = try await chunks.next() } catch {
                     // The client went away mid-body: what arrived is kept (durable) when it may be.
                     guard keepPartial else { throw StorageError.invalidRequest("the request body ended early; nothing of it is kept") }
-                    try await threadPool.runIfActive { try POSIX.fdatasync(fd, path: bytes) }
+                    try await flush()
+                    try await flush()
+                    try await pool.runIfActive { try POSIX.fdatasync(fd, path: bytes) }
                     cutShort = true
-                    throw StorageError.invalidRequest("the request body ended early; the upload's offset is now \(written)")
+                    throw StorageError.invalidRequest("the request body ended early; the upload's offset is now \(end)")
                 }
                 guard let chunk = next else { break }
                 end = RequestNumber.saturatingAdd(end, Int64(chunk.readableBytes))
                 if end > limit { throw StorageError(.payloadTooLarge, "the upload is larger than its \(limit) bytes") }
                 try await observe(chunk)
-                try await threadPool.runIfActive { try POSIX.writeAll(fd, chunk, path: bytes) }
-                written = end
+                pending.writeImmutableBuffer(chunk)
+                if pending.readableBytes >= Self.writeChunk { try await flush() }
             }
-            try await threadPool.runIfActive { try POSIX.fdatasync(fd, path: bytes) }
+            try await flush()
+            try await flush()
+            try await pool.runIfActive { try POSIX.fdatasync(fd, path: bytes) }
         } catch {
             if cutShort { throw error }
-            try? await threadPool.runIfActive { if ftruncate(fd, off_t(offset)) == 0 { _ = fdatasync(fd) } }
+            // No write may land after the truncation.
+            if let previous = inFlight { _ = try? await previous.value }
+            try? await pool.runIfActive { if ftruncate(fd, off_t(offset)) == 0 { _ = fdatasync(fd) } }
             throw error
         }
         return end

@@ -107,6 +107,9 @@ struct ResumableUploadTests {
             #expect(created.status == .created && created.headers[HTTPField.Name("Upload-Offset")!] == "3000", "\(created.text)")
             let read = try await client.request(.get, "/storage/v1/object/authenticated/assets/alice/one.png", headers: alice)
             #expect(read.bytes == bytes)
+            // Its SHA-256 was carried through the appends (no read-back): the same digest.
+            let one = try await env.service.metadata.object(at: ObjectKey(bucket: "assets", path: try ObjectPath("alice/one.png")))
+            #expect(one?.sha256 == SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
 
             let before = try await env.snapshot()
             let open = try await client.request(
