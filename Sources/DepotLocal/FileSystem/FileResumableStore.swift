@@ -109,6 +109,7 @@ public final class FileResumableStore: ResumableStore {
         let pool = threadPool
         var pending = allocator.buffer(capacity: 0)
         var inFlight: Task<Void, any Error>? = nil
+        var flushed = offset
         func flush() async throws {
             if let previous = inFlight {
                 inFlight = nil
@@ -117,7 +118,15 @@ public final class FileResumableStore: ResumableStore {
             guard pending.readableBytes > 0 else { return }
             let buffer = pending
             pending = allocator.buffer(capacity: 0)
-            inFlight = Task { try await pool.runIfActive { try POSIX.writeAll(fd, buffer, path: bytes) } }
+            let at = flushed
+            flushed += Int64(buffer.readableBytes)
+            // Written back from now on, so the fdatasync that ends the append waits for the tail only.
+            inFlight = Task {
+                try await pool.runIfActive {
+                    try POSIX.writeAll(fd, buffer, path: bytes)
+                    POSIX.startWriteback(fd, offset: at, count: Int64(buffer.readableBytes))
+                }
+            }
         }
         var end = offset
         var cutShort = false
