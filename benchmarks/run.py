@@ -278,12 +278,74 @@ def measure_round(cfg, depot, results):
     results.add("huge_get_rss_mib", "depot", rss)
     http("DELETE", f"{depot.base}/v1/assets/{path}", headers=depot.auth)
 
+    measure_resumable(cfg, depot, results)
+
     # Physical limits of this disk, measured in the same run (from a clean page cache, as the uploads).
     os.sync()
     disk = json.loads(sh(["bash", os.path.join(PEERS_SRC, "limits_disk.sh")], timeout=60))
     results.add("disk_fdatasync_mb_s", "disk", disk["write_fdatasync_mb_s"])
     files = json.loads(sh([sys.executable, os.path.join(PEERS_SRC, "limits_smallfiles.py")], timeout=60))
     results.add("smallfiles_fsync_per_s", "disk", files["create_fsync_rename_fsyncdir_per_s"])
+
+
+def measure_resumable(cfg, depot, results):
+    """The large file through TUS in 8 MiB PATCHes (each acknowledged only once durable) against one
+    streamed Storage API upload of the same file, alternating which goes first, page cache flushed
+    before each; Depot's RSS growth during the TUS uploads."""
+    import base64
+    large = os.path.join(DATA, "large.bin")
+    size = os.path.getsize(large)
+    chunk = 8 * MIB if not cfg.smoke else MIB
+    conn = HTTPConnection(urllib.parse.urlsplit(depot.base).netloc, timeout=cfg.transfer_timeout * 4)
+    auth = depot.auth["Authorization"]
+
+    def single(i):
+        os.sync()
+        t0 = time.perf_counter()
+        with open(large, "rb") as f:
+            conn.request("POST", f"/storage/v1/object/assets/bench/tus-single-{i}.png", f,
+                         {"Authorization": auth, "Content-Type": "image/png", "Content-Length": str(size), "x-upsert": "true"})
+            r = conn.getresponse()
+            r.read()
+        assert r.status == 200, r.status
+        return size / (time.perf_counter() - t0) / 1e6
+
+    def resumable(i):
+        os.sync()
+        t0 = time.perf_counter()
+        meta = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in
+                        (("bucketName", "assets"), ("objectName", f"bench/tus-{i}.png"), ("contentType", "image/png")))
+        conn.request("POST", "/storage/v1/upload/resumable", None, {"Authorization": auth, "Tus-Resumable": "1.0.0",
+                     "Upload-Length": str(size), "Upload-Metadata": meta, "x-upsert": "true"})
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 201, r.status
+        url = urllib.parse.urlsplit(r.getheader("Location")).path
+        offset = 0
+        with open(large, "rb") as f:
+            while offset < size:
+                data = f.read(chunk)
+                conn.request("PATCH", url, data, {"Authorization": auth, "Tus-Resumable": "1.0.0", "Upload-Offset": str(offset),
+                                                  "Content-Type": "application/offset+octet-stream"})
+                r = conn.getresponse()
+                r.read()
+                assert r.status == 204, r.status
+                offset += len(data)
+        return size / (time.perf_counter() - t0) / 1e6
+
+    singles, tus, rss = [], [], []
+    for i in range(3):
+        if i % 2 == 0:
+            singles.append(single(i))
+        s = Sampler([depot.proc.pid], 120)
+        tus.append(resumable(i))
+        rss.append(s.stop()[0])
+        if i % 2 == 1:
+            singles.append(single(i))
+    conn.close()
+    results.add("storage_put_mb_s", "depot", statistics.median(singles))
+    results.add("tus_put_mb_s", "depot", statistics.median(tus))
+    results.add("tus_put_rss_mib", "depot", max(rss))
 
 
 # MARK: - Gallery: many distinct objects
@@ -438,6 +500,8 @@ ROWS = [
     ("huge_get_rss_mib", "RSS growth during a HUGE download, MiB", None, 64, False, 0, "≤ 64 MiB"),
     ("sign_1000_p50_ms", "POST /v1/signed-urls with 1,000 paths, p50 ms", None, 10, False, 1, "≤ 10 ms"),
     ("storage_sign_1000_p50_ms", "POST /storage/v1/object/sign/assets with 1,000 paths (5 access rules, benchmarks/rules.yaml), p50 ms", None, 10, False, 1, "≤ 10 ms"),
+    ("tus_put_mb_s", "resumable (TUS) upload of the large file in 8 MiB PATCHes, MB/s (peer: one streamed Storage API upload of it)", "depot:storage_put_mb_s:one upload", 0.8, True, 0, "≥ 0.8× one upload"),
+    ("tus_put_rss_mib", "RSS growth during the TUS uploads, MiB", None, 64, False, 0, "≤ 64 MiB"),
     ("flip_big_ms", "visibility flip of a 100 MiB object, ms", None, 5, False, 2, "≤ 5 ms"),
     ("flip_small_ms", "visibility flip of a 1 KiB object, ms", None, 5, False, 2, "≤ 5 ms"),
     # Depot with --blob-store s3 over the moto peer; moto's column is moto used directly (same run).
@@ -481,8 +545,9 @@ def report(cfg, res, env_info):
                 r = res.med(ref[5:], "moto")
                 refname = "moto"
             elif ref.startswith("depot:"):
-                r = res.med(ref[6:], "depot")
-                refname = "SQLite"
+                # depot:METRIC[:NAME]: another of Depot's own figures of the same run.
+                r = res.med(ref.split(":")[1], "depot")
+                refname = ref.split(":")[2] if ref.count(":") > 1 else "SQLite"
             else:
                 r = res.med(metric, ref)
                 refname = ref
@@ -496,7 +561,8 @@ def report(cfg, res, env_info):
             met = "yes" if (d >= target if higher else d <= target) else "**no**"
         moto_cell = res.cell(ref[5:], "moto", nd) if ref and ref.startswith("moto:") else res.cell(metric, "moto", nd)
         if ref and ref.startswith("depot:"):
-            moto_cell = f"SQLite Depot: {res.cell(ref[6:], 'depot', nd)}"
+            peer_name = ref.split(":")[2] if ref.count(":") > 1 else "SQLite Depot"
+            moto_cell = f"{peer_name}: {res.cell(ref.split(':')[1], 'depot', nd)}"
         lines.append(f"| {label} | {res.cell(metric, 'depot', nd)} | {res.cell(metric, 'nginx', nd)} | "
                      f"{moto_cell} | {res.cell(metric, 'rclone', nd)} | {ratio_txt} | {ttext} | {met} |")
     lines += micro_section(cfg.micro)
