@@ -46,6 +46,15 @@ extension StorageService {
         if upsert { try authorize(identity, .update, key, by: policy) }
     }
 
+    /// The bucket of `key` for a write ``authorizeWrite(_:_:upsert:in:)`` allows; the rules answer
+    /// before a missing bucket does (`.bucketNotFound`).
+    func writableBucket(_ identity: Identity, _ key: ObjectKey, upsert: Bool) async throws -> BucketRecord {
+        let found = try await metadata.bucket(named: key.bucket)
+        try authorizeWrite(identity, key, upsert: upsert, in: found)
+        guard let bucket = found else { throw StorageError.bucketNotFound() }
+        return bucket
+    }
+
     /// Whether `identity` may read the object at `key` of `bucket`: anyone in a public bucket,
     /// else a rule.
     func mayRead(_ identity: Identity, _ key: ObjectKey, in bucket: BucketRecord) -> Bool {

@@ -48,9 +48,7 @@ extension StorageService {
     public func writeObject<Body: AsyncSequence>(
         as identity: Identity, at key: ObjectKey, _ write: ObjectWrite, body: Body
     ) async throws -> ObjectRecord where Body.Element == ByteBuffer {
-        let found = try await metadata.bucket(named: key.bucket)
-        try authorizeWrite(identity, key, upsert: write.upsert, in: found)
-        guard let bucket = found else { throw StorageError.bucketNotFound() }
+        let bucket = try await writableBucket(identity, key, upsert: write.upsert)
         let rules = bucketRules(bucket, declaredType: write.contentType, path: key.path)
         try precheck(rules, contentLength: write.contentLength)
         try await refuseExisting(key, upsert: write.upsert)

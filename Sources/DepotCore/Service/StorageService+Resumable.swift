@@ -36,9 +36,7 @@ extension StorageService {
         let store = try resumableStore()
         guard length >= 0 else { throw StorageError.invalidRequest("Upload-Length must be 0 or more") }
         try BucketRecord.validate(name: key.bucket)
-        let found = try await metadata.bucket(named: key.bucket)
-        try authorizeWrite(identity, key, upsert: write.upsert, in: found)
-        guard let bucket = found else { throw StorageError.bucketNotFound() }
+        let bucket = try await writableBucket(identity, key, upsert: write.upsert)
         let rules = bucketRules(bucket, declaredType: write.contentType, path: key.path)
         try precheck(rules, contentLength: length)
         // A declared type the bucket refuses is refused now (upstream checks `contentType` here).
@@ -50,12 +48,10 @@ extension StorageService {
         let open = await store.openUploads(owner: identity.owner)
         try await checkQuota(owner: identity.owner, adding: RequestNumber.saturatingAdd(length, open.bytes), replacing: write.upsert ? key : nil)
         let most = settings.quota.pendingUploads
-        if most > 0, identity.owner != nil {
-            if open.count >= most {
-                throw StorageError(
-                    .rateLimited, "the user has \(open.count) resumable uploads open (at most \(most)); finish or terminate some, or let them expire",
-                    retryAfter: 60)
-            }
+        if most > 0, identity.owner != nil, open.count >= most {
+            throw StorageError(
+                .rateLimited, "the user has \(open.count) resumable uploads open (at most \(most)); finish or terminate some, or let them expire",
+                retryAfter: 60)
         }
         let t = now()
         let upload = ResumableUpload(
@@ -96,9 +92,7 @@ extension StorageService {
         let upload = state.upload
         let key = try upload.key()
         // The rules may have changed since the upload began.
-        let found = try await metadata.bucket(named: key.bucket)
-        try authorizeWrite(identity, key, upsert: upload.upsert, in: found)
-        guard let bucket = found else { throw StorageError.bucketNotFound() }
+        let bucket = try await writableBucket(identity, key, upsert: upload.upsert)
         guard offset == state.offset else {
             throw StorageError(.conflict, "Upload-Offset \(offset) is not the upload's offset, \(state.offset)")
         }
