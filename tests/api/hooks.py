@@ -1,5 +1,5 @@
 """Schemathesis hooks for scripts/api-check (loaded through SCHEMATHESIS_HOOKS). They change how two
-kinds of path parameter travel, never what is checked.
+kinds of path parameter travel, and say how to make one kind of body, never what is checked.
 
 1. Object names are `/`-separated and travel with their slashes (`/storage/v1/object/avatars/alice/me.png`),
    which an OpenAPI path parameter cannot say: schemathesis percent-encodes every path parameter, `/`
@@ -13,11 +13,17 @@ kinds of path parameter travel, never what is checked.
    no route at all. A request naming one is a request to another operation (described there), not to
    the generic object routes; negative cases aim at them on purpose. They go to a bucket of another
    name instead.
+
+3. TUS PATCH bodies (`application/offset+octet-stream`, a media type schemathesis does not know):
+   bytes, up to 64 KiB.
 """
 
 from urllib.parse import unquote
 
 import schemathesis
+from hypothesis import strategies as st
+
+schemathesis.openapi.media_type("application/offset+octet-stream", st.binary(max_size=64 * 1024))
 
 OBJECT_NAME_PARAMETERS = ("path",)
 RESERVED_BUCKETS = {"sign", "public", "authenticated", "info", "upload", "list", "list-v2", "move", "copy"}

@@ -115,3 +115,44 @@ def test_refusals(server):
     assert httpx.head(url, headers=headers).status_code == 404
     listing = depot.client(depot.service_key).from_("videos").list("alice")
     assert listing == [], listing
+
+
+def test_signed_upload_url_and_assets_api_entries(server):
+    """A signed upload URL's token (`x-signature`, no caller token) and the Assets API's
+    `/v1/uploads` both take a tuspy upload; a client that resumes a finished upload learns it is
+    complete and sends nothing."""
+    depot = server["depot"]
+    make_bucket(depot)
+    token = depot.user_token("alice")
+    user = depot.client(depot.anon_key, token)
+    signed = user.from_("videos").create_signed_upload_url("alice/clip.bin")
+    body = os.urandom(2 * MIB + 5)
+    client = tus.TusClient(depot.storage_url + "/upload/resumable/sign",
+                           headers={"x-signature": signed["token"], "apikey": depot.anon_key})
+    up = client.uploader(file_stream=io.BytesIO(body), chunk_size=MIB,
+                         metadata={"bucketName": "videos", "objectName": "alice/clip.bin"})
+    up.upload()
+    assert "/upload/resumable/sign/" in up.url
+    assert user.from_("videos").download("alice/clip.bin") == body
+    again = client.uploader(file_stream=io.BytesIO(body), url=up.url, chunk_size=MIB)
+    assert again.offset == len(body), "the finished upload says it is complete"
+    again.upload()
+    # The URL was single-use: a second upload with its token is refused.
+    second = client.uploader(file_stream=io.BytesIO(body), chunk_size=MIB,
+                             metadata={"bucketName": "videos", "objectName": "alice/clip.bin"})
+    with pytest.raises(TusCommunicationError) as e:
+        second.upload()
+    assert e.value.status_code == 409
+
+    auth = {"Authorization": f"Bearer {token}"}
+    png = b"\x89PNG\r\n\x1a\n" + os.urandom(MIB)
+    assets = tus.TusClient(depot.base + "/v1/uploads", headers=auth)
+    up = assets.uploader(file_stream=io.BytesIO(png), chunk_size=256 * 1024,
+                         metadata={"jobId": "job-7", "contentType": "image/png", "suffix": "_orig",
+                                   "checksum": hashlib.sha256(png).hexdigest()})
+    up.upload()
+    head = httpx.head(up.url, headers={**auth, "Tus-Resumable": "1.0.0"})
+    path = head.headers["Depot-Path"]
+    assert path.startswith("alice/job-7/") and path.endswith("_orig.png"), path
+    asset = httpx.get(f"{depot.base}/v1/assets/{path}", headers=auth)
+    assert asset.status_code == 200 and asset.json()["checksum"] == hashlib.sha256(png).hexdigest(), asset.text

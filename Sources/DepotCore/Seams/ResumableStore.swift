@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import NIOCore
 
@@ -21,10 +22,22 @@ public struct ResumableUpload: Sendable, Codable, Equatable {
     public var userMetadata: String?
     public var createdAt: Date
     public var expiresAt: Date
+    /// The upload URL intent whose token (`x-signature`) alone continues this upload; nil for one
+    /// created by a caller's token (then only the same owner and role continue it).
+    public var intentID: String?
+    /// The Assets API's rule: the bytes must be exactly `contentType` (sniffed), not whatever the
+    /// bucket accepts. Nil for the Storage API's uploads.
+    public var exactType: Bool?
+    /// The SHA-256 hex the whole object must match, when declared.
+    public var checksum: String?
+    /// Set once the object is committed: the record stays (without bytes) until it expires, so
+    /// that a client asking again learns the upload is complete.
+    public var finishedAt: Date?
 
     public init(
         id: String, bucket: String, path: String, owner: String?, role: String, upsert: Bool, length: Int64,
-        contentType: String?, cacheControl: String?, userMetadata: String?, createdAt: Date, expiresAt: Date
+        contentType: String?, cacheControl: String?, userMetadata: String?, createdAt: Date, expiresAt: Date,
+        intentID: String? = nil, exactType: Bool? = nil, checksum: String? = nil
     ) {
         self.id = id
         self.bucket = bucket
@@ -38,6 +51,15 @@ public struct ResumableUpload: Sendable, Codable, Equatable {
         self.userMetadata = userMetadata
         self.createdAt = createdAt
         self.expiresAt = expiresAt
+        self.intentID = intentID
+        self.exactType = exactType
+        self.checksum = checksum
+    }
+
+    /// The id of the upload an upload URL's intent may have: one per intent, so that its
+    /// single-use token starts at most one upload.
+    public static func id(forIntent intent: String) -> String {
+        String(SHA256.hash(data: Data(("resumable:" + intent).utf8)).hexString.prefix(32))
     }
 
     /// Whether `id` has the form ids are made in (checked before it names a file).
@@ -62,7 +84,7 @@ public struct ResumableUpload: Sendable, Codable, Equatable {
 /// refused with `.conflict`.
 public protocol ResumableStore: Sendable {
     func create(_ upload: ResumableUpload) async throws
-    /// The upload and its durable offset, or nil when there is none.
+    /// The upload and its durable offset (its length once finished), or nil when there is none.
     func upload(id: String) async throws -> (upload: ResumableUpload, offset: Int64)?
     /// Appends `body` at `offset`, which must be the upload's current offset (else `.conflict`),
     /// refusing past `limit` bytes in all (`.payloadTooLarge`, nothing of this body kept).
@@ -83,6 +105,9 @@ public protocol ResumableStore: Sendable {
     func truncate(id: String, to offset: Int64) async throws
     /// Streams the staged bytes in order, in bounded chunks.
     func read(id: String, into consume: (ByteBuffer) async throws -> Void) async throws
+    /// Marks the upload finished (its object is committed) and drops its bytes; the record stays
+    /// until it expires, and no longer counts in ``openUploads(owner:)``.
+    func finish(id: String, at date: Date) async throws
     /// Removes the upload and its bytes; a missing one is not an error.
     func delete(id: String) async throws
     /// Ids of uploads that expired before `date` (for garbage collection).

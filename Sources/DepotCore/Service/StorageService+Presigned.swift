@@ -13,6 +13,17 @@ extension StorageService {
         as identity: Identity, jobId: String, contentType: String, size: Int64, checksum: String? = nil,
         suffix: String = "", visibility: Visibility = .private
     ) async throws -> PresignedUpload {
+        let (key, type) = try assetTarget(
+            as: identity, jobId: jobId, contentType: contentType, size: size, checksum: checksum, suffix: suffix, visibility: visibility)
+        return try await createIntent(
+            key: key, owner: try identity.tenant(), contentType: type, size: size, checksum: checksum?.lowercased(), upsert: false)
+    }
+
+    /// Where an Assets API upload announced before its bytes goes, `{sub}/{jobId}/{uuid}{suffix}.{ext}`
+    /// in the visibility's bucket, and its canonical type; checked as the upload will be.
+    func assetTarget(
+        as identity: Identity, jobId: String, contentType: String, size: Int64, checksum: String?, suffix: String, visibility: Visibility
+    ) throws -> (key: ObjectKey, type: String) {
         let userId = try identity.tenant()
         try Self.validate(jobId: jobId)
         try Self.validate(suffix: suffix)
@@ -25,9 +36,7 @@ extension StorageService {
             throw StorageError(.unsupportedMediaType, "type '\(contentType)' is not allowed")
         }
         let path = try ObjectPath(segments: [userId, jobId, "\(UUID().uuidString.lowercased())\(suffix).\(ext)"])
-        return try await createIntent(
-            key: ObjectKey(bucket: bucket(for: visibility), path: path), owner: userId, contentType: type,
-            size: size, checksum: checksum?.lowercased(), upsert: false)
+        return (ObjectKey(bucket: bucket(for: visibility), path: path), type)
     }
 
     /// Stores an intent and mints its upload URL.
@@ -100,25 +109,36 @@ extension StorageService {
         let intent = try await metadata.claimIntent(id: pending.id, now: now())
         do {
             let blob = try await ingest(body, rules: rules)
-            let record = ObjectRecord(
-                bucket: intent.bucket, path: intent.path, owner: intent.owner, blobID: blob.id, size: blob.size,
-                contentType: blob.contentType, sha256: blob.sha256, cacheControl: cacheControl, metadata: userMetadata,
-                createdAt: now())
-            let replaced: ObjectRecord?
-            do {
-                let jobs = try await jobBatch(for: record, upsert: intent.upsert)
-                replaced = try await metadata.commitIntent(id: intent.id, object: record, quota: settings.quota, jobs: jobs)
-            } catch {
-                await discard(blob.id)
-                throw error
-            }
-            if let replaced { await discard(replaced.blobID) }
-            return record
+            return try await commitClaimed(blob, intent: intent, cacheControl: cacheControl, userMetadata: userMetadata)
         } catch {
-            do { try await metadata.releaseIntent(id: intent.id) } catch {
-                logger.warning("could not release upload intent", metadata: ["error": "\(error)"])
-            }
+            await release(intent)
             throw error
+        }
+    }
+
+    /// Commits `blob` as the object of a claimed intent and consumes the intent, in one
+    /// transaction; deletes the blob when that fails and the replaced blob when it succeeds.
+    func commitClaimed(_ blob: IngestedBlob, intent: UploadIntent, cacheControl: String?, userMetadata: String?) async throws -> ObjectRecord {
+        let record = ObjectRecord(
+            bucket: intent.bucket, path: intent.path, owner: intent.owner, blobID: blob.id, size: blob.size,
+            contentType: blob.contentType, sha256: blob.sha256, cacheControl: cacheControl, metadata: userMetadata,
+            createdAt: now())
+        let replaced: ObjectRecord?
+        do {
+            let jobs = try await jobBatch(for: record, upsert: intent.upsert)
+            replaced = try await metadata.commitIntent(id: intent.id, object: record, quota: settings.quota, jobs: jobs)
+        } catch {
+            await discard(blob.id)
+            throw error
+        }
+        if let replaced { await discard(replaced.blobID) }
+        return record
+    }
+
+    /// Puts a claimed intent back to pending (its upload failed; the URL may be used again).
+    func release(_ intent: UploadIntent) async {
+        do { try await metadata.releaseIntent(id: intent.id) } catch {
+            logger.warning("could not release upload intent", metadata: ["error": "\(error)"])
         }
     }
 }

@@ -11,15 +11,26 @@ import Synchronization
 // quota); then its bytes arrive in any number of appends, each durable before it is acknowledged;
 // the first append's bytes are sniffed at once against the bucket's types. The append that
 // completes the upload ingests the staged bytes as any upload (type, size, SHA-256 of the whole)
-// and commits the object in one step: nothing is visible before that. Only the caller who created
-// it (same owner and role) sees or continues an upload; to anyone else it does not exist.
+// and commits the object in one step: nothing is visible before that; the upload's record stays,
+// marked finished, until it expires. Only the caller who created it (same owner and role), or for
+// one made with an upload URL only that URL's token, sees or continues an upload; to anyone else
+// it does not exist.
+
+/// Who asks about, appends to or ends a resumable upload.
+public enum ResumableCaller: Sendable {
+    /// A caller's token: only uploads it created (same owner and role) exist for it.
+    case user(Identity)
+    /// An upload URL's token (`x-signature`): only the upload of the object that URL names.
+    case signed(token: String)
+}
 
 extension StorageService {
     /// What a created or continued upload reports.
     public struct ResumableState: Sendable {
         public var upload: ResumableUpload
         public var offset: Int64
-        /// The object, once the upload is complete.
+        /// The object, once the upload is complete (only in the answer to the append that
+        /// completed it).
         public var object: ObjectRecord?
     }
 
@@ -28,47 +39,24 @@ extension StorageService {
         return resumable
     }
 
-    /// Creates an upload of `length` bytes for `key`, refusing what the finished upload would be
-    /// refused for.
-    /// - Throws: `.forbidden`, `.bucketNotFound`, `.payloadTooLarge`, `.unsupportedMediaType`,
-    ///   `.alreadyExists` (no upsert), `.quotaExceeded`.
-    public func createResumable(as identity: Identity, at key: ObjectKey, length: Int64, _ write: ObjectWrite) async throws -> ResumableUpload {
+    /// The caller's upload `id` and its offset (its length once finished).
+    /// - Throws: `.notFound` for an unknown or expired upload, or one that is not the caller's.
+    public func resumableState(as caller: ResumableCaller, id: String) async throws -> ResumableState {
         let store = try resumableStore()
-        guard length >= 0 else { throw StorageError.invalidRequest("Upload-Length must be 0 or more") }
-        try BucketRecord.validate(name: key.bucket)
-        let bucket = try await writableBucket(identity, key, upsert: write.upsert)
-        let rules = bucketRules(bucket, declaredType: write.contentType, path: key.path)
-        try precheck(rules, contentLength: length)
-        // A declared type the bucket refuses is refused now (upstream checks `contentType` here).
-        if case .bucket(let allowed?) = rules.typing, let declared = write.contentType, !allowed.accepts(declared) {
-            throw StorageError(.unsupportedMediaType, "mime type \(declared) is not supported")
+        let gone = StorageError.notFound("no such upload (or it expired)")
+        guard let (upload, offset) = try await store.upload(id: id), upload.expiresAt > now() else { throw gone }
+        switch caller {
+        case .user(let identity):
+            guard upload.intentID == nil, upload.role == identity.role.rawValue, upload.owner == identity.owner else { throw gone }
+        case .signed(let token):
+            guard let intent = upload.intentID else { throw gone }
+            // The token of the URL the upload was made with, judged as of the upload's creation
+            // (when its validity was checked): signature, scope, name and intent.
+            let path = try upload.key().path
+            let at = Int64(upload.createdAt.timeIntervalSince1970)
+            guard let claims = try? signer.verify(token, scope: .upload, bucket: upload.bucket, path: path, now: at), claims.binding == intent
+            else { throw gone }
         }
-        try await refuseExisting(key, upsert: write.upsert)
-        // The user's unfinished uploads hold their declared bytes: staged ones count as stored.
-        let open = await store.openUploads(owner: identity.owner)
-        try await checkQuota(owner: identity.owner, adding: RequestNumber.saturatingAdd(length, open.bytes), replacing: write.upsert ? key : nil)
-        let most = settings.quota.pendingUploads
-        if most > 0, identity.owner != nil, open.count >= most {
-            throw StorageError(
-                .rateLimited, "the user has \(open.count) resumable uploads open (at most \(most)); finish or terminate some, or let them expire",
-                retryAfter: 60)
-        }
-        let t = now()
-        let upload = ResumableUpload(
-            id: ResumableUpload.newID(), bucket: key.bucket, path: key.path.string, owner: identity.owner, role: identity.role.rawValue,
-            upsert: write.upsert, length: length, contentType: write.contentType, cacheControl: write.cacheControl,
-            userMetadata: write.userMetadata, createdAt: t, expiresAt: t.addingTimeInterval(TimeInterval(settings.resumableTTL)))
-        try await store.create(upload)
-        return upload
-    }
-
-    /// The caller's upload `id` and its offset.
-    /// - Throws: `.notFound` for an unknown, expired or someone else's upload.
-    public func resumableState(as identity: Identity, id: String) async throws -> ResumableState {
-        let store = try resumableStore()
-        guard let (upload, offset) = try await store.upload(id: id), upload.expiresAt > now(),
-            upload.role == identity.role.rawValue, upload.owner == identity.owner
-        else { throw StorageError.notFound("no such upload (or it expired)") }
         return ResumableState(upload: upload, offset: offset)
     }
 
@@ -80,22 +68,29 @@ extension StorageService {
 
     /// Appends `body` at `offset`; the append that reaches the upload's length commits the object.
     /// What a refused append sent is not kept (the offset stays); a body cut short by the client
-    /// keeps what arrived, unless it came with a checksum (which it cannot match).
+    /// keeps what arrived, unless it came with a checksum (which it cannot match). An empty append
+    /// at the length of a finished upload answers its state.
     /// - Parameter checksum: the body's digest (TUS `checksum`); a mismatch keeps nothing of it.
     /// - Throws: `.conflict` (the offset is not the upload's), `.checksumMismatch`,
     ///   `.payloadTooLarge` (past the declared length), the type and write errors of an upload.
     public func appendResumable<Body: AsyncSequence>(
-        as identity: Identity, id: String, offset: Int64, checksum: BodyChecksum?, body: Body
+        as caller: ResumableCaller, id: String, offset: Int64, checksum: BodyChecksum?, body: Body
     ) async throws -> ResumableState where Body.Element == ByteBuffer {
         let store = try resumableStore()
-        var state = try await resumableState(as: identity, id: id)
+        var state = try await resumableState(as: caller, id: id)
         let upload = state.upload
-        let key = try upload.key()
-        // The rules may have changed since the upload began.
-        let bucket = try await writableBucket(identity, key, upsert: upload.upsert)
         guard offset == state.offset else {
             throw StorageError(.conflict, "Upload-Offset \(offset) is not the upload's offset, \(state.offset)")
         }
+        if upload.finishedAt != nil {
+            for try await chunk in body where chunk.readableBytes > 0 {
+                throw StorageError(.payloadTooLarge, "the upload is complete: it takes no more bytes")
+            }
+            return state
+        }
+        // The rules may have changed since the upload began.
+        let bucket = try await resumableBucket(caller, upload)
+        let rules = try resumableRules(upload, in: bucket)
         // The whole upload's SHA-256, carried from append to append in this process (after a
         // restart, or when an append failed, the commit reads the staged bytes back instead).
         var running = resumableDigests.take(id, at: offset) ?? (offset == 0 ? SHA256() : nil)
@@ -120,8 +115,7 @@ extension StorageService {
             // many appends they took) rather than after the last.
             let prefix = Int64(MediaSniffer.prefixLength)
             if offset < prefix, end >= min(prefix, upload.length) {
-                let head = try await store.head(id: id, count: MediaSniffer.prefixLength)
-                _ = try decideType(head, rules: bucketRules(bucket, declaredType: upload.contentType, path: key.path))
+                _ = try decideType(try await store.head(id: id, count: MediaSniffer.prefixLength), rules: Self.checkedDeclaredType(rules))
             }
         } catch {
             try await store.truncate(id: id, to: offset)
@@ -131,10 +125,11 @@ extension StorageService {
         state.offset = end
         if end == upload.length {
             do {
-                state.object = try await finishResumable(as: identity, upload, in: bucket, store: store)
+                state.object = try await finishResumable(upload, rules: rules, store: store)
+                state.upload.finishedAt = now()
             } catch {
-                // Refused (a taken name, the quota, the type) or failed: this append is not kept,
-                // so the upload is not taken for done; the client may send it again.
+                // Refused (a taken name, the quota, the type, the checksum) or failed: this append
+                // is not kept, so the upload is not taken for done; the client may send it again.
                 try? await store.truncate(id: id, to: offset)
                 throw error
             }
@@ -142,26 +137,42 @@ extension StorageService {
         return state
     }
 
-    /// Ingests the staged bytes of a complete upload and commits its object; the staged upload is
-    /// removed once the object exists.
-    func finishResumable(as identity: Identity, _ upload: ResumableUpload, in bucket: BucketRecord, store: any ResumableStore) async throws
-        -> ObjectRecord
-    {
+    /// Ingests the staged bytes of a complete upload and commits its object (with the upload
+    /// URL's intent, for a signed one); the staged bytes are dropped once the object exists.
+    func finishResumable(_ upload: ResumableUpload, rules: IngestRules, store: any ResumableStore) async throws -> ObjectRecord {
         let key = try upload.key()
-        var rules = bucketRules(bucket, declaredType: upload.contentType, path: key.path)
-        rules.exactSize = upload.length
         try precheck(rules, contentLength: upload.length)
         try await refuseExisting(key, upsert: upload.upsert)
-        let blob: IngestedBlob
-        if let adopted = try await adoptStaged(upload, rules: rules, store: store) {
-            blob = adopted
-        } else {
-            blob = try await ingest(rules: rules) { consume in try await store.read(id: upload.id, into: consume) }
+        // A signed upload consumes its URL's intent, unless the URL expired since the upload began
+        // (nothing else can use it then); a URL used by another upload meanwhile refuses this one.
+        var intent: UploadIntent? = nil
+        if let id = upload.intentID {
+            do { intent = try await metadata.claimIntent(id: id, now: now()) } catch let e as StorageError
+                where e.code == .urlExpired || e.code == .notFound
+            {
+                intent = nil
+            }
         }
-        let (record, _) = try await commit(
-            blob, at: key, owner: identity.owner, upsert: upload.upsert, cacheControl: upload.cacheControl, metadata: upload.userMetadata)
-        do { try await store.delete(id: upload.id) } catch {
-            logger.warning("could not remove a finished resumable upload; garbage collection will", metadata: ["upload": "\(upload.id)"])
+        let record: ObjectRecord
+        do {
+            let blob: IngestedBlob
+            if let adopted = try await adoptStaged(upload, rules: rules, store: store) {
+                blob = adopted
+            } else {
+                blob = try await ingest(rules: rules) { consume in try await store.read(id: upload.id, into: consume) }
+            }
+            if let intent {
+                record = try await commitClaimed(blob, intent: intent, cacheControl: upload.cacheControl, userMetadata: upload.userMetadata)
+            } else {
+                (record, _) = try await commit(
+                    blob, at: key, owner: upload.owner, upsert: upload.upsert, cacheControl: upload.cacheControl, metadata: upload.userMetadata)
+            }
+        } catch {
+            if let intent { await release(intent) }
+            throw error
+        }
+        do { try await store.finish(id: upload.id, at: now()) } catch {
+            logger.warning("could not mark a resumable upload finished; garbage collection will remove it", metadata: ["upload": "\(upload.id)"])
         }
         return record
     }
@@ -189,14 +200,21 @@ extension StorageService {
                 throw StorageError(.sizeMismatch, "the upload has \(count) bytes, \(upload.length) were declared")
             }
         }
+        if let expected = rules.sha256, expected.lowercased() != digest {
+            throw StorageError(.checksumMismatch, "the body's SHA-256 does not match the declared checksum")
+        }
         guard try await files.adopt(file: staged, as: id) else { return nil }
         return IngestedBlob(id: id, size: upload.length, sha256: digest, contentType: type)
     }
 
     /// Ends an unfinished upload and drops its bytes (TUS `termination`).
-    public func terminateResumable(as identity: Identity, id: String) async throws {
+    /// - Throws: `.notFound`; `.invalidRequest` for a finished upload (delete its object instead).
+    public func terminateResumable(as caller: ResumableCaller, id: String) async throws {
         let store = try resumableStore()
-        _ = try await resumableState(as: identity, id: id)
+        let state = try await resumableState(as: caller, id: id)
+        guard state.upload.finishedAt == nil else {
+            throw StorageError.invalidRequest("the upload is complete: delete its object instead")
+        }
         _ = resumableDigests.take(id, at: 0)
         try await store.delete(id: id)
     }

@@ -11,7 +11,8 @@ import Synchronization
 
 /// Resumable uploads staged in one directory, as tusd's file store keeps them: `<id>.json` (the
 /// record, written to a temporary name, fsynced and renamed) and `<id>.bin` (the bytes so far; its
-/// size is the offset). An append is fsynced before it returns.
+/// size is the offset). An append is fsynced before it returns. A finished upload keeps its record
+/// (marked finished, without bytes) until it expires.
 public final class FileResumableStore: ResumableStore {
     let directory: String
     let threadPool: NIOThreadPool
@@ -32,7 +33,9 @@ public final class FileResumableStore: ResumableStore {
         var counts: [String: (count: Int, bytes: Int64)] = [:]
         for name in try POSIX.list(directory) {
             if name.hasSuffix(".tmp") { try? POSIX.unlink(directory + "/" + name) }
-            if name.hasSuffix(".json"), let upload = Self.record(at: directory + "/" + name) { Self.add(upload, 1, to: &counts) }
+            if name.hasSuffix(".json"), let upload = Self.record(at: directory + "/" + name), upload.finishedAt == nil {
+                Self.add(upload, 1, to: &counts)
+            }
         }
         self.counts.withLock { $0 = counts }
     }
@@ -66,24 +69,44 @@ public final class FileResumableStore: ResumableStore {
             let fd = try POSIX.open(bytes, O_WRONLY | O_CREAT | O_EXCL)
             try POSIX.fsync(fd, path: bytes)
             close(fd)
-            let temp = record + ".tmp"
-            let rfd = try POSIX.open(temp, O_WRONLY | O_CREAT | O_TRUNC)
-            defer { close(rfd) }
-            try POSIX.writeAll(rfd, ByteBuffer(bytes: json), path: temp)
-            try POSIX.fsync(rfd, path: temp)
-            try POSIX.rename(temp, record)
-            try POSIX.fsyncDirectory(directory)
+            try Self.write(json, to: record, in: directory)
         }
         counts.withLock { Self.add(upload, 1, to: &$0) }
+    }
+
+    /// Writes a record under a temporary name, fsyncs it and renames it into place (durable).
+    private static func write(_ json: Data, to record: String, in directory: String) throws {
+        let temp = record + ".tmp"
+        let rfd = try POSIX.open(temp, O_WRONLY | O_CREAT | O_TRUNC)
+        defer { close(rfd) }
+        try POSIX.writeAll(rfd, ByteBuffer(bytes: json), path: temp)
+        try POSIX.fsync(rfd, path: temp)
+        try POSIX.rename(temp, record)
+        try POSIX.fsyncDirectory(directory)
+    }
+
+    public func finish(id: String, at date: Date) async throws {
+        let (record, bytes) = try paths(id)
+        let directory = self.directory
+        let finished = try await threadPool.runIfActive { () throws -> ResumableUpload? in
+            guard var upload = Self.record(at: record), upload.finishedAt == nil else { return nil }
+            upload.finishedAt = date
+            try Self.write(try JSONEncoder().encode(upload), to: record, in: directory)
+            try POSIX.unlink(bytes)
+            return upload
+        }
+        if let finished { counts.withLock { Self.add(finished, -1, to: &$0) } }
     }
 
     public func upload(id: String) async throws -> (upload: ResumableUpload, offset: Int64)? {
         let (record, bytes) = try paths(id)
         return try await threadPool.runIfActive { () throws -> (ResumableUpload, Int64)? in
-            guard let data = FileManager.default.contents(atPath: record), let size = try POSIX.status(bytes)?.size else { return nil }
+            guard let data = FileManager.default.contents(atPath: record) else { return nil }
             guard let upload = try? JSONDecoder().decode(ResumableUpload.self, from: data) else {
                 throw StorageError.internal("the record of resumable upload \(id) cannot be read")
             }
+            if upload.finishedAt != nil { return (upload, upload.length) }
+            guard let size = try POSIX.status(bytes)?.size else { return nil }
             return (upload, size)
         }
     }
@@ -210,7 +233,7 @@ public final class FileResumableStore: ResumableStore {
             try POSIX.unlink(bytes)
             return upload
         }
-        if let removed { counts.withLock { Self.add(removed, -1, to: &$0) } }
+        if let removed, removed.finishedAt == nil { counts.withLock { Self.add(removed, -1, to: &$0) } }
     }
 
     public func expired(before date: Date) async throws -> [String] {

@@ -90,8 +90,17 @@ struct ResumableUploadTests {
             #expect(object.sha256 == SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
             let read = try await client.request(.get, "/storage/v1/object/authenticated/docs/alice/big.png", headers: alice)
             #expect(read.bytes == bytes)
-            #expect(try await client.request(.head, url, headers: Self.tus(alice)).status == .notFound, "the finished upload is gone")
-            #expect(try FileManager.default.contentsOfDirectory(atPath: env.dir + "/resumable").isEmpty)
+            #expect(last.headers[HTTPField.Name("Tus-Complete")!] == "1" && last.headers[HTTPField.Name("Depot-Checksum")!] == object.sha256)
+            // Asked again (a client that lost the answer), the upload is complete; it takes no
+            // more bytes and cannot be terminated; only its record is left.
+            let done = try await client.request(.head, url, headers: Self.tus(alice))
+            #expect(done.status == .ok && done.headers[HTTPField.Name("Upload-Offset")!] == "100000", "\(done.text)")
+            #expect(try await client.request(.patch, url, headers: Self.patch(alice, offset: 100_000), body: []).status == .noContent)
+            #expect(try await client.request(.patch, url, headers: Self.patch(alice, offset: 100_000), body: [1]).status == .contentTooLarge)
+            #expect(try await client.request(.patch, url, headers: Self.patch(alice, offset: 0), body: [1]).status == .conflict)
+            #expect(try await client.request(.delete, url, headers: Self.tus(alice)).status == .badRequest)
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/docs/alice/big.png", headers: alice).bytes == bytes)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: env.dir + "/resumable").allSatisfy { $0.hasSuffix(".json") })
         }
     }
 
@@ -119,14 +128,15 @@ struct ResumableUploadTests {
             #expect(try await client.request(.delete, url, headers: Self.tus(alice)).status == .noContent)
             #expect(try await client.request(.head, url, headers: Self.tus(alice)).status == .notFound)
             #expect(try await env.snapshot() == before)
-            #expect(try FileManager.default.contentsOfDirectory(atPath: env.dir + "/resumable").isEmpty)
+            // Only the finished upload's record (no bytes) is left.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: env.dir + "/resumable").count == 1)
 
             // A refused first append ends the upload it created (its URL never reached the client).
             var lying = Self.patch(alice, offset: 0, checksum: [1, 2, 3])
             for f in Self.creation(alice, bucket: "assets", name: "alice/three.png", length: 3000) { lying[f.name] = f.value }
             let refused = try await client.request(.post, "/storage/v1/upload/resumable", headers: lying, body: bytes)
             #expect(refused.status.code == 460, "\(refused.status) \(refused.text)")
-            #expect(try FileManager.default.contentsOfDirectory(atPath: env.dir + "/resumable").isEmpty)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: env.dir + "/resumable").count == 1)
 
             // The name was taken while the upload ran (no upsert): the last PATCH gets 409 and is
             // not kept (the offset stays, so no client takes the upload for done).
