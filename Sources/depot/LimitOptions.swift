@@ -12,7 +12,9 @@ struct LimitOptions: ParsableArguments {
     var quotaObjects: Int?
     @Option(
         name: .customLong("max-open-uploads"),
-        help: "Most upload URLs (presigned or signed) one user may hold unused at once; 0: no limit. (env DEPOT_MAX_OPEN_UPLOADS, default 1000)")
+        help:
+            "Most upload URLs (presigned or signed) one user may hold unused at once, and (counted apart) most unfinished resumable uploads; 0: no limit. (env DEPOT_MAX_OPEN_UPLOADS, default 1000)"
+    )
     var maxOpenUploads: Int?
     @Option(
         name: .customLong("rate-limit"),

@@ -83,6 +83,8 @@ public struct ResumableUpload: Sendable, Codable, Equatable {
 /// ``create(_:)`` returns. One append at a time per upload: a second one while the first runs is
 /// refused with `.conflict`.
 public protocol ResumableStore: Sendable {
+    /// Stores a new upload (its place held by ``reserve(_:most:now:)``).
+    /// - Throws: `.conflict` when an upload with its id exists.
     func create(_ upload: ResumableUpload) async throws
     /// The upload and its durable offset (its length once finished), or nil when there is none.
     func upload(id: String) async throws -> (upload: ResumableUpload, offset: Int64)?
@@ -106,13 +108,18 @@ public protocol ResumableStore: Sendable {
     /// Streams the staged bytes in order, in bounded chunks.
     func read(id: String, into consume: (ByteBuffer) async throws -> Void) async throws
     /// Marks the upload finished (its object is committed) and drops its bytes; the record stays
-    /// until it expires, and no longer counts in ``openUploads(owner:)``.
+    /// until it expires, and no longer counts in ``openUploads(owner:now:)``.
     func finish(id: String, at date: Date) async throws
     /// Removes the upload and its bytes; a missing one is not an error.
     func delete(id: String) async throws
     /// Ids of uploads that expired before `date` (for garbage collection).
     func expired(before date: Date) async throws -> [String]
-    /// How many uploads of `owner` are kept, and the bytes they declared (finished ones are
-    /// removed; expired ones count until collected).
-    func openUploads(owner: String?) async -> (count: Int, bytes: Int64)
+    /// Holds `upload`'s place among its owner's unfinished uploads, before ``create(_:)``, and
+    /// returns the bytes they declare with it; atomic, so uploads created at once are counted one
+    /// after the other. ``release(_:)`` gives the place back when the upload is not created.
+    /// - Throws: `.rateLimited` when the owner has `most` (0: no limit) unexpired ones.
+    func reserve(_ upload: ResumableUpload, most: Int, now: Date) async throws -> Int64
+    func release(_ upload: ResumableUpload) async
+    /// How many unfinished, unexpired uploads `owner` has, and the bytes they declared.
+    func openUploads(owner: String?, now: Date) async -> (count: Int, bytes: Int64)
 }

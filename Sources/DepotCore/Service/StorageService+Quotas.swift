@@ -13,7 +13,8 @@ import Foundation
 // over quota is stored, however many uploads of one tenant run at once. A body declared large
 // (``earlyQuotaCheckMinimum`` or more) is checked early as well, before any byte of it is read
 // (one indexed row read); a smaller one costs less to read than that read costs every upload.
-// The service role (no owner) has no quota.
+// The bytes that unfinished resumable uploads declared count as stored in these early checks
+// (their commits are checked as any). The service role (no owner) has no quota.
 
 extension StorageService {
     /// The smallest declared body checked against the quota before it is read (256 KiB).
@@ -33,12 +34,17 @@ extension StorageService {
     ///   - replacing: the name written; an object already there (of the same owner) is replaced,
     ///     so its size and count are given back. Looked up only when the write would not fit
     ///     without it.
+    ///   - held: the bytes the owner's unfinished resumable uploads declared (nil: ask the store);
+    ///     they count as stored.
     /// - Throws: `.quotaExceeded` naming the limit.
-    func checkQuota(owner: String?, adding bytes: Int64, replacing key: ObjectKey?) async throws {
+    func checkQuota(owner: String?, adding bytes: Int64, held: Int64? = nil, replacing key: ObjectKey?) async throws {
         let quota = settings.quota
         guard let owner, quota.limitsStorage else { return }
         let usage = try await metadata.usage(of: owner, now: now())
-        var after = TenantUsage(bytes: RequestNumber.saturatingAdd(usage.bytes, bytes), objects: usage.objects + 1)
+        var reserved = held ?? 0
+        if held == nil, let resumable { reserved = await resumable.openUploads(owner: owner, now: now()).bytes }
+        let stored = RequestNumber.saturatingAdd(usage.bytes, reserved)
+        var after = TenantUsage(bytes: RequestNumber.saturatingAdd(stored, bytes), objects: usage.objects + 1)
         if quota.allows(after) { return }
         if let key, let existing = try await metadata.object(at: key), existing.owner.map({ $0.bytesEqual(owner) }) ?? false {
             after.bytes -= existing.size

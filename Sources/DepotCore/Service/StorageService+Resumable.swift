@@ -56,6 +56,12 @@ extension StorageService {
             let at = Int64(upload.createdAt.timeIntervalSince1970)
             guard let claims = try? signer.verify(token, scope: .upload, bucket: upload.bucket, path: path, now: at), claims.binding == intent
             else { throw gone }
+            // Its URL used by another upload (its PUT) meanwhile: this one can never finish.
+            if upload.finishedAt == nil, try await metadata.intent(id: intent)?.state == .consumed {
+                _ = resumableDigests.take(id, at: 0)
+                try? await store.delete(id: id)
+                throw StorageError.notFound("no such upload (its URL was used by another upload)")
+            }
         }
         return ResumableState(upload: upload, offset: offset)
     }

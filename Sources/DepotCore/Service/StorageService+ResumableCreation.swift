@@ -43,7 +43,9 @@ extension StorageService {
             throw StorageError(.uploadConsumed, intent.state == .consumed ? "this upload URL has already been used" : "this upload URL is in use")
         }
         if !intent.isOpen {
-            guard length == intent.size else { throw StorageError(.sizeMismatch, "this upload URL takes exactly \(intent.size) bytes, not \(length)") }
+            guard length == intent.size else {
+                throw StorageError(.sizeMismatch, "this upload URL takes exactly \(intent.size) bytes, not \(length)")
+            }
             if let declared = write.contentType.map(MediaSniffer.canonical), declared != intent.contentType, declared != "application/octet-stream" {
                 throw StorageError(.mediaTypeMismatch, "this URL takes \(intent.contentType), not \(declared)")
             }
@@ -56,12 +58,14 @@ extension StorageService {
             cacheControl: write.cacheControl, userMetadata: write.userMetadata, createdAt: t,
             expiresAt: t.addingTimeInterval(TimeInterval(settings.resumableTTL)),
             intentID: intent.id, exactType: intent.isOpen ? nil : true, checksum: intent.sha256)
-        if try await store.upload(id: upload.id) != nil {
-            throw StorageError(.conflict, "an upload with this URL is already under way: continue it (HEAD its Location)")
+        if try await store.upload(id: upload.id) != nil { throw Self.signedUploadUnderWay }
+        do { try await open(upload, in: bucket, store: store) } catch let e as StorageError where e.code == .conflict {
+            throw Self.signedUploadUnderWay  // created at the same moment with the same URL
         }
-        try await open(upload, in: bucket, store: store)
         return upload
     }
+
+    static let signedUploadUnderWay = StorageError(.conflict, "an upload with this URL is already under way: continue it (HEAD its Location)")
 
     /// The Assets API's resumable upload: the server names the object as for a presigned upload
     /// (`{sub}/{jobId}/{uuid}{suffix}.{ext}`), whose bytes must be exactly `contentType` (and
@@ -97,16 +101,17 @@ extension StorageService {
             throw StorageError(.unsupportedMediaType, "mime type \(declared) is not supported")
         }
         try await refuseExisting(key, upsert: upload.upsert)
-        // The owner's unfinished uploads hold their declared bytes: staged ones count as stored.
-        let open = await store.openUploads(owner: upload.owner)
-        try await checkQuota(owner: upload.owner, adding: RequestNumber.saturatingAdd(upload.length, open.bytes), replacing: upload.upsert ? key : nil)
-        let most = settings.quota.pendingUploads
-        if most > 0, upload.owner != nil, open.count >= most {
-            throw StorageError(
-                .rateLimited, "the user has \(open.count) resumable uploads open (at most \(most)); finish or terminate some, or let them expire",
-                retryAfter: 60)
+        // The owner's unfinished uploads hold their declared bytes (staged ones count as stored);
+        // the place is held first, so that uploads created at once cannot all pass the checks.
+        let most = upload.owner == nil ? 0 : settings.quota.pendingUploads
+        let held = try await store.reserve(upload, most: most, now: now())
+        do {
+            try await checkQuota(owner: upload.owner, adding: upload.length, held: held - upload.length, replacing: upload.upsert ? key : nil)
+            try await store.create(upload)
+        } catch {
+            await store.release(upload)
+            throw error
         }
-        try await store.create(upload)
     }
 
     /// The rules the upload's bytes are checked against: its exact size, and the bucket's rules

@@ -47,7 +47,7 @@ struct CORSPolicyMiddleware: RouterMiddleware {
 /// (`CORSPolicyMiddleware`, and `PipelineDownloads` for the object URLs it answers).
 struct CORSOrigins: Sendable {
     static let exposedHeaders =
-        "ETag, Content-Length, Content-Range, Content-Disposition, Location, Upload-Offset, Upload-Length, Upload-Expires, Tus-Resumable"
+        "ETag, Content-Length, Content-Range, Content-Disposition, Location, Upload-Offset, Upload-Length, Upload-Expires, Tus-Resumable, Tus-Complete, Depot-Path, Depot-Checksum, Depot-Content-Type"
     let allowsAny: Bool
     let listed: Set<String>
 

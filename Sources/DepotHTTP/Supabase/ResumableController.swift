@@ -77,6 +77,9 @@ struct ResumableController: Sendable {
 
     func create(_ request: Request, context: DepotRequestContext, _ entry: Entry) async throws -> Response {
         try await handle(request, context, entry) { caller in
+            guard request.headers[.uploadConcat] == nil else {
+                throw StorageError.invalidRequest("Upload-Concat (concatenation) is not supported")
+            }
             guard request.headers[.uploadDeferLength] == nil else {
                 throw StorageError.invalidRequest("Upload-Defer-Length is not supported: send Upload-Length")
             }

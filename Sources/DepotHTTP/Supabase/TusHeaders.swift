@@ -75,4 +75,5 @@ extension HTTPField.Name {
     static let uploadChecksum = Self("Upload-Checksum")!
     static let uploadExpires = Self("Upload-Expires")!
     static let uploadDeferLength = Self("Upload-Defer-Length")!
+    static let uploadConcat = Self("Upload-Concat")!
 }

@@ -19,9 +19,13 @@ public final class FileResumableStore: ResumableStore {
     let allocator = ByteBufferAllocator()
     /// Uploads with an append under way (one at a time each).
     private let busy = Mutex<Set<String>>([])
-    /// Uploads kept and the bytes they declared, by owner ("" for none); counted from the
-    /// records at start.
-    private let counts = Mutex<[String: (count: Int, bytes: Int64)]>([:])
+    /// Unfinished uploads by owner ("" for none), id → declared bytes and expiry: read from the
+    /// records at start, held by ``reserve(_:most:now:)`` before a record exists.
+    private let holds = Mutex<[String: [String: Held]]>([:])
+    struct Held {
+        var length: Int64
+        var expiresAt: Date
+    }
     static let readChunk = 256 * 1024
     static let writeChunk = 1024 * 1024
 
@@ -30,30 +34,50 @@ public final class FileResumableStore: ResumableStore {
         self.threadPool = threadPool
         _ = try POSIX.mkdir(directory)
         // Temporary records of a create that crashed before its rename.
-        var counts: [String: (count: Int, bytes: Int64)] = [:]
+        var holds: [String: [String: Held]] = [:]
         for name in try POSIX.list(directory) {
             if name.hasSuffix(".tmp") { try? POSIX.unlink(directory + "/" + name) }
             if name.hasSuffix(".json"), let upload = Self.record(at: directory + "/" + name), upload.finishedAt == nil {
-                Self.add(upload, 1, to: &counts)
+                holds[upload.owner ?? "", default: [:]][upload.id] = Held(length: upload.length, expiresAt: upload.expiresAt)
             }
         }
-        self.counts.withLock { $0 = counts }
-    }
-
-    private static func add(_ upload: ResumableUpload, _ sign: Int, to counts: inout [String: (count: Int, bytes: Int64)]) {
-        let key = upload.owner ?? ""
-        var entry = counts[key] ?? (0, 0)
-        entry.count += sign
-        entry.bytes = sign > 0 ? RequestNumber.saturatingAdd(entry.bytes, upload.length) : max(0, entry.bytes - upload.length)
-        counts[key] = entry.count > 0 ? entry : nil
+        self.holds.withLock { $0 = holds }
     }
 
     static func record(at path: String) -> ResumableUpload? {
         FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(ResumableUpload.self, from: $0) }
     }
 
-    public func openUploads(owner: String?) async -> (count: Int, bytes: Int64) {
-        counts.withLock { $0[owner ?? ""] ?? (0, 0) }
+    /// Held atomically: uploads created at once are counted as one after the other.
+    public func reserve(_ upload: ResumableUpload, most: Int, now: Date) throws -> Int64 {
+        try holds.withLock { (all) throws(StorageError) -> Int64 in
+            let key = upload.owner ?? ""
+            var mine = (all[key] ?? [:]).filter { $0.value.expiresAt > now }
+            defer { all[key] = mine.isEmpty ? nil : mine }
+            if most > 0, mine.count >= most {
+                throw StorageError(
+                    .rateLimited,
+                    "the user has \(mine.count) resumable uploads open (at most \(most)); finish or terminate some, or let them expire",
+                    retryAfter: 60)
+            }
+            mine[upload.id] = Held(length: upload.length, expiresAt: upload.expiresAt)
+            return mine.values.reduce(0) { RequestNumber.saturatingAdd($0, $1.length) }
+        }
+    }
+
+    public func release(_ upload: ResumableUpload) {
+        holds.withLock { all in
+            let key = upload.owner ?? ""
+            all[key]?[upload.id] = nil
+            if all[key]?.isEmpty == true { all[key] = nil }
+        }
+    }
+
+    public func openUploads(owner: String?, now: Date) async -> (count: Int, bytes: Int64) {
+        holds.withLock { all in
+            let mine = (all[owner ?? ""] ?? [:]).values.filter { $0.expiresAt > now }
+            return (mine.count, mine.reduce(0) { RequestNumber.saturatingAdd($0, $1.length) })
+        }
     }
 
     func paths(_ id: String) throws(StorageError) -> (record: String, bytes: String) {
@@ -66,12 +90,13 @@ public final class FileResumableStore: ResumableStore {
         let json = try JSONEncoder().encode(upload)
         let directory = self.directory
         try await threadPool.runIfActive {
-            let fd = try POSIX.open(bytes, O_WRONLY | O_CREAT | O_EXCL)
+            let fd = Glibc.open(bytes, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fd < 0, errno == EEXIST { throw StorageError(.conflict, "an upload with this id is already under way") }
+            guard fd >= 0 else { throw POSIX.error("open", bytes) }
             try POSIX.fsync(fd, path: bytes)
             close(fd)
             try Self.write(json, to: record, in: directory)
         }
-        counts.withLock { Self.add(upload, 1, to: &$0) }
     }
 
     /// Writes a record under a temporary name, fsyncs it and renames it into place (durable).
@@ -95,7 +120,7 @@ public final class FileResumableStore: ResumableStore {
             try POSIX.unlink(bytes)
             return upload
         }
-        if let finished { counts.withLock { Self.add(finished, -1, to: &$0) } }
+        if let finished { release(finished) }
     }
 
     public func upload(id: String) async throws -> (upload: ResumableUpload, offset: Int64)? {
@@ -233,7 +258,7 @@ public final class FileResumableStore: ResumableStore {
             try POSIX.unlink(bytes)
             return upload
         }
-        if let removed, removed.finishedAt == nil { counts.withLock { Self.add(removed, -1, to: &$0) } }
+        if let removed { release(removed) }
     }
 
     public func expired(before date: Date) async throws -> [String] {

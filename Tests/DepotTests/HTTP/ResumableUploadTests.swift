@@ -264,7 +264,7 @@ struct ResumableUploadTests {
                     .post, "/storage/v1/upload/resumable", headers: Self.creation(bob, bucket: "assets", name: "bob/0.png", length: 100)
                 ).status == .created, "another user has his own bound")
             // A restarted server counts what is staged.
-            let restarted = await (try FileResumableStore(directory: env.dir + "/resumable")).openUploads(owner: "alice")
+            let restarted = await (try FileResumableStore(directory: env.dir + "/resumable")).openUploads(owner: "alice", now: Date())
             #expect(restarted.count == 2 && restarted.bytes == 200)
             #expect(try await client.request(.delete, urls[0], headers: Self.tus(alice)).status == .noContent)
             let again = try await client.request(
