@@ -90,6 +90,9 @@ public struct OpenedBlobStore: Sendable {
     public var store: any BlobStore
     /// The store's direct download URLs, when it has them (S3).
     public var redirecting: (any BlobRedirecting)?
+    /// Where resumable uploads stage their bytes: beside the blobs, so that every server over the
+    /// same blobs continues any upload (files: this server's disk; S3: the bucket).
+    public var resumable: any ResumableStore
     /// For the start-up banner, e.g. `s3 http://127.0.0.1:9000 bucket depot`.
     public var summary: String
     public var close: @Sendable () async -> Void
@@ -103,7 +106,9 @@ public struct OpenedBlobStore: Sendable {
         switch backend {
         case .files:
             let store = try FileSystemBlobStore(directory: dataDir, sweepTemporaryFiles: sweepTemporaryFiles)
-            return OpenedBlobStore(store: store, redirecting: nil, summary: "files under \(dataDir)/blobs", close: {})
+            return OpenedBlobStore(
+                store: store, redirecting: nil, resumable: try FileResumableStore(directory: dataDir + "/resumable"),
+                summary: "files under \(dataDir)/blobs", close: {})
         case .s3(let config):
             let store = try S3BlobStore(configuration: config, logger: logger)
             let where_ = "\(config.endpoint) bucket \(config.bucket)" + (config.prefix.isEmpty ? "" : " prefix \(config.prefix)")
@@ -116,7 +121,9 @@ public struct OpenedBlobStore: Sendable {
                 let why = e.code == .notFound ? "the bucket does not exist" : "it refused the request (check the keys, region and bucket)"
                 throw DepotFailure("cannot use S3 at \(where_): \(why) (\(e.cause.map { "\($0)" } ?? e.message))")
             }
-            return OpenedBlobStore(store: store, redirecting: store, summary: "s3 \(where_)", close: { try? await store.shutdown() })
+            return OpenedBlobStore(
+                store: store, redirecting: store, resumable: S3ResumableStore(sharing: store), summary: "s3 \(where_)",
+                close: { try? await store.shutdown() })
         }
     }
 }

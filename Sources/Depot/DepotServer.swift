@@ -77,8 +77,7 @@ public struct DepotServer: Sendable {
             let service = try await StorageService.assemble(
                 blobs: blobs.store, metadata: rows.store, rowsShared: rows.shared, rowCache: rows.rowCache,
                 settings: configuration.settings, secret: secret, jobs: rows.jobs, images: renderer,
-                // Resumable uploads stage their bytes on this server's disk, whatever the blob store.
-                resumable: try FileResumableStore(directory: dir + "/resumable"), logger: logger)
+                resumable: blobs.resumable, logger: logger)
             let settings = configuration.settings
             let variants =
                 settings.variants.isEmpty

@@ -44,34 +44,7 @@ public final class S3BlobStore: BlobStore {
             guard try await size(of: id) != nil else { throw StorageError.notFound("blob not found") }
             return
         }
-        var offset = range?.lowerBound ?? 0
-        var attempt = 1
-        while true {
-            var request = S3Request(method: .GET, key: key(id), accepting: [416], operation: "GetObject")
-            if offset > 0 || range != nil {
-                let end = range.map { String($0.upperBound - 1) } ?? ""
-                request.headers.append(("range", "bytes=\(offset)-\(end)"))
-            }
-            let response = try await client.send(request)
-            // 416: the range starts at or past the end; there is nothing to send.
-            if response.status == .rangeNotSatisfiable { return }
-            var iterator = response.body.makeAsyncIterator()
-            while true {
-                let chunk: ByteBuffer?
-                do { chunk = try await iterator.next() } catch {
-                    // The connection broke mid-body: ask again for the rest (reads are idempotent).
-                    let failure = S3Failure(status: 0, code: "", message: "\(error)", operation: "GetObject")
-                    guard attempt < client.config.maxAttempts, !Task.isCancelled else { throw failure.storageError }
-                    client.logger.warning("S3 \(failure) after \(offset) bytes; resuming")
-                    try await Task.sleep(for: client.backoff(attempt: attempt))
-                    attempt += 1
-                    break
-                }
-                guard let chunk else { return }
-                offset += Int64(chunk.readableBytes)
-                try await consume(chunk)
-            }
-        }
+        try await client.read(key: key(id), range: range, into: consume)
     }
 
     public func size(of id: BlobID) async throws -> Int64? {
@@ -84,56 +57,23 @@ public final class S3BlobStore: BlobStore {
     }
 
     public func delete(_ id: BlobID) async throws {
-        _ = try await client.send(S3Request(method: .DELETE, key: key(id), accepting: [404], operation: "DeleteObject"))
+        try await client.delete(key: key(id))
     }
 
     /// `DeleteObjects`, 1,000 keys a request. Keys that are already gone count as deleted.
     public func delete(_ ids: [BlobID]) async throws {
-        var start = 0
-        while start < ids.count {
-            let batch = ids[start..<min(start + 1000, ids.count)]
-            start += batch.count
-            let objects = batch.map { "<Object><Key>\(S3XML.escape(key($0)))</Key></Object>" }.joined()
-            let body = ByteBuffer(string: "<Delete><Quiet>true</Quiet>\(objects)</Delete>")
-            // S3 requires a body checksum on DeleteObjects; Content-MD5 is the one every S3 knows.
-            let md5 = Data(Insecure.MD5.hash(data: Array(body.readableBytesView))).base64EncodedString()
-            let response = try await client.send(
-                S3Request(
-                    method: .POST, key: nil, query: [("delete", "")], headers: [("content-md5", md5)], body: body,
-                    operation: "DeleteObjects"))
-            let answer = try await response.body.collect(upTo: 16 * 1024 * 1024)
-            // Quiet mode lists only the keys that failed.
-            let failed = S3XML(Array(answer.readableBytesView)).elements("Error").filter { $0.value("Code") != "NoSuchKey" }
-            if let first = failed.first {
-                let failure = S3Failure(
-                    status: 200, code: first.value("Code") ?? "", message: "\(failed.count) key(s) not deleted: \(first.value("Message") ?? "")",
-                    operation: "DeleteObjects")
-                throw StorageError(.internalError, "the object store refused to delete blobs", cause: failure)
-            }
-        }
+        try await client.delete(keys: ids.map(key))
     }
 
     /// Blobs last written before `date`; multipart uploads started before `date` and never
     /// finished (a crash mid-upload) are aborted on the way, so they stop costing storage.
     public func blobs(writtenBefore date: Date) async throws -> [BlobID] {
         try await abortUploads(startedBefore: date)
-        var found: [BlobID] = []
-        var token: String?
-        repeat {
-            var query: [(name: String, value: String)] = [("list-type", "2"), ("prefix", blobPrefix), ("max-keys", "1000")]
-            if let token { query.append(("continuation-token", token)) }
-            let response = try await client.send(S3Request(method: .GET, key: nil, query: query, operation: "ListObjectsV2"))
-            let xml = try await client.xml(of: response, operation: "ListObjectsV2")
-            for entry in xml.elements("Contents") {
-                guard let key = entry.value("Key"), key.hasPrefix(blobPrefix),
-                    let modified = entry.value("LastModified").flatMap(S3Date.parse), modified < date
-                else { continue }
-                let id = String(key.dropFirst(blobPrefix.count))
-                if BlobID.isWellFormed(id) { found.append(BlobID(rawValue: id)) }
-            }
-            token = xml.value("IsTruncated") == "true" ? xml.value("NextContinuationToken") : nil
-        } while token != nil
-        return found
+        return try await client.list(prefix: blobPrefix).compactMap { entry in
+            guard let modified = entry.modified, modified < date else { return nil }
+            let id = String(entry.key.dropFirst(blobPrefix.count))
+            return BlobID.isWellFormed(id) ? BlobID(rawValue: id) : nil
+        }
     }
 
     private func abortUploads(startedBefore date: Date) async throws {

@@ -84,7 +84,7 @@ struct GCCommand: AsyncParsableCommand {
                 let service = StorageService(
                     blobs: blobs.store, metadata: rows.store,
                     settings: StorageSettings(), keys: .derived(fromProjectSecret: "unused: gc signs nothing"),
-                    resumable: try FileResumableStore(directory: dir + "/resumable"))
+                    resumable: blobs.resumable)
                 return try await service.collectGarbage(gracePeriod: TimeInterval(graceSeconds))
             }
         }

@@ -126,7 +126,7 @@ final class DepotProcess: @unchecked Sendable {
     // MARK: HTTP
 
     func request(_ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws -> (
-        status: Int, body: [UInt8]
+        status: Int, body: [UInt8], headers: HTTPHeaders
     ) {
         let target = uri.hasPrefix("http://depot.test") ? String(uri.dropFirst("http://depot.test".count)) : uri
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(target)")
@@ -135,6 +135,6 @@ final class DepotProcess: @unchecked Sendable {
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
-        return (Int(response.status.code), Array(bytes.readableBytesView))
+        return (Int(response.status.code), Array(bytes.readableBytesView), response.headers)
     }
 }

@@ -247,3 +247,42 @@ struct MultiServerTests {
         }
     }
 }
+
+extension MultiServerTests {
+    /// A resumable upload begun on one server is continued on the other (its bytes are staged in
+    /// the shared bucket), and what one server acknowledged is the offset the other reports.
+    @Test func aResumableUploadBegunOnOneServerIsFinishedOnTheOther() async throws {
+        try await withTwoServers { a, b in
+            let jwt = await ProjectJWT(secret: DepotProcess.secret)
+            let auth = [
+                ("Authorization", "Bearer \(try await jwt.mint(subject: "alice", role: .authenticated, ttl: 3600))"), ("Tus-Resumable", "1.0.0"),
+            ]
+            let png = Fixture.png(3 * 1024 * 1024 + 17)
+            let meta = "jobId \(Data("tus".utf8).base64EncodedString()),contentType \(Data("image/png".utf8).base64EncodedString())"
+            let created = try await a.request(
+                .POST, "/v1/uploads", headers: auth + [("Upload-Length", String(png.count)), ("Upload-Metadata", meta)])
+            #expect(created.status == 201, "\(String(decoding: created.body, as: UTF8.self))")
+            let location = try #require(created.headers.first(name: "location"))
+            let start = try #require(location.range(of: "/v1/uploads/")).lowerBound
+            let url = String(location[start...])
+            let path = try #require(created.headers.first(name: "depot-path"))
+            let patch = [("Content-Type", "application/offset+octet-stream")]
+            let first = try await a.request(.PATCH, url, headers: auth + patch + [("Upload-Offset", "0")], body: Array(png[..<1_000_000]))
+            #expect(first.status == 204)
+            let head = try await b.request(.HEAD, url, headers: auth)
+            #expect(head.status == 200 && head.headers.first(name: "upload-offset") == "1000000")
+            // B takes the next piece; a stale offset on A is refused; A finishes.
+            let second = try await b.request(
+                .PATCH, url, headers: auth + patch + [("Upload-Offset", "1000000")], body: Array(png[1_000_000..<2_500_000]))
+            #expect(second.status == 204 && second.headers.first(name: "upload-offset") == "2500000")
+            #expect(try await a.request(.PATCH, url, headers: auth + patch + [("Upload-Offset", "1000000")], body: [1, 2, 3]).status == 409)
+            #expect(try await a.request(.GET, "/v1/assets/\(path)", headers: auth).status == 404, "nothing visible before the last byte")
+            let last = try await a.request(.PATCH, url, headers: auth + patch + [("Upload-Offset", "2500000")], body: Array(png[2_500_000...]))
+            #expect(last.status == 204 && last.headers.first(name: "depot-checksum") == png.sha256Hex)
+            let info = try await b.request(.GET, "/v1/assets/\(path)", headers: auth)
+            #expect(json(info.body)["checksum"] as? String == png.sha256Hex)
+            let done = try await b.request(.HEAD, url, headers: auth)
+            #expect(done.headers.first(name: "upload-offset") == String(png.count) && done.headers.first(name: "tus-complete") == "1")
+        }
+    }
+}
