@@ -156,3 +156,60 @@ def test_signed_upload_url_and_assets_api_entries(server):
     assert path.startswith("alice/job-7/") and path.endswith("_orig.png"), path
     asset = httpx.get(f"{depot.base}/v1/assets/{path}", headers=auth)
     assert asset.status_code == 200 and asset.json()["checksum"] == hashlib.sha256(png).hexdigest(), asset.text
+
+
+SHARED = os.environ.get("DEPOT_TEST_S3_ENDPOINT") and os.environ.get("DEPOT_TEST_DATABASE_URL")
+
+
+@pytest.mark.skipif(not SHARED and not os.environ.get("CI"),
+                    reason="needs DEPOT_TEST_S3_ENDPOINT and DEPOT_TEST_DATABASE_URL (scripts/test sets both)")
+def test_resume_on_another_server(tmp_path, monkeypatch):
+    """Two servers over one PostgreSQL database and one S3 bucket (moto), as behind a load
+    balancer: tuspy begins an upload on one, and resumes it on the other."""
+    import re
+    import subprocess
+    import uuid
+
+    import boto3
+
+    endpoint = os.environ["DEPOT_TEST_S3_ENDPOINT"]
+    key, secret = os.environ["DEPOT_TEST_S3_ACCESS_KEY"], os.environ["DEPOT_TEST_S3_SECRET_KEY"]
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
+                      region_name="us-east-1")
+    if "depot-compat" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket="depot-compat")
+    database = "compat_" + uuid.uuid4().hex[:10]
+    admin = os.environ["DEPOT_TEST_DATABASE_URL"]
+    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {database}"], check=True)
+    for name, value in {
+        "DEPOT_DATABASE_URL": re.sub(r"/[^/?]+(\?|$)", f"/{database}\\1", admin, count=1),
+        "DEPOT_BLOB_STORE": "s3", "DEPOT_S3_ENDPOINT": endpoint, "DEPOT_S3_BUCKET": "depot-compat",
+        "DEPOT_S3_PREFIX": "compat-" + uuid.uuid4().hex[:8], "DEPOT_S3_ACCESS_KEY": key, "DEPOT_S3_SECRET_KEY": secret,
+    }.items():
+        monkeypatch.setenv(name, value)
+    binary = Path(os.environ.get("DEPOT_BIN", ROOT / ".build" / "debug" / "depot"))
+    servers = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            servers.append(Depot(binary, tmp_path / name, _free_port()))
+        a, b = servers
+        make_bucket(a)
+        body = os.urandom(3 * MIB + 7)
+        client_a, token = tus_client(a)
+        meta = {"bucketName": "videos", "objectName": "alice/shared.bin", "contentType": "application/octet-stream"}
+        up = Sha256Uploader(file_stream=io.BytesIO(body), client=client_a, chunk_size=512 * 1024, metadata=meta,
+                            upload_checksum=True)
+        up.upload(stop_at=MIB)
+        assert up.offset == MIB
+        client_b, _ = tus_client(b)
+        on_b = up.url.replace(a.base, b.base)
+        resumed = Sha256Uploader(file_stream=io.BytesIO(body), client=client_b, url=on_b, chunk_size=512 * 1024,
+                                 upload_checksum=True)
+        assert resumed.offset == MIB, "server B sees what server A acknowledged"
+        resumed.upload()
+        got = a.client(a.anon_key, token).from_("videos").download("alice/shared.bin")
+        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(body).hexdigest()
+    finally:
+        for server in servers:
+            server.stop()
