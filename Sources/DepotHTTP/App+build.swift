@@ -64,6 +64,7 @@ public func buildRouter(
 
     HealthController(service: service, metrics: metrics, runnerCounts: options.jobRunnerCounts).addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
+    ConsoleController().addRoutes(to: router)
     let objects = ObjectURLController(
         service: service, metrics: metrics, directDownloads: options.directDownloads, directURLLifetime: options.directURLLifetime)
     objects.addPublicRoutes(to: router)

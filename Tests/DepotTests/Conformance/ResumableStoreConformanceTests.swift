@@ -22,7 +22,10 @@ enum ResumableStoreKind: String, CaseIterable, CustomTestStringConvertible, Send
             return (S3ResumableStore(sharing: blobs), { S3ResumableStore(sharing: blobs) }, {})
         case .files:
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-resumable-\(UUID().uuidString)").path
-            return (try FileResumableStore(directory: dir), { try FileResumableStore(directory: dir) }, { try? FileManager.default.removeItem(atPath: dir) })
+            return (
+                try FileResumableStore(directory: dir), { try FileResumableStore(directory: dir) },
+                { try? FileManager.default.removeItem(atPath: dir) }
+            )
         }
     }
 }
@@ -88,7 +91,9 @@ struct ResumableStoreConformanceTests {
             _ = try await store.append(id: upload.id, at: 0, limit: 30_000, keepPartial: true, body: Self.body([1])) { _ in }
         }
         await #expect(throws: StorageError.self) {
-            _ = try await store.append(id: upload.id, at: 12_000, limit: 30_000, keepPartial: true, body: Self.body(Array(repeating: 0, count: 18_001))) {
+            _ = try await store.append(
+                id: upload.id, at: 12_000, limit: 30_000, keepPartial: true, body: Self.body(Array(repeating: 0, count: 18_001))
+            ) {
                 _ in
             }
         }

@@ -1,0 +1,218 @@
+"""The web console in a real browser: sign in, upload (presigned PUT and resumable pieces, with
+progress under throttling, pause and resume), thumbnails, visibility, links, delete, names shown as
+text, keyboard only, accessibility (axe), a phone-sized viewport."""
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
+
+from conftest import SHOTS, fresh, full_page_shot, png, severe_console_entries, sign_in, wait
+
+AXE = Path(__import__("axe_playwright_python").__file__).parent / "axe.min.js"
+
+
+def state_of(d, name):
+    return d.execute_script("return document.querySelector(`#transfers li[data-name='${arguments[0]}']`)?.dataset.state", name)
+
+
+def card(d, path):
+    return d.find_element("css selector", f"li.card[data-path='{path}']")
+
+
+def thumbnail_decoded(d, path):
+    return d.execute_script(
+        "const i = document.querySelector(`li.card[data-path='${arguments[0]}'] img`);"
+        "return !!i && i.complete && i.naturalWidth > 0", path)
+
+
+def throttle(d, bytes_per_second):
+    d.execute_cdp_cmd("Network.emulateNetworkConditions",
+                      {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_second})
+
+
+def test_upload_thumbnails_visibility_links_and_delete(driver, server, tmp_path):
+    d = driver
+    sign_in(d, server, "alice")
+    small = tmp_path / "small.png"
+    small.write_bytes(png(320, 240, 300_000))
+    large = tmp_path / "large.png"
+    large.write_bytes(png(640, 480, 10 * 1024 * 1024))
+    throttle(d, 4 * 1024 * 1024)
+    d.find_element("id", "job").clear()
+    d.find_element("id", "job").send_keys("trip")
+    d.find_element("id", "files").send_keys(f"{small}\n{large}")
+
+    # The large file goes in resumable pieces: pause it mid-way, then resume.
+    wait(d, lambda d: (d.execute_script("return (window.__progressLog['large.png'] || []).slice(-1)[0] || 0") or 0) >= 15)
+    d.find_element("css selector", "#transfers li[data-name='large.png'] button:not([hidden])").click()
+    wait(d, lambda d: state_of(d, "large.png") == "paused")
+    paused_at = d.execute_script("return document.querySelector(`#transfers li[data-name='large.png'] progress`).value")
+    assert 0 < paused_at < 100
+    wait(d, lambda d: state_of(d, "small.png") == "done", 60)
+    d.find_element("css selector", "#transfers li[data-name='large.png'] button:not([hidden])").click()  # Resume
+    wait(d, lambda d: state_of(d, "large.png") == "done", 90)
+    throttle(d, -1)
+
+    log = d.execute_script("return window.__progressLog")
+    for name in ("small.png", "large.png"):
+        values = log[name]
+        assert values[-1] == 100 and values == sorted(values), (name, values)
+    assert len([v for v in log["large.png"] if 0 < v < 100]) >= 5, log["large.png"]
+    d.save_screenshot(str(SHOTS / "upload.png"))
+
+    token = server.token("alice")
+    listed = server.api("GET", "/v1/assets?prefix=trip/", token).json()["items"]
+    originals = [a for a in listed if "_112x112" not in a["path"] and "_56x56" not in a["path"]]
+    assert len(originals) == 2, listed
+    for asset in originals:
+        wait(d, lambda d: thumbnail_decoded(d, asset["path"]))
+    # Once the variants exist, the gallery shows them as thumbnails.
+    first = originals[0]["path"]
+    deadline = time.time() + 60
+    while "_112x112" not in (d.execute_script(
+            "return document.querySelector(`li.card[data-path='${arguments[0]}'] img`).src", first) or ""):
+        assert time.time() < deadline, "no 112x112 thumbnail appeared"
+        time.sleep(1)
+        d.find_element("css selector", "#search-form button").click()
+        wait(d, lambda d: len(d.find_elements("css selector", "li.card")) >= 2)
+    wait(d, lambda d: thumbnail_decoded(d, first))
+    full_page_shot(d, "gallery.png")
+
+    # Public ⇄ private: the public URL answers only while public.
+    toggle = card(d, first).find_element("css selector", "button.visibility")
+    assert toggle.get_attribute("aria-pressed") == "false"
+    toggle.click()
+    wait(d, lambda d: card(d, first).find_element("css selector", "button.visibility").get_attribute("aria-pressed") == "true")
+    public = server.api("GET", f"/v1/assets/{first}", token).json()
+    assert public["visibility"] == "public" and httpx.get(public["url"]).status_code == 200
+    card(d, first).find_element("css selector", "button.visibility").click()
+    wait(d, lambda d: card(d, first).find_element("css selector", "button.visibility").get_attribute("aria-pressed") == "false")
+    assert httpx.get(public["url"]).status_code != 200
+
+    # Copy link: the clipboard holds a link that works.
+    card(d, first).find_element("xpath", ".//button[text()='Copy link']").click()
+    wait(d, lambda d: "copied" in d.find_element("id", "status").text)
+    copied = d.execute_async_script("navigator.clipboard.readText().then(arguments[0])")
+    assert httpx.get(copied).status_code == 200
+
+    # Select both, sign their links in one call.
+    for asset in originals:
+        card(d, asset["path"]).find_element("css selector", "input[type=checkbox]").click()
+    d.find_element("id", "sign-selected").click()
+    wait(d, lambda d: d.find_element("id", "signed-links").is_displayed())
+    lines = d.find_element("id", "signed-links").get_attribute("value").splitlines()
+    assert len(lines) == 2 and all(httpx.get(line.split("\t")[1]).status_code == 200 for line in lines)
+
+    # Delete, after confirming: gone from the page and from the server.
+    card(d, first).find_element("xpath", ".//button[text()='Delete']").click()
+    d.switch_to.alert.accept()
+    wait(d, lambda d: not d.find_elements("css selector", f"li.card[data-path='{first}']"))
+    assert server.api("GET", f"/v1/assets/{first}", token).status_code == 404
+    assert severe_console_entries(d) == []
+
+
+def test_refusals_are_shown_clearly(driver, server, tmp_path):
+    d = driver
+    sign_in(d, server, "carol")
+    text = tmp_path / "notes.txt"
+    text.write_bytes(b"just text\n")
+    too_big = tmp_path / "huge.png"
+    too_big.write_bytes(png(16, 16, 13 * 1024 * 1024))
+    d.find_element("id", "files").send_keys(f"{text}\n{too_big}")
+    wait(d, lambda d: state_of(d, "notes.txt") == "error" and state_of(d, "huge.png") == "error")
+    messages = {name: d.find_element("css selector", f"#transfers li[data-name='{name}'] .transfer-status").text
+                for name in ("notes.txt", "huge.png")}
+    assert messages["notes.txt"].startswith("Type refused"), messages
+    assert messages["huge.png"].startswith("Too large"), messages
+    assert server.api("GET", "/v1/assets", server.token("carol")).json()["items"] == []
+
+
+def test_names_are_text_never_markup(driver, server):
+    d = driver
+    token = server.token("mallory")
+    name = "<img src=x onerror=window.__pwned=1>.png"
+    put = server.api("PUT", "/v1/assets/mallory/xss/" + httpx.URL("/" + name).raw_path.decode()[1:], token,
+                     content=png(8, 8, 200), headers={"Content-Type": "image/png"})
+    assert put.status_code == 201, put.text
+    sign_in(d, server, token=token)
+    wait(d, lambda d: d.find_elements("css selector", "li.card"))
+    shown = d.find_element("css selector", "li.card .name").text
+    assert shown == name
+    assert d.find_elements("css selector", "img[src='x']") == []
+    assert d.execute_script("return window.__pwned") is None
+
+
+def test_keyboard_only(driver, server):
+    d = driver
+    token = server.token("kate")
+    server.api("PUT", "/v1/assets/kate/k/one.png", token, content=png(32, 32, 500),
+               headers={"Content-Type": "image/png"})
+    fresh(d, server)
+    keys = ActionChains(d)
+
+    def tab_to(predicate, limit=40):
+        for _ in range(limit):
+            if d.execute_script(predicate):
+                return
+            keys.send_keys(Keys.TAB).perform()
+        raise AssertionError(f"focus never reached: {predicate}")
+
+    tab_to("return document.activeElement.id === 'token'")
+    keys.send_keys(token).perform()
+    tab_to("return document.activeElement.type === 'submit'")
+    keys.send_keys(Keys.ENTER).perform()
+    wait(d, lambda d: d.execute_script("return document.body.dataset.state") == "ready")
+    wait(d, lambda d: d.find_elements("css selector", "li.card"))
+    tab_to("return document.activeElement.classList.contains('visibility')", 80)
+    keys.send_keys(Keys.SPACE).perform()
+    wait(d, lambda d: d.execute_script("return document.activeElement.getAttribute('aria-pressed')") == "true")
+    assert server.api("GET", "/v1/assets/kate/k/one.png", token).json()["visibility"] == "public"
+
+
+def axe_violations(d):
+    d.execute_script(AXE.read_text())
+    result = d.execute_async_script(
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+        ".then(r => arguments[0](JSON.stringify(r.violations)))")
+    return [v for v in json.loads(result) if v["impact"] in ("serious", "critical")]
+
+
+def test_accessibility_and_phone_viewport(driver, server):
+    d = driver
+    fresh(d, server)
+    assert axe_violations(d) == []
+    d.save_screenshot(str(SHOTS / "sign-in.png"))
+    token = server.token("alice")
+    sign_in(d, server, token=token)
+    wait(d, lambda d: d.find_elements("css selector", "li.card"))
+    assert axe_violations(d) == []
+    # The axe check itself works: a nameless button is reported.
+    d.execute_script("document.body.append(Object.assign(document.createElement('button'), {id: 'nameless'}))")
+    assert any(v["id"] == "button-name" for v in axe_violations(d))
+    d.execute_script("document.getElementById('nameless').remove()")
+
+    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    try:
+        d.get(server.base + "/console/")
+        wait(d, lambda d: d.find_elements("css selector", "li.card"))
+        assert d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        d.save_screenshot(str(SHOTS / "phone.png"))
+    finally:
+        d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_the_console_pages_are_locked_down(server):
+    page = httpx.get(server.base + "/console/")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    again = httpx.get(server.base + "/console/", headers={"If-None-Match": page.headers["etag"]})
+    assert again.status_code == 304
+    assert httpx.get(server.base + "/", follow_redirects=False).headers["location"] == "/console/"
+    assert httpx.get(server.base + "/console/../openapi.json").status_code in (200, 404)
+    assert httpx.get(server.base + "/console/nothing.js").status_code == 404
