@@ -95,6 +95,7 @@ async function signIn(token) {
   $('#gallery').hidden = false;
   $('#admin').hidden = role !== 'service_role';
   document.body.dataset.state = 'ready';
+  if (claims.sub) await showUsage();
   await loadPage(true);
   if (role === 'service_role') await loadAdmin();
 }
@@ -102,6 +103,16 @@ async function signIn(token) {
 function signOut() {
   sessionStorage.removeItem('depot.token');
   location.reload();
+}
+
+function describeUsage(u) {
+  const of = (used, limit, format) => (limit > 0 ? `${format(used)} of ${format(limit)}` : format(used));
+  const held = u.resumableUploads ? ` (${formatSize(u.resumableBytes)} held by ${u.resumableUploads} unfinished upload(s))` : '';
+  return `${u.user}: ${of(u.bytes, u.limits.bytes, formatSize)} stored, ${of(u.objects, u.limits.objects, String)} files${held}`;
+}
+
+async function showUsage() {
+  try { $('#usage').textContent = describeUsage(await api('GET', '/v1/usage')); } catch (error) { $('#usage').textContent = ''; }
 }
 
 // MARK: Uploads
@@ -198,6 +209,7 @@ async function run(transfer) {
     const path = transfer.resumable ? await resumable(transfer, declared) : await presigned(transfer, declared);
     showProgress(transfer, transfer.file.size);
     setTransferState(transfer, 'done', `Uploaded as ${path}`);
+    await showUsage();
     await loadPage(true);
   } catch (error) {
     if (error.name === 'AbortError') setTransferState(transfer, 'paused', `Paused at ${formatSize(transfer.offset ?? 0)}`);
@@ -390,10 +402,31 @@ async function deleteSelected() {
 
 // MARK: The service role
 
+function bucketItem(bucket) {
+  const name = el('span', { text: `${bucket.name} — ${bucket.public ? 'public' : 'private'}` });
+  const flip = el('button', { type: 'button', text: bucket.public ? 'Make private' : 'Make public', 'aria-label': `${bucket.public ? 'Make private' : 'Make public'}: ${bucket.name}` });
+  const empty = el('button', { type: 'button', text: 'Empty', className: 'danger', 'aria-label': `Empty ${bucket.name}` });
+  flip.addEventListener('click', async () => {
+    try {
+      await api('PUT', `/storage/v1/bucket/${encodeURIComponent(bucket.id)}`, { public: !bucket.public });
+      say(`Bucket ${bucket.name} is now ${bucket.public ? 'private' : 'public'}`);
+      await loadAdmin();
+    } catch (error) { say(error.message); }
+  });
+  empty.addEventListener('click', async () => {
+    if (!confirm(`Delete every object in ${bucket.name}? This cannot be undone.`)) return;
+    try {
+      await api('POST', `/storage/v1/bucket/${encodeURIComponent(bucket.id)}/empty`);
+      say(`Bucket ${bucket.name} emptied`);
+    } catch (error) { say(error.message); }
+  });
+  return el('li', { className: 'row' }, name, flip, empty);
+}
+
 async function loadAdmin() {
   try {
     const buckets = await api('GET', '/storage/v1/bucket');
-    $('#buckets').replaceChildren(...buckets.map((b) => el('li', { text: `${b.name} — ${b.public ? 'public' : 'private'}` })));
+    $('#buckets').replaceChildren(...buckets.map(bucketItem));
     const jobs = await api('GET', '/v1/jobs?state=dead&limit=50');
     $('#job-counts').textContent = Object.entries(jobs.counts).map(([k, v]) => `${k}: ${v}`).join(' · ') || 'no jobs';
     $('#dead-jobs').replaceChildren(...jobs.items.map((j) => el('li', { text: `${j.kind} ${j.id}: ${j.lastError ?? ''}` })));
@@ -438,6 +471,13 @@ function start() {
       say(`Bucket ${$('#bucket-name').value} created`);
       await loadAdmin();
     } catch (error) { say(error.message); }
+  });
+  $('#usage-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const user = $('#usage-user').value.trim();
+      $('#usage-result').textContent = describeUsage(await api('GET', `/v1/usage?user=${encodeURIComponent(user)}`));
+    } catch (error) { $('#usage-result').textContent = error.message; }
   });
   $('#retry-dead').addEventListener('click', async () => {
     try {

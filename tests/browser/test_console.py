@@ -216,3 +216,50 @@ def test_the_console_pages_are_locked_down(server):
     assert httpx.get(server.base + "/", follow_redirects=False).headers["location"] == "/console/"
     assert httpx.get(server.base + "/console/../openapi.json").status_code in (200, 404)
     assert httpx.get(server.base + "/console/nothing.js").status_code == 404
+
+
+def test_drop_files_and_delete_several(driver, server, tmp_path):
+    d = driver
+    sign_in(d, server, "dora")
+    paths = []
+    for i in range(2):
+        f = tmp_path / f"dropped-{i}.png"
+        f.write_bytes(png(64, 48, 5_000))
+        paths.append(f)
+    # Headless chromium cannot drag from the desktop: the drop event carries real files instead.
+    for path in paths:
+        hidden = d.execute_script("const i = document.createElement('input'); i.type = 'file'; i.hidden = true;"
+                                  "document.body.append(i); return i;")
+        hidden.send_keys(str(path))
+        d.execute_script("""const dt = new DataTransfer(); dt.items.add(arguments[0].files[0]);
+            for (const t of ['dragenter', 'dragover', 'drop'])
+              document.querySelector('#drop').dispatchEvent(new DragEvent(t, {bubbles: true, cancelable: true, dataTransfer: dt}));
+            arguments[0].remove();""", hidden)
+    for path in paths:
+        wait(d, lambda d: state_of(d, path.name) == "done", 60)
+    wait(d, lambda d: len(d.find_elements("css selector", "li.card")) == 2)
+    usage = d.find_element("id", "usage").text  # variants count as files too, once made
+    assert usage.startswith("dora: ") and " of 10 GiB stored, " in usage and " files" in usage, usage
+    for checkbox in d.find_elements("css selector", "li.card input[type=checkbox]"):
+        checkbox.click()
+    d.find_element("id", "delete-selected").click()
+    d.switch_to.alert.accept()
+    wait(d, lambda d: not d.find_elements("css selector", "li.card"))
+    assert server.api("GET", "/v1/assets", server.token("dora")).json()["items"] == []
+
+
+def test_the_service_role_view(driver, server):
+    d = driver
+    key = server.service_key()
+    made = server.api("POST", "/storage/v1/bucket", key, json={"name": "team-docs"})
+    assert made.status_code == 200, made.text
+    sign_in(d, server, token=key)
+    wait(d, lambda d: any("team-docs" in li.text for li in d.find_elements("css selector", "#buckets li")))
+    d.find_element("css selector", "#buckets button[aria-label='Make public: team-docs']").click()
+    wait(d, lambda d: server.api("GET", "/storage/v1/bucket/team-docs", key).json()["public"] is True)
+    d.find_element("id", "usage-user").send_keys("alice")
+    d.find_element("css selector", "#usage-form button").click()
+    wait(d, lambda d: d.find_element("id", "usage-result").text.startswith("alice:"))
+    assert d.find_element("id", "job-counts").text != ""
+    assert axe_violations(d) == []
+    full_page_shot(d, "service.png")

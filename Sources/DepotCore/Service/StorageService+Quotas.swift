@@ -69,3 +69,46 @@ extension StorageService {
         if size > 0 { try await checkQuota(owner: owner, adding: size, replacing: nil) }
     }
 }
+
+/// What one tenant holds against its quota (`GET /v1/usage`).
+public struct UsageReport: Sendable, Codable, Equatable {
+    public struct Limits: Sendable, Codable, Equatable {
+        /// 0: no limit.
+        public var bytes: Int64
+        public var objects: Int
+        public var openUploads: Int
+    }
+    public var user: String
+    public var bytes: Int64
+    public var objects: Int
+    /// Unused upload URLs (presigned or signed).
+    public var openUploadURLs: Int
+    /// Unfinished, unexpired resumable uploads, and the bytes they declared (held against `bytes`).
+    public var resumableUploads: Int
+    public var resumableBytes: Int64
+    public var limits: Limits
+}
+
+extension StorageService {
+    /// The caller's usage, or (service role) any user's.
+    /// - Throws: `.forbidden` for another user's without the service role; `.invalidRequest` when
+    ///   the service role names no user.
+    public func usageReport(as identity: Identity, of user: String?) async throws -> UsageReport {
+        let owner: String
+        if let user, identity.role == .serviceRole || identity.owner.map({ user.bytesEqual($0) }) == true {
+            owner = user
+        } else if user != nil {
+            throw StorageError.forbidden("only the service role sees another user's usage")
+        } else if let own = identity.owner {
+            owner = own
+        } else {
+            throw StorageError.invalidRequest("the service role has no usage of its own: name a user (?user=)")
+        }
+        let usage = try await metadata.usage(of: owner, now: now())
+        let open = await resumable?.openUploads(owner: owner, now: now()) ?? (count: 0, bytes: 0)
+        let quota = settings.quota
+        return UsageReport(
+            user: owner, bytes: usage.bytes, objects: usage.objects, openUploadURLs: usage.pendingIntents, resumableUploads: open.count,
+            resumableBytes: open.bytes, limits: .init(bytes: quota.bytes, objects: quota.objects, openUploads: quota.pendingUploads))
+    }
+}

@@ -20,6 +20,12 @@ struct AssetsController: Sendable {
         group.get("assets/**", use: get)
         group.patch("assets/**", use: patch)
         group.delete("assets/**", use: delete)
+        group.get("usage", use: usage)
+    }
+
+    /// `GET /v1/usage[?user=U]`: the caller's usage and limits (the service role: any user's).
+    @Sendable func usage(_ request: Request, context: DepotRequestContext) async throws -> Response {
+        try JSONResponse.make(try await service.usageReport(as: context.requireIdentity(), of: request.query("user")))
     }
 
     // MARK: Upload

@@ -160,6 +160,62 @@ extension OpenAPIDocument {
           }
         }
       }
+    },
+    "/v1/usage": {
+      "get": {
+        "tags": [
+          "Assets API"
+        ],
+        "summary": "A user's usage and limits",
+        "description": "The caller's stored bytes and objects, open upload URLs and resumable uploads, against the quota's limits. The service role names any user with `user` (another caller naming someone else → 403).",
+        "operationId": "usage",
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "user",
+            "in": "query",
+            "required": false,
+            "description": "The user (a JWT `sub`); only the service role names another user than itself.",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The usage.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/UsageReport"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
     }
   },
   "components": {
@@ -297,61 +353,5 @@ extension OpenAPIDocument {
         "description": "An IMF-fixdate; without `If-None-Match`, 304 when the object is not newer."
       },
       "IfRange": {
-        "name": "If-Range",
-        "in": "header",
-        "schema": {
-          "type": "string"
-        },
-        "description": "The ETag: `Range` applies only when it matches."
-      },
-      "XClientInfo": {
-        "name": "X-Client-Info",
-        "in": "header",
-        "schema": {
-          "type": "string"
-        },
-        "description": "Sent by Supabase's clients; with it (or `apikey`) errors come in Supabase's envelope."
-      },
-      "XUpsert": {
-        "name": "x-upsert",
-        "in": "header",
-        "schema": {
-          "type": "string",
-          "enum": [
-            "true",
-            "false"
-          ]
-        },
-        "description": "`true` replaces an existing object."
-      },
-      "XMetadata": {
-        "name": "x-metadata",
-        "in": "header",
-        "schema": {
-          "type": "string"
-        },
-        "description": "Base64 of a JSON object: user metadata (anything else is ignored)."
-      },
-      "RequestCacheControl": {
-        "name": "cache-control",
-        "in": "header",
-        "schema": {
-          "type": "string"
-        },
-        "description": "Stored and served back as the object's `Cache-Control` (raw uploads; default `no-cache`)."
-      },
-      "XChecksumSHA256": {
-        "name": "x-checksum-sha256",
-        "in": "header",
-        "schema": {
-          "type": "string",
-          "pattern": "^[0-9a-f]{64}$"
-        },
-        "description": "The bytes' SHA-256, hex: 400 `checksum_mismatch` when they differ."
-      },
-      "ContentDigest": {
-        "name": "Content-Digest",
-        "in": "header",
-        "schema": {
 """##
 }

@@ -3,6 +3,62 @@
 extension OpenAPIDocument {
     /// Lines 6651–7000 of the document (part 20 of 28).
     static let part20 = ##"""
+        "name": "If-Range",
+        "in": "header",
+        "schema": {
+          "type": "string"
+        },
+        "description": "The ETag: `Range` applies only when it matches."
+      },
+      "XClientInfo": {
+        "name": "X-Client-Info",
+        "in": "header",
+        "schema": {
+          "type": "string"
+        },
+        "description": "Sent by Supabase's clients; with it (or `apikey`) errors come in Supabase's envelope."
+      },
+      "XUpsert": {
+        "name": "x-upsert",
+        "in": "header",
+        "schema": {
+          "type": "string",
+          "enum": [
+            "true",
+            "false"
+          ]
+        },
+        "description": "`true` replaces an existing object."
+      },
+      "XMetadata": {
+        "name": "x-metadata",
+        "in": "header",
+        "schema": {
+          "type": "string"
+        },
+        "description": "Base64 of a JSON object: user metadata (anything else is ignored)."
+      },
+      "RequestCacheControl": {
+        "name": "cache-control",
+        "in": "header",
+        "schema": {
+          "type": "string"
+        },
+        "description": "Stored and served back as the object's `Cache-Control` (raw uploads; default `no-cache`)."
+      },
+      "XChecksumSHA256": {
+        "name": "x-checksum-sha256",
+        "in": "header",
+        "schema": {
+          "type": "string",
+          "pattern": "^[0-9a-f]{64}$"
+        },
+        "description": "The bytes' SHA-256, hex: 400 `checksum_mismatch` when they differ."
+      },
+      "ContentDigest": {
+        "name": "Content-Digest",
+        "in": "header",
+        "schema": {
           "type": "string",
           "example": "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"
         },
@@ -297,61 +353,5 @@ extension OpenAPIDocument {
               "code",
               "message"
             ],
-            "additionalProperties": false,
-            "properties": {
-              "code": {
-                "type": "string"
-              },
-              "message": {
-                "type": "string"
-              }
-            }
-          }
-        },
-        "example": {
-          "error": {
-            "code": "media_type_mismatch",
-            "message": "the bytes are image/jpeg, not image/png"
-          }
-        }
-      },
-      "ErrorBadRequest": {
-        "description": "400",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "invalid_request",
-                  "invalid_path",
-                  "checksum_mismatch",
-                  "size_mismatch"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorUnauthorized": {
-        "description": "401",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "unauthenticated",
-                  "token_expired"
-                ]
-              }
 """##
 }

@@ -3,6 +3,62 @@
 extension OpenAPIDocument {
     /// Lines 7001–7350 of the document (part 21 of 28).
     static let part21 = ##"""
+            "additionalProperties": false,
+            "properties": {
+              "code": {
+                "type": "string"
+              },
+              "message": {
+                "type": "string"
+              }
+            }
+          }
+        },
+        "example": {
+          "error": {
+            "code": "media_type_mismatch",
+            "message": "the bytes are image/jpeg, not image/png"
+          }
+        }
+      },
+      "ErrorBadRequest": {
+        "description": "400",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "invalid_request",
+                  "invalid_path",
+                  "checksum_mismatch",
+                  "size_mismatch"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorUnauthorized": {
+        "description": "401",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "unauthenticated",
+                  "token_expired"
+                ]
+              }
             }
           }
         }
@@ -297,61 +353,5 @@ extension OpenAPIDocument {
         "allOf": [
           {
             "$ref": "#/components/schemas/SupabaseError"
-          }
-        ],
-        "properties": {
-          "statusCode": {
-            "const": "500"
-          },
-          "error": {
-            "const": "internal"
-          },
-          "code": {
-            "const": "InternalError"
-          }
-        }
-      },
-      "SupabaseError503": {
-        "description": "A real 503.",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/SupabaseError"
-          }
-        ],
-        "properties": {
-          "statusCode": {
-            "const": "503"
-          },
-          "error": {
-            "const": "Service Unavailable"
-          },
-          "code": {
-            "const": "SlowDown"
-          }
-        }
-      },
-      "JobId": {
-        "type": "string",
-        "pattern": "^[A-Za-z0-9._-]{1,128}$",
-        "example": "job-1",
-        "description": "1–128 of `A-Z a-z 0-9 . _ -`, not `.` or `..`."
-      },
-      "Suffix": {
-        "type": "string",
-        "pattern": "^[A-Za-z0-9_-]{0,64}$",
-        "example": "_112x112"
-      },
-      "Visibility": {
-        "type": "string",
-        "enum": [
-          "private",
-          "public"
-        ]
-      },
-      "Asset": {
-        "type": "object",
-        "required": [
-          "path",
-          "url",
 """##
 }

@@ -3,6 +3,62 @@
 extension OpenAPIDocument {
     /// Lines 7351–7700 of the document (part 22 of 28).
     static let part22 = ##"""
+          }
+        ],
+        "properties": {
+          "statusCode": {
+            "const": "500"
+          },
+          "error": {
+            "const": "internal"
+          },
+          "code": {
+            "const": "InternalError"
+          }
+        }
+      },
+      "SupabaseError503": {
+        "description": "A real 503.",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/SupabaseError"
+          }
+        ],
+        "properties": {
+          "statusCode": {
+            "const": "503"
+          },
+          "error": {
+            "const": "Service Unavailable"
+          },
+          "code": {
+            "const": "SlowDown"
+          }
+        }
+      },
+      "JobId": {
+        "type": "string",
+        "pattern": "^[A-Za-z0-9._-]{1,128}$",
+        "example": "job-1",
+        "description": "1–128 of `A-Z a-z 0-9 . _ -`, not `.` or `..`."
+      },
+      "Suffix": {
+        "type": "string",
+        "pattern": "^[A-Za-z0-9_-]{0,64}$",
+        "example": "_112x112"
+      },
+      "Visibility": {
+        "type": "string",
+        "enum": [
+          "private",
+          "public"
+        ]
+      },
+      "Asset": {
+        "type": "object",
+        "required": [
+          "path",
+          "url",
           "fileSize",
           "contentType",
           "checksum",
@@ -297,61 +353,5 @@ extension OpenAPIDocument {
               "type": "string"
             }
           },
-          "expiresAt": {
-            "type": "string",
-            "format": "date-time"
-          },
-          "errors": {
-            "type": "object",
-            "additionalProperties": {
-              "$ref": "#/components/schemas/ItemError"
-            }
-          }
-        }
-      },
-      "PresignRequest": {
-        "type": "object",
-        "required": [
-          "jobId",
-          "contentType",
-          "size"
-        ],
-        "properties": {
-          "jobId": {
-            "$ref": "#/components/schemas/JobId"
-          },
-          "contentType": {
-            "type": "string",
-            "example": "image/png"
-          },
-          "size": {
-            "description": "Exact size of the upload, bytes (≥ 1, at most `--max-file-size`); a number or a numeric string.",
-            "oneOf": [
-              {
-                "type": "integer",
-                "minimum": 1
-              },
-              {
-                "type": "string",
-                "pattern": "^[0-9]+$"
-              }
-            ]
-          },
-          "checksum": {
-            "type": "string",
-            "pattern": "^[0-9a-f]{64}$"
-          },
-          "suffix": {
-            "$ref": "#/components/schemas/Suffix"
-          },
-          "visibility": {
-            "$ref": "#/components/schemas/Visibility"
-          }
-        }
-      },
-      "PresignedUpload": {
-        "type": "object",
-        "required": [
-          "uploadUrl",
 """##
 }

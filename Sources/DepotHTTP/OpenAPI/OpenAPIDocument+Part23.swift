@@ -3,6 +3,62 @@
 extension OpenAPIDocument {
     /// Lines 7701–8050 of the document (part 23 of 28).
     static let part23 = ##"""
+          "expiresAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "errors": {
+            "type": "object",
+            "additionalProperties": {
+              "$ref": "#/components/schemas/ItemError"
+            }
+          }
+        }
+      },
+      "PresignRequest": {
+        "type": "object",
+        "required": [
+          "jobId",
+          "contentType",
+          "size"
+        ],
+        "properties": {
+          "jobId": {
+            "$ref": "#/components/schemas/JobId"
+          },
+          "contentType": {
+            "type": "string",
+            "example": "image/png"
+          },
+          "size": {
+            "description": "Exact size of the upload, bytes (≥ 1, at most `--max-file-size`); a number or a numeric string.",
+            "oneOf": [
+              {
+                "type": "integer",
+                "minimum": 1
+              },
+              {
+                "type": "string",
+                "pattern": "^[0-9]+$"
+              }
+            ]
+          },
+          "checksum": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$"
+          },
+          "suffix": {
+            "$ref": "#/components/schemas/Suffix"
+          },
+          "visibility": {
+            "$ref": "#/components/schemas/Visibility"
+          }
+        }
+      },
+      "PresignedUpload": {
+        "type": "object",
+        "required": [
+          "uploadUrl",
           "method",
           "headers",
           "path",
@@ -297,61 +353,5 @@ extension OpenAPIDocument {
           },
           "variants": {
             "oneOf": [
-              {
-                "type": "array",
-                "maxItems": 8,
-                "items": {
-                  "type": "string",
-                  "pattern": "^[0-9]{1,4}x[0-9]{1,4}$"
-                },
-                "description": "Depot's extension: variants made of every PNG, JPEG, WebP or GIF uploaded into the bucket, `{name}_{W}x{H}.{ext}` beside it (1–4096 pixels a side, at most 8). Empty (or null in an update): none."
-              },
-              {
-                "type": "null"
-              }
-            ],
-            "description": "Depot's extension: variants made of every PNG, JPEG, WebP or GIF uploaded into the bucket, `{name}_{W}x{H}.{ext}` beside it (1–4096 pixels a side, at most 8). Empty (or null in an update): none."
-          },
-          "rules": {
-            "$ref": "#/components/schemas/BucketRules"
-          }
-        }
-      },
-      "BucketName": {
-        "type": "object",
-        "required": [
-          "name"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "name": {
-            "type": "string"
-          }
-        }
-      },
-      "Message": {
-        "type": "object",
-        "required": [
-          "message"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "message": {
-            "type": "string"
-          }
-        }
-      },
-      "CDNPurged": {
-        "type": "object",
-        "required": [
-          "message",
-          "statusCode"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "message": {
-            "const": "success"
-          },
-          "statusCode": {
 """##
 }

@@ -3,6 +3,62 @@
 extension OpenAPIDocument {
     /// Lines 8051–8400 of the document (part 24 of 28).
     static let part24 = ##"""
+              {
+                "type": "array",
+                "maxItems": 8,
+                "items": {
+                  "type": "string",
+                  "pattern": "^[0-9]{1,4}x[0-9]{1,4}$"
+                },
+                "description": "Depot's extension: variants made of every PNG, JPEG, WebP or GIF uploaded into the bucket, `{name}_{W}x{H}.{ext}` beside it (1–4096 pixels a side, at most 8). Empty (or null in an update): none."
+              },
+              {
+                "type": "null"
+              }
+            ],
+            "description": "Depot's extension: variants made of every PNG, JPEG, WebP or GIF uploaded into the bucket, `{name}_{W}x{H}.{ext}` beside it (1–4096 pixels a side, at most 8). Empty (or null in an update): none."
+          },
+          "rules": {
+            "$ref": "#/components/schemas/BucketRules"
+          }
+        }
+      },
+      "BucketName": {
+        "type": "object",
+        "required": [
+          "name"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "name": {
+            "type": "string"
+          }
+        }
+      },
+      "Message": {
+        "type": "object",
+        "required": [
+          "message"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "message": {
+            "type": "string"
+          }
+        }
+      },
+      "CDNPurged": {
+        "type": "object",
+        "required": [
+          "message",
+          "statusCode"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "message": {
+            "const": "success"
+          },
+          "statusCode": {
             "const": "200"
           }
         }
@@ -297,61 +353,5 @@ extension OpenAPIDocument {
                 "enum": [
                   "asc",
                   "desc"
-                ]
-              }
-            }
-          },
-          "search": {
-            "type": "string",
-            "description": "Names in the folder starting with this."
-          }
-        }
-      },
-      "ListV2Request": {
-        "type": "object",
-        "properties": {
-          "prefix": {
-            "type": "string"
-          },
-          "limit": {
-            "oneOf": [
-              {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": 1000
-              },
-              {
-                "type": "string",
-                "pattern": "^-?[0-9]+$"
-              }
-            ],
-            "description": "1–1000, default 1000."
-          },
-          "cursor": {
-            "type": "string",
-            "description": "`nextCursor` of the previous page (upstream's spelling: base64 of `l:`, `o:`, `c:` and `a:` lines)."
-          },
-          "with_delimiter": {
-            "oneOf": [
-              {
-                "type": "boolean"
-              },
-              {
-                "type": "string",
-                "enum": [
-                  "true",
-                  "false"
-                ]
-              }
-            ]
-          },
-          "sortBy": {
-            "type": "object",
-            "description": "`name` (the default), `created_at` or `updated_at`; `asc` (the default) or `desc`; names break ties in the same direction. Any order but name ascending reads the names under the prefix whole and sorts them (at most 10,000; more is a 400). With `with_delimiter`, a folder sorts by the earliest `created_at` inside it. A `cursor` keeps the order its listing was made in.",
-            "properties": {
-              "column": {
-                "type": "string",
-                "enum": [
-                  "name",
 """##
 }

@@ -3,6 +3,62 @@
 extension OpenAPIDocument {
     /// Lines 8401–8750 of the document (part 25 of 28).
     static let part25 = ##"""
+                ]
+              }
+            }
+          },
+          "search": {
+            "type": "string",
+            "description": "Names in the folder starting with this."
+          }
+        }
+      },
+      "ListV2Request": {
+        "type": "object",
+        "properties": {
+          "prefix": {
+            "type": "string"
+          },
+          "limit": {
+            "oneOf": [
+              {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 1000
+              },
+              {
+                "type": "string",
+                "pattern": "^-?[0-9]+$"
+              }
+            ],
+            "description": "1–1000, default 1000."
+          },
+          "cursor": {
+            "type": "string",
+            "description": "`nextCursor` of the previous page (upstream's spelling: base64 of `l:`, `o:`, `c:` and `a:` lines)."
+          },
+          "with_delimiter": {
+            "oneOf": [
+              {
+                "type": "boolean"
+              },
+              {
+                "type": "string",
+                "enum": [
+                  "true",
+                  "false"
+                ]
+              }
+            ]
+          },
+          "sortBy": {
+            "type": "object",
+            "description": "`name` (the default), `created_at` or `updated_at`; `asc` (the default) or `desc`; names break ties in the same direction. Any order but name ascending reads the names under the prefix whole and sorts them (at most 10,000; more is a 400). With `with_delimiter`, a folder sorts by the earliest `created_at` inside it. A `cursor` keeps the order its listing was made in.",
+            "properties": {
+              "column": {
+                "type": "string",
+                "enum": [
+                  "name",
                   "created_at",
                   "updated_at"
                 ]
@@ -297,61 +353,5 @@ extension OpenAPIDocument {
             "oneOf": [
               {
                 "type": "integer",
-                "minimum": 1
-              },
-              {
-                "type": "string",
-                "pattern": "^-?[0-9]+$"
-              }
-            ],
-            "description": "Seconds, 1 … the server's maximum (`--max-signed-url-ttl`, default 604800)."
-          },
-          "transform": {
-            "type": "object",
-            "description": "Sign a transformed image: the answer is a `/render/image/sign/…` URL whose token binds this transformation.",
-            "properties": {
-              "width": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": 2500
-              },
-              "height": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": 2500
-              },
-              "resize": {
-                "type": "string",
-                "enum": [
-                  "cover",
-                  "contain",
-                  "fill"
-                ]
-              },
-              "quality": {
-                "type": "integer",
-                "minimum": 20,
-                "maximum": 100
-              },
-              "format": {
-                "type": "string",
-                "enum": [
-                  "origin",
-                  "webp",
-                  "jpeg",
-                  "png"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "SignManyRequest": {
-        "type": "object",
-        "required": [
-          "expiresIn",
-          "paths"
-        ],
-        "properties": {
 """##
 }

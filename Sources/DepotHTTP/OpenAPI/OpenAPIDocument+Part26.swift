@@ -3,6 +3,62 @@
 extension OpenAPIDocument {
     /// Lines 8751–9100 of the document (part 26 of 28).
     static let part26 = ##"""
+                "minimum": 1
+              },
+              {
+                "type": "string",
+                "pattern": "^-?[0-9]+$"
+              }
+            ],
+            "description": "Seconds, 1 … the server's maximum (`--max-signed-url-ttl`, default 604800)."
+          },
+          "transform": {
+            "type": "object",
+            "description": "Sign a transformed image: the answer is a `/render/image/sign/…` URL whose token binds this transformation.",
+            "properties": {
+              "width": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 2500
+              },
+              "height": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 2500
+              },
+              "resize": {
+                "type": "string",
+                "enum": [
+                  "cover",
+                  "contain",
+                  "fill"
+                ]
+              },
+              "quality": {
+                "type": "integer",
+                "minimum": 20,
+                "maximum": 100
+              },
+              "format": {
+                "type": "string",
+                "enum": [
+                  "origin",
+                  "webp",
+                  "jpeg",
+                  "png"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "SignManyRequest": {
+        "type": "object",
+        "required": [
+          "expiresIn",
+          "paths"
+        ],
+        "properties": {
           "expiresIn": {
             "oneOf": [
               {
@@ -297,61 +353,5 @@ extension OpenAPIDocument {
           "prefix": {
             "type": "string",
             "maxLength": 1024
-          },
-          "destination": {
-            "type": "string",
-            "maxLength": 1024
-          },
-          "destinationBucket": {
-            "type": [
-              "string",
-              "null"
-            ],
-            "maxLength": 100
-          }
-        }
-      },
-      "FolderJob": {
-        "type": "object",
-        "required": [
-          "id",
-          "operation",
-          "state",
-          "bucket",
-          "prefix",
-          "url",
-          "done",
-          "skipped",
-          "failed",
-          "errors",
-          "attempts",
-          "createdAt",
-          "updatedAt"
-        ],
-        "properties": {
-          "id": {
-            "type": "string"
-          },
-          "operation": {
-            "type": "string",
-            "enum": [
-              "delete",
-              "move"
-            ]
-          },
-          "state": {
-            "type": "string",
-            "enum": [
-              "queued",
-              "running",
-              "succeeded",
-              "dead",
-              "cancelled"
-            ]
-          },
-          "bucket": {
-            "type": "string",
-            "description": "The bucket (for an Assets folder: both Assets buckets, comma-separated)."
-          },
 """##
 }

@@ -3,6 +3,62 @@
 extension OpenAPIDocument {
     /// Lines 9101–9450 of the document (part 27 of 28).
     static let part27 = ##"""
+          },
+          "destination": {
+            "type": "string",
+            "maxLength": 1024
+          },
+          "destinationBucket": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "maxLength": 100
+          }
+        }
+      },
+      "FolderJob": {
+        "type": "object",
+        "required": [
+          "id",
+          "operation",
+          "state",
+          "bucket",
+          "prefix",
+          "url",
+          "done",
+          "skipped",
+          "failed",
+          "errors",
+          "attempts",
+          "createdAt",
+          "updatedAt"
+        ],
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "operation": {
+            "type": "string",
+            "enum": [
+              "delete",
+              "move"
+            ]
+          },
+          "state": {
+            "type": "string",
+            "enum": [
+              "queued",
+              "running",
+              "succeeded",
+              "dead",
+              "cancelled"
+            ]
+          },
+          "bucket": {
+            "type": "string",
+            "description": "The bucket (for an Assets folder: both Assets buckets, comma-separated)."
+          },
           "prefix": {
             "type": "string"
           },
@@ -139,6 +195,66 @@ extension OpenAPIDocument {
             }
           }
         }
+      },
+      "UsageReport": {
+        "type": "object",
+        "required": [
+          "user",
+          "bytes",
+          "objects",
+          "openUploadURLs",
+          "resumableUploads",
+          "resumableBytes",
+          "limits"
+        ],
+        "properties": {
+          "user": {
+            "type": "string"
+          },
+          "bytes": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "objects": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "openUploadURLs": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Unused upload URLs (presigned or signed)."
+          },
+          "resumableUploads": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Unfinished, unexpired resumable uploads."
+          },
+          "resumableBytes": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "The bytes they declared, held against the quota."
+          },
+          "limits": {
+            "type": "object",
+            "required": [
+              "bytes",
+              "objects",
+              "openUploads"
+            ],
+            "properties": {
+              "bytes": {
+                "type": "integer",
+                "description": "`--quota-bytes`; 0: no limit."
+              },
+              "objects": {
+                "type": "integer"
+              },
+              "openUploads": {
+                "type": "integer"
+              }
+            }
+          }
+        }
       }
     },
     "responses": {
@@ -237,121 +353,5 @@ extension OpenAPIDocument {
           }
         },
         "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
-      "InternalError": {
-        "description": "`internal_error`; the message names a request id, details are only in the log.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorInternal"
-            }
-          }
-        }
-      },
-      "Unavailable": {
-        "description": "`unavailable`: a store is down or overloaded; retry.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorUnavailable"
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
-      "StorageError": {
-        "description": "A handled error in Supabase's envelope; the semantic status is `statusCode` (see `SupabaseError400`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError400"
-            }
-          }
-        }
-      },
-      "StorageForbidden": {
-        "description": "A real 403 (`statusCode` \"403\", `AccessDenied`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError403"
-            }
-          }
-        }
-      },
-      "StorageRateLimited": {
-        "description": "A real 429 (`SlowDown`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError429"
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
-      "StorageInternalError": {
-        "description": "A real 500 (`InternalError`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError500"
-            }
-          }
-        }
-      },
-      "StorageUnavailable": {
-        "description": "A real 503 (`SlowDown`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError503"
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
-      "ObjectURLBadRequest": {
-        "description": "Depot's 400 (`invalid_request`, `invalid_path`, …), or — for Supabase clients (`X-Client-Info` or `apikey` sent) — every handled error, in Supabase's envelope.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "oneOf": [
-                {
-                  "$ref": "#/components/schemas/ErrorBadRequest"
-                },
-                {
-                  "$ref": "#/components/schemas/SupabaseError400"
-                }
-              ]
-            }
-          }
-        }
-      },
-      "ObjectURLRateLimited": {
-        "description": "`rate_limited` in the caller's envelope.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "oneOf": [
-                {
-                  "$ref": "#/components/schemas/ErrorRateLimited"
-                },
 """##
 }
