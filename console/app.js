@@ -4,7 +4,9 @@
 const SMALL = 8 * 1024 * 1024; // up to this size: one presigned PUT; larger: resumable (TUS) pieces
 const PIECE = 4 * 1024 * 1024;
 const PAGE = 60;
-const VARIANT = /_(\d+)x(\d+)(\.[^./]+)$/;
+// Statuses after which an upload cannot go on: the server refused it (others — a lost connection,
+// an expired token — may be resumed).
+const FINAL = new Set([400, 403, 404, 409, 413, 415, 460]);
 const IMAGE = /^image\/(png|jpeg|webp|gif)$/;
 
 const $ = (selector) => document.querySelector(selector);
@@ -45,10 +47,17 @@ function formatSize(n) {
 
 function decodeClaims(token) {
   const part = token.split('.')[1];
-  if (!part) throw new Error('this is not a JWT (three dot-separated parts)');
-  const base64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
-  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
-  return JSON.parse(new TextDecoder().decode(bytes));
+  try {
+    const base64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new Error('this is not a token: paste a JWT (three parts separated by dots, from `depot token` or `depot keys`)');
+  }
+}
+
+function failure(status, message) {
+  return Object.assign(new Error(message), { status });
 }
 
 async function errorText(response) {
@@ -72,15 +81,17 @@ async function api(method, path, body) {
     init.body = JSON.stringify(body);
   }
   const response = await fetch(path, init);
-  if (!response.ok) throw new Error(await errorText(response));
+  if (!response.ok) throw failure(response.status, await errorText(response));
   return response.status === 204 ? null : response.json();
 }
 
 function say(text) { $('#status').textContent = text; }
+function adminSay(text) { $('#admin-status').textContent = text; }
 
 // MARK: Signing in
 
-async function signIn(token) {
+async function signIn(pasted) {
+  const token = pasted.replace(/^Bearer\s+/i, '');
   const claims = decodeClaims(token);
   state.token = token;
   state.claims = claims;
@@ -96,8 +107,9 @@ async function signIn(token) {
   $('#admin').hidden = role !== 'service_role';
   document.body.dataset.state = 'ready';
   if (claims.sub) await showUsage();
-  await loadPage(true);
   if (role === 'service_role') await loadAdmin();
+  await loadPage(true);
+  $(claims.sub ? '#upload-title' : role === 'service_role' ? '#admin-title' : '#gallery-title').focus();
 }
 
 function signOut() {
@@ -138,9 +150,9 @@ function send(method, url, headers, body, transfer, onProgress) {
         return;
       }
       const response = new Response(xhr.responseText || null, { status: xhr.status });
-      errorText(response).then((text) => reject(new Error(text)));
+      errorText(response).then((text) => reject(failure(xhr.status, text)));
     });
-    xhr.addEventListener('error', () => { transfer.xhr = null; reject(new Error('the connection failed')); });
+    xhr.addEventListener('error', () => { transfer.xhr = null; reject(failure(0, 'the connection failed')); });
     xhr.addEventListener('abort', () => { transfer.xhr = null; reject(new DOMException('paused', 'AbortError')); });
     xhr.send(body);
   });
@@ -156,8 +168,23 @@ function showProgress(transfer, loaded) {
 function setTransferState(transfer, name, text) {
   transfer.item.dataset.state = name;
   transfer.status.textContent = text;
+  const canGoOn = transfer.resumable && transfer.url && (name === 'paused' || (name === 'error' && !transfer.refused));
   transfer.pause.hidden = !(transfer.resumable && name === 'uploading');
-  transfer.resume.hidden = name !== 'paused';
+  transfer.resume.hidden = !canGoOn;
+  transfer.cancel.hidden = !(name === 'uploading' || canGoOn);
+  transfer.bar.hidden = name === 'error' || name === 'cancelled';
+}
+
+/** Ends the upload on the server too (TUS termination), so it holds no quota. */
+async function cancel(transfer) {
+  transfer.cancelled = true;
+  transfer.xhr?.abort();
+  if (transfer.url) {
+    await fetch(transfer.url, { method: 'DELETE', headers: { Authorization: `Bearer ${state.token}`, 'Tus-Resumable': '1.0.0' } })
+      .catch(() => {});
+  }
+  setTransferState(transfer, 'cancelled', 'Cancelled');
+  await showUsage();
 }
 
 async function presigned(transfer, declared) {
@@ -178,13 +205,13 @@ async function resumable(transfer, declared) {
         'Upload-Metadata': metadata({ jobId: declared.jobId, contentType: declared.contentType, visibility: declared.visibility }),
       },
     });
-    if (response.status !== 201) throw new Error(await errorText(response));
+    if (response.status !== 201) throw failure(response.status, await errorText(response));
     transfer.url = local(response.headers.get('Location'));
     transfer.path = response.headers.get('Depot-Path');
     transfer.offset = 0;
   } else {
     const response = await fetch(transfer.url, { method: 'HEAD', headers: tus, cache: 'no-store' });
-    if (!response.ok) throw new Error(await errorText(response));
+    if (!response.ok) throw failure(response.status, `${response.status === 404 ? 'The upload expired or ended' : `HTTP ${response.status}`}`);
     transfer.offset = Number(response.headers.get('Upload-Offset'));
   }
   while (transfer.offset < file.size) {
@@ -212,8 +239,20 @@ async function run(transfer) {
     await showUsage();
     await loadPage(true);
   } catch (error) {
-    if (error.name === 'AbortError') setTransferState(transfer, 'paused', `Paused at ${formatSize(transfer.offset ?? 0)}`);
-    else setTransferState(transfer, 'error', error.message);
+    if (transfer.cancelled) return;
+    if (error.name === 'AbortError') {
+      setTransferState(transfer, 'paused', `Paused at ${transfer.bar.value}% (${formatSize(transfer.offset ?? 0)} kept)`);
+      return;
+    }
+    transfer.refused = FINAL.has(error.status);
+    // A refusal is final: the upload is ended on the server so that it holds nothing.
+    if (transfer.refused && transfer.url) {
+      await fetch(transfer.url, { method: 'DELETE', headers: { Authorization: `Bearer ${state.token}`, 'Tus-Resumable': '1.0.0' } })
+        .catch(() => {});
+      transfer.url = null;
+    }
+    const hint = transfer.refused ? '' : transfer.resumable && transfer.url ? ' — Resume continues where it stopped' : '';
+    setTransferState(transfer, 'error', error.message + hint);
   }
 }
 
@@ -221,13 +260,15 @@ function addFiles(files) {
   for (const file of files) {
     const bar = el('progress', { max: 100, value: 0, 'aria-label': `Upload of ${file.name}` });
     const status = el('span', { className: 'transfer-status' });
-    const pause = el('button', { type: 'button', text: 'Pause', hidden: true });
-    const resume = el('button', { type: 'button', text: 'Resume', hidden: true });
+    const pause = el('button', { type: 'button', text: 'Pause', hidden: true, 'aria-label': `Pause ${file.name}` });
+    const resume = el('button', { type: 'button', text: 'Resume', hidden: true, 'aria-label': `Resume ${file.name}` });
+    const stop = el('button', { type: 'button', text: 'Cancel', hidden: true, className: 'danger', 'aria-label': `Cancel ${file.name}` });
     const item = el('li', { className: 'transfer', dataset: { name: file.name, state: 'queued' } },
-      el('span', { className: 'name', text: `${file.name} (${formatSize(file.size)})` }), bar, status, pause, resume);
-    const transfer = { file, bar, status, pause, resume, item, resumable: file.size > SMALL };
+      el('span', { className: 'name', text: `${file.name} (${formatSize(file.size)})` }), bar, status, pause, resume, stop);
+    const transfer = { file, bar, status, pause, resume, cancel: stop, item, resumable: file.size > SMALL };
     pause.addEventListener('click', () => transfer.xhr?.abort());
     resume.addEventListener('click', () => run(transfer));
+    stop.addEventListener('click', () => cancel(transfer));
     $('#transfers').append(item);
     run(transfer);
   }
@@ -252,13 +293,19 @@ function thumbnailFor(card, asset) {
   card.img.src = local(asset.url);
 }
 
+/** The asset as it is now, with a fresh link (listed links expire). */
+async function fresh(path) {
+  const asset = await api('GET', `/v1/assets/${encodePath(path)}`);
+  state.items.set(path, asset);
+  return asset;
+}
+
 function updateCard(card, asset) {
   const isPublic = asset.visibility === 'public';
   card.visibility.textContent = isPublic ? 'Public' : 'Private';
   card.visibility.setAttribute('aria-pressed', String(isPublic));
-  card.download.href = local(asset.url) + (asset.url.includes("?") ? "&" : "?") + "download=";
   card.meta.textContent = `${formatSize(asset.fileSize)} · ${asset.contentType} · ${isPublic ? 'public link' : 'signed link'}`;
-  if (IMAGE.test(asset.contentType) && !card.hasVariant) thumbnailFor(card, asset);
+  if (IMAGE.test(asset.contentType) && !card.variantPath) thumbnailFor(card, asset);
 }
 
 function renderCard(asset) {
@@ -270,12 +317,12 @@ function renderCard(asset) {
   const meta = el('p', { className: 'meta' });
   const visibility = el('button', { type: 'button', className: 'visibility', 'aria-describedby': id });
   const copy = el('button', { type: 'button', text: 'Copy link', 'aria-describedby': id });
-  const download = el('a', { text: 'Download', 'aria-describedby': id });
+  const download = el('button', { type: 'button', text: 'Download', 'aria-describedby': id });
   const remove = el('button', { type: 'button', text: 'Delete', className: 'danger', 'aria-describedby': id });
   const item = el('li', { className: 'card', dataset: { path: asset.path } },
     select, el('div', { className: 'thumb' }, img), label, meta,
     el('div', { className: 'actions' }, visibility, copy, download, remove));
-  const card = { item, img, meta, visibility, download, hasVariant: false };
+  const card = { item, img, meta, visibility, variantPath: null };
   state.cards.set(asset.path, card);
   updateCard(card, asset);
 
@@ -290,10 +337,23 @@ function renderCard(asset) {
       const changed = await api('PATCH', `/v1/assets/${encodePath(asset.path)}`, { visibility: wanted });
       state.items.set(asset.path, changed);
       updateCard(card, changed);
+      // The variant's old link ended with the flip: its thumbnail needs a new one.
+      if (card.variantPath) thumbnailFor(card, await fresh(card.variantPath));
       say(`${name} is now ${wanted}`);
     } catch (error) { say(error.message); }
   });
-  copy.addEventListener('click', () => copyText(state.items.get(asset.path).url, `Link to ${name} copied`));
+  copy.addEventListener('click', async () => {
+    try { await copyText((await fresh(asset.path)).url, `Link to ${name} copied`); } catch (error) { say(error.message); }
+  });
+  download.addEventListener('click', async () => {
+    try {
+      const url = (await fresh(asset.path)).url;
+      const link = el('a', { href: local(url) + (url.includes('?') ? '&' : '?') + 'download=', hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+    } catch (error) { say(error.message); }
+  });
   remove.addEventListener('click', async () => {
     if (!confirm(`Delete ${name}? This cannot be undone.`)) return;
     try {
@@ -306,7 +366,14 @@ function renderCard(asset) {
 }
 
 function dropCard(path) {
-  state.cards.get(path)?.item.remove();
+  const card = state.cards.get(path);
+  const list = card?.item.parentElement;
+  card?.item.remove();
+  if (list && !list.children.length) {
+    const key = [...state.groups].find(([, g]) => g.list === list)?.[0];
+    list.parentElement.remove();
+    state.groups.delete(key);
+  }
   state.cards.delete(path);
   state.items.delete(path);
   state.selected.delete(path);
@@ -329,13 +396,16 @@ async function copyText(text, done) {
 function render(assets) {
   for (const asset of assets) {
     state.items.set(asset.path, asset);
-    const match = asset.path.match(VARIANT);
-    const original = match ? asset.path.replace(VARIANT, '$3') : null;
-    const card = original ? state.cards.get(original) : null;
+    const card = asset.variantOf ? state.cards.get(asset.variantOf) : null;
     if (card) {
-      // A variant of a listed image: its thumbnail (the 112×112 one when there is one).
-      if (!card.hasVariant || match[1] === '112') thumbnailFor(card, asset);
-      card.hasVariant = true;
+      // A variant of a listed image (the server's own sizes): its thumbnail, the largest up to
+      // 112 pixels wide.
+      const width = Number(asset.path.match(/_(\d+)x\d+(\.[^./]*)?$/)?.[1] ?? 0);
+      const current = Number(card.variantPath?.match(/_(\d+)x\d+(\.[^./]*)?$/)?.[1] ?? 0);
+      if (!card.variantPath || (width <= 112 && (width > current || current > 112))) {
+        card.variantPath = asset.path;
+        thumbnailFor(card, asset);
+      }
       continue;
     }
     if (state.cards.has(asset.path)) updateCard(state.cards.get(asset.path), asset);
@@ -385,7 +455,7 @@ async function signSelected() {
     const links = $('#signed-links');
     links.value = paths.map((p) => `${p}\t${answer.urls[p] ?? answer.errors?.[p]?.message ?? ''}`).join('\n');
     links.hidden = false;
-    say(`${Object.keys(answer.urls).length} link(s) signed for an hour`);
+    say(`${Object.keys(answer.urls).length} link(s): signed ones work for an hour, public ones always`);
   } catch (error) { say(error.message); }
 }
 
@@ -409,16 +479,16 @@ function bucketItem(bucket) {
   flip.addEventListener('click', async () => {
     try {
       await api('PUT', `/storage/v1/bucket/${encodeURIComponent(bucket.id)}`, { public: !bucket.public });
-      say(`Bucket ${bucket.name} is now ${bucket.public ? 'private' : 'public'}`);
+      adminSay(`Bucket ${bucket.name} is now ${bucket.public ? 'private' : 'public'}`);
       await loadAdmin();
-    } catch (error) { say(error.message); }
+    } catch (error) { adminSay(error.message); }
   });
   empty.addEventListener('click', async () => {
     if (!confirm(`Delete every object in ${bucket.name}? This cannot be undone.`)) return;
     try {
       await api('POST', `/storage/v1/bucket/${encodeURIComponent(bucket.id)}/empty`);
-      say(`Bucket ${bucket.name} emptied`);
-    } catch (error) { say(error.message); }
+      adminSay(`Bucket ${bucket.name} emptied`);
+    } catch (error) { adminSay(error.message); }
   });
   return el('li', { className: 'row' }, name, flip, empty);
 }
@@ -430,7 +500,7 @@ async function loadAdmin() {
     const jobs = await api('GET', '/v1/jobs?state=dead&limit=50');
     $('#job-counts').textContent = Object.entries(jobs.counts).map(([k, v]) => `${k}: ${v}`).join(' · ') || 'no jobs';
     $('#dead-jobs').replaceChildren(...jobs.items.map((j) => el('li', { text: `${j.kind} ${j.id}: ${j.lastError ?? ''}` })));
-  } catch (error) { say(error.message); }
+  } catch (error) { adminSay(error.message); }
 }
 
 // MARK: Wiring
@@ -468,9 +538,9 @@ function start() {
     e.preventDefault();
     try {
       await api('POST', '/storage/v1/bucket', { name: $('#bucket-name').value, public: $('#bucket-public').checked });
-      say(`Bucket ${$('#bucket-name').value} created`);
+      adminSay(`Bucket ${$('#bucket-name').value} created`);
       await loadAdmin();
-    } catch (error) { say(error.message); }
+    } catch (error) { adminSay(error.message); }
   });
   $('#usage-form').addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -482,15 +552,20 @@ function start() {
   $('#retry-dead').addEventListener('click', async () => {
     try {
       const answer = await api('POST', '/v1/jobs/retry', { allDead: true });
-      say(`${answer.retried} job(s) queued again`);
+      adminSay(`${answer.retried} job(s) queued again`);
       await loadAdmin();
-    } catch (error) { say(error.message); }
+    } catch (error) { adminSay(error.message); }
   });
   new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting) && state.token) loadPage(false);
   }).observe($('#more'));
   const kept = sessionStorage.getItem('depot.token');
-  if (kept) signIn(kept).catch(() => sessionStorage.removeItem('depot.token'));
+  if (kept) {
+    signIn(kept).catch((error) => {
+      sessionStorage.removeItem('depot.token');
+      $('#sign-in-error').textContent = `Signed out: ${error.message}`;
+    });
+  }
 }
 
 start();

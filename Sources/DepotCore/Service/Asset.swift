@@ -29,6 +29,9 @@ public struct Asset: Sendable, Codable, Equatable {
     /// The image's variants and their states (upload responses and `GET /v1/assets/{path}`,
     /// for images when variants are made); absent otherwise.
     public var variants: [AssetVariant]? = nil
+    /// For an object named as one of the server's variants (`{stem}_{W}x{H}{.ext}`, a `--variants`
+    /// size): the name of the image it would be a variant of. Absent otherwise.
+    public var variantOf: String? = nil
 }
 
 /// A presigned upload: the client PUTs exactly the declared bytes to `uploadUrl`.
@@ -77,7 +80,7 @@ public struct UploadDeclaration: Sendable {
 
 extension Asset {
     enum CodingKeys: String, CodingKey {
-        case path, url, fileSize, contentType, checksum, visibility, expiresAt, createdAt, updatedAt, variants
+        case path, url, fileSize, contentType, checksum, visibility, expiresAt, createdAt, updatedAt, variants, variantOf
     }
 
     /// Encodes `expiresAt` as an explicit `null` for public assets, as the contract shows it.
@@ -93,5 +96,6 @@ extension Asset {
         try c.encode(createdAt, forKey: .createdAt)
         try c.encode(updatedAt, forKey: .updatedAt)
         try c.encodeIfPresent(variants, forKey: .variants)
+        try c.encodeIfPresent(variantOf, forKey: .variantOf)
     }
 }

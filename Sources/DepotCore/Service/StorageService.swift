@@ -115,7 +115,22 @@ public struct StorageService: Sendable {
         return Asset(
             path: record.path.string, url: url, fileSize: record.size, contentType: record.contentType,
             checksum: record.sha256, visibility: vis, expiresAt: expiresAt,
-            createdAt: record.createdAt, updatedAt: record.updatedAt)
+            createdAt: record.createdAt, updatedAt: record.updatedAt, variantOf: variantOriginal(of: record.path.string))
+    }
+
+    /// `alice/job/x_112x112.png` → `alice/job/x.png` when `112x112` is one of the Assets API's
+    /// variant sizes; nil for any other name.
+    func variantOriginal(of name: String) -> String? {
+        let slash = name.lastIndex(of: "/").map { name.index(after: $0) } ?? name.startIndex
+        let dot = name[slash...].lastIndex(of: ".").flatMap { $0 == slash ? nil : $0 } ?? name.endIndex
+        let stem = name[..<dot]
+        for size in settings.variants {
+            let suffix = "_\(size)"
+            if stem.hasSuffix(suffix), stem.utf8.count > suffix.utf8.count + name[..<slash].utf8.count {
+                return String(stem.dropLast(suffix.count)) + String(name[dot...])
+            }
+        }
+        return nil
     }
 
     public func publicURL(bucket: String, path: ObjectPath) -> String {

@@ -35,13 +35,15 @@ struct ConsoleController: Sendable {
 
     func addRoutes(to router: Router<DepotRequestContext>) {
         router.get("/") { _, _ in Response(status: .found, headers: [.location: "/console/", .cacheControl: "no-cache"]) }
-        // `/console` and `/console/` are one route (the page names its files from the root).
-        router.get("/console") { request, _ in Self.answer(Self.files[""]!, request) }
-        router.get("/console/{file}") { request, context in
-            guard let file = Self.files[try context.parameters.require("file")] else {
-                throw StorageError.notFound("no such console file")
+        for method in [HTTPRequest.Method.get, .head] {
+            // `/console` and `/console/` are one route (the page names its files from the root).
+            router.on("/console", method: method) { request, _ in Self.answer(Self.files[""]!, request) }
+            router.on("/console/{file}", method: method) { request, context in
+                guard let file = Self.files[try context.parameters.require("file")] else {
+                    throw StorageError.notFound("no such console file")
+                }
+                return Self.answer(file, request)
             }
-            return Self.answer(file, request)
         }
     }
 
@@ -56,6 +58,7 @@ struct ConsoleController: Sendable {
             return Response(status: .notModified, headers: headers)
         }
         headers[.contentLength] = String(file.body.readableBytes)
+        guard request.method != .head else { return Response(status: .ok, headers: headers) }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: file.body))
     }
 }

@@ -37,7 +37,7 @@ enum ConsoleFiles {
           </section>
 
           <section id="upload" aria-labelledby="upload-title" hidden>
-            <h2 id="upload-title">Upload</h2>
+            <h2 id="upload-title" tabindex="-1">Upload</h2>
             <div class="row">
               <label for="job">Job</label>
               <input id="job" value="console" pattern="[A-Za-z0-9._\-]{1,128}" aria-describedby="job-help">
@@ -57,8 +57,32 @@ enum ConsoleFiles {
             <ul id="transfers" aria-label="Uploads"></ul>
           </section>
 
+          <section id="admin" aria-labelledby="admin-title" hidden>
+            <h2 id="admin-title" tabindex="-1">Service</h2>
+            <p id="admin-status" role="status" aria-live="polite"></p>
+            <h3>Buckets</h3>
+            <ul id="buckets"></ul>
+            <form id="bucket-form" class="row">
+              <label for="bucket-name">New bucket</label>
+              <input id="bucket-name" required autocomplete="off">
+              <label><input type="checkbox" id="bucket-public"> public</label>
+              <button type="submit">Create</button>
+            </form>
+            <h3>Usage</h3>
+            <form id="usage-form" class="row">
+              <label for="usage-user">User</label>
+              <input id="usage-user" required autocomplete="off">
+              <button type="submit">Show usage</button>
+            </form>
+            <p id="usage-result" aria-live="polite"></p>
+            <h3>Jobs</h3>
+            <p id="job-counts"></p>
+            <ul id="dead-jobs" aria-label="Dead letters"></ul>
+            <button type="button" id="retry-dead">Retry every dead letter</button>
+          </section>
+
           <section id="gallery" aria-labelledby="gallery-title" hidden>
-            <h2 id="gallery-title">Your files</h2>
+            <h2 id="gallery-title" tabindex="-1">Files</h2>
             <form id="search-form" role="search" class="row">
               <label for="search">Names starting with</label>
               <input id="search" type="search" placeholder="job-1/" autocomplete="off">
@@ -76,28 +100,6 @@ enum ConsoleFiles {
             <p id="more" class="help" aria-live="polite"></p>
           </section>
 
-          <section id="admin" aria-labelledby="admin-title" hidden>
-            <h2 id="admin-title">Service</h2>
-            <h3>Buckets</h3>
-            <ul id="buckets"></ul>
-            <form id="bucket-form" class="row">
-              <label for="bucket-name">New bucket</label>
-              <input id="bucket-name" pattern="[a-z0-9][a-z0-9._\-]{0,62}" required>
-              <label><input type="checkbox" id="bucket-public"> public</label>
-              <button type="submit">Create</button>
-            </form>
-            <h3>Usage</h3>
-            <form id="usage-form" class="row">
-              <label for="usage-user">User</label>
-              <input id="usage-user" required autocomplete="off">
-              <button type="submit">Show usage</button>
-            </form>
-            <p id="usage-result" aria-live="polite"></p>
-            <h3>Jobs</h3>
-            <p id="job-counts"></p>
-            <ul id="dead-jobs" aria-label="Dead letters"></ul>
-            <button type="button" id="retry-dead">Retry every dead letter</button>
-          </section>
         </main>
         </body>
         </html>
@@ -111,7 +113,9 @@ enum ConsoleFiles {
         const SMALL = 8 * 1024 * 1024; // up to this size: one presigned PUT; larger: resumable (TUS) pieces
         const PIECE = 4 * 1024 * 1024;
         const PAGE = 60;
-        const VARIANT = /_(\d+)x(\d+)(\.[^./]+)$/;
+        // Statuses after which an upload cannot go on: the server refused it (others — a lost connection,
+        // an expired token — may be resumed).
+        const FINAL = new Set([400, 403, 404, 409, 413, 415, 460]);
         const IMAGE = /^image\/(png|jpeg|webp|gif)$/;
 
         const $ = (selector) => document.querySelector(selector);
@@ -152,10 +156,17 @@ enum ConsoleFiles {
 
         function decodeClaims(token) {
           const part = token.split('.')[1];
-          if (!part) throw new Error('this is not a JWT (three dot-separated parts)');
-          const base64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
-          const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
-          return JSON.parse(new TextDecoder().decode(bytes));
+          try {
+            const base64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
+            const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+            return JSON.parse(new TextDecoder().decode(bytes));
+          } catch {
+            throw new Error('this is not a token: paste a JWT (three parts separated by dots, from `depot token` or `depot keys`)');
+          }
+        }
+
+        function failure(status, message) {
+          return Object.assign(new Error(message), { status });
         }
 
         async function errorText(response) {
@@ -179,15 +190,17 @@ enum ConsoleFiles {
             init.body = JSON.stringify(body);
           }
           const response = await fetch(path, init);
-          if (!response.ok) throw new Error(await errorText(response));
+          if (!response.ok) throw failure(response.status, await errorText(response));
           return response.status === 204 ? null : response.json();
         }
 
         function say(text) { $('#status').textContent = text; }
+        function adminSay(text) { $('#admin-status').textContent = text; }
 
         // MARK: Signing in
 
-        async function signIn(token) {
+        async function signIn(pasted) {
+          const token = pasted.replace(/^Bearer\s+/i, '');
           const claims = decodeClaims(token);
           state.token = token;
           state.claims = claims;
@@ -203,8 +216,9 @@ enum ConsoleFiles {
           $('#admin').hidden = role !== 'service_role';
           document.body.dataset.state = 'ready';
           if (claims.sub) await showUsage();
-          await loadPage(true);
           if (role === 'service_role') await loadAdmin();
+          await loadPage(true);
+          $(claims.sub ? '#upload-title' : role === 'service_role' ? '#admin-title' : '#gallery-title').focus();
         }
 
         function signOut() {
@@ -245,9 +259,9 @@ enum ConsoleFiles {
                 return;
               }
               const response = new Response(xhr.responseText || null, { status: xhr.status });
-              errorText(response).then((text) => reject(new Error(text)));
+              errorText(response).then((text) => reject(failure(xhr.status, text)));
             });
-            xhr.addEventListener('error', () => { transfer.xhr = null; reject(new Error('the connection failed')); });
+            xhr.addEventListener('error', () => { transfer.xhr = null; reject(failure(0, 'the connection failed')); });
             xhr.addEventListener('abort', () => { transfer.xhr = null; reject(new DOMException('paused', 'AbortError')); });
             xhr.send(body);
           });
@@ -263,8 +277,23 @@ enum ConsoleFiles {
         function setTransferState(transfer, name, text) {
           transfer.item.dataset.state = name;
           transfer.status.textContent = text;
+          const canGoOn = transfer.resumable && transfer.url && (name === 'paused' || (name === 'error' && !transfer.refused));
           transfer.pause.hidden = !(transfer.resumable && name === 'uploading');
-          transfer.resume.hidden = name !== 'paused';
+          transfer.resume.hidden = !canGoOn;
+          transfer.cancel.hidden = !(name === 'uploading' || canGoOn);
+          transfer.bar.hidden = name === 'error' || name === 'cancelled';
+        }
+
+        /** Ends the upload on the server too (TUS termination), so it holds no quota. */
+        async function cancel(transfer) {
+          transfer.cancelled = true;
+          transfer.xhr?.abort();
+          if (transfer.url) {
+            await fetch(transfer.url, { method: 'DELETE', headers: { Authorization: `Bearer ${state.token}`, 'Tus-Resumable': '1.0.0' } })
+              .catch(() => {});
+          }
+          setTransferState(transfer, 'cancelled', 'Cancelled');
+          await showUsage();
         }
 
         async function presigned(transfer, declared) {
@@ -285,13 +314,13 @@ enum ConsoleFiles {
                 'Upload-Metadata': metadata({ jobId: declared.jobId, contentType: declared.contentType, visibility: declared.visibility }),
               },
             });
-            if (response.status !== 201) throw new Error(await errorText(response));
+            if (response.status !== 201) throw failure(response.status, await errorText(response));
             transfer.url = local(response.headers.get('Location'));
             transfer.path = response.headers.get('Depot-Path');
             transfer.offset = 0;
           } else {
             const response = await fetch(transfer.url, { method: 'HEAD', headers: tus, cache: 'no-store' });
-            if (!response.ok) throw new Error(await errorText(response));
+            if (!response.ok) throw failure(response.status, `${response.status === 404 ? 'The upload expired or ended' : `HTTP ${response.status}`}`);
             transfer.offset = Number(response.headers.get('Upload-Offset'));
           }
           while (transfer.offset < file.size) {
@@ -319,8 +348,20 @@ enum ConsoleFiles {
             await showUsage();
             await loadPage(true);
           } catch (error) {
-            if (error.name === 'AbortError') setTransferState(transfer, 'paused', `Paused at ${formatSize(transfer.offset ?? 0)}`);
-            else setTransferState(transfer, 'error', error.message);
+            if (transfer.cancelled) return;
+            if (error.name === 'AbortError') {
+              setTransferState(transfer, 'paused', `Paused at ${transfer.bar.value}% (${formatSize(transfer.offset ?? 0)} kept)`);
+              return;
+            }
+            transfer.refused = FINAL.has(error.status);
+            // A refusal is final: the upload is ended on the server so that it holds nothing.
+            if (transfer.refused && transfer.url) {
+              await fetch(transfer.url, { method: 'DELETE', headers: { Authorization: `Bearer ${state.token}`, 'Tus-Resumable': '1.0.0' } })
+                .catch(() => {});
+              transfer.url = null;
+            }
+            const hint = transfer.refused ? '' : transfer.resumable && transfer.url ? ' — Resume continues where it stopped' : '';
+            setTransferState(transfer, 'error', error.message + hint);
           }
         }
 
@@ -328,13 +369,15 @@ enum ConsoleFiles {
           for (const file of files) {
             const bar = el('progress', { max: 100, value: 0, 'aria-label': `Upload of ${file.name}` });
             const status = el('span', { className: 'transfer-status' });
-            const pause = el('button', { type: 'button', text: 'Pause', hidden: true });
-            const resume = el('button', { type: 'button', text: 'Resume', hidden: true });
+            const pause = el('button', { type: 'button', text: 'Pause', hidden: true, 'aria-label': `Pause ${file.name}` });
+            const resume = el('button', { type: 'button', text: 'Resume', hidden: true, 'aria-label': `Resume ${file.name}` });
+            const stop = el('button', { type: 'button', text: 'Cancel', hidden: true, className: 'danger', 'aria-label': `Cancel ${file.name}` });
             const item = el('li', { className: 'transfer', dataset: { name: file.name, state: 'queued' } },
-              el('span', { className: 'name', text: `${file.name} (${formatSize(file.size)})` }), bar, status, pause, resume);
-            const transfer = { file, bar, status, pause, resume, item, resumable: file.size > SMALL };
+              el('span', { className: 'name', text: `${file.name} (${formatSize(file.size)})` }), bar, status, pause, resume, stop);
+            const transfer = { file, bar, status, pause, resume, cancel: stop, item, resumable: file.size > SMALL };
             pause.addEventListener('click', () => transfer.xhr?.abort());
             resume.addEventListener('click', () => run(transfer));
+            stop.addEventListener('click', () => cancel(transfer));
             $('#transfers').append(item);
             run(transfer);
           }
@@ -359,13 +402,19 @@ enum ConsoleFiles {
           card.img.src = local(asset.url);
         }
 
+        /** The asset as it is now, with a fresh link (listed links expire). */
+        async function fresh(path) {
+          const asset = await api('GET', `/v1/assets/${encodePath(path)}`);
+          state.items.set(path, asset);
+          return asset;
+        }
+
         function updateCard(card, asset) {
           const isPublic = asset.visibility === 'public';
           card.visibility.textContent = isPublic ? 'Public' : 'Private';
           card.visibility.setAttribute('aria-pressed', String(isPublic));
-          card.download.href = local(asset.url) + (asset.url.includes("?") ? "&" : "?") + "download=";
           card.meta.textContent = `${formatSize(asset.fileSize)} · ${asset.contentType} · ${isPublic ? 'public link' : 'signed link'}`;
-          if (IMAGE.test(asset.contentType) && !card.hasVariant) thumbnailFor(card, asset);
+          if (IMAGE.test(asset.contentType) && !card.variantPath) thumbnailFor(card, asset);
         }
 
         function renderCard(asset) {
@@ -377,12 +426,12 @@ enum ConsoleFiles {
           const meta = el('p', { className: 'meta' });
           const visibility = el('button', { type: 'button', className: 'visibility', 'aria-describedby': id });
           const copy = el('button', { type: 'button', text: 'Copy link', 'aria-describedby': id });
-          const download = el('a', { text: 'Download', 'aria-describedby': id });
+          const download = el('button', { type: 'button', text: 'Download', 'aria-describedby': id });
           const remove = el('button', { type: 'button', text: 'Delete', className: 'danger', 'aria-describedby': id });
           const item = el('li', { className: 'card', dataset: { path: asset.path } },
             select, el('div', { className: 'thumb' }, img), label, meta,
             el('div', { className: 'actions' }, visibility, copy, download, remove));
-          const card = { item, img, meta, visibility, download, hasVariant: false };
+          const card = { item, img, meta, visibility, variantPath: null };
           state.cards.set(asset.path, card);
           updateCard(card, asset);
 
@@ -397,10 +446,23 @@ enum ConsoleFiles {
               const changed = await api('PATCH', `/v1/assets/${encodePath(asset.path)}`, { visibility: wanted });
               state.items.set(asset.path, changed);
               updateCard(card, changed);
+              // The variant's old link ended with the flip: its thumbnail needs a new one.
+              if (card.variantPath) thumbnailFor(card, await fresh(card.variantPath));
               say(`${name} is now ${wanted}`);
             } catch (error) { say(error.message); }
           });
-          copy.addEventListener('click', () => copyText(state.items.get(asset.path).url, `Link to ${name} copied`));
+          copy.addEventListener('click', async () => {
+            try { await copyText((await fresh(asset.path)).url, `Link to ${name} copied`); } catch (error) { say(error.message); }
+          });
+          download.addEventListener('click', async () => {
+            try {
+              const url = (await fresh(asset.path)).url;
+              const link = el('a', { href: local(url) + (url.includes('?') ? '&' : '?') + 'download=', hidden: true });
+              document.body.append(link);
+              link.click();
+              link.remove();
+            } catch (error) { say(error.message); }
+          });
           remove.addEventListener('click', async () => {
             if (!confirm(`Delete ${name}? This cannot be undone.`)) return;
             try {
@@ -413,7 +475,14 @@ enum ConsoleFiles {
         }
 
         function dropCard(path) {
-          state.cards.get(path)?.item.remove();
+          const card = state.cards.get(path);
+          const list = card?.item.parentElement;
+          card?.item.remove();
+          if (list && !list.children.length) {
+            const key = [...state.groups].find(([, g]) => g.list === list)?.[0];
+            list.parentElement.remove();
+            state.groups.delete(key);
+          }
           state.cards.delete(path);
           state.items.delete(path);
           state.selected.delete(path);
@@ -436,13 +505,16 @@ enum ConsoleFiles {
         function render(assets) {
           for (const asset of assets) {
             state.items.set(asset.path, asset);
-            const match = asset.path.match(VARIANT);
-            const original = match ? asset.path.replace(VARIANT, '$3') : null;
-            const card = original ? state.cards.get(original) : null;
+            const card = asset.variantOf ? state.cards.get(asset.variantOf) : null;
             if (card) {
-              // A variant of a listed image: its thumbnail (the 112×112 one when there is one).
-              if (!card.hasVariant || match[1] === '112') thumbnailFor(card, asset);
-              card.hasVariant = true;
+              // A variant of a listed image (the server's own sizes): its thumbnail, the largest up to
+              // 112 pixels wide.
+              const width = Number(asset.path.match(/_(\d+)x\d+(\.[^./]*)?$/)?.[1] ?? 0);
+              const current = Number(card.variantPath?.match(/_(\d+)x\d+(\.[^./]*)?$/)?.[1] ?? 0);
+              if (!card.variantPath || (width <= 112 && (width > current || current > 112))) {
+                card.variantPath = asset.path;
+                thumbnailFor(card, asset);
+              }
               continue;
             }
             if (state.cards.has(asset.path)) updateCard(state.cards.get(asset.path), asset);
@@ -492,7 +564,7 @@ enum ConsoleFiles {
             const links = $('#signed-links');
             links.value = paths.map((p) => `${p}\t${answer.urls[p] ?? answer.errors?.[p]?.message ?? ''}`).join('\n');
             links.hidden = false;
-            say(`${Object.keys(answer.urls).length} link(s) signed for an hour`);
+            say(`${Object.keys(answer.urls).length} link(s): signed ones work for an hour, public ones always`);
           } catch (error) { say(error.message); }
         }
 
@@ -516,16 +588,16 @@ enum ConsoleFiles {
           flip.addEventListener('click', async () => {
             try {
               await api('PUT', `/storage/v1/bucket/${encodeURIComponent(bucket.id)}`, { public: !bucket.public });
-              say(`Bucket ${bucket.name} is now ${bucket.public ? 'private' : 'public'}`);
+              adminSay(`Bucket ${bucket.name} is now ${bucket.public ? 'private' : 'public'}`);
               await loadAdmin();
-            } catch (error) { say(error.message); }
+            } catch (error) { adminSay(error.message); }
           });
           empty.addEventListener('click', async () => {
             if (!confirm(`Delete every object in ${bucket.name}? This cannot be undone.`)) return;
             try {
               await api('POST', `/storage/v1/bucket/${encodeURIComponent(bucket.id)}/empty`);
-              say(`Bucket ${bucket.name} emptied`);
-            } catch (error) { say(error.message); }
+              adminSay(`Bucket ${bucket.name} emptied`);
+            } catch (error) { adminSay(error.message); }
           });
           return el('li', { className: 'row' }, name, flip, empty);
         }
@@ -537,7 +609,7 @@ enum ConsoleFiles {
             const jobs = await api('GET', '/v1/jobs?state=dead&limit=50');
             $('#job-counts').textContent = Object.entries(jobs.counts).map(([k, v]) => `${k}: ${v}`).join(' · ') || 'no jobs';
             $('#dead-jobs').replaceChildren(...jobs.items.map((j) => el('li', { text: `${j.kind} ${j.id}: ${j.lastError ?? ''}` })));
-          } catch (error) { say(error.message); }
+          } catch (error) { adminSay(error.message); }
         }
 
         // MARK: Wiring
@@ -575,9 +647,9 @@ enum ConsoleFiles {
             e.preventDefault();
             try {
               await api('POST', '/storage/v1/bucket', { name: $('#bucket-name').value, public: $('#bucket-public').checked });
-              say(`Bucket ${$('#bucket-name').value} created`);
+              adminSay(`Bucket ${$('#bucket-name').value} created`);
               await loadAdmin();
-            } catch (error) { say(error.message); }
+            } catch (error) { adminSay(error.message); }
           });
           $('#usage-form').addEventListener('submit', async (e) => {
             e.preventDefault();
@@ -589,15 +661,20 @@ enum ConsoleFiles {
           $('#retry-dead').addEventListener('click', async () => {
             try {
               const answer = await api('POST', '/v1/jobs/retry', { allDead: true });
-              say(`${answer.retried} job(s) queued again`);
+              adminSay(`${answer.retried} job(s) queued again`);
               await loadAdmin();
-            } catch (error) { say(error.message); }
+            } catch (error) { adminSay(error.message); }
           });
           new IntersectionObserver((entries) => {
             if (entries.some((e) => e.isIntersecting) && state.token) loadPage(false);
           }).observe($('#more'));
           const kept = sessionStorage.getItem('depot.token');
-          if (kept) signIn(kept).catch(() => sessionStorage.removeItem('depot.token'));
+          if (kept) {
+            signIn(kept).catch((error) => {
+              sessionStorage.removeItem('depot.token');
+              $('#sign-in-error').textContent = `Signed out: ${error.message}`;
+            });
+          }
         }
 
         start();
@@ -650,6 +727,7 @@ enum ConsoleFiles {
         .card .meta { margin: 0; color: var(--muted); font-size: .85rem; }
         .card .actions { display: flex; flex-wrap: wrap; gap: .35rem; align-items: center; }
         @media (max-width: 40rem) { main { padding: .5rem; } .cards { grid-template-columns: 1fr; } .transfer progress { width: 100%; } }
+        input[type="checkbox"] { width: 1.25rem; height: 1.25rem; }
 
         """##
 }

@@ -113,6 +113,10 @@ extension OpenAPIDocument {
               "$ref": "#/components/schemas/AssetVariant"
             },
             "description": "The image's variants (`--variants`, `{name}_{W}x{H}.{ext}` beside it), made by background jobs after the upload commits: in upload responses (all `pending`) and `GET /v1/assets/{path}`; absent for other types, for variants themselves, and when variants are off."
+          },
+          "variantOf": {
+            "type": "string",
+            "description": "For an object named as one of the server's variants (`{stem}_{W}x{H}{.ext}`, a `--variants` size): the image it would be a variant of."
           }
         }
       },
@@ -349,9 +353,5 @@ extension OpenAPIDocument {
         "properties": {
           "urls": {
             "type": "object",
-            "additionalProperties": {
-              "type": "string"
-            }
-          },
 """##
 }

@@ -3,6 +3,10 @@
 extension OpenAPIDocument {
     /// Lines 7701–8050 of the document (part 23 of 28).
     static let part23 = ##"""
+            "additionalProperties": {
+              "type": "string"
+            }
+          },
           "expiresAt": {
             "type": "string",
             "format": "date-time"
@@ -349,9 +353,5 @@ extension OpenAPIDocument {
               {
                 "type": "null"
               }
-            ]
-          },
-          "variants": {
-            "oneOf": [
 """##
 }

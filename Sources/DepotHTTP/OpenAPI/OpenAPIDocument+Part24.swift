@@ -3,6 +3,10 @@
 extension OpenAPIDocument {
     /// Lines 8051–8400 of the document (part 24 of 28).
     static let part24 = ##"""
+            ]
+          },
+          "variants": {
+            "oneOf": [
               {
                 "type": "array",
                 "maxItems": 8,
@@ -349,9 +353,5 @@ extension OpenAPIDocument {
                 ]
               },
               "order": {
-                "type": "string",
-                "enum": [
-                  "asc",
-                  "desc"
 """##
 }

@@ -3,6 +3,10 @@
 extension OpenAPIDocument {
     /// Lines 8401–8750 of the document (part 25 of 28).
     static let part25 = ##"""
+                "type": "string",
+                "enum": [
+                  "asc",
+                  "desc"
                 ]
               }
             }
@@ -349,9 +353,5 @@ extension OpenAPIDocument {
           "expiresIn"
         ],
         "properties": {
-          "expiresIn": {
-            "oneOf": [
-              {
-                "type": "integer",
 """##
 }

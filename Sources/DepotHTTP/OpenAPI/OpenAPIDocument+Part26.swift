@@ -3,6 +3,10 @@
 extension OpenAPIDocument {
     /// Lines 8751–9100 of the document (part 26 of 28).
     static let part26 = ##"""
+          "expiresIn": {
+            "oneOf": [
+              {
+                "type": "integer",
                 "minimum": 1
               },
               {
@@ -349,9 +353,5 @@ extension OpenAPIDocument {
           "bucket": {
             "type": "string",
             "maxLength": 100
-          },
-          "prefix": {
-            "type": "string",
-            "maxLength": 1024
 """##
 }

@@ -4,6 +4,10 @@ extension OpenAPIDocument {
     /// Lines 9101–9450 of the document (part 27 of 28).
     static let part27 = ##"""
           },
+          "prefix": {
+            "type": "string",
+            "maxLength": 1024
+          },
           "destination": {
             "type": "string",
             "maxLength": 1024
@@ -349,9 +353,5 @@ extension OpenAPIDocument {
           "application/json": {
             "schema": {
               "$ref": "#/components/schemas/ErrorRateLimited"
-            }
-          }
-        },
-        "headers": {
 """##
 }

@@ -22,6 +22,8 @@ struct ConsoleTests {
             let etag = try #require(r.headers[.eTag])
             let again = try await client.request(.get, "/console/" + file, headers: [.ifNoneMatch: etag])
             #expect(again.status == .notModified && again.bytes.isEmpty)
+            let head = try await client.request(.head, "/console/" + file)
+            #expect(head.status == .ok && head.headers[.contentLength] == String(committed.count) && head.bytes.isEmpty)
         }
     }
 
