@@ -34,10 +34,22 @@ final class S3BlobWriter: BlobWriter, @unchecked Sendable {
     /// `partsInFlight + 1` part buffers, whatever its size.
     private var spare: [ByteBuffer] = []
 
-    init(client: S3Client, key: String) {
+    /// Whether the object may only be created, never replace one (`If-None-Match: *` on the
+    /// request that makes it visible): `finish()` then throws `.conflict` when the key exists.
+    private let createOnly: Bool
+
+    init(client: S3Client, key: String, createOnly: Bool = false) {
         self.client = client
         self.key = key
         self.partSize = client.config.partSize
+        self.createOnly = createOnly
+    }
+
+    private var condition: [(name: String, value: String)] { createOnly ? [("if-none-match", "*")] : [] }
+
+    /// 412 to a create-only write: another writer made the key first.
+    private func refuseTaken(_ status: UInt) throws {
+        if status == 412 { throw StorageError(.conflict, "another request stored this piece first") }
     }
 
     func write(_ chunk: ByteBuffer) async throws {
@@ -52,7 +64,9 @@ final class S3BlobWriter: BlobWriter, @unchecked Sendable {
 
     func finish() async throws -> Int64 {
         guard let uploadID else {
-            _ = try await client.send(S3Request(method: .PUT, key: key, body: buffer, operation: "PutObject"))
+            let response = try await client.send(
+                S3Request(method: .PUT, key: key, headers: condition, body: buffer, accepting: createOnly ? [412] : [], operation: "PutObject"))
+            try refuseTaken(response.status.code)
             buffer = ByteBuffer()
             return size
         }
@@ -138,9 +152,13 @@ final class S3BlobWriter: BlobWriter, @unchecked Sendable {
         }
         let body = "<CompleteMultipartUpload>\(parts.joined())</CompleteMultipartUpload>"
         let request = S3Request(
-            method: .POST, key: key, query: [("uploadId", uploadID)], body: ByteBuffer(string: body),
-            accepting: [404], operation: "CompleteMultipartUpload")
+            method: .POST, key: key, query: [("uploadId", uploadID)], headers: condition, body: ByteBuffer(string: body),
+            accepting: createOnly ? [404, 412] : [404], operation: "CompleteMultipartUpload")
         let response = try await client.send(request)
+        if response.status.code == 412 {
+            await abort()
+            try refuseTaken(412)
+        }
         if response.status == .notFound {
             // A retried Complete whose first attempt did succeed finds no upload any more: the
             // blob is there when its size is right.

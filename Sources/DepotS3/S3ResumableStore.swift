@@ -16,9 +16,13 @@ import Synchronization
 ///   listing (a hold is written before it is counted, so uploads created at once, on any server,
 ///   never pass the bound together).
 ///
-/// One append at a time per upload on each server (`.conflict`); appends to one upload on two
-/// servers at once (a client bug) cannot mix: a segment is whole or absent, and one that does not
-/// follow the others is dropped by the next append.
+/// One append at a time per upload on each server (`.conflict`); of appends at the same offset on
+/// two servers at once (a client bug, or a retry elsewhere while the first still runs), the first
+/// stored wins and the other is refused (`.conflict`, nothing of it kept): a piece is created only
+/// when its key is free (`If-None-Match: *`; an S3 without conditional writes ignores it, and
+/// the later piece replaces the earlier). A piece that does not follow the others is dropped by
+/// the next append. Holds are written before they are counted, so creations at the same moment on
+/// several servers may all be refused, never all admitted.
 public final class S3ResumableStore: ResumableStore {
     let client: S3Client
     let root: String
@@ -115,7 +119,9 @@ public final class S3ResumableStore: ResumableStore {
         }
         // Segments that do not follow the others must never join them later.
         if !stray.isEmpty { try await client.delete(keys: stray) }
-        let writer = S3BlobWriter(client: client, key: segmentKey(id, at: offset))
+        // Created only if no other request (on any server) stored a piece at this offset first: an
+        // acknowledged piece is never replaced (S3's conditional write, `If-None-Match: *`).
+        let writer = S3BlobWriter(client: client, key: segmentKey(id, at: offset), createOnly: true)
         var end = offset
         do {
             var chunks = body.makeAsyncIterator()
@@ -225,7 +231,7 @@ public final class S3ResumableStore: ResumableStore {
             if most > 0, mine.count > most {
                 throw StorageError(
                     .rateLimited,
-                    "the user has \(mine.count - 1) resumable uploads open (at most \(most)); finish or terminate some, or let them expire",
+                    "the user has \(mine.count - 1) resumable uploads open or being created (at most \(most)); finish or terminate some, or let them expire",
                     retryAfter: 60)
             }
             return mine.reduce(0) { RequestNumber.saturatingAdd($0, $1.length) }

@@ -59,7 +59,8 @@ struct KeysCommand: AsyncParsableCommand {
 struct GCCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gc",
-        abstract: "Remove orphan blobs, leftover temp files, expired upload intents and abandoned S3 multipart uploads.",
+        abstract:
+            "Remove orphan blobs, leftover temp files, expired upload intents, expired resumable uploads and abandoned S3 multipart uploads.",
         discussion: "Safe to run while the server runs: only things older than the grace period are removed.")
 
     @OptionGroup var data: DataOptions

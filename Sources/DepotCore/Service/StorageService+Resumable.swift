@@ -137,6 +137,11 @@ extension StorageService {
                 // Refused (a taken name, the quota, the type, the checksum) or failed: this append
                 // is not kept, so the upload is not taken for done; the client may send it again.
                 try? await store.truncate(id: id, to: offset)
+                // The same last append, sent to another server as well, finished it there first.
+                if let (now, _) = try? await store.upload(id: id), now.finishedAt != nil {
+                    state.upload = now
+                    return state
+                }
                 throw error
             }
         }

@@ -95,6 +95,9 @@ extension StorageService {
     private func open(_ upload: ResumableUpload, in bucket: BucketRecord, store: any ResumableStore) async throws {
         let key = try upload.key()
         let rules = try resumableRules(upload, in: bucket)
+        if upload.length > rules.maxSize {
+            throw StorageError(.payloadTooLarge, "Upload-Length \(upload.length) is larger than the \(rules.maxSize) bytes allowed")
+        }
         try precheck(rules, contentLength: upload.length)
         // A declared type the bucket refuses is refused now (upstream checks `contentType` here).
         if case .bucket(let allowed?) = rules.typing, let declared = upload.contentType, !allowed.accepts(declared) {

@@ -599,7 +599,27 @@ enum ConsoleFiles {
               adminSay(`Bucket ${bucket.name} emptied`);
             } catch (error) { adminSay(error.message); }
           });
-          return el('li', { className: 'row' }, name, flip, empty);
+          // Settings: the size limit (bytes, or "10mb"; empty: the server's) and the allowed types.
+          const limit = el('input', { value: bucket.file_size_limit ?? '', 'aria-label': `Size limit of ${bucket.name}`, placeholder: 'no limit' });
+          const types = el('input', {
+            value: (bucket.allowed_mime_types ?? []).join(', '), 'aria-label': `Allowed types of ${bucket.name}`, placeholder: 'any type',
+          });
+          const save = el('button', { type: 'submit', text: 'Save', 'aria-label': `Save settings of ${bucket.name}` });
+          const settings = el('form', { className: 'row' }, el('span', { text: 'Size limit' }), limit, el('span', { text: 'Types' }), types, save);
+          settings.addEventListener('submit', async (e) => {
+            e.preventDefault();
+            const size = limit.value.trim();
+            const list = types.value.split(',').map((t) => t.trim()).filter(Boolean);
+            try {
+              await api('PUT', `/storage/v1/bucket/${encodeURIComponent(bucket.id)}`, {
+                file_size_limit: size === '' ? null : /^\d+$/.test(size) ? Number(size) : size,
+                allowed_mime_types: list.length ? list : null,
+              });
+              adminSay(`Settings of ${bucket.name} saved`);
+              await loadAdmin();
+            } catch (error) { adminSay(error.message); }
+          });
+          return el('li', { className: 'bucket' }, el('div', { className: 'row' }, name, flip, empty), settings);
         }
 
         async function loadAdmin() {
@@ -728,6 +748,9 @@ enum ConsoleFiles {
         .card .actions { display: flex; flex-wrap: wrap; gap: .35rem; align-items: center; }
         @media (max-width: 40rem) { main { padding: .5rem; } .cards { grid-template-columns: 1fr; } .transfer progress { width: 100%; } }
         input[type="checkbox"] { width: 1.25rem; height: 1.25rem; }
+        #buckets { list-style: none; padding: 0; }
+        .bucket { border-bottom: 1px solid var(--line); padding: .4rem 0; }
+        .bucket input { width: 10rem; }
 
         """##
 }

@@ -174,3 +174,31 @@ struct ResumableStoreConformanceTests {
         #expect(expired.contains(old.id) && !expired.contains(fresh.id))
     }
 }
+
+extension ResumableStoreConformanceTests {
+    /// Two servers over one bucket: an append still running on one (a slow client) while another
+    /// server takes the same offset and goes on. The first stored wins; the late one is refused
+    /// and keeps nothing, so acknowledged bytes stay and the offset never goes back. (Files are
+    /// one server's: a second process on the same data directory is not supported.)
+    @Test(arguments: ResumableStoreKind.testable.filter { $0 == .s3 })
+    func aLateAppendElsewhereNeverReplacesAcknowledgedBytes(_ kind: ResumableStoreKind) async throws {
+        let (a, another, cleanup) = try await kind.make()
+        defer { cleanup() }
+        let b = try another()
+        let upload = Self.upload(length: 30_000)
+        _ = try await a.reserve(upload, most: 0, now: Date())
+        try await a.create(upload)
+        let (slow, feed) = AsyncStream<ByteBuffer>.makeStream()
+        feed.yield(ByteBuffer(bytes: Array(repeating: 0xAA, count: 5_000)))
+        let late = Task { try await a.append(id: upload.id, at: 0, limit: 30_000, keepPartial: true, body: slow) { _ in } }
+        try await Task.sleep(for: .milliseconds(200))
+        let fast = Array(repeating: UInt8(0xBB), count: 10_000)
+        #expect(try await b.append(id: upload.id, at: 0, limit: 30_000, keepPartial: true, body: Self.body(fast)) { _ in } == 10_000)
+        #expect(try await b.append(id: upload.id, at: 10_000, limit: 30_000, keepPartial: true, body: Self.body(fast)) { _ in } == 20_000)
+        feed.yield(ByteBuffer(bytes: Array(repeating: 0xAA, count: 5_000)))
+        feed.finish()
+        await #expect(throws: StorageError.self) { _ = try await late.value }
+        #expect(try await b.upload(id: upload.id)?.offset == 20_000)
+        #expect(try await Self.read(b, upload.id) == fast + fast)
+    }
+}

@@ -279,6 +279,10 @@ extension MultiServerTests {
             #expect(try await a.request(.GET, "/v1/assets/\(path)", headers: auth).status == 404, "nothing visible before the last byte")
             let last = try await a.request(.PATCH, url, headers: auth + patch + [("Upload-Offset", "2500000")], body: Array(png[2_500_000...]))
             #expect(last.status == 204 && last.headers.first(name: "depot-checksum") == png.sha256Hex)
+            // The same last PATCH again on B (a client that lost A's answer): refused by offset,
+            // never "the name is taken"; HEAD says the upload is complete.
+            let again = try await b.request(.PATCH, url, headers: auth + patch + [("Upload-Offset", "2500000")], body: Array(png[2_500_000...]))
+            #expect(again.status == 409 && !String(decoding: again.body, as: UTF8.self).contains("exists"))
             let info = try await b.request(.GET, "/v1/assets/\(path)", headers: auth)
             #expect(json(info.body)["checksum"] as? String == png.sha256Hex)
             let done = try await b.request(.HEAD, url, headers: auth)
