@@ -43,7 +43,12 @@ struct VariantCrashTests {
                 let json = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any] ?? [:]
                 states += (json["variants"] as? [[String: Any]] ?? []).compactMap { $0["state"] as? String }
             }
-            if states.count == 12 && states.allSatisfy({ $0 == "ready" }) { break }
+            // The poison image's two jobs must be dead letters too before the server stops (one
+            // may still run, taken over after the crash, when the others are ready).
+            let p = try await server.request(.GET, "/v1/assets/alice/crash/poison.png", headers: auth)
+            let poisonJSON = (try? JSONSerialization.jsonObject(with: Data(p.body))) as? [String: Any] ?? [:]
+            let poisonStates = (poisonJSON["variants"] as? [[String: Any]] ?? []).compactMap { $0["state"] as? String }
+            if states.count == 12 && states.allSatisfy({ $0 == "ready" }) && poisonStates == ["failed", "failed"] { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(states == Array(repeating: "ready", count: 12), "\(states)")
