@@ -170,7 +170,7 @@ struct CLITests {
     /// cap needs (2 per connection + 256), up to the hard limit, which it says when it is too low.
     @Test func serveRaisesTheOpenFileLimitForTheCap() async throws {
         func softAndHard(_ server: DepotProcess) throws -> (UInt64, UInt64) {
-            let pid = try #require(server.process?.processIdentifier)
+            let pid = try #require(server.process?.pid)
             let limits = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
             let line = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
             let numbers = line.split(separator: " ").compactMap { UInt64($0) }

@@ -8,7 +8,7 @@ final class DepotProcess: @unchecked Sendable {
     // @unchecked: mutated only by the test that owns it.
     let dataDir: String
     let logPath: String
-    var process: Process?
+    var process: ChildProcess?
     var port = 0
     /// A soft open-file limit to start the server with (by the shell's `ulimit -Sn`); nil: inherited.
     var openFileLimit: Int?
@@ -38,17 +38,9 @@ final class DepotProcess: @unchecked Sendable {
     }
 
     private static func runBlocking(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try ChildProcess.run(
+            executable: executable, arguments: arguments,
+            environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
     }
 
     /// - Parameter variants: make image variants (off by default: the process tests upload random
@@ -57,21 +49,20 @@ final class DepotProcess: @unchecked Sendable {
         guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
             throw Failure("cannot create the server's log \(logPath)")
         }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.executable)
-        p.arguments =
+        let log = open(logPath, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard log >= 0 else { throw Failure("cannot open the server's log \(logPath)") }
+        defer { close(log) }
+        var executable = Self.executable
+        var arguments =
             ["serve", "--data-dir", dataDir, "--port", "0", "--public-url", "http://depot.test"] + (variants ? [] : ["--variants", "none"]) + extra
         if let openFileLimit {
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", "ulimit -Sn \(openFileLimit) && exec \"$0\" \"$@\"", Self.executable] + p.arguments!
+            arguments = ["-c", "ulimit -Sn \(openFileLimit) && exec \"$0\" \"$@\"", executable] + arguments
+            executable = "/bin/sh"
         }
-        p.environment = ProcessInfo.processInfo.environment.merging(["DEPOT_JWT_SECRET": Self.secret]) { $1 }
-            .merging(environment) { $1 }
-        p.standardOutput = log
-        p.standardError = log
-        try p.run()
+        let p = try ChildProcess(
+            executable: executable, arguments: arguments,
+            environment: ProcessInfo.processInfo.environment.merging(["DEPOT_JWT_SECRET": Self.secret]) { $1 }.merging(environment) { $1 },
+            output: log)
         process = p
         // Wait for "listening on 127.0.0.1:PORT" in this start's log lines.
         let deadline = ContinuousClock.now + .seconds(30)
@@ -91,14 +82,14 @@ final class DepotProcess: @unchecked Sendable {
 
     func kill9() {
         guard let p = process else { return }
-        Foundation.kill(p.processIdentifier, SIGKILL)
+        p.signal(SIGKILL)
         p.waitUntilExit()
         process = nil
     }
 
     /// Sends SIGTERM (a graceful shutdown) without waiting.
     func terminate() {
-        if let p = process { Foundation.kill(p.processIdentifier, SIGTERM) }
+        process?.signal(SIGTERM)
     }
 
     /// The exit status once the process has exited within `timeout`; nil while it still runs.
@@ -113,7 +104,7 @@ final class DepotProcess: @unchecked Sendable {
 
     func stop() {
         guard let p = process else { return }
-        p.interrupt()
+        p.signal(SIGINT)
         p.waitUntilExit()
         process = nil
     }
