@@ -95,6 +95,9 @@ public struct TenantQuota: Sendable, Equatable {
     public var objects: Int = 100_000
     /// Upload URLs (presigned or signed upload intents) open at once (default 1,000).
     public var pendingUploads: Int = 1_000
+    /// Bytes the tenant's unfinished resumable uploads hold, counted as stored by ``check(_:)``
+    /// (set per write, not a setting).
+    public var heldBytes: Int64 = 0
     public init() {}
     /// No limits at all.
     public static let unlimited: TenantQuota = {
@@ -113,8 +116,12 @@ public struct TenantQuota: Sendable, Equatable {
     /// Metadata stores call it inside the write's transaction, after the row changed, so the write
     /// is rolled back when it takes its owner past the quota.
     public func check(_ after: TenantUsage) throws(StorageError) {
-        if bytes > 0, after.bytes > bytes {
-            throw StorageError(.quotaExceeded, "this upload would take the user's storage to \(after.bytes) bytes; the quota is \(bytes) bytes")
+        if bytes > 0, RequestNumber.saturatingAdd(after.bytes, heldBytes) > bytes {
+            let held = heldBytes > 0 ? " (with \(heldBytes) bytes held by unfinished uploads)" : ""
+            throw StorageError(
+                .quotaExceeded,
+                "this upload would take the user's storage to \(RequestNumber.saturatingAdd(after.bytes, heldBytes)) bytes\(held); the quota is \(bytes) bytes"
+            )
         }
         if objects > 0, after.objects > objects {
             throw StorageError(.quotaExceeded, "this upload would take the user to \(after.objects) objects; the quota is \(objects)")

@@ -128,9 +128,11 @@ extension StorageService {
 
     /// Commits an ingested blob as an object row; deletes the blob when the commit fails and the
     /// replaced blob when it succeeds.
+    /// - Parameter finishing: the resumable upload this commit completes (its own hold is not
+    ///   counted against the quota).
     func commit(
         _ blob: IngestedBlob, at key: ObjectKey, owner: String?, upsert: Bool,
-        cacheControl: String? = nil, metadata userMetadata: String? = nil
+        cacheControl: String? = nil, metadata userMetadata: String? = nil, finishing upload: ResumableUpload? = nil
     ) async throws -> (ObjectRecord, replaced: Bool) {
         let t = now()
         var record = ObjectRecord(
@@ -140,7 +142,8 @@ extension StorageService {
         let replaced: ObjectRecord?
         do {
             let jobs = try await jobBatch(for: record, upsert: upsert)
-            replaced = try await metadata.putObject(record, upsert: upsert, quota: settings.quota, jobs: jobs)
+            let quota = await commitQuota(owner: owner, finishing: upload)
+            replaced = try await metadata.putObject(record, upsert: upsert, quota: quota, jobs: jobs)
         } catch {
             await discard(blob.id)
             throw error

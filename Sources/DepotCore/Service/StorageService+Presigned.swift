@@ -118,7 +118,9 @@ extension StorageService {
 
     /// Commits `blob` as the object of a claimed intent and consumes the intent, in one
     /// transaction; deletes the blob when that fails and the replaced blob when it succeeds.
-    func commitClaimed(_ blob: IngestedBlob, intent: UploadIntent, cacheControl: String?, userMetadata: String?) async throws -> ObjectRecord {
+    func commitClaimed(
+        _ blob: IngestedBlob, intent: UploadIntent, cacheControl: String?, userMetadata: String?, finishing upload: ResumableUpload? = nil
+    ) async throws -> ObjectRecord {
         let record = ObjectRecord(
             bucket: intent.bucket, path: intent.path, owner: intent.owner, blobID: blob.id, size: blob.size,
             contentType: blob.contentType, sha256: blob.sha256, cacheControl: cacheControl, metadata: userMetadata,
@@ -126,7 +128,8 @@ extension StorageService {
         let replaced: ObjectRecord?
         do {
             let jobs = try await jobBatch(for: record, upsert: intent.upsert)
-            replaced = try await metadata.commitIntent(id: intent.id, object: record, quota: settings.quota, jobs: jobs)
+            let quota = await commitQuota(owner: intent.owner, finishing: upload)
+            replaced = try await metadata.commitIntent(id: intent.id, object: record, quota: quota, jobs: jobs)
         } catch {
             await discard(blob.id)
             throw error

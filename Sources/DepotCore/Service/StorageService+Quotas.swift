@@ -13,8 +13,9 @@ import Foundation
 // over quota is stored, however many uploads of one tenant run at once. A body declared large
 // (``earlyQuotaCheckMinimum`` or more) is checked early as well, before any byte of it is read
 // (one indexed row read); a smaller one costs less to read than that read costs every upload.
-// The bytes that unfinished resumable uploads declared count as stored in these early checks
-// (their commits are checked as any). The service role (no owner) has no quota.
+// The bytes that unfinished resumable uploads declared count as stored, in these early checks and
+// in every commit's (``commitQuota(owner:finishing:)``), so that a held upload's space is still
+// there when its last byte arrives. The service role (no owner) has no quota.
 
 extension StorageService {
     /// The smallest declared body checked against the quota before it is read (256 KiB).
@@ -51,6 +52,17 @@ extension StorageService {
             after.objects -= 1
         }
         try quota.check(after)
+    }
+
+    /// The quota a commit of `owner`'s object is checked against, in its transaction: the bytes
+    /// the owner's unfinished resumable uploads hold count as stored, except `finishing`'s own.
+    /// Asks the resumable store only when bytes are limited (files: memory; S3: one LIST).
+    func commitQuota(owner: String?, finishing upload: ResumableUpload? = nil) async -> TenantQuota {
+        var quota = settings.quota
+        guard let owner, quota.bytes > 0, let resumable else { return quota }
+        let open = await resumable.openUploads(owner: owner, now: now())
+        quota.heldBytes = max(0, open.bytes - (upload.map { $0.finishedAt == nil ? $0.length : 0 } ?? 0))
+        return quota
     }
 
     /// Refuses a new upload URL when `owner` has too many open, or the declared size would not fit.

@@ -76,14 +76,17 @@ extension StorageService {
     /// What a refused append sent is not kept (the offset stays); a body cut short by the client
     /// keeps what arrived, unless it came with a checksum (which it cannot match). An empty append
     /// at the length of a finished upload answers its state.
-    /// - Parameter checksum: the body's digest (TUS `checksum`); a mismatch keeps nothing of it.
+    /// - Parameters:
+    ///   - checksum: the body's digest (TUS `checksum`); a mismatch keeps nothing of it.
+    ///   - bodyLength: the body's declared size (`Content-Length`): past the upload's length, it is
+    ///     refused before any byte is read.
     /// - Throws: `.conflict` (the offset is not the upload's), `.checksumMismatch`,
     ///   `.payloadTooLarge` (past the declared length), the type and write errors of an upload.
     public func appendResumable<Body: AsyncSequence>(
-        as caller: ResumableCaller, id: String, offset: Int64, checksum: BodyChecksum?, body: Body
+        as caller: ResumableCaller, id: String, offset: Int64, checksum: BodyChecksum?, bodyLength: Int64? = nil, body: Body
     ) async throws -> ResumableState where Body.Element == ByteBuffer {
         let store = try resumableStore()
-        var state = try await resumableState(as: caller, id: id)
+        let state = try await resumableState(as: caller, id: id)
         let upload = state.upload
         guard offset == state.offset else {
             throw StorageError(.conflict, "Upload-Offset \(offset) is not the upload's offset, \(state.offset)")
@@ -94,6 +97,10 @@ extension StorageService {
             }
             return state
         }
+        if let bodyLength, bodyLength > upload.length - offset {
+            throw StorageError(
+                .payloadTooLarge, "a body of \(bodyLength) bytes at offset \(offset) goes past the upload's length, \(upload.length)")
+        }
         // The rules may have changed since the upload began.
         let bucket = try await resumableBucket(caller, upload)
         let rules = try resumableRules(upload, in: bucket)
@@ -102,12 +109,22 @@ extension StorageService {
         var running = resumableDigests.take(id, at: offset) ?? (offset == 0 ? SHA256() : nil)
         var sha256 = checksum.flatMap { if case .sha256 = $0 { SHA256() } else { nil } }
         var sha1 = checksum.flatMap { if case .sha1 = $0 { Insecure.SHA1() } else { nil } }
-        let end = try await store.append(id: id, at: offset, limit: upload.length, keepPartial: checksum == nil, body: body) { chunk in
-            chunk.withUnsafeReadableBytes {
-                running?.update(bufferPointer: $0)
-                sha256?.update(bufferPointer: $0)
-                sha1?.update(bufferPointer: $0)
+        let end: Int64
+        do {
+            end = try await store.append(id: id, at: offset, limit: upload.length, keepPartial: checksum == nil, body: body) { chunk in
+                chunk.withUnsafeReadableBytes {
+                    running?.update(bufferPointer: $0)
+                    sha256?.update(bufferPointer: $0)
+                    sha1?.update(bufferPointer: $0)
+                }
             }
+        } catch {
+            // A body cut short keeps what arrived: judged as an append of its own (its first
+            // bytes' type; the commit when it reached the length), though no one hears the answer.
+            if checksum == nil, let kept = try? await store.upload(id: id)?.offset, kept > offset {
+                _ = try? await settleAppend(state, from: offset, to: kept, running: nil, rules: rules, store: store)
+            }
+            throw error
         }
         do {
             let matches: Bool
@@ -117,37 +134,73 @@ extension StorageService {
             case nil: matches = true
             }
             if !matches { throw StorageError(.checksumMismatch, "the body's digest does not match Upload-Checksum") }
-            // The type is known from the first bytes: refuse now (when they are all here, however
-            // many appends they took) rather than after the last.
-            let prefix = Int64(MediaSniffer.prefixLength)
-            if offset < prefix, end >= min(prefix, upload.length) {
-                _ = try decideType(try await store.head(id: id, count: MediaSniffer.prefixLength), rules: Self.checkedDeclaredType(rules))
-            }
         } catch {
             try await store.truncate(id: id, to: offset)
             throw error
         }
-        if let running { resumableDigests.put(id, at: end, running) }
-        state.offset = end
-        if end == upload.length {
+        return try await settleAppend(state, from: offset, to: end, running: running, rules: rules, store: store)
+    }
+
+    /// Settles what an append kept (`offset` to `end`): refuses it when the upload's first bytes
+    /// are all here now and are not of an allowed type (rather than after the last byte), and
+    /// commits the object when it reached the upload's length. A refusal keeps nothing of it.
+    /// - Parameter running: the SHA-256 of the bytes up to `end`, kept for the next append (nil:
+    ///   the commit reads the staged bytes back).
+    private func settleAppend(
+        _ state: ResumableState, from offset: Int64, to end: Int64, running: SHA256?, rules: IngestRules, store: any ResumableStore
+    ) async throws -> ResumableState {
+        var state = state
+        let upload = state.upload
+        let prefix = Int64(MediaSniffer.prefixLength)
+        if offset < prefix, end >= min(prefix, upload.length) {
             do {
-                state.object = try await finishResumable(upload, rules: rules, store: store)
-                state.upload.finishedAt = now()
+                _ = try decideType(try await store.head(id: upload.id, count: MediaSniffer.prefixLength), rules: Self.checkedDeclaredType(rules))
             } catch {
-                // Refused (a taken name, the quota, the type, the checksum) or failed: this append
-                // is not kept, so the upload is not taken for done; the client may send it again.
-                try? await store.truncate(id: id, to: offset)
-                // The same last append, sent to another server as well, finished it there first.
-                if let (now, _) = try? await store.upload(id: id), now.finishedAt != nil {
-                    state.upload = now
-                    return state
-                }
+                try await store.truncate(id: upload.id, to: offset)
                 throw error
             }
+        }
+        if let running { resumableDigests.put(upload.id, at: end, running) }
+        state.offset = end
+        guard end == upload.length else { return state }
+        do {
+            state.object = try await finishResumable(upload, rules: rules, store: store)
+            state.upload.finishedAt = now()
+        } catch {
+            // Refused (a taken name, the quota, the type, the checksum) or failed: this append
+            // is not kept, so the upload is not taken for done; the client may send it again.
+            try? await store.truncate(id: upload.id, to: offset)
+            // The same last append, sent to another server as well, finished it there first.
+            if let (now, _) = try? await store.upload(id: upload.id), now.finishedAt != nil {
+                state.upload = now
+                return state
+            }
+            throw error
         }
         return state
     }
 
+    /// The caller's upload `id` and its offset, as `HEAD` reports it. An upload whose bytes are
+    /// all staged but which is not finished (its last append was cut off as its last byte arrived,
+    /// or the server stopped before the commit) is committed now: a client that sees the offset at
+    /// the length takes the upload for done.
+    /// - Throws: as ``resumableState(as:id:)``; the commit's refusal or failure.
+    public func resumableStatus(as caller: ResumableCaller, id: String) async throws -> ResumableState {
+        let state = try await resumableState(as: caller, id: id)
+        guard state.upload.finishedAt == nil, state.offset == state.upload.length, state.upload.length > 0 else { return state }
+        return try await appendResumable(as: caller, id: id, offset: state.offset, checksum: nil, body: EmptyBody())
+    }
+}
+
+/// No bytes, as an append's body.
+struct EmptyBody: AsyncSequence, Sendable {
+    struct AsyncIterator: AsyncIteratorProtocol {
+        mutating func next() async throws -> ByteBuffer? { nil }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator() }
+}
+
+extension StorageService {
     /// Ingests the staged bytes of a complete upload and commits its object (with the upload
     /// URL's intent, for a signed one); the staged bytes are dropped once the object exists.
     func finishResumable(_ upload: ResumableUpload, rules: IngestRules, store: any ResumableStore) async throws -> ObjectRecord {
@@ -173,10 +226,12 @@ extension StorageService {
                 blob = try await ingest(rules: rules) { consume in try await store.read(id: upload.id, into: consume) }
             }
             if let intent {
-                record = try await commitClaimed(blob, intent: intent, cacheControl: upload.cacheControl, userMetadata: upload.userMetadata)
+                record = try await commitClaimed(
+                    blob, intent: intent, cacheControl: upload.cacheControl, userMetadata: upload.userMetadata, finishing: upload)
             } else {
                 (record, _) = try await commit(
-                    blob, at: key, owner: upload.owner, upsert: upload.upsert, cacheControl: upload.cacheControl, metadata: upload.userMetadata)
+                    blob, at: key, owner: upload.owner, upsert: upload.upsert, cacheControl: upload.cacheControl, metadata: upload.userMetadata,
+                    finishing: upload)
             }
         } catch {
             if let intent { await release(intent) }

@@ -101,7 +101,7 @@ struct ResumableController: Sendable {
                 do {
                     let state = try await service.appendResumable(
                         as: caller, id: upload.id, offset: 0, checksum: try TusHeaders.checksum(request.headers[.uploadChecksum]),
-                        body: body)
+                        bodyLength: withBytes ? Self.bodyLength(request) : nil, body: body)
                     headers[.uploadOffset] = String(state.offset)
                     completed(state, into: &headers)
                 } catch {
@@ -133,7 +133,15 @@ struct ResumableController: Sendable {
         let key = ObjectKey(bucket: bucket, path: try ObjectPath(name))
         var write = ObjectWrite(upsert: upsert)
         write.contentType = meta["contentType"].flatMap { $0.isEmpty ? nil : $0 }
-        write.cacheControl = meta["cacheControl"].flatMap(SupabaseUpload.cacheControl(field:)) ?? "no-cache"
+        if let field = meta["cacheControl"] {
+            guard let value = SupabaseUpload.cacheControl(field: field) else {
+                throw StorageError.invalidRequest(
+                    "the Upload-Metadata value 'cacheControl' must be seconds or a header value (printable ASCII, at most 256 bytes)")
+            }
+            write.cacheControl = value
+        } else {
+            write.cacheControl = "no-cache"
+        }
         if let text = meta["metadata"] {
             guard let json = SupabaseUpload.jsonObjectText(Data(text.utf8)) else {
                 throw StorageError.invalidRequest("the Upload-Metadata value 'metadata' must be a JSON object")
@@ -148,7 +156,7 @@ struct ResumableController: Sendable {
 
     func head(_ request: Request, context: DepotRequestContext, _ entry: Entry) async throws -> Response {
         try await handle(request, context, entry) { caller in
-            let state = try await service.resumableState(as: caller, id: try id(context))
+            let state = try await service.resumableStatus(as: caller, id: try id(context))
             var headers = Self.headers(state.upload)
             headers[.uploadOffset] = String(state.offset)
             headers[.uploadLength] = String(state.upload.length)
@@ -169,12 +177,17 @@ struct ResumableController: Sendable {
             }
             let state = try await service.appendResumable(
                 as: caller, id: try id(context), offset: offset,
-                checksum: try TusHeaders.checksum(request.headers[.uploadChecksum]), body: request.body)
+                checksum: try TusHeaders.checksum(request.headers[.uploadChecksum]), bodyLength: Self.bodyLength(request), body: request.body)
             var headers = Self.headers(state.upload)
             headers[.uploadOffset] = String(state.offset)
             completed(state, into: &headers)
             return Response(status: .noContent, headers: headers)
         }
+    }
+
+    /// The body's declared size (`Content-Length`), when it is one number.
+    static func bodyLength(_ request: Request) -> Int64? {
+        request.headers[.contentLength].flatMap { RequestNumber.parse($0) }
     }
 
     func terminate(_ request: Request, context: DepotRequestContext, _ entry: Entry) async throws -> Response {
