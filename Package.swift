@@ -15,7 +15,8 @@ let swiftSettings: [SwiftSetting] = [
 let fuzzing = Context.environment["DEPOT_FUZZ"] == "1"
 /// libvips (Debian's `libvips-dev`) makes image variants and renditions. Without its headers
 /// Depot still builds, and reports image work as off (`DEPOT_VIPS=0` builds without it anyway).
-/// SwiftPM caches this manifest: after installing libvips-dev, `touch Package.swift`.
+/// SwiftPM caches this manifest by its text: after installing libvips-dev, remove
+/// `~/.cache/org.swift.swiftpm/manifests` so that it is evaluated again.
 let vips = Context.environment["DEPOT_VIPS"] != "0" && FileManager.default.fileExists(atPath: "/usr/include/vips/vips.h")
 let fuzzSwiftFlags: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
 let fuzzCFlags: [CSetting] = fuzzing ? [.unsafeFlags(["-fsanitize=fuzzer-no-link,address"])] : []
