@@ -69,8 +69,8 @@ class Server:
                 raise RuntimeError(f"depot serve did not start: {(data / 'server.log').read_text()}")
             time.sleep(0.1)
 
-    def token(self, sub: str) -> str:
-        return subprocess.run([str(self.binary), "token", "--sub", sub], env=self.env, check=True,
+    def token(self, sub: str, ttl: int = 3600) -> str:
+        return subprocess.run([str(self.binary), "token", "--sub", sub, "--ttl", str(ttl)], env=self.env, check=True,
                               capture_output=True, text=True).stdout.strip()
 
     def service_key(self) -> str:

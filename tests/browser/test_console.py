@@ -315,3 +315,47 @@ def test_a_name_like_a_variant_is_still_a_file(driver, server):
     wait(d, lambda d: len(d.find_elements("css selector", "li.card")) >= 2)
     names = [e.text for e in d.find_elements("css selector", "li.card .name")]
     assert "photo_1920x1080.png" in names and "photo.png" in names, names
+
+
+def progress_of(d, name):
+    return d.execute_script("return (window.__progressLog[arguments[0]] || []).slice(-1)[0] || 0", name) or 0
+
+
+def test_resume_at_once_after_a_pause_and_after_the_token_expired(driver, server, tmp_path):
+    d = driver
+    # Resume pressed at once: the paused PATCH may still be stored (409 for the next one), which
+    # the console waits out instead of ending the upload.
+    sign_in(d, server, "gina")
+    quick = tmp_path / "quick.png"
+    quick.write_bytes(png(64, 48, 10 * 1024 * 1024))
+    throttle(d, 3 * 1024 * 1024)
+    d.find_element("id", "files").send_keys(str(quick))
+    for at_least in (10, 30, 50):
+        wait(d, lambda d: progress_of(d, "quick.png") >= at_least, 60)
+        d.find_element("css selector", "button[aria-label='Pause quick.png']").click()
+        wait(d, lambda d: state_of(d, "quick.png") == "paused")
+        d.find_element("css selector", "button[aria-label='Resume quick.png']").click()
+    wait(d, lambda d: state_of(d, "quick.png") in ("done", "error"), 90)
+    assert state_of(d, "quick.png") == "done", d.find_element("css selector", "#transfers li[data-name='quick.png']").text
+
+    # The token expires mid-upload: the sign-in form comes back, saying so; signed in again in the
+    # same tab, Resume goes on from where the server has the upload.
+    sign_in(d, server, "gina", token=server.token("gina", ttl=6))
+    slow = tmp_path / "slow.png"
+    slow.write_bytes(png(64, 48, 9 * 1024 * 1024))
+    throttle(d, 512 * 1024)
+    d.find_element("id", "files").send_keys(str(slow))
+    wait(d, lambda d: state_of(d, "slow.png") == "error", 60)
+    assert d.find_element("id", "sign-in").is_displayed()
+    assert "Sign in again" in d.find_element("id", "sign-in-error").text
+    throttle(d, -1)
+    field = d.find_element("id", "token")
+    field.send_keys(server.token("gina"))
+    d.find_element("css selector", "#sign-in-form button[type=submit]").click()
+    wait(d, lambda d: not d.find_element("id", "sign-in").is_displayed())
+    d.find_element("css selector", "button[aria-label='Resume slow.png']").click()
+    wait(d, lambda d: state_of(d, "slow.png") == "done", 60)
+    import hashlib
+    listed = server.api("GET", "/v1/assets?prefix=console/", server.token("gina")).json()["items"]
+    sums = {a["checksum"] for a in listed if "variantOf" not in a}
+    assert hashlib.sha256(slow.read_bytes()).hexdigest() in sums and hashlib.sha256(quick.read_bytes()).hexdigest() in sums

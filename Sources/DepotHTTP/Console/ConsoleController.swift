@@ -4,8 +4,8 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// The web console at `/console/` (`/` redirects there): three static files built
-/// into the binary (``ConsoleFiles``), each with a strict Content-Security-Policy (its own scripts
+/// The web console at `/console/` (`/` redirects there): static files (a page, its styles and
+/// JavaScript modules) built into the binary (``ConsoleFiles``), each with a strict Content-Security-Policy (its own scripts
 /// and styles only, requests to this origin only, no framing) and an ETag (`no-cache`: revalidated,
 /// so a new binary's console is seen at once). The console signs in with a token kept in the
 /// tab's session storage and calls the Assets API like any client.
@@ -22,12 +22,13 @@ struct ConsoleController: Sendable {
         }
     }
 
-    static let files: [String: File] = [
-        "": File(ConsoleFiles.indexHTML, "text/html; charset=utf-8"),
-        "index.html": File(ConsoleFiles.indexHTML, "text/html; charset=utf-8"),
-        "app.js": File(ConsoleFiles.appJS, "text/javascript; charset=utf-8"),
-        "style.css": File(ConsoleFiles.styleCSS, "text/css; charset=utf-8"),
-    ]
+    /// By name; "" is the page (`/console`, `/console/`).
+    static let files: [String: File] = {
+        var files = [String: File]()
+        for file in ConsoleFiles.all { files[file.name] = File(file.text, file.contentType) }
+        files[""] = files["index.html"]
+        return files
+    }()
 
     static let contentSecurityPolicy =
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "

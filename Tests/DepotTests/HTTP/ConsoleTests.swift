@@ -6,7 +6,19 @@ import Testing
 /// Content-Security-Policy and revalidation; its behaviour in a browser is tests/browser's.
 @Suite("Web console")
 struct ConsoleTests {
-    @Test(arguments: [("index.html", "text/html"), ("app.js", "text/javascript"), ("style.css", "text/css")])
+    /// Every file of `console/`, by its extension's type.
+    static let committedFiles: [(String, String)] = {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: OpenAPITests.root.appendingPathComponent("console").path)) ?? []
+        let types = ["html": "text/html", "js": "text/javascript", "css": "text/css"]
+        return names.sorted().map { ($0, types[String($0.split(separator: ".").last ?? "")] ?? "?") }
+    }()
+
+    @Test func theConsoleIsAPageItsStylesAndModules() {
+        let names = Self.committedFiles.map(\.0)
+        #expect(names.contains("index.html") && names.contains("app.js") && names.contains("style.css") && names.count >= 5, "\(names)")
+    }
+
+    @Test(arguments: committedFiles)
     func filesAreServedAsCommittedAndLockedDown(file: String, type: String) async throws {
         let committed = Array(try Data(contentsOf: OpenAPITests.root.appendingPathComponent("console/" + file)))
         let env = try await TestEnvironment.make()

@@ -1,0 +1,181 @@
+// Uploads: one presigned PUT for a small file, resumable (TUS) pieces for a large one, with
+// progress, pause/resume and cancel per file.
+
+import { $, api, el, errorText, failure, formatSize, local, showUsage, state, tokenRefused } from './common.js';
+import { loadPage } from './gallery.js';
+
+const SMALL = 8 * 1024 * 1024; // up to this size: one presigned PUT; larger: resumable (TUS) pieces
+const PIECE = 4 * 1024 * 1024;
+// Statuses after which an upload cannot go on: the server refused it (others — a lost connection,
+// an expired token — may be resumed). A PATCH's 409 is not one: another request (the one a pause
+// cut off) is still being stored, so the offset is asked again; a creation's 409 (the name is
+// taken) is final.
+const FINAL = new Set([400, 403, 404, 413, 415, 460]);
+const CONFLICT_RETRIES = 8;
+// Upload progress values per file name, for the browser tests (they would miss events polled).
+window.__progressLog = {};
+
+function metadata(pairs) {
+  return Object.entries(pairs)
+    .map(([key, value]) => `${key} ${btoa(String.fromCharCode(...new TextEncoder().encode(value)))}`)
+    .join(',');
+}
+
+/** One request with upload progress; resolves with the response's status and headers. */
+function send(method, url, headers, body, transfer, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    transfer.xhr = xhr;
+    xhr.open(method, url);
+    for (const [key, value] of Object.entries(headers)) xhr.setRequestHeader(key, value);
+    xhr.upload.addEventListener('progress', (e) => { if (e.lengthComputable) onProgress(e.loaded); });
+    xhr.addEventListener('load', () => {
+      transfer.xhr = null;
+      if (xhr.status >= 200 && xhr.status < 300) {
+        resolve({ status: xhr.status, header: (name) => xhr.getResponseHeader(name) });
+        return;
+      }
+      const response = new Response(xhr.responseText || null, { status: xhr.status });
+      errorText(response).then((text) => reject(failure(xhr.status, text)));
+    });
+    xhr.addEventListener('error', () => { transfer.xhr = null; reject(failure(0, 'the connection failed')); });
+    xhr.addEventListener('abort', () => { transfer.xhr = null; reject(new DOMException('paused', 'AbortError')); });
+    xhr.send(body);
+  });
+}
+
+function showProgress(transfer, loaded) {
+  const percent = Math.min(100, Math.floor((100 * loaded) / Math.max(transfer.file.size, 1)));
+  transfer.bar.value = percent;
+  const log = (window.__progressLog[transfer.file.name] ??= []);
+  if (log[log.length - 1] !== percent) log.push(percent);
+}
+
+function setTransferState(transfer, name, text) {
+  transfer.item.dataset.state = name;
+  transfer.status.textContent = text;
+  const canGoOn = transfer.resumable && transfer.url && (name === 'paused' || (name === 'error' && !transfer.refused));
+  transfer.pause.hidden = !(transfer.resumable && name === 'uploading');
+  transfer.resume.hidden = !canGoOn;
+  transfer.cancel.hidden = !(name === 'uploading' || canGoOn);
+  transfer.bar.hidden = name === 'error' || name === 'cancelled';
+}
+
+/** Ends the upload on the server too (TUS termination), so it holds no quota. */
+async function cancel(transfer) {
+  transfer.cancelled = true;
+  transfer.xhr?.abort();
+  if (transfer.url) {
+    await fetch(transfer.url, { method: 'DELETE', headers: { Authorization: `Bearer ${state.token}`, 'Tus-Resumable': '1.0.0' } })
+      .catch(() => {});
+  }
+  setTransferState(transfer, 'cancelled', 'Cancelled');
+  await showUsage();
+}
+
+async function presigned(transfer, declared) {
+  const plan = await api('POST', '/v1/presigned-uploads', declared);
+  await send('PUT', local(plan.uploadUrl), { 'Content-Type': declared.contentType }, transfer.file, transfer,
+    (loaded) => showProgress(transfer, loaded));
+  return plan.path;
+}
+
+/** The upload's offset as the server has it now. */
+async function offsetOf(url, tus) {
+  const response = await fetch(url, { method: 'HEAD', headers: tus, cache: 'no-store' });
+  if (!response.ok) {
+    const text = response.status === 404 ? 'The upload expired or ended' : (await errorText(response));
+    throw failure(response.status, text);
+  }
+  return Number(response.headers.get('Upload-Offset'));
+}
+
+async function resumable(transfer, declared) {
+  const tus = { Authorization: `Bearer ${state.token}`, 'Tus-Resumable': '1.0.0' };
+  const file = transfer.file;
+  if (!transfer.url) {
+    const response = await fetch('/v1/uploads', {
+      method: 'POST',
+      headers: {
+        ...tus, 'Upload-Length': String(file.size),
+        'Upload-Metadata': metadata({ jobId: declared.jobId, contentType: declared.contentType, visibility: declared.visibility }),
+      },
+    });
+    if (response.status !== 201) throw Object.assign(failure(response.status, await errorText(response)), { final: response.status === 409 });
+    transfer.url = local(response.headers.get('Location'));
+    transfer.path = response.headers.get('Depot-Path');
+    transfer.offset = 0;
+  } else {
+    transfer.offset = await offsetOf(transfer.url, tus);
+  }
+  let conflicts = 0;
+  while (transfer.offset < file.size) {
+    const start = transfer.offset;
+    const piece = file.slice(start, Math.min(start + PIECE, file.size));
+    let answer;
+    try {
+      answer = await send('PATCH', transfer.url,
+        { ...tus, 'Upload-Offset': String(start), 'Content-Type': 'application/offset+octet-stream' }, piece, transfer,
+        (loaded) => showProgress(transfer, start + loaded));
+    } catch (error) {
+      if (error.status !== 409 || conflicts >= CONFLICT_RETRIES) throw error;
+      conflicts += 1;
+      await new Promise((resolve) => { setTimeout(resolve, 250 * conflicts); });
+      transfer.offset = await offsetOf(transfer.url, tus);
+      continue;
+    }
+    conflicts = 0;
+    transfer.offset = Number(answer.header('Upload-Offset'));
+    showProgress(transfer, transfer.offset);
+  }
+  return transfer.path;
+}
+
+async function run(transfer) {
+  const declared = {
+    jobId: $('#job').value.trim(), contentType: transfer.file.type || 'application/octet-stream',
+    size: transfer.file.size, visibility: $('#visibility').value,
+  };
+  setTransferState(transfer, 'uploading', transfer.resumable ? 'Uploading in resumable pieces…' : 'Uploading…');
+  try {
+    const path = transfer.resumable ? await resumable(transfer, declared) : await presigned(transfer, declared);
+    showProgress(transfer, transfer.file.size);
+    setTransferState(transfer, 'done', `Uploaded as ${path}`);
+    await showUsage();
+    await loadPage(true);
+  } catch (error) {
+    if (transfer.cancelled) return;
+    if (error.name === 'AbortError') {
+      setTransferState(transfer, 'paused', `Paused at ${transfer.bar.value}% (${formatSize(transfer.offset ?? 0)} kept)`);
+      return;
+    }
+    if (error.status === 401) tokenRefused(error.message);
+    transfer.refused = error.final === true || FINAL.has(error.status);
+    // A refusal is final: the upload is ended on the server so that it holds nothing.
+    if (transfer.refused && transfer.url) {
+      await fetch(transfer.url, { method: 'DELETE', headers: { Authorization: `Bearer ${state.token}`, 'Tus-Resumable': '1.0.0' } })
+        .catch(() => {});
+      transfer.url = null;
+    }
+    const hint = transfer.refused ? '' : transfer.resumable && transfer.url ? ' — Resume continues where it stopped' : '';
+    setTransferState(transfer, 'error', error.message + hint);
+  }
+}
+
+export function addFiles(files) {
+  for (const file of files) {
+    const bar = el('progress', { max: 100, value: 0, 'aria-label': `Upload of ${file.name}` });
+    const status = el('span', { className: 'transfer-status' });
+    const pause = el('button', { type: 'button', text: 'Pause', hidden: true, 'aria-label': `Pause ${file.name}` });
+    const resume = el('button', { type: 'button', text: 'Resume', hidden: true, 'aria-label': `Resume ${file.name}` });
+    const stop = el('button', { type: 'button', text: 'Cancel', hidden: true, className: 'danger', 'aria-label': `Cancel ${file.name}` });
+    const item = el('li', { className: 'transfer', dataset: { name: file.name, state: 'queued' } },
+      el('span', { className: 'name', text: `${file.name} (${formatSize(file.size)})` }), bar, status, pause, resume, stop);
+    const transfer = { file, bar, status, pause, resume, cancel: stop, item, resumable: file.size > SMALL };
+    pause.addEventListener('click', () => transfer.xhr?.abort());
+    resume.addEventListener('click', () => run(transfer));
+    stop.addEventListener('click', () => cancel(transfer));
+    $('#transfers').append(item);
+    run(transfer);
+  }
+}
