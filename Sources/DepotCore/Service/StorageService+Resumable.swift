@@ -142,8 +142,9 @@ extension StorageService {
     }
 
     /// Settles what an append kept (`offset` to `end`): refuses it when the upload's first bytes
-    /// are all here now and are not of an allowed type (rather than after the last byte), and
-    /// commits the object when it reached the upload's length. A refusal keeps nothing of it.
+    /// are all here now and are not of an allowed type (rather than after the last byte; then no
+    /// byte is kept, the first ones being wrong), and commits the object when it reached the
+    /// upload's length (refused: nothing of this append is kept).
     /// - Parameter running: the SHA-256 of the bytes up to `end`, kept for the next append (nil:
     ///   the commit reads the staged bytes back).
     private func settleAppend(
@@ -156,7 +157,9 @@ extension StorageService {
             do {
                 _ = try decideType(try await store.head(id: upload.id, count: MediaSniffer.prefixLength), rules: Self.checkedDeclaredType(rules))
             } catch {
-                try await store.truncate(id: upload.id, to: offset)
+                // The first bytes are refused, those kept before this append (a cut one) too:
+                // no later append could make them right.
+                try await store.truncate(id: upload.id, to: 0)
                 throw error
             }
         }

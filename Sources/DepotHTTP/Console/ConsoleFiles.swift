@@ -763,6 +763,8 @@ async function resumable(transfer, declared) {
   }
   let conflicts = 0;
   while (transfer.offset < file.size) {
+    // Paused or cancelled between two pieces (no request to abort): stop before the next.
+    if (transfer.pauseWanted || transfer.cancelled) throw new DOMException('paused', 'AbortError');
     const start = transfer.offset;
     const piece = file.slice(start, Math.min(start + PIECE, file.size));
     let answer;
@@ -785,6 +787,17 @@ async function resumable(transfer, declared) {
 }
 
 async function run(transfer) {
+  if (transfer.running) return; // Resume pressed while the paused run is still ending
+  transfer.running = true;
+  transfer.pauseWanted = false;
+  try {
+    await attempt(transfer);
+  } finally {
+    transfer.running = false;
+  }
+}
+
+async function attempt(transfer) {
   const declared = {
     jobId: $('#job').value.trim(), contentType: transfer.file.type || 'application/octet-stream',
     size: transfer.file.size, visibility: $('#visibility').value,
@@ -825,7 +838,7 @@ export function addFiles(files) {
     const item = el('li', { className: 'transfer', dataset: { name: file.name, state: 'queued' } },
       el('span', { className: 'name', text: `${file.name} (${formatSize(file.size)})` }), bar, status, pause, resume, stop);
     const transfer = { file, bar, status, pause, resume, cancel: stop, item, resumable: file.size > SMALL };
-    pause.addEventListener('click', () => transfer.xhr?.abort());
+    pause.addEventListener('click', () => { transfer.pauseWanted = true; transfer.xhr?.abort(); });
     resume.addEventListener('click', () => run(transfer));
     stop.addEventListener('click', () => cancel(transfer));
     $('#transfers').append(item);

@@ -133,15 +133,8 @@ struct ResumableController: Sendable {
         let key = ObjectKey(bucket: bucket, path: try ObjectPath(name))
         var write = ObjectWrite(upsert: upsert)
         write.contentType = meta["contentType"].flatMap { $0.isEmpty ? nil : $0 }
-        if let field = meta["cacheControl"] {
-            guard let value = SupabaseUpload.cacheControl(field: field) else {
-                throw StorageError.invalidRequest(
-                    "the Upload-Metadata value 'cacheControl' must be seconds or a header value (printable ASCII, at most 256 bytes)")
-            }
-            write.cacheControl = value
-        } else {
-            write.cacheControl = "no-cache"
-        }
+        write.cacheControl =
+            try meta["cacheControl"].map { try SupabaseUpload.cacheControl(given: $0, in: "the Upload-Metadata value") } ?? "no-cache"
         if let text = meta["metadata"] {
             guard let json = SupabaseUpload.jsonObjectText(Data(text.utf8)) else {
                 throw StorageError.invalidRequest("the Upload-Metadata value 'metadata' must be a JSON object")

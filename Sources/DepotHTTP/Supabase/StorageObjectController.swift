@@ -142,7 +142,7 @@ struct StorageObjectController: Sendable {
         options.upsert = request.headers[.xUpsert] == "true"
         options.copyMetadata = try body.bool("copyMetadata") ?? true
         if let overrides = body.object("metadata") {
-            options.cacheControl = try overrides.string("cacheControl").flatMap(SupabaseUpload.headerValue)
+            options.cacheControl = try overrides.string("cacheControl").map { try SupabaseUpload.cacheControl(given: $0, in: "metadata") }
             options.contentType = try overrides.string("mimetype").flatMap(SupabaseUpload.headerValue)
         }
         if let encoded = request.headers[.xMetadata], let data = Data(base64Encoded: encoded) {

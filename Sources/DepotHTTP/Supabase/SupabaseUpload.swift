@@ -38,7 +38,7 @@ struct SupabaseUpload {
         while let part = try await reader.nextPart() {
             if part.filename != nil || part.name == "file" || part.name == "" || part.name == nil {
                 write.contentType = fields["contentType"] ?? part.contentType
-                write.cacheControl = fields["cacheControl"].flatMap(cacheControl(field:)) ?? "no-cache"
+                write.cacheControl = try fields["cacheControl"].map { try cacheControl(given: $0, in: "the form field") } ?? "no-cache"
                 write.userMetadata = (fields["metadata"] ?? fields["userMetadata"]).flatMap { jsonObjectText(Data($0.utf8)) }
                 return SupabaseUpload(write: write, body: PartBody(reader: reader))
             }
@@ -57,6 +57,17 @@ struct SupabaseUpload {
         let t = field.trimmingCharacters(in: .whitespaces)
         if !t.isEmpty, t.utf8.allSatisfy({ (48...57).contains($0) }) { return "max-age=\(t)" }
         return headerValue(t)
+    }
+
+    /// A `cacheControl` given in a body (a form field, a copy's or a resumable upload's metadata):
+    /// as ``cacheControl(field:)``, and one that cannot be a header value is refused rather than
+    /// replaced by the default.
+    /// - Throws: `.invalidRequest` naming `place`.
+    static func cacheControl(given: String, in place: String) throws(StorageError) -> String {
+        guard let value = cacheControl(field: given) else {
+            throw StorageError.invalidRequest("\(place) 'cacheControl' must be seconds or a header value (printable ASCII, at most 256 bytes)")
+        }
+        return value
     }
 
     /// A value safe to send back as a header: printable ASCII, at most 256 bytes.

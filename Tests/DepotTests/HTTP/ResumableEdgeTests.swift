@@ -80,6 +80,16 @@ struct ResumableEdgeTests {
                 return offsets.count >= 5 && offsets.suffix(5).allSatisfy { $0 == "0" }
             }
             #expect(settled, "\(offsets)")
+            // Cut before the type can be told (5 bytes): kept, then the next PATCH is refused and
+            // takes them away too, as no later byte could make them right.
+            try await Self.cutPatch(port: client.port, url: url, auth: alice, bytes: Array("<html".utf8))
+            let five = try await Self.eventually {
+                try await client.request(.head, url, headers: T.tus(alice)).headers[HTTPField.Name("Upload-Offset")!] == "5"
+            }
+            #expect(five)
+            let next = try await client.request(.patch, url, headers: T.patch(alice, offset: 5), body: [UInt8](repeating: 0x20, count: 100))
+            #expect(next.status == .unsupportedMediaType, "\(next.text)")
+            #expect(try await client.request(.head, url, headers: T.tus(alice)).headers[HTTPField.Name("Upload-Offset")!] == "0")
             let rest = try await client.request(.patch, url, headers: T.patch(alice, offset: 101), body: [UInt8](repeating: 0, count: 100))
             #expect(rest.status == .conflict, "nothing kept at 101: \(rest.text)")
             let listed = try await client.request(.get, "/v1/assets?prefix=alice/cut/", headers: alice).json["items"] as? [Any]
@@ -129,7 +139,8 @@ struct ResumableEdgeTests {
         }
     }
 
-    /// A `cacheControl` that cannot be a header value is refused, not replaced by a default.
+    /// A `cacheControl` that cannot be a header value is refused, not replaced by a default: in
+    /// resumable metadata, a form field, a copy's metadata.
     @Test func anUnsafeCacheControlIsRefused() async throws {
         let env = try await TestEnvironment.make()
         defer { env.cleanup() }
@@ -143,6 +154,22 @@ struct ResumableEdgeTests {
             #expect(r.status == .badRequest && r.text.contains("cacheControl"), "\(r.text)")
             let usage = try await client.request(.get, "/v1/usage", headers: alice).json
             #expect(usage["resumableUploads"] as? Int == 0, "no upload was opened: \(usage)")
+            let unsafe = "max-age=5\r\nX-Evil: 1"
+            var form = alice
+            form[.contentType] = "multipart/form-data; boundary=depot-boundary-1234"
+            let posted = try await client.request(
+                .post, "/storage/v1/object/assets/alice/form.png", headers: form,
+                body: Fixture.multipart(fields: [("cacheControl", unsafe)], file: Fixture.png(500)))
+            #expect(posted.status == .badRequest && posted.text.contains("cacheControl"), "\(posted.text)")
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/assets/alice/form.png", headers: alice).status == .notFound)
+            var png = alice
+            png[.contentType] = "image/png"
+            #expect(try await client.request(.post, "/storage/v1/object/assets/alice/src.png", headers: png, body: Fixture.png(500)).status == .ok)
+            let copied = try await client.json(
+                .post, "/storage/v1/object/copy", headers: alice,
+                ["bucketId": "assets", "sourceKey": "alice/src.png", "destinationKey": "alice/copy.png", "metadata": ["cacheControl": unsafe]])
+            #expect(copied.status == .badRequest && copied.text.contains("cacheControl"), "\(copied.text)")
+            #expect(try await client.request(.get, "/storage/v1/object/authenticated/assets/alice/copy.png", headers: alice).status == .notFound)
         }
     }
 }
