@@ -235,6 +235,8 @@ def measure_round(cfg, depot, results):
         results.add("small_put_p99_ms", peer, p99)
 
     if "depot" not in cfg.only:
+        if "tus" in cfg.only:  # the resumable upload alone (`--only tus`), on a quieter machine
+            measure_resumable(cfg, depot, results)
         return
     # Depot alone: batch signing, flips, memory with very large objects.
     # The server's answer time: the body is encoded once, outside the clock, and sent over one
@@ -648,7 +650,8 @@ def main():
     ap.add_argument("--depot", required=True)
     ap.add_argument("--build", default="release")
     ap.add_argument("--micro", help="ordo-one/benchmark JMH JSON of benchmarks/micro")
-    ap.add_argument("--only", help="comma-separated groups to measure (peers, depot, gallery, s3); default all")
+    ap.add_argument("--only", help="comma-separated groups to measure (peers, depot, gallery, s3, pg, rclone; tus: the resumable "
+                    "upload alone, which depot includes); default all")
     cfg = ap.parse_args()
     cfg.only = set(cfg.only.split(",")) if cfg.only else ALL_GROUPS
     cfg.gallery_sizes = (200, 1000) if cfg.smoke else (5000, 40000)
