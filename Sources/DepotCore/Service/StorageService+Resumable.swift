@@ -191,7 +191,11 @@ extension StorageService {
     public func resumableStatus(as caller: ResumableCaller, id: String) async throws -> ResumableState {
         let state = try await resumableState(as: caller, id: id)
         guard state.upload.finishedAt == nil, state.offset == state.upload.length, state.upload.length > 0 else { return state }
-        return try await appendResumable(as: caller, id: id, offset: state.offset, checksum: nil, body: EmptyBody())
+        do {
+            return try await appendResumable(as: caller, id: id, offset: state.offset, checksum: nil, body: EmptyBody())
+        } catch let error as StorageError where error.code == .conflict {
+            return state  // the last PATCH is still being settled: it answers for the commit
+        }
     }
 }
 
