@@ -327,6 +327,9 @@ extension OpenAPIDocument {
           "404": {
             "$ref": "#/components/responses/NotFound"
           },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          },
           "413": {
             "$ref": "#/components/responses/PayloadTooLarge"
           },
@@ -349,9 +352,6 @@ extension OpenAPIDocument {
         "description": "Removes the asset; its URLs stop working.",
         "operationId": "deleteAsset",
         "security": [
-          {
-            "bearer": []
-          },
           {
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 701–1050 of the document (part 3 of 28).
     static let part03 = ##"""
+            "bearer": []
+          },
+          {
             "apikey": []
           }
         ],
@@ -349,9 +352,6 @@ extension OpenAPIDocument {
           },
           "400": {
             "$ref": "#/components/responses/BadRequest"
-          },
-          "401": {
-            "$ref": "#/components/responses/Unauthorized"
           },
 """##
 }

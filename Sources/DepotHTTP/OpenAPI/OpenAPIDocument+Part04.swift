@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 1051–1400 of the document (part 4 of 28).
     static let part04 = ##"""
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
           "403": {
             "$ref": "#/components/responses/Forbidden"
           },
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
             "bearer": []
           },
           {
-            "apikey": []
-          }
-        ],
 """##
 }

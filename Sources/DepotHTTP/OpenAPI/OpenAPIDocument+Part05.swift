@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 1401–1750 of the document (part 5 of 28).
     static let part05 = ##"""
+            "apikey": []
+          }
+        ],
         "parameters": [
           {
             "$ref": "#/components/parameters/Bucket"
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
     },
     "/storage/v1/object/authenticated/{bucket}/{path}": {
       "get": {
-        "tags": [
-          "Object URLs",
-          "Storage API: objects"
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 1751–2100 of the document (part 6 of 28).
     static let part06 = ##"""
+        "tags": [
+          "Object URLs",
+          "Storage API: objects"
         ],
         "summary": "Download with a JWT",
         "description": "A download with the caller's JWT (the tenant rule; `service_role` reads anything). `Cache-Control: private, no-cache`. Errors as for signed URLs.",
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
           {
             "$ref": "#/components/parameters/XMetadata"
           },
-          {
-            "$ref": "#/components/parameters/XClientInfo"
-          }
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 2101–2450 of the document (part 7 of 28).
     static let part07 = ##"""
+          {
+            "$ref": "#/components/parameters/XClientInfo"
+          }
         ],
         "requestBody": {
           "required": true,
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
           {
             "bearer": []
           },
-          {
-            "apikey": []
-          }
 """##
 }

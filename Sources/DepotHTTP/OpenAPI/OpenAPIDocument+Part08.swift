@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 2451–2800 of the document (part 8 of 28).
     static let part08 = ##"""
+          {
+            "apikey": []
+          }
         ],
         "requestBody": {
           "required": true,
@@ -349,9 +352,6 @@ extension OpenAPIDocument {
           }
         ],
         "parameters": [
-          {
-            "$ref": "#/components/parameters/Bucket"
-          },
           {
 """##
 }

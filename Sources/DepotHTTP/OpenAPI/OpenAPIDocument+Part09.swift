@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 2801–3150 of the document (part 9 of 28).
     static let part09 = ##"""
+            "$ref": "#/components/parameters/Bucket"
+          },
+          {
             "$ref": "#/components/parameters/ObjectName"
           }
         ],
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
               },
               "Cross-Origin-Resource-Policy": {
                 "$ref": "#/components/headers/CrossOriginResourcePolicy"
-              }
-            },
-            "content": {
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 3151–3500 of the document (part 10 of 28).
     static let part10 = ##"""
+              }
+            },
+            "content": {
               "*/*": {
                 "schema": {
                   "type": "string",
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
         ],
         "responses": {
           "200": {
-            "description": "The object's information.",
-            "content": {
-              "application/json": {
 """##
 }

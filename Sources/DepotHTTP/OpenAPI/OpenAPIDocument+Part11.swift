@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 3501–3850 of the document (part 11 of 28).
     static let part11 = ##"""
+            "description": "The object's information.",
+            "content": {
+              "application/json": {
                 "schema": {
                   "$ref": "#/components/schemas/ObjectInfo"
                 }
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
             "bearer": []
           },
           {
-            "apikey": []
-          }
-        ],
 """##
 }

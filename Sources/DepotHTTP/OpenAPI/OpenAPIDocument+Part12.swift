@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 3851–4200 of the document (part 12 of 28).
     static let part12 = ##"""
+            "apikey": []
+          }
+        ],
         "parameters": [
           {
             "$ref": "#/components/parameters/XUpsert"
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
         ],
         "requestBody": {
           "required": true,
-          "content": {
-            "application/json": {
-              "schema": {
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 4201–4550 of the document (part 13 of 28).
     static let part13 = ##"""
+          "content": {
+            "application/json": {
+              "schema": {
                 "$ref": "#/components/schemas/JobPurge"
               },
               "example": {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
             "description": "`If-None-Match` matches the ETag (or, without it, `If-Modified-Since` is not older than `Last-Modified`).",
             "headers": {
               "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
 """##
 }

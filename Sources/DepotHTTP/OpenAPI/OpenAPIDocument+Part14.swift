@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 4551–4900 of the document (part 14 of 28).
     static let part14 = ##"""
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
                 "$ref": "#/components/headers/LastModified"
               },
               "Cache-Control": {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
           "304": {
             "description": "`If-None-Match` matches the ETag (or, without it, `If-Modified-Since` is not older than `Last-Modified`).",
             "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
 """##
 }

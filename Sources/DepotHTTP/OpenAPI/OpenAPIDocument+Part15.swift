@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 4901–5250 of the document (part 15 of 28).
     static let part15 = ##"""
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
               "Last-Modified": {
                 "$ref": "#/components/headers/LastModified"
               },
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
           },
           "503": {
             "$ref": "#/components/responses/ObjectURLUnavailable"
-          }
-        }
-      }
 """##
 }

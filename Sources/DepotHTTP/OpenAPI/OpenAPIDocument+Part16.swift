@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 5251–5600 of the document (part 16 of 28).
     static let part16 = ##"""
+          }
+        }
+      }
     },
     "/v1/folders/delete": {
       "post": {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
                 "$ref": "#/components/headers/TusResumable"
               },
               "Tus-Version": {
-                "$ref": "#/components/headers/TusResumable"
-              }
-            }
 """##
 }

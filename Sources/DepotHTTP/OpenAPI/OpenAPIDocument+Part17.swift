@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 5601–5950 of the document (part 17 of 28).
     static let part17 = ##"""
+                "$ref": "#/components/headers/TusResumable"
+              }
+            }
           }
         }
       },
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
           {
             "$ref": "#/components/parameters/TusResumable"
           },
-          {
-            "$ref": "#/components/parameters/XSignature"
-          }
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 5951–6300 of the document (part 18 of 28).
     static let part18 = ##"""
+          {
+            "$ref": "#/components/parameters/XSignature"
+          }
         ],
         "responses": {
           "200": {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
           },
           "401": {
             "$ref": "#/components/responses/Unauthorized"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
 """##
 }

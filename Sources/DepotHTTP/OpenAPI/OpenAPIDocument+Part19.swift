@@ -4,6 +4,9 @@ extension OpenAPIDocument {
     /// Lines 6301–6650 of the document (part 19 of 28).
     static let part19 = ##"""
           },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
           "404": {
             "$ref": "#/components/responses/NotFound"
           },
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
         "schema": {
           "type": "string"
         },
-        "description": "An IMF-fixdate; without `If-None-Match`, 304 when the object is not newer."
-      },
-      "IfRange": {
 """##
 }

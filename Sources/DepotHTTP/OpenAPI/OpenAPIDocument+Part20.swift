@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 6651–7000 of the document (part 20 of 28).
     static let part20 = ##"""
+        "description": "An IMF-fixdate; without `If-None-Match`, 304 when the object is not newer."
+      },
+      "IfRange": {
         "name": "If-Range",
         "in": "header",
         "schema": {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
           "error": {
             "type": "object",
             "required": [
-              "code",
-              "message"
-            ],
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 7001–7350 of the document (part 21 of 28).
     static let part21 = ##"""
+              "code",
+              "message"
+            ],
             "additionalProperties": false,
             "properties": {
               "code": {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
       },
       "SupabaseError500": {
         "description": "A real 500.",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/SupabaseError"
 """##
 }

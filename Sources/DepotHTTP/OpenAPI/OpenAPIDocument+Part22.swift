@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 7351–7700 of the document (part 22 of 28).
     static let part22 = ##"""
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/SupabaseError"
           }
         ],
         "properties": {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
           "errors"
         ],
         "additionalProperties": false,
-        "properties": {
-          "urls": {
-            "type": "object",
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 7701–8050 of the document (part 23 of 28).
     static let part23 = ##"""
+        "properties": {
+          "urls": {
+            "type": "object",
             "additionalProperties": {
               "type": "string"
             }
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
                   "type": "string"
                 }
               },
-              {
-                "type": "null"
-              }
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 8051–8400 of the document (part 24 of 28).
     static let part24 = ##"""
+              {
+                "type": "null"
+              }
             ]
           },
           "variants": {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
                   "created_at",
                   "updated_at",
                   "last_accessed_at"
-                ]
-              },
-              "order": {
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 8401–8750 of the document (part 25 of 28).
     static let part25 = ##"""
+                ]
+              },
+              "order": {
                 "type": "string",
                 "enum": [
                   "asc",
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
       "SignOneRequest": {
         "type": "object",
         "required": [
-          "expiresIn"
-        ],
-        "properties": {
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 8751–9100 of the document (part 26 of 28).
     static let part26 = ##"""
+          "expiresIn"
+        ],
+        "properties": {
           "expiresIn": {
             "oneOf": [
               {
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
           "destination"
         ],
         "properties": {
-          "bucket": {
-            "type": "string",
-            "maxLength": 100
 """##
 }

@@ -3,6 +3,9 @@
 extension OpenAPIDocument {
     /// Lines 9101–9450 of the document (part 27 of 28).
     static let part27 = ##"""
+          "bucket": {
+            "type": "string",
+            "maxLength": 100
           },
           "prefix": {
             "type": "string",
@@ -350,8 +353,5 @@ extension OpenAPIDocument {
       "RateLimited": {
         "description": "`rate_limited`: over `--rate-limit` (a user by its `sub`, `anon` by its address; the service role is not limited), or a user holds `--max-open-uploads` unused upload URLs.",
         "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorRateLimited"
 """##
 }
