@@ -140,7 +140,7 @@ let package = Package(
         .target(
             name: "DepotHTTP",
             dependencies: [
-                "DepotCore",
+                "DepotCore", "CDepotSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),

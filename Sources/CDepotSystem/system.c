@@ -2,6 +2,7 @@
 #include "CDepotSystem.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int depot_syncfs(int fd) {
@@ -20,5 +21,22 @@ int depot_start_writeback(int fd, int64_t offset, int64_t count) {
 #else
     (void)fd; (void)offset; (void)count;
     return 0;
+#endif
+}
+
+long depot_read_cached(int fd, void *buffer, unsigned long count, int64_t offset) {
+#if defined(__linux__) && defined(RWF_NOWAIT)
+    struct iovec io = {.iov_base = buffer, .iov_len = count};
+    ssize_t n;
+    do {
+        n = preadv2(fd, &io, 1, offset, RWF_NOWAIT);
+    } while (n < 0 && errno == EINTR);
+    // A kernel or file system without RWF_NOWAIT: as if not cached (the caller's thread reads).
+    if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) errno = EAGAIN;
+    return (long)n;
+#else
+    (void)fd; (void)buffer; (void)count; (void)offset;
+    errno = EAGAIN;
+    return -1;
 #endif
 }

@@ -57,7 +57,7 @@ public struct SigV4Signer: Sendable {
         let encoded: [(String, String)] = items.map { item in
             (uriEncode(item.name, encodeSlash: true), uriEncode(item.value, encodeSlash: true))
         }
-        let sorted = encoded.sorted { a, b in a.0 == b.0 ? a.1 < b.1 : a.0 < b.0 }
+        let sorted = encoded.sorted { a, b in a.0.bytesEqual(b.0) ? a.1.bytesPrecede(b.1) : a.0.bytesPrecede(b.0) }
         return sorted.map { pair in pair.0 + "=" + pair.1 }.joined(separator: "&")
     }
 
@@ -96,11 +96,13 @@ public struct SigV4Signer: Sendable {
         method: String, path: String, query: [(name: String, value: String)], headers: [(name: String, value: String)],
         payloadHash: String
     ) -> (request: String, signedHeaders: String) {
-        var grouped: [String: [String]] = [:]
-        for (name, value) in headers { grouped[name.lowercased(), default: []].append(trimAll(value)) }
-        let names = grouped.keys.sorted()
-        let canonicalHeaders = names.map { "\($0):\(grouped[$0]!.joined(separator: ","))\n" }.joined()
-        let signedHeaders = names.joined(separator: ";")
+        // Names grouped and sorted as bytes (S3 sorts by character code; Swift's `String`
+        // equality and order would merge or reorder canonically equal names).
+        var grouped: [[UInt8]: [String]] = [:]
+        for (name, value) in headers { grouped[Array(name.lowercased().utf8), default: []].append(trimAll(value)) }
+        let names = grouped.keys.sorted { $0.lexicographicallyPrecedes($1) }
+        let canonicalHeaders = names.map { "\(String(decoding: $0, as: UTF8.self)):\(grouped[$0]!.joined(separator: ","))\n" }.joined()
+        let signedHeaders = names.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ";")
         let uri = path.isEmpty ? "/" : uriEncode(path, encodeSlash: false)
         let request = [method, uri, canonicalQuery(query), canonicalHeaders, signedHeaders, payloadHash].joined(separator: "\n")
         return (request, signedHeaders)
@@ -144,7 +146,7 @@ public struct SigV4Signer: Sendable {
     ) -> String {
         let amzDate = Self.amzDate(date)
         let day = String(amzDate.prefix(8))
-        let signedHeaders = (headers.map { $0.name.lowercased() } + ["host"]).sorted().joined(separator: ";")
+        let signedHeaders = (headers.map { $0.name.lowercased() } + ["host"]).sorted { $0.bytesPrecede($1) }.joined(separator: ";")
         var items = query
         items.append(("X-Amz-Algorithm", "AWS4-HMAC-SHA256"))
         items.append(("X-Amz-Credential", "\(credentials.accessKey)/\(scope(day: day))"))

@@ -45,9 +45,11 @@ enum SigV4Target {
 
         let (request, signedHeaders) = SigV4Signer.canonicalRequest(
             method: method, path: path, query: query, headers: headers, payloadHash: SigV4Signer.unsignedPayload)
-        check(request.hasSuffix("\n" + SigV4Signer.unsignedPayload), "the payload hash is not last")
+        check(request.utf8.reversed().starts(with: ("\n" + SigV4Signer.unsignedPayload).utf8.reversed()), "the payload hash is not last")
         check(
-            signedHeaders == Set(headers.map { $0.name.lowercased() }).sorted().joined(separator: ";"),
+            signedHeaders.bytesEqual(
+                Set(headers.map { Array($0.name.lowercased().utf8) }).sorted { $0.lexicographicallyPrecedes($1) }
+                    .map { String(decoding: $0, as: UTF8.self) }.joined(separator: ";")),
             "signed headers \(signedHeaders.debugDescription)")
 
         let signed = signer.sign(method: method, path: path, query: query, headers: headers, payloadHash: SigV4Signer.emptyPayloadHash, date: date)

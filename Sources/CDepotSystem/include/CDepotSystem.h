@@ -11,4 +11,10 @@ int depot_syncfs(int fd);
 /// bounds the dirty data a later sync has to wait for. A no-op returning 0 elsewhere.
 int depot_start_writeback(int fd, int64_t offset, int64_t count);
 
+/// Reads up to `count` bytes at `offset` only from the page cache (Linux preadv2 with RWF_NOWAIT):
+/// the bytes read, or -1 with errno EAGAIN when they are not all cached (a read would wait for the
+/// disk), or another errno. A short count means the rest was not cached. Elsewhere -1 with errno
+/// EAGAIN always (the caller reads on a thread instead).
+long depot_read_cached(int fd, void *buffer, unsigned long count, int64_t offset);
+
 #endif

@@ -15,7 +15,8 @@ import NIOPosix
 /// headers for an `Origin`. Anything else (not cached, a conditional request, a Range on a HEAD or
 /// not satisfiable, a token that does not verify, a file that cannot be opened, an error to
 /// report) goes on to the router, which gives the same answer for what this handler would have
-/// served and reports every error.
+/// served and reports every error. A small object's file is read here on the event loop when the
+/// page cache holds all of it, as nginx reads it; on the thread pool when it would wait for the disk.
 ///
 /// It sits between NIO's HTTP/1 codec and the conversion to swift-http-types (so a request it
 /// answers is never converted) and writes NIO's response parts, which pass NIO's response encoder
@@ -148,23 +149,43 @@ final class PipelineDownloadHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
-    /// Reads a small file whole on the thread pool, keeps its bytes in memory and sends the
-    /// `range`; when it is missing or not the row's size, the router answers after all.
+    /// Reads a small file whole — here when the page cache holds it, else on the thread pool —
+    /// keeps its bytes in memory and sends the `range`; when it is missing or not the row's size,
+    /// the router answers after all.
     private func load(
         context: ChannelHandlerContext, path: String, object: ObjectRecord, epoch: UInt64, range: Range<Int64>,
         request: HTTPRequestHead, answer: PipelineDownloads.Answer
     ) {
+        switch SmallFiles.readIfCached(path, expecting: Int(object.size)) {
+        case .bytes(let bytes):
+            sendLoaded(context: context, bytes, object: object, epoch: epoch, range: range, answer: answer)
+            return
+        case .failed:
+            forward(context: context, request)
+            return
+        case .notCached:
+            break
+        }
         busy = true
         downloads.smallFiles.read(path, expecting: Int(object.size), eventLoop: context.eventLoop).assumeIsolated().whenComplete { result in
             if case .success(let bytes?) = result {
-                self.downloads.service.keepInMemory(bytes, of: object, epoch: epoch)
-                let part = bytes.getSlice(at: bytes.readerIndex + Int(range.lowerBound), length: range.count)!
-                self.send(context: context, answer, body: .byteBuffer(part))
+                self.downloads.metrics.recordSmallFileDiskRead()
+                self.sendLoaded(context: context, bytes, object: object, epoch: epoch, range: range, answer: answer)
             } else {
                 self.forward(context: context, request)
             }
             self.resume(context: context)
         }
+    }
+
+    /// Keeps a small object's bytes, just read, in memory and sends the `range` of them.
+    private func sendLoaded(
+        context: ChannelHandlerContext, _ bytes: ByteBuffer, object: ObjectRecord, epoch: UInt64, range: Range<Int64>,
+        answer: PipelineDownloads.Answer
+    ) {
+        downloads.service.keepInMemory(bytes, of: object, epoch: epoch)
+        let part = bytes.getSlice(at: bytes.readerIndex + Int(range.lowerBound), length: range.count)!
+        send(context: context, answer, body: .byteBuffer(part))
     }
 
     /// The router answers a request this handler took but could not serve.

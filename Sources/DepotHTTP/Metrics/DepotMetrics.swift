@@ -17,6 +17,7 @@ public struct DepotMetrics: Sendable {
     let memoryDownloads: Counter
     let fileDownloads: Counter
     let smallFileDownloads: Counter
+    let smallFileDiskReads: Counter
     let repeatedDownloads: Counter
     /// Request counters by route and status, made once each (`makeCounter` per request was 2 % of
     /// a small download).
@@ -41,6 +42,12 @@ public struct DepotMetrics: Sendable {
                 "depot_downloads_small_file_total",
                 help:
                     "Signed and public downloads of small blobs not in memory, read whole from their local file in the channel pipeline and kept in memory (also in depot_http_requests_total)."
+            ))
+        smallFileDiskReads = registry.makeCounter(
+            descriptor: .depot(
+                "depot_downloads_small_file_disk_total",
+                help:
+                    "Of depot_downloads_small_file_total, those whose bytes were not all in the page cache: read on a thread instead of the event loop (many: the page cache is smaller than the objects asked for)."
             ))
         repeatedDownloads = registry.makeCounter(
             descriptor: .depot(
@@ -111,6 +118,7 @@ public struct DepotMetrics: Sendable {
     func recordMemoryDownload() { memoryDownloads.increment() }
     func recordFileDownload() { fileDownloads.increment() }
     func recordSmallFileDownload() { smallFileDownloads.increment() }
+    func recordSmallFileDiskRead() { smallFileDiskReads.increment() }
     func recordRepeatedDownload() { repeatedDownloads.increment() }
 
     /// The Prometheus text exposition.

@@ -185,6 +185,41 @@ struct SendfileDownloadTests {
         }
     }
 
+    /// A small object's file is read on the event loop when the page cache holds all of it, and
+    /// on a thread when it would wait for the disk: the same answer either way.
+    @Test func smallObjectsOutOfThePageCacheAreReadOnAThread() async throws {
+        let blobDir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-blobs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: blobDir) }
+        // Room for one 3,000-byte object in memory: the second is read from its file.
+        let blobs = CachedBlobStore(try FileSystemBlobStore(directory: blobDir), capacity: 4 * 1024)
+        let env = try await TestEnvironment.make(blobs: blobs, cacheBlobs: false)
+        let fromFile: @Sendable () -> Int = { counter(env, "depot_downloads_small_file_total") }
+        let fromDisk: @Sendable () -> Int = { counter(env, "depot_downloads_small_file_disk_total") }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let (first, second) = (Fixture.png(3000), Fixture.png(3001))
+            let up = try await client.upload(first, headers: alice)
+            let firstURL = TestEnvironment.local(up.json["url"] as! String)
+            let url = TestEnvironment.local(try await client.upload(second, headers: alice).json["url"] as! String)
+            for u in [firstURL, url] { _ = try await client.request(.get, u) }
+            #expect(fromFile() == 0)
+
+            // Just written, its pages are cached: read here (and taken into memory for the first's).
+            #expect(try await client.request(.get, url).bytes == second)
+            #expect((fromFile(), fromDisk()) == (1, 0))
+
+            // Out of the page cache (written and flushed, so the kernel drops it): read on a thread.
+            let key = ObjectKey(bucket: env.service.settings.privateBucket, path: try ObjectPath(up.json["path"] as! String))
+            let id = try #require(try await env.service.metadata.object(at: key)).blobID.rawValue
+            let fd = open("\(blobDir)/blobs/\(id.prefix(2))/\(id)", O_RDONLY)
+            #expect(fd >= 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+            close(fd)
+            let cold = try await client.request(.get, firstURL, headers: [.range: "bytes=100-199"])
+            #expect(cold.status == .partialContent && cold.bytes == Array(first[100..<200]))
+            #expect((fromFile(), fromDisk()) == (2, 1))
+        }
+    }
+
     /// Requests pipelined behind a large download wait while its file is opened, then are answered
     /// in order: from memory, from a file again, and from the router (after which everything goes
     /// to the router, in order).
