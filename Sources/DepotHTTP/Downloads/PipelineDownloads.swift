@@ -201,7 +201,9 @@ struct PipelineDownloads: Sendable {
     }
 
     /// The front's answer to a plain GET of `target`: the current second's answer when there is
-    /// one, else the one built now (kept for the rest of the second, as ``answer(_:)`` does).
+    /// one, else the one built now (kept for the rest of the second, as ``answer(_:)`` does) —
+    /// a small object's read from its file when the page cache holds it (``SmallFiles``), so
+    /// that it is never decoded either.
     func frontAnswer(to target: String) -> FrontAnswer {
         // Read before anything the answer is built from (see `RecentAnswers`).
         let epoch = service.cacheEpoch
@@ -211,8 +213,16 @@ struct PipelineDownloads: Sendable {
             return .wire(head: wire, body: body, answer, repeated: true)
         }
         guard let answer = build(target, isGet: true, allowOrigin: nil) else { return .handOver(nil) }
-        // Not an answer whose bytes are still to be read: the next one finds them in memory.
-        if case .smallFile = answer.body { return .handOver(answer) }
+        // A small file whose bytes are all in the page cache is read here; not kept (the next
+        // request finds its bytes in memory).
+        if case .smallFile(let path, let object, let epoch, let range) = answer.body {
+            guard case .bytes(let bytes) = SmallFiles.readIfCached(path, expecting: Int(object.size)) else { return .handOver(answer) }
+            service.keepInMemory(bytes, of: object, epoch: epoch)
+            var sent = answer
+            sent.body = .bytes(bytes.getSlice(at: bytes.readerIndex + Int(range.lowerBound), length: range.count)!)
+            guard let wire = RecentAnswers.wireHead(of: sent), case .bytes(let body) = sent.body else { return .handOver(answer) }
+            return .wire(head: wire, body: body, answer, repeated: false)
+        }
         let wire = RecentAnswers.wireHead(of: answer)
         recentAnswers.keep(answer, wire: .some(wire), for: target, second: second, epoch: epoch)
         guard let wire, case .bytes(let body) = answer.body else { return .handOver(answer) }
