@@ -5,6 +5,8 @@ import NIOCore
 /// a cached blob is never stale, whatever other servers do; deletes drop it.
 public struct CachedBlobStore: BlobStore {
     let base: any BlobStore
+    /// `base` when its blobs are local files (cast once, not on every download).
+    let baseFiles: (any BlobFiles)?
     let cache: BoundedCache<BlobID, ByteBuffer>
     let maxBlobSize: Int
 
@@ -13,6 +15,7 @@ public struct CachedBlobStore: BlobStore {
     ///   - capacity: the most bytes kept in all.
     public init(_ base: any BlobStore, maxBlobSize: Int = 64 * 1024, capacity: Int = 64 * 1024 * 1024) {
         self.base = base
+        self.baseFiles = base as? any BlobFiles
         // A gallery larger than the cache, scrolled through, keeps a stable part of it in memory
         // rather than evicting every blob before it is asked for again.
         self.cache = BoundedCache(capacity: capacity, admission: .secondMissWhenFull(window: 8192))

@@ -51,9 +51,9 @@ extension CachedBlobStore: BlobPeeking, BlobFiles {
         guard bytes.readableBytes <= maxBlobSize else { return }
         cache.insert(bytes, for: id, cost: Self.cost(of: bytes), ifVersion: epoch)
     }
-    public func localFile(of id: BlobID) -> String? { (base as? any BlobFiles)?.localFile(of: id) }
+    public func localFile(of id: BlobID) -> String? { baseFiles?.localFile(of: id) }
     public func adopt(file path: String, as id: BlobID) async throws -> Bool {
-        guard let files = base as? any BlobFiles else { return false }
+        guard let files = baseFiles else { return false }
         return try await files.adopt(file: path, as: id)
     }
 }

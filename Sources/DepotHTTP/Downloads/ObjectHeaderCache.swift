@@ -18,9 +18,15 @@ final class ObjectHeaderCache: Sendable {
         let generation: Int64
         let updatedAt: Date
     }
-    private let table = BoundedCache<Version, HTTPHeaders>(capacity: 100_000)
+    /// A version's headers, and the same written as they are on the wire (`name: value` and CRLF
+    /// each, as NIO's response encoder writes them).
+    struct Fields: Sendable {
+        let headers: HTTPHeaders
+        let wire: ByteBuffer
+    }
+    private let table = BoundedCache<Version, Fields>(capacity: 100_000)
 
-    func headers(for object: ObjectRecord, size: Int) -> HTTPHeaders {
+    func headers(for object: ObjectRecord, size: Int) -> Fields {
         let version = Version(blob: object.blobID, generation: object.generation, updatedAt: object.updatedAt)
         if let hit = table.value(for: version) { return hit }
         // The router's headers for the object, as NIO's. Cache-Control is per request (a signed
@@ -31,8 +37,21 @@ final class ObjectHeaderCache: Sendable {
         // Through swift-http-types, as the router's: a value is never written with a line break.
         headers.add(name: HTTPField.Name.contentType.rawName, value: HTTPField(name: .contentType, value: object.contentType).value)
         headers.add(name: HTTPField.Name.contentLength.rawName, value: String(size))
+        var wire = ByteBuffer()
+        Self.write(headers, to: &wire)
+        let fields = Fields(headers: headers, wire: wire)
         // A version is never invalidated: a new one is another key.
-        table.insert(headers, for: version, ifVersion: 0)
-        return headers
+        table.insert(fields, for: version, ifVersion: 0)
+        return fields
+    }
+
+    /// Writes each header as NIO's response encoder does: `name: value`, CRLF.
+    static func write<S: Sequence<(name: String, value: String)>>(_ headers: S, to out: inout ByteBuffer) {
+        for (name, value) in headers {
+            out.writeString(name)
+            out.writeStaticString(": ")
+            out.writeString(value)
+            out.writeStaticString("\r\n")
+        }
     }
 }

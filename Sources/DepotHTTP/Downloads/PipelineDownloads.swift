@@ -27,6 +27,10 @@ struct PipelineDownloads: Sendable {
         var requests: Counter
         /// It depends on `Accept` (a transformed image without a format): never kept for others.
         var variesByAccept = false
+        /// The first `count` of the head's headers, as the header cache keeps them on the wire
+        /// (``ObjectHeaderCache/Fields/wire``), for ``RecentAnswers/wireHead(of:)``; `nil` when
+        /// they were changed since.
+        var versionFields: (wire: ByteBuffer, count: Int)?
     }
 
     let service: StorageService
@@ -158,10 +162,12 @@ struct PipelineDownloads: Sendable {
             body = isGet ? .smallFile(path: path, object: object, epoch: epoch, range: 0..<object.size) : .none
         }
         guard size == object.size else { return nil }
-        var headers = objectHeaders.headers(for: object, size: size)
+        let fields = objectHeaders.headers(for: object, size: size)
+        var headers = fields.headers
+        var versionFields: (wire: ByteBuffer, count: Int)? = nil
         var status = HTTPResponseStatus.ok
         switch decision.outcome {
-        case .whole: break
+        case .whole: versionFields = (fields.wire, headers.count)
         case .partial(let part):
             status = .partialContent
             headers.replaceOrAdd(name: "Content-Length", value: String(part.count))
@@ -176,7 +182,9 @@ struct PipelineDownloads: Sendable {
         headers.add(name: "Cache-Control", value: decision.cacheControl)
         headers.add(name: "Date", value: dates.current())
         if let serverName { headers.add(name: "Server", value: serverName) }
-        return Answer(head: HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body, requests: requests)
+        return Answer(
+            head: HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body, requests: requests,
+            versionFields: versionFields)
     }
 
     private static func slice(_ body: Answer.Body, _ part: Range<Int64>) -> Answer.Body {

@@ -35,6 +35,11 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
     /// A head waits for the channel to be writable, and so does the next read.
     private var stalled = false
     private var readHeld = false
+    /// Bytes were passed on since the last read-complete event passed on: the next one goes on
+    /// too. A read wholly answered here ends with no event above (as NIO's
+    /// `HTTPServerPipelineHandler` fires none when it delivered nothing): the decoder, the
+    /// router's handlers and its async channel have nothing to do with it.
+    private var passedOnSinceComplete = false
 
     init(downloads: PipelineDownloads, above: PipelineDownloadHandler, connectionGuard: ConnectionGuard?) {
         self.downloads = downloads
@@ -44,6 +49,7 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !passThrough else {
+            passedOnSinceComplete = true
             context.fireChannelRead(data)
             return
         }
@@ -103,7 +109,14 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
             if buffer.readableBytes == 0 { connectionGuard?.answeredAhead() }
         }
         if buffer.readableBytes == 0 { buffer = empty }
+        if passedOn { passedOnSinceComplete = true }
         return passedOn
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard passedOnSinceComplete else { return }
+        passedOnSinceComplete = false
+        context.fireChannelReadComplete()
     }
 
     func read(context: ChannelHandlerContext) {
@@ -120,7 +133,7 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
         stalled = false
         // Not in a read from the socket: what was passed on is delivered now (the router's
         // side takes reads in at their end).
-        if process(context: context) { context.fireChannelReadComplete() }
+        if process(context: context) { channelReadComplete(context: context) }
         if !stalled, readHeld {
             readHeld = false
             context.read()

@@ -67,20 +67,24 @@ final class RecentAnswers: Sendable {
     }
 
     /// The head of a GET's answer whose bytes are in memory, written as NIO's response encoder
-    /// writes it: status line, each header as `name: value`, a blank line.
+    /// writes it: status line, each header as `name: value`, a blank line. The object version's
+    /// headers, first in the list, are copied as the header cache keeps them on the wire.
     static func wireHead(of answer: PipelineDownloads.Answer) -> ByteBuffer? {
         guard case .bytes = answer.body, answer.head.version == .http1_1 else { return nil }
         let head = answer.head
-        var size = 32
-        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
+        let version = answer.versionFields
         var out = ByteBuffer()
-        out.reserveCapacity(size)
-        out.writeString("HTTP/1.1 \(head.status.code) \(head.status.reasonPhrase)\r\n")
-        for (name, value) in head.headers {
-            out.writeString(name)
-            out.writeStaticString(": ")
-            out.writeString(value)
-            out.writeStaticString("\r\n")
+        out.reserveCapacity(160 + (version?.wire.readableBytes ?? 480))
+        if head.status == .ok {
+            out.writeStaticString("HTTP/1.1 200 OK\r\n")
+        } else {
+            out.writeString("HTTP/1.1 \(head.status.code) \(head.status.reasonPhrase)\r\n")
+        }
+        if let version {
+            out.writeImmutableBuffer(version.wire)
+            ObjectHeaderCache.write(head.headers.dropFirst(version.count), to: &out)
+        } else {
+            ObjectHeaderCache.write(head.headers, to: &out)
         }
         out.writeStaticString("\r\n")
         return out

@@ -77,6 +77,14 @@ struct RecentAnswerFrontTests {
                 Set(Self.lines(replies[0].head).filter { !$0.hasPrefix("date:") })
                     == Set(Self.lines(replies[3].head).filter { !$0.hasPrefix("date:") }))
             #expect(env.metrics.render().contains(#"depot_http_requests_total{route="/storage/v1/object/sign/**",status="200"} 6"#))
+            // The front's head (the header cache's wire bytes) is NIO's encoding of the same
+            // headers (a HEAD, answered behind the decoder), in the same order, but for the Date.
+            let headOnly = try await RawSocket.exchange(
+                port: client.port, "HEAD \(url) HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nConnection: close\r\n\r\n")
+            let encoded = String(decoding: headOnly, as: UTF8.self).components(separatedBy: "\r\n\r\n")[0]
+            let undated = { (head: String) in head.components(separatedBy: "\r\n").filter { !$0.lowercased().hasPrefix("date:") } }
+            #expect(undated(replies[0].head) == undated(encoded))
+            #expect(undated(encoded).count > 8)
         }
     }
 
