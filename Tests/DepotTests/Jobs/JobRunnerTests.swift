@@ -108,13 +108,14 @@ struct JobRunnerTests {
         let (store, cleanup) = try await kind.make()
         defer { cleanup() }
         let quick = ScriptedHandler(.succeed)
-        // Longer than the lease: only the heartbeat keeps it.
-        let slow = ScriptedHandler(.sleep(.milliseconds(4000)))
+        // Longer than the lease: only the heartbeat keeps it (every 3 s; a lease of 9 s lapses
+        // only when the machine is starved for 6 s; the whole suite in parallel starved it 2 s).
+        let slow = ScriptedHandler(.sleep(.milliseconds(10_000)))
         _ = try await store.enqueue((0..<40).map { NewJob(kind: "quick", key: "q\($0)") }, limits: .init(), now: Date())
         _ = try await store.enqueue([NewJob(kind: "slow", key: "s")], limits: .init(), now: Date())
         let handlers: [String: any JobHandler] = ["quick": quick, "slow": slow]
-        let a = JobRunner(store: store, handlers: handlers, configuration: fast(workers: 3, lease: .seconds(3), id: "server-a"), logger: Self.logger)
-        let b = JobRunner(store: store, handlers: handlers, configuration: fast(workers: 3, lease: .seconds(3), id: "server-b"), logger: Self.logger)
+        let a = JobRunner(store: store, handlers: handlers, configuration: fast(workers: 3, lease: .seconds(9), id: "server-a"), logger: Self.logger)
+        let b = JobRunner(store: store, handlers: handlers, configuration: fast(workers: 3, lease: .seconds(9), id: "server-b"), logger: Self.logger)
         try await run([a, b]) {
             let c = try await store.jobCounts()
             return c[.succeeded]! + c[.dead]! == 41
