@@ -117,6 +117,42 @@ def test_refusals(server):
     assert listing == [], listing
 
 
+def test_an_expired_upload_is_gone(server):
+    """An upload not finished within `--resumable-ttl` (a day by default) is gone for tuspy too:
+    its resume answers 404, nothing of it is visible, and `depot gc` removes its staged bytes.
+    The day is made to pass by moving the record's expiry back while the server is stopped."""
+    import json
+
+    depot = server["depot"]
+    make_bucket(depot)
+    client, token = tus_client(depot)
+    body = os.urandom(2 * MIB)
+    up = Uploader(file_stream=io.BytesIO(body), client=client, chunk_size=512 * 1024,
+                  metadata={"bucketName": "videos", "objectName": "alice/late.bin"})
+    up.upload(stop_at=MIB)
+    assert up.offset == MIB
+    depot.stop()
+    staged = depot.data / "resumable"
+    records = list(staged.glob("*.json"))
+    assert len(records) == 1 and len(list(staged.glob("*.bin"))) == 1
+    record = json.loads(records[0].read_text())
+    record["expiresAt"] -= 2 * 24 * 3600  # seconds since 2001, as Swift's JSONEncoder writes dates
+    records[0].write_text(json.dumps(record))
+    server["restart"]()
+    depot = server["depot"]
+    client, token = tus_client(depot)
+    with pytest.raises(TusCommunicationError) as e:
+        Uploader(file_stream=io.BytesIO(body), client=client, url=up.url, chunk_size=512 * 1024)
+    assert e.value.status_code in (404, 410)
+    patch = httpx.patch(up.url, content=body[MIB:], headers={
+        "Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0", "Upload-Offset": str(MIB),
+        "Content-Type": "application/offset+octet-stream"})
+    assert patch.status_code in (404, 410), patch.text
+    assert depot.client(depot.service_key).from_("videos").list("alice") == []
+    depot.cli("gc", "--grace", "0")
+    assert list(staged.iterdir()) == [], list(staged.iterdir())
+
+
 def test_signed_upload_url_and_assets_api_entries(server):
     """A signed upload URL's token (`x-signature`, no caller token) and the Assets API's
     `/v1/uploads` both take a tuspy upload; a client that resumes a finished upload learns it is
