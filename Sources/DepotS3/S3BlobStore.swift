@@ -39,6 +39,14 @@ public final class S3BlobStore: BlobStore {
         S3BlobWriter(client: client, key: key(id))
     }
 
+    /// Larger than a part and at most `streamedPutMax` (by default: over https only): one
+    /// streamed `PutObject`; otherwise
+    /// buffered (one `PutObject`) or in parts, as a blob of unknown size.
+    public func makeWriter(for id: BlobID, size: Int64) async throws -> any BlobWriter {
+        guard size > client.config.partSize, size <= client.config.effectiveStreamedPutMax else { return try await makeWriter(for: id) }
+        return S3StreamedWriter(client: client, key: key(id), size: size)
+    }
+
     public func read(_ id: BlobID, range: Range<Int64>?, into consume: (ByteBuffer) async throws -> Void) async throws {
         if let range, range.isEmpty {
             guard try await size(of: id) != nil else { throw StorageError.notFound("blob not found") }

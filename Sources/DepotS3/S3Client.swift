@@ -14,6 +14,9 @@ struct S3Request {
     var query: [(name: String, value: String)] = []
     var headers: [(name: String, value: String)] = []
     var body: ByteBuffer?
+    /// A body streamed as it is written (`UNSIGNED-PAYLOAD`: its hash is not known before it is
+    /// sent), of this many bytes; such a request is never repeated.
+    var stream: (pipe: ChunkPipe, length: Int64)?
     /// Whether repeating the request after a failure is safe.
     var idempotent = true
     /// Statuses returned to the caller instead of thrown (e.g. 404 for HEAD, 416 for a range).
@@ -118,7 +121,7 @@ final class S3Client: Sendable {
             } catch {
                 failure = S3Failure(status: 0, code: "", message: "\(error)", operation: request.operation)
             }
-            guard request.idempotent, failure.isRetryable, attempt < config.maxAttempts, !Task.isCancelled else {
+            guard request.idempotent, request.stream == nil, failure.isRetryable, attempt < config.maxAttempts, !Task.isCancelled else {
                 throw failure.storageError
             }
             let delay = backoff(attempt: attempt)
@@ -149,14 +152,18 @@ final class S3Client: Sendable {
         if !request.query.isEmpty { url += "?" + SigV4Signer.canonicalQuery(request.query) }
         var body = request.body
         if body == nil && (request.method == .POST || request.method == .PUT) { body = ByteBuffer() }
-        let payloadHash = body.map(Self.sha256Hex) ?? SigV4Signer.emptyPayloadHash
+        let payloadHash = request.stream != nil ? SigV4Signer.unsignedPayload : body.map(Self.sha256Hex) ?? SigV4Signer.emptyPayloadHash
         let headers = signer.sign(
             method: request.method.rawValue, path: path, query: request.query,
             headers: [("host", host)] + request.headers, payloadHash: payloadHash, date: Date())
         var req = HTTPClientRequest(url: url)
         req.method = request.method
         for (name, value) in headers { req.headers.add(name: name, value: value) }
-        if let body { req.body = .bytes(body) }
+        if let stream = request.stream {
+            req.body = .stream(stream.pipe, length: .known(stream.length))
+        } else if let body {
+            req.body = .bytes(body)
+        }
         return try await http.execute(req, deadline: .distantFuture, logger: logger)
     }
 

@@ -29,6 +29,18 @@ public struct S3Configuration: Sendable, Redacted {
     /// Parts of one upload sent at the same time; memory per upload is about
     /// `partSize × (partsInFlight + 1)`.
     public var partsInFlight: Int = 3
+    /// A blob whose size is known in advance (a presigned upload's), larger than a part and at
+    /// most this size, is sent as one streamed `PutObject` (no part in memory, nothing joined by
+    /// the store, but no part repeated after a failure either, and no SHA-256 of the body in the
+    /// signature: `UNSIGNED-PAYLOAD`, as a presigned PUT); 0: always in hashed parts. At most
+    /// 5 GiB (S3's limit for one `PutObject`). `nil`: 1 GiB over https (TLS keeps the bytes
+    /// whole), 0 over plain http (the signed hash of each part is then what does).
+    public var streamedPutMax: Int64?
+
+    /// ``streamedPutMax`` with its default applied.
+    public var effectiveStreamedPutMax: Int64 {
+        streamedPutMax ?? (endpoint.lowercased().hasPrefix("https://") ? 1024 * 1024 * 1024 : 0)
+    }
     /// Attempts for an idempotent request that fails with a retryable error (500, 502, 503,
     /// 504, `SlowDown`, `RequestTimeout`, a connection error).
     public var maxAttempts: Int = 4
@@ -75,6 +87,9 @@ public struct S3Configuration: Sendable, Redacted {
         }
         guard partSize >= 5 * 1024 * 1024, partSize <= 512 * 1024 * 1024 else {
             throw .invalidRequest("the S3 part size must be 5 MiB … 512 MiB")
+        }
+        guard effectiveStreamedPutMax >= 0, effectiveStreamedPutMax <= 5 * 1024 * 1024 * 1024 else {
+            throw .invalidRequest("the largest streamed S3 PutObject must be 0 … 5 GiB")
         }
         guard partsInFlight >= 1, maxAttempts >= 1, maxConnections >= 1 else {
             throw .invalidRequest("parts in flight, attempts and connections must be at least 1")

@@ -37,6 +37,12 @@ struct BlobStoreOptions: ParsableArguments {
         name: .customLong("s3-path-style"),
         help: "true: endpoint/bucket/key (MinIO, Ceph, moto); false: bucket.endpoint/key (AWS). (env DEPOT_S3_PATH_STYLE, default true)")
     var pathStyle: String?
+    @Option(
+        name: .customLong("s3-streamed-put-max"),
+        help:
+            "Uploads of a size declared in advance (presigned) that are larger than a part (8 MiB) and at most BYTES go to S3 as one streamed PutObject, not in parts: nothing buffered, nothing joined by the store, but the body is not hashed into the request's signature (UNSIGNED-PAYLOAD) and a failure is not retried part by part. 0: always parts. At most 5 GiB. (env DEPOT_S3_STREAMED_PUT_MAX, default 1073741824 for an https endpoint, 0 for http)"
+    )
+    var streamedPutMax: String?
 
     /// Whether signed GETs are redirected to the blob store (checked: only with S3).
     func redirectsDownloads() throws -> Bool {
@@ -68,7 +74,14 @@ struct BlobStoreOptions: ParsableArguments {
         case "false", "0", "no": pathStyle = false
         case let other: throw ValidationError("DEPOT_S3_PATH_STYLE must be true or false, got '\(other)'")
         }
-        let config = S3Configuration(
+        var streamedPutMax: Int64?
+        if let text = setting(self.streamedPutMax, "DEPOT_S3_STREAMED_PUT_MAX") {
+            guard text.utf8.allSatisfy({ (48...57).contains($0) }), let n = Int64(text), n <= 5 * 1024 * 1024 * 1024 else {
+                throw ValidationError("DEPOT_S3_STREAMED_PUT_MAX must be a number of bytes, 0 … 5368709120, got '\(text)'")
+            }
+            streamedPutMax = n
+        }
+        var config = S3Configuration(
             endpoint: try required(endpoint, "DEPOT_S3_ENDPOINT"),
             region: setting(region, "DEPOT_S3_REGION") ?? "us-east-1",
             bucket: try required(bucket, "DEPOT_S3_BUCKET"),
@@ -76,6 +89,7 @@ struct BlobStoreOptions: ParsableArguments {
             accessKey: try required(accessKey, "DEPOT_S3_ACCESS_KEY"),
             secretKey: try required(secretKey, "DEPOT_S3_SECRET_KEY"),
             pathStyle: pathStyle)
+        config.streamedPutMax = streamedPutMax
         do { try config.validate() } catch { throw ValidationError(error.message) }
         return .s3(config)
     }

@@ -63,6 +63,9 @@ public struct CachedBlobStore: BlobStore {
     }
 
     public func makeWriter(for id: BlobID) async throws -> any BlobWriter { try await base.makeWriter(for: id) }
+    public func makeWriter(for id: BlobID, size: Int64) async throws -> any BlobWriter {
+        try await base.makeWriter(for: id, size: size)
+    }
     public func size(of id: BlobID) async throws -> Int64? {
         if let bytes = cache.value(for: id) { return Int64(bytes.readableBytes) }
         return try await base.size(of: id)

@@ -16,6 +16,11 @@ public protocol BlobStore: Sendable {
     /// Starts writing a new blob. Nothing is visible under `id` until ``BlobWriter/finish()``.
     func makeWriter(for id: BlobID) async throws -> any BlobWriter
 
+    /// ``makeWriter(for:)`` for a blob whose size is known before its first byte (the writer's
+    /// user then writes exactly `size` bytes or aborts): a store may send it differently (S3: one
+    /// streamed `PutObject` instead of parts). The default ignores the size.
+    func makeWriter(for id: BlobID, size: Int64) async throws -> any BlobWriter
+
     /// Streams the blob's bytes (or the given byte range of them) into `consume`, in order.
     /// Chunks are bounded in size; memory stays flat whatever the blob's size.
     func read(
@@ -42,6 +47,10 @@ public protocol BlobStore: Sendable {
 }
 
 extension BlobStore {
+    public func makeWriter(for id: BlobID, size: Int64) async throws -> any BlobWriter {
+        try await makeWriter(for: id)
+    }
+
     public func delete(_ ids: [BlobID]) async throws {
         for id in ids { try await delete(id) }
     }

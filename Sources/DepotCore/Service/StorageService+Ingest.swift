@@ -43,7 +43,13 @@ extension StorageService {
     ) async throws -> IngestedBlob {
         let rules = try Self.checkedDeclaredType(rules)
         let id = BlobID.random()
-        let writer = try await blobs.makeWriter(for: id)
+        // A size declared in advance that the limits allow: the store may send the blob as one stream.
+        let writer =
+            if let exact = rules.exactSize, exact <= rules.maxSize {
+                try await blobs.makeWriter(for: id, size: exact)
+            } else {
+                try await blobs.makeWriter(for: id)
+            }
         let limit = rules.exactSize.map { min($0, rules.maxSize) } ?? rules.maxSize
         do {
             var hasher = PipelinedSHA256()

@@ -27,6 +27,12 @@ struct BackendSettingsTests {
                 "DEPOT_S3_SECRET_KEY": "s", "DEPOT_S3_PATH_STYLE": "maybe",
             ], "DEPOT_S3_PATH_STYLE must be true or false"
         ),
+        (
+            [
+                "DEPOT_BLOB_STORE": "s3", "DEPOT_S3_ENDPOINT": "http://127.0.0.1:9", "DEPOT_S3_BUCKET": "depot", "DEPOT_S3_ACCESS_KEY": "a",
+                "DEPOT_S3_SECRET_KEY": "s", "DEPOT_S3_STREAMED_PUT_MAX": "99999999999999999999",
+            ], "DEPOT_S3_STREAMED_PUT_MAX must be a number of bytes"
+        ),
         (["DEPOT_DOWNLOAD_MODE": "redirect"], "needs DEPOT_BLOB_STORE=s3"),
         (["DEPOT_DOWNLOAD_MODE": "teleport"], "DEPOT_DOWNLOAD_MODE must be proxy or redirect"),
         (["DEPOT_DATABASE_URL": "postgres://u:p@127.0.0.1:9/db", "DEPOT_JWT_SECRET": ""], "needs the same DEPOT_JWT_SECRET"),

@@ -29,6 +29,65 @@ struct S3BlobStoreTests {
         #expect(try await store.blobs(writtenBefore: Date().addingTimeInterval(60)) == [id])
     }
 
+    /// A blob whose size is known in advance goes as one streamed `PutObject`: no multipart
+    /// upload while it is written, the bytes read back whole; the bound on it is honoured.
+    @Test func aBlobOfKnownSizeIsOneStreamedPut() async throws {
+        let store = try await S3TestServer.makeStore {
+            $0.partSize = 5 * Self.mib
+            $0.streamedPutMax = 1 << 30
+        }
+        let bytes = Fixture.png(13 * Self.mib + 7)
+        let id = BlobID.random()
+        let writer = try await store.makeWriter(for: id, size: Int64(bytes.count))
+        var i = 0
+        while i < bytes.count {
+            try await writer.write(ByteBuffer(bytes: bytes[i..<min(i + 999_999, bytes.count)]))
+            i += 999_999
+            if i > 6 * Self.mib && i < 7 * Self.mib { #expect(try await store.unfinishedUploads().isEmpty) }
+        }
+        #expect(try await writer.finish() == Int64(bytes.count))
+        #expect(try await readBlob(store, id) == bytes)
+        #expect(try await store.unfinishedUploads().isEmpty)
+        // Sized blobs of a part or less, or past `streamedPutMax`, go as blobs of unknown size.
+        let capped = try await S3TestServer.makeStore {
+            $0.partSize = 5 * Self.mib
+            $0.streamedPutMax = 6 * Int64(Self.mib)
+        }
+        let big = BlobID.random()
+        let parts = try await capped.makeWriter(for: big, size: 7 * Int64(Self.mib))
+        try await parts.write(ByteBuffer(bytes: Fixture.png(6 * Self.mib)))
+        #expect(try await capped.unfinishedUploads().count == 1)
+        await parts.abort()
+        let small = Fixture.gif(3000)
+        #expect(try await readBlob(capped, try await writeBlob(capped, small, sized: true)) == small)
+    }
+
+    /// An aborted streamed `PutObject` leaves nothing: cut off half-way, or after its last byte
+    /// (when S3 may already hold the object) and before `finish()`. More bytes than declared are
+    /// refused.
+    @Test func anAbortedStreamedPutLeavesNothing() async throws {
+        let store = try await S3TestServer.makeStore {
+            $0.partSize = 5 * Self.mib
+            $0.streamedPutMax = 1 << 30
+        }
+        let size = 8 * Self.mib
+        for sent in [3 * Self.mib, size] {
+            let id = BlobID.random()
+            let writer = try await store.makeWriter(for: id, size: Int64(size))
+            for _ in 0..<(sent / Self.mib) { try await writer.write(ByteBuffer(bytes: Fixture.png(Self.mib))) }
+            await writer.abort()
+            #expect(try await store.size(of: id) == nil)
+        }
+        let id = BlobID.random()
+        let writer = try await store.makeWriter(for: id, size: Int64(size))
+        try await writer.write(ByteBuffer(bytes: Fixture.png(size - 10)))
+        await #expect(throws: StorageError.self) { try await writer.write(ByteBuffer(bytes: Fixture.png(11))) }
+        await writer.abort()
+        #expect(try await store.size(of: id) == nil)
+        #expect(try await store.blobs(writtenBefore: Date().addingTimeInterval(60)).isEmpty)
+        #expect(try await store.unfinishedUploads().isEmpty)
+    }
+
     @Test func blobOfExactlyOnePartIsOneUpload() async throws {
         let store = try await S3TestServer.makeStore { $0.partSize = 5 * Self.mib }
         let bytes = Fixture.gif(5 * Self.mib)
@@ -175,5 +234,13 @@ struct S3ConfigurationTests {
         #expect(message { $0.secretKey = "" }.contains("secret key"))
         #expect(message { $0.region = "us east" }.contains("region"))
         #expect(message { $0.partSize = 1024 }.contains("part size"))
+        #expect(message { $0.streamedPutMax = 6 * 1024 * 1024 * 1024 }.contains("streamed"))
+    }
+
+    /// Streamed `PutObject`s (no body hash in the signature) are on by default over https only.
+    @Test func streamedPutsAreOnByDefaultOverHTTPSOnly() {
+        #expect(config { _ in }.effectiveStreamedPutMax == 0)
+        #expect(config { $0.endpoint = "https://s3.amazonaws.com" }.effectiveStreamedPutMax == 1024 * 1024 * 1024)
+        #expect(config { $0.streamedPutMax = 77 }.effectiveStreamedPutMax == 77)
     }
 }

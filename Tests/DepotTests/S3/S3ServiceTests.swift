@@ -52,6 +52,41 @@ struct S3ServiceTests {
         }
     }
 
+    /// A presigned upload (size declared in advance) larger than a part is streamed to S3 as one
+    /// `PutObject`; one whose bytes do not match its declared checksum leaves no blob behind
+    /// (S3 had the whole object before the checksum was known wrong).
+    @Test func presignedUploadsAreStreamedAndARefusedOneLeavesNothing() async throws {
+        let store = try await S3TestServer.makeStore {
+            $0.partSize = 5 * Self.mib
+            $0.streamedPutMax = 1 << 30
+        }
+        let env = try await TestEnvironment.make({ $0.maxFileSize = 64 * Int64(Self.mib) }, blobs: store)
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let png = Fixture.png(13 * Self.mib + 7)
+            func presign(checksum: String) async throws -> String {
+                let r = try await client.json(
+                    .post, "/v1/presigned-uploads", headers: alice,
+                    ["jobId": "big", "contentType": "image/png", "size": png.count, "checksum": checksum])
+                #expect(r.status == .created, "\(r.text)")
+                return TestEnvironment.local(try #require(r.json["uploadUrl"] as? String))
+            }
+            let wrong = try await client.request(
+                .put, try await presign(checksum: Fixture.png(10).sha256Hex), headers: [.contentType: "image/png"], body: png)
+            #expect(wrong.status == .badRequest || wrong.status == .unprocessableContent, "\(wrong.status) \(wrong.text)")
+            #expect(try await blobs(store).isEmpty)
+            #expect(try await store.unfinishedUploads().isEmpty)
+
+            let put = try await client.request(.put, try await presign(checksum: png.sha256Hex), headers: [.contentType: "image/png"], body: png)
+            #expect(put.status == .created, "\(put.text)")
+            #expect(put.json["checksum"] as? String == png.sha256Hex)
+            let signed = try await client.json(.post, "/v1/signed-urls", headers: alice, ["paths": [put.json["path"] as! String]])
+            let url = TestEnvironment.local(try #require((signed.json["urls"] as? [String: String])?.values.first))
+            #expect(try await client.request(.get, url).bytes == png)
+            #expect(try await blobs(store).count == 1)
+        }
+    }
+
     @Test func anObjectStoreOutageFailsUploadsWith503AndStoresNothing() async throws {
         let proxy = FaultProxy(target: try S3TestServer.configuration().endpoint)
         try await proxy.run { endpoint in

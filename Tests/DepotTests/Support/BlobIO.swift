@@ -3,9 +3,10 @@ import NIOCore
 import Testing
 
 /// Writes `bytes` as a new blob in chunks of `chunk` bytes; checks the size `finish()` reports.
-func writeBlob(_ store: any BlobStore, _ bytes: [UInt8], chunk: Int = 100_000) async throws -> BlobID {
+/// `sized`: the writer is made for a blob of that size (``BlobStore/makeWriter(for:size:)``).
+func writeBlob(_ store: any BlobStore, _ bytes: [UInt8], chunk: Int = 100_000, sized: Bool = false) async throws -> BlobID {
     let id = BlobID.random()
-    let writer = try await store.makeWriter(for: id)
+    let writer = try await sized ? store.makeWriter(for: id, size: Int64(bytes.count)) : store.makeWriter(for: id)
     var i = 0
     while i < bytes.count {
         try await writer.write(ByteBuffer(bytes: bytes[i..<min(i + chunk, bytes.count)]))
