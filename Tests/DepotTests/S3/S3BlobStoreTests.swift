@@ -88,6 +88,31 @@ struct S3BlobStoreTests {
         #expect(try await store.unfinishedUploads().isEmpty)
     }
 
+    /// A streamed `PutObject` that S3 refuses (503) fails the write or the finish with the
+    /// store's error, once (it cannot be repeated), and leaves nothing.
+    @Test func aRefusedStreamedPutFailsAndLeavesNothing() async throws {
+        let proxy = FaultProxy(target: try S3TestServer.configuration().endpoint)
+        try await proxy.run { endpoint in
+            let store = try await S3TestServer.makeStore {
+                $0.endpoint = endpoint
+                $0.partSize = 5 * Self.mib
+                $0.streamedPutMax = 1 << 30
+            }
+            proxy.inject(.init(status: .serviceUnavailable, code: "SlowDown", count: nil, method: .put))
+            let id = BlobID.random()
+            let size = 8 * Self.mib
+            let writer = try await store.makeWriter(for: id, size: Int64(size))
+            await #expect(throws: StorageError.self) {
+                for _ in 0..<8 { try await writer.write(ByteBuffer(bytes: Fixture.png(Self.mib))) }
+                try await writer.finish()
+            }
+            await writer.abort()
+            #expect(proxy.counts.failed == 1, "not repeated: \(proxy.counts)")
+            proxy.inject(nil)
+            #expect(try await store.size(of: id) == nil)
+        }
+    }
+
     @Test func blobOfExactlyOnePartIsOneUpload() async throws {
         let store = try await S3TestServer.makeStore { $0.partSize = 5 * Self.mib }
         let bytes = Fixture.gif(5 * Self.mib)
