@@ -484,9 +484,9 @@ def measure_s3_round(cfg, depot_s3, results):
 
 ROWS = [
     # metric, label, peer for the ratio, target ratio, higher is better, decimals, target text
-    ("small_get_rps", "signed 4 KiB GET, req/s (wrk -t2 -c32)", "nginx", 0.8, True, 0, "≥ 0.8× nginx"),
-    ("small_get_p99_ms", "signed 4 KiB GET, p99 ms", "nginx", 2.0, False, 2, "≤ 2× nginx"),
-    ("large_get_mb_s", "large signed GET, MB/s", "nginx", 0.8, True, 0, "≥ 0.8× nginx"),
+    ("small_get_rps", "signed 4 KiB GET, one hot URL, req/s (wrk -t2 -c32)", "nginx", 1.0, True, 0, "≥ 1.0× nginx"),
+    ("small_get_p99_ms", "signed 4 KiB GET, one hot URL, p99 ms", "nginx", 1.0, False, 2, "≤ 1.0× nginx"),
+    ("large_get_mb_s", "large signed GET, MB/s", "nginx", 1.0, True, 0, "≥ 1.0× nginx"),
     ("gallery_small_rps", "gallery: signed 4 KiB GETs over SMALLG distinct objects, req/s", "nginx", 1.0, True, 0, "≥ 1.0× nginx"),
     ("gallery_small_p99_ms", "gallery over SMALLG objects, p99 ms", "nginx", None, False, 2, ""),
     ("gallery_large_rps", "gallery: signed 4 KiB GETs over LARGEG distinct objects, req/s", "nginx", 0.8, True, 0, "≥ 0.8× nginx"),
