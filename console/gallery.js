@@ -5,6 +5,12 @@ import { $, api, el, encodePath, formatSize, local, say, state } from './common.
 
 const PAGE = 60;
 const IMAGE = /^image\/(png|jpeg|webp|gif)$/;
+// An original up to this size may be its own thumbnail; a larger one never is (a 150 MiB image
+// would cost 150 MiB per card): it shows a placeholder until one of its variants is ready.
+const ORIGINAL_THUMBNAIL_MAX = 1024 * 1024;
+const VARIANT_POLL_MS = 2000;
+const VARIANT_POLLS = 30;
+const LABELS = { quicktime: 'MOV', 'octet-stream': 'FILE', 'svg+xml': 'SVG' };
 
 function groupFor(path) {
   const key = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
@@ -21,6 +27,54 @@ function groupFor(path) {
 
 function thumbnailFor(card, asset) {
   card.img.src = local(asset.url);
+  card.img.hidden = false;
+  card.placeholder.hidden = true;
+}
+
+/** What the card shows instead of a picture: the kind of file, and why there is no preview. */
+function placeholderFor(card, asset, note) {
+  card.img.hidden = true;
+  card.img.removeAttribute('src');
+  const subtype = asset.contentType.split(';')[0].split('/')[1] ?? 'file';
+  const label = LABELS[subtype] ?? subtype.replace(/^x-/, '').toUpperCase();
+  card.placeholder.textContent = note ? `${label} · ${note}` : label;
+  card.placeholder.hidden = false;
+}
+
+/** Whether the card waits for a variant: an image too large to be its own thumbnail. */
+function needsVariant(card, asset) {
+  return IMAGE.test(asset.contentType) && asset.fileSize > ORIGINAL_THUMBNAIL_MAX && !card.variantPath;
+}
+
+/** Asks for the image's variants until one up to 112 pixels wide is ready (then it is the
+ * thumbnail) or none is pending (the placeholder says so). */
+async function watchVariants(card, path) {
+  if (card.watching) return;
+  card.watching = true;
+  try {
+    for (let i = 0; i < VARIANT_POLLS; i += 1) {
+      if (state.cards.get(path) !== card || card.variantPath) return; // reloaded, deleted, or listed
+      const asset = await api('GET', `/v1/assets/${encodePath(path)}`);
+      const variants = asset.variants ?? [];
+      const ready = variants
+        .filter((v) => v.state === 'ready' && Number(v.size.split('x')[0]) <= 112)
+        .sort((a, b) => Number(b.size.split('x')[0]) - Number(a.size.split('x')[0]))[0];
+      if (ready) {
+        card.variantPath = ready.path;
+        thumbnailFor(card, await fresh(ready.path));
+        return;
+      }
+      if (!variants.some((v) => v.state === 'pending')) {
+        placeholderFor(card, asset, 'no preview');
+        return;
+      }
+      await new Promise((resolve) => { setTimeout(resolve, VARIANT_POLL_MS); });
+    }
+  } catch {
+    // The card keeps its placeholder.
+  } finally {
+    card.watching = false;
+  }
 }
 
 /** The asset as it is now, with a fresh link (listed links expire). */
@@ -35,14 +89,18 @@ function updateCard(card, asset) {
   card.visibility.textContent = isPublic ? 'Public' : 'Private';
   card.visibility.setAttribute('aria-pressed', String(isPublic));
   card.meta.textContent = `${formatSize(asset.fileSize)} · ${asset.contentType} · ${isPublic ? 'public link' : 'signed link'}`;
-  if (IMAGE.test(asset.contentType) && !card.variantPath) thumbnailFor(card, asset);
+  if (card.variantPath) return;
+  if (!IMAGE.test(asset.contentType)) placeholderFor(card, asset);
+  else if (asset.fileSize <= ORIGINAL_THUMBNAIL_MAX) thumbnailFor(card, asset);
+  else if (!card.watching) placeholderFor(card, asset, 'preview being made…');
 }
 
 function renderCard(asset) {
   const id = `name-${state.cards.size}`;
   const name = asset.path.slice(asset.path.lastIndexOf('/') + 1);
   const select = el('input', { type: 'checkbox', 'aria-label': `Select ${name}` });
-  const img = el('img', { alt: `Preview of ${name}`, loading: 'lazy', width: 112, height: 112 });
+  const img = el('img', { alt: `Preview of ${name}`, loading: 'lazy', width: 112, height: 112, hidden: true });
+  const placeholder = el('span', { className: 'placeholder', hidden: true });
   const label = el('p', { className: 'name', id, text: name, title: asset.path });
   const meta = el('p', { className: 'meta' });
   const visibility = el('button', { type: 'button', className: 'visibility', 'aria-describedby': id });
@@ -50,9 +108,9 @@ function renderCard(asset) {
   const download = el('button', { type: 'button', text: 'Download', 'aria-describedby': id });
   const remove = el('button', { type: 'button', text: 'Delete', className: 'danger', 'aria-describedby': id });
   const item = el('li', { className: 'card', dataset: { path: asset.path } },
-    select, el('div', { className: 'thumb' }, img), label, meta,
+    select, el('div', { className: 'thumb' }, img, placeholder), label, meta,
     el('div', { className: 'actions' }, visibility, copy, download, remove));
-  const card = { item, img, meta, visibility, variantPath: null };
+  const card = { item, img, placeholder, meta, visibility, variantPath: null, watching: false };
   state.cards.set(asset.path, card);
   updateCard(card, asset);
 
@@ -140,6 +198,11 @@ function render(assets) {
     }
     if (state.cards.has(asset.path)) updateCard(state.cards.get(asset.path), asset);
     else renderCard(asset);
+  }
+  // After the whole page: its variants were listed with it (after their images).
+  for (const asset of assets) {
+    const card = state.cards.get(asset.path);
+    if (card && needsVariant(card, asset)) watchVariants(card, asset.path);
   }
 }
 

@@ -115,7 +115,9 @@ public final class S3ResumableStore: ResumableStore {
         defer { _ = busy.withLock { $0.remove(id) } }
         let (_, current, stray) = try await segments(id)
         guard current == offset else {
-            throw StorageError(.conflict, "Upload-Offset \(offset) is not the upload's offset, \(current)")
+            throw StorageError(
+                .conflict,
+                "Upload-Offset \(offset) is not the upload's offset (\(current) now): HEAD the upload for its offset, then continue from it")
         }
         // Segments that do not follow the others must never join them later.
         if !stray.isEmpty { try await client.delete(keys: stray) }

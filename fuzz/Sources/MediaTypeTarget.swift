@@ -1,9 +1,14 @@
 import DepotCore
 
 /// Declared media types: `MediaType.normalize` (an upload's `Content-Type`, a copy's `mimetype`)
-/// and `MediaType.servesInline` (how a stored type is served). Input: the type.
+/// and `MediaType.servesInline` (how a stored type is served). Input: the type. The same bytes
+/// are an upload's first bytes for `MediaSniffer.sniff` (what the bytes are).
 enum MediaTypeTarget {
     static func run(_ input: FuzzInput) {
+        if let sniffed = MediaSniffer.sniff(input.bytes) {
+            check(MediaSniffer.fileExtension(for: sniffed) != nil, "sniffed \(sniffed) has no extension")
+            check(MediaSniffer.sniff(input.bytes.prefix(MediaSniffer.prefixLength)) == sniffed, "sniff reads past its prefix")
+        }
         let declared = input.text
         let inline = MediaType.servesInline(declared)
         guard let normalized = try? MediaType.normalize(declared) else {

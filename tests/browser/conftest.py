@@ -56,7 +56,8 @@ class Server:
         self.log = open(data / "server.log", "wb")
         self.process = subprocess.Popen(
             [str(binary), "serve", "--data-dir", str(data / "depot"), "--host", "127.0.0.1", "--port", str(self.port),
-             "--public-url", self.base, "--max-file-size", str(12 * 1024 * 1024), "--rate-limit", "0"],
+             "--public-url", self.base, "--max-file-size", str(12 * 1024 * 1024), "--rate-limit", "0",
+             "--allowed-types", "image/png,image/jpeg,image/webp,image/gif,video/mp4,video/quicktime,video/webm"],
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while True:

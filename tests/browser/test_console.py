@@ -3,6 +3,7 @@ progress under throttling, pause and resume), thumbnails, visibility, links, del
 text, keyboard only, accessibility (axe), a phone-sized viewport."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -359,3 +360,54 @@ def test_resume_at_once_after_a_pause_and_after_the_token_expired(driver, server
     listed = server.api("GET", "/v1/assets?prefix=console/", server.token("gina")).json()["items"]
     sums = {a["checksum"] for a in listed if "variantOf" not in a}
     assert hashlib.sha256(slow.read_bytes()).hexdigest() in sums and hashlib.sha256(quick.read_bytes()).hexdigest() in sums
+
+
+def test_videos_large_images_and_files_named_otherwise(driver, server, tmp_path):
+    """A video (allowed by the operator) goes up in resumable pieces and shows as a placeholder; an
+    image too large to be its own thumbnail whose variants fail is never loaded by the gallery; a
+    PNG without an extension, or named .jpg, is sent as what its bytes are."""
+    d = driver
+    sign_in(d, server, "victor")
+    severe_console_entries(d)  # what the tests before left (refusals they caused on purpose)
+    film = tmp_path / "film.mp4"
+    film.write_bytes(b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + os.urandom(9 * 1024 * 1024))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(2 * 1024 * 1024))  # a PNG's magic, then noise: no decoder takes it
+    noext = tmp_path / "noext"
+    noext.write_bytes(png(64, 48, 20_000))
+    named = tmp_path / "named.jpg"
+    named.write_bytes(png(64, 48, 30_000))
+    d.find_element("id", "job").clear()
+    d.find_element("id", "job").send_keys("mixed")
+    d.find_element("id", "files").send_keys("\n".join(str(p) for p in (film, broken, noext, named)))
+    for name in ("film.mp4", "broken.png", "noext", "named.jpg"):
+        wait(d, lambda d: state_of(d, name) in ("done", "error"), 90)
+        assert state_of(d, name) == "done", d.find_element(
+            "css selector", f"#transfers li[data-name='{name}'] .transfer-status").text
+
+    token = server.token("victor")
+    items = server.api("GET", "/v1/assets?prefix=mixed/", token).json()["items"]
+    originals = [a for a in items if "_112x112" not in a["path"] and "_56x56" not in a["path"]]
+    assert sorted(a["path"].rsplit(".", 1)[1] for a in originals) == ["mp4", "png", "png", "png"], items
+    video = next(a for a in items if a["contentType"] == "video/mp4")
+    big = next(a for a in items if a["fileSize"] > 2 * 1024 * 1024 and a["contentType"] == "image/png")
+
+    def placeholder(path):
+        return d.execute_script(
+            "const c = document.querySelector(`li.card[data-path='${arguments[0]}']`);"
+            "if (!c) return null; const p = c.querySelector('.placeholder'), i = c.querySelector('img');"
+            "return { text: p.hidden ? '' : p.textContent, img: !i.hidden, src: i.getAttribute('src') };", path)
+
+    wait(d, lambda d: (placeholder(video["path"]) or {}).get("text") == "MP4")
+    assert placeholder(video["path"])["src"] is None
+    # The broken image's variants fail: the card says so, and its 2 MiB original was never fetched.
+    wait(d, lambda d: (placeholder(big["path"]) or {}).get("text") == "PNG · no preview", 60)
+    assert placeholder(big["path"])["src"] is None and not placeholder(big["path"])["img"]
+    images = d.execute_script(
+        "return performance.getEntriesByType('resource').filter((e) => e.initiatorType === 'img').map((e) => e.name)")
+    assert images, "the small PNGs' thumbnails are loaded as images (the filter sees image loads)"
+    assert not [u for u in images if big["path"] in u or video["path"] in u], images
+    shown = server.api("GET", f"/v1/assets/{big['path']}", token).json()
+    assert shown["variants"] and all(v["state"] == "failed" for v in shown["variants"]), shown
+    entries = severe_console_entries(d)
+    assert entries == [], [e["message"] for e in entries]

@@ -125,6 +125,8 @@ public final class JobRunner: Sendable {
         var log = logger
         log[metadataKey: "job"] = "\(job.id)"
         log[metadataKey: "kind"] = "\(job.kind)"
+        // What the job is about (a variant's image and size), so a dead job's line names its object.
+        log[metadataKey: "key"] = "\(job.key)"
         let outcome: JobOutcome
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in

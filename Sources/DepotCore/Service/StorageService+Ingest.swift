@@ -120,7 +120,8 @@ extension StorageService {
             return declared ?? sniffed ?? "application/octet-stream"
         }
         guard let sniffed, allowed.contains(sniffed) else {
-            throw StorageError(.unsupportedMediaType, "the bytes are not of an allowed type (\(allowed.sorted().joined(separator: ", ")))")
+            let what = sniffed.map { "the bytes are \($0)" } ?? "the bytes are of no type Depot recognises"
+            throw StorageError(.unsupportedMediaType, "\(what); allowed: \(allowed.sorted().joined(separator: ", "))")
         }
         if let declared, declared != sniffed {
             throw StorageError(.mediaTypeMismatch, "the bytes are \(sniffed), not \(declared)")

@@ -33,7 +33,8 @@ extension StorageService {
         rules.exactSize = size
         try precheck(rules, contentLength: size)
         guard rules.allowedTypes?.contains(type) == true, let ext = MediaSniffer.fileExtension(for: type) else {
-            throw StorageError(.unsupportedMediaType, "type '\(contentType)' is not allowed")
+            let allowed = (rules.allowedTypes ?? []).sorted().joined(separator: ", ")
+            throw StorageError(.unsupportedMediaType, "type '\(contentType)' is not allowed; allowed: \(allowed)")
         }
         let path = try ObjectPath(segments: [userId, jobId, "\(UUID().uuidString.lowercased())\(suffix).\(ext)"])
         return (ObjectKey(bucket: bucket(for: visibility), path: path), type)

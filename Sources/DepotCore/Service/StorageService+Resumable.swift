@@ -58,8 +58,7 @@ extension StorageService {
             else { throw gone }
             // Its URL used by another upload (its PUT) meanwhile: this one can never finish.
             if upload.finishedAt == nil, try await metadata.intent(id: intent)?.state == .consumed {
-                _ = resumableDigests.take(id, at: 0)
-                try? await store.delete(id: id)
+                try? await endResumable(id, store: store)
                 throw StorageError.notFound("no such upload (its URL was used by another upload)")
             }
         }
@@ -89,7 +88,9 @@ extension StorageService {
         let state = try await resumableState(as: caller, id: id)
         let upload = state.upload
         guard offset == state.offset else {
-            throw StorageError(.conflict, "Upload-Offset \(offset) is not the upload's offset, \(state.offset)")
+            throw StorageError(
+                .conflict,
+                "Upload-Offset \(offset) is not the upload's offset (\(state.offset) now): HEAD the upload for its offset, then continue from it")
         }
         if upload.finishedAt != nil {
             for try await chunk in body where chunk.readableBytes > 0 {
@@ -142,9 +143,11 @@ extension StorageService {
     }
 
     /// Settles what an append kept (`offset` to `end`): refuses it when the upload's first bytes
-    /// are all here now and are not of an allowed type (rather than after the last byte; then no
-    /// byte is kept, the first ones being wrong), and commits the object when it reached the
-    /// upload's length (refused: nothing of this append is kept).
+    /// are all here now and are not of an allowed type (rather than after the last byte; the
+    /// upload is ended then, as no later byte could make it right), and commits the object when it
+    /// reached the upload's length (refused: nothing of this append is kept; a refusal no retry
+    /// can change — the name taken, the type — ends the upload too). An acknowledged offset never
+    /// goes back: an upload either keeps its acknowledged bytes or no longer exists.
     /// - Parameter running: the SHA-256 of the bytes up to `end`, kept for the next append (nil:
     ///   the commit reads the staged bytes back).
     private func settleAppend(
@@ -156,11 +159,10 @@ extension StorageService {
         if offset < prefix, end >= min(prefix, upload.length) {
             do {
                 _ = try decideType(try await store.head(id: upload.id, count: MediaSniffer.prefixLength), rules: Self.checkedDeclaredType(rules))
-            } catch {
-                // The first bytes are refused, those kept before this append (a cut one) too:
-                // no later append could make them right.
-                try await store.truncate(id: upload.id, to: 0)
-                throw error
+            } catch let error as StorageError {
+                // The first bytes are refused: no later append could make them right.
+                try await endResumable(upload.id, store: store)
+                throw StorageError(error.code, error.message + "; the upload is ended (start a new one)")
             }
         }
         if let running { resumableDigests.put(upload.id, at: end, running) }
@@ -177,6 +179,10 @@ extension StorageService {
             if let (now, _) = try? await store.upload(id: upload.id), now.finishedAt != nil {
                 state.upload = now
                 return state
+            }
+            if let refusal = error as? StorageError, Self.endsResumable(refusal.code) {
+                try? await endResumable(upload.id, store: store)
+                throw StorageError(refusal.code, refusal.message + "; the upload is ended")
             }
             throw error
         }
@@ -280,6 +286,18 @@ extension StorageService {
         return IngestedBlob(id: id, size: upload.length, sha256: digest, contentType: type)
     }
 
+    /// Commit refusals that sending the last bytes again cannot change.
+    static func endsResumable(_ code: StorageError.Code) -> Bool {
+        code == .alreadyExists || code == .unsupportedMediaType || code == .mediaTypeMismatch || code == .uploadConsumed
+    }
+
+    /// Drops an upload (its bytes, its record, so its quota hold and open-upload slot): it no
+    /// longer exists for anyone.
+    func endResumable(_ id: String, store: any ResumableStore) async throws {
+        _ = resumableDigests.take(id, at: 0)
+        try await store.delete(id: id)
+    }
+
     /// Ends an unfinished upload and drops its bytes (TUS `termination`).
     /// - Throws: `.notFound`; `.invalidRequest` for a finished upload (delete its object instead).
     public func terminateResumable(as caller: ResumableCaller, id: String) async throws {
@@ -288,8 +306,7 @@ extension StorageService {
         guard state.upload.finishedAt == nil else {
             throw StorageError.invalidRequest("the upload is complete: delete its object instead")
         }
-        _ = resumableDigests.take(id, at: 0)
-        try await store.delete(id: id)
+        try await endResumable(id, store: store)
     }
 }
 

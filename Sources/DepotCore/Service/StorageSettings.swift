@@ -81,7 +81,8 @@ public struct StorageSettings: Sendable {
         guard !allowedTypes.isEmpty else { throw .invalidRequest("at least one allowed type is needed") }
         for t in allowedTypes where MediaSniffer.fileExtension(for: MediaSniffer.canonical(t)) == nil {
             throw .invalidRequest(
-                "'\(t)' cannot be recognised by its bytes; supported: image/png, image/jpeg, image/webp, image/gif, application/pdf")
+                "'\(t)' cannot be recognised by its bytes; supported: image/png, image/jpeg, image/webp, image/gif, application/pdf, video/mp4, video/quicktime, video/webm"
+            )
         }
         guard publicBaseURL.hasPrefix("http://") || publicBaseURL.hasPrefix("https://") else {
             throw .invalidRequest("the public URL must start with http:// or https://")

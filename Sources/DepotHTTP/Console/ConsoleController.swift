@@ -35,7 +35,9 @@ struct ConsoleController: Sendable {
         + "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
     func addRoutes(to router: Router<DepotRequestContext>) {
-        router.get("/") { _, _ in Response(status: .found, headers: [.location: "/console/", .cacheControl: "no-cache"]) }
+        for method in [HTTPRequest.Method.get, .head] {
+            router.on("/", method: method) { _, _ in Response(status: .found, headers: [.location: "/console/", .cacheControl: "no-cache"]) }
+        }
         for method in [HTTPRequest.Method.get, .head] {
             // `/console` and `/console/` are one route (the page names its files from the root).
             router.on("/console", method: method) { request, _ in Self.answer(Self.files[""]!, request) }

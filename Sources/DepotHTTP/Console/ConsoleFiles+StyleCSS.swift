@@ -43,6 +43,7 @@ a { color: var(--accent); }
 .cards { list-style: none; padding: 0; display: grid; grid-template-columns: repeat(auto-fill, minmax(14rem, 1fr)); gap: .75rem; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: .6rem; display: flex; flex-direction: column; gap: .3rem; }
 .card .thumb { height: 112px; display: flex; align-items: center; justify-content: center; background: #f3f4f6; border-radius: 4px; }
+.card .thumb .placeholder { color: #374151; font-size: 0.85rem; text-align: center; padding: 0 0.5rem; }
 .card img { max-width: 112px; max-height: 112px; object-fit: contain; }
 .card .name { margin: 0; font-weight: 600; overflow-wrap: anywhere; }
 .card .meta { margin: 0; color: var(--muted); font-size: .85rem; }

@@ -20,6 +20,33 @@ const CONFLICT_RETRIES = 8;
 // Upload progress values per file name, for the browser tests (they would miss events polled).
 window.__progressLog = {};
 
+// Brands of ISO media that are not MP4 videos (images, audio, 3GP), as the server tells them.
+const NOT_MP4_BRANDS = new Set(['heic', 'heix', 'heim', 'heis', 'hevc', 'hevx', 'mif1', 'msf1', 'avif', 'avis', 'jp2 ', 'jpx ',
+  'crx ', 'M4A ', 'M4B ', 'M4P ', 'F4A ', 'F4B ']);
+const QUICKTIME_FIRST_BOXES = new Set(['moov', 'mdat', 'wide', 'pnot']);
+
+/** What the file's first bytes are, as the server tells them (it decides by the bytes too); null
+ * for bytes it does not recognise. A PNG without an extension, or named .jpg, is sent as a PNG. */
+async function sniffedType(file) {
+  const b = new Uint8Array(await file.slice(0, 64).arrayBuffer());
+  const ascii = (text) => [...text].map((c) => c.charCodeAt(0));
+  const at = (magic, offset = 0) => magic.every((value, i) => b[offset + i] === value);
+  if (at([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'image/png';
+  if (at([0xff, 0xd8, 0xff])) return 'image/jpeg';
+  if (at(ascii('GIF87a')) || at(ascii('GIF89a'))) return 'image/gif';
+  if (at(ascii('RIFF')) && at(ascii('WEBP'), 8)) return 'image/webp';
+  if (at(ascii('%PDF-'))) return 'application/pdf';
+  if (at(ascii('ftyp'), 4) && b.length >= 12) {
+    const brand = String.fromCharCode(...b.slice(8, 12));
+    if (brand === 'qt  ') return 'video/quicktime';
+    return NOT_MP4_BRANDS.has(brand) || brand.startsWith('3gp') || brand.startsWith('3g2') ? null : 'video/mp4';
+  }
+  if (b.length >= 8 && b[0] < 0x20 && QUICKTIME_FIRST_BOXES.has(String.fromCharCode(...b.slice(4, 8)))) return 'video/quicktime';
+  const docType = [0x42, 0x82, 0x84, ...ascii('webm')];
+  if (at([0x1a, 0x45, 0xdf, 0xa3]) && b.some((_, i) => i >= 4 && at(docType, i))) return 'video/webm';
+  return null;
+}
+
 function metadata(pairs) {
   return Object.entries(pairs)
     .map(([key, value]) => `${key} ${btoa(String.fromCharCode(...new TextEncoder().encode(value)))}`)
@@ -150,12 +177,13 @@ async function run(transfer) {
 }
 
 async function attempt(transfer) {
-  const declared = {
-    jobId: $('#job').value.trim(), contentType: transfer.file.type || 'application/octet-stream',
-    size: transfer.file.size, visibility: $('#visibility').value,
-  };
   setTransferState(transfer, 'uploading', transfer.resumable ? 'Uploading in resumable pieces…' : 'Uploading…');
   try {
+    const declared = {
+      jobId: $('#job').value.trim(),
+      contentType: (await sniffedType(transfer.file)) || transfer.file.type || 'application/octet-stream',
+      size: transfer.file.size, visibility: $('#visibility').value,
+    };
     const path = transfer.resumable ? await resumable(transfer, declared) : await presigned(transfer, declared);
     showProgress(transfer, transfer.file.size);
     setTransferState(transfer, 'done', `Uploaded as ${path}`);

@@ -13,13 +13,21 @@ struct HealthController: Sendable {
     var runnerCounts: (@Sendable () -> JobRunner.Counts)? = nil
 
     func addRoutes(to router: Router<DepotRequestContext>) {
-        router.get("/health") { _, _ in
+        @Sendable func health() async throws {
             do {
                 try await service.health()
             } catch {
                 throw StorageError.unavailable("a store is not answering", cause: error)
             }
+        }
+        router.get("/health") { _, _ in
+            try await health()
             return try JSONResponse.make(["status": "ok"])
+        }
+        // The same check for monitors that ask with HEAD: the status alone.
+        router.head("/health") { _, _ in
+            try await health()
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"])
         }
         router.get("/metrics") { _, context in
             guard try context.requireIdentity().role == .serviceRole else {

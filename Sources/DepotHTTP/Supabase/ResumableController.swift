@@ -47,6 +47,36 @@ struct ResumableController: Sendable {
             router.patch(RouterPath(stringLiteral: path + "/{id}")) { try await patch($0, context: $1, entry) }
             router.delete(RouterPath(stringLiteral: path + "/{id}")) { try await terminate($0, context: $1, entry) }
         }
+        router.get(RouterPath(stringLiteral: Entry.assets.path + "/{id}"), use: assetOfUpload)
+    }
+
+    /// An Assets-API upload's progress while it runs (`202`, ``UploadProgress``), then the asset
+    /// it made (`200`, the JSON `POST /v1/assets` answers: URL, checksum, visibility, variants).
+    /// Plain JSON (no TUS headers needed), so a client reads its result as it would an upload's.
+    @Sendable func assetOfUpload(_ request: Request, context: DepotRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        let state = try await service.resumableStatus(as: .user(identity), id: try id(context))
+        // A Storage-API upload of the same caller is no asset: it is not found here.
+        guard state.upload.exactType == true else { throw StorageError.notFound("no such upload (or it expired)") }
+        guard state.upload.finishedAt != nil else {
+            let progress = UploadProgress(
+                path: state.upload.path, offset: state.offset, length: state.upload.length, expiresAt: state.upload.expiresAt)
+            var response = try JSONResponse.make(progress, status: .accepted)
+            response.headers[.cacheControl] = "no-store"
+            return response
+        }
+        var response = try JSONResponse.make(try await service.asset(as: identity, path: try ObjectPath(state.upload.path)))
+        response.headers[.cacheControl] = "no-store"
+        return response
+    }
+
+    /// An unfinished Assets-API upload, as `GET /v1/uploads/{id}` reports it.
+    struct UploadProgress: Encodable {
+        var path: String
+        var offset: Int64
+        var length: Int64
+        var expiresAt: Date
+        var complete = false
     }
 
     @Sendable func options(_ request: Request, context: DepotRequestContext) async throws -> Response {

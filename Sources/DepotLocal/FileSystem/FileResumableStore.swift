@@ -150,7 +150,8 @@ public final class FileResumableStore: ResumableStore {
         defer { close(fd) }
         let size = try await threadPool.runIfActive { try POSIX.fileSize(fd, path: bytes) }
         guard size == offset else {
-            throw StorageError(.conflict, "Upload-Offset \(offset) is not the upload's offset, \(size)")
+            throw StorageError(
+                .conflict, "Upload-Offset \(offset) is not the upload's offset (\(size) now): HEAD the upload for its offset, then continue from it")
         }
         // Chunks are gathered into writes of up to `writeChunk` bytes, each written while the next
         // are received and observed (hashed): at most one write in flight.

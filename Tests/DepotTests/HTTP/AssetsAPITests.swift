@@ -251,6 +251,8 @@ struct AssetsAPITests {
             let h = try await client.request(.get, "/health")
             #expect(h.status == .ok)
             #expect(h.json["status"] as? String == "ok")
+            let head = try await client.request(.head, "/health")
+            #expect(head.status == .ok && head.bytes.isEmpty)
             _ = try await client.upload(Fixture.png(1234), headers: try await env.auth("alice"))
             _ = try await client.upload(Fixture.textFile, headers: try await env.auth("alice"))
             // Metrics are the operator's: the service role only.

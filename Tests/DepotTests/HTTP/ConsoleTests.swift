@@ -45,6 +45,8 @@ struct ConsoleTests {
         try await env.live { client in
             let root = try await client.request(.get, "/")
             #expect(root.status == .found && root.headers[.location] == "/console/")
+            let headRoot = try await client.request(.head, "/")
+            #expect(headRoot.status == .found && headRoot.headers[.location] == "/console/")
             #expect(try await client.request(.get, "/console").status == .ok)
             for path in ["/console/server.log", "/console/..%2Fdepot.sqlite", "/console/%2e%2e/openapi.json", "/console/app.js/x"] {
                 #expect(try await client.request(.get, path).status == .notFound, "\(path)")

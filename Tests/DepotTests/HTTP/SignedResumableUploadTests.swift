@@ -149,25 +149,38 @@ struct SignedResumableUploadTests {
             #expect(old.status == .preconditionFailed && old.errorCode == "invalid_request", "\(old.text)")
             #expect(try await env.snapshot() == before)
 
-            let created = try await client.request(
-                .post, "/v1/uploads",
-                headers: Self.assetCreation(
-                    alice, length: bytes.count,
-                    [("jobId", "j1"), ("contentType", "image/png"), ("suffix", "_112x112"), ("visibility", "public"), ("checksum", Self.hex(bytes))]))
-            #expect(created.status == .created, "\(created.text)")
-            let path = try #require(created.headers[HTTPField.Name("Depot-Path")!])
-            #expect(path.hasPrefix("alice/j1/") && path.hasSuffix("_112x112.png"), "\(path)")
-            let url = T.location(created)
-            #expect(url.hasPrefix("/v1/uploads/"))
-            // Bytes that are not the declared type are refused on the first append, not kept.
+            func create() async throws -> (url: String, path: String) {
+                let created = try await client.request(
+                    .post, "/v1/uploads",
+                    headers: Self.assetCreation(
+                        alice, length: bytes.count,
+                        [
+                            ("jobId", "j1"), ("contentType", "image/png"), ("suffix", "_112x112"), ("visibility", "public"),
+                            ("checksum", Self.hex(bytes)),
+                        ]))
+                #expect(created.status == .created, "\(created.text)")
+                let path = try #require(created.headers[HTTPField.Name("Depot-Path")!])
+                #expect(path.hasPrefix("alice/j1/") && path.hasSuffix("_112x112.png"), "\(path)")
+                return (T.location(created), path)
+            }
+            // Bytes that are not the declared type are refused on the first append and end the
+            // upload (no later byte could make them right).
+            let doomed = try await create().url
+            #expect(doomed.hasPrefix("/v1/uploads/"))
             let jpeg: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE0] + Array(repeating: 0, count: 100)
-            let wrong = try await client.request(.patch, url, headers: T.patch(alice, offset: 0), body: jpeg)
+            let wrong = try await client.request(.patch, doomed, headers: T.patch(alice, offset: 0), body: jpeg)
             #expect(wrong.status == .unsupportedMediaType && wrong.errorCode != nil, "\(wrong.text)")
-            #expect(try await client.request(.head, url, headers: T.tus(alice)).headers[HTTPField.Name("Upload-Offset")!] == "0")
+            #expect(try await client.request(.head, doomed, headers: T.tus(alice)).status == .notFound)
+            let (url, path) = try await create()
             #expect(try await client.request(.head, url, headers: T.tus(try await env.auth("bob"))).status == .notFound)
 
             let p1 = try await client.request(.patch, url, headers: T.patch(alice, offset: 0), body: Array(bytes[..<50_000]))
             #expect(p1.status == .noContent)
+            // Its progress as JSON (202) while it runs, then the asset it made (200).
+            let running = try await client.request(.get, url, headers: alice)
+            #expect(running.status == .accepted && running.json["offset"] as? Int == 50_000 && running.json["path"] as? String == path)
+            #expect(running.json["complete"] as? Bool == false && running.json["length"] as? Int == 80_000, "\(running.text)")
+            #expect(try await client.request(.get, url, headers: try await env.auth("bob")).status == .notFound)
             let last = try await client.request(.patch, url, headers: T.patch(alice, offset: 50_000), body: Array(bytes[50_000...]))
             #expect(last.status == .noContent, "\(last.text)")
             #expect(last.headers[HTTPField.Name("Depot-Path")!] == path && last.headers[HTTPField.Name("Depot-Checksum")!] == Self.hex(bytes))
@@ -176,6 +189,16 @@ struct SignedResumableUploadTests {
             #expect(object.owner == "alice" && object.size == 80_000)
             let asset = try await client.request(.get, "/v1/assets/\(path)", headers: alice)
             #expect(asset.status == .ok, "\(asset.text)")
+            let made = try await client.request(.get, url, headers: alice)
+            #expect(made.status == .ok, "\(made.text)")
+            #expect(made.json["path"] as? String == path && made.json["checksum"] as? String == Self.hex(bytes))
+            #expect(made.json["visibility"] as? String == "public" && made.json["fileSize"] as? Int == 80_000)
+            #expect((made.json["url"] as? String)?.contains(path) == true, "\(made.text)")
+            // A Storage-API upload of the same caller is not an asset upload.
+            let storage = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: T.creation(alice, bucket: "assets", name: "alice/s.png", length: 10))
+            let storageID = T.location(storage).split(separator: "/").last.map(String.init) ?? ""
+            #expect(try await client.request(.get, "/v1/uploads/\(storageID)", headers: alice).status == .notFound)
         }
     }
 }
@@ -230,6 +253,49 @@ extension SignedResumableUploadTests {
             #expect(try await client.request(.head, racedURL, headers: Self.signed(raced)).status == .notFound)
             let kept = try await env.service.metadata.object(at: ObjectKey(bucket: "assets", path: try ObjectPath("alice/raced.png")))
             #expect(kept?.size == 300)
+        }
+    }
+}
+
+extension SignedResumableUploadTests {
+    /// Videos, when the operator allows them (`--allowed-types …,video/mp4`), go through the
+    /// Assets API as images do: recognised by their bytes (the `ftyp` box), named `.mp4`, served
+    /// inline, no variants; bytes that are not a video are refused with what they are.
+    @Test func aVideoIsAnAssetWhenAllowed() async throws {
+        let env = try await TestEnvironment.make { $0.allowedTypes += ["video/mp4", "video/quicktime", "video/webm"] }
+        defer { env.cleanup() }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let film = Fixture.mp4(300_000)
+            let created = try await client.request(
+                .post, "/v1/uploads", headers: Self.assetCreation(alice, length: film.count, [("jobId", "films"), ("contentType", "video/mp4")]))
+            #expect(created.status == .created, "\(created.text)")
+            let url = T.location(created)
+            let last = try await client.request(.patch, url, headers: T.patch(alice, offset: 0), body: film)
+            #expect(last.status == .noContent && last.headers[HTTPField.Name("Depot-Content-Type")!] == "video/mp4", "\(last.text)")
+            let asset = try await client.request(.get, url, headers: alice)
+            let path = try #require(asset.json["path"] as? String, "\(asset.text)")
+            #expect(path.hasPrefix("alice/films/") && path.hasSuffix(".mp4") && asset.json["variants"] == nil, "\(asset.text)")
+            let served = try await client.request(.get, TestEnvironment.local(try #require(asset.json["url"] as? String)))
+            #expect(served.bytes == film && served.headers[.contentType] == "video/mp4")
+            #expect(served.headers[.contentDisposition]?.hasPrefix("inline") != false, "\(served.headers)")
+            #expect(try await env.service.jobs?.jobCounts().values.reduce(0, +) ?? 0 == 0, "no variant job for a video")
+
+            // A presigned upload of a QuickTime file, and text declared as a video.
+            let mov = Fixture.bytes(Fixture.quickTimeMagic, size: 5000)
+            let plan = try await client.json(
+                .post, "/v1/presigned-uploads", headers: alice, ["jobId": "films", "contentType": "video/quicktime", "size": mov.count])
+            #expect(plan.status == .created || plan.status == .ok, "\(plan.text)")
+            let put = try await client.request(
+                .put, TestEnvironment.local(try #require(plan.json["uploadUrl"] as? String)), headers: [.contentType: "video/quicktime"],
+                body: mov)
+            #expect(put.status == .ok || put.status == .created, "\(put.text)")
+            #expect((put.json["path"] as? String)?.hasSuffix(".mov") == true, "\(put.text)")
+            let before = try await env.snapshot()
+            let text = try await client.upload(Fixture.textFile, type: "video/mp4", jobId: "films", headers: alice)
+            #expect(text.status == .unsupportedMediaType, "\(text.text)")
+            #expect(text.text.contains("no type Depot recognises") && text.text.contains("video/mp4"), "\(text.text)")
+            #expect(try await env.snapshot() == before)
         }
     }
 }

@@ -112,6 +112,7 @@ struct S3ServiceTests {
                 #expect(list.status == .ok)
                 #expect((list.json["items"] as? [[String: Any]])?.count == 1)
                 #expect(try await client.request(.get, "/health").status == .serviceUnavailable)
+                #expect(try await client.request(.head, "/health").status == .serviceUnavailable)
 
                 // … and when S3 is back, so is everything, with no blob left by the failures.
                 proxy.inject(nil)

@@ -7,6 +7,13 @@ enum Fixture {
     static let jpegMagic: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 0x4A, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1]
     static let gifMagic: [UInt8] = Array("GIF89a".utf8) + [1, 0, 1, 0, 0x80, 0, 0, 0, 0, 0]
     static let webpMagic: [UInt8] = Array("RIFF".utf8) + [0x24, 0, 0, 0] + Array("WEBPVP8 ".utf8)
+    /// An MP4's first box: `ftyp`, major brand `isom`, compatible brands.
+    static let mp4Magic: [UInt8] = [0, 0, 0, 0x20] + Array("ftypisom".utf8) + [0, 0, 2, 0] + Array("isomiso2avc1mp41".utf8)
+    static let quickTimeMagic: [UInt8] = [0, 0, 0, 0x14] + Array("ftypqt  ".utf8) + [0, 0, 2, 0] + Array("qt  ".utf8)
+    /// A WebM's EBML header (version 1, max ID 4, max size 8, DocType "webm", DocType version 4).
+    static let webmMagic: [UInt8] =
+        [0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81, 0x01, 0x42, 0xF7, 0x81, 0x01, 0x42, 0xF2, 0x81, 0x04, 0x42, 0xF3, 0x81, 0x08]
+        + [0x42, 0x82, 0x84] + Array("webm".utf8) + [0x42, 0x87, 0x81, 0x04, 0x42, 0x85, 0x81, 0x02]
 
     static func bytes(_ magic: [UInt8], size: Int) -> [UInt8] {
         // xorshift64*, seeded randomly: fast enough for tens of MiB in debug builds.
@@ -32,6 +39,7 @@ enum Fixture {
     static func jpeg(_ size: Int = 1024) -> [UInt8] { bytes(jpegMagic, size: size) }
     static func gif(_ size: Int = 1024) -> [UInt8] { bytes(gifMagic, size: size) }
     static func webp(_ size: Int = 1024) -> [UInt8] { bytes(webpMagic, size: size) }
+    static func mp4(_ size: Int = 1024) -> [UInt8] { bytes(mp4Magic, size: size) }
 
     /// A text file that merely says it is a PNG.
     static let textFile: [UInt8] = Array("hello, I am plain text pretending to be an image\n".utf8)

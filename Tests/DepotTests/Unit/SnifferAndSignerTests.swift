@@ -12,6 +12,35 @@ struct SnifferTests {
         #expect(MediaSniffer.sniff(Fixture.webp(32)) == "image/webp")
     }
 
+    @Test func recognisesVideos() {
+        #expect(MediaSniffer.sniff(Fixture.mp4(200)) == "video/mp4")
+        #expect(MediaSniffer.sniff(Fixture.bytes(Fixture.quickTimeMagic, size: 200)) == "video/quicktime")
+        #expect(MediaSniffer.sniff(Fixture.bytes(Fixture.webmMagic, size: 200)) == "video/webm")
+        #expect(MediaSniffer.fileExtension(for: "video/mp4") == "mp4")
+        #expect(MediaSniffer.fileExtension(for: "video/quicktime") == "mov")
+        #expect(MediaSniffer.fileExtension(for: "video/webm") == "webm")
+        // Other ISO media brands (HEIF, AVIF, audio-only M4A) and Matroska that is not WebM are not videos we know.
+        for brand in ["heic", "avif", "M4A ", "mif1", "3gp4", "3g2a"] {
+            let bytes = [0, 0, 0, 0x18] + Array("ftyp\(brand)".utf8) + [UInt8](repeating: 0, count: 40)
+            #expect(MediaSniffer.sniff(bytes) == nil, "\(brand)")
+        }
+        // Any other brand is MP4 (brands come and go); QuickTime without `ftyp` starts with a movie box.
+        for brand in ["mp71", "iso9", "cmfc"] {
+            #expect(MediaSniffer.sniff([0, 0, 0, 0x18] + Array("ftyp\(brand)".utf8) + [UInt8](repeating: 0, count: 40)) == "video/mp4")
+        }
+        #expect(MediaSniffer.sniff([0, 0, 0, 8] + Array("wide".utf8) + [0, 0, 0, 8] + Array("mdat".utf8)) == "video/quicktime")
+        #expect(MediaSniffer.sniff(Array("The mdat file".utf8)) == nil, "text is not a movie")
+        var matroska = Fixture.webmMagic
+        matroska.replaceSubrange(24..<28, with: Array("mkvx".utf8))
+        #expect(MediaSniffer.sniff(matroska) == nil)
+        // Cut short: the EBML magic alone, or `ftyp` without its brand, decide nothing (and do not trap).
+        for n in 0..<28 { #expect(MediaSniffer.sniff(Array(Fixture.webmMagic.prefix(n))) == nil) }
+        #expect(MediaSniffer.sniff(Array(Fixture.mp4Magic.prefix(11))) == nil)
+        // The DocType past the sniffed prefix is not looked for.
+        let late = [0x1A, 0x45, 0xDF, 0xA3] + [UInt8](repeating: 0xEC, count: MediaSniffer.prefixLength) + [0x42, 0x82, 0x84] + Array("webm".utf8)
+        #expect(MediaSniffer.sniff(late) == nil)
+    }
+
     @Test func refusesEverythingElse() {
         #expect(MediaSniffer.sniff(Fixture.textFile) == nil)
         #expect(MediaSniffer.sniff(Fixture.svg) == nil)
