@@ -403,6 +403,20 @@ def test_videos_large_images_and_files_named_otherwise(driver, server, tmp_path)
     # The broken image's variants fail: the card says so, and its 2 MiB original was never fetched.
     wait(d, lambda d: (placeholder(big["path"]) or {}).get("text") == "PNG · no preview", 60)
     assert placeholder(big["path"])["src"] is None and not placeholder(big["path"])["img"]
+    full_page_shot(d, "placeholders.png")
+
+    # A file named as a variant of a large image, itself large: not loaded as the thumbnail either.
+    noise = b"\x89PNG\r\n\x1a\n" + os.urandom(2 * 1024 * 1024)
+    for name in ("big.png", "big_112x112.png"):
+        assert server.api("PUT", f"/v1/assets/victor/zz/{name}", token, content=noise,
+                          headers={"Content-Type": "image/png"}).status_code in (200, 201)
+    d.find_element("id", "search").clear()
+    d.find_element("id", "search").send_keys("zz/")
+    d.find_element("css selector", "#search-form button").click()
+    wait(d, lambda d: (placeholder("victor/zz/big.png") or {}).get("text") == "PNG · no preview", 60)
+    images = d.execute_script(
+        "return performance.getEntriesByType('resource').filter((e) => e.initiatorType === 'img').map((e) => e.name)")
+    assert not [u for u in images if "/zz/big" in u], images
     images = d.execute_script(
         "return performance.getEntriesByType('resource').filter((e) => e.initiatorType === 'img').map((e) => e.name)")
     assert images, "the small PNGs' thumbnails are loaded as images (the filter sees image loads)"

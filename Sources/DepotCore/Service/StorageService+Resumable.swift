@@ -122,7 +122,9 @@ extension StorageService {
         } catch {
             // A body cut short keeps what arrived: judged as an append of its own (its first
             // bytes' type; the commit when it reached the length), though no one hears the answer.
-            if checksum == nil, let kept = try? await store.upload(id: id)?.offset, kept > offset {
+            // (Not for a PATCH refused before its first byte: another one of this upload was running.)
+            let refusedAtOnce = (error as? StorageError)?.code == .conflict
+            if checksum == nil, !refusedAtOnce, let kept = try? await store.upload(id: id)?.offset, kept > offset {
                 _ = try? await settleAppend(state, from: offset, to: kept, running: nil, rules: rules, store: store)
             }
             throw error
@@ -168,22 +170,47 @@ extension StorageService {
         if let running { resumableDigests.put(upload.id, at: end, running) }
         state.offset = end
         guard end == upload.length else { return state }
+        // One commit at a time per upload in this process: a HEAD (or a GET) that commits an
+        // upload whose bytes are all there must not run beside the last PATCH's own commit.
+        return try await uploadTurns.serialize(upload.id) {
+            try await commitResumable(state, appendedFrom: offset, rules: rules, store: store)
+        }
+    }
+
+    /// Commits a complete upload, in its turn (``UploadTurns``): unless a request before it
+    /// committed or ended it meanwhile.
+    private func commitResumable(
+        _ state: ResumableState, appendedFrom offset: Int64, rules: IngestRules, store: any ResumableStore
+    ) async throws -> ResumableState {
+        var state = state
+        let upload = state.upload
+        guard let (current, staged) = try await store.upload(id: upload.id) else {
+            throw StorageError.notFound("no such upload (it ended)")
+        }
+        if current.finishedAt != nil {
+            state.upload = current
+            return state
+        }
+        guard staged == upload.length else {
+            throw StorageError(.conflict, "the upload's offset is \(staged) now: HEAD the upload for its offset, then continue from it")
+        }
         do {
             state.object = try await finishResumable(upload, rules: rules, store: store)
             state.upload.finishedAt = now()
         } catch {
-            // Refused (a taken name, the quota, the type, the checksum) or failed: this append
-            // is not kept, so the upload is not taken for done; the client may send it again.
-            try? await store.truncate(id: upload.id, to: offset)
-            // The same last append, sent to another server as well, finished it there first.
-            if let (now, _) = try? await store.upload(id: upload.id), now.finishedAt != nil {
-                state.upload = now
+            // The same last append, sent to another server as well, finished it there first
+            // (asked before anything is dropped: the bytes may be its object's).
+            if let (again, _) = try? await store.upload(id: upload.id), again.finishedAt != nil {
+                state.upload = again
                 return state
             }
             if let refusal = error as? StorageError, Self.endsResumable(refusal.code) {
                 try? await endResumable(upload.id, store: store)
                 throw StorageError(refusal.code, refusal.message + "; the upload is ended")
             }
+            // Refused (the quota) or failed: this append is not kept, so the upload is not taken
+            // for done; the client may send it again.
+            try? await store.truncate(id: upload.id, to: offset)
             throw error
         }
         return state
@@ -218,8 +245,16 @@ extension StorageService {
     /// URL's intent, for a signed one); the staged bytes are dropped once the object exists.
     func finishResumable(_ upload: ResumableUpload, rules: IngestRules, store: any ResumableStore) async throws -> ObjectRecord {
         let key = try upload.key()
+        let existing = try await metadata.object(at: key)
+        if let existing, try await isCommitted(upload, as: existing, store: store) {
+            // This upload's own commit, cut off (a crash) before the upload was marked finished.
+            do { try await store.finish(id: upload.id, at: now()) } catch {
+                logger.warning("could not mark a resumable upload finished; garbage collection will remove it", metadata: ["upload": "\(upload.id)"])
+            }
+            return existing
+        }
         try precheck(rules, contentLength: upload.length)
-        try await refuseExisting(key, upsert: upload.upsert)
+        if existing != nil, !upload.upsert { throw StorageError(.alreadyExists, "the object already exists") }
         // A signed upload consumes its URL's intent, unless the URL expired since the upload began
         // (nothing else can use it then); a URL used by another upload meanwhile refuses this one.
         var intent: UploadIntent? = nil
@@ -256,6 +291,20 @@ extension StorageService {
         return record
     }
 
+    /// Whether `object` is what committing `upload` made: written by its owner since the upload
+    /// began, with its size and the SHA-256 of its staged bytes (read back only when the rest agrees).
+    func isCommitted(_ upload: ResumableUpload, as object: ObjectRecord, store: any ResumableStore) async throws -> Bool {
+        guard object.size == upload.length, object.owner == upload.owner, object.updatedAt >= upload.createdAt else { return false }
+        var hasher = PipelinedSHA256()
+        var count: Int64 = 0
+        try await store.read(id: upload.id) { chunk in
+            count += Int64(chunk.readableBytes)
+            await hasher.update(chunk)
+        }
+        let digest = await hasher.finalize()
+        return count == upload.length && digest == object.sha256
+    }
+
     /// The staged file as a blob without copying it, when the blob store can take it (files on the
     /// same file system): checked as ``ingest(_:rules:)`` checks (type from the first bytes, the
     /// exact size, SHA-256 of the whole, read back from the page cache). Nil: copy instead.
@@ -286,7 +335,9 @@ extension StorageService {
         return IngestedBlob(id: id, size: upload.length, sha256: digest, contentType: type)
     }
 
-    /// Commit refusals that sending the last bytes again cannot change.
+    /// Commit refusals that sending the last bytes again cannot change: the name taken, the
+    /// type, the URL used. (A whole object's declared checksum can: its last PATCH may have been
+    /// damaged on the way, and is not kept.)
     static func endsResumable(_ code: StorageError.Code) -> Bool {
         code == .alreadyExists || code == .unsupportedMediaType || code == .mediaTypeMismatch || code == .uploadConsumed
     }
@@ -303,15 +354,34 @@ extension StorageService {
     public func terminateResumable(as caller: ResumableCaller, id: String) async throws {
         let store = try resumableStore()
         let state = try await resumableState(as: caller, id: id)
-        guard state.upload.finishedAt == nil else {
-            throw StorageError.invalidRequest("the upload is complete: delete its object instead")
+        // In turn with a commit of this process: a DELETE racing the last PATCH either ends the
+        // upload before its commit or finds it complete.
+        try await uploadTurns.serialize(id) {
+            guard let (current, _) = try await store.upload(id: id) else { throw StorageError.notFound("no such upload (or it expired)") }
+            guard current.finishedAt == nil, state.upload.finishedAt == nil else {
+                throw StorageError.invalidRequest("the upload is complete: delete its object instead")
+            }
+            try await endResumable(id, store: store)
         }
-        try await endResumable(id, store: store)
     }
 }
 
 extension ResumableUpload {
     func key() throws -> ObjectKey { ObjectKey(bucket: bucket, path: try ObjectPath(path)) }
+}
+
+/// Uploads that a request of this process is committing or ending: one such request at a time
+/// per upload, the others wait their turn (then find the upload complete, or ended).
+final class UploadTurns: Sendable {
+    private let busy = Mutex<Set<String>>([])
+
+    func serialize<T>(_ id: String, _ body: () async throws -> T) async throws -> T {
+        while !busy.withLock({ $0.insert(id).inserted }) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        defer { _ = busy.withLock { $0.remove(id) } }
+        return try await body()
+    }
 }
 
 /// SHA-256 states of resumable uploads by id and the offset they cover; taken (removed) by the

@@ -38,6 +38,7 @@ public struct StorageService: Sendable {
     public let resumable: (any ResumableStore)?
     /// The SHA-256 of each resumable upload's bytes so far, while this process saw them all.
     let resumableDigests = RunningDigests()
+    let uploadTurns = UploadTurns()
 
     public init(
         blobs: any BlobStore, metadata: any MetadataStore, settings: StorageSettings, keys: KeyRing,

@@ -3,15 +3,18 @@ public enum MediaSniffer {
     /// How many leading bytes `sniff` needs to decide (a WebM file's DocType comes some 30 bytes in).
     public static let prefixLength = 64
 
-    /// Major brands of an ISO base media file (`ftyp`) that are not `video/mp4`: still images
-    /// (HEIF, AVIF, JPEG 2000, camera raw) and audio (M4A, M4B, M4P). 3GP's (`3gp…`, `3g2…`) are
-    /// not recognised either, so a `video/3gpp` upload is judged as declared.
-    private static let notMP4Brands: Set<String> = [
+    /// Brands (major or compatible) of MP4 video.
+    private static let mp4Brands: Set<String> = [
+        "isom", "iso2", "iso3", "iso4", "iso5", "iso6", "iso7", "iso8", "iso9", "mp41", "mp42", "mp71", "avc1", "av01", "hvc1", "hev1",
+        "dash", "M4V ", "M4VH", "M4VP", "f4v ", "mmp4", "MSNV", "XAVC", "cmfc", "cmf2", "dby1",
+    ]
+    /// Major brands that are no video even when they list MP4's: still images (HEIF, AVIF, JPEG
+    /// 2000, camera raw) and audio (M4A, M4B, M4P). 3GP's (`3gp…`, `3g2…`) are not recognised
+    /// either, so a `video/3gpp` upload is judged as declared.
+    private static let notVideoBrands: Set<String> = [
         "heic", "heix", "heim", "heis", "hevc", "hevx", "mif1", "msf1", "avif", "avis", "jp2 ", "jpx ", "crx ", "M4A ", "M4B ", "M4P ",
         "F4A ", "F4B ",
     ]
-    /// First boxes of QuickTime files written without `ftyp` (older cameras and editors).
-    private static let quickTimeFirstBoxes: Set<String> = ["moov", "mdat", "wide", "pnot"]
 
     /// The media type of content starting with `prefix`, or `nil` when it is none we recognise.
     public static func sniff(_ prefix: some Collection<UInt8>) -> String? {
@@ -24,20 +27,52 @@ public enum MediaSniffer {
         if starts(Array("GIF87a".utf8)) || starts(Array("GIF89a".utf8)) { return "image/gif" }
         if starts(Array("RIFF".utf8)) && starts(Array("WEBP".utf8), at: 8) { return "image/webp" }
         if starts(Array("%PDF-".utf8)) { return "application/pdf" }
-        // ISO base media: a first box `ftyp` whose major brand tells QuickTime from MP4 (HEIF,
-        // AVIF, 3GP and audio-only M4A are other brands: not recognised); old QuickTime files
-        // start with their movie or media box.
-        if starts(Array("ftyp".utf8), at: 4), b.count >= 12 {
-            let brand = String(decoding: b[8..<12], as: UTF8.self)
-            if brand == "qt  " { return "video/quicktime" }
-            if !notMP4Brands.contains(brand), !brand.hasPrefix("3gp"), !brand.hasPrefix("3g2") { return "video/mp4" }
-            return nil
-        }
-        // (Its size's first byte below 0x20: no text starts so.)
-        if b.count >= 8, b[0] < 0x20, quickTimeFirstBoxes.contains(String(decoding: b[4..<8], as: UTF8.self)) { return "video/quicktime" }
+        if let type = isoMedia(b) { return type }
         // EBML (the Matroska family) with the DocType element `webm` in its header.
         if starts([0x1A, 0x45, 0xDF, 0xA3]), containsWebMDocType(b) { return "video/webm" }
         return nil
+    }
+
+    /// An ISO base media file's type from its first box: `ftyp` (16 … 4096 bytes, whole in the
+    /// prefix when it fits, every brand letters, digits or spaces) whose major brand is QuickTime's,
+    /// or which names an MP4 brand (major or compatible) and no image or audio major brand; or, for
+    /// QuickTime files written without `ftyp` (older cameras and editors), a well-formed first
+    /// `wide`, `moov`, `mdat` or `pnot` box.
+    private static func isoMedia(_ b: [UInt8]) -> String? {
+        guard b.count >= 8 else { return nil }
+        let size = Int(b[0]) << 24 | Int(b[1]) << 16 | Int(b[2]) << 8 | Int(b[3])
+        let box = String(decoding: b[4..<8], as: UTF8.self)
+        func brand(at i: Int) -> String? {
+            let bytes = b[i..<i + 4]
+            guard bytes.allSatisfy({ $0 == 0x20 || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) })
+            else { return nil }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        switch box {
+        case "ftyp":
+            guard size >= 16, size <= 4096, size % 4 == 0, b.count >= min(size, prefixLength), let major = brand(at: 8) else { return nil }
+            var brands = [major]
+            for i in stride(from: 16, to: min(size, b.count) - 3, by: 4) {
+                guard let compatible = brand(at: i) else { return nil }
+                brands.append(compatible)
+            }
+            if major == "qt  " { return "video/quicktime" }
+            if notVideoBrands.contains(major) || major.hasPrefix("3gp") || major.hasPrefix("3g2") { return nil }
+            return brands.contains(where: mp4Brands.contains) ? "video/mp4" : nil
+        case "wide":
+            // 8 bytes, then the media or movie box.
+            guard size == 8, b.count >= 16 else { return nil }
+            let next = String(decoding: b[12..<16], as: UTF8.self)
+            return next == "mdat" || next == "moov" || next == "free" ? "video/quicktime" : nil
+        case "pnot":
+            return size == 20 ? "video/quicktime" : nil
+        case "moov", "mdat":
+            // A size is at least the box's header (0 and 1: to the end, or in 64 bits); its first
+            // byte below 0x20, so no text starts so.
+            return (size >= 8 || size == 0 || size == 1) && b[0] < 0x20 ? "video/quicktime" : nil
+        default:
+            return nil
+        }
     }
 
     /// Whether the EBML header holds DocType (`42 82`), size 4 (`84`), "webm".

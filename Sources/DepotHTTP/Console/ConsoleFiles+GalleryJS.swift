@@ -65,8 +65,14 @@ async function watchVariants(card, path) {
         .filter((v) => v.state === 'ready' && Number(v.size.split('x')[0]) <= 112)
         .sort((a, b) => Number(b.size.split('x')[0]) - Number(a.size.split('x')[0]))[0];
       if (ready) {
+        const variant = await fresh(ready.path);
+        // (A file named as a variant may be anyone's upload, of any size.)
+        if (variant.fileSize > ORIGINAL_THUMBNAIL_MAX) {
+          placeholderFor(card, asset, 'no preview');
+          return;
+        }
         card.variantPath = ready.path;
-        thumbnailFor(card, await fresh(ready.path));
+        thumbnailFor(card, variant);
         return;
       }
       if (!variants.some((v) => v.state === 'pending')) {
@@ -195,6 +201,8 @@ function render(assets) {
       // 112 pixels wide.
       const width = Number(asset.path.match(/_(\d+)x\d+(\.[^./]*)?$/)?.[1] ?? 0);
       const current = Number(card.variantPath?.match(/_(\d+)x\d+(\.[^./]*)?$/)?.[1] ?? 0);
+      // (A file named as a variant may be anyone's upload, of any size: a large one is never loaded.)
+      if (asset.fileSize > ORIGINAL_THUMBNAIL_MAX) continue;
       if (!card.variantPath || (width <= 112 && (width > current || current > 112))) {
         card.variantPath = asset.path;
         thumbnailFor(card, asset);

@@ -20,10 +20,38 @@ const CONFLICT_RETRIES = 8;
 // Upload progress values per file name, for the browser tests (they would miss events polled).
 window.__progressLog = {};
 
-// Brands of ISO media that are not MP4 videos (images, audio, 3GP), as the server tells them.
-const NOT_MP4_BRANDS = new Set(['heic', 'heix', 'heim', 'heis', 'hevc', 'hevx', 'mif1', 'msf1', 'avif', 'avis', 'jp2 ', 'jpx ',
+// ISO media brands (major or compatible) of MP4 video, and major brands that are no video (images,
+// audio), as the server tells them (3GP's are not recognised either).
+const MP4_BRANDS = new Set(['isom', 'iso2', 'iso3', 'iso4', 'iso5', 'iso6', 'iso7', 'iso8', 'iso9', 'mp41', 'mp42', 'mp71', 'avc1',
+  'av01', 'hvc1', 'hev1', 'dash', 'M4V ', 'M4VH', 'M4VP', 'f4v ', 'mmp4', 'MSNV', 'XAVC', 'cmfc', 'cmf2', 'dby1']);
+const NOT_VIDEO_BRANDS = new Set(['heic', 'heix', 'heim', 'heis', 'hevc', 'hevx', 'mif1', 'msf1', 'avif', 'avis', 'jp2 ', 'jpx ',
   'crx ', 'M4A ', 'M4B ', 'M4P ', 'F4A ', 'F4B ']);
-const QUICKTIME_FIRST_BOXES = new Set(['moov', 'mdat', 'wide', 'pnot']);
+
+/** An ISO media file's type from its first box (the server's rules: a well-formed `ftyp`, or an
+ * older QuickTime file's first box). */
+function isoMedia(b) {
+  if (b.length < 8) return null;
+  const size = ((b[0] << 24) >>> 0) + (b[1] << 16) + (b[2] << 8) + b[3];
+  const text = (from, to) => String.fromCharCode(...b.slice(from, to));
+  const brand = (i) => (/^[A-Za-z0-9 ]{4}$/.test(text(i, i + 4)) ? text(i, i + 4) : null);
+  switch (text(4, 8)) {
+    case 'ftyp': {
+      if (size < 16 || size > 4096 || size % 4 !== 0 || b.length < Math.min(size, 64)) return null;
+      const brands = [brand(8)];
+      for (let i = 16; i + 4 <= Math.min(size, b.length); i += 4) brands.push(brand(i));
+      if (brands.includes(null)) return null;
+      const major = brands[0];
+      if (major === 'qt  ') return 'video/quicktime';
+      if (NOT_VIDEO_BRANDS.has(major) || major.startsWith('3gp') || major.startsWith('3g2')) return null;
+      return brands.some((one) => MP4_BRANDS.has(one)) ? 'video/mp4' : null;
+    }
+    case 'wide': return size === 8 && b.length >= 16 && ['mdat', 'moov', 'free'].includes(text(12, 16)) ? 'video/quicktime' : null;
+    case 'pnot': return size === 20 ? 'video/quicktime' : null;
+    case 'moov':
+    case 'mdat': return (size >= 8 || size <= 1) && b[0] < 0x20 ? 'video/quicktime' : null;
+    default: return null;
+  }
+}
 
 /** What the file's first bytes are, as the server tells them (it decides by the bytes too); null
  * for bytes it does not recognise. A PNG without an extension, or named .jpg, is sent as a PNG. */
@@ -36,12 +64,8 @@ async function sniffedType(file) {
   if (at(ascii('GIF87a')) || at(ascii('GIF89a'))) return 'image/gif';
   if (at(ascii('RIFF')) && at(ascii('WEBP'), 8)) return 'image/webp';
   if (at(ascii('%PDF-'))) return 'application/pdf';
-  if (at(ascii('ftyp'), 4) && b.length >= 12) {
-    const brand = String.fromCharCode(...b.slice(8, 12));
-    if (brand === 'qt  ') return 'video/quicktime';
-    return NOT_MP4_BRANDS.has(brand) || brand.startsWith('3gp') || brand.startsWith('3g2') ? null : 'video/mp4';
-  }
-  if (b.length >= 8 && b[0] < 0x20 && QUICKTIME_FIRST_BOXES.has(String.fromCharCode(...b.slice(4, 8)))) return 'video/quicktime';
+  const iso = isoMedia(b);
+  if (iso) return iso;
   const docType = [0x42, 0x82, 0x84, ...ascii('webm')];
   if (at([0x1a, 0x45, 0xdf, 0xa3]) && b.some((_, i) => i >= 4 && at(docType, i))) return 'video/webm';
   return null;

@@ -46,6 +46,15 @@ struct ResumableController: Sendable {
             router.head(RouterPath(stringLiteral: path + "/{id}")) { try await head($0, context: $1, entry) }
             router.patch(RouterPath(stringLiteral: path + "/{id}")) { try await patch($0, context: $1, entry) }
             router.delete(RouterPath(stringLiteral: path + "/{id}")) { try await terminate($0, context: $1, entry) }
+            // TUS core: `X-HTTP-Method-Override` is the method (for clients that can only POST).
+            router.post(RouterPath(stringLiteral: path + "/{id}")) { request, context in
+                switch request.headers[.xHTTPMethodOverride]?.uppercased() {
+                case "PATCH": return try await patch(request, context: context, entry)
+                case "DELETE": return try await terminate(request, context: context, entry)
+                case "HEAD": return try await head(request, context: context, entry)
+                default: throw StorageError.notFound("POST to an upload needs X-HTTP-Method-Override: PATCH, DELETE or HEAD")
+                }
+            }
         }
         router.get(RouterPath(stringLiteral: Entry.assets.path + "/{id}"), use: assetOfUpload)
     }
@@ -133,7 +142,7 @@ struct ResumableController: Sendable {
                         as: caller, id: upload.id, offset: 0, checksum: try TusHeaders.checksum(request.headers[.uploadChecksum]),
                         bodyLength: withBytes ? Self.bodyLength(request) : nil, body: body)
                     headers[.uploadOffset] = String(state.offset)
-                    completed(state, into: &headers)
+                    completed(state, entry, into: &headers)
                 } catch {
                     try? await service.terminateResumable(as: caller, id: upload.id)
                     throw error
@@ -203,7 +212,7 @@ struct ResumableController: Sendable {
                 checksum: try TusHeaders.checksum(request.headers[.uploadChecksum]), bodyLength: Self.bodyLength(request), body: request.body)
             var headers = Self.headers(state.upload)
             headers[.uploadOffset] = String(state.offset)
-            completed(state, into: &headers)
+            completed(state, entry, into: &headers)
             return Response(status: .noContent, headers: headers)
         }
     }
@@ -222,10 +231,16 @@ struct ResumableController: Sendable {
 
     /// What the append that completed an upload adds: `Tus-Complete: 1` (as upstream) and the
     /// object's name, SHA-256 and type.
-    private func completed(_ state: StorageService.ResumableState, into headers: inout HTTPFields) {
-        guard let object = state.object else { return }
-        metrics.recordBytesIn(object.size)
+    /// (An upload another request completed meanwhile: `Tus-Complete` and, on the Assets API's
+    /// entry, its `Depot-Path`.)
+    private func completed(_ state: StorageService.ResumableState, _ entry: Entry, into headers: inout HTTPFields) {
+        guard state.upload.finishedAt != nil else { return }
         headers[.tusComplete] = "1"
+        guard let object = state.object else {
+            if entry == .assets { headers[.depotPath] = state.upload.path }
+            return
+        }
+        metrics.recordBytesIn(object.size)
         headers[.depotPath] = object.path.string
         headers[.depotChecksum] = object.sha256
         headers[.depotContentType] = object.contentType
@@ -273,6 +288,7 @@ struct ResumableController: Sendable {
 
 extension HTTPField.Name {
     static let xSignature = Self("x-signature")!
+    static let xHTTPMethodOverride = Self("X-HTTP-Method-Override")!
     static let tusComplete = Self("Tus-Complete")!
     /// The object a resumable upload makes (the Assets API's server-chosen name).
     static let depotPath = Self("Depot-Path")!

@@ -19,17 +19,35 @@ struct SnifferTests {
         #expect(MediaSniffer.fileExtension(for: "video/mp4") == "mp4")
         #expect(MediaSniffer.fileExtension(for: "video/quicktime") == "mov")
         #expect(MediaSniffer.fileExtension(for: "video/webm") == "webm")
-        // Other ISO media brands (HEIF, AVIF, audio-only M4A) and Matroska that is not WebM are not videos we know.
-        for brand in ["heic", "avif", "M4A ", "mif1", "3gp4", "3g2a"] {
-            let bytes = [0, 0, 0, 0x18] + Array("ftyp\(brand)".utf8) + [UInt8](repeating: 0, count: 40)
-            #expect(MediaSniffer.sniff(bytes) == nil, "\(brand)")
+        // Other ISO media brands (HEIF, AVIF, audio-only M4A, 3GP) are not videos we know, even
+        // when they list an MP4 brand; an unknown major brand that lists one is MP4.
+        func ftyp(_ major: String, _ compatible: [String], size: Int? = nil) -> [UInt8] {
+            let body = Array("ftyp\(major)".utf8) + [0, 0, 0, 0] + compatible.flatMap { Array($0.utf8) }
+            let n = size ?? body.count + 4
+            return [UInt8(n >> 24 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + body + [0, 0, 0, 8] + Array("free".utf8)
         }
-        // Any other brand is MP4 (brands come and go); QuickTime without `ftyp` starts with a movie box.
-        for brand in ["mp71", "iso9", "cmfc"] {
-            #expect(MediaSniffer.sniff([0, 0, 0, 0x18] + Array("ftyp\(brand)".utf8) + [UInt8](repeating: 0, count: 40)) == "video/mp4")
+        for major in ["heic", "avif", "M4A ", "mif1", "3gp4", "3g2a"] {
+            #expect(MediaSniffer.sniff(ftyp(major, [major, "isom"])) == nil, "\(major)")
         }
+        #expect(MediaSniffer.sniff(ftyp("cmfc", ["cmfc", "iso6"])) == "video/mp4")
+        #expect(MediaSniffer.sniff(ftyp("mp42", ["mp42", "isom"])) == "video/mp4")
+        #expect(MediaSniffer.sniff(ftyp("abcd", ["efgh"])) == nil, "no MP4 brand named")
+        // A box that is not one: brands that are not letters or digits, a size that is not a box's
+        // (too small, past 4096, not whole in the bytes), markup with `ftyp` at offset 4.
+        #expect(MediaSniffer.sniff(ftyp("<scr", ["isom"])) == nil)
+        #expect(MediaSniffer.sniff(ftyp("isom", ["<scr"])) == nil)
+        for size in [0, 4, 12, 18, 5000, 0xFFFF_FFFF, 1000] {
+            #expect(MediaSniffer.sniff(ftyp("isom", ["isom"], size: size)) == nil, "size \(size)")
+        }
+        #expect(MediaSniffer.sniff(Array("<htmftypisom<script>alert(1)</script>".utf8)) == nil)
+        #expect(MediaSniffer.sniff(Array("<p> ftypqt  <script>alert(1)</script><h1>hi</h1>".utf8)) == nil)
+        #expect(MediaSniffer.sniff([0, 0, 0, 0x18] + Array("ftypisom".utf8)) == nil, "a 12-byte 'video'")
+        // QuickTime without `ftyp` starts with a well-formed movie, media, `wide` or `pnot` box.
         #expect(MediaSniffer.sniff([0, 0, 0, 8] + Array("wide".utf8) + [0, 0, 0, 8] + Array("mdat".utf8)) == "video/quicktime")
+        #expect(MediaSniffer.sniff([0, 0, 0x10, 0] + Array("moov".utf8) + [0, 0, 0, 0x6C] + Array("mvhd".utf8)) == "video/quicktime")
+        #expect(MediaSniffer.sniff([0, 0, 0, 9] + Array("wide".utf8) + [0, 0, 0, 8] + Array("mdat".utf8)) == nil)
         #expect(MediaSniffer.sniff(Array("The mdat file".utf8)) == nil, "text is not a movie")
+        #expect(MediaSniffer.sniff(Array("\u{0}\u{0}\u{0}\u{4}moov".utf8)) == nil, "a box smaller than its header")
         var matroska = Fixture.webmMagic
         matroska.replaceSubrange(24..<28, with: Array("mkvx".utf8))
         #expect(MediaSniffer.sniff(matroska) == nil)
