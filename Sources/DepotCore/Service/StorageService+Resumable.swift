@@ -204,6 +204,16 @@ extension StorageService {
                 state.upload = again
                 return state
             }
+            // The name was taken by this very upload's commit on another server, not yet marked
+            // finished there: it is complete.
+            if (error as? StorageError)?.code == .alreadyExists, let key = try? upload.key(),
+                let existing = try? await metadata.object(at: key), (try? await isCommitted(upload, as: existing, store: store)) == true
+            {
+                try? await store.finish(id: upload.id, at: now())
+                state.object = existing
+                state.upload.finishedAt = now()
+                return state
+            }
             if let refusal = error as? StorageError, Self.endsResumable(refusal.code) {
                 try? await endResumable(upload.id, store: store)
                 throw StorageError(refusal.code, refusal.message + "; the upload is ended")
