@@ -31,7 +31,7 @@ function isoMedia(b) {
   const brand = (i) => (/^[A-Za-z0-9 ]{4}$/.test(text(i, i + 4)) ? text(i, i + 4) : null);
   switch (text(4, 8)) {
     case 'ftyp': {
-      if (size < 16 || size > 4096 || size % 4 !== 0 || b.length < Math.min(size, 64)) return null;
+      if (size < 16 || size > 4096 || size % 4 !== 0 || b.length < Math.min(size + 8, 64)) return null;
       const brands = [brand(8)];
       for (let i = 16; i + 4 <= Math.min(size, b.length); i += 4) brands.push(brand(i));
       if (brands.includes(null)) return null;
@@ -40,12 +40,29 @@ function isoMedia(b) {
       if (NOT_VIDEO_BRANDS.has(major) || major.startsWith('3gp') || major.startsWith('3g2')) return null;
       return brands.some((one) => MP4_BRANDS.has(one)) ? 'video/mp4' : null;
     }
-    case 'wide': return size === 8 && b.length >= 16 && ['mdat', 'moov', 'free'].includes(text(12, 16)) ? 'video/quicktime' : null;
-    case 'pnot': return size === 20 ? 'video/quicktime' : null;
+    case 'wide': return size === 8 && b.length >= 24 && ['mdat', 'moov', 'free'].includes(text(12, 16)) ? 'video/quicktime' : null;
+    case 'pnot': return size === 20 && b.length >= 28 ? 'video/quicktime' : null;
     case 'moov':
-    case 'mdat': return (size >= 8 || size <= 1) && b[0] < 0x20 ? 'video/quicktime' : null;
+    case 'mdat': return (size >= 8 || size <= 1) && b[0] < 0x20 && b.length >= 24 ? 'video/quicktime' : null;
     default: return null;
   }
+}
+
+/** A whole EBML header (its size field read) with DocType `webm`, then a Segment (the server's rule). */
+function isWebM(b) {
+  if (b.length <= 4) return false;
+  const width = Math.clz32(b[4]) - 24 + 1;
+  if (width > 8 || b.length < 4 + width) return false;
+  let size = b[4] & (0xff >> width);
+  for (let i = 5; i < 4 + width; i += 1) size = size * 256 + b[i];
+  const end = 4 + width + size;
+  if (size > 4096 || b.length < Math.min(end + 4, 64)) return false;
+  if (end + 4 <= b.length && !(b[end] === 0x18 && b[end + 1] === 0x53 && b[end + 2] === 0x80 && b[end + 3] === 0x67)) return false;
+  const element = [0x42, 0x82, 0x84, 0x77, 0x65, 0x62, 0x6d];
+  for (let i = 4 + width; i + element.length <= Math.min(end, b.length); i += 1) {
+    if (element.every((value, k) => b[i + k] === value)) return true;
+  }
+  return false;
 }
 
 /** What the file's first bytes are, as the server tells them (it decides by the bytes too); null
@@ -61,8 +78,7 @@ async function sniffedType(file) {
   if (at(ascii('%PDF-'))) return 'application/pdf';
   const iso = isoMedia(b);
   if (iso) return iso;
-  const docType = [0x42, 0x82, 0x84, ...ascii('webm')];
-  if (at([0x1a, 0x45, 0xdf, 0xa3]) && b.some((_, i) => i >= 4 && at(docType, i))) return 'video/webm';
+  if (at([0x1a, 0x45, 0xdf, 0xa3]) && isWebM(b)) return 'video/webm';
   return null;
 }
 
@@ -133,7 +149,12 @@ async function presigned(transfer, declared) {
 
 /** The upload's offset as the server has it now. */
 async function offsetOf(url, tus) {
-  const response = await fetch(url, { method: 'HEAD', headers: tus, cache: 'no-store' });
+  let response = await fetch(url, { method: 'HEAD', headers: tus, cache: 'no-store' });
+  // 409: a request of this upload (the one a pause cut off) is still being written: ask again.
+  for (let retry = 1; response.status === 409 && retry <= CONFLICT_RETRIES; retry += 1) {
+    await new Promise((resolve) => { setTimeout(resolve, 250 * retry); });
+    response = await fetch(url, { method: 'HEAD', headers: tus, cache: 'no-store' });
+  }
   if (!response.ok) {
     const text = response.status === 404 ? 'The upload expired or ended' : (await errorText(response));
     throw failure(response.status, text);

@@ -103,7 +103,10 @@ public final class S3ResumableStore: ResumableStore {
     public func upload(id: String) async throws -> (upload: ResumableUpload, offset: Int64)? {
         guard let upload = try await record(id) else { return nil }
         if upload.finishedAt != nil { return (upload, upload.length) }
-        return (upload, try await segments(id).end)
+        let end = try await segments(id).end
+        // Finished meanwhile (record rewritten, then its pieces dropped): not an offset gone back.
+        if end < upload.length, let again = try await record(id), again.finishedAt != nil { return (again, again.length) }
+        return (upload, end)
     }
 
     public func append<Body: AsyncSequence>(

@@ -85,6 +85,8 @@ extension StorageService {
         as caller: ResumableCaller, id: String, offset: Int64, checksum: BodyChecksum?, bodyLength: Int64? = nil, body: Body
     ) async throws -> ResumableState where Body.Element == ByteBuffer {
         let store = try resumableStore()
+        runningAppends.begin(id)
+        defer { runningAppends.end(id) }
         let state = try await resumableState(as: caller, id: id)
         let upload = state.upload
         guard offset == state.offset else {
@@ -232,6 +234,17 @@ extension StorageService {
     /// the length takes the upload for done.
     /// - Throws: as ``resumableState(as:id:)``; the commit's refusal or failure.
     public func resumableStatus(as caller: ResumableCaller, id: String) async throws -> ResumableState {
+        // An append running in this process: its bytes are not acknowledged yet (it may be refused,
+        // or commit the upload), so the offset is told once it ended — never one that goes back,
+        // nor the length of an upload not yet committed.
+        var waited = 0
+        while runningAppends.isRunning(id) {
+            guard waited < 1000 else {
+                throw StorageError(.conflict, "another request is still writing this upload: ask again in a moment")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 1
+        }
         let state = try await resumableState(as: caller, id: id)
         guard state.upload.finishedAt == nil, state.offset == state.upload.length, state.upload.length > 0 else { return state }
         do {
@@ -392,6 +405,22 @@ final class UploadTurns: Sendable {
         defer { _ = busy.withLock { $0.remove(id) } }
         return try await body()
     }
+}
+
+/// How many appends of each upload run in this process now.
+final class RunningAppends: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+
+    func begin(_ id: String) { counts.withLock { $0[id, default: 0] += 1 } }
+
+    func end(_ id: String) {
+        counts.withLock { counts in
+            let left = (counts[id] ?? 1) - 1
+            counts[id] = left > 0 ? left : nil
+        }
+    }
+
+    func isRunning(_ id: String) -> Bool { counts.withLock { $0[id] != nil } }
 }
 
 /// SHA-256 states of resumable uploads by id and the offset they cover; taken (removed) by the

@@ -39,6 +39,7 @@ public struct StorageService: Sendable {
     /// The SHA-256 of each resumable upload's bytes so far, while this process saw them all.
     let resumableDigests = RunningDigests()
     let uploadTurns = UploadTurns()
+    let runningAppends = RunningAppends()
 
     public init(
         blobs: any BlobStore, metadata: any MetadataStore, settings: StorageSettings, keys: KeyRing,

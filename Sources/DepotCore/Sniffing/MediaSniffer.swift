@@ -29,7 +29,7 @@ public enum MediaSniffer {
         if starts(Array("%PDF-".utf8)) { return "application/pdf" }
         if let type = isoMedia(b) { return type }
         // EBML (the Matroska family) with the DocType element `webm` in its header.
-        if starts([0x1A, 0x45, 0xDF, 0xA3]), containsWebMDocType(b) { return "video/webm" }
+        if starts([0x1A, 0x45, 0xDF, 0xA3]), isWebM(b) { return "video/webm" }
         return nil
     }
 
@@ -50,7 +50,8 @@ public enum MediaSniffer {
         }
         switch box {
         case "ftyp":
-            guard size >= 16, size <= 4096, size % 4 == 0, b.count >= min(size, prefixLength), let major = brand(at: 8) else { return nil }
+            // (Followed by the next box's header: a file that is its `ftyp` alone is no movie.)
+            guard size >= 16, size <= 4096, size % 4 == 0, b.count >= min(size + 8, prefixLength), let major = brand(at: 8) else { return nil }
             var brands = [major]
             for i in stride(from: 16, to: min(size, b.count) - 3, by: 4) {
                 guard let compatible = brand(at: i) else { return nil }
@@ -60,26 +61,38 @@ public enum MediaSniffer {
             if notVideoBrands.contains(major) || major.hasPrefix("3gp") || major.hasPrefix("3g2") { return nil }
             return brands.contains(where: mp4Brands.contains) ? "video/mp4" : nil
         case "wide":
-            // 8 bytes, then the media or movie box.
-            guard size == 8, b.count >= 16 else { return nil }
+            // 8 bytes, then the media or movie box (tiny files are no movies: 24 bytes at least).
+            guard size == 8, b.count >= 24 else { return nil }
             let next = String(decoding: b[12..<16], as: UTF8.self)
             return next == "mdat" || next == "moov" || next == "free" ? "video/quicktime" : nil
         case "pnot":
-            return size == 20 ? "video/quicktime" : nil
+            return size == 20 && b.count >= 28 ? "video/quicktime" : nil
         case "moov", "mdat":
             // A size is at least the box's header (0 and 1: to the end, or in 64 bits); its first
             // byte below 0x20, so no text starts so.
-            return (size >= 8 || size == 0 || size == 1) && b[0] < 0x20 ? "video/quicktime" : nil
+            return (size >= 8 || size == 0 || size == 1) && b[0] < 0x20 && b.count >= 24 ? "video/quicktime" : nil
         default:
             return nil
         }
     }
 
-    /// Whether the EBML header holds DocType (`42 82`), size 4 (`84`), "webm".
-    private static func containsWebMDocType(_ b: [UInt8]) -> Bool {
+    /// Whether `b` starts with a whole EBML header (its size read from its variable-length size
+    /// field, at most 4096 bytes, whole in the prefix when it fits) holding the DocType element
+    /// (`42 82`, size 4) `webm`, followed by a Segment (`18 53 80 67`) when the prefix reaches it.
+    private static func isWebM(_ b: [UInt8]) -> Bool {
+        guard b.count > 4 else { return false }
+        let first = b[4]
+        let width = first.leadingZeroBitCount + 1
+        guard width <= 8, b.count >= 4 + width else { return false }
+        var size = Int(first & (0xFF >> width))
+        for i in 5..<4 + width { size = size << 8 | Int(b[i]) }
+        let end = 4 + width + size
+        guard size <= 4096, b.count >= min(end + 4, prefixLength) else { return false }
+        if end + 4 <= b.count, Array(b[end..<end + 4]) != [0x18, 0x53, 0x80, 0x67] { return false }
         let element: [UInt8] = [0x42, 0x82, 0x84] + Array("webm".utf8)
-        guard b.count >= 4 + element.count else { return false }
-        return (4...(b.count - element.count)).contains { i in Array(b[i..<i + element.count]) == element }
+        let header = b[(4 + width)..<min(end, b.count)]
+        guard header.count >= element.count else { return false }
+        return (header.startIndex...(header.endIndex - element.count)).contains { Array(b[$0..<$0 + element.count]) == element }
     }
 
     /// The canonical form of a declared media type: lowercased, parameters dropped, aliases folded.

@@ -186,8 +186,18 @@ struct ResumableController: Sendable {
         }
     }
 
+    /// A caller's upload exists only at the entry that made it: `/v1/uploads` for the Assets
+    /// API's, the Storage API's paths for the others (its rules and its errors are that entry's).
+    /// An upload URL's token names its upload itself.
+    private func requireEntry(_ caller: ResumableCaller, _ id: String, _ entry: Entry) async throws {
+        guard case .user = caller else { return }
+        let state = try await service.resumableState(as: caller, id: id)
+        guard (state.upload.exactType == true) == (entry == .assets) else { throw StorageError.notFound("no such upload (or it expired)") }
+    }
+
     func head(_ request: Request, context: DepotRequestContext, _ entry: Entry) async throws -> Response {
         try await handle(request, context, entry) { caller in
+            try await requireEntry(caller, try id(context), entry)
             let state = try await service.resumableStatus(as: caller, id: try id(context))
             var headers = Self.headers(state.upload)
             headers[.uploadOffset] = String(state.offset)
@@ -207,6 +217,7 @@ struct ResumableController: Sendable {
             guard let offset = try TusHeaders.number(request.headers[.uploadOffset], name: "Upload-Offset") else {
                 throw StorageError.invalidRequest("Upload-Offset is required")
             }
+            try await requireEntry(caller, try id(context), entry)
             let state = try await service.appendResumable(
                 as: caller, id: try id(context), offset: offset,
                 checksum: try TusHeaders.checksum(request.headers[.uploadChecksum]), bodyLength: Self.bodyLength(request), body: request.body)
@@ -224,6 +235,7 @@ struct ResumableController: Sendable {
 
     func terminate(_ request: Request, context: DepotRequestContext, _ entry: Entry) async throws -> Response {
         try await handle(request, context, entry) { caller in
+            try await requireEntry(caller, try id(context), entry)
             try await service.terminateResumable(as: caller, id: try id(context))
             return Response(status: .noContent, headers: [.tusResumable: TusHeaders.version])
         }

@@ -126,13 +126,17 @@ public final class FileResumableStore: ResumableStore {
     public func upload(id: String) async throws -> (upload: ResumableUpload, offset: Int64)? {
         let (record, bytes) = try paths(id)
         return try await threadPool.runIfActive { () throws -> (ResumableUpload, Int64)? in
-            guard let data = FileManager.default.contents(atPath: record) else { return nil }
-            guard let upload = try? JSONDecoder().decode(ResumableUpload.self, from: data) else {
-                throw StorageError.internal("the record of resumable upload \(id) cannot be read")
+            // Twice at most: the upload may be finished (its record rewritten, then its bytes
+            // dropped) between reading the record and looking at the bytes.
+            for _ in 0..<2 {
+                guard let data = FileManager.default.contents(atPath: record) else { return nil }
+                guard let upload = try? JSONDecoder().decode(ResumableUpload.self, from: data) else {
+                    throw StorageError.internal("the record of resumable upload \(id) cannot be read")
+                }
+                if upload.finishedAt != nil { return (upload, upload.length) }
+                if let size = try POSIX.status(bytes)?.size { return (upload, size) }
             }
-            if upload.finishedAt != nil { return (upload, upload.length) }
-            guard let size = try POSIX.status(bytes)?.size else { return nil }
-            return (upload, size)
+            return nil
         }
     }
 

@@ -55,8 +55,16 @@ struct ResumableCommitTests {
                     for _ in 0..<4 {
                         group.addTask {
                             var last: UInt16 = 0
-                            for _ in 0..<30 { last = try await Self.send(.HEAD, client.port, url, T.tus(alice)).0 }
-                            return ("head", last, nil)
+                            var early: String? = nil
+                            for _ in 0..<30 {
+                                let (status, headers) = try await Self.send(.HEAD, client.port, url, T.tus(alice))
+                                last = status
+                                // The length only once complete: a client takes it for done.
+                                if headers.first(name: "Upload-Offset") == String(bytes.count), headers.first(name: "Tus-Complete") != "1" {
+                                    early = "the length before the commit"
+                                }
+                            }
+                            return ("head", last, early)
                         }
                     }
                     return try await group.reduce(into: [(String, UInt16, String?)]()) { $0.append($1) }
@@ -71,6 +79,7 @@ struct ResumableCommitTests {
                 }
                 #expect(answers.contains { $0.0.hasPrefix("patch") && $0.1 == 204 }, "round \(round): \(answers)")
                 #expect(answers.contains { $0.0 == "head" && $0.1 == 200 }, "round \(round): \(answers)")
+                #expect(!answers.contains { $0.0 == "head" && $0.2 != nil }, "round \(round): \(answers)")
                 let listed = try await client.request(.get, "/v1/assets?prefix=race/", headers: alice).json["items"] as? [[String: Any]]
                 #expect(listed?.count == 1, "one object")
             }
@@ -154,6 +163,31 @@ extension ResumableCommitTests {
             #expect(try await client.request(.post, url, headers: delete).status == .noContent)
             #expect(try await client.request(.head, url, headers: T.tus(alice)).status == .notFound)
             #expect(try await client.request(.post, url, headers: T.tus(alice)).status == .notFound, "no override: nothing")
+        }
+    }
+}
+
+extension ResumableCommitTests {
+    /// A caller's upload exists only at the entry that made it (its rules and errors are that
+    /// entry's): an Assets-API upload is not found on the Storage API's path, nor the reverse.
+    @Test func anUploadIsOnlyAtItsOwnEntry() async throws {
+        let env = try await TestEnvironment.make()
+        defer { env.cleanup() }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let assets = try await Self.create(client, alice, Fixture.png(1000))
+            let assetsID = String(assets.split(separator: "/").last!)
+            let storage = T.location(
+                try await client.request(
+                    .post, "/storage/v1/upload/resumable", headers: T.creation(alice, bucket: "assets", name: "alice/e.png", length: 1000)))
+            let storageID = String(storage.split(separator: "/").last!)
+            for url in ["/storage/v1/upload/resumable/\(assetsID)", "/v1/uploads/\(storageID)"] {
+                #expect(try await client.request(.head, url, headers: T.tus(alice)).status == .notFound, "\(url)")
+                #expect(try await client.request(.patch, url, headers: T.patch(alice, offset: 0), body: Fixture.png(10)).status == .notFound)
+                #expect(try await client.request(.delete, url, headers: T.tus(alice)).status == .notFound)
+            }
+            #expect(try await client.request(.head, assets, headers: T.tus(alice)).headers[HTTPField.Name("Upload-Offset")!] == "0")
+            #expect(try await client.request(.head, storage, headers: T.tus(alice)).headers[HTTPField.Name("Upload-Offset")!] == "0")
         }
     }
 }

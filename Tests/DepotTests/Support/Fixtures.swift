@@ -10,10 +10,11 @@ enum Fixture {
     /// An MP4's first box: `ftyp`, major brand `isom`, compatible brands.
     static let mp4Magic: [UInt8] = [0, 0, 0, 0x20] + Array("ftypisom".utf8) + [0, 0, 2, 0] + Array("isomiso2avc1mp41".utf8)
     static let quickTimeMagic: [UInt8] = [0, 0, 0, 0x14] + Array("ftypqt  ".utf8) + [0, 0, 2, 0] + Array("qt  ".utf8)
-    /// A WebM's EBML header (version 1, max ID 4, max size 8, DocType "webm", DocType version 4).
+    /// A WebM's EBML header (version 1, max ID 4, max size 8, DocType "webm", DocType version 4),
+    /// then its Segment's ID.
     static let webmMagic: [UInt8] =
         [0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81, 0x01, 0x42, 0xF7, 0x81, 0x01, 0x42, 0xF2, 0x81, 0x04, 0x42, 0xF3, 0x81, 0x08]
-        + [0x42, 0x82, 0x84] + Array("webm".utf8) + [0x42, 0x87, 0x81, 0x04, 0x42, 0x85, 0x81, 0x02]
+        + [0x42, 0x82, 0x84] + Array("webm".utf8) + [0x42, 0x87, 0x81, 0x04, 0x42, 0x85, 0x81, 0x02] + [0x18, 0x53, 0x80, 0x67]
 
     static func bytes(_ magic: [UInt8], size: Int) -> [UInt8] {
         // xorshift64*, seeded randomly: fast enough for tens of MiB in debug builds.

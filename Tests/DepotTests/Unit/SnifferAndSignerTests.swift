@@ -43,11 +43,28 @@ struct SnifferTests {
         #expect(MediaSniffer.sniff(Array("<p> ftypqt  <script>alert(1)</script><h1>hi</h1>".utf8)) == nil)
         #expect(MediaSniffer.sniff([0, 0, 0, 0x18] + Array("ftypisom".utf8)) == nil, "a 12-byte 'video'")
         // QuickTime without `ftyp` starts with a well-formed movie, media, `wide` or `pnot` box.
-        #expect(MediaSniffer.sniff([0, 0, 0, 8] + Array("wide".utf8) + [0, 0, 0, 8] + Array("mdat".utf8)) == "video/quicktime")
-        #expect(MediaSniffer.sniff([0, 0, 0x10, 0] + Array("moov".utf8) + [0, 0, 0, 0x6C] + Array("mvhd".utf8)) == "video/quicktime")
-        #expect(MediaSniffer.sniff([0, 0, 0, 9] + Array("wide".utf8) + [0, 0, 0, 8] + Array("mdat".utf8)) == nil)
+        let pad = [UInt8](repeating: 7, count: 16)
+        #expect(MediaSniffer.sniff([0, 0, 0, 8] + Array("wide".utf8) + [0, 1, 0, 8] + Array("mdat".utf8) + pad) == "video/quicktime")
+        #expect(MediaSniffer.sniff([0, 0, 0x10, 0] + Array("moov".utf8) + [0, 0, 0, 0x6C] + Array("mvhd".utf8) + pad) == "video/quicktime")
+        #expect(MediaSniffer.sniff([0, 0, 0, 9] + Array("wide".utf8) + [0, 0, 0, 8] + Array("mdat".utf8) + pad) == nil)
         #expect(MediaSniffer.sniff(Array("The mdat file".utf8)) == nil, "text is not a movie")
         #expect(MediaSniffer.sniff(Array("\u{0}\u{0}\u{0}\u{4}moov".utf8)) == nil, "a box smaller than its header")
+        // WebM: the EBML header whole (its size field read), then a Segment; a header alone,
+        // one declaring more bytes than it has, or followed by something else is not a video.
+        #expect(MediaSniffer.sniff(Array(Fixture.webmMagic.prefix(36))) == nil, "the header alone")
+        var wrongSize = Fixture.webmMagic
+        wrongSize[4] = 0xFF  // 127 bytes declared, 35 there
+        #expect(MediaSniffer.sniff(wrongSize) == nil)
+        var noSegment = Fixture.bytes(Fixture.webmMagic, size: 200)
+        noSegment[36] = 0
+        #expect(MediaSniffer.sniff(noSegment) == nil)
+        let eightByteSize: [UInt8] = [0x1A, 0x45, 0xDF, 0xA3, 0x01, 0, 0, 0, 0, 0, 0, 31] + Array(Fixture.webmMagic[5...])
+        #expect(MediaSniffer.sniff(eightByteSize) == "video/webm", "an 8-byte size field")
+        #expect(MediaSniffer.sniff([0x1A, 0x45, 0xDF, 0xA3, 0x87, 0x42, 0x82, 0x84] + Array("webm".utf8)) == nil, "12 bytes")
+        // A file that is its `ftyp` alone, or a tiny QuickTime, is no movie.
+        #expect(MediaSniffer.sniff(Array(Fixture.mp4Magic)) == nil, "ftyp alone")
+        #expect(MediaSniffer.sniff([0, 0, 0, 16] + Array("ftypisom".utf8) + [0, 0, 0, 0]) == nil)
+        #expect(MediaSniffer.sniff([0, 0, 0, 8] + Array("wide".utf8) + [0, 0, 0, 8] + Array("mdat".utf8)) == nil, "16 bytes")
         var matroska = Fixture.webmMagic
         matroska.replaceSubrange(24..<28, with: Array("mkvx".utf8))
         #expect(MediaSniffer.sniff(matroska) == nil)
