@@ -370,7 +370,7 @@ def test_videos_large_images_and_files_named_otherwise(driver, server, tmp_path)
     sign_in(d, server, "victor")
     severe_console_entries(d)  # what the tests before left (refusals they caused on purpose)
     film = tmp_path / "film.mp4"
-    film.write_bytes(b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + os.urandom(9 * 1024 * 1024))
+    film.write_bytes(b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41\x00\x90\x00\x08mdat" + os.urandom(9 * 1024 * 1024))
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(2 * 1024 * 1024))  # a PNG's magic, then noise: no decoder takes it
     noext = tmp_path / "noext"

@@ -16,6 +16,15 @@ public enum MediaSniffer {
         "F4A ", "F4B ",
     ]
 
+    /// Boxes that follow `ftyp` (or another top-level box) in MP4 and QuickTime files.
+    private static let topLevelBoxes: Set<String> = [
+        "free", "skip", "mdat", "moov", "wide", "uuid", "pdin", "meta", "sidx", "styp", "moof", "emsg", "prft", "mfra", "junk", "pnot",
+    ]
+    /// Boxes that come first inside a movie box.
+    private static let movieBoxes: Set<String> = [
+        "mvhd", "cmov", "rmra", "trak", "udta", "meta", "iods", "mvex", "prfl", "free", "skip", "wide", "uuid",
+    ]
+
     /// The media type of content starting with `prefix`, or `nil` when it is none we recognise.
     public static func sniff(_ prefix: some Collection<UInt8>) -> String? {
         let b = Array(prefix.prefix(prefixLength))
@@ -40,20 +49,29 @@ public enum MediaSniffer {
     /// `wide`, `moov`, `mdat` or `pnot` box.
     private static func isoMedia(_ b: [UInt8]) -> String? {
         guard b.count >= 8 else { return nil }
-        let size = Int(b[0]) << 24 | Int(b[1]) << 16 | Int(b[2]) << 8 | Int(b[3])
-        let box = String(decoding: b[4..<8], as: UTF8.self)
+        func size(at i: Int) -> Int { Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3]) }
         func brand(at i: Int) -> String? {
             let bytes = b[i..<i + 4]
             guard bytes.allSatisfy({ $0 == 0x20 || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) })
             else { return nil }
             return String(decoding: bytes, as: UTF8.self)
         }
-        switch box {
+        /// A box header at `i`: a size of at least its 8 bytes (0: to the end; 1: in 64 bits) and
+        /// one of `types`. True past the prefix (nothing to tell).
+        func isBoxHeader(at i: Int, _ types: Set<String> = topLevelBoxes) -> Bool {
+            guard i + 8 <= b.count else { return i >= prefixLength - 8 }
+            let n = size(at: i)
+            return (n >= 8 || n == 0 || n == 1) && brand(at: i + 4).map(types.contains) == true
+        }
+        let first = size(at: 0)
+        switch String(decoding: b[4..<8], as: UTF8.self) {
         case "ftyp":
             // (Followed by the next box's header: a file that is its `ftyp` alone is no movie.)
-            guard size >= 16, size <= 4096, size % 4 == 0, b.count >= min(size + 8, prefixLength), let major = brand(at: 8) else { return nil }
+            guard first >= 16, first <= 4096, first % 4 == 0, b.count >= min(first + 8, prefixLength), isBoxHeader(at: first),
+                let major = brand(at: 8)
+            else { return nil }
             var brands = [major]
-            for i in stride(from: 16, to: min(size, b.count) - 3, by: 4) {
+            for i in stride(from: 16, to: min(first, b.count) - 3, by: 4) {
                 guard let compatible = brand(at: i) else { return nil }
                 brands.append(compatible)
             }
@@ -62,15 +80,18 @@ public enum MediaSniffer {
             return brands.contains(where: mp4Brands.contains) ? "video/mp4" : nil
         case "wide":
             // 8 bytes, then the media or movie box (tiny files are no movies: 24 bytes at least).
-            guard size == 8, b.count >= 24 else { return nil }
+            guard first == 8, b.count >= 24, isBoxHeader(at: 8) else { return nil }
             let next = String(decoding: b[12..<16], as: UTF8.self)
             return next == "mdat" || next == "moov" || next == "free" ? "video/quicktime" : nil
         case "pnot":
-            return size == 20 && b.count >= 28 ? "video/quicktime" : nil
-        case "moov", "mdat":
-            // A size is at least the box's header (0 and 1: to the end, or in 64 bits); its first
-            // byte below 0x20, so no text starts so.
-            return (size >= 8 || size == 0 || size == 1) && b[0] < 0x20 && b.count >= 24 ? "video/quicktime" : nil
+            return first == 20 && b.count >= 28 && isBoxHeader(at: 20) ? "video/quicktime" : nil
+        case "moov":
+            // Its first child box follows its header; its size's first byte below 0x20 (no text starts so).
+            return first >= 16 && b[0] < 0x20 && b.count >= 24 && isBoxHeader(at: 8, movieBoxes) ? "video/quicktime" : nil
+        case "mdat":
+            // Media data of any bytes; when the box ends within the prefix, a box follows it.
+            let valid = (first >= 8 && (first + 8 > prefixLength || isBoxHeader(at: first))) || first == 0 || first == 1
+            return valid && first != 8 && b[0] < 0x20 && b.count >= 24 ? "video/quicktime" : nil
         default:
             return nil
         }

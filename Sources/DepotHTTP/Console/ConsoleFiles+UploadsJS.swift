@@ -27,28 +27,42 @@ const MP4_BRANDS = new Set(['isom', 'iso2', 'iso3', 'iso4', 'iso5', 'iso6', 'iso
 const NOT_VIDEO_BRANDS = new Set(['heic', 'heix', 'heim', 'heis', 'hevc', 'hevx', 'mif1', 'msf1', 'avif', 'avis', 'jp2 ', 'jpx ',
   'crx ', 'M4A ', 'M4B ', 'M4P ', 'F4A ', 'F4B ']);
 
-/** An ISO media file's type from its first box (the server's rules: a well-formed `ftyp`, or an
- * older QuickTime file's first box). */
+const TOP_LEVEL_BOXES = new Set(['free', 'skip', 'mdat', 'moov', 'wide', 'uuid', 'pdin', 'meta', 'sidx', 'styp', 'moof', 'emsg',
+  'prft', 'mfra', 'junk', 'pnot']);
+const MOVIE_BOXES = new Set(['mvhd', 'cmov', 'rmra', 'trak', 'udta', 'meta', 'iods', 'mvex', 'prfl', 'free', 'skip', 'wide', 'uuid']);
+
+/** An ISO media file's type from its first box (the server's rules: a well-formed `ftyp` followed
+ * by a box, or an older QuickTime file's first box). */
 function isoMedia(b) {
   if (b.length < 8) return null;
-  const size = ((b[0] << 24) >>> 0) + (b[1] << 16) + (b[2] << 8) + b[3];
+  const sizeAt = (i) => ((b[i] << 24) >>> 0) + (b[i + 1] << 16) + (b[i + 2] << 8) + b[i + 3];
   const text = (from, to) => String.fromCharCode(...b.slice(from, to));
   const brand = (i) => (/^[A-Za-z0-9 ]{4}$/.test(text(i, i + 4)) ? text(i, i + 4) : null);
+  const isBoxHeader = (i, types = TOP_LEVEL_BOXES) => {
+    if (i + 8 > b.length) return i >= 64 - 8;
+    const n = sizeAt(i);
+    return (n >= 8 || n <= 1) && types.has(brand(i + 4));
+  };
+  const first = sizeAt(0);
   switch (text(4, 8)) {
     case 'ftyp': {
-      if (size < 16 || size > 4096 || size % 4 !== 0 || b.length < Math.min(size + 8, 64)) return null;
+      if (first < 16 || first > 4096 || first % 4 !== 0 || b.length < Math.min(first + 8, 64) || !isBoxHeader(first)) return null;
       const brands = [brand(8)];
-      for (let i = 16; i + 4 <= Math.min(size, b.length); i += 4) brands.push(brand(i));
+      for (let i = 16; i + 4 <= Math.min(first, b.length); i += 4) brands.push(brand(i));
       if (brands.includes(null)) return null;
       const major = brands[0];
       if (major === 'qt  ') return 'video/quicktime';
       if (NOT_VIDEO_BRANDS.has(major) || major.startsWith('3gp') || major.startsWith('3g2')) return null;
       return brands.some((one) => MP4_BRANDS.has(one)) ? 'video/mp4' : null;
     }
-    case 'wide': return size === 8 && b.length >= 24 && ['mdat', 'moov', 'free'].includes(text(12, 16)) ? 'video/quicktime' : null;
-    case 'pnot': return size === 20 && b.length >= 28 ? 'video/quicktime' : null;
-    case 'moov':
-    case 'mdat': return (size >= 8 || size <= 1) && b[0] < 0x20 && b.length >= 24 ? 'video/quicktime' : null;
+    case 'wide':
+      return first === 8 && b.length >= 24 && isBoxHeader(8) && ['mdat', 'moov', 'free'].includes(text(12, 16)) ? 'video/quicktime' : null;
+    case 'pnot': return first === 20 && b.length >= 28 && isBoxHeader(20) ? 'video/quicktime' : null;
+    case 'moov': return first >= 16 && b[0] < 0x20 && b.length >= 24 && isBoxHeader(8, MOVIE_BOXES) ? 'video/quicktime' : null;
+    case 'mdat': {
+      const valid = (first >= 8 && (first + 8 > 64 || isBoxHeader(first))) || first <= 1;
+      return valid && first !== 8 && b[0] < 0x20 && b.length >= 24 ? 'video/quicktime' : null;
+    }
     default: return null;
   }
 }

@@ -8,8 +8,11 @@ enum Fixture {
     static let gifMagic: [UInt8] = Array("GIF89a".utf8) + [1, 0, 1, 0, 0x80, 0, 0, 0, 0, 0]
     static let webpMagic: [UInt8] = Array("RIFF".utf8) + [0x24, 0, 0, 0] + Array("WEBPVP8 ".utf8)
     /// An MP4's first box: `ftyp`, major brand `isom`, compatible brands.
-    static let mp4Magic: [UInt8] = [0, 0, 0, 0x20] + Array("ftypisom".utf8) + [0, 0, 2, 0] + Array("isomiso2avc1mp41".utf8)
-    static let quickTimeMagic: [UInt8] = [0, 0, 0, 0x14] + Array("ftypqt  ".utf8) + [0, 0, 2, 0] + Array("qt  ".utf8)
+    /// (Each followed by the next box's header: an empty `free` box.)
+    static let mp4Magic: [UInt8] =
+        [0, 0, 0, 0x20] + Array("ftypisom".utf8) + [0, 0, 2, 0] + Array("isomiso2avc1mp41".utf8) + [0, 0, 0, 8] + Array("free".utf8)
+    static let quickTimeMagic: [UInt8] =
+        [0, 0, 0, 0x14] + Array("ftypqt  ".utf8) + [0, 0, 2, 0] + Array("qt  ".utf8) + [0, 0, 0, 8] + Array("free".utf8)
     /// A WebM's EBML header (version 1, max ID 4, max size 8, DocType "webm", DocType version 4),
     /// then its Segment's ID.
     static let webmMagic: [UInt8] =

@@ -62,7 +62,17 @@ struct SnifferTests {
         #expect(MediaSniffer.sniff(eightByteSize) == "video/webm", "an 8-byte size field")
         #expect(MediaSniffer.sniff([0x1A, 0x45, 0xDF, 0xA3, 0x87, 0x42, 0x82, 0x84] + Array("webm".utf8)) == nil, "12 bytes")
         // A file that is its `ftyp` alone, or a tiny QuickTime, is no movie.
-        #expect(MediaSniffer.sniff(Array(Fixture.mp4Magic)) == nil, "ftyp alone")
+        #expect(MediaSniffer.sniff(Array(Fixture.mp4Magic.prefix(32))) == nil, "ftyp alone")
+        // …or followed by anything but a box header (a size under 8, a type that is not one), or
+        // an old-style movie box followed by markup.
+        for next: [UInt8] in [
+            [0, 0, 0, 0, 0, 0, 0, 0] + [9], [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], Array("AAAAAAAA".utf8),
+            [0, 0, 0, 4] + Array("free".utf8), Array("<html><b>".utf8),
+        ] {
+            #expect(MediaSniffer.sniff(Array(Fixture.mp4Magic.prefix(32)) + next + [UInt8](repeating: 0x41, count: 40)) == nil, "\(next)")
+        }
+        #expect(MediaSniffer.sniff([0, 0, 0, 8] + Array("mdat<html><script>alert(1)</script></html>".utf8)) == nil)
+        #expect(MediaSniffer.sniff([0, 0, 0, 40] + Array("moov<html><script>alert(1)</script></html>".utf8)) == nil)
         #expect(MediaSniffer.sniff([0, 0, 0, 16] + Array("ftypisom".utf8) + [0, 0, 0, 0]) == nil)
         #expect(MediaSniffer.sniff([0, 0, 0, 8] + Array("wide".utf8) + [0, 0, 0, 8] + Array("mdat".utf8)) == nil, "16 bytes")
         var matroska = Fixture.webmMagic
