@@ -167,7 +167,7 @@ let package = Package(
         .executableTarget(
             name: "depot",
             dependencies: [
-                "Depot", "DepotCore", "DepotLocal", "DepotHTTP", "DepotS3", "DepotPostgres",
+                "Depot", "DepotCore", "DepotLocal", "DepotHTTP", "DepotS3", "DepotPostgres", "CDepotSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,6 +1,10 @@
 #define _GNU_SOURCE
 #include "CDepotSystem.h"
 #include <errno.h>
+#include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -38,5 +42,14 @@ long depot_read_cached(int fd, void *buffer, unsigned long count, int64_t offset
     (void)fd; (void)buffer; (void)count; (void)offset;
     errno = EAGAIN;
     return -1;
+#endif
+}
+
+void depot_tune_malloc(long mmap_threshold, long trim_threshold) {
+#if defined(__GLIBC__)
+    if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL) mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold);
+    if (getenv("MALLOC_TRIM_THRESHOLD_") == NULL) mallopt(M_TRIM_THRESHOLD, (int)trim_threshold);
+#else
+    (void)mmap_threshold; (void)trim_threshold;
 #endif
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CDepotSystem
 import Depot
 import DepotCore
 import DepotHTTP
@@ -25,6 +26,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let resolved = try options.resolve()
+        // Upload chunks (≤ 1 MiB socket reads) reuse heap memory instead of a fresh mmap each:
+        // measured ~10 % less CPU per large upload (benchmarks/PROFILE-upload.md).
+        depot_tune_malloc(4 << 20, 32 << 20)
         let policy: AccessPolicy
         do { policy = try resolved.policies.map(AccessRulesFile.load) ?? .builtIn } catch {
             throw ValidationError("--policies \(resolved.policies ?? ""): \(error)")

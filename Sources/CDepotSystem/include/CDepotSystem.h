@@ -17,4 +17,11 @@ int depot_start_writeback(int fd, int64_t offset, int64_t count);
 /// EAGAIN always (the caller reads on a thread instead).
 long depot_read_cached(int fd, void *buffer, unsigned long count, int64_t offset);
 
+/// Keeps large transient buffers (socket reads of up to 1 MiB, held while an upload is hashed and
+/// written) in malloc's heap instead of a fresh mmap each, whose pages the kernel must fault in and
+/// zero again on every read: allocations under `mmap_threshold` bytes come from the heap, and up to
+/// `trim_threshold` free bytes stay there. Skipped for a setting the operator chose with glibc's own
+/// MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_. A no-op without glibc.
+void depot_tune_malloc(long mmap_threshold, long trim_threshold);
+
 #endif

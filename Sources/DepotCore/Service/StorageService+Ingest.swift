@@ -56,7 +56,8 @@ extension StorageService {
             var count: Int64 = 0
             var head: ByteBuffer? = ByteBuffer()
             var contentType: String? = nil
-            try await produce { chunk in
+            try await produce { received in
+                let chunk = received.compactedIfSparse()
                 count += Int64(chunk.readableBytes)
                 if count > limit {
                     throw StorageError(.payloadTooLarge, "the body is larger than \(limit) bytes")

@@ -16,7 +16,7 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
     let id: BlobID
     let finalPath: String
     let tempPath: String
-    var pending: ByteBuffer
+    var pending = PendingWrites()
     var fd: Int32 = -1
     var size: Int64 = 0
     /// The flush in flight (write-behind): at most one, awaited before the next and at the end.
@@ -31,22 +31,12 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
         self.id = id
         self.finalPath = finalPath
         self.tempPath = tempPath
-        self.pending = store.allocator.buffer(capacity: 0)
     }
 
     func write(_ chunk: ByteBuffer) async throws {
         size += Int64(chunk.readableBytes)
-        if pending.readableBytes == 0 && chunk.readableBytes >= FileSystemBlobStore.chunkSize {
-            try await flush(chunk)
-            return
-        }
-        var c = chunk
-        pending.writeBuffer(&c)
-        if pending.readableBytes >= FileSystemBlobStore.chunkSize {
-            let buffer = pending
-            pending = store.allocator.buffer(capacity: 0)
-            try await flush(buffer)
-        }
+        pending.append(chunk)
+        if pending.byteCount >= FileSystemBlobStore.chunkSize { try await flush(pending.take()) }
     }
 
     /// While writing, a missing file or directory is a broken store, not a missing blob.
@@ -56,29 +46,30 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
         }
     }
 
-    private func flush(_ buffer: ByteBuffer) async throws {
+    private func flush(_ buffer: PendingWrites) async throws {
         try await writing { try await flushUnchecked(buffer) }
     }
 
-    private func flushUnchecked(_ buffer: ByteBuffer) async throws {
+    private func flushUnchecked(_ buffer: PendingWrites) async throws {
         try await settle()
         let (fd, tempPath, pool) = (self.fd, self.tempPath, store.threadPool)
-        let offset = size - Int64(pending.readableBytes) - Int64(buffer.readableBytes)
+        let count = Int64(buffer.byteCount)
+        let offset = size - Int64(pending.byteCount) - count
         inFlight = Task {
             try await pool.runIfActive { () throws -> Int32 in
                 let opened = fd < 0
                 let fd = opened ? try POSIX.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, 0o600) : fd
-                do { try POSIX.writeAll(fd, buffer, path: tempPath) } catch {
+                do { try buffer.write(to: fd, path: tempPath) } catch {
                     if opened { close(fd) }
                     throw error
                 }
                 // Writeback starts now, so the final sync (shared with small writers) finds
                 // little left to write.
-                POSIX.startWriteback(fd, offset: offset, count: Int64(buffer.readableBytes))
+                POSIX.startWriteback(fd, offset: offset, count: count)
                 return fd
             }
         }
-        try await syncPeriodically(upTo: offset + Int64(buffer.readableBytes))
+        try await syncPeriodically(upTo: offset + count)
     }
 
     /// Every ``FileSystemBlobStore/syncStretch`` bytes of a large blob, an `fdatasync` in the
@@ -117,13 +108,12 @@ final class FileBlobWriter: BlobWriter, @unchecked Sendable {
             periodicSync = nil
             try await sync.value
         }
-        let (fd, tempPath, buffer) = (self.fd, self.tempPath, self.pending)
-        pending = store.allocator.buffer(capacity: 0)
+        let (fd, tempPath, buffer) = (self.fd, self.tempPath, pending.take())
         self.fd = -1
         let written = try await store.threadPool.runIfActive { () throws -> Int32 in
             let fd = fd >= 0 ? fd : try POSIX.open(tempPath, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-            if buffer.readableBytes > 0 {
-                do { try POSIX.writeAll(fd, buffer, path: tempPath) } catch {
+            if !buffer.isEmpty {
+                do { try buffer.write(to: fd, path: tempPath) } catch {
                     close(fd)
                     throw error
                 }

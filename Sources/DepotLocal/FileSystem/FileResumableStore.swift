@@ -160,7 +160,7 @@ public final class FileResumableStore: ResumableStore {
         // Chunks are gathered into writes of up to `writeChunk` bytes, each written while the next
         // are received and observed (hashed): at most one write in flight.
         let pool = threadPool
-        var pending = allocator.buffer(capacity: 0)
+        var pending = PendingWrites()
         var inFlight: Task<Void, any Error>? = nil
         var flushed = offset
         func flush() async throws {
@@ -168,16 +168,15 @@ public final class FileResumableStore: ResumableStore {
                 inFlight = nil
                 try await previous.value
             }
-            guard pending.readableBytes > 0 else { return }
-            let buffer = pending
-            pending = allocator.buffer(capacity: 0)
+            guard !pending.isEmpty else { return }
+            let buffer = pending.take()
             let at = flushed
-            flushed += Int64(buffer.readableBytes)
+            flushed += Int64(buffer.byteCount)
             // Written back from now on, so the fdatasync that ends the append waits for the tail only.
             inFlight = Task {
                 try await pool.runIfActive {
-                    try POSIX.writeAll(fd, buffer, path: bytes)
-                    POSIX.startWriteback(fd, offset: at, count: Int64(buffer.readableBytes))
+                    try buffer.write(to: fd, path: bytes)
+                    POSIX.startWriteback(fd, offset: at, count: Int64(buffer.byteCount))
                 }
             }
         }
@@ -196,12 +195,12 @@ public final class FileResumableStore: ResumableStore {
                     cutShort = true
                     throw StorageError.invalidRequest("the request body ended early; the upload's offset is now \(end)")
                 }
-                guard let chunk = next else { break }
+                guard let chunk = next?.compactedIfSparse() else { break }
                 end = RequestNumber.saturatingAdd(end, Int64(chunk.readableBytes))
                 if end > limit { throw StorageError(.payloadTooLarge, "the upload is larger than its \(limit) bytes") }
                 try await observe(chunk)
-                pending.writeImmutableBuffer(chunk)
-                if pending.readableBytes >= Self.writeChunk { try await flush() }
+                pending.append(chunk)
+                if pending.byteCount >= Self.writeChunk { try await flush() }
             }
             try await flush()
             try await flush()
