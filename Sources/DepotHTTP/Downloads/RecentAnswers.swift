@@ -29,7 +29,11 @@ final class RecentAnswers: Sendable {
         var answers: [String: Recent] = [:]
     }
     private let state = Mutex(State())
-    let capacity = 1024
+    /// Enough for a gallery of several thousand images each asked for several times a second
+    /// (1,024 kept a fifth of a 5,000-image gallery: the rest was worked out again on every
+    /// request). An answer is ~2 KiB (its headers twice: as fields and on the wire; the body's
+    /// bytes belong to the blob cache), so at most ~16 MiB.
+    let capacity = 8192
     /// Whether answers keep their wire head (only those ``RecentAnswerFront`` may send).
     let keepsWireHeads: Bool
 
@@ -54,16 +58,22 @@ final class RecentAnswers: Sendable {
     /// cache keeps them).
     func keep(_ answer: PipelineDownloads.Answer, wire: ByteBuffer?? = nil, for target: String, second: Int64, epoch: UInt64) {
         let wire = keepsWireHeads ? wire ?? Self.wireHead(of: answer) : nil
-        state.withLock { s in
+        let previous = state.withLock { s -> [String: Recent]? in
+            var previous: [String: Recent]? = nil
             if s.second != second {
-                // Only the latest second's answers are reusable: the rest goes.
-                guard second > s.second else { return }
+                // Only the latest second's answers are reusable: the rest goes (released after
+                // the lock: thousands of answers are not freed while the other loop waits).
+                guard second > s.second else { return nil }
                 s.second = second
-                s.answers.removeAll(keepingCapacity: true)
+                previous = s.answers
+                s.answers = [:]
+                s.answers.reserveCapacity(min(previous!.count, capacity))
             }
-            guard s.answers.count < capacity || s.answers[target] != nil else { return }
+            guard s.answers.count < capacity || s.answers[target] != nil else { return previous }
             s.answers[target] = Recent(answer: answer, wire: wire, epoch: epoch)
+            return previous
         }
+        _ = previous
     }
 
     /// The head of a GET's answer whose bytes are in memory, written as NIO's response encoder
