@@ -109,16 +109,20 @@ extension StorageService {
         let rules = try resumableRules(upload, in: bucket)
         // The whole upload's SHA-256, carried from append to append in this process (after a
         // restart, or when an append failed, the commit reads the staged bytes back instead).
-        var running = resumableDigests.take(id, at: offset) ?? (offset == 0 ? SHA256() : nil)
+        // Hashed beside the append (on other tasks), as a single upload is: not in the way of
+        // receiving and writing.
+        var running = (resumableDigests.take(id, at: offset) ?? (offset == 0 ? SHA256() : nil)).map(PipelinedSHA256.init(continuing:))
         var sha256 = checksum.flatMap { if case .sha256 = $0 { SHA256() } else { nil } }
         var sha1 = checksum.flatMap { if case .sha1 = $0 { Insecure.SHA1() } else { nil } }
         let end: Int64
         do {
             end = try await store.append(id: id, at: offset, limit: upload.length, keepPartial: checksum == nil, body: body) { chunk in
-                chunk.withUnsafeReadableBytes {
-                    running?.update(bufferPointer: $0)
-                    sha256?.update(bufferPointer: $0)
-                    sha1?.update(bufferPointer: $0)
+                await running?.update(chunk)
+                if sha256 != nil || sha1 != nil {
+                    chunk.withUnsafeReadableBytes {
+                        sha256?.update(bufferPointer: $0)
+                        sha1?.update(bufferPointer: $0)
+                    }
                 }
             }
         } catch {
@@ -143,7 +147,8 @@ extension StorageService {
             try await store.truncate(id: id, to: offset)
             throw error
         }
-        return try await settleAppend(state, from: offset, to: end, running: running, rules: rules, store: store)
+        let hashed: SHA256? = if var running { await running.state() } else { nil }
+        return try await settleAppend(state, from: offset, to: end, running: hashed, rules: rules, store: store)
     }
 
     /// Settles what an append kept (`offset` to `end`): refuses it when the upload's first bytes

@@ -104,6 +104,34 @@ struct ResumableUploadTests {
         }
     }
 
+    /// The whole upload's SHA-256 is carried from PATCH to PATCH, hashed in 1 MiB batches beside
+    /// the writes: pieces that do not fall on a batch's edge give the hash of the whole.
+    @Test func aMultiMegabyteUploadInUnevenPiecesHasTheWholesHash() async throws {
+        let env = try await TestEnvironment.make()
+        defer { env.cleanup() }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let service = try await env.auth("svc", role: .serviceRole)
+            #expect(try await client.json(.post, "/storage/v1/bucket", headers: service, ["name": "docs"]).status == .ok)
+            let bytes = Fixture.png(3_700_000)
+            let created = try await client.request(
+                .post, "/storage/v1/upload/resumable", headers: Self.creation(alice, bucket: "docs", name: "alice/long.png", length: bytes.count))
+            let url = Self.location(created)
+            var offset = 0
+            for size in [1_500_000, 1_048_576, 3, 1_151_421] {
+                let piece = Array(bytes[offset..<offset + size])
+                let r = try await client.request(.patch, url, headers: Self.patch(alice, offset: offset), body: piece)
+                offset += size
+                #expect(r.status == .noContent && r.headers[HTTPField.Name("Upload-Offset")!] == String(offset), "\(r.text)")
+            }
+            let key = ObjectKey(bucket: "docs", path: try ObjectPath("alice/long.png"))
+            let object = try #require(try await env.service.metadata.object(at: key))
+            #expect(object.sha256 == SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
+            let read = try await client.request(.get, "/storage/v1/object/authenticated/docs/alice/long.png", headers: alice)
+            #expect(read.bytes == bytes)
+        }
+    }
+
     @Test func creationWithUploadAndTermination() async throws {
         let env = try await TestEnvironment.make()
         defer { env.cleanup() }
