@@ -110,13 +110,15 @@ extension StorageService {
         // The whole upload's SHA-256, carried from append to append in this process (after a
         // restart, or when an append failed, the commit reads the staged bytes back instead).
         // Hashed beside the append (on other tasks), as a single upload is: not in the way of
-        // receiving and writing.
+        // receiving and writing. The chunks it holds meanwhile are compacted as `ingest`'s are.
         var running = (resumableDigests.take(id, at: offset) ?? (offset == 0 ? SHA256() : nil)).map(PipelinedSHA256.init(continuing:))
         var sha256 = checksum.flatMap { if case .sha256 = $0 { SHA256() } else { nil } }
         var sha1 = checksum.flatMap { if case .sha1 = $0 { Insecure.SHA1() } else { nil } }
         let end: Int64
         do {
-            end = try await store.append(id: id, at: offset, limit: upload.length, keepPartial: checksum == nil, body: body) { chunk in
+            end = try await store.append(
+                id: id, at: offset, limit: upload.length, keepPartial: checksum == nil, body: body.map { $0.compactedIfSparse() }
+            ) { chunk in
                 await running?.update(chunk)
                 if sha256 != nil || sha1 != nil {
                     chunk.withUnsafeReadableBytes {

@@ -58,22 +58,20 @@ final class RecentAnswers: Sendable {
     /// cache keeps them).
     func keep(_ answer: PipelineDownloads.Answer, wire: ByteBuffer?? = nil, for target: String, second: Int64, epoch: UInt64) {
         let wire = keepsWireHeads ? wire ?? Self.wireHead(of: answer) : nil
-        let previous = state.withLock { s -> [String: Recent]? in
-            var previous: [String: Recent]? = nil
+        // The last second's answers, freed when this returns: after the lock, so thousands of
+        // answers are not released while the other event loop waits for it.
+        var released: [String: Recent] = [:]
+        state.withLock { s in
             if s.second != second {
-                // Only the latest second's answers are reusable: the rest goes (released after
-                // the lock: thousands of answers are not freed while the other loop waits).
-                guard second > s.second else { return nil }
+                // Only the latest second's answers are reusable: the rest goes.
+                guard second > s.second else { return }
                 s.second = second
-                previous = s.answers
-                s.answers = [:]
-                s.answers.reserveCapacity(min(previous!.count, capacity))
+                swap(&released, &s.answers)
+                s.answers.reserveCapacity(released.count)
             }
-            guard s.answers.count < capacity || s.answers[target] != nil else { return previous }
+            guard s.answers.count < capacity || s.answers[target] != nil else { return }
             s.answers[target] = Recent(answer: answer, wire: wire, epoch: epoch)
-            return previous
         }
-        _ = previous
     }
 
     /// The head of a GET's answer whose bytes are in memory, written as NIO's response encoder

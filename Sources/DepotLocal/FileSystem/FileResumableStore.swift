@@ -195,7 +195,7 @@ public final class FileResumableStore: ResumableStore {
                     cutShort = true
                     throw StorageError.invalidRequest("the request body ended early; the upload's offset is now \(end)")
                 }
-                guard let chunk = next?.compactedIfSparse() else { break }
+                guard let chunk = next else { break }
                 end = RequestNumber.saturatingAdd(end, Int64(chunk.readableBytes))
                 if end > limit { throw StorageError(.payloadTooLarge, "the upload is larger than its \(limit) bytes") }
                 try await observe(chunk)
