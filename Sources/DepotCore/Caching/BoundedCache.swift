@@ -15,30 +15,59 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
         case secondMissWhenFull(window: Int)
     }
 
-    private struct Entry {
-        var value: Value
-        var cost: Int
-        var lastUse: UInt64
+    /// A key with its hash, worked out once per call and outside the lock. The table compares the
+    /// stored hashes first, so a probe past another key reads no string of it (a row's path, a
+    /// blob's id are on the heap: one cache miss each) — only the key that matches is compared.
+    @usableFromInline
+    struct Hashed: Hashable, Sendable {
+        @usableFromInline let key: Key
+        @usableFromInline let hash: Int
+        @inlinable
+        init(_ key: Key) {
+            self.key = key
+            hash = key.hashValue
+        }
+        @inlinable
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+        @inlinable
+        static func == (a: Hashed, b: Hashed) -> Bool { a.hash == b.hash && a.key == b.key }
     }
 
-    private struct State {
-        var entries: [Key: Entry] = [:]
-        var totalCost = 0
-        var tick: UInt64 = 0
+    @usableFromInline
+    struct Entry {
+        @usableFromInline var value: Value
+        @usableFromInline var cost: Int
+        @usableFromInline var lastUse: UInt64
+        @usableFromInline
+        init(value: Value, cost: Int, lastUse: UInt64) {
+            self.value = value
+            self.cost = cost
+            self.lastUse = lastUse
+        }
+    }
+
+    @usableFromInline
+    struct State {
+        @usableFromInline var entries: [Hashed: Entry] = [:]
+        @usableFromInline var totalCost = 0
+        @usableFromInline var tick: UInt64 = 0
         /// Bumped by every invalidation; an insert computed before the bump is dropped.
-        var version: UInt64 = 0
-        /// Keys refused by a full cache (``Admission/secondMissWhenFull(window:)``), and the
-        /// order they were refused in (a ring of `window`; `nextRefused` is the oldest slot).
-        var refused: Set<Key> = []
-        var refusedOrder: [Key] = []
-        var nextRefused = 0
+        @usableFromInline var version: UInt64 = 0
+        /// The hashes of keys refused by a full cache (``Admission/secondMissWhenFull(window:)``),
+        /// and the order they were refused in (a ring of `window`; `nextRefused` is the oldest
+        /// slot). Hashes, not keys: nothing is retained or compared, and a key sharing a refused
+        /// key's hash is merely taken in one miss early.
+        @usableFromInline var refused: Set<Int> = []
+        @usableFromInline var refusedOrder: [Int] = []
+        @usableFromInline var nextRefused = 0
+        @usableFromInline init() {}
     }
 
-    private let state = Mutex(State())
+    @usableFromInline let state = Mutex(State())
     /// Bumped with every invalidation, read without the lock (see ``epoch``).
     private let invalidations = Atomic<UInt64>(0)
     public let capacity: Int
-    private let admission: Admission
+    @usableFromInline let admission: Admission
 
     /// - Parameters:
     ///   - capacity: the most total cost kept (bytes, or entries when each costs 1).
@@ -48,8 +77,12 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
         self.admission = admission
     }
 
+    // `@inlinable`, as `insert`: specialised for each cache's key and value where it is used
+    // (another module's cache would otherwise copy and hash through value witnesses).
+    @inlinable
     public func value(for key: Key) -> Value? {
-        state.withLock { s in
+        let key = Hashed(key)
+        return state.withLock { s in
             // One hash lookup; the entry is touched in place.
             guard let i = s.entries.index(forKey: key) else { return nil }
             s.tick &+= 1
@@ -62,12 +95,14 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
     public var version: UInt64 { state.withLock { $0.version } }
 
     /// Inserts unless an invalidation happened since `version` was read (the value may be stale).
+    @inlinable
     public func insert(_ value: Value, for key: Key, cost: Int = 1, ifVersion version: UInt64) {
         guard cost <= capacity else { return }
+        let key = Hashed(key)
         state.withLock { s in
             guard s.version == version else { return }
             if case .secondMissWhenFull(let window) = admission, s.totalCost + cost > capacity, s.entries[key] == nil,
-                !Self.admitsRefused(key, &s, window: window)
+                !Self.admitsRefused(key.hash, &s, window: window)
             {
                 return
             }
@@ -81,6 +116,7 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
 
     /// Removes keys and makes every load in flight unable to insert.
     public func invalidate(_ keys: [Key]) {
+        let keys = keys.map(Hashed.init)
         state.withLock { s in
             s.version &+= 1
             invalidations.add(1, ordering: .releasing)
@@ -110,8 +146,10 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
     /// The total cost held (at most ``capacity``).
     public var cost: Int { state.withLock { $0.totalCost } }
 
-    /// Whether `key` was refused before (it is taken in now); if not, it is remembered as refused.
-    private static func admitsRefused(_ key: Key, _ s: inout State, window: Int) -> Bool {
+    /// Whether the key of hash `key` was refused before (it is taken in now); if not, it is
+    /// remembered as refused.
+    @usableFromInline
+    static func admitsRefused(_ key: Int, _ s: inout State, window: Int) -> Bool {
         if s.refused.remove(key) != nil { return true }
         guard window > 0 else { return false }
         if s.refusedOrder.count < window {
@@ -125,7 +163,8 @@ public final class BoundedCache<Key: Hashable & Sendable, Value: Sendable>: Send
         return false
     }
 
-    private static func evict(_ s: inout State, toFit capacity: Int) {
+    @usableFromInline
+    static func evict(_ s: inout State, toFit capacity: Int) {
         // Drop the least recently used entries down to three quarters of the capacity: the last
         // uses (plain integers, no keys or values copied) are sorted to find the newest use that
         // goes, then one pass keeps the rest. Amortised over the quarter of inserts between two

@@ -140,49 +140,6 @@ public struct ObjectKey: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(bucket)/\(path)" }
 }
 
-/// The metadata row of one object. The object is visible only once this row is committed, and the
-/// row always points at a blob that was made durable before the commit.
-public struct ObjectRecord: Sendable, Equatable {
-    public var bucket: String
-    public var path: ObjectPath
-    public var owner: String?
-    public var blobID: BlobID
-    public var size: Int64
-    public var contentType: String
-    /// Lowercase hex SHA-256 of the bytes.
-    public var sha256: String
-    public var cacheControl: String?
-    /// User metadata as a JSON object string.
-    public var metadata: String?
-    /// Changes on every flip, move and revoke; a download token is valid only while it matches.
-    public var generation: Int64
-    public var createdAt: Date
-    public var updatedAt: Date
-
-    public init(
-        bucket: String, path: ObjectPath, owner: String?, blobID: BlobID, size: Int64,
-        contentType: String, sha256: String, cacheControl: String? = nil, metadata: String? = nil,
-        generation: Int64 = .newGeneration(), createdAt: Date, updatedAt: Date? = nil
-    ) {
-        self.bucket = bucket
-        self.path = path
-        self.owner = owner
-        self.blobID = blobID
-        self.size = size
-        self.contentType = contentType
-        self.sha256 = sha256
-        self.cacheControl = cacheControl
-        self.metadata = metadata
-        self.generation = generation
-        self.createdAt = createdAt
-        self.updatedAt = updatedAt ?? createdAt
-    }
-
-    public var key: ObjectKey { ObjectKey(bucket: bucket, path: path) }
-    /// The strong ETag: the quoted SHA-256 prefix (unique per content).
-    public var etag: String { "\"\(sha256.prefix(32))\"" }
-}
-
 extension Int64 {
     /// A fresh random, positive object generation. Random rather than incremented so that a
     /// deleted and re-created object never matches tokens minted for its predecessor.

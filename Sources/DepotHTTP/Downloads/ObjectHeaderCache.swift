@@ -17,6 +17,9 @@ final class ObjectHeaderCache: Sendable {
         let blob: BlobID
         let generation: Int64
         let updatedAt: Date
+        /// The generation alone (random, new with every version: ``Int64/newGeneration()``) is
+        /// hashed; equality still compares all three.
+        func hash(into hasher: inout Hasher) { hasher.combine(generation) }
     }
     /// A version's headers, and the same written as they are on the wire (`name: value` and CRLF
     /// each, as NIO's response encoder writes them).
@@ -25,6 +28,11 @@ final class ObjectHeaderCache: Sendable {
         let wire: ByteBuffer
     }
     private let table = BoundedCache<Version, Fields>(capacity: 100_000)
+
+    /// The version's headers on the wire alone (what ``RecentAnswerFront`` writes).
+    func wire(for object: ObjectRecord, size: Int) -> ByteBuffer {
+        headers(for: object, size: size).wire
+    }
 
     func headers(for object: ObjectRecord, size: Int) -> Fields {
         let version = Version(blob: object.blobID, generation: object.generation, updatedAt: object.updatedAt)

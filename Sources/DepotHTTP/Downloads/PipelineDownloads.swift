@@ -98,48 +98,100 @@ struct PipelineDownloads: Sendable {
         return answer
     }
 
-    /// The answer to the core's decision from memory (``StorageService/decideDownloadFromMemory``),
-    /// written as NIO's response head and the bytes or file — or `nil` whenever the decision is
-    /// not one this path writes (not in memory, an attachment, a 416): the router then answers.
-    /// With `allowOrigin`, the CORS headers the router's middleware adds. `accept`: the request's
-    /// `Accept` (`.some(nil)`: none), or `.none` when it is not known (``frontAnswer(to:)``) — then a
-    /// transformed image whose format depends on it is left to the router.
+    /// The core's decision from memory (``StorageService/decideDownloadFromMemory``) about a
+    /// request target, before any HTTP head is written.
+    struct Plan {
+        let decision: DownloadDecision
+        let found: CachedDownload.Body
+        /// The route's `depot_http_requests_total` counter for a 200.
+        let requests: Counter
+        /// A transformed image whose format depends on `Accept`.
+        let variesByAccept: Bool
+    }
+
+    /// The answer to the core's decision from memory (``plan(_:range:accept:)``), written as NIO's
+    /// response head and the bytes or file — or `nil` whenever the decision is not one this path
+    /// writes (not in memory, an attachment, a 416): the router then answers. With `allowOrigin`,
+    /// the CORS headers the router's middleware adds.
     private func build(_ target: String, isGet: Bool, range: String? = nil, allowOrigin: String?, accept: String?? = .none) -> Answer? {
-        let query = target.utf8.firstIndex(of: UInt8(ascii: "?"))
-        let path = target[..<(query ?? target.endIndex)]
-        if path.utf8.starts(with: ObjectURLPath.renderSigned.utf8) {
-            guard let query, let token = Self.token(in: target[target.index(after: query)...]), !token.isEmpty,
-                let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(ObjectURLPath.renderSigned.count)),
+        plan(target, range: range, accept: accept).flatMap { build($0, isGet: isGet, allowOrigin: allowOrigin) }
+    }
+
+    /// The decision from memory about `target` — or `nil` whenever it is not one this path
+    /// writes (not in memory, an attachment). `accept`: the request's `Accept` (`.some(nil)`:
+    /// none), or `.none` when it is not known (``frontAnswer(to:)``) — then a transformed image
+    /// whose format depends on it is left to the router.
+    func plan(_ target: String, range: String? = nil, accept: String?? = .none) -> Plan? {
+        guard let (route, rest, query) = Self.route(of: target) else { return nil }
+        if route == .render {
+            guard let query, let token = Self.token(in: query), !token.isEmpty,
+                let (bucket, objectPath) = try? Request.bucketAndPath(rest),
                 let (decision, found, varies) = service.decideRenderFromMemory(
                     bucket: bucket, path: objectPath, token: token, accept: accept ?? nil, conditions: DownloadConditions(range: range)),
-                !varies || accept != nil
+                !varies || accept != nil, decision.disposition == nil
             else { return nil }
-            var answer = build(decision, found, isGet: isGet, allowOrigin: allowOrigin, requests: renderRequests)
-            if varies {
-                answer?.head.headers.add(name: "Vary", value: "Accept")
-                answer?.variesByAccept = true
-            }
-            return answer
+            return Plan(decision: decision, found: found, requests: renderRequests, variesByAccept: varies)
         }
         let access: DownloadAccess
-        let prefix: String
         let requests: Counter
-        if path.utf8.starts(with: ObjectURLPath.signed.utf8) {
-            guard let query, let token = Self.token(in: target[target.index(after: query)...]), !token.isEmpty else { return nil }
-            (access, prefix, requests) = (.signed(token: token), ObjectURLPath.signed, signedRequests)
-        } else if path.utf8.starts(with: ObjectURLPath.public.utf8) {
-            guard query.map({ Self.token(in: target[target.index(after: $0)...]) == "" }) ?? true else { return nil }
-            (access, prefix, requests) = (.public, ObjectURLPath.public, publicRequests)
+        if route == .signed {
+            guard let query, let token = Self.token(in: query), !token.isEmpty else { return nil }
+            (access, requests) = (.signed(token: token), signedRequests)
         } else {
-            return nil
+            guard query.map({ Self.token(in: $0) == "" }) ?? true else { return nil }
+            (access, requests) = (.public, publicRequests)
         }
-        guard let (bucket, objectPath) = try? Request.bucketAndPath(path.dropFirst(prefix.count)),
+        guard let (bucket, objectPath) = try? Request.bucketAndPath(rest),
             let (decision, found) = service.decideDownloadFromMemory(
                 bucket: bucket, path: objectPath, access: access, conditions: DownloadConditions(range: range)),
             // Attachments carry a disposition the cached headers do not: the router writes them.
             decision.disposition == nil
         else { return nil }
-        return build(decision, found, isGet: isGet, allowOrigin: allowOrigin, requests: requests)
+        return Plan(decision: decision, found: found, requests: requests, variesByAccept: false)
+    }
+
+    /// The routes this path answers.
+    enum Route: CaseIterable {
+        case render, signed, `public`
+        var prefix: String {
+            switch self {
+            case .render: ObjectURLPath.renderSigned
+            case .signed: ObjectURLPath.signed
+            case .public: ObjectURLPath.public
+            }
+        }
+    }
+
+    private static let prefixes = Route.allCases.map { (route: $0, bytes: Array($0.prefix.utf8)) }
+
+    /// The route of `target`, what follows its prefix up to the query (`{bucket}/{path}`), and the
+    /// query — located as bytes (a prefix is compared byte for byte, and dropped by its length in
+    /// bytes, not in characters).
+    static func route(of target: String) -> (Route, Substring, Substring?)? {
+        var bytes = target
+        guard
+            let (route, queryAt) = bytes.withUTF8({ t -> (Route, Int?)? in
+                let queryAt = t.firstIndex(of: UInt8(ascii: "?"))
+                let path = UnsafeBufferPointer(rebasing: t[..<(queryAt ?? t.count)])
+                guard let (route, _) = Self.prefixes.first(where: { path.starts(with: $0.bytes) }) else { return nil }
+                return (route, queryAt)
+            })
+        else { return nil }
+        let utf8 = target.utf8
+        let start = utf8.index(utf8.startIndex, offsetBy: route.prefix.utf8.count)
+        guard let queryAt else { return (route, Substring(utf8[start...]), nil) }
+        let mark = utf8.index(utf8.startIndex, offsetBy: queryAt)
+        return (route, Substring(utf8[start..<mark]), Substring(utf8[utf8.index(after: mark)...]))
+    }
+
+    /// The answer to a plan, with its bytes or file.
+    func build(_ plan: Plan, isGet: Bool, allowOrigin: String?) -> Answer? {
+        var answer = build(plan.decision, plan.found, isGet: isGet, allowOrigin: allowOrigin, requests: plan.requests)
+        if plan.variesByAccept {
+            answer?.head.headers.add(name: "Vary", value: "Accept")
+            answer?.variesByAccept = true
+        }
+        return answer
     }
 
     /// The answer to a decision made from memory, with its bytes or file.
@@ -195,52 +247,6 @@ struct PipelineDownloads: Sendable {
         case .file(let path, let size, _): return .file(path: path, size: size, range: part)
         case .smallFile(let path, let object, let epoch, _): return .smallFile(path: path, object: object, epoch: epoch, range: part)
         }
-    }
-
-    /// What ``RecentAnswerFront`` does with a plain GET of `target` (an HTTP/1.1 keep-alive GET
-    /// without Range, Origin, conditions or Expect).
-    enum FrontAnswer {
-        /// Sends this head, then the body's bytes: the answer, with its body in memory; `repeated`
-        /// when it was one of the current second's.
-        case wire(head: ByteBuffer, body: ByteBuffer, Answer, repeated: Bool)
-        /// Passes the head on, with what ``PipelineDownloadHandler`` answers it with: this answer
-        /// (a file to open or read first), or `nil`, the router.
-        case handOver(Answer?)
-    }
-
-    /// The front's answer to a plain GET of `target`: the current second's answer when there is
-    /// one, else the one built now (kept for the rest of the second, as ``answer(_:)`` does) —
-    /// a small object's read from its file when the page cache holds it (``SmallFiles``), so
-    /// that it is never decoded either.
-    func frontAnswer(to target: String) -> FrontAnswer {
-        // Read before anything the answer is built from (see `RecentAnswers`).
-        let epoch = service.cacheEpoch
-        let second = service.unixNow()
-        if let (answer, wire) = recentAnswers.kept(for: target, second: second, epoch: epoch) {
-            guard let wire, case .bytes(let body) = answer.body else { return .handOver(answer) }
-            return .wire(head: wire, body: body, answer, repeated: true)
-        }
-        guard let answer = build(target, isGet: true, allowOrigin: nil) else { return .handOver(nil) }
-        // A small file whose bytes are all in the page cache is read here; not kept (the next
-        // request finds its bytes in memory).
-        if case .smallFile(let path, let object, let epoch, let range) = answer.body {
-            guard case .bytes(let bytes) = SmallFiles.readIfCached(path, expecting: Int(object.size)) else { return .handOver(answer) }
-            service.keepInMemory(bytes, of: object, epoch: epoch)
-            var sent = answer
-            sent.body = .bytes(bytes.getSlice(at: bytes.readerIndex + Int(range.lowerBound), length: range.count)!)
-            guard let wire = RecentAnswers.wireHead(of: sent), case .bytes(let body) = sent.body else { return .handOver(answer) }
-            return .wire(head: wire, body: body, answer, repeated: false)
-        }
-        let wire = RecentAnswers.wireHead(of: answer)
-        recentAnswers.keep(answer, wire: .some(wire), for: target, second: second, epoch: epoch)
-        guard let wire, case .bytes(let body) = answer.body else { return .handOver(answer) }
-        return .wire(head: wire, body: body, answer, repeated: false)
-    }
-
-    /// Counts an answer sent by ``RecentAnswerFront``.
-    func recordFront(_ answer: Answer, repeated: Bool) {
-        if repeated { metrics.recordRepeatedDownload() }
-        record(answer)
     }
 
     /// Counts an answer as it is sent.

@@ -88,11 +88,11 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
                     }
                     let target = buffer.getString(at: buffer.readerIndex + hot.lowerBound, length: hot.count)!
                     switch downloads.frontAnswer(to: target) {
-                    case .wire(let head, let body, let answer, let repeated):
+                    case .wire(let wire, let repeated):
                         buffer.moveReaderIndex(forwardBy: length)
-                        downloads.recordFront(answer, repeated: repeated)
-                        context.write(wrapOutboundOut(.byteBuffer(head)), promise: nil)
-                        context.write(wrapOutboundOut(.byteBuffer(body)), promise: nil)
+                        downloads.recordFront(wire, repeated: repeated)
+                        context.write(wrapOutboundOut(.byteBuffer(wire.head)), promise: nil)
+                        context.write(wrapOutboundOut(.byteBuffer(wire.body)), promise: nil)
                         answered = true
                         continue scanning
                     case .handOver(let answer):

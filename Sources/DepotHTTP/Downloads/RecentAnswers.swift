@@ -19,20 +19,51 @@ import Synchronization
 /// NIO's encoder writes it), which ``RecentAnswerFront`` sends, with the body's bytes (shared with
 /// the blob cache, never copied), before any HTTP decoding.
 final class RecentAnswers: Sendable {
+    /// A request target with its hash, worked out once for the lookup and the keep that may
+    /// follow (a signed URL is ~150 bytes to hash).
+    struct Key: Hashable, Sendable {
+        let target: String
+        let hash: Int
+        init(_ target: String) {
+            self.target = target
+            hash = target.hashValue
+        }
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.target == b.target }
+    }
+
+    /// An answer as ``RecentAnswerFront`` sends it: its head's wire bytes, then the body's bytes
+    /// (shared with the blob cache, never copied).
+    struct Wire: Sendable {
+        let head: ByteBuffer
+        let body: ByteBuffer
+        /// The route's `depot_http_requests_total` counter for a 200.
+        let requests: Counter
+        /// The body was read from its file for this answer (not yet in memory before it).
+        let fromFile: Bool
+    }
+
+    /// What is kept for a target: the answer as the decoded path gives it (`nil` when only the
+    /// front asked: it needs the wire bytes alone), and the wire form when its bytes are in memory.
+    struct Kept: Sendable {
+        let answer: PipelineDownloads.Answer?
+        let wire: Wire?
+    }
+
     private struct Recent {
-        let answer: PipelineDownloads.Answer
-        let wire: ByteBuffer?
+        let kept: Kept
         let epoch: UInt64
     }
     private struct State {
         var second: Int64 = .min
-        var answers: [String: Recent] = [:]
+        var answers: [Key: Recent] = [:]
     }
     private let state = Mutex(State())
     /// Enough for a gallery of several thousand images each asked for several times a second
     /// (1,024 kept a fifth of a 5,000-image gallery: the rest was worked out again on every
-    /// request). An answer is ~2 KiB (its headers twice: as fields and on the wire; the body's
-    /// bytes belong to the blob cache), so at most ~16 MiB.
+    /// request). An answer is at most ~2 KiB (its headers as fields and on the wire; one kept by
+    /// the front has the wire bytes alone; the body's bytes belong to the blob cache), so at most
+    /// ~16 MiB.
     let capacity = 8192
     /// Whether answers keep their wire head (only those ``RecentAnswerFront`` may send).
     let keepsWireHeads: Bool
@@ -41,26 +72,43 @@ final class RecentAnswers: Sendable {
         self.keepsWireHeads = keepsWireHeads
     }
 
+    /// The decoded path's answer kept for `target` in `second` while the caches' epoch is `epoch`.
     func answer(to target: String, second: Int64, epoch: UInt64) -> PipelineDownloads.Answer? {
-        kept(for: target, second: second, epoch: epoch)?.answer
+        kept(for: Key(target), second: second, epoch: epoch)?.answer
     }
 
-    /// The answer kept for `target` in `second` while the caches' epoch is `epoch`, and its wire
-    /// form when it has one.
-    func kept(for target: String, second: Int64, epoch: UInt64) -> (answer: PipelineDownloads.Answer, wire: ByteBuffer?)? {
+    /// What is kept for `key` in `second` while the caches' epoch is `epoch`.
+    func kept(for key: Key, second: Int64, epoch: UInt64) -> Kept? {
         state.withLock { s in
-            guard s.second == second, let recent = s.answers[target], recent.epoch == epoch else { return nil }
-            return (recent.answer, recent.wire)
+            guard s.second == second, let recent = s.answers[key], recent.epoch == epoch else { return nil }
+            return recent.kept
         }
     }
 
-    /// Keeps `answer` (with its wire head, ``wireHead(of:)``, given or worked out here, when this
-    /// cache keeps them).
-    func keep(_ answer: PipelineDownloads.Answer, wire: ByteBuffer?? = nil, for target: String, second: Int64, epoch: UInt64) {
-        let wire = keepsWireHeads ? wire ?? Self.wireHead(of: answer) : nil
+    /// Keeps the decoded path's `answer` (with its wire form, when this cache keeps them and its
+    /// bytes are in memory).
+    func keep(_ answer: PipelineDownloads.Answer, for target: String, second: Int64, epoch: UInt64) {
+        keep(answer, for: Key(target), second: second, epoch: epoch)
+    }
+
+    func keep(_ answer: PipelineDownloads.Answer, for key: Key, second: Int64, epoch: UInt64) {
+        var wire: Wire? = nil
+        if keepsWireHeads, let head = Self.wireHead(of: answer), case .bytes(let body) = answer.body {
+            wire = Wire(head: head, body: body, requests: answer.requests, fromFile: false)
+        }
+        keep(Kept(answer: answer, wire: wire), for: key, second: second, epoch: epoch)
+    }
+
+    /// Keeps an answer written by the front (``PipelineDownloads/frontAnswer(to:)``), unless the
+    /// decoded path's answer is kept already.
+    func keep(_ wire: Wire, for key: Key, second: Int64, epoch: UInt64) {
+        keep(Kept(answer: nil, wire: wire), for: key, second: second, epoch: epoch, replacing: false)
+    }
+
+    private func keep(_ kept: Kept, for key: Key, second: Int64, epoch: UInt64, replacing: Bool = true) {
         // The last second's answers, freed when this returns: after the lock, so thousands of
         // answers are not released while the other event loop waits for it.
-        var released: [String: Recent] = [:]
+        var released: [Key: Recent] = [:]
         state.withLock { s in
             if s.second != second {
                 // Only the latest second's answers are reusable: the rest goes.
@@ -69,8 +117,12 @@ final class RecentAnswers: Sendable {
                 swap(&released, &s.answers)
                 s.answers.reserveCapacity(released.count)
             }
-            guard s.answers.count < capacity || s.answers[target] != nil else { return }
-            s.answers[target] = Recent(answer: answer, wire: wire, epoch: epoch)
+            if let old = s.answers[key] {
+                guard replacing || old.epoch != epoch else { return }
+            } else if s.answers.count >= capacity {
+                return
+            }
+            s.answers[key] = Recent(kept: kept, epoch: epoch)
         }
     }
 

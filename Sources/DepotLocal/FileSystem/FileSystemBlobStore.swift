@@ -55,10 +55,25 @@ public struct FileSystemBlobStore: BlobStore {
         }
     }
 
+    /// `<root>/blobs/ab/<id>` (asked for on every download of a small object not in memory:
+    /// written in one allocation, not interpolated).
     func path(of id: BlobID) throws -> String {
         guard BlobID.isWellFormed(id.rawValue) else { throw StorageError.notFound("blob not found") }
-        let s = id.rawValue
-        return "\(root)/blobs/\(s.prefix(2))/\(s)"
+        var root = root
+        var id = id.rawValue
+        return root.withUTF8 { root in
+            id.withUTF8 { id in
+                let blobs = "/blobs/".utf8
+                return String(unsafeUninitializedCapacity: root.count + blobs.count + 3 + id.count) { out in
+                    var i = out.initialize(fromContentsOf: root)
+                    i = out[i...].initialize(fromContentsOf: blobs)
+                    out[i] = id[0]
+                    out[i + 1] = id[1]
+                    out[i + 2] = UInt8(ascii: "/")
+                    return out[(i + 3)...].initialize(fromContentsOf: id)
+                }
+            }
+        }
     }
 
     public func makeWriter(for id: BlobID) async throws -> any BlobWriter {

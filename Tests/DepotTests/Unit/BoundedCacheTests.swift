@@ -71,4 +71,26 @@ struct BoundedCacheTests {
         admitting.insert(-2, for: 1000, ifVersion: admitting.version)
         #expect(admitting.value(for: 1000) == -2)
     }
+
+    /// A key whose hash is chosen: `bucket` of them share one.
+    struct Colliding: Hashable, Sendable {
+        let id: Int
+        let bucket: Int
+        func hash(into hasher: inout Hasher) { hasher.combine(bucket) }
+        static func == (a: Colliding, b: Colliding) -> Bool { a.id == b.id }
+    }
+
+    /// The table compares stored hashes before keys: keys that share a hash are still told apart
+    /// by the keys themselves, when read, replaced and invalidated.
+    @Test func keysSharingAHashAreKeptApart() {
+        let cache = BoundedCache<Colliding, Int>(capacity: 100)
+        let keys = (0..<10).map { Colliding(id: $0, bucket: 7) }
+        for key in keys { cache.insert(key.id * 10, for: key, ifVersion: cache.version) }
+        #expect(keys.map { cache.value(for: $0) } == keys.map { $0.id * 10 })
+        cache.insert(-3, for: keys[3], ifVersion: cache.version)
+        cache.invalidate([keys[5]])
+        #expect(cache.value(for: keys[3]) == -3 && cache.value(for: keys[5]) == nil && cache.value(for: keys[6]) == 60)
+        #expect(cache.count == 9 && cache.cost == 9)
+        #expect(cache.value(for: Colliding(id: 42, bucket: 7)) == nil)
+    }
 }
