@@ -5,7 +5,8 @@ import Hummingbird
 
 /// Object paths and percent-decoding: `ObjectPath(percentEncoded:)` (URL paths),
 /// `ObjectPath(_:)` (JSON strings), `PercentEncoding`, and `{bucket}/{path}` after a route prefix
-/// as the Storage API's routes read it. Input: one raw path; a second line, when present, is a
+/// as the Storage API's routes read it, and the download fast path's split of a target
+/// (`PipelineDownloads.route(of:)`). Input: one raw path; a second line, when present, is a
 /// second path to compare with the first (and to read as an access rule's path template).
 enum PathTarget {
     static func run(_ input: FuzzInput) {
@@ -27,6 +28,17 @@ enum PathTarget {
         if let (bucket, path) = try? Request.bucketAndPath(first[...]) {
             check((try? BucketRecord.validate(name: bucket)) != nil, "bucket \(bucket.debugDescription) accepted")
             check(ObjectPath(canonical: path.string) == path, "bucketAndPath gave a non-canonical path")
+        }
+        // The download fast path's split of a request target (route prefix, `{bucket}/{path}`,
+        // query), on the raw input and under each of its routes: the parts are the target's bytes.
+        for target in [first] + PipelineDownloads.Route.allCases.map({ $0.prefix + first }) {
+            guard let (route, rest, query) = PipelineDownloads.route(of: target) else {
+                check(!PipelineDownloads.Route.allCases.contains { target.hasBytePrefix($0.prefix) }, "route of \(target.debugDescription) not found")
+                continue
+            }
+            let joined = route.prefix + rest + (query.map { "?" + $0 } ?? "")
+            check(joined.bytesEqual(target), "route of \(target.debugDescription) split as \(route), \(rest), \(query as Any)")
+            check(!rest.utf8.contains(UInt8(ascii: "?")), "a query inside the path of \(target.debugDescription)")
         }
         let request = Request(
             head: HTTPRequest(method: .get, scheme: "http", authority: "depot", path: "/v1/assets/" + first), body: RequestBody(buffer: .init()))
