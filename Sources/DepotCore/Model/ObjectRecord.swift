@@ -105,3 +105,11 @@ public struct ObjectRecord: Sendable, Equatable {
     /// The strong ETag: the quoted SHA-256 prefix (unique per content).
     public var etag: String { "\"\(sha256.prefix(32))\"" }
 }
+
+extension ObjectRecord: CustomReflectable {
+    /// Its fields, as a struct's (not the reference they sit behind): what a failed test and a
+    /// `dump` show.
+    public var customMirror: Mirror {
+        Mirror(self, children: Mirror(reflecting: box.fields).children, displayStyle: .struct)
+    }
+}

@@ -29,7 +29,8 @@ final class RecentAnswers: Sendable {
             hash = target.hashValue
         }
         func hash(into hasher: inout Hasher) { hasher.combine(hash) }
-        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.target == b.target }
+        /// Targets are compared as bytes (two that are canonically equivalent are not the same URL).
+        static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.target.bytesEqual(b.target) }
     }
 
     /// An answer as ``RecentAnswerFront`` sends it: its head's wire bytes, then the body's bytes
@@ -118,7 +119,9 @@ final class RecentAnswers: Sendable {
                 s.answers.reserveCapacity(released.count)
             }
             if let old = s.answers[key] {
-                guard replacing || old.epoch != epoch else { return }
+                // Never over one kept under a later epoch (read by a request that began after
+                // a write this one did not see); the front's never over the decoded path's.
+                guard epoch > old.epoch || (replacing && epoch == old.epoch) else { return }
             } else if s.answers.count >= capacity {
                 return
             }

@@ -93,4 +93,26 @@ struct BoundedCacheTests {
         #expect(cache.count == 9 && cache.cost == 9)
         #expect(cache.value(for: Colliding(id: 42, bucket: 7)) == nil)
     }
+
+    /// A full cache with second-miss admission remembers refused keys by hash alone: a key
+    /// sharing a refused key's hash is taken in on its first miss (one miss early, by design), the
+    /// refused key is not, and cost and count stay right.
+    @Test func aRefusalIsRememberedByHash() {
+        let cache = BoundedCache<Colliding, Int>(capacity: 4, admission: .secondMissWhenFull(window: 8))
+        for bucket in 0..<4 { cache.insert(bucket, for: Colliding(id: 100 + bucket, bucket: bucket), ifVersion: cache.version) }
+        #expect(cache.count == 4 && cache.cost == 4)
+        let a = Colliding(id: 1, bucket: 9)
+        let b = Colliding(id: 2, bucket: 9)
+        let c = Colliding(id: 3, bucket: 10)
+        cache.insert(10, for: a, ifVersion: cache.version)
+        #expect(cache.value(for: a) == nil && cache.count == 4 && cache.cost == 4)
+        cache.insert(30, for: c, ifVersion: cache.version)  // another hash: refused too
+        #expect(cache.value(for: c) == nil)
+        cache.insert(20, for: b, ifVersion: cache.version)  // a's hash: taken in
+        #expect(cache.value(for: b) == 20 && cache.value(for: a) == nil)
+        #expect(cache.count == cache.cost && cache.count <= 4)
+        cache.insert(31, for: c, ifVersion: cache.version)  // its second miss: room was made, taken in
+        #expect(cache.value(for: c) == 31 && cache.value(for: b) == 20)
+        #expect(cache.count == cache.cost && cache.count <= 4)
+    }
 }

@@ -35,4 +35,13 @@ struct ObjectRecordTests {
         twice.size += 1
         #expect(twice.size == 12 && original.size == 10)
     }
+
+    /// A record is described by its fields (a failed expectation shows them), not by the
+    /// reference they sit behind.
+    @Test func describedByItsFields() throws {
+        let text = String(describing: try Self.record())
+        #expect(text.hasPrefix("ObjectRecord("))
+        #expect(text.contains("generation: 5") && text.contains("contentType: \"image/png\""))
+        #expect(!text.contains("box"))
+    }
 }

@@ -1,0 +1,49 @@
+import DepotCore
+import NIOCore
+import NIOHTTP1
+
+/// For tests only (`@_spi(Testing) import DepotHTTP`), not an API: the front's answer to a plain
+/// GET, whose head it writes itself (``PipelineDownloads/frontAnswer(to:)``), beside the decoded
+/// path's answer to the same request, whose head NIO's encoder writes — so that a test can show
+/// they are the same bytes.
+@_spi(Testing)
+public struct FrontProbe: Sendable {
+    /// What the front does with a plain GET.
+    public enum Front: Equatable, Sendable {
+        /// Writes this head and body itself; `repeated`: the current second's kept answer.
+        case written(head: [UInt8], body: [UInt8], repeated: Bool, fromFile: Bool)
+        /// Passes the request on to the decoder and the pipeline's handler.
+        case handedOver
+    }
+
+    private let downloads: PipelineDownloads
+
+    public init(service: StorageService, serverName: String?) {
+        downloads = PipelineDownloads(service: service, metrics: DepotMetrics(), serverName: serverName, cors: CORSOrigins([]))
+    }
+
+    /// The front's answer to a plain GET of `target` (a request target: path and query).
+    public func front(_ target: String) -> Front {
+        guard case .wire(let wire, let repeated) = downloads.frontAnswer(to: target) else { return .handedOver }
+        return .written(
+            head: Array(wire.head.readableBytesView), body: Array(wire.body.readableBytesView), repeated: repeated, fromFile: wire.fromFile)
+    }
+
+    /// The head of the decoded path's answer to a plain keep-alive GET of `target`, as it hands it
+    /// to NIO's encoder; `nil` when the router answers.
+    public func decodedHead(_ target: String) -> HTTPResponseHead? {
+        downloads.answer(HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: ["Host": "x"]))?.head
+    }
+}
+
+@_spi(Testing)
+extension FrontProbe.Front: CustomStringConvertible {
+    /// The head as text and the body's length (what a failed expectation shows).
+    public var description: String {
+        switch self {
+        case .handedOver: "handedOver"
+        case .written(let head, let body, let repeated, let fromFile):
+            "written(\(String(decoding: head, as: UTF8.self).debugDescription), \(body.count) bytes, repeated: \(repeated), fromFile: \(fromFile))"
+        }
+    }
+}
