@@ -27,12 +27,48 @@ public protocol BlobPeeking: Sendable {
 /// HTTP layer may hand to the kernel (`sendfile`) instead of reading it. Blobs are immutable, so an
 /// open file stays the blob's bytes even when the blob is deleted meanwhile.
 public protocol BlobFiles: Sendable {
-    /// The path of the blob's file, or `nil` when the store has no file for such an id. The file
-    /// may be missing (a deleted blob): the caller checks when it opens it.
-    func localFile(of id: BlobID) -> String?
+    /// Where the blobs' files are, or `nil` when the store has none.
+    var fileLayout: BlobFileLayout? { get }
     /// Makes the durable file at `path` blob `id` without copying it (a hard link, so the file
     /// keeps its own name too). False when it cannot (another file system): the caller copies.
     func adopt(file path: String, as id: BlobID) async throws -> Bool
+}
+
+extension BlobFiles {
+    /// The path of the blob's file, or `nil` when the store has no file for such an id. The file
+    /// may be missing (a deleted blob): the caller checks when it opens it.
+    public func localFile(of id: BlobID) -> String? { fileLayout?.path(of: id) }
+}
+
+/// Where a local store keeps each blob's file, `<root>/blobs/ab/<id>`: a plain value, so that a
+/// download finds a path without a call through the stores' protocols.
+public struct BlobFileLayout: Sendable {
+    public let root: String
+
+    public init(root: String) {
+        self.root = root
+    }
+
+    /// The blob's file, or `nil` for an id that is not one (asked for on every download of a
+    /// small object not in memory: written in one allocation, not interpolated).
+    public func path(of id: BlobID) -> String? {
+        guard BlobID.isWellFormed(id.rawValue) else { return nil }
+        var root = root
+        var id = id.rawValue
+        return root.withUTF8 { root in
+            id.withUTF8 { id in
+                let blobs = "/blobs/".utf8
+                return String(unsafeUninitializedCapacity: root.count + blobs.count + 3 + id.count) { out in
+                    var i = out.initialize(fromContentsOf: root)
+                    i = out[i...].initialize(fromContentsOf: blobs)
+                    out[i] = id[0]
+                    out[i + 1] = id[1]
+                    out[i + 2] = UInt8(ascii: "/")
+                    return out[(i + 3)...].initialize(fromContentsOf: id)
+                }
+            }
+        }
+    }
 }
 
 extension CachedMetadataStore: MetadataPeeking {
@@ -51,7 +87,7 @@ extension CachedBlobStore: BlobPeeking, BlobFiles {
         guard bytes.readableBytes <= maxBlobSize else { return }
         cache.insert(bytes, for: id, cost: Self.cost(of: bytes), ifVersion: epoch)
     }
-    public func localFile(of id: BlobID) -> String? { baseFiles?.localFile(of: id) }
+    public var fileLayout: BlobFileLayout? { baseFiles?.fileLayout }
     public func adopt(file path: String, as id: BlobID) async throws -> Bool {
         guard let files = baseFiles else { return false }
         return try await files.adopt(file: path, as: id)
@@ -113,7 +149,7 @@ extension StorageService {
         // Read before the peek: bytes read after a drop are not kept.
         let epoch = blobPeek?.peekEpoch ?? 0
         if let bytes = blobPeek?.peekBlob(object.blobID) { return .bytes(bytes) }
-        guard let path = blobFiles?.localFile(of: object.blobID) else { return nil }
+        guard let path = blobFileLayout?.path(of: object.blobID) else { return nil }
         return blobPeek?.keepsBlob(ofSize: object.size) == true ? .smallFile(path: path, epoch: epoch) : .file(path: path)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The metadata row of one object. The object is visible only once this row is committed, and the
 /// row always points at a blob that was made durable before the commit.
@@ -25,14 +26,55 @@ public struct ObjectRecord: Sendable, Equatable {
     /// Mutated only while uniquely referenced (``write(_:)``), so shared copies never change.
     private final class Box: @unchecked Sendable {
         var fields: Fields
+        /// A value derived from `fields` (``derived(_:orMake:)``), set once, retained here.
+        let derived = Atomic<Unmanaged<Derived>?>(nil)
         init(_ fields: Fields) { self.fields = fields }
+        deinit { derived.load(ordering: .acquiring)?.release() }
+
+        func dropDerived() {
+            derived.exchange(nil, ordering: .acquiringAndReleasing)?.release()
+        }
+    }
+
+    /// What ``derived(_:orMake:)`` keeps, with its type.
+    private final class Derived: Sendable {
+        let type: ObjectIdentifier
+        let value: any AnyObject & Sendable
+        init(type: ObjectIdentifier, value: any AnyObject & Sendable) {
+            self.type = type
+            self.value = value
+        }
     }
 
     private var box: Box
 
     private mutating func write(_ change: (inout Fields) -> Void) {
-        if !isKnownUniquelyReferenced(&box) { box = Box(box.fields) }
+        if isKnownUniquelyReferenced(&box) {
+            box.dropDerived()
+        } else {
+            box = Box(box.fields)
+        }
         change(&box.fields)
+    }
+
+    /// A value a layer above works out from this version of the row alone (the HTTP layer's
+    /// response headers), kept with the row for as long as the row is kept (in the row cache:
+    /// found with one load, not looked up in a table of its own): `make`'s, the first time — or
+    /// when a value of another type is kept, then not kept. A copy changed since starts without.
+    public func derived<T: AnyObject & Sendable>(_ type: T.Type, orMake make: () -> T) -> T {
+        let id = ObjectIdentifier(T.self)
+        if let kept = box.derived.load(ordering: .acquiring)?.takeUnretainedValue() {
+            return kept.type == id ? unsafeDowncast(kept.value, to: T.self) : make()
+        }
+        let value = make()
+        let new = Unmanaged.passRetained(Derived(type: id, value: value))
+        let (stored, current) = box.derived.compareExchange(expected: nil, desired: new, ordering: .acquiringAndReleasing)
+        if !stored {
+            // Another thread kept one first: that one is the row's.
+            new.release()
+            if let kept = current?.takeUnretainedValue(), kept.type == id { return unsafeDowncast(kept.value, to: T.self) }
+        }
+        return value
     }
 
     public var bucket: String {

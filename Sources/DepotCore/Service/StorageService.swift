@@ -28,6 +28,8 @@ public struct StorageService: Sendable {
     let metadataPeek: (any MetadataPeeking)?
     let blobPeek: (any BlobPeeking)?
     let blobFiles: (any BlobFiles)?
+    /// `blobFiles`' layout, asked for once (a download's path is found without a protocol call).
+    let blobFileLayout: BlobFileLayout?
     /// The durable job queue (the metadata store's own when it keeps one).
     public let jobs: (any JobStore)?
     /// Makes image variants; nil or not available: no variants are queued.
@@ -63,6 +65,7 @@ public struct StorageService: Sendable {
         self.metadataPeek = metadata as? any MetadataPeeking
         self.blobPeek = blobs as? any BlobPeeking
         self.blobFiles = blobs as? any BlobFiles
+        self.blobFileLayout = blobFiles?.fileLayout
     }
 
     /// Creates the private and public buckets when they are missing.

@@ -305,6 +305,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
 
 /// The front of the pipeline, before NIO's HTTP decoder: tells its ``ConnectionGuard`` of raw
 /// bytes arriving and of reads reaching the socket. Everything passes through unchanged.
+/// ``RecentAnswerFront``, when the pipeline answers downloads, takes its place and reports the same.
 final class ConnectionGuardFront: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer

@@ -9,9 +9,10 @@ import Prometheus
 import Synchronization
 
 /// The headers that depend on the object version alone (ETag, Last-Modified, type, length …),
-/// built once per version and kept for the objects in use (``BoundedCache``: as many small header
-/// lists as the row cache holds rows, about 450 bytes each — a row in memory whose headers are
-/// not would rebuild them on every request).
+/// built once per version and kept with the row (``ObjectRecord/derived(_:orMake:)``: a row in
+/// the row cache finds them with one load) and in a table of the versions in use
+/// (``BoundedCache``: as many small header lists as the row cache holds rows, about 450 bytes
+/// each), for rows read again and for other lengths.
 final class ObjectHeaderCache: Sendable {
     private struct Version: Hashable {
         let blob: BlobID
@@ -23,9 +24,13 @@ final class ObjectHeaderCache: Sendable {
     }
     /// A version's headers, and the same written as they are on the wire (`name: value` and CRLF
     /// each, as NIO's response encoder writes them).
-    struct Fields: Sendable {
+    final class Fields: Sendable {
         let headers: HTTPHeaders
         let wire: ByteBuffer
+        init(headers: HTTPHeaders, wire: ByteBuffer) {
+            self.headers = headers
+            self.wire = wire
+        }
     }
     private let table = BoundedCache<Version, Fields>(capacity: 100_000)
 
@@ -35,6 +40,11 @@ final class ObjectHeaderCache: Sendable {
     }
 
     func headers(for object: ObjectRecord, size: Int) -> Fields {
+        guard size == object.size else { return versionHeaders(for: object, size: size) }
+        return object.derived(Fields.self) { versionHeaders(for: object, size: size) }
+    }
+
+    private func versionHeaders(for object: ObjectRecord, size: Int) -> Fields {
         let version = Version(blob: object.blobID, generation: object.generation, updatedAt: object.updatedAt)
         if let hit = table.value(for: version) { return hit }
         // The router's headers for the object, as NIO's. Cache-Control is per request (a signed

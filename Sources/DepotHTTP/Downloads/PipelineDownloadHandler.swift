@@ -256,11 +256,13 @@ final class PipelineDownloadInstaller: ChannelInboundHandler, RemovableChannelHa
         if let codec = try? pipeline.handler(type: HTTP1ToHTTPServerCodec.self) {
             let handler = PipelineDownloadHandler(downloads: downloads)
             try? pipeline.addHandler(handler, position: .before(codec))
-            // Before the decoder: behind the connection guard's front when there is one.
-            let front = RecentAnswerFront(
-                downloads: downloads, above: handler, connectionGuard: try? pipeline.handler(type: ConnectionGuard.self))
+            // Before the decoder, first: in the connection guard's front's place when there is
+            // one (it reports to the guard itself).
+            let connectionGuard = try? pipeline.handler(type: ConnectionGuard.self)
+            let front = RecentAnswerFront(downloads: downloads, above: handler, connectionGuard: connectionGuard)
             if let guardFront = try? pipeline.handler(type: ConnectionGuardFront.self) {
                 try? pipeline.addHandler(front, position: .after(guardFront))
+                pipeline.removeHandler(guardFront, promise: nil)
             } else {
                 try? pipeline.addHandler(front, position: .first)
             }

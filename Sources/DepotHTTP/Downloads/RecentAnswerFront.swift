@@ -14,6 +14,9 @@ import NIOCore
 /// handler. HTTP/1.1 order is kept: an answer is written here only when ``PipelineDownloadHandler``
 /// above is idle (every earlier response has been handed to the channel). While the channel is
 /// not writable (a client that pipelines without reading), nothing is answered and reads wait.
+///
+/// First in the pipeline, it also tells the ``ConnectionGuard`` of the bytes and reads at the
+/// socket, in ``ConnectionGuardFront``'s place.
 final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -48,6 +51,16 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // What `ConnectionGuardFront` reports when this handler is not there (one handler less
+        // for every read and write to pass through).
+        guard let connectionGuard else { return receive(context: context, data: data) }
+        let count = unwrapInboundIn(data).readableBytes
+        connectionGuard.bytesArriving()
+        receive(context: context, data: data)
+        connectionGuard.bytesArrived(count)
+    }
+
+    private func receive(context: ChannelHandlerContext, data: NIOAny) {
         guard !passThrough else {
             passedOnSinceComplete = true
             context.fireChannelRead(data)
@@ -123,6 +136,7 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
         if stalled {
             readHeld = true
         } else {
+            connectionGuard?.readRequested()
             context.read()
         }
     }
@@ -136,6 +150,7 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
         if process(context: context) { channelReadComplete(context: context) }
         if !stalled, readHeld {
             readHeld = false
+            connectionGuard?.readRequested()
             context.read()
         }
     }

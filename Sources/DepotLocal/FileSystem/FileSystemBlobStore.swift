@@ -55,25 +55,10 @@ public struct FileSystemBlobStore: BlobStore {
         }
     }
 
-    /// `<root>/blobs/ab/<id>` (asked for on every download of a small object not in memory:
-    /// written in one allocation, not interpolated).
+    /// `<root>/blobs/ab/<id>`.
     func path(of id: BlobID) throws -> String {
-        guard BlobID.isWellFormed(id.rawValue) else { throw StorageError.notFound("blob not found") }
-        var root = root
-        var id = id.rawValue
-        return root.withUTF8 { root in
-            id.withUTF8 { id in
-                let blobs = "/blobs/".utf8
-                return String(unsafeUninitializedCapacity: root.count + blobs.count + 3 + id.count) { out in
-                    var i = out.initialize(fromContentsOf: root)
-                    i = out[i...].initialize(fromContentsOf: blobs)
-                    out[i] = id[0]
-                    out[i + 1] = id[1]
-                    out[i + 2] = UInt8(ascii: "/")
-                    return out[(i + 3)...].initialize(fromContentsOf: id)
-                }
-            }
-        }
+        guard let path = BlobFileLayout(root: root).path(of: id) else { throw StorageError.notFound("blob not found") }
+        return path
     }
 
     public func makeWriter(for id: BlobID) async throws -> any BlobWriter {
@@ -153,7 +138,7 @@ public struct FileSystemBlobStore: BlobStore {
 }
 
 extension FileSystemBlobStore: BlobFiles {
-    public func localFile(of id: BlobID) -> String? { try? path(of: id) }
+    public var fileLayout: BlobFileLayout? { BlobFileLayout(root: root) }
 
     public func adopt(file path: String, as id: BlobID) async throws -> Bool {
         let final = try self.path(of: id)

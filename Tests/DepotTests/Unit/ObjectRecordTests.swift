@@ -44,4 +44,49 @@ struct ObjectRecordTests {
         #expect(text.contains("generation: 5") && text.contains("contentType: \"image/png\""))
         #expect(!text.contains("box"))
     }
+
+    final class Made: Sendable {
+        let n: Int
+        init(_ n: Int) { self.n = n }
+    }
+    final class Other: Sendable {}
+
+    /// A value derived from a row (the HTTP layer's headers) is made once and kept with it, for
+    /// every copy that shares it; a copy changed since — shared or not — starts without it, and a
+    /// value of another type is made each time, never kept in its place.
+    @Test func aDerivedValueIsKeptWithTheRowUntilItChanges() throws {
+        let original = try Self.record()
+        var made = 0
+        let make = { () -> Made in
+            made += 1
+            return Made(made)
+        }
+        let first = original.derived(Made.self, orMake: make)
+        let copy = original
+        #expect(copy.derived(Made.self, orMake: make) === first && original.derived(Made.self, orMake: make) === first)
+        #expect(made == 1)
+        // Another type: made, not kept; the first is still there.
+        _ = original.derived(Other.self) { Other() }
+        _ = original.derived(Other.self) { Other() }
+        #expect(original.derived(Made.self, orMake: make) === first && made == 1)
+        // A changed copy (shared until then): its own.
+        var changed = original
+        changed.generation = 9
+        #expect(changed.derived(Made.self, orMake: make).n == 2 && original.derived(Made.self, orMake: make) === first)
+        // Changed again while not shared: what was kept for it goes.
+        changed.contentType = "image/webp"
+        #expect(changed.derived(Made.self, orMake: make).n == 3)
+        #expect(changed.derived(Made.self, orMake: make).n == 3 && made == 3)
+    }
+
+    /// Threads racing to derive a value all get the one that was kept.
+    @Test func racingDerivationsAgreeOnOneValue() async throws {
+        let record = try Self.record()
+        let values = await withTaskGroup(of: ObjectIdentifier.self) { group in
+            for i in 0..<16 { group.addTask { ObjectIdentifier(record.derived(Made.self) { Made(i) }) } }
+            return await group.reduce(into: Set<ObjectIdentifier>()) { $0.insert($1) }
+        }
+        #expect(values.count == 1)
+        #expect(values.first == ObjectIdentifier(record.derived(Made.self) { Made(-1) }))
+    }
 }
