@@ -48,8 +48,11 @@ public final class RowCacheControl: Sendable {
     /// Anything may have changed.
     public func invalidateAll() { send(.all) }
 
-    /// Folded into the cache's epoch: unchanged while trusted, new on every read while not.
-    var epochSalt: UInt64 { isTrusted ? 0 : lapses.add(1, ordering: .relaxed).newValue &* 0x9E37_79B9_7F4A_7C15 }
+    /// Folded into the cache's epoch: unchanged while trusted, new on every read while not, and
+    /// never lower than before (the epoch only rises: `RecentAnswers` keeps nothing over an answer
+    /// of a later epoch). Reads while not trusted take even values, each its own; trusted, the odd
+    /// one above the last of them.
+    var epochSalt: UInt64 { isTrusted ? lapses.load(ordering: .relaxed) &+ 1 : lapses.add(2, ordering: .relaxed).newValue }
 
     func subscribe(_ handler: @escaping @Sendable (Invalidation) -> Void) {
         invalidations.withLock { $0.append(handler) }

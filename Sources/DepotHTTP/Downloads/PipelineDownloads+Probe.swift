@@ -1,6 +1,7 @@
 import DepotCore
 import NIOCore
 import NIOHTTP1
+import Prometheus
 
 /// For tests only (`@_spi(Testing) import DepotHTTP`), not an API: the front's answer to a plain
 /// GET, whose head it writes itself (``PipelineDownloads/frontAnswer(to:)``), beside the decoded
@@ -45,5 +46,35 @@ extension FrontProbe.Front: CustomStringConvertible {
         case .written(let head, let body, let repeated, let fromFile):
             "written(\(String(decoding: head, as: UTF8.self).debugDescription), \(body.count) bytes, repeated: \(repeated), fromFile: \(fromFile))"
         }
+    }
+}
+
+/// For tests only (`@_spi(Testing) import DepotHTTP`), not an API: a ``RecentAnswers`` of its
+/// own, its answers told apart by their bodies (`tag`).
+@_spi(Testing)
+public struct RecentAnswersProbe: Sendable {
+    private let answers = RecentAnswers(keepsWireHeads: true)
+    private let requests = PrometheusCollectorRegistry().makeCounter(name: "probe_requests_total")
+
+    public init() {}
+
+    /// Keeps an answer as ``RecentAnswerFront`` keeps one it wrote itself.
+    public func keepFront(_ tag: String, for target: String, second: Int64, epoch: UInt64) {
+        let wire = RecentAnswers.Wire(
+            head: ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\n"), body: ByteBuffer(string: tag), requests: requests, fromFile: false)
+        answers.keep(wire, for: RecentAnswers.Key(target), second: second, epoch: epoch)
+    }
+
+    /// Keeps an answer as the decoded path keeps one.
+    public func keepDecoded(_ tag: String, for target: String, second: Int64, epoch: UInt64) {
+        let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": String(tag.utf8.count)])
+        answers.keep(
+            PipelineDownloads.Answer(head: head, body: .bytes(ByteBuffer(string: tag)), requests: requests), for: target, second: second, epoch: epoch
+        )
+    }
+
+    /// The tag of the answer kept for `target` in `second` under `epoch`.
+    public func kept(for target: String, second: Int64, epoch: UInt64) -> String? {
+        answers.kept(for: RecentAnswers.Key(target), second: second, epoch: epoch)?.wire.map { String(buffer: $0.body) }
     }
 }

@@ -111,7 +111,14 @@ struct BoundedCacheTests {
         cache.insert(20, for: b, ifVersion: cache.version)  // a's hash: taken in
         #expect(cache.value(for: b) == 20 && cache.value(for: a) == nil)
         #expect(cache.count == cache.cost && cache.count <= 4)
-        cache.insert(31, for: c, ifVersion: cache.version)  // its second miss: room was made, taken in
+        // Full again (taking b in evicted down to three quarters, so one more fits).
+        #expect(cache.count == 3)
+        cache.insert(40, for: Colliding(id: 4, bucket: 11), ifVersion: cache.version)
+        #expect(cache.count == 4 && cache.cost == 4)
+        let e = Colliding(id: 5, bucket: 12)
+        cache.insert(50, for: e, ifVersion: cache.version)  // first miss, full: refused
+        #expect(cache.value(for: e) == nil)
+        cache.insert(31, for: c, ifVersion: cache.version)  // c's second miss, full: taken in
         #expect(cache.value(for: c) == 31 && cache.value(for: b) == 20)
         #expect(cache.count == cache.cost && cache.count <= 4)
     }

@@ -42,6 +42,15 @@ struct RowCacheControlTests {
         #expect(cache.peekObject(at: key) == nil)
         #expect(try await cache.object(at: key)?.generation == 3)
         #expect(cache.peekEpoch != cache.peekEpoch)
+        // And only rises: lapsed, trusted again, lapsed (an answer kept under one epoch is never
+        // refused for one kept under a lower, older one).
+        var epochs = [cache.peekEpoch, cache.peekEpoch]
+        control.renew(for: .seconds(60))
+        epochs += [cache.peekEpoch, cache.peekEpoch]
+        control.renew(for: .zero)
+        epochs += [cache.peekEpoch, cache.peekEpoch]
+        #expect(epochs == epochs.sorted() && Set(epochs).count == 5, "\(epochs)")
+        #expect(epochs[2] == epochs[3])
     }
 
     @Test func distrustDropsEverythingAndBucketsAreHeardToo() async throws {
