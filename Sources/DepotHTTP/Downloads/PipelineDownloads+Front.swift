@@ -23,7 +23,12 @@ extension PipelineDownloads {
     func frontAnswer(to target: String) -> FrontAnswer {
         // Read before anything the answer is built from (see `RecentAnswers`).
         let epoch = service.cacheEpoch
-        let second = service.unixNow()
+        return frontAnswer(to: target, second: service.unixNow(), epoch: epoch)
+    }
+
+    /// ``frontAnswer(to:)`` in `second` with the caches' `epoch`, read by the caller before
+    /// anything else.
+    func frontAnswer(to target: String, second: Int64, epoch: UInt64) -> FrontAnswer {
         let key = RecentAnswers.Key(target)
         if let kept = recentAnswers.kept(for: key, second: second, epoch: epoch) {
             if let wire = kept.wire { return .wire(wire, repeated: true) }

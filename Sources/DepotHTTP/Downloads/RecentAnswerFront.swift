@@ -1,3 +1,4 @@
+import DepotCore
 import NIOCore
 
 /// Answers plain GETs of signed and public URLs from the raw request bytes, before NIO's HTTP
@@ -99,9 +100,29 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
                         stalled = true
                         break scanning
                     }
-                    let target = buffer.getString(at: buffer.readerIndex + hot.lowerBound, length: hot.count)!
-                    switch downloads.frontAnswer(to: target) {
+                    // Read before anything the answer is built from (see `RecentAnswers`).
+                    let epoch = downloads.service.cacheEpoch
+                    let second = downloads.service.unixNow()
+                    let start = buffer.readerIndex + hot.lowerBound
+                    if let wire = buffer.withUnsafeReadableBytes({
+                        HotAnswer.current(for: UnsafeRawBufferPointer(rebasing: $0[hot]), second: second, epoch: epoch)
+                    }) {
+                        buffer.moveReaderIndex(forwardBy: length)
+                        downloads.recordFront(wire, repeated: true)
+                        context.write(wrapOutboundOut(.byteBuffer(wire.head)), promise: nil)
+                        context.write(wrapOutboundOut(.byteBuffer(wire.body)), promise: nil)
+                        answered = true
+                        continue scanning
+                    }
+                    let target = buffer.getString(at: start, length: hot.count)!
+                    switch downloads.frontAnswer(to: target, second: second, epoch: epoch) {
                     case .wire(let wire, let repeated):
+                        if repeated {
+                            // Asked for again in its second: this loop's next requests for it skip the shared table.
+                            buffer.withUnsafeReadableBytes {
+                                HotAnswer.remember(wire, for: UnsafeRawBufferPointer(rebasing: $0[hot]), second: second, epoch: epoch)
+                            }
+                        }
                         buffer.moveReaderIndex(forwardBy: length)
                         downloads.recordFront(wire, repeated: repeated)
                         context.write(wrapOutboundOut(.byteBuffer(wire.head)), promise: nil)

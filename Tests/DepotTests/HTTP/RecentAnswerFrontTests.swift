@@ -88,6 +88,50 @@ struct RecentAnswerFrontTests {
         }
     }
 
+    /// A hot URL answered again on the same event loop skips the shared table (`HotAnswer`), by
+    /// the same rule: another URL never gets its answer, a revoke ends it at
+    /// once, and so does the next second.
+    @Test func anEventLoopsHotAnswerEndsWithAWriteAndItsSecond() async throws {
+        // A clock that stands still until moved.
+        let start = Date()
+        let offset = Mutex<TimeInterval>(0)
+        let env = try await TestEnvironment.make(clock: { start.addingTimeInterval(offset.withLock { $0 }) })
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let pngs = [Fixture.png(3000), Fixture.png(3000)]
+            var urls: [String] = []
+            var paths: [String] = []
+            for png in pngs {
+                let up = try await client.upload(png, headers: alice)
+                urls.append(TestEnvironment.local(up.json["url"] as! String))
+                paths.append(up.json["path"] as! String)
+            }
+            // Both kept in this second (after the last write: an upload changes the epoch).
+            for url in urls { for _ in 0..<2 { #expect(try await client.request(.get, url).status == .ok) } }
+            let plain = { (url: String) in "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n" }
+            let close = "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n"
+            let order = [0, 0, 0, 1, 1, 0, 1]
+            let replies = Self.responses(
+                try await RawSocket.exchange(port: client.port, order.map { plain(urls[$0]) }.joined() + close))
+            #expect(replies.map(\.status) == order.map { _ in 200 } + [200])
+            #expect(zip(order, replies).allSatisfy { pngs[$0.0] == $0.1.body })
+            #expect(Self.repeated(env) == order.count)
+
+            // Revoked: the next plain GETs (the loop's hot answer was this URL's) are refused.
+            _ = try await client.json(.post, "/v1/assets/revoke", headers: alice, ["paths": [paths[1]]])
+            let revoked = Self.responses(try await RawSocket.exchange(port: client.port, plain(urls[1]) + plain(urls[1]) + close))
+            #expect(revoked.prefix(2).allSatisfy { $0.status == 403 || $0.status == 404 }, "\(revoked.map(\.status))")
+            #expect(revoked.prefix(2).allSatisfy { $0.body != pngs[1] })
+
+            // The next second: worked out again (and counted as new, not repeated).
+            let before = Self.repeated(env)
+            offset.withLock { $0 += 1 }
+            let next = Self.responses(try await RawSocket.exchange(port: client.port, plain(urls[0]) + close))
+            #expect(next.first?.status == 200 && next.first?.body == pngs[0])
+            #expect(Self.repeated(env) == before)
+        }
+    }
+
     /// A head that arrives a few bytes at a time, or cut inside its blank line, is answered once.
     @Test func headsArrivingInPiecesAreAnsweredOnce() async throws {
         let env = try await Self.frozenEnv()
