@@ -51,7 +51,9 @@ public final class RowCacheControl: Sendable {
     /// Folded into the cache's epoch: unchanged while trusted, new on every read while not, and
     /// never lower than before (the epoch only rises: `RecentAnswers` keeps nothing over an answer
     /// of a later epoch). Reads while not trusted take even values, each its own; trusted, the odd
-    /// one above the last of them.
+    /// one above the last of them. (Summed with the tables' epochs, read one after another, two
+    /// readers racing a write may see one sum for two states; while lapsed nothing is kept from
+    /// memory, and while trusted this part does not move.)
     var epochSalt: UInt64 { isTrusted ? lapses.load(ordering: .relaxed) &+ 1 : lapses.add(2, ordering: .relaxed).newValue }
 
     func subscribe(_ handler: @escaping @Sendable (Invalidation) -> Void) {

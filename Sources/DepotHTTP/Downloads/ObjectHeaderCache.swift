@@ -18,8 +18,10 @@ final class ObjectHeaderCache: Sendable {
         let blob: BlobID
         let generation: Int64
         let updatedAt: Date
+        /// The `Content-Length` written (the object's size, or a part's).
+        let size: Int
         /// The generation alone (random, new with every version: ``Int64/newGeneration()``) is
-        /// hashed; equality still compares all three.
+        /// hashed; equality still compares all four.
         func hash(into hasher: inout Hasher) { hasher.combine(generation) }
     }
     /// A version's headers, and the same written as they are on the wire (`name: value` and CRLF
@@ -45,7 +47,7 @@ final class ObjectHeaderCache: Sendable {
     }
 
     private func versionHeaders(for object: ObjectRecord, size: Int) -> Fields {
-        let version = Version(blob: object.blobID, generation: object.generation, updatedAt: object.updatedAt)
+        let version = Version(blob: object.blobID, generation: object.generation, updatedAt: object.updatedAt, size: size)
         if let hit = table.value(for: version) { return hit }
         // The router's headers for the object, as NIO's. Cache-Control is per request (a signed
         // URL's remaining lifetime): added by the caller.

@@ -105,7 +105,7 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
                     let second = downloads.service.unixNow()
                     let start = buffer.readerIndex + hot.lowerBound
                     if let wire = buffer.withUnsafeReadableBytes({
-                        HotAnswer.current(for: UnsafeRawBufferPointer(rebasing: $0[hot]), second: second, epoch: epoch)
+                        HotAnswer.current(from: downloads.recentAnswers, for: UnsafeRawBufferPointer(rebasing: $0[hot]), second: second, epoch: epoch)
                     }) {
                         buffer.moveReaderIndex(forwardBy: length)
                         downloads.recordFront(wire, repeated: true)
@@ -120,7 +120,9 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
                         if repeated {
                             // Asked for again in its second: this loop's next requests for it skip the shared table.
                             buffer.withUnsafeReadableBytes {
-                                HotAnswer.remember(wire, for: UnsafeRawBufferPointer(rebasing: $0[hot]), second: second, epoch: epoch)
+                                HotAnswer.remember(
+                                    wire, from: downloads.recentAnswers, for: UnsafeRawBufferPointer(rebasing: $0[hot]), second: second,
+                                    epoch: epoch)
                             }
                         }
                         buffer.moveReaderIndex(forwardBy: length)

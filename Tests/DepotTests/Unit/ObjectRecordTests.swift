@@ -89,4 +89,20 @@ struct ObjectRecordTests {
         #expect(values.count == 1)
         #expect(values.first == ObjectIdentifier(record.derived(Made.self) { Made(-1) }))
     }
+
+    /// A derived value is released with its row, and when the row is changed in place.
+    @Test func derivedValuesAreReleasedWithTheirRow() throws {
+        weak var first: Made?
+        weak var second: Made?
+        do {
+            var record = try Self.record()
+            first = record.derived(Made.self) { Made(1) }
+            #expect(first != nil)
+            record.size = 11  // not shared: changed in place, what was kept for it goes
+            #expect(first == nil)
+            second = record.derived(Made.self) { Made(2) }
+            #expect(second?.n == 2)
+        }
+        #expect(second == nil)
+    }
 }
