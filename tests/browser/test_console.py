@@ -259,6 +259,8 @@ def test_the_service_role_view(driver, server):
     wait(d, lambda d: any("team-docs" in li.text for li in d.find_elements("css selector", "#buckets li")))
     d.find_element("css selector", "#buckets button[aria-label='Make public: team-docs']").click()
     wait(d, lambda d: server.api("GET", "/storage/v1/bucket/team-docs", key).json()["public"] is True)
+    # The list is drawn again after the flip: its new rows, not the old ones, take the settings.
+    wait(d, lambda d: d.find_elements("css selector", "#buckets button[aria-label='Make private: team-docs']"))
     limit = d.find_element("css selector", "#buckets input[aria-label='Size limit of team-docs']")
     limit.clear()
     limit.send_keys("1mb")
