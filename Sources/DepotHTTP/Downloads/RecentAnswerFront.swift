@@ -103,18 +103,14 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
                     // Read before anything the answer is built from (see `RecentAnswers`).
                     let epoch = downloads.service.cacheEpoch
                     let second = downloads.service.unixNow()
-                    let start = buffer.readerIndex + hot.lowerBound
                     if let wire = buffer.withUnsafeReadableBytes({
                         HotAnswer.current(from: downloads.recentAnswers, for: UnsafeRawBufferPointer(rebasing: $0[hot]), second: second, epoch: epoch)
                     }) {
-                        buffer.moveReaderIndex(forwardBy: length)
-                        downloads.recordFront(wire, repeated: true)
-                        context.write(wrapOutboundOut(.byteBuffer(wire.head)), promise: nil)
-                        context.write(wrapOutboundOut(.byteBuffer(wire.body)), promise: nil)
+                        send(wire, repeated: true, answering: length, context: context)
                         answered = true
                         continue scanning
                     }
-                    let target = buffer.getString(at: start, length: hot.count)!
+                    let target = buffer.getString(at: buffer.readerIndex + hot.lowerBound, length: hot.count)!
                     switch downloads.frontAnswer(to: target, second: second, epoch: epoch) {
                     case .wire(let wire, let repeated):
                         if repeated {
@@ -125,10 +121,7 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
                                     epoch: epoch)
                             }
                         }
-                        buffer.moveReaderIndex(forwardBy: length)
-                        downloads.recordFront(wire, repeated: repeated)
-                        context.write(wrapOutboundOut(.byteBuffer(wire.head)), promise: nil)
-                        context.write(wrapOutboundOut(.byteBuffer(wire.body)), promise: nil)
+                        send(wire, repeated: repeated, answering: length, context: context)
                         answered = true
                         continue scanning
                     case .handOver(let answer):
@@ -147,6 +140,15 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
         if buffer.readableBytes == 0 { buffer = empty }
         if passedOn { passedOnSinceComplete = true }
         return passedOn
+    }
+
+    /// Writes `wire` (flushed after the read) as the answer to the head of `length` bytes at the
+    /// buffer's start, and counts it.
+    private func send(_ wire: RecentAnswers.Wire, repeated: Bool, answering length: Int, context: ChannelHandlerContext) {
+        buffer.moveReaderIndex(forwardBy: length)
+        downloads.recordFront(wire, repeated: repeated)
+        context.write(wrapOutboundOut(.byteBuffer(wire.head)), promise: nil)
+        context.write(wrapOutboundOut(.byteBuffer(wire.body)), promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
