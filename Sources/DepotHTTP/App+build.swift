@@ -34,10 +34,13 @@ public struct DepotHTTPOptions: Sendable {
 /// library's ``DepotServer``) and by the tests: the router (``buildRouter``) behind Depot's server
 /// (``HTTPServerBuilder/depot(pipelineDownloadsFrom:metrics:serverName:options:)``), listening on
 /// `host`:`port` with the connection cap of `options.connections`. Port 0 picks a free port;
-/// `onServerRunning` is given the listening channel (its `localAddress` has the port).
+/// `onServerRunning` is given the listening channel (its `localAddress` has the port). The
+/// connections are served by NIO's shared event loops (one per core) unless `eventLoops` says
+/// otherwise.
 public func buildApplication(
     service: StorageService, jwt: ProjectJWT, metrics: DepotMetrics = DepotMetrics(),
     options: DepotHTTPOptions = DepotHTTPOptions(), host: String = "127.0.0.1", port: Int = 8080,
+    eventLoops: EventLoopGroupProvider = .singleton,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }, logger: Logger
 ) -> Application<RouterResponder<DepotRequestContext>> {
     let fast = options.pipelineDownloads && options.directDownloads == nil
@@ -47,7 +50,7 @@ public func buildApplication(
         configuration: .init(
             address: .hostname(host, port: port), serverName: options.serverName,
             availableConnectionsDelegate: options.connections.availableConnectionsDelegate),
-        onServerRunning: onServerRunning, logger: logger)
+        onServerRunning: onServerRunning, eventLoopGroupProvider: eventLoops, logger: logger)
 }
 
 /// Builds Depot's router: every route of the Assets API (`/v1`), the Supabase Storage-compatible

@@ -1,4 +1,5 @@
 import DepotCore
+import Foundation
 import NIOCore
 import NIOHTTP1
 import Prometheus
@@ -54,7 +55,7 @@ extension FrontProbe.Front: CustomStringConvertible {
 @_spi(Testing)
 public struct RecentAnswersProbe: Sendable {
     private let answers = RecentAnswers(keepsWireHeads: true)
-    private let requests = PrometheusCollectorRegistry().makeCounter(name: "probe_requests_total")
+    private let requests = LoopCounter(PrometheusCollectorRegistry().makeCounter(descriptor: .depot("probe_requests_total", help: "")))
 
     public init() {}
 
@@ -76,5 +77,37 @@ public struct RecentAnswersProbe: Sendable {
     /// The tag of the answer kept for `target` in `second` under `epoch`.
     public func kept(for target: String, second: Int64, epoch: UInt64) -> String? {
         answers.kept(for: RecentAnswers.Key(target), second: second, epoch: epoch)?.wire.map { String(buffer: $0.body) }
+    }
+
+    /// The calling thread's slot (``LoopThread/slot``): threads of one slot share their answers.
+    public static var slot: Int { LoopThread.slot }
+
+    /// ``kept(for:second:epoch:)`` asked on a new thread (as another event loop would ask), with
+    /// that thread's slot.
+    public func keptOnAnotherThread(for target: String, second: Int64, epoch: UInt64) async -> (tag: String?, slot: Int) {
+        await withCheckedContinuation { (done: CheckedContinuation<(tag: String?, slot: Int), Never>) in
+            let answers = self
+            Thread.detachNewThread { done.resume(returning: (answers.kept(for: target, second: second, epoch: epoch), LoopThread.slot)) }
+        }
+    }
+}
+
+/// For tests only (`@_spi(Testing) import DepotHTTP`), not an API: a ``LoopCounter`` of a
+/// ``DepotMetrics`` of its own, named `probe_total`.
+@_spi(Testing)
+public struct LoopCounterProbe: Sendable {
+    private let metrics = DepotMetrics()
+    private let counter: LoopCounter
+
+    public init() {
+        counter = metrics.loopCounter(metrics.registry.makeCounter(descriptor: .depot("probe_total", help: "A probe.")))
+    }
+
+    /// Adds `amount` on the calling thread's slot.
+    public func increment(by amount: Int64) { counter.increment(by: amount) }
+
+    /// The counter's value as ``DepotMetrics/render()`` shows it.
+    public func rendered() -> Int64? {
+        metrics.render().split(separator: "\n").first { $0.hasPrefix("probe_total ") }.flatMap { Int64($0.split(separator: " ")[1]) }
     }
 }

@@ -24,7 +24,7 @@ struct PipelineDownloads: Sendable {
         var head: HTTPResponseHead
         var body: Body
         /// The route's `depot_http_requests_total` counter for a 200.
-        var requests: Counter
+        var requests: LoopCounter
         /// It depends on `Accept` (a transformed image without a format): never kept for others.
         var variesByAccept = false
         /// The first `count` of the head's headers, as the header cache keeps them on the wire
@@ -44,9 +44,9 @@ struct PipelineDownloads: Sendable {
     /// when any origin is allowed (the same answer for all).
     let recentAnswers = RecentAnswers(keepsWireHeads: true)
     let recentCrossOriginAnswers = RecentAnswers(keepsWireHeads: false)
-    let signedRequests: Counter
-    let publicRequests: Counter
-    let renderRequests: Counter
+    let signedRequests: LoopCounter
+    let publicRequests: LoopCounter
+    let renderRequests: LoopCounter
     /// Opens files off the event loop.
     let fileIO = NonBlockingFileIO(threadPool: .singleton)
     /// Reads small files whole, off the event loop.
@@ -57,9 +57,9 @@ struct PipelineDownloads: Sendable {
         self.metrics = metrics
         self.serverName = serverName
         self.cors = cors
-        signedRequests = metrics.requestCounter(route: ObjectURLController.signedRoute, status: 200)
-        publicRequests = metrics.requestCounter(route: ObjectURLController.publicRoute, status: 200)
-        renderRequests = metrics.requestCounter(route: ObjectURLPath.renderSigned + "**", status: 200)
+        signedRequests = metrics.loopCounter(metrics.requestCounter(route: ObjectURLController.signedRoute, status: 200))
+        publicRequests = metrics.loopCounter(metrics.requestCounter(route: ObjectURLController.publicRoute, status: 200))
+        renderRequests = metrics.loopCounter(metrics.requestCounter(route: ObjectURLPath.renderSigned + "**", status: 200))
     }
 
     func answer(_ request: HTTPRequestHead) -> Answer? {
@@ -104,7 +104,7 @@ struct PipelineDownloads: Sendable {
         let decision: DownloadDecision
         let found: CachedDownload.Body
         /// The route's `depot_http_requests_total` counter for a 200.
-        let requests: Counter
+        let requests: LoopCounter
         /// A transformed image whose format depends on `Accept`.
         let variesByAccept: Bool
     }
@@ -133,7 +133,7 @@ struct PipelineDownloads: Sendable {
             return Plan(decision: decision, found: found, requests: renderRequests, variesByAccept: varies)
         }
         let access: DownloadAccess
-        let requests: Counter
+        let requests: LoopCounter
         if route == .signed {
             guard let query, let token = Self.token(in: query), !token.isEmpty else { return nil }
             (access, requests) = (.signed(token: token), signedRequests)
@@ -196,7 +196,7 @@ struct PipelineDownloads: Sendable {
 
     /// The answer to a decision made from memory, with its bytes or file.
     private func build(
-        _ decision: DownloadDecision, _ found: CachedDownload.Body, isGet: Bool, allowOrigin: String?, requests: Counter
+        _ decision: DownloadDecision, _ found: CachedDownload.Body, isGet: Bool, allowOrigin: String?, requests: LoopCounter
     ) -> Answer? {
         guard decision.disposition == nil else { return nil }
         let object = decision.object

@@ -13,12 +13,15 @@ public struct DepotMetrics: Sendable {
     let bytesIn: Counter
     /// The runner's counts last brought into `depot_job_attempts_total`.
     private let jobRunnerSeen = SeenCounts()
-    let bytesOut: Counter
-    let memoryDownloads: Counter
-    let fileDownloads: Counter
-    let smallFileDownloads: Counter
-    let smallFileDiskReads: Counter
-    let repeatedDownloads: Counter
+    /// Counters the downloads' event loops add to (``LoopCounter``), brought up to date by
+    /// ``render()``.
+    private let loopCounters = LoopCounters()
+    let bytesOut: LoopCounter
+    let memoryDownloads: LoopCounter
+    let fileDownloads: LoopCounter
+    let smallFileDownloads: LoopCounter
+    let smallFileDiskReads: LoopCounter
+    let repeatedDownloads: LoopCounter
     /// Request counters by route and status, made once each (`makeCounter` per request was 2 % of
     /// a small download).
     private let requestCounters = CounterTable()
@@ -26,35 +29,40 @@ public struct DepotMetrics: Sendable {
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         bytesIn = registry.makeCounter(descriptor: .depot("depot_bytes_in_total", help: "Bytes of object bodies received and stored."))
-        bytesOut = registry.makeCounter(descriptor: .depot("depot_bytes_out_total", help: "Bytes of object bodies sent."))
-        memoryDownloads = registry.makeCounter(
-            descriptor: .depot(
-                "depot_downloads_from_memory_total",
-                help: "Signed and public downloads answered from memory in the channel pipeline (also in depot_http_requests_total)."))
-        fileDownloads = registry.makeCounter(
-            descriptor: .depot(
-                "depot_downloads_sendfile_total",
-                help:
-                    "Signed and public downloads of large local blobs sent by the kernel (sendfile) from the channel pipeline (also in depot_http_requests_total)."
-            ))
-        smallFileDownloads = registry.makeCounter(
-            descriptor: .depot(
-                "depot_downloads_small_file_total",
-                help:
-                    "Signed and public downloads of small blobs not in memory, read whole from their local file in the channel pipeline and kept in memory (also in depot_http_requests_total)."
-            ))
-        smallFileDiskReads = registry.makeCounter(
-            descriptor: .depot(
-                "depot_downloads_small_file_disk_total",
-                help:
-                    "Of depot_downloads_small_file_total, those whose bytes were not all in the page cache: read on a thread instead of the event loop (many: the page cache is smaller than the objects asked for)."
-            ))
-        repeatedDownloads = registry.makeCounter(
-            descriptor: .depot(
-                "depot_downloads_repeated_total",
-                help:
-                    "Plain GETs of a URL already answered in the current second, answered again from the same bytes before HTTP decoding (also in depot_downloads_from_memory_total)."
-            ))
+        bytesOut = loopCounters.add(registry.makeCounter(descriptor: .depot("depot_bytes_out_total", help: "Bytes of object bodies sent.")))
+        memoryDownloads = loopCounters.add(
+            registry.makeCounter(
+                descriptor: .depot(
+                    "depot_downloads_from_memory_total",
+                    help: "Signed and public downloads answered from memory in the channel pipeline (also in depot_http_requests_total).")))
+        fileDownloads = loopCounters.add(
+            registry.makeCounter(
+                descriptor: .depot(
+                    "depot_downloads_sendfile_total",
+                    help:
+                        "Signed and public downloads of large local blobs sent by the kernel (sendfile) from the channel pipeline (also in depot_http_requests_total)."
+                )))
+        smallFileDownloads = loopCounters.add(
+            registry.makeCounter(
+                descriptor: .depot(
+                    "depot_downloads_small_file_total",
+                    help:
+                        "Signed and public downloads of small blobs not in memory, read whole from their local file in the channel pipeline and kept in memory (also in depot_http_requests_total)."
+                )))
+        smallFileDiskReads = loopCounters.add(
+            registry.makeCounter(
+                descriptor: .depot(
+                    "depot_downloads_small_file_disk_total",
+                    help:
+                        "Of depot_downloads_small_file_total, those whose bytes were not all in the page cache: read on a thread instead of the event loop (many: the page cache is smaller than the objects asked for)."
+                )))
+        repeatedDownloads = loopCounters.add(
+            registry.makeCounter(
+                descriptor: .depot(
+                    "depot_downloads_repeated_total",
+                    help:
+                        "Plain GETs of a URL already answered in the current second, answered again from the same bytes before HTTP decoding (also in depot_downloads_from_memory_total)."
+                )))
     }
 
     func recordRequest(route: String, status: Int) {
@@ -121,8 +129,12 @@ public struct DepotMetrics: Sendable {
     func recordSmallFileDiskRead() { smallFileDiskReads.increment() }
     func recordRepeatedDownload() { repeatedDownloads.increment() }
 
+    /// `counter`, incremented per event loop and brought up to date by ``render()``.
+    func loopCounter(_ counter: Counter) -> LoopCounter { loopCounters.add(counter) }
+
     /// The Prometheus text exposition.
     public func render() -> String {
+        loopCounters.publish()
         var out: [UInt8] = []
         registry.emit(into: &out)
         return String(decoding: out, as: UTF8.self)

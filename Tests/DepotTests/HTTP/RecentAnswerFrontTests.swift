@@ -5,6 +5,7 @@ import Glibc
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import NIOPosix
 import Synchronization
 import Testing
 
@@ -20,11 +21,17 @@ struct RecentAnswerFrontTests {
     }
     static func repeated(_ env: TestEnvironment) -> Int { counter(env, "depot_downloads_repeated_total") }
 
+    /// One event loop for every connection of these tests: each loop keeps its own current
+    /// second's answers (`RecentAnswers`), and the counts below are those of one table — a URL
+    /// made hot on the test client's connection is found by a raw socket's.
+    static let oneLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
     /// A server whose clock stands still, so that the current second's answers stay current.
     static func frozenEnv(_ limits: (inout ConnectionLimits) -> Void = { _ in }) async throws -> TestEnvironment {
         let now = Date()
         var env = try await TestEnvironment.make(clock: { now })
         limits(&env.http.connections)
+        env.eventLoops = oneLoop
         return env
     }
 
@@ -95,7 +102,9 @@ struct RecentAnswerFrontTests {
         // A clock that stands still until moved.
         let start = Date()
         let offset = Mutex<TimeInterval>(0)
-        let env = try await TestEnvironment.make(clock: { start.addingTimeInterval(offset.withLock { $0 }) })
+        var oneLoopEnv = try await TestEnvironment.make(clock: { start.addingTimeInterval(offset.withLock { $0 }) })
+        oneLoopEnv.eventLoops = Self.oneLoop
+        let env = oneLoopEnv
         try await env.live { client in
             let alice = try await env.auth("alice")
             let pngs = [Fixture.png(3000), Fixture.png(3000)]

@@ -50,4 +50,24 @@ struct RecentAnswersTests {
         #expect(answers.kept(for: composed, second: 1, epoch: 1) == "a")
         #expect(answers.kept(for: decomposed, second: 1, epoch: 1) == "b")
     }
+
+    /// Each event loop keeps its own answers: one kept on this thread is not found on another
+    /// (that answer is worked out again there), unless the two threads share a slot.
+    @Test func eachThreadKeepsItsOwnAnswers() async {
+        let answers = RecentAnswersProbe()
+        var sawAnotherSlot = false
+        for _ in 0..<16 {
+            // Kept and found on this thread (no suspension between them), its slot noted.
+            answers.keepDecoded("a", for: "/x", second: 10, epoch: 1)
+            #expect(answers.kept(for: "/x", second: 10, epoch: 1) == "a")
+            let mine = RecentAnswersProbe.slot
+            let other = await answers.keptOnAnotherThread(for: "/x", second: 10, epoch: 1)
+            #expect(other.tag == (other.slot == mine ? "a" : nil))
+            if other.slot != mine {
+                sawAnotherSlot = true
+                break
+            }
+        }
+        #expect(sawAnotherSlot)
+    }
 }

@@ -24,6 +24,8 @@ struct TestEnvironment: Sendable {
     /// (`pipelineDownloads`), the per-connection limits; not the
     /// connection cap, which HummingbirdTesting's live server would drop: it is tested on `depot serve`).
     var http = DepotHTTPOptions()
+    /// The server's event loops: NIO's shared ones (one per core) unless a test gives its own.
+    var eventLoops: (any EventLoopGroup)? = nil
 
     /// - Parameters:
     ///   - blobs: another blob store than the files under `dir` (e.g. S3).
@@ -56,7 +58,7 @@ struct TestEnvironment: Sendable {
     var application: some ApplicationProtocol {
         // The one HTTP assembly (`depot serve`'s); port 0: a free one.
         buildApplication(
-            service: service, jwt: jwt, metrics: metrics, options: http, port: 0,
+            service: service, jwt: jwt, metrics: metrics, options: http, port: 0, eventLoops: eventLoops.map { .shared($0) } ?? .singleton,
             logger: TestLogging.logger("depot-test", level: .warning))
     }
 
