@@ -30,10 +30,13 @@ int depot_start_writeback(int fd, int64_t offset, int64_t count) {
 
 long depot_read_cached(int fd, void *buffer, unsigned long count, int64_t offset) {
 #if defined(__linux__) && defined(RWF_NOWAIT)
-    struct iovec io = {.iov_base = buffer, .iov_len = count};
+    // The byte after `count` goes to a scratch byte, so that a longer file is noticed without a
+    // stat and the caller's buffer is exactly `count` long.
+    unsigned char beyond;
+    struct iovec io[2] = {{.iov_base = buffer, .iov_len = count}, {.iov_base = &beyond, .iov_len = 1}};
     ssize_t n;
     do {
-        n = preadv2(fd, &io, 1, offset, RWF_NOWAIT);
+        n = preadv2(fd, io, 2, offset, RWF_NOWAIT);
     } while (n < 0 && errno == EINTR);
     // A kernel or file system without RWF_NOWAIT: as if not cached (the caller's thread reads).
     if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) errno = EAGAIN;

@@ -11,10 +11,12 @@ int depot_syncfs(int fd);
 /// bounds the dirty data a later sync has to wait for. A no-op returning 0 elsewhere.
 int depot_start_writeback(int fd, int64_t offset, int64_t count);
 
-/// Reads up to `count` bytes at `offset` only from the page cache (Linux preadv2 with RWF_NOWAIT):
-/// the bytes read, or -1 with errno EAGAIN when they are not all cached (a read would wait for the
-/// disk), or another errno. A short count means the rest was not cached. Elsewhere -1 with errno
-/// EAGAIN always (the caller reads on a thread instead).
+/// Reads up to `count` bytes at `offset` into `buffer` only from the page cache (Linux preadv2
+/// with RWF_NOWAIT), and the byte after them into a scratch byte: the bytes read (`count` + 1
+/// when the file goes on past them), or -1 with errno EAGAIN when they are not all cached (a read
+/// would wait for the disk), or another errno. A short count means the end of the file, or that
+/// the rest was not cached. Elsewhere -1 with errno EAGAIN always (the caller reads on a thread
+/// instead).
 long depot_read_cached(int fd, void *buffer, unsigned long count, int64_t offset);
 
 /// Keeps large transient buffers (socket reads of up to 1 MiB, held while an upload is hashed and

@@ -40,14 +40,16 @@ struct SmallFiles: Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .failed }
         defer { close(fd) }
-        // One byte more than expected is asked for: a longer file is noticed without a stat.
-        var buffer = ByteBufferAllocator().buffer(capacity: size + 1)
+        // Exactly the row's size (a ByteBuffer's storage is a power of two: a byte more would
+        // double a 4 KiB thumbnail's); the byte after it is read apart, so a longer file is
+        // noticed without a stat.
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
         var n = -1
         var error: Int32 = 0
-        _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size + 1) { raw -> Int in
-            n = depot_read_cached(fd, raw.baseAddress, UInt(size + 1), 0)
+        _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw -> Int in
+            n = depot_read_cached(fd, raw.baseAddress, UInt(size), 0)
             if n < 0 { error = errno }
-            return max(n, 0)
+            return min(max(n, 0), size)
         }
         if n == size { return .bytes(buffer) }
         // Short or long: the file is not the row's size, or its tail is not cached; the thread's
@@ -59,12 +61,13 @@ struct SmallFiles: Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        // One byte more than expected is asked for: a longer file is noticed without a stat.
-        var buffer = ByteBufferAllocator().buffer(capacity: size + 1)
+        // Exactly the row's size (see `readIfCached`), then one byte more asked for apart: a
+        // longer file is noticed without a stat.
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
         var total = 0
         var failed = false
-        while total <= size {
-            let want = size + 1 - total
+        while total < size {
+            let want = size - total
             let got = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { raw -> Int in
                 var n: Int
                 repeat { n = systemRead(fd, raw.baseAddress, want) } while n < 0 && errno == EINTR
@@ -72,10 +75,13 @@ struct SmallFiles: Sendable {
                 return max(n, 0)
             }
             if failed { return nil }
-            if got == 0 { break }
+            if got == 0 { return nil }  // shorter than the row says
             total += got
         }
-        return total == size ? buffer : nil
+        var beyond: UInt8 = 0
+        var n: Int
+        repeat { n = systemRead(fd, &beyond, 1) } while n < 0 && errno == EINTR
+        return n == 0 ? buffer : nil
     }
 }
 

@@ -185,6 +185,55 @@ struct SendfileDownloadTests {
         }
     }
 
+    /// A small object's file that is not the row's size (grown, or cut short, behind the
+    /// server's back) is never sent as the object from the pipeline, whether read on the event
+    /// loop or on a thread: the router answers, as for a large file. The buffer a small file is
+    /// read into is exactly the row's size; the byte past it is what shows a longer file.
+    @Test func aSmallFileOfAnotherSizeIsLeftToTheRouter() async throws {
+        let blobDir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-blobs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: blobDir) }
+        // No room in memory for a 4 KiB object: each GET reads its file.
+        let blobs = CachedBlobStore(try FileSystemBlobStore(directory: blobDir), capacity: 4095)
+        let env = try await TestEnvironment.make(blobs: blobs, cacheBlobs: false)
+        let fromFile: @Sendable () -> Int = { counter(env, "depot_downloads_small_file_total") }
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            var objects: [(bytes: [UInt8], url: String, file: String)] = []
+            for size in [4096, 4097] {
+                let bytes = Fixture.png(size)
+                let up = try await client.upload(bytes, headers: alice)
+                let key = ObjectKey(bucket: env.service.settings.privateBucket, path: try ObjectPath(up.json["path"] as! String))
+                let id = try #require(try await env.service.metadata.object(at: key)).blobID.rawValue
+                objects.append((bytes, TestEnvironment.local(up.json["url"] as! String), "\(blobDir)/blobs/\(id.prefix(2))/\(id)"))
+            }
+            for object in objects { #expect(try await client.request(.get, object.url).bytes == object.bytes) }
+            // The 4 KiB one (4,096 bytes: a power of two, the buffer's whole storage) from its file.
+            let before = fromFile()
+            for _ in 0..<2 { #expect(try await client.request(.get, objects[0].url).bytes == objects[0].bytes) }
+            #expect(fromFile() > before)
+
+            for object in objects {
+                // One byte more: the router finds the blob damaged (a clean 500), never the file's bytes.
+                let handle = try #require(FileHandle(forWritingAtPath: object.file))
+                handle.seekToEndOfFile()
+                handle.write(Data("x".utf8))
+                try handle.close()
+                let counted = fromFile()
+                // A plain GET (the front's), then one that ends the exchange.
+                let get = "GET \(object.url) HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                let long = try Self.parse(try await RawSocket.exchange(port: client.port, get))
+                #expect(long.map(\.status) == [500, 200], "\(long.map { ($0.status, $0.body.count) })")
+                #expect(fromFile() == counted)
+                // One byte less: the router's answer is cut off where the file ends and the
+                // connection closed (as for a large file), never sent as whole.
+                #expect(truncate(object.file, off_t(object.bytes.count - 1)) == 0)
+                let short = try Self.parse(try await RawSocket.exchange(port: client.port, get))
+                #expect(short.map(\.status) == [200] && short.first?.body.sha256Hex == Array(object.bytes.dropLast()).sha256Hex)
+                #expect(fromFile() == counted)
+            }
+        }
+    }
+
     /// A small object's file is read on the event loop when the page cache holds all of it, and
     /// on a thread when it would wait for the disk: the same answer either way.
     @Test func smallObjectsOutOfThePageCacheAreReadOnAThread() async throws {
