@@ -72,7 +72,27 @@ def curl_speed(args, expect_codes=("200",), timeout=60):
     return size / float(t) / 1e6
 
 
+def cpu_times():
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+
+def wait_idle(limit=0.10, longest=20.0):
+    """Waits (at most `longest` seconds) until the machine is quiet: under `limit` of the CPU busy
+    over half a second. Every load measurement starts this way, whoever ran before it — a peer
+    measured while the one before it still writes back its uploads or finishes its queue (moto
+    does, for seconds) would be measured on a busier machine than the others."""
+    end = time.monotonic() + longest
+    while time.monotonic() < end:
+        t0, i0 = cpu_times()
+        time.sleep(0.5)
+        t1, i1 = cpu_times()
+        if t1 > t0 and 1 - (i1 - i0) / (t1 - t0) < limit:
+            return
+
+
 def wrk(url, duration, script=None, script_args=()):
+    wait_idle()
     cmd = ["wrk", "-t2", "-c32", f"-d{duration}", "--latency"]
     if script:
         cmd += ["-s", script]
