@@ -10,7 +10,7 @@ import NIOPosix
 /// The last of the current second's answers (``RecentAnswers``) that an event loop's front wrote
 /// again, with its request target: the same URL asked for again on the same loop, in the same
 /// second, with the caches' epoch unchanged — `RecentAnswers`' own rule — is answered without the
-/// table's lock (shared by the loops), a string of the target or its hash. One per event-loop
+/// table's lock and lookup (the loop's own table, ``PerLoop``), a string of the target or its hash. One per event-loop
 /// thread, so it holds at most one answer's head per loop (its body belongs to the blob cache).
 /// Taken on a table hit only: a URL asked for once a second (a large gallery) never gets here.
 ///

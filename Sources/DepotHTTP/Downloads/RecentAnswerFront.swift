@@ -114,7 +114,7 @@ final class RecentAnswerFront: ChannelDuplexHandler, RemovableChannelHandler {
                     switch downloads.frontAnswer(to: target, second: second, epoch: epoch) {
                     case .wire(let wire, let repeated):
                         if repeated {
-                            // Asked for again in its second: this loop's next requests for it skip the shared table.
+                            // Asked for again in its second: this loop's next requests for it skip the table.
                             buffer.withUnsafeReadableBytes {
                                 HotAnswer.remember(
                                     wire, from: downloads.recentAnswers, for: UnsafeRawBufferPointer(rebasing: $0[hot]), second: second,
