@@ -91,7 +91,10 @@ def wait_idle(limit=0.10, longest=20.0):
             return
 
 
-def wrk(url, duration, script=None, script_args=()):
+def wrk(url, duration, script=None, script_args=(), peer_errors_ok=False):
+    """Closed-loop wrk load: (requests/s, p99 ms). Any non-2xx answer from Depot fails the run;
+    a peer's rare error (moto has been seen to answer one PUT of 1,000s with an error) is printed
+    and tolerated up to 1 % of its requests: its figure is still its throughput."""
     wait_idle()
     cmd = ["wrk", "-t2", "-c32", f"-d{duration}", "--latency"]
     if script:
@@ -103,8 +106,12 @@ def wrk(url, duration, script=None, script_args=()):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if non2xx and int(non2xx.group(1)) > 0:
-        raise RuntimeError(f"wrk saw {non2xx.group(1)} non-2xx responses on {url[:80]}")
+    errors = int(non2xx.group(1)) if non2xx else 0
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    if errors > 0:
+        if not peer_errors_ok or errors * 100 > total:
+            raise RuntimeError(f"wrk saw {errors} non-2xx responses of {total} on {url[:80]}")
+        print(f"    note: the peer answered {errors} of {total} requests with an error on {url[:80]}")
     return rps, p99
 
 
@@ -250,7 +257,7 @@ def measure_round(cfg, depot, results):
             urls = os.path.join(PEERS, f"put-urls-{peer}.txt")
             sh([PY, os.path.join(PEERS_SRC, "urls.py"), peer, "put-list", "small-put/", "1000", urls])
             first = open(urls).readline().strip()
-            rps, p99 = wrk(first, cfg.duration, os.path.join(PEERS_SRC, "put.lua"), (urls, small))
+            rps, p99 = wrk(first, cfg.duration, os.path.join(PEERS_SRC, "put.lua"), (urls, small), peer_errors_ok=True)
         results.add("small_put_rps", peer, rps)
         results.add("small_put_p99_ms", peer, p99)
 
