@@ -1,37 +1,51 @@
+import NIOCore
 import NIOPosix
 import Synchronization
 
-/// A small number for each thread that asks, in the order they first ask (0, 1, 2, …): an event
-/// loop's index into values kept per loop (``PerLoop``, ``LoopCounter``), with no lookup by thread
-/// or loop identity.
+/// Which of the values kept per event loop (``PerLoop``, ``LoopCounter``) the calling thread
+/// uses: each event-loop thread its own slot, numbered in the order the loops first ask (the
+/// first ``loopSlots`` loops never share one), and every other thread (Swift's task executor,
+/// NIO's thread pool, a test's) one shared slot, ``sharedSlot``. No lookup by thread or loop
+/// identity: the slot is worked out once per thread and kept in a thread-local.
 enum LoopThread {
-    private final class Index: Sendable {
+    private final class Slot: Sendable {
         let value: Int
         init(_ value: Int) { self.value = value }
     }
-    private static let perThread = ThreadSpecificVariable<Index>()
-    private static let next = Atomic<Int>(0)
+    private static let perThread = ThreadSpecificVariable<Slot>()
+    private static let nextLoop = Atomic<Int>(0)
 
-    /// Slots kept per loop (a power of two): one per event loop on machines of up to as many
-    /// cores; more threads share them (still correct, each slot is locked or atomic).
-    static let slots = 8
+    /// Slots for event loops: a power of two of at least the machine's cores (NIO's default
+    /// group has one loop per core), at most 64. More loops than that (several groups) share
+    /// them, still correctly: each slot is locked or atomic.
+    static let loopSlots: Int = {
+        var n = 1
+        while n < min(max(System.coreCount, 1), 64) { n <<= 1 }
+        return n
+    }()
 
-    /// The calling thread's number.
-    static var index: Int {
-        if let index = perThread.currentValue { return index.value }
-        let index = Index(next.add(1, ordering: .relaxed).oldValue)
-        perThread.currentValue = index
-        return index.value
-    }
+    /// The slot of the threads that are not event loops.
+    static var sharedSlot: Int { loopSlots }
+
+    /// Slots in all: one per loop and the shared one.
+    static var slots: Int { loopSlots + 1 }
 
     /// The calling thread's slot, below ``slots``.
-    static var slot: Int { index & (slots - 1) }
+    static var slot: Int {
+        if let slot = perThread.currentValue { return slot.value }
+        let value =
+            MultiThreadedEventLoopGroup.currentEventLoop == nil
+            ? sharedSlot : nextLoop.add(1, ordering: .relaxed).oldValue & (loopSlots - 1)
+        perThread.currentValue = Slot(value)
+        return value
+    }
 }
 
 /// A value kept per event loop: each loop reads and writes its own, under a lock no other loop
-/// takes (bar threads that share a slot), in memory no other loop writes. What every request
-/// touches (the `Date` header's text, the current second's answers) is kept this way, so that
-/// two loops never wait for each other, nor pass a cache line back and forth, for it.
+/// takes (bar loops beyond ``LoopThread/loopSlots``), in memory no other loop writes; threads
+/// that are not event loops share one more. What every request touches (the `Date` header's
+/// text, the current second's answers) is kept this way, so that two loops never wait for each
+/// other, nor pass a cache line back and forth, for it.
 final class PerLoop<Value: Sendable>: Sendable {
     private let slots: [Slot]
 
@@ -49,5 +63,14 @@ final class PerLoop<Value: Sendable>: Sendable {
     /// Runs `body` on the calling loop's value.
     func withLock<Result: Sendable>(_ body: (inout sending Value) -> sending Result) -> Result {
         slots[LoopThread.slot].value.withLock(body)
+    }
+
+    /// Runs `body` on each value but the calling loop's whose lock is free now (none is waited
+    /// for): for rare work on the others' values, such as dropping what an idle loop keeps.
+    func forEachOther(_ body: (inout sending Value) -> sending Void) {
+        let mine = LoopThread.slot
+        for (index, slot) in slots.enumerated() where index != mine {
+            _ = slot.value.withLockIfAvailable(body)
+        }
     }
 }

@@ -81,15 +81,8 @@ public struct RecentAnswersProbe: Sendable {
 
     /// The calling thread's slot (``LoopThread/slot``): threads of one slot share their answers.
     public static var slot: Int { LoopThread.slot }
-
-    /// ``kept(for:second:epoch:)`` asked on a new thread (as another event loop would ask), with
-    /// that thread's slot.
-    public func keptOnAnotherThread(for target: String, second: Int64, epoch: UInt64) async -> (tag: String?, slot: Int) {
-        await withCheckedContinuation { (done: CheckedContinuation<(tag: String?, slot: Int), Never>) in
-            let answers = self
-            Thread.detachNewThread { done.resume(returning: (answers.kept(for: target, second: second, epoch: epoch), LoopThread.slot)) }
-        }
-    }
+    /// The slots of event loops are those below this one, the slot all other threads share.
+    public static var sharedSlot: Int { LoopThread.sharedSlot }
 }
 
 /// For tests only (`@_spi(Testing) import DepotHTTP`), not an API: a ``LoopCounter`` of a

@@ -20,7 +20,9 @@ import Synchronization
 /// One shared table released thousands of answers in one burst each second, most of them
 /// allocated by the other loop — every `free` then took that loop's `malloc` arena lock while it
 /// allocated (the gallery's one source of `futex` waits). A URL asked for on two loops is worked
-/// out once a second on each. A table holds at most `capacity` answers, all of one second.
+/// out once a second on each. A loop's table holds at most ``capacity`` answers, all of one
+/// second; a loop that starts a new second also drops what an idle loop still keeps from a
+/// second before the last (the bodies they share with the blob cache are not pinned for long).
 ///
 /// An answer whose bytes are in memory may also keep its head as the bytes it is on the wire (as
 /// NIO's encoder writes it), which ``RecentAnswerFront`` sends, with the body's bytes (shared with
@@ -68,13 +70,14 @@ final class RecentAnswers: Sendable {
     }
     /// The calling event loop's answers (``PerLoop``).
     private let state = PerLoop { State() }
-    /// Enough for a gallery of several thousand images each asked for several times a second
-    /// (1,024 kept a fifth of a 5,000-image gallery: the rest was worked out again on every
-    /// request) — on each loop, as each sees every URL. An answer is at most ~2 KiB (its headers
-    /// as fields and on the wire; one kept by the front has the wire bytes alone; the body's bytes
-    /// belong to the blob cache), so at most ~16 MiB a loop, while that loop is asked for 8,192
-    /// distinct URLs a second.
-    let capacity = 8192
+    /// Answers a loop keeps: enough for a gallery of several thousand images each asked for
+    /// several times a second (1,024 kept a fifth of a 5,000-image gallery: the rest was worked
+    /// out again on every request), as each loop sees every URL — 16,384 shared by the loops
+    /// (8,192 each on two cores), at least 1,024 each. An answer is at most ~2 KiB (its headers
+    /// as fields and on the wire; one kept by the front has the wire bytes alone; the body's
+    /// bytes are the blob cache's), so a table holds at most ~34 MiB in all (the loops' 16,384
+    /// answers and the other threads' share), while asked for that many distinct URLs a second.
+    let capacity = max(1024, 16384 / LoopThread.loopSlots)
     /// Whether answers keep their wire head (only those ``RecentAnswerFront`` may send).
     let keepsWireHeads: Bool
 
@@ -119,22 +122,37 @@ final class RecentAnswers: Sendable {
         // The last second's answers, freed when this returns: after the lock, so thousands of
         // answers are not released while the other event loop waits for it.
         var released: [Key: Recent] = [:]
-        state.withLock { s in
+        let newSecond = state.withLock { s -> Bool in
+            var newSecond = false
             if s.second != second {
                 // Only the latest second's answers are reusable: the rest goes.
-                guard second > s.second else { return }
+                guard second > s.second else { return false }
                 s.second = second
                 swap(&released, &s.answers)
                 s.answers.reserveCapacity(released.count)
+                newSecond = true
             }
             if let old = s.answers[key] {
                 // Never over one kept under a later epoch (read by a request that began after
                 // a write this one did not see); the front's never over the decoded path's.
-                guard epoch > old.epoch || (replacing && epoch == old.epoch) else { return }
+                guard epoch > old.epoch || (replacing && epoch == old.epoch) else { return newSecond }
             } else if s.answers.count >= capacity {
-                return
+                return newSecond
             }
             s.answers[key] = Recent(kept: kept, epoch: epoch)
+            return newSecond
+        }
+        if newSecond { dropIdleAnswers(before: second - 1) }
+    }
+
+    /// Drops the answers other loops keep from before `second` (a loop no longer asked keeps its
+    /// last second's until it is asked again); a loop that holds its lock now is skipped, not
+    /// waited for. At most once a second per loop, and only a table no longer used: its `free`s
+    /// are too few to make the loops wait for each other.
+    private func dropIdleAnswers(before second: Int64) {
+        state.forEachOther { s in
+            guard s.second < second, !s.answers.isEmpty else { return }
+            s.answers = [:]
         }
     }
 

@@ -9,6 +9,8 @@ import Synchronization
 /// Depot's Prometheus metrics: requests by route and status, bytes in and out, upload rejections
 /// by reason. One registry per application (no global bootstrap), so tests can build many apps.
 public struct DepotMetrics: Sendable {
+    /// The counters and gauges. Emitting it directly shows the downloads' per-loop counters
+    /// (``LoopCounter``) as of the last ``render()``, which brings them up to date first.
     public let registry: PrometheusCollectorRegistry
     let bytesIn: Counter
     /// The runner's counts last brought into `depot_job_attempts_total`.

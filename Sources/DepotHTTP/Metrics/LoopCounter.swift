@@ -22,6 +22,7 @@ final class LoopCounter: Sendable {
     }
 
     func increment(by amount: Int64 = 1) {
+        precondition(amount >= 0, "a counter only goes up")
         slots[LoopThread.slot].count.add(amount, ordering: .relaxed)
     }
 

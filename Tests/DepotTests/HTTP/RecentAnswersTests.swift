@@ -1,4 +1,7 @@
 @_spi(Testing) import DepotHTTP
+import Foundation
+import NIOCore
+import NIOPosix
 import Testing
 
 /// The current second's answers (`RecentAnswers`): which answer is kept for a target when the
@@ -51,23 +54,48 @@ struct RecentAnswersTests {
         #expect(answers.kept(for: decomposed, second: 1, epoch: 1) == "b")
     }
 
-    /// Each event loop keeps its own answers: one kept on this thread is not found on another
-    /// (that answer is worked out again there), unless the two threads share a slot.
-    @Test func eachThreadKeepsItsOwnAnswers() async {
+    /// Each event loop keeps its own answers: one kept on a loop is found on that loop, not on
+    /// a thread that is no event loop (those share one more table), and a loop's slot is its own.
+    @Test func eachLoopKeepsItsOwnAnswers() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
         let answers = RecentAnswersProbe()
-        var sawAnotherSlot = false
-        for _ in 0..<16 {
-            // Kept and found on this thread (no suspension between them), its slot noted.
+        let slot = try await loop.submit {
             answers.keepDecoded("a", for: "/x", second: 10, epoch: 1)
-            #expect(answers.kept(for: "/x", second: 10, epoch: 1) == "a")
-            let mine = RecentAnswersProbe.slot
-            let other = await answers.keptOnAnotherThread(for: "/x", second: 10, epoch: 1)
-            #expect(other.tag == (other.slot == mine ? "a" : nil))
-            if other.slot != mine {
-                sawAnotherSlot = true
-                break
-            }
+            return RecentAnswersProbe.slot
+        }.get()
+        #expect(slot < RecentAnswersProbe.sharedSlot)
+        #expect(try await loop.submit { answers.kept(for: "/x", second: 10, epoch: 1) }.get() == "a")
+        #expect(RecentAnswersProbe.slot == RecentAnswersProbe.sharedSlot)
+        #expect(answers.kept(for: "/x", second: 10, epoch: 1) == nil)
+        // Threads that are no event loop share theirs.
+        answers.keepDecoded("b", for: "/y", second: 10, epoch: 1)
+        #expect(await Self.onNewThread { answers.kept(for: "/y", second: 10, epoch: 1) } == "b")
+        try await group.shutdownGracefully()
+    }
+
+    /// A loop that starts a new second drops what another loop, asked no more, still keeps from
+    /// before the last second (its answers would otherwise hold their bodies until it is asked
+    /// again), and leaves the last second's alone.
+    @Test func anIdleLoopsAnswersAreDroppedByAnother() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let answers = RecentAnswersProbe()
+        try await loop.submit { answers.keepDecoded("a", for: "/x", second: 10, epoch: 1) }.get()
+        // Another thread's second 11: the loop's second 10 is the last one, kept.
+        answers.keepDecoded("b", for: "/y", second: 11, epoch: 1)
+        #expect(try await loop.submit { answers.kept(for: "/x", second: 10, epoch: 1) }.get() == "a")
+        // Second 12: the loop's second 10 is before the last one, dropped.
+        answers.keepDecoded("b", for: "/y", second: 12, epoch: 1)
+        #expect(try await loop.submit { answers.kept(for: "/x", second: 10, epoch: 1) }.get() == nil)
+        #expect(answers.kept(for: "/y", second: 12, epoch: 1) == "b")
+        try await group.shutdownGracefully()
+    }
+
+    /// `body`'s value, worked out on a thread of its own.
+    static func onNewThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { (done: CheckedContinuation<T, Never>) in
+            Thread.detachNewThread { done.resume(returning: body()) }
         }
-        #expect(sawAnotherSlot)
     }
 }
