@@ -25,6 +25,21 @@ struct SendfileDownloadTests {
         return "\(env.dir)/blobs/\(id.prefix(2))/\(id)"
     }
 
+    /// Uploads a PNG of each size: its bytes, its signed URL and its blob file under `blobDir`.
+    func upload(
+        sizes: [Int], _ env: TestEnvironment, _ client: LiveClient, _ auth: HTTPFields, blobDir: String
+    ) async throws -> [(bytes: [UInt8], url: String, file: String)] {
+        var objects: [(bytes: [UInt8], url: String, file: String)] = []
+        for size in sizes {
+            let bytes = Fixture.png(size)
+            let up = try await client.upload(bytes, headers: auth)
+            let key = ObjectKey(bucket: env.service.settings.privateBucket, path: try ObjectPath(up.json["path"] as! String))
+            let id = try #require(try await env.service.metadata.object(at: key)).blobID.rawValue
+            objects.append((bytes, TestEnvironment.local(up.json["url"] as! String), "\(blobDir)/blobs/\(id.prefix(2))/\(id)"))
+        }
+        return objects
+    }
+
     @Test func largeObjectsGoFromTheirFileWithTheRoutersHeaders() async throws {
         let env = try await TestEnvironment.make { $0.maxFileSize = 8 * 1024 * 1024 }
         try await env.live { client in
@@ -130,8 +145,10 @@ struct SendfileDownloadTests {
     @Test func smallObjectsNotInMemoryAreReadFromTheirFileAndKept() async throws {
         let blobDir = FileManager.default.temporaryDirectory.appendingPathComponent("depot-blobs-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: blobDir) }
-        // 8 KiB of blob cache: room for two 3,000-byte objects.
-        let blobs = CachedBlobStore(try FileSystemBlobStore(directory: blobDir), capacity: 8 * 1024)
+        // 11 KiB of blob cache: room for two 3,000-byte objects (4 KiB each in memory: a
+        // ByteBuffer's storage is a power of two), not three; two left when a third comes in
+        // (a full cache drops its oldest down to three quarters, 8,448 bytes).
+        let blobs = CachedBlobStore(try FileSystemBlobStore(directory: blobDir), capacity: 11 * 1024)
         let env = try await TestEnvironment.make(blobs: blobs, cacheBlobs: false)
         let fromFile: @Sendable () -> Int = { counter(env, "depot_downloads_small_file_total") }
         try await env.live { client in
@@ -198,14 +215,7 @@ struct SendfileDownloadTests {
         let fromFile: @Sendable () -> Int = { counter(env, "depot_downloads_small_file_total") }
         try await env.live { client in
             let alice = try await env.auth("alice")
-            var objects: [(bytes: [UInt8], url: String, file: String)] = []
-            for size in [4096, 4097] {
-                let bytes = Fixture.png(size)
-                let up = try await client.upload(bytes, headers: alice)
-                let key = ObjectKey(bucket: env.service.settings.privateBucket, path: try ObjectPath(up.json["path"] as! String))
-                let id = try #require(try await env.service.metadata.object(at: key)).blobID.rawValue
-                objects.append((bytes, TestEnvironment.local(up.json["url"] as! String), "\(blobDir)/blobs/\(id.prefix(2))/\(id)"))
-            }
+            let objects = try await upload(sizes: [4096, 4097], env, client, alice, blobDir: blobDir)
             for object in objects { #expect(try await client.request(.get, object.url).bytes == object.bytes) }
             // The 4 KiB one (4,096 bytes: a power of two, the buffer's whole storage) from its file.
             let before = fromFile()
@@ -234,6 +244,36 @@ struct SendfileDownloadTests {
         }
     }
 
+    /// A 4,096-byte file grown by a byte: the byte past the row's size is on a page of its own,
+    /// which the event loop's read (`RWF_NOWAIT`) cannot tell from the end of the file when that
+    /// page is not cached. Then the thread reads it, and the router answers, never the object.
+    @Test func aGrownFileWhoseLastPageIsNotCachedIsLeftToTheRouter() async throws {
+        guard let blobDir = PageCache.evictableDirectory() else { return }  // a tmpfs: every page stays cached
+        defer { try? FileManager.default.removeItem(atPath: blobDir) }
+        let blobs = CachedBlobStore(try FileSystemBlobStore(directory: blobDir), capacity: 4095)
+        let env = try await TestEnvironment.make(blobs: blobs, cacheBlobs: false)
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let object = try await upload(sizes: [4096], env, client, alice, blobDir: blobDir)[0]
+            #expect(try await client.request(.get, object.url).bytes == object.bytes)
+            let handle = try #require(FileHandle(forWritingAtPath: object.file))
+            handle.seekToEndOfFile()
+            handle.write(Data("x".utf8))
+            try handle.close()
+            // Its first page cached, the second not (read without read-ahead).
+            try #require(PageCache.drop(object.file))
+            let fd = open(object.file, O_RDONLY)
+            defer { close(fd) }
+            #expect(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM) == 0)
+            var page = [UInt8](repeating: 0, count: 4096)
+            #expect(pread(fd, &page, 4096, 0) == 4096)
+            guard PageCache.residentPages(fd) == 1 else { return }  // the kernel read ahead all the same
+            let get = "GET \(object.url) HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            let replies = try Self.parse(try await RawSocket.exchange(port: client.port, get))
+            #expect(replies.map(\.status) == [500, 200], "\(replies.map { ($0.status, $0.body.count) })")
+        }
+    }
+
     /// A small object's file is read on the event loop when the page cache holds all of it, and
     /// on a thread when it would wait for the disk: the same answer either way.
     @Test func smallObjectsOutOfThePageCacheAreReadOnAThread() async throws {
@@ -251,14 +291,7 @@ struct SendfileDownloadTests {
             // Six objects of about 3,000 bytes: memory holds one at a time (a full cache takes a
             // newcomer on its second miss), so which one is there depends on the order of misses;
             // the test reads each object from its file only when another is surely the one kept.
-            var objects: [(bytes: [UInt8], url: String, file: String)] = []
-            for size in 3000..<3006 {
-                let bytes = Fixture.png(size)
-                let up = try await client.upload(bytes, headers: alice)
-                let key = ObjectKey(bucket: env.service.settings.privateBucket, path: try ObjectPath(up.json["path"] as! String))
-                let id = try #require(try await env.service.metadata.object(at: key)).blobID.rawValue
-                objects.append((bytes, TestEnvironment.local(up.json["url"] as! String), "\(blobDir)/blobs/\(id.prefix(2))/\(id)"))
-            }
+            let objects = try await upload(sizes: Array(3000..<3006), env, client, alice, blobDir: blobDir)
             for object in objects { #expect(try await client.request(.get, object.url).bytes == object.bytes) }
             // The last one twice more: two misses if it was not there, so it is the one in memory.
             for _ in 0..<2 { #expect(try await client.request(.get, objects[5].url).bytes == objects[5].bytes) }
