@@ -6,6 +6,7 @@
 #include <malloc.h>
 #endif
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -41,18 +42,13 @@ long depot_read_cached(int fd, void *buffer, unsigned long count, int64_t offset
     // A kernel or file system without RWF_NOWAIT: as if not cached (the caller's thread reads).
     if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS)) errno = EAGAIN;
     // `count` bytes ending on a page boundary: the byte after them is on a page of its own, and
-    // RWF_NOWAIT stops short, as at the end of the file, when that page is not cached. Asked for
-    // alone it tells which: 0 bytes at the end of the file, EAGAIN when not cached.
-    if (n >= 0 && (unsigned long)n == count && count > 0 && (offset + (int64_t)count) % getpagesize() == 0) {
-        ssize_t m;
-        do {
-            m = preadv2(fd, &io[1], 1, offset + (int64_t)count, RWF_NOWAIT);
-        } while (m < 0 && errno == EINTR);
-        if (m < 0) {
-            if (errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS) errno = EAGAIN;
-            return -1;
-        }
-        n += m;
+    // RWF_NOWAIT stops short, as at the end of the file, when that page is not cached. The file's
+    // size tells which (a read of that byte alone would too, but kernels before 5.16 answer
+    // EAGAIN at the end of a file whose last page is not cached).
+    if (n >= 0 && (unsigned long)n == count && count > 0 && offset >= 0 && (offset + (int64_t)count) % getpagesize() == 0) {
+        struct stat st;
+        if (fstat(fd, &st) != 0) return -1;
+        if ((int64_t)st.st_size > offset + (int64_t)count) n += 1;
     }
     return (long)n;
 #else

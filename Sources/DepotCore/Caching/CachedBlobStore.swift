@@ -49,9 +49,10 @@ public struct CachedBlobStore: BlobStore {
         if let copy { cache.insert(copy, for: id, cost: Self.cost(of: copy), ifVersion: version) }
     }
 
-    /// What a cached blob counts against the capacity: the memory its bytes take (a ByteBuffer's
-    /// storage is a power of two: a 5,000-byte blob takes 8 KiB), and at least 256 for the entry.
-    static func cost(of bytes: ByteBuffer) -> Int { max(bytes.capacity, bytes.readableBytes, 256) }
+    /// What a cached blob counts against the capacity: its buffer's storage (a power of two: a
+    /// 5,000-byte blob takes 8 KiB; every buffer inserted owns its storage, no slice of a larger
+    /// one), and at least 256 for the entry.
+    static func cost(of bytes: ByteBuffer) -> Int { max(bytes.capacity, 256) }
 
     public func delete(_ id: BlobID) async throws {
         defer { cache.invalidate([id]) }

@@ -11,7 +11,7 @@ import Synchronization
 /// The `Date` header's value, formatted once per second on each event loop (``PerLoop``: no
 /// lock or cache line shared by the loops).
 final class DateHeader: Sendable {
-    private let cached = PerLoop<(second: Int64, value: String)> { (-1, "") }
+    private let cached = PerLoop<(second: Int64, value: String)> { _ in (-1, "") }
 
     func current() -> String {
         let now = Date()

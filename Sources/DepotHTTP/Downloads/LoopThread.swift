@@ -42,10 +42,11 @@ enum LoopThread {
 }
 
 /// A value kept per event loop: each loop reads and writes its own, under a lock no other loop
-/// takes (bar loops beyond ``LoopThread/loopSlots``), in memory no other loop writes; threads
-/// that are not event loops share one more. What every request touches (the `Date` header's
-/// text, the current second's answers) is kept this way, so that two loops never wait for each
-/// other, nor pass a cache line back and forth, for it.
+/// waits for (bar loops beyond ``LoopThread/loopSlots``; another loop may try it, rarely, with
+/// ``forEachOther(_:)``), in memory no other loop writes; threads that are not event loops share
+/// one more. What every request touches (the `Date` header's text, the current second's answers)
+/// is kept this way, so that two loops never wait for each other, nor pass a cache line back and
+/// forth, for it.
 final class PerLoop<Value: Sendable>: Sendable {
     private let slots: [Slot]
 
@@ -56,21 +57,27 @@ final class PerLoop<Value: Sendable>: Sendable {
         init(_ value: Value) { self.value = Mutex(value) }
     }
 
-    init(_ make: () -> Value) {
-        slots = (0..<LoopThread.slots).map { _ in Slot(make()) }
+    /// Each slot's value made by `make`, told whether it is the slot of the threads that are no
+    /// event loop (``LoopThread/sharedSlot``).
+    init(_ make: (_ shared: Bool) -> Value) {
+        slots = (0..<LoopThread.slots).map { Slot(make($0 == LoopThread.sharedSlot)) }
     }
 
-    /// Runs `body` on the calling loop's value.
+    /// Runs `body` on the calling loop's value. Never calls ``forEachOther(_:)`` of the same
+    /// `PerLoop` from `body` (a try-lock of a mutex its own thread holds aborts on Linux).
     func withLock<Result: Sendable>(_ body: (inout sending Value) -> sending Result) -> Result {
         slots[LoopThread.slot].value.withLock(body)
     }
 
     /// Runs `body` on each value but the calling loop's whose lock is free now (none is waited
-    /// for): for rare work on the others' values, such as dropping what an idle loop keeps.
-    func forEachOther(_ body: (inout sending Value) -> sending Void) {
+    /// for), and returns what it took from them, to be released after their locks: for rare
+    /// work on the others' values, such as dropping what an idle loop keeps.
+    func forEachOther<Taken: Sendable>(_ body: (inout sending Value) -> sending Taken) -> [Taken] {
         let mine = LoopThread.slot
+        var taken: [Taken] = []
         for (index, slot) in slots.enumerated() where index != mine {
-            _ = slot.value.withLockIfAvailable(body)
+            if let value = slot.value.withLockIfAvailable(body) { taken.append(value) }
         }
+        return taken
     }
 }

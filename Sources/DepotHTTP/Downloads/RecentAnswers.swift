@@ -15,14 +15,16 @@ import Synchronization
 /// it) and while the caches' epoch is unchanged, so any write (an object replaced, moved, revoked,
 /// deleted, made private) ends its reuse at once.
 ///
-/// Each event loop keeps its own answers (``PerLoop``): no lock is shared
-/// by the loops, and the answers a loop built are released by that loop when its second ends.
+/// Each event loop keeps its own answers (``PerLoop``): no loop waits for another's lock, and
+/// the answers a loop built are released by that loop when its second ends.
 /// One shared table released thousands of answers in one burst each second, most of them
 /// allocated by the other loop — every `free` then took that loop's `malloc` arena lock while it
 /// allocated (the gallery's one source of `futex` waits). A URL asked for on two loops is worked
-/// out once a second on each. A loop's table holds at most ``capacity`` answers, all of one
-/// second; a loop that starts a new second also drops what an idle loop still keeps from a
-/// second before the last (the bodies they share with the blob cache are not pinned for long).
+/// out once a second on each. A loop's table holds answers of one second only, at most
+/// ``Budget/loop`` of them (the threads that are no event loop, ``Budget/shared``); a loop that
+/// starts a new second also drops what another loop, no longer asked, still keeps from before
+/// the last second. A server that goes quiet keeps each loop's last second until it is asked
+/// again — within the budget, whose bodies, counted in it, may be ones the blob cache has let go.
 ///
 /// An answer whose bytes are in memory may also keep its head as the bytes it is on the wire (as
 /// NIO's encoder writes it), which ``RecentAnswerFront`` sends, with the body's bytes (shared with
@@ -58,6 +60,14 @@ final class RecentAnswers: Sendable {
     struct Kept: Sendable {
         let answer: PipelineDownloads.Answer?
         let wire: Wire?
+
+        /// The bytes it holds, counted against a table's budget: its body's (in memory; shared
+        /// with the blob cache while that keeps them) and its wire head's.
+        var bytes: Int {
+            if let wire { return wire.head.readableBytes + wire.body.readableBytes }
+            if case .bytes(let body) = answer?.body { return body.readableBytes }
+            return 0
+        }
     }
 
     private struct Recent {
@@ -67,17 +77,32 @@ final class RecentAnswers: Sendable {
     private struct State {
         var second: Int64 = .min
         var answers: [Key: Recent] = [:]
+        /// The bytes of the answers' bodies and wire heads.
+        var bytes = 0
+        let budget: Budget
     }
-    /// The calling event loop's answers (``PerLoop``).
-    private let state = PerLoop { State() }
-    /// Answers a loop keeps: enough for a gallery of several thousand images each asked for
-    /// several times a second (1,024 kept a fifth of a 5,000-image gallery: the rest was worked
-    /// out again on every request), as each loop sees every URL — 16,384 shared by the loops
-    /// (8,192 each on two cores), at least 1,024 each. An answer is at most ~2 KiB (its headers
-    /// as fields and on the wire; one kept by the front has the wire bytes alone; the body's
-    /// bytes are the blob cache's), so a table holds at most ~34 MiB in all (the loops' 16,384
-    /// answers and the other threads' share), while asked for that many distinct URLs a second.
-    let capacity = max(1024, 16384 / LoopThread.loopSlots)
+
+    /// What one table may hold: answers and the bytes of their bodies and wire heads.
+    struct Budget {
+        let answers: Int
+        let bytes: Int
+
+        /// An event loop's: enough for a gallery of several thousand images each asked for
+        /// several times a second (1,024 answers kept a fifth of a 5,000-image gallery: the rest
+        /// was worked out again on every request), as each loop sees every URL — 16,384 answers
+        /// and 64 MiB (a default blob cache's worth) shared by the loops, at least 1,024 and
+        /// 4 MiB each: 8,192 answers and 32 MiB each on two cores.
+        static let loop = Budget(
+            answers: max(1024, 16384 / LoopThread.loopSlots), bytes: max(4 << 20, (64 << 20) / LoopThread.loopSlots))
+        /// The threads' that are no event loop (the downloads' answers are built on the loops).
+        static let shared = Budget(answers: 1024, bytes: 4 << 20)
+    }
+
+    /// The calling event loop's answers (``PerLoop``). Besides the bytes counted, an answer's
+    /// headers as fields take up to ~1.5 KiB: a table holds at most ~88 MiB (64 MiB counted,
+    /// 16,384 answers' fields) on machines of up to 16 cores, and 1,024 answers' and 4 MiB a
+    /// loop more beyond; the threads' table ~6 MiB more.
+    private let state = PerLoop { shared in State(budget: shared ? .shared : .loop) }
     /// Whether answers keep their wire head (only those ``RecentAnswerFront`` may send).
     let keepsWireHeads: Bool
 
@@ -130,16 +155,22 @@ final class RecentAnswers: Sendable {
                 s.second = second
                 swap(&released, &s.answers)
                 s.answers.reserveCapacity(released.count)
+                s.bytes = 0
                 newSecond = true
             }
+            let bytes = kept.bytes
+            var freed = 0
             if let old = s.answers[key] {
                 // Never over one kept under a later epoch (read by a request that began after
                 // a write this one did not see); the front's never over the decoded path's.
                 guard epoch > old.epoch || (replacing && epoch == old.epoch) else { return newSecond }
-            } else if s.answers.count >= capacity {
+                freed = old.kept.bytes
+            } else if s.answers.count >= s.budget.answers {
                 return newSecond
             }
+            guard s.bytes - freed + bytes <= s.budget.bytes else { return newSecond }
             s.answers[key] = Recent(kept: kept, epoch: epoch)
+            s.bytes += bytes - freed
             return newSecond
         }
         if newSecond { dropIdleAnswers(before: second - 1) }
@@ -147,13 +178,17 @@ final class RecentAnswers: Sendable {
 
     /// Drops the answers other loops keep from before `second` (a loop no longer asked keeps its
     /// last second's until it is asked again); a loop that holds its lock now is skipped, not
-    /// waited for. At most once a second per loop, and only a table no longer used: its `free`s
-    /// are too few to make the loops wait for each other.
+    /// waited for, and the answers are released after its lock. At most once a second per loop.
     private func dropIdleAnswers(before second: Int64) {
-        state.forEachOther { s in
-            guard s.second < second, !s.answers.isEmpty else { return }
-            s.answers = [:]
+        let dropped = state.forEachOther { s -> [Key: Recent] in
+            var taken: [Key: Recent] = [:]
+            if s.second < second, !s.answers.isEmpty {
+                swap(&taken, &s.answers)
+                s.bytes = 0
+            }
+            return taken
         }
+        _ = dropped
     }
 
     /// The head of a GET's answer whose bytes are in memory, written as NIO's response encoder

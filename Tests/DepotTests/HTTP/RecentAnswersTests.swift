@@ -55,7 +55,8 @@ struct RecentAnswersTests {
     }
 
     /// Each event loop keeps its own answers: one kept on a loop is found on that loop, not on
-    /// a thread that is no event loop (those share one more table), and a loop's slot is its own.
+    /// a thread that is no event loop (those share one more table). (Whether two loops share a
+    /// slot depends on how many loops the process has: the tests' groups number in too.)
     @Test func eachLoopKeepsItsOwnAnswers() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
@@ -90,6 +91,25 @@ struct RecentAnswersTests {
         #expect(try await loop.submit { answers.kept(for: "/x", second: 10, epoch: 1) }.get() == nil)
         #expect(answers.kept(for: "/y", second: 12, epoch: 1) == "b")
         try await group.shutdownGracefully()
+    }
+
+    /// A table keeps answers while their bytes fit its budget (4 MiB for the threads that are
+    /// no event loop): a 1 MiB body's answer past it is not kept, and the next second starts
+    /// with the whole budget again.
+    @Test func aTableKeepsNoMoreBytesThanItsBudget() {
+        let answers = RecentAnswersProbe()
+        let mib = String(repeating: "x", count: 1 << 20)
+        for i in 0..<5 { answers.keepDecoded("\(i)" + mib, for: "/\(i)", second: 10, epoch: 1) }
+        // Each is 1 MiB and a head: three fit in 4 MiB, not four.
+        let kept = (0..<5).map { answers.kept(for: "/\($0)", second: 10, epoch: 1) != nil }
+        #expect(kept == [true, true, true, false, false])
+        // A smaller answer in the place of a large one frees its bytes.
+        answers.keepDecoded("small", for: "/0", second: 10, epoch: 1)
+        answers.keepDecoded("3" + mib, for: "/3", second: 10, epoch: 1)
+        #expect(answers.kept(for: "/0", second: 10, epoch: 1) == "small")
+        #expect(answers.kept(for: "/3", second: 10, epoch: 1)?.hasPrefix("3") == true)
+        answers.keepDecoded("4" + mib, for: "/4", second: 11, epoch: 1)
+        #expect(answers.kept(for: "/4", second: 11, epoch: 1)?.hasPrefix("4") == true)
     }
 
     /// `body`'s value, worked out on a thread of its own.

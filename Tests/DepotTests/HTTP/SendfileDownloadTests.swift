@@ -248,7 +248,11 @@ struct SendfileDownloadTests {
     /// which the event loop's read (`RWF_NOWAIT`) cannot tell from the end of the file when that
     /// page is not cached. Then the thread reads it, and the router answers, never the object.
     @Test func aGrownFileWhoseLastPageIsNotCachedIsLeftToTheRouter() async throws {
-        guard let blobDir = PageCache.evictableDirectory() else { return }  // a tmpfs: every page stays cached
+        guard let blobDir = PageCache.evictableDirectory() else {
+            // A tmpfs only: every page stays cached, and what this checks cannot happen.
+            withKnownIssue("no directory here lets the kernel drop a file's pages") { Issue.record("not checked") }
+            return
+        }
         defer { try? FileManager.default.removeItem(atPath: blobDir) }
         let blobs = CachedBlobStore(try FileSystemBlobStore(directory: blobDir), capacity: 4095)
         let env = try await TestEnvironment.make(blobs: blobs, cacheBlobs: false)
@@ -267,7 +271,10 @@ struct SendfileDownloadTests {
             #expect(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM) == 0)
             var page = [UInt8](repeating: 0, count: 4096)
             #expect(pread(fd, &page, 4096, 0) == 4096)
-            guard PageCache.residentPages(fd) == 1 else { return }  // the kernel read ahead all the same
+            guard PageCache.residentPages(fd) == 1 else {
+                withKnownIssue("the kernel read the second page ahead all the same") { Issue.record("not checked") }
+                return
+            }
             let get = "GET \(object.url) HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
             let replies = try Self.parse(try await RawSocket.exchange(port: client.port, get))
             #expect(replies.map(\.status) == [500, 200], "\(replies.map { ($0.status, $0.body.count) })")
