@@ -22,7 +22,7 @@ extension HTTPServerBuilder {
     }
 
     private static func channelHandlers(limits: ConnectionLimits?, fast: PipelineDownloads?) -> [any RemovableChannelHandler] {
-        var handlers: [any RemovableChannelHandler] = []
+        var handlers: [any RemovableChannelHandler] = [OversizedHeadAnswerInstaller()]
         if let limits { handlers.append(ConnectionGuardInstaller(limits: limits)) }
         if let fast { handlers.append(PipelineDownloadInstaller(downloads: fast)) }
         handlers.append(ExpectContinueHandler())

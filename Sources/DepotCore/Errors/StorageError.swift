@@ -29,6 +29,7 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
             case rangeNotSatisfiable = "range_not_satisfiable"
             case quotaExceeded = "quota_exceeded"
             case rateLimited = "rate_limited"
+            case headersTooLarge = "headers_too_large"
             case unavailable
             case internalError = "internal_error"
         }
@@ -55,6 +56,8 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
         /// A state conflict other than an existing name, e.g. deleting a bucket that is not empty.
         public static let conflict = Code(base: .conflict)
         public static let payloadTooLarge = Code(base: .payloadTooLarge)
+        /// A request head larger than the HTTP decoder takes (answered before any route).
+        public static let headersTooLarge = Code(base: .headersTooLarge)
         public static let unsupportedMediaType = Code(base: .unsupportedMediaType)
         public static let mediaTypeMismatch = Code(base: .mediaTypeMismatch)
         public static let rangeNotSatisfiable = Code(base: .rangeNotSatisfiable)

@@ -16,6 +16,7 @@ extension StorageError.Code {
         case .alreadyExists, .uploadConsumed, .conflict: return .conflict
         case .payloadTooLarge, .quotaExceeded: return .contentTooLarge
         case .rateLimited: return .tooManyRequests
+        case .headersTooLarge: return .requestHeaderFieldsTooLarge
         case .unsupportedMediaType, .mediaTypeMismatch: return .unsupportedMediaType
         case .rangeNotSatisfiable: return .rangeNotSatisfiable
         case .unavailable: return .serviceUnavailable

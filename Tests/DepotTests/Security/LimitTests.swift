@@ -1,6 +1,7 @@
 import DepotCore
 import DepotHTTP
 import Foundation
+import Glibc
 import HTTPTypes
 import NIOCore
 import NIOHTTP1
@@ -117,6 +118,51 @@ struct LimitTests {
                 statuses.append(UInt(try await client.request(.get, "/storage/v1/object/public/public-assets/x/y.png", headers: anon).status.code))
             }
             #expect(statuses.contains(429))
+        }
+    }
+
+    /// A request head past the decoder's 80 KiB of header fields is answered 431 with the JSON
+    /// error and the connection closed — not NIO's bare 400 — and the upload it carried is not
+    /// stored; a head just under the limit still reaches its route.
+    @Test func anOversizedHeadIsAnswered431AndNothingIsStored() async throws {
+        let env = try await TestEnvironment.make()
+        try await env.live { client in
+            let alice = try await env.auth("alice")
+            let bearer = alice[.authorization]!
+            let png = Fixture.png(100)
+            // One connection per upload, read until the server closes it.
+            let port = client.port
+            func upload(padding: Int) async throws -> String {
+                let head =
+                    "POST /v1/assets?jobId=job-1 HTTP/1.1\r\nHost: x\r\nAuthorization: \(bearer)\r\nConnection: close\r\n"
+                    + "X-Pad: \(String(repeating: "p", count: padding))\r\nContent-Type: image/png\r\nContent-Length: \(png.count)\r\n\r\n"
+                let reply = try await RawSocket.blocking {
+                    let fd = try RawSocket.connect(port: port, timeout: 10)
+                    defer { close(fd) }
+                    RawSocket.send(fd, Array(head.utf8) + png)
+                    return RawSocket.receiveAll(fd)
+                }
+                return String(decoding: reply, as: UTF8.self)
+            }
+            let before = try await env.snapshot()
+            let text = try await upload(padding: 90 * 1024)
+            #expect(text.hasPrefix("HTTP/1.1 431 "), "\(text.prefix(200))")
+            #expect(text.lowercased().contains("connection: close"))
+            let body = try #require(text.components(separatedBy: "\r\n\r\n").dropFirst().first)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+            #expect((json["error"] as? [String: Any])?["code"] as? String == "headers_too_large")
+            #expect(try await env.snapshot() == before)
+            // Behind a request on the same connection: its answer first, then the 431.
+            let pipelined = try await RawSocket.exchange(
+                port: port,
+                "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nX-Pad: \(String(repeating: "p", count: 90 * 1024))\r\n\r\n",
+                timeout: 10)
+            let answers = String(decoding: pipelined, as: UTF8.self).components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
+            #expect(answers == ["200", "431"])
+            // Under the limit (the fields' 80 KiB count names and values): stored as usual.
+            let fits = try await upload(padding: 60 * 1024)
+            #expect(fits.hasPrefix("HTTP/1.1 201 "), "\(fits.prefix(200))")
+            #expect(try await env.snapshot().objects.count == before.objects.count + 1)
         }
     }
 

@@ -1,0 +1,89 @@
+import DepotCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+
+/// Makes the answer to a request whose head is larger than NIO's HTTP/1 decoder takes (80 KiB of
+/// header fields, `HTTPParserError.headerOverflow`) a 431 `headers_too_large` in the JSON error
+/// envelope, where Hummingbird answers every parser error with a bare 400 and closes.
+///
+/// Hummingbird writes that 400 in order, after the responses still owed to the requests before
+/// the bad head (it reads the error from the request stream after them); so this handler, right
+/// behind the decoder, counts the requests passed on and the responses ended, and rewrites the
+/// first response that starts once those owed at the error have ended — that 400, the decoder
+/// delivers nothing more — keeping its `Connection: close`.
+final class OversizedHeadAnswer: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// Requests passed on whose final response has not ended.
+    private var inFlight = 0
+    /// After a header overflow: the responses still owed before the parser error's.
+    private var owedBeforeAnswer: Int?
+    /// The parser error's response is being rewritten: its body goes before its end.
+    private var rewriting = false
+
+    static let body: [UInt8] = {
+        let error = StorageError.ErrorBody(
+            error: .init(
+                code: StorageError.Code.headersTooLarge.rawValue,
+                message: "the request's header fields are larger than the server takes (80 KiB in all)"))
+        return [UInt8]((try? JSONEncoder().encode(error)) ?? Data())
+    }()
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) { inFlight += 1 }
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parserError = error as? HTTPParserError, parserError == .headerOverflow, owedBeforeAnswer == nil {
+            owedBeforeAnswer = inFlight
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head) where head.status.code >= 200:
+            if owedBeforeAnswer == 0, head.status == .badRequest {
+                owedBeforeAnswer = nil
+                rewriting = true
+                let headers = HTTPHeaders([
+                    ("Content-Type", "application/json"), ("Content-Length", String(Self.body.count)), ("Connection", "close"),
+                ])
+                let answer = HTTPResponseHead(version: head.version, status: .init(statusCode: 431), headers: headers)
+                context.write(wrapOutboundOut(.head(answer)), promise: promise)
+                return
+            }
+        case .end:
+            if rewriting {
+                rewriting = false
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: Self.body)))), promise: nil)
+            } else {
+                inFlight -= 1
+                if let owed = owedBeforeAnswer, owed > 0 { owedBeforeAnswer = owed - 1 }
+            }
+        default:
+            break
+        }
+        context.write(data, promise: promise)
+    }
+}
+
+/// Puts an ``OversizedHeadAnswer`` right behind NIO's HTTP/1 decoder when the connection starts,
+/// then leaves the pipeline.
+final class OversizedHeadAnswerInstaller: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+            try? pipeline.addHandler(OversizedHeadAnswer(), position: .after(decoder))
+        }
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+}
