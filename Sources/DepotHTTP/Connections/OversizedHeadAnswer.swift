@@ -4,15 +4,17 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 
-/// Makes the answer to a request whose head is larger than NIO's HTTP/1 decoder takes (80 KiB of
-/// header fields, `HTTPParserError.headerOverflow`) a 431 `headers_too_large` in the JSON error
-/// envelope, where Hummingbird answers every parser error with a bare 400 and closes.
+/// Makes the answer to a request whose head is larger than NIO's HTTP/1 decoder takes (request
+/// line and header fields over 80 KiB, or more than 1,000 header lines:
+/// `HTTPParserError.headerOverflow`) a 431 `headers_too_large` in the JSON error envelope, where
+/// Hummingbird answers every parser error with a bare 400 and closes.
 ///
 /// Hummingbird writes that 400 in order, after the responses still owed to the requests before
-/// the bad head (it reads the error from the request stream after them); so this handler, right
-/// behind the decoder, counts the requests passed on and the responses ended, and rewrites the
-/// first response that starts once those owed at the error have ended — that 400, the decoder
-/// delivers nothing more — keeping its `Connection: close`.
+/// the bad head (it reads the error from the request stream after them, and
+/// ``PipelineDownloadHandler`` holds the error behind a file it is sending); so this handler,
+/// behind the decoder (and the ``ConnectionGuard``), counts the requests passed on and the
+/// responses ended, and rewrites the first response that starts once those owed at the error have
+/// ended — that 400, the decoder delivers nothing more — keeping its `Connection: close`.
 final class OversizedHeadAnswer: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -26,12 +28,13 @@ final class OversizedHeadAnswer: ChannelDuplexHandler, RemovableChannelHandler {
     /// The parser error's response is being rewritten: its body goes before its end.
     private var rewriting = false
 
+    /// The envelope as every JSON body leaves Depot (``JSONResponse``: sorted keys, a newline).
     static let body: [UInt8] = {
         let error = StorageError.ErrorBody(
             error: .init(
                 code: StorageError.Code.headersTooLarge.rawValue,
-                message: "the request's header fields are larger than the server takes (80 KiB in all)"))
-        return [UInt8]((try? JSONEncoder().encode(error)) ?? Data())
+                message: "the request line and header fields are larger than the server takes (80 KiB, 1,000 lines)"))
+        return [UInt8]((try? JSONResponse.encoder.encode(error)) ?? Data()) + [UInt8(ascii: "\n")]
     }()
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -53,7 +56,7 @@ final class OversizedHeadAnswer: ChannelDuplexHandler, RemovableChannelHandler {
                 owedBeforeAnswer = nil
                 rewriting = true
                 let headers = HTTPHeaders([
-                    ("Content-Type", "application/json"), ("Content-Length", String(Self.body.count)), ("Connection", "close"),
+                    ("Content-Type", "application/json; charset=utf-8"), ("Content-Length", String(Self.body.count)), ("Connection", "close"),
                 ])
                 let answer = HTTPResponseHead(version: head.version, status: .init(statusCode: 431), headers: headers)
                 context.write(wrapOutboundOut(.head(answer)), promise: promise)
@@ -81,8 +84,11 @@ final class OversizedHeadAnswerInstaller: ChannelInboundHandler, RemovableChanne
 
     func handlerAdded(context: ChannelHandlerContext) {
         let pipeline = context.pipeline.syncOperations
-        if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
-            try? pipeline.addHandler(OversizedHeadAnswer(), position: .after(decoder))
+        do {
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try pipeline.addHandler(OversizedHeadAnswer(), position: .after(decoder))
+        } catch {
+            assertionFailure("cannot install the answer to oversized heads: \(error)")
         }
         pipeline.removeHandler(context: context, promise: nil)
     }

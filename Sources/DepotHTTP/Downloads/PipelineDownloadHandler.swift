@@ -45,6 +45,9 @@ final class PipelineDownloadHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// A shutdown asked for: nothing more is answered here, and the event waits for the file.
     private var quiescing = false
     private var heldQuiesce: Any?
+    /// A parser error (a bad head behind the request whose file is being sent): passed on after
+    /// the parts that waited, so that its answer comes after theirs.
+    private var heldError: (any Error)?
 
     init(downloads: PipelineDownloads) {
         self.downloads = downloads
@@ -205,6 +208,10 @@ final class PipelineDownloadHandler: ChannelDuplexHandler, RemovableChannelHandl
         // What was passed on since the socket's last read is delivered now.
         context.fireChannelReadComplete()
         guard !busy else { return }
+        if let error = heldError {
+            heldError = nil
+            context.fireErrorCaught(error)
+        }
         if let event = heldQuiesce {
             heldQuiesce = nil
             context.fireUserInboundEventTriggered(event)
@@ -221,6 +228,14 @@ final class PipelineDownloadHandler: ChannelDuplexHandler, RemovableChannelHandl
         } else {
             context.read()
         }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError, busy || !held.isEmpty {
+            if heldError == nil { heldError = error }
+            return
+        }
+        context.fireErrorCaught(error)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -61,6 +61,8 @@ extension StorageError {
         case .payloadTooLarge: return body(413, "Payload too large", "EntityTooLarge")
         case .quotaExceeded: return body(413, "Payload too large", "EntityTooLarge")
         case .rateLimited: return body(429, "too_many_requests", "SlowDown", status: .tooManyRequests)
+        case .headersTooLarge:
+            return body(431, "Request Header Fields Too Large", "RequestHeaderSectionTooLarge", status: .requestHeaderFieldsTooLarge)
         case .unsupportedMediaType, .mediaTypeMismatch: return body(415, "invalid_mime_type", "InvalidMimeType")
         case .invalidPath: return body(400, "InvalidKey", "InvalidKey")
         case .signatureInvalid: return body(400, "InvalidSignature", "InvalidSignature")

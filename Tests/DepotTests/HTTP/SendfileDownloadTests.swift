@@ -202,6 +202,28 @@ struct SendfileDownloadTests {
         }
     }
 
+    /// A head too large for the decoder (1,100 header lines: in the same read as the GET before
+    /// it) behind a GET whose file is being opened and sent: the file's answer first, then the
+    /// 431 (the parser's error waits behind the file, as the requests after it do), never a bare
+    /// 400 ahead of the file.
+    @Test func anOversizedHeadBehindAFileIsAnsweredAfterIt() async throws {
+        let env = try await TestEnvironment.make { $0.maxFileSize = 8 * 1024 * 1024 }
+        try await env.live { client in
+            let png = Fixture.png(1024 * 1024 + 5)
+            let up = try await client.upload(png, headers: try await env.auth("alice"))
+            let url = TestEnvironment.local(up.json["url"] as! String)
+            #expect(try await client.request(.get, url).status == .ok)  // the row cached
+            let sentBefore = sent(env)
+            let wire =
+                "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n"
+                + "GET /health HTTP/1.1\r\nHost: x\r\n\(String(repeating: "X: y\r\n", count: 1_100))\r\n"
+            let replies = try Self.parse(try await RawSocket.exchange(port: client.port, wire, timeout: 10))
+            #expect(replies.map(\.status) == [200, 431], "\(replies.map { ($0.status, $0.body.count) })")
+            #expect(replies.first?.body.sha256Hex == png.sha256Hex)
+            #expect(sent(env) == sentBefore + 1)
+        }
+    }
+
     /// A small object's file that is not the row's size (grown, or cut short, behind the
     /// server's back) is never sent as the object from the pipeline, whether read on the event
     /// loop or on a thread: the router answers, as for a large file. The buffer a small file is
