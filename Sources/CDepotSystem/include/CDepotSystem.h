@@ -15,9 +15,9 @@ int depot_start_writeback(int fd, int64_t offset, int64_t count);
 /// with RWF_NOWAIT), and the byte after them into a scratch byte: the bytes read (`count` + 1
 /// when the file goes on past them), or -1 with errno EAGAIN when they are not all cached (a read
 /// would wait for the disk), or another errno. When they end on a page boundary, the file's size
-/// (fstat) tells whether it goes on, as the next page may not be cached. A short count means the end of the file, or that the
-/// rest was not cached. Elsewhere -1 with errno EAGAIN always (the caller reads on a thread
-/// instead).
+/// (fstat) tells whether it goes on, as the next page may not be cached. A short count means the
+/// end of the file, or that the rest was not cached. Elsewhere -1 with errno EAGAIN always (the
+/// caller reads on a thread instead).
 long depot_read_cached(int fd, void *buffer, unsigned long count, int64_t offset);
 
 /// Keeps large transient buffers (socket reads of up to 1 MiB, held while an upload is hashed and

@@ -29,12 +29,12 @@ final class OversizedHeadAnswer: ChannelDuplexHandler, RemovableChannelHandler {
     private var rewriting = false
 
     /// The envelope as every JSON body leaves Depot (``JSONResponse``: sorted keys, a newline).
-    static let body: [UInt8] = {
+    static let body: ByteBuffer = {
         let error = StorageError.ErrorBody(
             error: .init(
                 code: StorageError.Code.headersTooLarge.rawValue,
                 message: "the request line and header fields are larger than the server takes (80 KiB, 1,000 lines)"))
-        return [UInt8]((try? JSONResponse.encoder.encode(error)) ?? Data()) + [UInt8(ascii: "\n")]
+        return JSONResponse.body(ByteBuffer(bytes: (try? JSONResponse.encoder.encode(error)) ?? Data()))
     }()
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -56,7 +56,7 @@ final class OversizedHeadAnswer: ChannelDuplexHandler, RemovableChannelHandler {
                 owedBeforeAnswer = nil
                 rewriting = true
                 let headers = HTTPHeaders([
-                    ("Content-Type", "application/json; charset=utf-8"), ("Content-Length", String(Self.body.count)), ("Connection", "close"),
+                    ("Content-Type", JSONResponse.contentType), ("Content-Length", String(Self.body.readableBytes)), ("Connection", "close"),
                 ])
                 let answer = HTTPResponseHead(version: head.version, status: .init(statusCode: 431), headers: headers)
                 context.write(wrapOutboundOut(.head(answer)), promise: promise)
@@ -65,7 +65,7 @@ final class OversizedHeadAnswer: ChannelDuplexHandler, RemovableChannelHandler {
         case .end:
             if rewriting {
                 rewriting = false
-                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: Self.body)))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(Self.body))), promise: nil)
             } else {
                 inFlight -= 1
                 if let owed = owedBeforeAnswer, owed > 0 { owedBeforeAnswer = owed - 1 }

@@ -132,10 +132,18 @@ enum JSONResponse {
     /// The one way a JSON body leaves Depot: typed `application/json`, ended by a newline (so a
     /// terminal's prompt starts on a line of its own after `curl`).
     static func make(json: ByteBuffer, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = contentType
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body(json)))
+    }
+
+    /// The `Content-Type` of every JSON body.
+    static let contentType = "application/json; charset=utf-8"
+
+    /// `json` as it is sent: ended by a newline (also for answers written outside the router).
+    static func body(_ json: ByteBuffer) -> ByteBuffer {
         var body = json
         body.writeInteger(UInt8(ascii: "\n"))
-        var headers = headers
-        headers[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+        return body
     }
 }
