@@ -59,22 +59,30 @@ public struct RecentAnswersProbe: Sendable {
 
     public init() {}
 
-    /// Keeps an answer as ``RecentAnswerFront`` keeps one it wrote itself.
-    public func keepFront(_ tag: String, for target: String, second: Int64, epoch: UInt64) {
+    /// Keeps an answer as ``RecentAnswerFront`` keeps one it wrote itself — after two asks for
+    /// `target` that found nothing unless `asked` is false (an answer is kept on its second ask).
+    public func keepFront(_ tag: String, for target: String, second: Int64, epoch: UInt64, asked: Bool = true) {
+        if asked { askTwice(target, second: second, epoch: epoch) }
         let wire = RecentAnswers.Wire(
             head: ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\n"), body: ByteBuffer(string: tag), requests: requests, fromFile: false)
         answers.keep(wire, for: RecentAnswers.Key(target), second: second, epoch: epoch)
     }
 
-    /// Keeps an answer as the decoded path keeps one.
-    public func keepDecoded(_ tag: String, for target: String, second: Int64, epoch: UInt64) {
+    /// Keeps an answer as the decoded path keeps one (after two asks, as ``keepFront``).
+    public func keepDecoded(_ tag: String, for target: String, second: Int64, epoch: UInt64, asked: Bool = true) {
+        if asked { askTwice(target, second: second, epoch: epoch) }
         let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": String(tag.utf8.count)])
         answers.keep(
             PipelineDownloads.Answer(head: head, body: .bytes(ByteBuffer(string: tag)), requests: requests), for: target, second: second, epoch: epoch
         )
     }
 
-    /// The tag of the answer kept for `target` in `second` under `epoch`.
+    private func askTwice(_ target: String, second: Int64, epoch: UInt64) {
+        for _ in 0..<2 { _ = answers.kept(for: RecentAnswers.Key(target), second: second, epoch: epoch) }
+    }
+
+    /// The tag of the answer kept for `target` in `second` under `epoch` (an ask: noted when
+    /// nothing is kept).
     public func kept(for target: String, second: Int64, epoch: UInt64) -> String? {
         answers.kept(for: RecentAnswers.Key(target), second: second, epoch: epoch)?.wire.map { String(buffer: $0.body) }
     }

@@ -26,6 +26,10 @@ import Synchronization
 /// the last second. A server that goes quiet keeps each loop's last second until it is asked
 /// again — within the budget, whose bodies, counted in it, may be ones the blob cache has let go.
 ///
+/// An answer is kept on its target's second ask in a second, not its first (``Asks``; nginx's
+/// `open_file_cache_min_uses`): a gallery whose every image is asked for about once a second
+/// would otherwise keep, and free a second later, an answer for each request and reuse none.
+///
 /// An answer whose bytes are in memory may also keep its head as the bytes it is on the wire (as
 /// NIO's encoder writes it), which ``RecentAnswerFront`` sends, with the body's bytes (shared with
 /// the blob cache, never copied), before any HTTP decoding.
@@ -80,6 +84,55 @@ final class RecentAnswers: Sendable {
         /// The bytes of the answers' bodies and wire heads.
         var bytes = 0
         let budget: Budget
+        var asks: Asks
+
+        init(budget: Budget) {
+            self.budget = budget
+            asks = Asks(slots: budget.answers * 2)
+        }
+    }
+
+    /// The targets asked for in the current second and not found, by hash: a table of pairs of
+    /// slots (a target's pair chosen by its hash), each slot holding a target's hash with its low
+    /// bit set after one ask, clear after two or more. Three targets that share a pair may push
+    /// one another out (a keep put off while their asks alternate), or, sharing a hash, let each
+    /// other in one ask early: the table only decides whether an answer is kept, never which
+    /// answer a target gets.
+    struct Asks {
+        private var slots: [Int]
+        private var second: Int64 = .min
+
+        /// `slots`: rounded up to a power of two.
+        init(slots: Int) {
+            self.slots = [Int](repeating: 0, count: 1 << (Int.bitWidth - (max(slots, 2) - 1).leadingZeroBitCount))
+        }
+
+        /// Notes an ask for `key` in `second` that found no answer (one of an earlier second is
+        /// not noted: the table holds the latest second's).
+        mutating func note(_ key: Key, second: Int64) {
+            if second != self.second {
+                guard second > self.second else { return }
+                self.second = second
+                slots.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            }
+            let (once, twice) = (key.hash | 1, key.hash & ~1)
+            let i = key.hash & (slots.count - 1)
+            let j = i ^ 1
+            if slots[i] == once || slots[i] == twice {
+                slots[i] = twice
+            } else if slots[j] == once || slots[j] == twice {
+                slots[j] = twice
+            } else {
+                // An empty slot, else one asked for once, else the first.
+                slots[slots[i] == 0 || (slots[j] != 0 && slots[i] & 1 == 1) ? i : j] = once
+            }
+        }
+
+        /// Whether `key` was asked for at least twice in `second` (the ask just noted included).
+        func askedTwice(_ key: Key, second: Int64) -> Bool {
+            let i = key.hash & (slots.count - 1)
+            return second == self.second && (slots[i] == key.hash & ~1 || slots[i ^ 1] == key.hash & ~1)
+        }
     }
 
     /// What one table may hold: answers and the bytes of their bodies and wire heads.
@@ -115,11 +168,13 @@ final class RecentAnswers: Sendable {
         kept(for: Key(target), second: second, epoch: epoch)?.answer
     }
 
-    /// What is kept for `key` in `second` while the caches' epoch is `epoch`.
+    /// What is kept for `key` in `second` while the caches' epoch is `epoch`; when nothing is,
+    /// the ask is noted (``Asks``).
     func kept(for key: Key, second: Int64, epoch: UInt64) -> Kept? {
         state.withLock { s in
-            guard s.second == second, let recent = s.answers[key], recent.epoch == epoch else { return nil }
-            return recent.kept
+            if s.second == second, let recent = s.answers[key], recent.epoch == epoch { return recent.kept }
+            s.asks.note(key, second: second)
+            return nil
         }
     }
 
@@ -165,7 +220,7 @@ final class RecentAnswers: Sendable {
                 // a write this one did not see); the front's never over the decoded path's.
                 guard epoch > old.epoch || (replacing && epoch == old.epoch) else { return newSecond }
                 freed = old.kept.bytes
-            } else if s.answers.count >= s.budget.answers {
+            } else if s.answers.count >= s.budget.answers || !s.asks.askedTwice(key, second: second) {
                 return newSecond
             }
             guard s.bytes - freed + bytes <= s.budget.bytes else { return newSecond }

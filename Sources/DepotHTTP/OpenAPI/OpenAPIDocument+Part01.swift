@@ -161,6 +161,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/RateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/InternalError"
           },
@@ -236,6 +239,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/RateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/InternalError"
           },
@@ -302,6 +308,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/RateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/InternalError"
           },
@@ -344,14 +353,5 @@ extension OpenAPIDocument {
         },
         "responses": {
           "200": {
-            "description": "What was deleted, and why the rest was not.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/DeleteResult"
-                }
-              }
-            }
-          },
 """##
 }

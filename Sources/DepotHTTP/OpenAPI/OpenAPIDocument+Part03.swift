@@ -3,6 +3,30 @@
 extension OpenAPIDocument {
     /// Lines 701–1050 of the document (part 3 of 29).
     static let part03 = ##"""
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      },
+      "delete": {
+        "tags": [
+          "Assets API"
+        ],
+        "summary": "Delete an asset",
+        "description": "Removes the asset; its URLs stop working.",
+        "operationId": "deleteAsset",
+        "security": [
+          {
             "bearer": []
           },
           {
@@ -27,6 +51,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/InternalError"
@@ -91,6 +118,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/InternalError"
@@ -160,6 +190,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/InternalError"
@@ -282,6 +315,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/RateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/InternalError"
           },
@@ -316,42 +352,6 @@ extension OpenAPIDocument {
               "type": "string"
             },
             "example": "image/png"
-          },
-          {
-            "name": "file_size",
-            "in": "query",
-            "required": true,
-            "schema": {
-              "type": "integer",
-              "minimum": 1
-            },
-            "example": 1234
-          },
-          {
-            "name": "job_id",
-            "in": "query",
-            "required": true,
-            "schema": {
-              "$ref": "#/components/schemas/JobId"
-            }
-          },
-          {
-            "$ref": "#/components/parameters/SuffixQuery"
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The upload URL.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/SeedPresignResult"
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/BadRequest"
           },
 """##
 }

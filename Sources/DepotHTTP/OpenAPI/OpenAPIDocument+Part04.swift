@@ -3,6 +3,42 @@
 extension OpenAPIDocument {
     /// Lines 1051–1400 of the document (part 4 of 29).
     static let part04 = ##"""
+          {
+            "name": "file_size",
+            "in": "query",
+            "required": true,
+            "schema": {
+              "type": "integer",
+              "minimum": 1
+            },
+            "example": 1234
+          },
+          {
+            "name": "job_id",
+            "in": "query",
+            "required": true,
+            "schema": {
+              "$ref": "#/components/schemas/JobId"
+            }
+          },
+          {
+            "$ref": "#/components/parameters/SuffixQuery"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The upload URL.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/SeedPresignResult"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
           "401": {
             "$ref": "#/components/responses/Unauthorized"
           },
@@ -17,6 +53,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/InternalError"
@@ -190,6 +229,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/ObjectURLRateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/ObjectURLInternalError"
           },
@@ -311,47 +353,5 @@ extension OpenAPIDocument {
                 "$ref": "#/components/headers/ETag"
               },
               "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/ObjectURLBadRequest"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "416": {
-            "$ref": "#/components/responses/RangeNotSatisfiable"
-          },
-          "429": {
-            "$ref": "#/components/responses/ObjectURLRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/ObjectURLInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/ObjectURLUnavailable"
-          }
-        }
-      },
-      "post": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "Create a signed URL",
-        "description": "A signed download URL for one object the caller may read (`expiresIn` 1 s … the server's maximum, default 7 days), relative to `/storage/v1`.",
-        "operationId": "signObject",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
 """##
 }

@@ -3,6 +3,51 @@
 extension OpenAPIDocument {
     /// Lines 1401–1750 of the document (part 5 of 29).
     static let part05 = ##"""
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/ObjectURLBadRequest"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "416": {
+            "$ref": "#/components/responses/RangeNotSatisfiable"
+          },
+          "429": {
+            "$ref": "#/components/responses/ObjectURLRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/ObjectURLInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/ObjectURLUnavailable"
+          }
+        }
+      },
+      "post": {
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "Create a signed URL",
+        "description": "A signed download URL for one object the caller may read (`expiresIn` 1 s … the server's maximum, default 7 days), relative to `/storage/v1`.",
+        "operationId": "signObject",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
             "apikey": []
           }
         ],
@@ -43,6 +88,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
@@ -202,6 +250,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/ObjectURLRateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/ObjectURLInternalError"
           },
@@ -302,56 +353,5 @@ extension OpenAPIDocument {
               "X-Content-Type-Options": {
                 "$ref": "#/components/headers/XContentTypeOptions"
               },
-              "Content-Security-Policy": {
-                "$ref": "#/components/headers/ContentSecurityPolicy"
-              },
-              "Cross-Origin-Resource-Policy": {
-                "$ref": "#/components/headers/CrossOriginResourcePolicy"
-              },
-              "Content-Range": {
-                "$ref": "#/components/headers/ContentRangePartial"
-              }
-            }
-          },
-          "304": {
-            "description": "`If-None-Match` matches the ETag (or, without it, `If-Modified-Since` is not older than `Last-Modified`).",
-            "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/ObjectURLBadRequest"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "416": {
-            "$ref": "#/components/responses/RangeNotSatisfiable"
-          },
-          "429": {
-            "$ref": "#/components/responses/ObjectURLRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/ObjectURLInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/ObjectURLUnavailable"
-          }
-        }
-      }
-    },
-    "/storage/v1/object/authenticated/{bucket}/{path}": {
-      "get": {
 """##
 }

@@ -3,6 +3,60 @@
 extension OpenAPIDocument {
     /// Lines 1751–2100 of the document (part 6 of 29).
     static let part06 = ##"""
+              "Content-Security-Policy": {
+                "$ref": "#/components/headers/ContentSecurityPolicy"
+              },
+              "Cross-Origin-Resource-Policy": {
+                "$ref": "#/components/headers/CrossOriginResourcePolicy"
+              },
+              "Content-Range": {
+                "$ref": "#/components/headers/ContentRangePartial"
+              }
+            }
+          },
+          "304": {
+            "description": "`If-None-Match` matches the ETag (or, without it, `If-Modified-Since` is not older than `Last-Modified`).",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/ObjectURLBadRequest"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "416": {
+            "$ref": "#/components/responses/RangeNotSatisfiable"
+          },
+          "429": {
+            "$ref": "#/components/responses/ObjectURLRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/ObjectURLInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/ObjectURLUnavailable"
+          }
+        }
+      }
+    },
+    "/storage/v1/object/authenticated/{bucket}/{path}": {
+      "get": {
         "tags": [
           "Object URLs",
           "Storage API: objects"
@@ -160,6 +214,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/ObjectURLRateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/ObjectURLInternalError"
           },
@@ -296,62 +353,5 @@ extension OpenAPIDocument {
             "$ref": "#/components/responses/ObjectURLBadRequest"
           },
           "401": {
-            "$ref": "#/components/responses/Unauthorized"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "416": {
-            "$ref": "#/components/responses/RangeNotSatisfiable"
-          },
-          "429": {
-            "$ref": "#/components/responses/ObjectURLRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/ObjectURLInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/ObjectURLUnavailable"
-          }
-        }
-      }
-    },
-    "/storage/v1/object/upload/sign/{bucket}/{path}": {
-      "parameters": [
-        {
-          "$ref": "#/components/parameters/Bucket"
-        },
-        {
-          "$ref": "#/components/parameters/ObjectName"
-        }
-      ],
-      "put": {
-        "tags": [
-          "Object URLs",
-          "Storage API: objects"
-        ],
-        "summary": "Upload to a presigned or signed upload URL",
-        "description": "Phase two of a direct upload, once only (409 after). A URL from `POST /v1/presigned-uploads` takes exactly the declared bytes with the declared `Content-Type` (201 with the stored object). A URL from `POST /storage/v1/object/upload/sign/…` takes an upload as `POST /storage/v1/object/{bucket}/{path}` does, multipart or raw (200 `{\"Key\"}`); owner and upsert come from the token. Errors as for signed URLs.",
-        "operationId": "uploadToURL",
-        "security": [],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Token"
-          },
-          {
-            "$ref": "#/components/parameters/XChecksumSHA256"
-          },
-          {
-            "$ref": "#/components/parameters/ContentDigest"
-          },
-          {
-            "$ref": "#/components/parameters/RequestCacheControl"
-          },
-          {
-            "$ref": "#/components/parameters/XMetadata"
-          },
 """##
 }

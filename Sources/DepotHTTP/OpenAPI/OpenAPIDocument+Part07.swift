@@ -3,6 +3,66 @@
 extension OpenAPIDocument {
     /// Lines 2101–2450 of the document (part 7 of 29).
     static let part07 = ##"""
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "416": {
+            "$ref": "#/components/responses/RangeNotSatisfiable"
+          },
+          "429": {
+            "$ref": "#/components/responses/ObjectURLRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/ObjectURLInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/ObjectURLUnavailable"
+          }
+        }
+      }
+    },
+    "/storage/v1/object/upload/sign/{bucket}/{path}": {
+      "parameters": [
+        {
+          "$ref": "#/components/parameters/Bucket"
+        },
+        {
+          "$ref": "#/components/parameters/ObjectName"
+        }
+      ],
+      "put": {
+        "tags": [
+          "Object URLs",
+          "Storage API: objects"
+        ],
+        "summary": "Upload to a presigned or signed upload URL",
+        "description": "Phase two of a direct upload, once only (409 after). A URL from `POST /v1/presigned-uploads` takes exactly the declared bytes with the declared `Content-Type` (201 with the stored object). A URL from `POST /storage/v1/object/upload/sign/…` takes an upload as `POST /storage/v1/object/{bucket}/{path}` does, multipart or raw (200 `{\"Key\"}`); owner and upsert come from the token. Errors as for signed URLs.",
+        "operationId": "uploadToURL",
+        "security": [],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/Token"
+          },
+          {
+            "$ref": "#/components/parameters/XChecksumSHA256"
+          },
+          {
+            "$ref": "#/components/parameters/ContentDigest"
+          },
+          {
+            "$ref": "#/components/parameters/RequestCacheControl"
+          },
+          {
+            "$ref": "#/components/parameters/XMetadata"
+          },
           {
             "$ref": "#/components/parameters/XClientInfo"
           }
@@ -95,6 +155,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/ObjectURLRateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/ObjectURLInternalError"
           },
@@ -140,6 +203,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
           },
@@ -172,6 +238,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/RateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "503": {
             "$ref": "#/components/responses/Unavailable"
           }
@@ -191,6 +260,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "503": {
             "description": "A store is not answering."
@@ -233,6 +305,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           }
         }
       }
@@ -264,6 +339,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           }
         }
       }
@@ -275,83 +353,5 @@ extension OpenAPIDocument {
         ],
         "summary": "List buckets",
         "description": "Every bucket for the `service_role` key; `[]` for other callers.",
-        "operationId": "listBuckets",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "name": "limit",
-            "in": "query",
-            "schema": {
-              "type": "integer",
-              "minimum": 0
-            }
-          },
-          {
-            "name": "offset",
-            "in": "query",
-            "schema": {
-              "type": "integer",
-              "minimum": 0
-            }
-          },
-          {
-            "name": "sortColumn",
-            "in": "query",
-            "schema": {
-              "type": "string",
-              "enum": [
-                "id",
-                "name",
-                "created_at",
-                "updated_at"
-              ]
-            }
-          },
-          {
-            "name": "sortOrder",
-            "in": "query",
-            "schema": {
-              "type": "string",
-              "enum": [
-                "asc",
-                "desc"
-              ]
-            }
-          },
-          {
-            "name": "search",
-            "in": "query",
-            "schema": {
-              "type": "string"
-            },
-            "description": "Case-insensitive substring of the name."
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The buckets.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "type": "array",
-                  "items": {
-                    "$ref": "#/components/schemas/Bucket"
-                  }
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/StorageError"
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
 """##
 }

@@ -3,6 +3,87 @@
 extension OpenAPIDocument {
     /// Lines 2451–2800 of the document (part 8 of 29).
     static let part08 = ##"""
+        "operationId": "listBuckets",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "limit",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 0
+            }
+          },
+          {
+            "name": "offset",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 0
+            }
+          },
+          {
+            "name": "sortColumn",
+            "in": "query",
+            "schema": {
+              "type": "string",
+              "enum": [
+                "id",
+                "name",
+                "created_at",
+                "updated_at"
+              ]
+            }
+          },
+          {
+            "name": "sortOrder",
+            "in": "query",
+            "schema": {
+              "type": "string",
+              "enum": [
+                "asc",
+                "desc"
+              ]
+            }
+          },
+          {
+            "name": "search",
+            "in": "query",
+            "schema": {
+              "type": "string"
+            },
+            "description": "Case-insensitive substring of the name."
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The buckets.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/Bucket"
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/StorageError"
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
@@ -61,6 +142,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
           },
@@ -107,6 +191,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
@@ -161,6 +248,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
           },
@@ -200,6 +290,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
@@ -251,50 +344,8 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
           },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      }
-    },
-    "/storage/v1/cdn": {
-      "delete": {
-        "tags": [
-          "Storage API: buckets"
-        ],
-        "summary": "Purge the CDN cache",
-        "description": "Depot has no CDN: a `service_role` call succeeds as a no-op; a real 403 for other roles.",
-        "operationId": "purgeCache",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "Nothing to purge.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/CDNPurged"
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/StorageError"
-          },
-          "403": {
-            "$ref": "#/components/responses/StorageForbidden"
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
@@ -302,56 +353,5 @@ extension OpenAPIDocument {
           "503": {
             "$ref": "#/components/responses/StorageUnavailable"
           }
-        }
-      }
-    },
-    "/storage/v1/cdn/{bucket}": {
-      "delete": {
-        "tags": [
-          "Storage API: buckets"
-        ],
-        "summary": "Purge a bucket's CDN cache",
-        "description": "Depot has no CDN: a `service_role` call succeeds as a no-op; a real 403 for other roles.",
-        "operationId": "purgeBucketCache",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Bucket"
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "Nothing to purge.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/CDNPurged"
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/StorageError"
-          },
-          "403": {
-            "$ref": "#/components/responses/StorageForbidden"
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
 """##
 }

@@ -3,6 +3,108 @@
 extension OpenAPIDocument {
     /// Lines 2801–3150 of the document (part 9 of 29).
     static let part09 = ##"""
+        }
+      }
+    },
+    "/storage/v1/cdn": {
+      "delete": {
+        "tags": [
+          "Storage API: buckets"
+        ],
+        "summary": "Purge the CDN cache",
+        "description": "Depot has no CDN: a `service_role` call succeeds as a no-op; a real 403 for other roles.",
+        "operationId": "purgeCache",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Nothing to purge.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/CDNPurged"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/StorageError"
+          },
+          "403": {
+            "$ref": "#/components/responses/StorageForbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      }
+    },
+    "/storage/v1/cdn/{bucket}": {
+      "delete": {
+        "tags": [
+          "Storage API: buckets"
+        ],
+        "summary": "Purge a bucket's CDN cache",
+        "description": "Depot has no CDN: a `service_role` call succeeds as a no-op; a real 403 for other roles.",
+        "operationId": "purgeBucketCache",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/Bucket"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Nothing to purge.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/CDNPurged"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/StorageError"
+          },
+          "403": {
+            "$ref": "#/components/responses/StorageForbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
       }
     },
     "/storage/v1/cdn/{bucket}/{path}": {
@@ -49,6 +151,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
           },
@@ -80,6 +185,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           }
         }
       }
@@ -99,6 +207,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           }
         }
       }
@@ -144,6 +255,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           }
         }
       }
@@ -227,6 +341,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
           },
@@ -236,122 +353,5 @@ extension OpenAPIDocument {
         }
       },
       "put": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "Replace an object",
-        "description": "An upload as Supabase's clients send it: `multipart/form-data` (the first file part, any field name; the fields `cacheControl`, `metadata`, `contentType` before it) or a raw body with `Content-Type`, `cache-control` and `x-metadata` (base64 JSON). The bytes are checked against the bucket's `allowed_mime_types` by their magic numbers and its `file_size_limit` while they stream. Replaces the object, or creates it.",
-        "operationId": "updateObject",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/RequestCacheControl"
-          },
-          {
-            "$ref": "#/components/parameters/XMetadata"
-          }
-        ],
-        "requestBody": {
-          "required": true,
-          "content": {
-            "multipart/form-data": {
-              "schema": {
-                "$ref": "#/components/schemas/StorageUploadForm"
-              }
-            },
-            "application/octet-stream": {
-              "schema": {
-                "type": "string",
-                "format": "binary"
-              }
-            },
-            "image/png": {
-              "schema": {
-                "type": "string",
-                "format": "binary"
-              }
-            },
-            "text/plain": {
-              "schema": {
-                "type": "string"
-              }
-            }
-          }
-        },
-        "responses": {
-          "200": {
-            "description": "Stored.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/UploadResult"
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/StorageError"
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      },
-      "get": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "Download an object",
-        "description": "Bytes as the object URLs serve them; `Cache-Control` is the stored one (`private, …` in private buckets). A missing or invalid JWT reads as `anon` (public buckets only).",
-        "operationId": "downloadObject",
-        "security": [
-          {},
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Download"
-          },
-          {
-            "$ref": "#/components/parameters/Range"
-          },
-          {
-            "$ref": "#/components/parameters/IfNoneMatch"
-          },
-          {
-            "$ref": "#/components/parameters/IfModifiedSince"
-          },
-          {
-            "$ref": "#/components/parameters/IfRange"
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The object's bytes.",
-            "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
 """##
 }

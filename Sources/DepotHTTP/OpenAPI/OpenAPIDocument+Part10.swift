@@ -3,6 +3,126 @@
 extension OpenAPIDocument {
     /// Lines 3151–3500 of the document (part 10 of 29).
     static let part10 = ##"""
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "Replace an object",
+        "description": "An upload as Supabase's clients send it: `multipart/form-data` (the first file part, any field name; the fields `cacheControl`, `metadata`, `contentType` before it) or a raw body with `Content-Type`, `cache-control` and `x-metadata` (base64 JSON). The bytes are checked against the bucket's `allowed_mime_types` by their magic numbers and its `file_size_limit` while they stream. Replaces the object, or creates it.",
+        "operationId": "updateObject",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/RequestCacheControl"
+          },
+          {
+            "$ref": "#/components/parameters/XMetadata"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "multipart/form-data": {
+              "schema": {
+                "$ref": "#/components/schemas/StorageUploadForm"
+              }
+            },
+            "application/octet-stream": {
+              "schema": {
+                "type": "string",
+                "format": "binary"
+              }
+            },
+            "image/png": {
+              "schema": {
+                "type": "string",
+                "format": "binary"
+              }
+            },
+            "text/plain": {
+              "schema": {
+                "type": "string"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "Stored.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/UploadResult"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/StorageError"
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      },
+      "get": {
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "Download an object",
+        "description": "Bytes as the object URLs serve them; `Cache-Control` is the stored one (`private, …` in private buckets). A missing or invalid JWT reads as `anon` (public buckets only).",
+        "operationId": "downloadObject",
+        "security": [
+          {},
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/Download"
+          },
+          {
+            "$ref": "#/components/parameters/Range"
+          },
+          {
+            "$ref": "#/components/parameters/IfNoneMatch"
+          },
+          {
+            "$ref": "#/components/parameters/IfModifiedSince"
+          },
+          {
+            "$ref": "#/components/parameters/IfRange"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The object's bytes.",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
               "Cache-Control": {
                 "$ref": "#/components/headers/CacheControl"
               },
@@ -99,6 +219,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
@@ -230,128 +353,5 @@ extension OpenAPIDocument {
             "$ref": "#/components/responses/RangeNotSatisfiable"
           },
           "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      },
-      "delete": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "Delete an object",
-        "description": "Deletes one object the caller may write.",
-        "operationId": "deleteObject",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "Deleted.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/Message"
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/StorageError"
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      }
-    },
-    "/storage/v1/object/{bucket}": {
-      "delete": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "Delete many objects",
-        "description": "Removes these exact names (1–1,000); missing and forbidden names are skipped. Depot's extension: an entry ending in `/` stands for every object under that folder; more than 1,000 objects in all refuse the call (400, nothing deleted: `POST /v1/folders/delete` deletes any number as a job).",
-        "operationId": "removeObjects",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/ObjectBucket"
-          }
-        ],
-        "requestBody": {
-          "required": true,
-          "content": {
-            "application/json": {
-              "schema": {
-                "$ref": "#/components/schemas/Prefixes"
-              },
-              "example": {
-                "prefixes": [
-                  "alice/me.png"
-                ]
-              }
-            }
-          }
-        },
-        "responses": {
-          "200": {
-            "description": "The deleted rows.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "type": "array",
-                  "items": {
-                    "$ref": "#/components/schemas/DeletedObject"
-                  }
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/StorageError"
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      }
-    },
-    "/storage/v1/object/info/{bucket}/{path}": {
-      "get": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "Object information",
-        "description": "A missing or invalid JWT reads as `anon` (public buckets only).",
 """##
 }

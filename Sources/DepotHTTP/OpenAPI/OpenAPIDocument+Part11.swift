@@ -3,6 +3,138 @@
 extension OpenAPIDocument {
     /// Lines 3501–3850 of the document (part 11 of 29).
     static let part11 = ##"""
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      },
+      "delete": {
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "Delete an object",
+        "description": "Deletes one object the caller may write.",
+        "operationId": "deleteObject",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "Deleted.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Message"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/StorageError"
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      }
+    },
+    "/storage/v1/object/{bucket}": {
+      "delete": {
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "Delete many objects",
+        "description": "Removes these exact names (1–1,000); missing and forbidden names are skipped. Depot's extension: an entry ending in `/` stands for every object under that folder; more than 1,000 objects in all refuse the call (400, nothing deleted: `POST /v1/folders/delete` deletes any number as a job).",
+        "operationId": "removeObjects",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/ObjectBucket"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/Prefixes"
+              },
+              "example": {
+                "prefixes": [
+                  "alice/me.png"
+                ]
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "The deleted rows.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/DeletedObject"
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/StorageError"
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      }
+    },
+    "/storage/v1/object/info/{bucket}/{path}": {
+      "get": {
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "Object information",
+        "description": "A missing or invalid JWT reads as `anon` (public buckets only).",
         "operationId": "objectInfo",
         "security": [
           {},
@@ -48,6 +180,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
@@ -102,6 +237,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
@@ -164,6 +302,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
           },
@@ -212,146 +353,5 @@ extension OpenAPIDocument {
               }
             }
           }
-        },
-        "responses": {
-          "200": {
-            "description": "The entries.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "type": "array",
-                  "items": {
-                    "$ref": "#/components/schemas/FolderEntry"
-                  }
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/StorageError"
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      }
-    },
-    "/storage/v1/object/list-v2/{bucket}": {
-      "post": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "List objects (v2)",
-        "description": "Full names, cursor pages; `with_delimiter` collapses folders (each entry then has its own segment as `key`). Name order, or by `created_at`/`updated_at` (`sortBy`), either way round.",
-        "operationId": "listObjectsV2",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Bucket"
-          }
-        ],
-        "requestBody": {
-          "required": false,
-          "content": {
-            "application/json": {
-              "schema": {
-                "$ref": "#/components/schemas/ListV2Request"
-              },
-              "example": {
-                "prefix": "alice/",
-                "limit": 100
-              }
-            }
-          }
-        },
-        "responses": {
-          "200": {
-            "description": "One page.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/ListV2Page"
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/StorageError"
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      }
-    },
-    "/storage/v1/object/move": {
-      "post": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "Move an object",
-        "description": "One metadata change, no bytes copied; earlier signed URLs die. Users need both names under `{sub}/`.",
-        "operationId": "moveObject",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "requestBody": {
-          "required": true,
-          "content": {
-            "application/json": {
-              "schema": {
-                "$ref": "#/components/schemas/MoveRequest"
-              },
-              "example": {
-                "bucketId": "avatars",
-                "sourceKey": "alice/move-me.png",
-                "destinationKey": "alice/me-moved.png"
-              }
-            }
-          }
-        },
-        "responses": {
-          "200": {
-            "description": "Moved.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/Message"
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/StorageError"
-          },
-          "429": {
-            "$ref": "#/components/responses/StorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
 """##
 }

@@ -3,6 +3,156 @@
 extension OpenAPIDocument {
     /// Lines 3851–4200 of the document (part 12 of 29).
     static let part12 = ##"""
+        },
+        "responses": {
+          "200": {
+            "description": "The entries.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/FolderEntry"
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/StorageError"
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      }
+    },
+    "/storage/v1/object/list-v2/{bucket}": {
+      "post": {
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "List objects (v2)",
+        "description": "Full names, cursor pages; `with_delimiter` collapses folders (each entry then has its own segment as `key`). Name order, or by `created_at`/`updated_at` (`sortBy`), either way round.",
+        "operationId": "listObjectsV2",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/Bucket"
+          }
+        ],
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/ListV2Request"
+              },
+              "example": {
+                "prefix": "alice/",
+                "limit": 100
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "One page.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ListV2Page"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/StorageError"
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      }
+    },
+    "/storage/v1/object/move": {
+      "post": {
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "Move an object",
+        "description": "One metadata change, no bytes copied; earlier signed URLs die. Users need both names under `{sub}/`.",
+        "operationId": "moveObject",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/MoveRequest"
+              },
+              "example": {
+                "bucketId": "avatars",
+                "sourceKey": "alice/move-me.png",
+                "destinationKey": "alice/me-moved.png"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "Moved.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Message"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/StorageError"
+          },
+          "429": {
+            "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
           },
           "503": {
             "$ref": "#/components/responses/StorageUnavailable"
@@ -65,6 +215,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
@@ -132,6 +285,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/StorageRateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
           },
@@ -197,161 +353,5 @@ extension OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/JobPage"
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/BadRequest"
-          },
-          "401": {
-            "$ref": "#/components/responses/Unauthorized"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "429": {
-            "$ref": "#/components/responses/RateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/InternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/Unavailable"
-          }
-        }
-      }
-    },
-    "/v1/jobs/{id}": {
-      "get": {
-        "tags": [
-          "Jobs"
-        ],
-        "summary": "One job and its history",
-        "description": "Service role only.",
-        "operationId": "getJob",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "name": "id",
-            "in": "path",
-            "required": true,
-            "schema": {
-              "type": "string"
-            }
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The job, with every transition.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/Job"
-                }
-              }
-            }
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "401": {
-            "$ref": "#/components/responses/Unauthorized"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "429": {
-            "$ref": "#/components/responses/RateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/InternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/Unavailable"
-          }
-        }
-      }
-    },
-    "/v1/jobs/retry": {
-      "post": {
-        "tags": [
-          "Jobs"
-        ],
-        "summary": "Retry dead jobs",
-        "description": "Queues dead jobs again with fresh attempts. Service role only.",
-        "operationId": "retryJobs",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "requestBody": {
-          "required": true,
-          "content": {
-            "application/json": {
-              "schema": {
-                "$ref": "#/components/schemas/JobRetry"
-              },
-              "example": {
-                "allDead": true
-              }
-            }
-          }
-        },
-        "responses": {
-          "200": {
-            "description": "How many were queued again.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "type": "object",
-                  "required": [
-                    "retried"
-                  ],
-                  "additionalProperties": false,
-                  "properties": {
-                    "retried": {
-                      "type": "integer",
-                      "minimum": 0
-                    }
-                  }
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/BadRequest"
-          },
-          "413": {
-            "$ref": "#/components/responses/PayloadTooLarge"
-          },
-          "401": {
-            "$ref": "#/components/responses/Unauthorized"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "429": {
-            "$ref": "#/components/responses/RateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/InternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/Unavailable"
-          }
-        }
 """##
 }

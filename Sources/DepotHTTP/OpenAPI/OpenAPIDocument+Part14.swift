@@ -3,6 +3,177 @@
 extension OpenAPIDocument {
     /// Lines 4551–4900 of the document (part 14 of 29).
     static let part14 = ##"""
+              },
+              "Content-Disposition": {
+                "$ref": "#/components/headers/ContentDisposition"
+              },
+              "X-Content-Type-Options": {
+                "$ref": "#/components/headers/XContentTypeOptions"
+              },
+              "Content-Security-Policy": {
+                "$ref": "#/components/headers/ContentSecurityPolicy"
+              },
+              "Cross-Origin-Resource-Policy": {
+                "$ref": "#/components/headers/CrossOriginResourcePolicy"
+              },
+              "Content-Range": {
+                "$ref": "#/components/headers/ContentRangePartial"
+              }
+            },
+            "content": {
+              "*/*": {
+                "schema": {
+                  "type": "string",
+                  "format": "binary"
+                }
+              }
+            }
+          },
+          "304": {
+            "description": "`If-None-Match` matches the ETag (or, without it, `If-Modified-Since` is not older than `Last-Modified`).",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/ObjectURLBadRequest"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "413": {
+            "$ref": "#/components/responses/PayloadTooLarge"
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "416": {
+            "$ref": "#/components/responses/RangeNotSatisfiable"
+          },
+          "429": {
+            "$ref": "#/components/responses/ObjectURLRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/ObjectURLInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/ObjectURLUnavailable"
+          }
+        }
+      },
+      "head": {
+        "tags": [
+          "Object URLs",
+          "Storage API: objects"
+        ],
+        "summary": "Headers of transform a public image",
+        "description": "Supabase's render API for an image in a public bucket (404 in a private one). Answered like the object's own URL (ETag = the rendition key, 304, Range, HEAD, Cache-Control); the rendition is made once and kept (bounded, least recently used out). 415 for an object that is not a PNG, JPEG, WebP or GIF (or `format=avif`), 413 for a source over 64 MiB, 400 for a bad parameter or an undecodable image, 503 when transformations are off or too many wait.",
+        "operationId": "headRenderPublic",
+        "security": [],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/Bucket"
+          },
+          {
+            "$ref": "#/components/parameters/ObjectName"
+          },
+          {
+            "$ref": "#/components/parameters/Width"
+          },
+          {
+            "$ref": "#/components/parameters/Height"
+          },
+          {
+            "$ref": "#/components/parameters/Resize"
+          },
+          {
+            "$ref": "#/components/parameters/Quality"
+          },
+          {
+            "$ref": "#/components/parameters/Format"
+          },
+          {
+            "$ref": "#/components/parameters/Range"
+          },
+          {
+            "$ref": "#/components/parameters/IfNoneMatch"
+          },
+          {
+            "$ref": "#/components/parameters/IfModifiedSince"
+          },
+          {
+            "$ref": "#/components/parameters/IfRange"
+          },
+          {
+            "$ref": "#/components/parameters/XClientInfo"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The object's bytes (HEAD: the headers alone).",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              },
+              "Accept-Ranges": {
+                "$ref": "#/components/headers/AcceptRanges"
+              },
+              "Content-Length": {
+                "$ref": "#/components/headers/ContentLength"
+              },
+              "Content-Disposition": {
+                "$ref": "#/components/headers/ContentDisposition"
+              },
+              "X-Content-Type-Options": {
+                "$ref": "#/components/headers/XContentTypeOptions"
+              },
+              "Content-Security-Policy": {
+                "$ref": "#/components/headers/ContentSecurityPolicy"
+              },
+              "Cross-Origin-Resource-Policy": {
+                "$ref": "#/components/headers/CrossOriginResourcePolicy"
+              }
+            }
+          },
+          "206": {
+            "description": "One satisfiable `Range: bytes=…`: that part of the bytes (HEAD: the headers alone).",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              },
+              "Accept-Ranges": {
+                "$ref": "#/components/headers/AcceptRanges"
+              },
+              "Content-Length": {
+                "$ref": "#/components/headers/ContentLength"
+              },
+              "Content-Disposition": {
                 "$ref": "#/components/headers/ContentDisposition"
               },
               "X-Content-Type-Options": {
@@ -53,6 +224,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/ObjectURLRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/ObjectURLInternalError"
@@ -179,179 +353,5 @@ extension OpenAPIDocument {
               },
               "Content-Disposition": {
                 "$ref": "#/components/headers/ContentDisposition"
-              },
-              "X-Content-Type-Options": {
-                "$ref": "#/components/headers/XContentTypeOptions"
-              },
-              "Content-Security-Policy": {
-                "$ref": "#/components/headers/ContentSecurityPolicy"
-              },
-              "Cross-Origin-Resource-Policy": {
-                "$ref": "#/components/headers/CrossOriginResourcePolicy"
-              },
-              "Content-Range": {
-                "$ref": "#/components/headers/ContentRangePartial"
-              }
-            },
-            "content": {
-              "*/*": {
-                "schema": {
-                  "type": "string",
-                  "format": "binary"
-                }
-              }
-            }
-          },
-          "304": {
-            "description": "`If-None-Match` matches the ETag (or, without it, `If-Modified-Since` is not older than `Last-Modified`).",
-            "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/ObjectURLBadRequest"
-          },
-          "401": {
-            "$ref": "#/components/responses/Unauthorized"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "413": {
-            "$ref": "#/components/responses/PayloadTooLarge"
-          },
-          "415": {
-            "$ref": "#/components/responses/UnsupportedMediaType"
-          },
-          "416": {
-            "$ref": "#/components/responses/RangeNotSatisfiable"
-          },
-          "429": {
-            "$ref": "#/components/responses/ObjectURLRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/ObjectURLInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/ObjectURLUnavailable"
-          }
-        }
-      },
-      "head": {
-        "tags": [
-          "Object URLs",
-          "Storage API: objects"
-        ],
-        "summary": "Headers of transform an image, with a JWT",
-        "description": "Supabase's render API with the caller's JWT (the tenant rule applies). Answered like the object's own URL (ETag = the rendition key, 304, Range, HEAD, Cache-Control); the rendition is made once and kept (bounded, least recently used out). 415 for an object that is not a PNG, JPEG, WebP or GIF (or `format=avif`), 413 for a source over 64 MiB, 400 for a bad parameter or an undecodable image, 503 when transformations are off or too many wait.",
-        "operationId": "headRenderAuthenticated",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Bucket"
-          },
-          {
-            "$ref": "#/components/parameters/ObjectName"
-          },
-          {
-            "$ref": "#/components/parameters/Width"
-          },
-          {
-            "$ref": "#/components/parameters/Height"
-          },
-          {
-            "$ref": "#/components/parameters/Resize"
-          },
-          {
-            "$ref": "#/components/parameters/Quality"
-          },
-          {
-            "$ref": "#/components/parameters/Format"
-          },
-          {
-            "$ref": "#/components/parameters/Range"
-          },
-          {
-            "$ref": "#/components/parameters/IfNoneMatch"
-          },
-          {
-            "$ref": "#/components/parameters/IfModifiedSince"
-          },
-          {
-            "$ref": "#/components/parameters/IfRange"
-          },
-          {
-            "$ref": "#/components/parameters/XClientInfo"
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The object's bytes (HEAD: the headers alone).",
-            "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
-              },
-              "Accept-Ranges": {
-                "$ref": "#/components/headers/AcceptRanges"
-              },
-              "Content-Length": {
-                "$ref": "#/components/headers/ContentLength"
-              },
-              "Content-Disposition": {
-                "$ref": "#/components/headers/ContentDisposition"
-              },
-              "X-Content-Type-Options": {
-                "$ref": "#/components/headers/XContentTypeOptions"
-              },
-              "Content-Security-Policy": {
-                "$ref": "#/components/headers/ContentSecurityPolicy"
-              },
-              "Cross-Origin-Resource-Policy": {
-                "$ref": "#/components/headers/CrossOriginResourcePolicy"
-              }
-            }
-          },
-          "206": {
-            "description": "One satisfiable `Range: bytes=…`: that part of the bytes (HEAD: the headers alone).",
-            "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
-              },
-              "Accept-Ranges": {
-                "$ref": "#/components/headers/AcceptRanges"
-              },
-              "Content-Length": {
-                "$ref": "#/components/headers/ContentLength"
-              },
 """##
 }

@@ -3,6 +3,183 @@
 extension OpenAPIDocument {
     /// Lines 4901–5250 of the document (part 15 of 29).
     static let part15 = ##"""
+              },
+              "X-Content-Type-Options": {
+                "$ref": "#/components/headers/XContentTypeOptions"
+              },
+              "Content-Security-Policy": {
+                "$ref": "#/components/headers/ContentSecurityPolicy"
+              },
+              "Cross-Origin-Resource-Policy": {
+                "$ref": "#/components/headers/CrossOriginResourcePolicy"
+              },
+              "Content-Range": {
+                "$ref": "#/components/headers/ContentRangePartial"
+              }
+            },
+            "content": {
+              "*/*": {
+                "schema": {
+                  "type": "string",
+                  "format": "binary"
+                }
+              }
+            }
+          },
+          "304": {
+            "description": "`If-None-Match` matches the ETag (or, without it, `If-Modified-Since` is not older than `Last-Modified`).",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/ObjectURLBadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "413": {
+            "$ref": "#/components/responses/PayloadTooLarge"
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "416": {
+            "$ref": "#/components/responses/RangeNotSatisfiable"
+          },
+          "429": {
+            "$ref": "#/components/responses/ObjectURLRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/ObjectURLInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/ObjectURLUnavailable"
+          }
+        }
+      },
+      "head": {
+        "tags": [
+          "Object URLs",
+          "Storage API: objects"
+        ],
+        "summary": "Headers of transform an image, with a JWT",
+        "description": "Supabase's render API with the caller's JWT (the tenant rule applies). Answered like the object's own URL (ETag = the rendition key, 304, Range, HEAD, Cache-Control); the rendition is made once and kept (bounded, least recently used out). 415 for an object that is not a PNG, JPEG, WebP or GIF (or `format=avif`), 413 for a source over 64 MiB, 400 for a bad parameter or an undecodable image, 503 when transformations are off or too many wait.",
+        "operationId": "headRenderAuthenticated",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/Bucket"
+          },
+          {
+            "$ref": "#/components/parameters/ObjectName"
+          },
+          {
+            "$ref": "#/components/parameters/Width"
+          },
+          {
+            "$ref": "#/components/parameters/Height"
+          },
+          {
+            "$ref": "#/components/parameters/Resize"
+          },
+          {
+            "$ref": "#/components/parameters/Quality"
+          },
+          {
+            "$ref": "#/components/parameters/Format"
+          },
+          {
+            "$ref": "#/components/parameters/Range"
+          },
+          {
+            "$ref": "#/components/parameters/IfNoneMatch"
+          },
+          {
+            "$ref": "#/components/parameters/IfModifiedSince"
+          },
+          {
+            "$ref": "#/components/parameters/IfRange"
+          },
+          {
+            "$ref": "#/components/parameters/XClientInfo"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The object's bytes (HEAD: the headers alone).",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              },
+              "Accept-Ranges": {
+                "$ref": "#/components/headers/AcceptRanges"
+              },
+              "Content-Length": {
+                "$ref": "#/components/headers/ContentLength"
+              },
+              "Content-Disposition": {
+                "$ref": "#/components/headers/ContentDisposition"
+              },
+              "X-Content-Type-Options": {
+                "$ref": "#/components/headers/XContentTypeOptions"
+              },
+              "Content-Security-Policy": {
+                "$ref": "#/components/headers/ContentSecurityPolicy"
+              },
+              "Cross-Origin-Resource-Policy": {
+                "$ref": "#/components/headers/CrossOriginResourcePolicy"
+              }
+            }
+          },
+          "206": {
+            "description": "One satisfiable `Range: bytes=…`: that part of the bytes (HEAD: the headers alone).",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              },
+              "Accept-Ranges": {
+                "$ref": "#/components/headers/AcceptRanges"
+              },
+              "Content-Length": {
+                "$ref": "#/components/headers/ContentLength"
+              },
               "Content-Disposition": {
                 "$ref": "#/components/headers/ContentDisposition"
               },
@@ -57,6 +234,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/ObjectURLRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/ObjectURLInternalError"
@@ -173,185 +353,5 @@ extension OpenAPIDocument {
               },
               "Cross-Origin-Resource-Policy": {
                 "$ref": "#/components/headers/CrossOriginResourcePolicy"
-              },
-              "Content-Range": {
-                "$ref": "#/components/headers/ContentRangePartial"
-              }
-            },
-            "content": {
-              "*/*": {
-                "schema": {
-                  "type": "string",
-                  "format": "binary"
-                }
-              }
-            }
-          },
-          "304": {
-            "description": "`If-None-Match` matches the ETag (or, without it, `If-Modified-Since` is not older than `Last-Modified`).",
-            "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/ObjectURLBadRequest"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "413": {
-            "$ref": "#/components/responses/PayloadTooLarge"
-          },
-          "415": {
-            "$ref": "#/components/responses/UnsupportedMediaType"
-          },
-          "416": {
-            "$ref": "#/components/responses/RangeNotSatisfiable"
-          },
-          "429": {
-            "$ref": "#/components/responses/ObjectURLRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/ObjectURLInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/ObjectURLUnavailable"
-          }
-        }
-      },
-      "head": {
-        "tags": [
-          "Object URLs",
-          "Storage API: objects"
-        ],
-        "summary": "Headers of transform an image through a signed URL",
-        "description": "A render URL from `POST /storage/v1/object/sign/…` with `transform`: the token carries the transformation (the query's parameters are not read) and stops working when it expires or the object is moved, replaced or deleted. Answered like the object's own URL (ETag = the rendition key, 304, Range, HEAD, Cache-Control); the rendition is made once and kept (bounded, least recently used out). 415 for an object that is not a PNG, JPEG, WebP or GIF (or `format=avif`), 413 for a source over 64 MiB, 400 for a bad parameter or an undecodable image, 503 when transformations are off or too many wait.",
-        "operationId": "headRenderSigned",
-        "security": [],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/Bucket"
-          },
-          {
-            "$ref": "#/components/parameters/ObjectName"
-          },
-          {
-            "$ref": "#/components/parameters/Token"
-          },
-          {
-            "$ref": "#/components/parameters/Range"
-          },
-          {
-            "$ref": "#/components/parameters/IfNoneMatch"
-          },
-          {
-            "$ref": "#/components/parameters/IfModifiedSince"
-          },
-          {
-            "$ref": "#/components/parameters/IfRange"
-          },
-          {
-            "$ref": "#/components/parameters/XClientInfo"
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The object's bytes (HEAD: the headers alone).",
-            "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
-              },
-              "Accept-Ranges": {
-                "$ref": "#/components/headers/AcceptRanges"
-              },
-              "Content-Length": {
-                "$ref": "#/components/headers/ContentLength"
-              },
-              "Content-Disposition": {
-                "$ref": "#/components/headers/ContentDisposition"
-              },
-              "X-Content-Type-Options": {
-                "$ref": "#/components/headers/XContentTypeOptions"
-              },
-              "Content-Security-Policy": {
-                "$ref": "#/components/headers/ContentSecurityPolicy"
-              },
-              "Cross-Origin-Resource-Policy": {
-                "$ref": "#/components/headers/CrossOriginResourcePolicy"
-              }
-            }
-          },
-          "206": {
-            "description": "One satisfiable `Range: bytes=…`: that part of the bytes (HEAD: the headers alone).",
-            "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
-              },
-              "Accept-Ranges": {
-                "$ref": "#/components/headers/AcceptRanges"
-              },
-              "Content-Length": {
-                "$ref": "#/components/headers/ContentLength"
-              },
-              "Content-Disposition": {
-                "$ref": "#/components/headers/ContentDisposition"
-              },
-              "X-Content-Type-Options": {
-                "$ref": "#/components/headers/XContentTypeOptions"
-              },
-              "Content-Security-Policy": {
-                "$ref": "#/components/headers/ContentSecurityPolicy"
-              },
-              "Cross-Origin-Resource-Policy": {
-                "$ref": "#/components/headers/CrossOriginResourcePolicy"
-              },
-              "Content-Range": {
-                "$ref": "#/components/headers/ContentRangePartial"
-              }
-            }
-          },
-          "304": {
-            "description": "`If-None-Match` matches the ETag (or, without it, `If-Modified-Since` is not older than `Last-Modified`).",
-            "headers": {
-              "ETag": {
-                "$ref": "#/components/headers/ETag"
-              },
-              "Last-Modified": {
-                "$ref": "#/components/headers/LastModified"
-              },
-              "Cache-Control": {
-                "$ref": "#/components/headers/CacheControl"
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/ObjectURLBadRequest"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
 """##
 }

@@ -3,6 +3,40 @@
 extension OpenAPIDocument {
     /// Lines 5251–5600 of the document (part 16 of 29).
     static let part16 = ##"""
+              },
+              "Content-Range": {
+                "$ref": "#/components/headers/ContentRangePartial"
+              }
+            },
+            "content": {
+              "*/*": {
+                "schema": {
+                  "type": "string",
+                  "format": "binary"
+                }
+              }
+            }
+          },
+          "304": {
+            "description": "`If-None-Match` matches the ETag (or, without it, `If-Modified-Since` is not older than `Last-Modified`).",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/ObjectURLBadRequest"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
           "404": {
             "$ref": "#/components/responses/NotFound"
           },
@@ -17,6 +51,158 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/ObjectURLRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/ObjectURLInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/ObjectURLUnavailable"
+          }
+        }
+      },
+      "head": {
+        "tags": [
+          "Object URLs",
+          "Storage API: objects"
+        ],
+        "summary": "Headers of transform an image through a signed URL",
+        "description": "A render URL from `POST /storage/v1/object/sign/…` with `transform`: the token carries the transformation (the query's parameters are not read) and stops working when it expires or the object is moved, replaced or deleted. Answered like the object's own URL (ETag = the rendition key, 304, Range, HEAD, Cache-Control); the rendition is made once and kept (bounded, least recently used out). 415 for an object that is not a PNG, JPEG, WebP or GIF (or `format=avif`), 413 for a source over 64 MiB, 400 for a bad parameter or an undecodable image, 503 when transformations are off or too many wait.",
+        "operationId": "headRenderSigned",
+        "security": [],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/Bucket"
+          },
+          {
+            "$ref": "#/components/parameters/ObjectName"
+          },
+          {
+            "$ref": "#/components/parameters/Token"
+          },
+          {
+            "$ref": "#/components/parameters/Range"
+          },
+          {
+            "$ref": "#/components/parameters/IfNoneMatch"
+          },
+          {
+            "$ref": "#/components/parameters/IfModifiedSince"
+          },
+          {
+            "$ref": "#/components/parameters/IfRange"
+          },
+          {
+            "$ref": "#/components/parameters/XClientInfo"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The object's bytes (HEAD: the headers alone).",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              },
+              "Accept-Ranges": {
+                "$ref": "#/components/headers/AcceptRanges"
+              },
+              "Content-Length": {
+                "$ref": "#/components/headers/ContentLength"
+              },
+              "Content-Disposition": {
+                "$ref": "#/components/headers/ContentDisposition"
+              },
+              "X-Content-Type-Options": {
+                "$ref": "#/components/headers/XContentTypeOptions"
+              },
+              "Content-Security-Policy": {
+                "$ref": "#/components/headers/ContentSecurityPolicy"
+              },
+              "Cross-Origin-Resource-Policy": {
+                "$ref": "#/components/headers/CrossOriginResourcePolicy"
+              }
+            }
+          },
+          "206": {
+            "description": "One satisfiable `Range: bytes=…`: that part of the bytes (HEAD: the headers alone).",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              },
+              "Accept-Ranges": {
+                "$ref": "#/components/headers/AcceptRanges"
+              },
+              "Content-Length": {
+                "$ref": "#/components/headers/ContentLength"
+              },
+              "Content-Disposition": {
+                "$ref": "#/components/headers/ContentDisposition"
+              },
+              "X-Content-Type-Options": {
+                "$ref": "#/components/headers/XContentTypeOptions"
+              },
+              "Content-Security-Policy": {
+                "$ref": "#/components/headers/ContentSecurityPolicy"
+              },
+              "Cross-Origin-Resource-Policy": {
+                "$ref": "#/components/headers/CrossOriginResourcePolicy"
+              },
+              "Content-Range": {
+                "$ref": "#/components/headers/ContentRangePartial"
+              }
+            }
+          },
+          "304": {
+            "description": "`If-None-Match` matches the ETag (or, without it, `If-Modified-Since` is not older than `Last-Modified`).",
+            "headers": {
+              "ETag": {
+                "$ref": "#/components/headers/ETag"
+              },
+              "Last-Modified": {
+                "$ref": "#/components/headers/LastModified"
+              },
+              "Cache-Control": {
+                "$ref": "#/components/headers/CacheControl"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/ObjectURLBadRequest"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "413": {
+            "$ref": "#/components/responses/PayloadTooLarge"
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "416": {
+            "$ref": "#/components/responses/RangeNotSatisfiable"
+          },
+          "429": {
+            "$ref": "#/components/responses/ObjectURLRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/ObjectURLInternalError"
@@ -97,6 +283,9 @@ extension OpenAPIDocument {
           "429": {
             "$ref": "#/components/responses/RateLimited"
           },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
           "500": {
             "$ref": "#/components/responses/InternalError"
           },
@@ -164,194 +353,5 @@ extension OpenAPIDocument {
           },
           "403": {
             "$ref": "#/components/responses/Forbidden"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "409": {
-            "$ref": "#/components/responses/Conflict"
-          },
-          "413": {
-            "$ref": "#/components/responses/PayloadTooLarge"
-          },
-          "429": {
-            "$ref": "#/components/responses/RateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/InternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/Unavailable"
-          }
-        }
-      }
-    },
-    "/v1/folders/jobs/{id}": {
-      "get": {
-        "tags": [
-          "Folders"
-        ],
-        "summary": "A folder job's progress",
-        "description": "The job's state and counts so far; only its caller (or the service role) sees it.",
-        "operationId": "getFolderJob",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "name": "id",
-            "in": "path",
-            "required": true,
-            "schema": {
-              "type": "string",
-              "maxLength": 64
-            }
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The job.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/FolderJob"
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/BadRequest"
-          },
-          "401": {
-            "$ref": "#/components/responses/Unauthorized"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "429": {
-            "$ref": "#/components/responses/RateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/InternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/Unavailable"
-          }
-        }
-      }
-    },
-    "/storage/v1/upload/resumable": {
-      "options": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "TUS capabilities",
-        "description": "The protocol's version, extensions, checksum algorithms and the server's size limit.",
-        "operationId": "tusOptions_storage",
-        "security": [],
-        "responses": {
-          "204": {
-            "description": "The server's TUS capabilities.",
-            "headers": {
-              "Tus-Resumable": {
-                "$ref": "#/components/headers/TusResumable"
-              },
-              "Tus-Version": {
-                "$ref": "#/components/headers/TusResumable"
-              }
-            }
-          }
-        }
-      },
-      "post": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "Create a resumable (TUS) upload",
-        "description": "TUS 1.0.0 creation (and creation-with-upload: a body with `Content-Type: application/offset+octet-stream` is the first PATCH), with the caller's JWT; `Upload-Metadata`: `bucketName`, `objectName` (required), `contentType`, `cacheControl`, `metadata` (a JSON object); `x-upsert: true` replaces. Checked as the finished upload would be.",
-        "operationId": "tusCreate_storage",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/TusResumable"
-          },
-          {
-            "$ref": "#/components/parameters/UploadLength"
-          },
-          {
-            "$ref": "#/components/parameters/UploadMetadata"
-          },
-          {
-            "$ref": "#/components/parameters/UploadChecksum"
-          },
-          {
-            "$ref": "#/components/parameters/XUpsert"
-          }
-        ],
-        "responses": {
-          "201": {
-            "description": "Created; `Location` is the upload's URL.",
-            "headers": {
-              "Tus-Resumable": {
-                "$ref": "#/components/headers/TusResumable"
-              },
-              "Location": {
-                "$ref": "#/components/headers/Location"
-              },
-              "Upload-Expires": {
-                "$ref": "#/components/headers/UploadExpires"
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/TusStorageBadRequest"
-          },
-          "403": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "404": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "409": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "412": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "413": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "415": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "429": {
-            "$ref": "#/components/responses/TusStorageRateLimited"
-          },
-          "460": {
-            "$ref": "#/components/responses/TusChecksumMismatch"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      }
-    },
-    "/storage/v1/upload/resumable/{id}": {
-      "parameters": [
 """##
 }

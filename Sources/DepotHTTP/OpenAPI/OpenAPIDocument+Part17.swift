@@ -3,6 +3,207 @@
 extension OpenAPIDocument {
     /// Lines 5601–5950 of the document (part 17 of 29).
     static let part17 = ##"""
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          },
+          "413": {
+            "$ref": "#/components/responses/PayloadTooLarge"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/folders/jobs/{id}": {
+      "get": {
+        "tags": [
+          "Folders"
+        ],
+        "summary": "A folder job's progress",
+        "description": "The job's state and counts so far; only its caller (or the service role) sees it.",
+        "operationId": "getFolderJob",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string",
+              "maxLength": 64
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The job.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/FolderJob"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/storage/v1/upload/resumable": {
+      "options": {
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "TUS capabilities",
+        "description": "The protocol's version, extensions, checksum algorithms and the server's size limit.",
+        "operationId": "tusOptions_storage",
+        "security": [],
+        "responses": {
+          "204": {
+            "description": "The server's TUS capabilities.",
+            "headers": {
+              "Tus-Resumable": {
+                "$ref": "#/components/headers/TusResumable"
+              },
+              "Tus-Version": {
+                "$ref": "#/components/headers/TusResumable"
+              }
+            }
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          }
+        }
+      },
+      "post": {
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "Create a resumable (TUS) upload",
+        "description": "TUS 1.0.0 creation (and creation-with-upload: a body with `Content-Type: application/offset+octet-stream` is the first PATCH), with the caller's JWT; `Upload-Metadata`: `bucketName`, `objectName` (required), `contentType`, `cacheControl`, `metadata` (a JSON object); `x-upsert: true` replaces. Checked as the finished upload would be.",
+        "operationId": "tusCreate_storage",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/TusResumable"
+          },
+          {
+            "$ref": "#/components/parameters/UploadLength"
+          },
+          {
+            "$ref": "#/components/parameters/UploadMetadata"
+          },
+          {
+            "$ref": "#/components/parameters/UploadChecksum"
+          },
+          {
+            "$ref": "#/components/parameters/XUpsert"
+          }
+        ],
+        "responses": {
+          "201": {
+            "description": "Created; `Location` is the upload's URL.",
+            "headers": {
+              "Tus-Resumable": {
+                "$ref": "#/components/headers/TusResumable"
+              },
+              "Location": {
+                "$ref": "#/components/headers/Location"
+              },
+              "Upload-Expires": {
+                "$ref": "#/components/headers/UploadExpires"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/TusStorageBadRequest"
+          },
+          "403": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "404": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "409": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "412": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "413": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "415": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "429": {
+            "$ref": "#/components/responses/TusStorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "460": {
+            "$ref": "#/components/responses/TusChecksumMismatch"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      }
+    },
+    "/storage/v1/upload/resumable/{id}": {
+      "parameters": [
         {
           "$ref": "#/components/parameters/UploadId"
         }
@@ -26,6 +227,9 @@ extension OpenAPIDocument {
                 "$ref": "#/components/headers/TusResumable"
               }
             }
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           }
         }
       },
@@ -81,6 +285,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/TusStorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
@@ -146,212 +353,5 @@ extension OpenAPIDocument {
             "$ref": "#/components/responses/TusStorageBadRequest"
           },
           "403": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "404": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "409": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "412": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "413": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "415": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "429": {
-            "$ref": "#/components/responses/TusStorageRateLimited"
-          },
-          "460": {
-            "$ref": "#/components/responses/TusChecksumMismatch"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      },
-      "delete": {
-        "tags": [
-          "Storage API: objects"
-        ],
-        "summary": "Terminate a resumable upload",
-        "description": "Drops an unfinished upload's bytes (a finished one → 400).",
-        "operationId": "tusDelete_storage",
-        "security": [
-          {
-            "bearer": []
-          },
-          {
-            "apikey": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/TusResumable"
-          }
-        ],
-        "responses": {
-          "204": {
-            "description": "Terminated.",
-            "headers": {
-              "Tus-Resumable": {
-                "$ref": "#/components/headers/TusResumable"
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/TusStorageBadRequest"
-          },
-          "403": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "404": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "412": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "429": {
-            "$ref": "#/components/responses/TusStorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      }
-    },
-    "/storage/v1/upload/resumable/sign": {
-      "options": {
-        "tags": [
-          "Storage API: objects",
-          "Object URLs"
-        ],
-        "summary": "TUS capabilities",
-        "description": "The protocol's version, extensions, checksum algorithms and the server's size limit.",
-        "operationId": "tusOptions_signed",
-        "security": [],
-        "responses": {
-          "204": {
-            "description": "The server's TUS capabilities.",
-            "headers": {
-              "Tus-Resumable": {
-                "$ref": "#/components/headers/TusResumable"
-              },
-              "Tus-Version": {
-                "$ref": "#/components/headers/TusResumable"
-              }
-            }
-          }
-        }
-      },
-      "post": {
-        "tags": [
-          "Storage API: objects",
-          "Object URLs"
-        ],
-        "summary": "Create a resumable (TUS) upload",
-        "description": "TUS 1.0.0 creation (and creation-with-upload: a body with `Content-Type: application/offset+octet-stream` is the first PATCH), with a signed upload URL's token in `x-signature` (no JWT): owner, name and upsert are the URL's (`Upload-Metadata`'s `bucketName`/`objectName` must be its name); a presigned Assets API URL also fixes size, type and checksum. One upload per URL. Checked as the finished upload would be.",
-        "operationId": "tusCreate_signed",
-        "security": [],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/TusResumable"
-          },
-          {
-            "$ref": "#/components/parameters/UploadLength"
-          },
-          {
-            "$ref": "#/components/parameters/UploadMetadata"
-          },
-          {
-            "$ref": "#/components/parameters/UploadChecksum"
-          },
-          {
-            "$ref": "#/components/parameters/XSignature"
-          }
-        ],
-        "responses": {
-          "201": {
-            "description": "Created; `Location` is the upload's URL.",
-            "headers": {
-              "Tus-Resumable": {
-                "$ref": "#/components/headers/TusResumable"
-              },
-              "Location": {
-                "$ref": "#/components/headers/Location"
-              },
-              "Upload-Expires": {
-                "$ref": "#/components/headers/UploadExpires"
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/TusStorageBadRequest"
-          },
-          "403": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "404": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "409": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "412": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "413": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "415": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "429": {
-            "$ref": "#/components/responses/TusStorageRateLimited"
-          },
-          "460": {
-            "$ref": "#/components/responses/TusChecksumMismatch"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      }
-    },
-    "/storage/v1/upload/resumable/sign/{id}": {
-      "parameters": [
-        {
-          "$ref": "#/components/parameters/UploadId"
-        }
-      ],
-      "options": {
-        "tags": [
-          "Storage API: objects",
-          "Object URLs"
-        ],
-        "summary": "TUS capabilities",
-        "description": "The protocol's version, extensions, checksum algorithms and the server's size limit.",
-        "operationId": "tusOptionsId_signed",
-        "security": [],
-        "responses": {
-          "204": {
-            "description": "The server's TUS capabilities.",
-            "headers": {
-              "Tus-Resumable": {
-                "$ref": "#/components/headers/TusResumable"
-              },
 """##
 }

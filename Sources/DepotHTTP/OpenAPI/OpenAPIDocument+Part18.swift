@@ -3,10 +3,232 @@
 extension OpenAPIDocument {
     /// Lines 5951–6300 of the document (part 18 of 29).
     static let part18 = ##"""
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "404": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "409": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "412": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "413": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "415": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "429": {
+            "$ref": "#/components/responses/TusStorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "460": {
+            "$ref": "#/components/responses/TusChecksumMismatch"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      },
+      "delete": {
+        "tags": [
+          "Storage API: objects"
+        ],
+        "summary": "Terminate a resumable upload",
+        "description": "Drops an unfinished upload's bytes (a finished one → 400).",
+        "operationId": "tusDelete_storage",
+        "security": [
+          {
+            "bearer": []
+          },
+          {
+            "apikey": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/TusResumable"
+          }
+        ],
+        "responses": {
+          "204": {
+            "description": "Terminated.",
+            "headers": {
+              "Tus-Resumable": {
+                "$ref": "#/components/headers/TusResumable"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/TusStorageBadRequest"
+          },
+          "403": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "404": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "412": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "429": {
+            "$ref": "#/components/responses/TusStorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      }
+    },
+    "/storage/v1/upload/resumable/sign": {
+      "options": {
+        "tags": [
+          "Storage API: objects",
+          "Object URLs"
+        ],
+        "summary": "TUS capabilities",
+        "description": "The protocol's version, extensions, checksum algorithms and the server's size limit.",
+        "operationId": "tusOptions_signed",
+        "security": [],
+        "responses": {
+          "204": {
+            "description": "The server's TUS capabilities.",
+            "headers": {
+              "Tus-Resumable": {
+                "$ref": "#/components/headers/TusResumable"
+              },
               "Tus-Version": {
                 "$ref": "#/components/headers/TusResumable"
               }
             }
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          }
+        }
+      },
+      "post": {
+        "tags": [
+          "Storage API: objects",
+          "Object URLs"
+        ],
+        "summary": "Create a resumable (TUS) upload",
+        "description": "TUS 1.0.0 creation (and creation-with-upload: a body with `Content-Type: application/offset+octet-stream` is the first PATCH), with a signed upload URL's token in `x-signature` (no JWT): owner, name and upsert are the URL's (`Upload-Metadata`'s `bucketName`/`objectName` must be its name); a presigned Assets API URL also fixes size, type and checksum. One upload per URL. Checked as the finished upload would be.",
+        "operationId": "tusCreate_signed",
+        "security": [],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/TusResumable"
+          },
+          {
+            "$ref": "#/components/parameters/UploadLength"
+          },
+          {
+            "$ref": "#/components/parameters/UploadMetadata"
+          },
+          {
+            "$ref": "#/components/parameters/UploadChecksum"
+          },
+          {
+            "$ref": "#/components/parameters/XSignature"
+          }
+        ],
+        "responses": {
+          "201": {
+            "description": "Created; `Location` is the upload's URL.",
+            "headers": {
+              "Tus-Resumable": {
+                "$ref": "#/components/headers/TusResumable"
+              },
+              "Location": {
+                "$ref": "#/components/headers/Location"
+              },
+              "Upload-Expires": {
+                "$ref": "#/components/headers/UploadExpires"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/TusStorageBadRequest"
+          },
+          "403": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "404": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "409": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "412": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "413": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "415": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "429": {
+            "$ref": "#/components/responses/TusStorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "460": {
+            "$ref": "#/components/responses/TusChecksumMismatch"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      }
+    },
+    "/storage/v1/upload/resumable/sign/{id}": {
+      "parameters": [
+        {
+          "$ref": "#/components/parameters/UploadId"
+        }
+      ],
+      "options": {
+        "tags": [
+          "Storage API: objects",
+          "Object URLs"
+        ],
+        "summary": "TUS capabilities",
+        "description": "The protocol's version, extensions, checksum algorithms and the server's size limit.",
+        "operationId": "tusOptionsId_signed",
+        "security": [],
+        "responses": {
+          "204": {
+            "description": "The server's TUS capabilities.",
+            "headers": {
+              "Tus-Resumable": {
+                "$ref": "#/components/headers/TusResumable"
+              },
+              "Tus-Version": {
+                "$ref": "#/components/headers/TusResumable"
+              }
+            }
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           }
         }
       },
@@ -59,6 +281,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/TusStorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/StorageInternalError"
@@ -128,230 +353,5 @@ extension OpenAPIDocument {
           },
           "409": {
             "$ref": "#/components/responses/TusRefusal"
-          },
-          "412": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "413": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "415": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "429": {
-            "$ref": "#/components/responses/TusStorageRateLimited"
-          },
-          "460": {
-            "$ref": "#/components/responses/TusChecksumMismatch"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      },
-      "delete": {
-        "tags": [
-          "Storage API: objects",
-          "Object URLs"
-        ],
-        "summary": "Terminate a resumable upload",
-        "description": "Drops an unfinished upload's bytes (a finished one → 400).",
-        "operationId": "tusDelete_signed",
-        "security": [],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/TusResumable"
-          },
-          {
-            "$ref": "#/components/parameters/XSignature"
-          }
-        ],
-        "responses": {
-          "204": {
-            "description": "Terminated.",
-            "headers": {
-              "Tus-Resumable": {
-                "$ref": "#/components/headers/TusResumable"
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/TusStorageBadRequest"
-          },
-          "403": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "404": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "412": {
-            "$ref": "#/components/responses/TusRefusal"
-          },
-          "429": {
-            "$ref": "#/components/responses/TusStorageRateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/StorageInternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/StorageUnavailable"
-          }
-        }
-      }
-    },
-    "/v1/uploads": {
-      "options": {
-        "tags": [
-          "Assets API"
-        ],
-        "summary": "TUS capabilities",
-        "description": "The protocol's version, extensions, checksum algorithms and the server's size limit.",
-        "operationId": "tusOptions_assets",
-        "security": [],
-        "responses": {
-          "204": {
-            "description": "The server's TUS capabilities.",
-            "headers": {
-              "Tus-Resumable": {
-                "$ref": "#/components/headers/TusResumable"
-              },
-              "Tus-Version": {
-                "$ref": "#/components/headers/TusResumable"
-              }
-            }
-          }
-        }
-      },
-      "post": {
-        "tags": [
-          "Assets API"
-        ],
-        "summary": "Create a resumable (TUS) upload",
-        "description": "TUS 1.0.0 creation (and creation-with-upload: a body with `Content-Type: application/offset+octet-stream` is the first PATCH), with the caller's JWT; `Upload-Metadata`: `jobId` and `contentType` (or `filetype`) required, `suffix`, `visibility` (`private`, `public`), `checksum` (SHA-256 hex). The server names the object `{sub}/{jobId}/{uuid}{suffix}.{ext}` (`Depot-Path`); the bytes must be exactly `contentType` and match `checksum`. Checked as the finished upload would be.",
-        "operationId": "tusCreate_assets",
-        "security": [
-          {
-            "bearer": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/TusResumable"
-          },
-          {
-            "$ref": "#/components/parameters/UploadLength"
-          },
-          {
-            "$ref": "#/components/parameters/UploadMetadata"
-          },
-          {
-            "$ref": "#/components/parameters/UploadChecksum"
-          }
-        ],
-        "responses": {
-          "201": {
-            "description": "Created; `Location` is the upload's URL.",
-            "headers": {
-              "Tus-Resumable": {
-                "$ref": "#/components/headers/TusResumable"
-              },
-              "Location": {
-                "$ref": "#/components/headers/Location"
-              },
-              "Upload-Expires": {
-                "$ref": "#/components/headers/UploadExpires"
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/BadRequest"
-          },
-          "401": {
-            "$ref": "#/components/responses/Unauthorized"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "409": {
-            "$ref": "#/components/responses/Conflict"
-          },
-          "412": {
-            "$ref": "#/components/responses/AssetsPreconditionFailed"
-          },
-          "413": {
-            "$ref": "#/components/responses/PayloadTooLarge"
-          },
-          "415": {
-            "$ref": "#/components/responses/UnsupportedMediaType"
-          },
-          "429": {
-            "$ref": "#/components/responses/RateLimited"
-          },
-          "460": {
-            "$ref": "#/components/responses/AssetsChecksumMismatch"
-          },
-          "500": {
-            "$ref": "#/components/responses/InternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/Unavailable"
-          }
-        }
-      }
-    },
-    "/v1/uploads/{id}": {
-      "parameters": [
-        {
-          "$ref": "#/components/parameters/UploadId"
-        }
-      ],
-      "options": {
-        "tags": [
-          "Assets API"
-        ],
-        "summary": "TUS capabilities",
-        "description": "The protocol's version, extensions, checksum algorithms and the server's size limit.",
-        "operationId": "tusOptionsId_assets",
-        "security": [],
-        "responses": {
-          "204": {
-            "description": "The server's TUS capabilities.",
-            "headers": {
-              "Tus-Resumable": {
-                "$ref": "#/components/headers/TusResumable"
-              },
-              "Tus-Version": {
-                "$ref": "#/components/headers/TusResumable"
-              }
-            }
-          }
-        }
-      },
-      "head": {
-        "tags": [
-          "Assets API"
-        ],
-        "summary": "A resumable upload's offset",
-        "description": "How many bytes are durable; a finished upload (until it expires) answers `Upload-Offset` = `Upload-Length` and `Tus-Complete: 1`.",
-        "operationId": "tusHead_assets",
-        "security": [
-          {
-            "bearer": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/TusResumable"
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The upload's state.",
 """##
 }

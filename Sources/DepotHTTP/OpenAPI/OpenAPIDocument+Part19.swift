@@ -3,6 +3,246 @@
 extension OpenAPIDocument {
     /// Lines 6301–6650 of the document (part 19 of 29).
     static let part19 = ##"""
+          },
+          "412": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "413": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "415": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "429": {
+            "$ref": "#/components/responses/TusStorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "460": {
+            "$ref": "#/components/responses/TusChecksumMismatch"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      },
+      "delete": {
+        "tags": [
+          "Storage API: objects",
+          "Object URLs"
+        ],
+        "summary": "Terminate a resumable upload",
+        "description": "Drops an unfinished upload's bytes (a finished one → 400).",
+        "operationId": "tusDelete_signed",
+        "security": [],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/TusResumable"
+          },
+          {
+            "$ref": "#/components/parameters/XSignature"
+          }
+        ],
+        "responses": {
+          "204": {
+            "description": "Terminated.",
+            "headers": {
+              "Tus-Resumable": {
+                "$ref": "#/components/headers/TusResumable"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/TusStorageBadRequest"
+          },
+          "403": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "404": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "412": {
+            "$ref": "#/components/responses/TusRefusal"
+          },
+          "429": {
+            "$ref": "#/components/responses/TusStorageRateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/StorageInternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/StorageUnavailable"
+          }
+        }
+      }
+    },
+    "/v1/uploads": {
+      "options": {
+        "tags": [
+          "Assets API"
+        ],
+        "summary": "TUS capabilities",
+        "description": "The protocol's version, extensions, checksum algorithms and the server's size limit.",
+        "operationId": "tusOptions_assets",
+        "security": [],
+        "responses": {
+          "204": {
+            "description": "The server's TUS capabilities.",
+            "headers": {
+              "Tus-Resumable": {
+                "$ref": "#/components/headers/TusResumable"
+              },
+              "Tus-Version": {
+                "$ref": "#/components/headers/TusResumable"
+              }
+            }
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          }
+        }
+      },
+      "post": {
+        "tags": [
+          "Assets API"
+        ],
+        "summary": "Create a resumable (TUS) upload",
+        "description": "TUS 1.0.0 creation (and creation-with-upload: a body with `Content-Type: application/offset+octet-stream` is the first PATCH), with the caller's JWT; `Upload-Metadata`: `jobId` and `contentType` (or `filetype`) required, `suffix`, `visibility` (`private`, `public`), `checksum` (SHA-256 hex). The server names the object `{sub}/{jobId}/{uuid}{suffix}.{ext}` (`Depot-Path`); the bytes must be exactly `contentType` and match `checksum`. Checked as the finished upload would be.",
+        "operationId": "tusCreate_assets",
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/TusResumable"
+          },
+          {
+            "$ref": "#/components/parameters/UploadLength"
+          },
+          {
+            "$ref": "#/components/parameters/UploadMetadata"
+          },
+          {
+            "$ref": "#/components/parameters/UploadChecksum"
+          }
+        ],
+        "responses": {
+          "201": {
+            "description": "Created; `Location` is the upload's URL.",
+            "headers": {
+              "Tus-Resumable": {
+                "$ref": "#/components/headers/TusResumable"
+              },
+              "Location": {
+                "$ref": "#/components/headers/Location"
+              },
+              "Upload-Expires": {
+                "$ref": "#/components/headers/UploadExpires"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          },
+          "412": {
+            "$ref": "#/components/responses/AssetsPreconditionFailed"
+          },
+          "413": {
+            "$ref": "#/components/responses/PayloadTooLarge"
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "460": {
+            "$ref": "#/components/responses/AssetsChecksumMismatch"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/uploads/{id}": {
+      "parameters": [
+        {
+          "$ref": "#/components/parameters/UploadId"
+        }
+      ],
+      "options": {
+        "tags": [
+          "Assets API"
+        ],
+        "summary": "TUS capabilities",
+        "description": "The protocol's version, extensions, checksum algorithms and the server's size limit.",
+        "operationId": "tusOptionsId_assets",
+        "security": [],
+        "responses": {
+          "204": {
+            "description": "The server's TUS capabilities.",
+            "headers": {
+              "Tus-Resumable": {
+                "$ref": "#/components/headers/TusResumable"
+              },
+              "Tus-Version": {
+                "$ref": "#/components/headers/TusResumable"
+              }
+            }
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          }
+        }
+      },
+      "head": {
+        "tags": [
+          "Assets API"
+        ],
+        "summary": "A resumable upload's offset",
+        "description": "How many bytes are durable; a finished upload (until it expires) answers `Upload-Offset` = `Upload-Length` and `Tus-Complete: 1`.",
+        "operationId": "tusHead_assets",
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/TusResumable"
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The upload's state.",
             "headers": {
               "Tus-Resumable": {
                 "$ref": "#/components/headers/TusResumable"
@@ -35,6 +275,9 @@ extension OpenAPIDocument {
           },
           "429": {
             "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
           },
           "500": {
             "$ref": "#/components/responses/InternalError"
@@ -110,248 +353,5 @@ extension OpenAPIDocument {
           },
           "412": {
             "$ref": "#/components/responses/AssetsPreconditionFailed"
-          },
-          "413": {
-            "$ref": "#/components/responses/PayloadTooLarge"
-          },
-          "415": {
-            "$ref": "#/components/responses/UnsupportedMediaType"
-          },
-          "429": {
-            "$ref": "#/components/responses/RateLimited"
-          },
-          "460": {
-            "$ref": "#/components/responses/AssetsChecksumMismatch"
-          },
-          "500": {
-            "$ref": "#/components/responses/InternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/Unavailable"
-          }
-        }
-      },
-      "delete": {
-        "tags": [
-          "Assets API"
-        ],
-        "summary": "Terminate a resumable upload",
-        "description": "Drops an unfinished upload's bytes (a finished one → 400).",
-        "operationId": "tusDelete_assets",
-        "security": [
-          {
-            "bearer": []
-          }
-        ],
-        "parameters": [
-          {
-            "$ref": "#/components/parameters/TusResumable"
-          }
-        ],
-        "responses": {
-          "204": {
-            "description": "Terminated.",
-            "headers": {
-              "Tus-Resumable": {
-                "$ref": "#/components/headers/TusResumable"
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/BadRequest"
-          },
-          "401": {
-            "$ref": "#/components/responses/Unauthorized"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "412": {
-            "$ref": "#/components/responses/AssetsPreconditionFailed"
-          },
-          "429": {
-            "$ref": "#/components/responses/RateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/InternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/Unavailable"
-          }
-        }
-      },
-      "get": {
-        "tags": [
-          "Assets API"
-        ],
-        "summary": "A resumable upload's result",
-        "description": "While the upload runs: `202` with its progress. Once finished (until the upload expires): `200` with the asset, as `POST /v1/assets` answers it (URL, checksum, visibility, variants). No TUS headers needed. A Storage-API upload, another caller's, an unknown or expired one: 404.",
-        "operationId": "uploadResult",
-        "security": [
-          {
-            "bearer": []
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The asset the upload made.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/Asset"
-                }
-              }
-            }
-          },
-          "202": {
-            "description": "The upload is still running.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/UploadProgress"
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/BadRequest"
-          },
-          "401": {
-            "$ref": "#/components/responses/Unauthorized"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "409": {
-            "$ref": "#/components/responses/Conflict"
-          },
-          "413": {
-            "$ref": "#/components/responses/PayloadTooLarge"
-          },
-          "415": {
-            "$ref": "#/components/responses/UnsupportedMediaType"
-          },
-          "429": {
-            "$ref": "#/components/responses/RateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/InternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/Unavailable"
-          }
-        }
-      }
-    },
-    "/v1/usage": {
-      "get": {
-        "tags": [
-          "Assets API"
-        ],
-        "summary": "A user's usage and limits",
-        "description": "The caller's stored bytes and objects, open upload URLs and resumable uploads, against the quota's limits. The service role names any user with `user` (another caller naming someone else → 403).",
-        "operationId": "usage",
-        "security": [
-          {
-            "bearer": []
-          }
-        ],
-        "parameters": [
-          {
-            "name": "user",
-            "in": "query",
-            "required": false,
-            "description": "The user (a JWT `sub`); only the service role names another user than itself.",
-            "schema": {
-              "type": "string"
-            }
-          }
-        ],
-        "responses": {
-          "200": {
-            "description": "The usage.",
-            "content": {
-              "application/json": {
-                "schema": {
-                  "$ref": "#/components/schemas/UsageReport"
-                }
-              }
-            }
-          },
-          "400": {
-            "$ref": "#/components/responses/BadRequest"
-          },
-          "401": {
-            "$ref": "#/components/responses/Unauthorized"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "429": {
-            "$ref": "#/components/responses/RateLimited"
-          },
-          "500": {
-            "$ref": "#/components/responses/InternalError"
-          },
-          "503": {
-            "$ref": "#/components/responses/Unavailable"
-          }
-        }
-      }
-    }
-  },
-  "components": {
-    "securitySchemes": {
-      "bearer": {
-        "type": "http",
-        "scheme": "bearer",
-        "bearerFormat": "JWT",
-        "description": "`Authorization: Bearer <JWT>` (HS256, the project secret)."
-      },
-      "apikey": {
-        "type": "apiKey",
-        "in": "header",
-        "name": "apikey",
-        "description": "The JWT in the `apikey` header, read when no `Authorization` is sent (Supabase's keys from `depot keys`)."
-      }
-    },
-    "parameters": {
-      "AssetPath": {
-        "name": "path",
-        "in": "path",
-        "required": true,
-        "description": "The object's name, `/`-separated and sent as it is (segments percent-encoded, the slashes not): `alice/job-1/me.png`. Its first segment must be the caller's `sub`. Up to 1,024 bytes of UTF-8 (NFC); no empty, `.` or `..` segments, no control characters, `\\` or encoded `/`.",
-        "schema": {
-          "type": "string",
-          "minLength": 1,
-          "maxLength": 1024
-        },
-        "example": "alice/job-1/me.png"
-      },
-      "ObjectName": {
-        "name": "path",
-        "in": "path",
-        "required": true,
-        "description": "The object's name within the bucket, `/`-separated and sent as it is (segments percent-encoded, the slashes not): `alice/me.png`. Up to 1,024 bytes of UTF-8 (NFC); no empty, `.` or `..` segments, no control characters, `\\` or encoded `/`.",
-        "schema": {
-          "type": "string",
-          "minLength": 1,
-          "maxLength": 1024
-        },
-        "example": "alice/me.png"
-      },
-      "Bucket": {
-        "name": "bucket",
-        "in": "path",
-        "required": true,
-        "description": "A bucket id: 1–100 of `A-Z a-z 0-9 _!.*'()&$=@;:+,?-` and inner spaces.",
-        "schema": {
-          "type": "string",
 """##
 }

@@ -3,6 +3,261 @@
 extension OpenAPIDocument {
     /// Lines 6651–7000 of the document (part 20 of 29).
     static let part20 = ##"""
+          },
+          "413": {
+            "$ref": "#/components/responses/PayloadTooLarge"
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "460": {
+            "$ref": "#/components/responses/AssetsChecksumMismatch"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      },
+      "delete": {
+        "tags": [
+          "Assets API"
+        ],
+        "summary": "Terminate a resumable upload",
+        "description": "Drops an unfinished upload's bytes (a finished one → 400).",
+        "operationId": "tusDelete_assets",
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/TusResumable"
+          }
+        ],
+        "responses": {
+          "204": {
+            "description": "Terminated.",
+            "headers": {
+              "Tus-Resumable": {
+                "$ref": "#/components/headers/TusResumable"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "412": {
+            "$ref": "#/components/responses/AssetsPreconditionFailed"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      },
+      "get": {
+        "tags": [
+          "Assets API"
+        ],
+        "summary": "A resumable upload's result",
+        "description": "While the upload runs: `202` with its progress. Once finished (until the upload expires): `200` with the asset, as `POST /v1/assets` answers it (URL, checksum, visibility, variants). No TUS headers needed. A Storage-API upload, another caller's, an unknown or expired one: 404.",
+        "operationId": "uploadResult",
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The asset the upload made.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Asset"
+                }
+              }
+            }
+          },
+          "202": {
+            "description": "The upload is still running.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/UploadProgress"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          },
+          "413": {
+            "$ref": "#/components/responses/PayloadTooLarge"
+          },
+          "415": {
+            "$ref": "#/components/responses/UnsupportedMediaType"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/usage": {
+      "get": {
+        "tags": [
+          "Assets API"
+        ],
+        "summary": "A user's usage and limits",
+        "description": "The caller's stored bytes and objects, open upload URLs and resumable uploads, against the quota's limits. The service role names any user with `user` (another caller naming someone else → 403).",
+        "operationId": "usage",
+        "security": [
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "user",
+            "in": "query",
+            "required": false,
+            "description": "The user (a JWT `sub`); only the service role names another user than itself.",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The usage.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/UsageReport"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "429": {
+            "$ref": "#/components/responses/RateLimited"
+          },
+          "431": {
+            "$ref": "#/components/responses/HeadersTooLarge"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    }
+  },
+  "components": {
+    "securitySchemes": {
+      "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "`Authorization: Bearer <JWT>` (HS256, the project secret)."
+      },
+      "apikey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "apikey",
+        "description": "The JWT in the `apikey` header, read when no `Authorization` is sent (Supabase's keys from `depot keys`)."
+      }
+    },
+    "parameters": {
+      "AssetPath": {
+        "name": "path",
+        "in": "path",
+        "required": true,
+        "description": "The object's name, `/`-separated and sent as it is (segments percent-encoded, the slashes not): `alice/job-1/me.png`. Its first segment must be the caller's `sub`. Up to 1,024 bytes of UTF-8 (NFC); no empty, `.` or `..` segments, no control characters, `\\` or encoded `/`.",
+        "schema": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 1024
+        },
+        "example": "alice/job-1/me.png"
+      },
+      "ObjectName": {
+        "name": "path",
+        "in": "path",
+        "required": true,
+        "description": "The object's name within the bucket, `/`-separated and sent as it is (segments percent-encoded, the slashes not): `alice/me.png`. Up to 1,024 bytes of UTF-8 (NFC); no empty, `.` or `..` segments, no control characters, `\\` or encoded `/`.",
+        "schema": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 1024
+        },
+        "example": "alice/me.png"
+      },
+      "Bucket": {
+        "name": "bucket",
+        "in": "path",
+        "required": true,
+        "description": "A bucket id: 1–100 of `A-Z a-z 0-9 _!.*'()&$=@;:+,?-` and inner spaces.",
+        "schema": {
+          "type": "string",
           "minLength": 1,
           "maxLength": 100,
           "pattern": "^[A-Za-z0-9_!.*'()&$=@;:+,?-]([A-Za-z0-9_!.*'()&$=@;:+,? -]*[A-Za-z0-9_!.*'()&$=@;:+,?-])?$"
@@ -98,260 +353,5 @@ extension OpenAPIDocument {
         },
         "description": "The ETag: `Range` applies only when it matches."
       },
-      "XClientInfo": {
-        "name": "X-Client-Info",
-        "in": "header",
-        "schema": {
-          "type": "string"
-        },
-        "description": "Sent by Supabase's clients; with it (or `apikey`) errors come in Supabase's envelope."
-      },
-      "XUpsert": {
-        "name": "x-upsert",
-        "in": "header",
-        "schema": {
-          "type": "string",
-          "enum": [
-            "true",
-            "false"
-          ]
-        },
-        "description": "`true` replaces an existing object."
-      },
-      "XMetadata": {
-        "name": "x-metadata",
-        "in": "header",
-        "schema": {
-          "type": "string"
-        },
-        "description": "Base64 of a JSON object: user metadata (anything else is ignored)."
-      },
-      "RequestCacheControl": {
-        "name": "cache-control",
-        "in": "header",
-        "schema": {
-          "type": "string"
-        },
-        "description": "Stored and served back as the object's `Cache-Control` (raw uploads; default `no-cache`)."
-      },
-      "XChecksumSHA256": {
-        "name": "x-checksum-sha256",
-        "in": "header",
-        "schema": {
-          "type": "string",
-          "pattern": "^[0-9a-f]{64}$"
-        },
-        "description": "The bytes' SHA-256, hex: 400 `checksum_mismatch` when they differ."
-      },
-      "ContentDigest": {
-        "name": "Content-Digest",
-        "in": "header",
-        "schema": {
-          "type": "string",
-          "example": "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"
-        },
-        "description": "RFC 9530 `sha-256=:<base64>:`; an alternative to `x-checksum-sha256`."
-      },
-      "JobIdQuery": {
-        "name": "jobId",
-        "in": "query",
-        "schema": {
-          "$ref": "#/components/schemas/JobId"
-        },
-        "description": "Required, here or as a form field."
-      },
-      "SuffixQuery": {
-        "name": "suffix",
-        "in": "query",
-        "schema": {
-          "$ref": "#/components/schemas/Suffix"
-        }
-      },
-      "VisibilityQuery": {
-        "name": "visibility",
-        "in": "query",
-        "schema": {
-          "$ref": "#/components/schemas/Visibility"
-        }
-      },
-      "Width": {
-        "name": "width",
-        "in": "query",
-        "schema": {
-          "type": "integer",
-          "minimum": 1,
-          "maximum": 2500
-        },
-        "description": "Pixels, 1–2500; alone, the height follows the image's aspect ratio."
-      },
-      "Height": {
-        "name": "height",
-        "in": "query",
-        "schema": {
-          "type": "integer",
-          "minimum": 1,
-          "maximum": 2500
-        },
-        "description": "Pixels, 1–2500; alone, the width follows the image's aspect ratio."
-      },
-      "Resize": {
-        "name": "resize",
-        "in": "query",
-        "schema": {
-          "type": "string",
-          "enum": [
-            "cover",
-            "contain",
-            "fill"
-          ],
-          "default": "cover"
-        },
-        "description": "`cover`: fill the box, cropped around the centre; `contain`: inside the box; `fill`: stretched."
-      },
-      "Quality": {
-        "name": "quality",
-        "in": "query",
-        "schema": {
-          "type": "integer",
-          "minimum": 20,
-          "maximum": 100,
-          "default": 80
-        },
-        "description": "JPEG and WebP quality."
-      },
-      "Format": {
-        "name": "format",
-        "in": "query",
-        "schema": {
-          "type": "string",
-          "enum": [
-            "origin",
-            "webp",
-            "jpeg",
-            "png"
-          ]
-        },
-        "description": "Absent: WebP when `Accept` names `image/webp`, else the image's own format (`Vary: Accept`). `avif` is refused with 415."
-      },
-      "TusResumable": {
-        "name": "Tus-Resumable",
-        "in": "header",
-        "required": true,
-        "description": "The protocol version; without it → 412 with `Tus-Version`.",
-        "schema": {
-          "type": "string",
-          "enum": [
-            "1.0.0"
-          ]
-        }
-      },
-      "UploadLength": {
-        "name": "Upload-Length",
-        "in": "header",
-        "required": true,
-        "description": "The object's exact size in bytes (a non-negative integer that fits 64 bits).",
-        "schema": {
-          "type": "string",
-          "pattern": "^[0-9]{1,19}$"
-        }
-      },
-      "UploadMetadata": {
-        "name": "Upload-Metadata",
-        "in": "header",
-        "required": true,
-        "description": "Comma-separated `key base64(value)` pairs (at most 32, 64 KiB).",
-        "schema": {
-          "type": "string"
-        }
-      },
-      "UploadOffset": {
-        "name": "Upload-Offset",
-        "in": "header",
-        "required": true,
-        "description": "The upload's current offset (else 409).",
-        "schema": {
-          "type": "string",
-          "pattern": "^[0-9]{1,19}$"
-        }
-      },
-      "UploadChecksum": {
-        "name": "Upload-Checksum",
-        "in": "header",
-        "required": false,
-        "description": "`sha256 <base64>` or `sha1 <base64>` of this request's body; a mismatch → 460 with nothing kept.",
-        "schema": {
-          "type": "string"
-        }
-      },
-      "XSignature": {
-        "name": "x-signature",
-        "in": "header",
-        "required": true,
-        "description": "The token of a signed upload URL (`POST /storage/v1/object/upload/sign/…`) or of a presigned upload (`POST /v1/presigned-uploads`).",
-        "schema": {
-          "type": "string"
-        }
-      },
-      "UploadId": {
-        "name": "id",
-        "in": "path",
-        "required": true,
-        "description": "The upload's id, the last segment of its `Location`.",
-        "schema": {
-          "type": "string"
-        }
-      }
-    },
-    "headers": {
-      "RetryAfter": {
-        "required": true,
-        "schema": {
-          "type": "integer",
-          "minimum": 1
-        },
-        "description": "Seconds before a retry may succeed."
-      },
-      "ETag": {
-        "required": true,
-        "schema": {
-          "type": "string",
-          "pattern": "^\"[0-9a-f]+\"$"
-        },
-        "description": "Quoted prefix of the SHA-256."
-      },
-      "LastModified": {
-        "required": true,
-        "schema": {
-          "type": "string"
-        },
-        "description": "IMF-fixdate."
-      },
-      "CacheControl": {
-        "required": true,
-        "schema": {
-          "type": "string"
-        },
-        "description": "Signed: `private, max-age=<the token's remaining life>`; public: the object's or `--public-cache-control`; Storage API: the stored one (`private, …` in private buckets)."
-      },
-      "AcceptRanges": {
-        "required": true,
-        "schema": {
-          "const": "bytes"
-        }
-      },
-      "ContentLength": {
-        "schema": {
-          "type": "integer",
-          "minimum": 0
-        }
-      },
-      "ContentDisposition": {
-        "schema": {
-          "type": "string"
-        },
-        "description": "`attachment; filename=…` with `download`, and always for types not served inline (anything but images other than SVG, audio, video and plain text)."
-      },
-      "XContentTypeOptions": {
-        "required": true,
 """##
 }

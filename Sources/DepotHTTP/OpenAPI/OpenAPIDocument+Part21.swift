@@ -3,6 +3,261 @@
 extension OpenAPIDocument {
     /// Lines 7001–7350 of the document (part 21 of 29).
     static let part21 = ##"""
+      "XClientInfo": {
+        "name": "X-Client-Info",
+        "in": "header",
+        "schema": {
+          "type": "string"
+        },
+        "description": "Sent by Supabase's clients; with it (or `apikey`) errors come in Supabase's envelope."
+      },
+      "XUpsert": {
+        "name": "x-upsert",
+        "in": "header",
+        "schema": {
+          "type": "string",
+          "enum": [
+            "true",
+            "false"
+          ]
+        },
+        "description": "`true` replaces an existing object."
+      },
+      "XMetadata": {
+        "name": "x-metadata",
+        "in": "header",
+        "schema": {
+          "type": "string"
+        },
+        "description": "Base64 of a JSON object: user metadata (anything else is ignored)."
+      },
+      "RequestCacheControl": {
+        "name": "cache-control",
+        "in": "header",
+        "schema": {
+          "type": "string"
+        },
+        "description": "Stored and served back as the object's `Cache-Control` (raw uploads; default `no-cache`)."
+      },
+      "XChecksumSHA256": {
+        "name": "x-checksum-sha256",
+        "in": "header",
+        "schema": {
+          "type": "string",
+          "pattern": "^[0-9a-f]{64}$"
+        },
+        "description": "The bytes' SHA-256, hex: 400 `checksum_mismatch` when they differ."
+      },
+      "ContentDigest": {
+        "name": "Content-Digest",
+        "in": "header",
+        "schema": {
+          "type": "string",
+          "example": "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"
+        },
+        "description": "RFC 9530 `sha-256=:<base64>:`; an alternative to `x-checksum-sha256`."
+      },
+      "JobIdQuery": {
+        "name": "jobId",
+        "in": "query",
+        "schema": {
+          "$ref": "#/components/schemas/JobId"
+        },
+        "description": "Required, here or as a form field."
+      },
+      "SuffixQuery": {
+        "name": "suffix",
+        "in": "query",
+        "schema": {
+          "$ref": "#/components/schemas/Suffix"
+        }
+      },
+      "VisibilityQuery": {
+        "name": "visibility",
+        "in": "query",
+        "schema": {
+          "$ref": "#/components/schemas/Visibility"
+        }
+      },
+      "Width": {
+        "name": "width",
+        "in": "query",
+        "schema": {
+          "type": "integer",
+          "minimum": 1,
+          "maximum": 2500
+        },
+        "description": "Pixels, 1–2500; alone, the height follows the image's aspect ratio."
+      },
+      "Height": {
+        "name": "height",
+        "in": "query",
+        "schema": {
+          "type": "integer",
+          "minimum": 1,
+          "maximum": 2500
+        },
+        "description": "Pixels, 1–2500; alone, the width follows the image's aspect ratio."
+      },
+      "Resize": {
+        "name": "resize",
+        "in": "query",
+        "schema": {
+          "type": "string",
+          "enum": [
+            "cover",
+            "contain",
+            "fill"
+          ],
+          "default": "cover"
+        },
+        "description": "`cover`: fill the box, cropped around the centre; `contain`: inside the box; `fill`: stretched."
+      },
+      "Quality": {
+        "name": "quality",
+        "in": "query",
+        "schema": {
+          "type": "integer",
+          "minimum": 20,
+          "maximum": 100,
+          "default": 80
+        },
+        "description": "JPEG and WebP quality."
+      },
+      "Format": {
+        "name": "format",
+        "in": "query",
+        "schema": {
+          "type": "string",
+          "enum": [
+            "origin",
+            "webp",
+            "jpeg",
+            "png"
+          ]
+        },
+        "description": "Absent: WebP when `Accept` names `image/webp`, else the image's own format (`Vary: Accept`). `avif` is refused with 415."
+      },
+      "TusResumable": {
+        "name": "Tus-Resumable",
+        "in": "header",
+        "required": true,
+        "description": "The protocol version; without it → 412 with `Tus-Version`.",
+        "schema": {
+          "type": "string",
+          "enum": [
+            "1.0.0"
+          ]
+        }
+      },
+      "UploadLength": {
+        "name": "Upload-Length",
+        "in": "header",
+        "required": true,
+        "description": "The object's exact size in bytes (a non-negative integer that fits 64 bits).",
+        "schema": {
+          "type": "string",
+          "pattern": "^[0-9]{1,19}$"
+        }
+      },
+      "UploadMetadata": {
+        "name": "Upload-Metadata",
+        "in": "header",
+        "required": true,
+        "description": "Comma-separated `key base64(value)` pairs (at most 32, 64 KiB).",
+        "schema": {
+          "type": "string"
+        }
+      },
+      "UploadOffset": {
+        "name": "Upload-Offset",
+        "in": "header",
+        "required": true,
+        "description": "The upload's current offset (else 409).",
+        "schema": {
+          "type": "string",
+          "pattern": "^[0-9]{1,19}$"
+        }
+      },
+      "UploadChecksum": {
+        "name": "Upload-Checksum",
+        "in": "header",
+        "required": false,
+        "description": "`sha256 <base64>` or `sha1 <base64>` of this request's body; a mismatch → 460 with nothing kept.",
+        "schema": {
+          "type": "string"
+        }
+      },
+      "XSignature": {
+        "name": "x-signature",
+        "in": "header",
+        "required": true,
+        "description": "The token of a signed upload URL (`POST /storage/v1/object/upload/sign/…`) or of a presigned upload (`POST /v1/presigned-uploads`).",
+        "schema": {
+          "type": "string"
+        }
+      },
+      "UploadId": {
+        "name": "id",
+        "in": "path",
+        "required": true,
+        "description": "The upload's id, the last segment of its `Location`.",
+        "schema": {
+          "type": "string"
+        }
+      }
+    },
+    "headers": {
+      "RetryAfter": {
+        "required": true,
+        "schema": {
+          "type": "integer",
+          "minimum": 1
+        },
+        "description": "Seconds before a retry may succeed."
+      },
+      "ETag": {
+        "required": true,
+        "schema": {
+          "type": "string",
+          "pattern": "^\"[0-9a-f]+\"$"
+        },
+        "description": "Quoted prefix of the SHA-256."
+      },
+      "LastModified": {
+        "required": true,
+        "schema": {
+          "type": "string"
+        },
+        "description": "IMF-fixdate."
+      },
+      "CacheControl": {
+        "required": true,
+        "schema": {
+          "type": "string"
+        },
+        "description": "Signed: `private, max-age=<the token's remaining life>`; public: the object's or `--public-cache-control`; Storage API: the stored one (`private, …` in private buckets)."
+      },
+      "AcceptRanges": {
+        "required": true,
+        "schema": {
+          "const": "bytes"
+        }
+      },
+      "ContentLength": {
+        "schema": {
+          "type": "integer",
+          "minimum": 0
+        }
+      },
+      "ContentDisposition": {
+        "schema": {
+          "type": "string"
+        },
+        "description": "`attachment; filename=…` with `download`, and always for types not served inline (anything but images other than SVG, audio, video and plain text)."
+      },
+      "XContentTypeOptions": {
+        "required": true,
         "schema": {
           "const": "nosniff"
         }
@@ -98,260 +353,5 @@ extension OpenAPIDocument {
               },
               "message": {
                 "type": "string"
-              }
-            }
-          }
-        },
-        "example": {
-          "error": {
-            "code": "media_type_mismatch",
-            "message": "the bytes are image/jpeg, not image/png"
-          }
-        }
-      },
-      "ErrorBadRequest": {
-        "description": "400",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "invalid_request",
-                  "invalid_path",
-                  "checksum_mismatch",
-                  "size_mismatch"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorUnauthorized": {
-        "description": "401",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "unauthenticated",
-                  "token_expired"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorForbidden": {
-        "description": "403",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "forbidden",
-                  "signature_invalid",
-                  "url_expired"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorNotFound": {
-        "description": "404",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "not_found",
-                  "bucket_not_found"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorConflict": {
-        "description": "409",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "already_exists",
-                  "upload_consumed",
-                  "conflict"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorPayloadTooLarge": {
-        "description": "413",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "payload_too_large",
-                  "quota_exceeded"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorUnsupportedMediaType": {
-        "description": "415",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "unsupported_media_type",
-                  "media_type_mismatch"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorRangeNotSatisfiable": {
-        "description": "416",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "range_not_satisfiable"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorRateLimited": {
-        "description": "429",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "rate_limited"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorInternal": {
-        "description": "500: the message names a request id; details only in the server's log",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "internal_error"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ErrorUnavailable": {
-        "description": "503",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/Error"
-          }
-        ],
-        "properties": {
-          "error": {
-            "properties": {
-              "code": {
-                "enum": [
-                  "unavailable"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "SupabaseError": {
-        "description": "Supabase Storage's error envelope (the Storage API's). `statusCode` is the semantic status, as a string; the HTTP status is 400 except for 403 on role-only endpoints, 416, 429, 500 and 503.",
-        "type": "object",
-        "required": [
-          "statusCode",
-          "error",
-          "message",
-          "code"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "statusCode": {
-            "type": "string",
-            "pattern": "^[1-5][0-9][0-9]$"
-          },
-          "error": {
-            "type": "string"
-          },
-          "message": {
-            "type": "string"
-          },
-          "code": {
-            "type": "string"
-          }
 """##
 }

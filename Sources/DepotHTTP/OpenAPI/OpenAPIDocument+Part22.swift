@@ -3,6 +3,280 @@
 extension OpenAPIDocument {
     /// Lines 7351–7700 of the document (part 22 of 29).
     static let part22 = ##"""
+              }
+            }
+          }
+        },
+        "example": {
+          "error": {
+            "code": "media_type_mismatch",
+            "message": "the bytes are image/jpeg, not image/png"
+          }
+        }
+      },
+      "ErrorBadRequest": {
+        "description": "400",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "invalid_request",
+                  "invalid_path",
+                  "checksum_mismatch",
+                  "size_mismatch"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorUnauthorized": {
+        "description": "401",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "unauthenticated",
+                  "token_expired"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorForbidden": {
+        "description": "403",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "forbidden",
+                  "signature_invalid",
+                  "url_expired"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorNotFound": {
+        "description": "404",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "not_found",
+                  "bucket_not_found"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorConflict": {
+        "description": "409",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "already_exists",
+                  "upload_consumed",
+                  "conflict"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorPayloadTooLarge": {
+        "description": "413",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "payload_too_large",
+                  "quota_exceeded"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorUnsupportedMediaType": {
+        "description": "415",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "unsupported_media_type",
+                  "media_type_mismatch"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorRangeNotSatisfiable": {
+        "description": "416",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "range_not_satisfiable"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorRateLimited": {
+        "description": "429",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "rate_limited"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorHeadersTooLarge": {
+        "description": "431",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "headers_too_large"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorInternal": {
+        "description": "500: the message names a request id; details only in the server's log",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "internal_error"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ErrorUnavailable": {
+        "description": "503",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/Error"
+          }
+        ],
+        "properties": {
+          "error": {
+            "properties": {
+              "code": {
+                "enum": [
+                  "unavailable"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "SupabaseError": {
+        "description": "Supabase Storage's error envelope (the Storage API's). `statusCode` is the semantic status, as a string; the HTTP status is 400 except for 403 on role-only endpoints, 416, 429, 500 and 503.",
+        "type": "object",
+        "required": [
+          "statusCode",
+          "error",
+          "message",
+          "code"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "statusCode": {
+            "type": "string",
+            "pattern": "^[1-5][0-9][0-9]$"
+          },
+          "error": {
+            "type": "string"
+          },
+          "message": {
+            "type": "string"
+          },
+          "code": {
+            "type": "string"
+          }
         },
         "example": {
           "statusCode": "404",
@@ -79,279 +353,5 @@ extension OpenAPIDocument {
             "const": "429"
           },
           "error": {
-            "const": "too_many_requests"
-          },
-          "code": {
-            "const": "SlowDown"
-          }
-        }
-      },
-      "SupabaseError500": {
-        "description": "A real 500.",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/SupabaseError"
-          }
-        ],
-        "properties": {
-          "statusCode": {
-            "const": "500"
-          },
-          "error": {
-            "const": "internal"
-          },
-          "code": {
-            "const": "InternalError"
-          }
-        }
-      },
-      "SupabaseError503": {
-        "description": "A real 503.",
-        "allOf": [
-          {
-            "$ref": "#/components/schemas/SupabaseError"
-          }
-        ],
-        "properties": {
-          "statusCode": {
-            "const": "503"
-          },
-          "error": {
-            "const": "Service Unavailable"
-          },
-          "code": {
-            "const": "SlowDown"
-          }
-        }
-      },
-      "JobId": {
-        "type": "string",
-        "pattern": "^[A-Za-z0-9._-]{1,128}$",
-        "example": "job-1",
-        "description": "1–128 of `A-Z a-z 0-9 . _ -`, not `.` or `..`."
-      },
-      "Suffix": {
-        "type": "string",
-        "pattern": "^[A-Za-z0-9_-]{0,64}$",
-        "example": "_112x112"
-      },
-      "Visibility": {
-        "type": "string",
-        "enum": [
-          "private",
-          "public"
-        ]
-      },
-      "Asset": {
-        "type": "object",
-        "required": [
-          "path",
-          "url",
-          "fileSize",
-          "contentType",
-          "checksum",
-          "visibility",
-          "expiresAt",
-          "createdAt",
-          "updatedAt"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "path": {
-            "type": "string",
-            "example": "alice/job-1/2f6c…_112x112.png"
-          },
-          "url": {
-            "type": "string",
-            "description": "A signed URL (private; `expiresAt` set) or the public URL (`expiresAt` null)."
-          },
-          "fileSize": {
-            "type": "integer",
-            "minimum": 0
-          },
-          "contentType": {
-            "type": "string"
-          },
-          "checksum": {
-            "type": "string",
-            "pattern": "^[0-9a-f]{64}$",
-            "description": "SHA-256 of the bytes, hex."
-          },
-          "visibility": {
-            "$ref": "#/components/schemas/Visibility"
-          },
-          "expiresAt": {
-            "type": [
-              "string",
-              "null"
-            ],
-            "format": "date-time"
-          },
-          "createdAt": {
-            "type": "string",
-            "format": "date-time"
-          },
-          "updatedAt": {
-            "type": "string",
-            "format": "date-time"
-          },
-          "variants": {
-            "type": "array",
-            "items": {
-              "$ref": "#/components/schemas/AssetVariant"
-            },
-            "description": "The image's variants (`--variants`, `{name}_{W}x{H}.{ext}` beside it), made by background jobs after the upload commits: in upload responses (all `pending`) and `GET /v1/assets/{path}`; absent for other types, for variants themselves, and when variants are off."
-          },
-          "variantOf": {
-            "type": "string",
-            "description": "For an object named as one of the server's variants (`{stem}_{W}x{H}{.ext}`, a `--variants` size): the image it would be a variant of."
-          }
-        }
-      },
-      "AssetVariant": {
-        "type": "object",
-        "required": [
-          "path",
-          "size",
-          "state"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "path": {
-            "type": "string",
-            "example": "alice/job-1/2f6c…_112x112.png"
-          },
-          "size": {
-            "type": "string",
-            "pattern": "^[0-9]{1,4}x[0-9]{1,4}$",
-            "example": "112x112"
-          },
-          "state": {
-            "type": "string",
-            "enum": [
-              "pending",
-              "ready",
-              "failed"
-            ],
-            "description": "`ready`: a variant at least as new as the image is stored; `pending`: its job is queued or running; `failed`: its job is a dead letter (see `error`; `depot jobs`)."
-          },
-          "error": {
-            "type": "string",
-            "description": "Why it failed (the job's last error)."
-          }
-        }
-      },
-      "AssetForm": {
-        "type": "object",
-        "required": [
-          "file"
-        ],
-        "properties": {
-          "file": {
-            "type": "string",
-            "format": "binary"
-          },
-          "jobId": {
-            "$ref": "#/components/schemas/JobId"
-          },
-          "suffix": {
-            "$ref": "#/components/schemas/Suffix"
-          },
-          "visibility": {
-            "$ref": "#/components/schemas/Visibility"
-          }
-        }
-      },
-      "SeedForm": {
-        "type": "object",
-        "required": [
-          "file"
-        ],
-        "properties": {
-          "file": {
-            "type": "string",
-            "format": "binary"
-          },
-          "job_id": {
-            "$ref": "#/components/schemas/JobId"
-          },
-          "jobId": {
-            "$ref": "#/components/schemas/JobId"
-          },
-          "suffix": {
-            "$ref": "#/components/schemas/Suffix"
-          },
-          "visibility": {
-            "$ref": "#/components/schemas/Visibility"
-          }
-        }
-      },
-      "AssetPage": {
-        "type": "object",
-        "required": [
-          "items",
-          "nextCursor"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "items": {
-            "type": "array",
-            "items": {
-              "$ref": "#/components/schemas/Asset"
-            }
-          },
-          "nextCursor": {
-            "type": [
-              "string",
-              "null"
-            ],
-            "description": "null on the last page."
-          }
-        }
-      },
-      "Paths": {
-        "type": "object",
-        "required": [
-          "paths"
-        ],
-        "properties": {
-          "paths": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 1000,
-            "items": {
-              "type": "string"
-            }
-          }
-        }
-      },
-      "ItemError": {
-        "type": "object",
-        "required": [
-          "code",
-          "message"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "code": {
-            "type": "string",
-            "enum": [
-              "invalid_path",
-              "forbidden",
-              "not_found"
-            ]
-          },
-          "message": {
-            "type": "string"
-          }
-        }
-      },
-      "DeleteResult": {
-        "type": "object",
-        "required": [
-          "deleted",
-          "errors"
-        ],
-        "additionalProperties": false,
 """##
 }

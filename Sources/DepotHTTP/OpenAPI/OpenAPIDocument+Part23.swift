@@ -3,6 +3,280 @@
 extension OpenAPIDocument {
     /// Lines 7701–8050 of the document (part 23 of 29).
     static let part23 = ##"""
+            "const": "too_many_requests"
+          },
+          "code": {
+            "const": "SlowDown"
+          }
+        }
+      },
+      "SupabaseError500": {
+        "description": "A real 500.",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/SupabaseError"
+          }
+        ],
+        "properties": {
+          "statusCode": {
+            "const": "500"
+          },
+          "error": {
+            "const": "internal"
+          },
+          "code": {
+            "const": "InternalError"
+          }
+        }
+      },
+      "SupabaseError503": {
+        "description": "A real 503.",
+        "allOf": [
+          {
+            "$ref": "#/components/schemas/SupabaseError"
+          }
+        ],
+        "properties": {
+          "statusCode": {
+            "const": "503"
+          },
+          "error": {
+            "const": "Service Unavailable"
+          },
+          "code": {
+            "const": "SlowDown"
+          }
+        }
+      },
+      "JobId": {
+        "type": "string",
+        "pattern": "^[A-Za-z0-9._-]{1,128}$",
+        "example": "job-1",
+        "description": "1–128 of `A-Z a-z 0-9 . _ -`, not `.` or `..`."
+      },
+      "Suffix": {
+        "type": "string",
+        "pattern": "^[A-Za-z0-9_-]{0,64}$",
+        "example": "_112x112"
+      },
+      "Visibility": {
+        "type": "string",
+        "enum": [
+          "private",
+          "public"
+        ]
+      },
+      "Asset": {
+        "type": "object",
+        "required": [
+          "path",
+          "url",
+          "fileSize",
+          "contentType",
+          "checksum",
+          "visibility",
+          "expiresAt",
+          "createdAt",
+          "updatedAt"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "path": {
+            "type": "string",
+            "example": "alice/job-1/2f6c…_112x112.png"
+          },
+          "url": {
+            "type": "string",
+            "description": "A signed URL (private; `expiresAt` set) or the public URL (`expiresAt` null)."
+          },
+          "fileSize": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "contentType": {
+            "type": "string"
+          },
+          "checksum": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$",
+            "description": "SHA-256 of the bytes, hex."
+          },
+          "visibility": {
+            "$ref": "#/components/schemas/Visibility"
+          },
+          "expiresAt": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "format": "date-time"
+          },
+          "createdAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "updatedAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "variants": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/AssetVariant"
+            },
+            "description": "The image's variants (`--variants`, `{name}_{W}x{H}.{ext}` beside it), made by background jobs after the upload commits: in upload responses (all `pending`) and `GET /v1/assets/{path}`; absent for other types, for variants themselves, and when variants are off."
+          },
+          "variantOf": {
+            "type": "string",
+            "description": "For an object named as one of the server's variants (`{stem}_{W}x{H}{.ext}`, a `--variants` size): the image it would be a variant of."
+          }
+        }
+      },
+      "AssetVariant": {
+        "type": "object",
+        "required": [
+          "path",
+          "size",
+          "state"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "path": {
+            "type": "string",
+            "example": "alice/job-1/2f6c…_112x112.png"
+          },
+          "size": {
+            "type": "string",
+            "pattern": "^[0-9]{1,4}x[0-9]{1,4}$",
+            "example": "112x112"
+          },
+          "state": {
+            "type": "string",
+            "enum": [
+              "pending",
+              "ready",
+              "failed"
+            ],
+            "description": "`ready`: a variant at least as new as the image is stored; `pending`: its job is queued or running; `failed`: its job is a dead letter (see `error`; `depot jobs`)."
+          },
+          "error": {
+            "type": "string",
+            "description": "Why it failed (the job's last error)."
+          }
+        }
+      },
+      "AssetForm": {
+        "type": "object",
+        "required": [
+          "file"
+        ],
+        "properties": {
+          "file": {
+            "type": "string",
+            "format": "binary"
+          },
+          "jobId": {
+            "$ref": "#/components/schemas/JobId"
+          },
+          "suffix": {
+            "$ref": "#/components/schemas/Suffix"
+          },
+          "visibility": {
+            "$ref": "#/components/schemas/Visibility"
+          }
+        }
+      },
+      "SeedForm": {
+        "type": "object",
+        "required": [
+          "file"
+        ],
+        "properties": {
+          "file": {
+            "type": "string",
+            "format": "binary"
+          },
+          "job_id": {
+            "$ref": "#/components/schemas/JobId"
+          },
+          "jobId": {
+            "$ref": "#/components/schemas/JobId"
+          },
+          "suffix": {
+            "$ref": "#/components/schemas/Suffix"
+          },
+          "visibility": {
+            "$ref": "#/components/schemas/Visibility"
+          }
+        }
+      },
+      "AssetPage": {
+        "type": "object",
+        "required": [
+          "items",
+          "nextCursor"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "items": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Asset"
+            }
+          },
+          "nextCursor": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "null on the last page."
+          }
+        }
+      },
+      "Paths": {
+        "type": "object",
+        "required": [
+          "paths"
+        ],
+        "properties": {
+          "paths": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "items": {
+              "type": "string"
+            }
+          }
+        }
+      },
+      "ItemError": {
+        "type": "object",
+        "required": [
+          "code",
+          "message"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "code": {
+            "type": "string",
+            "enum": [
+              "invalid_path",
+              "forbidden",
+              "not_found"
+            ]
+          },
+          "message": {
+            "type": "string"
+          }
+        }
+      },
+      "DeleteResult": {
+        "type": "object",
+        "required": [
+          "deleted",
+          "errors"
+        ],
+        "additionalProperties": false,
         "properties": {
           "deleted": {
             "type": "array",
@@ -79,279 +353,5 @@ extension OpenAPIDocument {
             ]
           }
         }
-      },
-      "SignedURLBatch": {
-        "type": "object",
-        "required": [
-          "urls",
-          "expiresAt",
-          "errors"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "urls": {
-            "type": "object",
-            "additionalProperties": {
-              "type": "string"
-            }
-          },
-          "expiresAt": {
-            "type": "string",
-            "format": "date-time"
-          },
-          "errors": {
-            "type": "object",
-            "additionalProperties": {
-              "$ref": "#/components/schemas/ItemError"
-            }
-          }
-        }
-      },
-      "PresignRequest": {
-        "type": "object",
-        "required": [
-          "jobId",
-          "contentType",
-          "size"
-        ],
-        "properties": {
-          "jobId": {
-            "$ref": "#/components/schemas/JobId"
-          },
-          "contentType": {
-            "type": "string",
-            "example": "image/png"
-          },
-          "size": {
-            "description": "Exact size of the upload, bytes (≥ 1, at most `--max-file-size`); a number or a numeric string.",
-            "oneOf": [
-              {
-                "type": "integer",
-                "minimum": 1
-              },
-              {
-                "type": "string",
-                "pattern": "^[0-9]+$"
-              }
-            ]
-          },
-          "checksum": {
-            "type": "string",
-            "pattern": "^[0-9a-f]{64}$"
-          },
-          "suffix": {
-            "$ref": "#/components/schemas/Suffix"
-          },
-          "visibility": {
-            "$ref": "#/components/schemas/Visibility"
-          }
-        }
-      },
-      "PresignedUpload": {
-        "type": "object",
-        "required": [
-          "uploadUrl",
-          "method",
-          "headers",
-          "path",
-          "expiresAt"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "uploadUrl": {
-            "type": "string",
-            "description": "`…/storage/v1/object/upload/sign/{bucket}/{path}?token=…`"
-          },
-          "method": {
-            "const": "PUT"
-          },
-          "headers": {
-            "type": "object",
-            "additionalProperties": {
-              "type": "string"
-            },
-            "description": "Headers the PUT must carry (`Content-Type`)."
-          },
-          "path": {
-            "type": "string"
-          },
-          "expiresAt": {
-            "type": "string",
-            "format": "date-time"
-          }
-        }
-      },
-      "PresignedUploadResult": {
-        "type": "object",
-        "required": [
-          "path",
-          "fileSize",
-          "contentType",
-          "checksum",
-          "Key"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "path": {
-            "type": "string"
-          },
-          "fileSize": {
-            "type": "integer",
-            "minimum": 0
-          },
-          "contentType": {
-            "type": "string"
-          },
-          "checksum": {
-            "type": "string",
-            "pattern": "^[0-9a-f]{64}$"
-          },
-          "Key": {
-            "type": "string",
-            "description": "`{bucket}/{path}`"
-          }
-        }
-      },
-      "SeedUploadResult": {
-        "type": "object",
-        "required": [
-          "path",
-          "url"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "path": {
-            "type": "string"
-          },
-          "url": {
-            "type": "string"
-          }
-        }
-      },
-      "SeedPresignResult": {
-        "type": "object",
-        "required": [
-          "upload_url",
-          "path"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "upload_url": {
-            "type": "string"
-          },
-          "path": {
-            "type": "string"
-          }
-        }
-      },
-      "Health": {
-        "type": "object",
-        "required": [
-          "status"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "status": {
-            "const": "ok"
-          }
-        }
-      },
-      "Bucket": {
-        "type": "object",
-        "required": [
-          "id",
-          "name",
-          "owner",
-          "public",
-          "file_size_limit",
-          "allowed_mime_types",
-          "created_at",
-          "updated_at",
-          "type"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "id": {
-            "type": "string"
-          },
-          "name": {
-            "type": "string"
-          },
-          "owner": {
-            "type": "string",
-            "description": "`\"\"` for buckets made with a key that has no `sub`."
-          },
-          "public": {
-            "type": "boolean"
-          },
-          "file_size_limit": {
-            "type": [
-              "integer",
-              "null"
-            ]
-          },
-          "allowed_mime_types": {
-            "type": [
-              "array",
-              "null"
-            ],
-            "items": {
-              "type": "string"
-            }
-          },
-          "created_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "updated_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "type": {
-            "const": "STANDARD"
-          },
-          "variants": {
-            "type": "array",
-            "maxItems": 8,
-            "items": {
-              "type": "string",
-              "pattern": "^[0-9]{1,4}x[0-9]{1,4}$"
-            },
-            "description": "Depot's extension: the bucket's variant sizes; absent when none."
-          },
-          "rules": {
-            "$ref": "#/components/schemas/BucketRules"
-          }
-        }
-      },
-      "BucketCreate": {
-        "type": "object",
-        "required": [
-          "name"
-        ],
-        "properties": {
-          "name": {
-            "type": "string"
-          },
-          "id": {
-            "type": "string",
-            "description": "Default: `name`."
-          },
-          "public": {
-            "oneOf": [
-              {
-                "type": "boolean"
-              },
-              {
-                "type": "string",
-                "enum": [
-                  "true",
-                  "false"
-                ]
-              }
-            ]
-          },
 """##
 }

@@ -3,6 +3,280 @@
 extension OpenAPIDocument {
     /// Lines 8051–8400 of the document (part 24 of 29).
     static let part24 = ##"""
+      },
+      "SignedURLBatch": {
+        "type": "object",
+        "required": [
+          "urls",
+          "expiresAt",
+          "errors"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "urls": {
+            "type": "object",
+            "additionalProperties": {
+              "type": "string"
+            }
+          },
+          "expiresAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "errors": {
+            "type": "object",
+            "additionalProperties": {
+              "$ref": "#/components/schemas/ItemError"
+            }
+          }
+        }
+      },
+      "PresignRequest": {
+        "type": "object",
+        "required": [
+          "jobId",
+          "contentType",
+          "size"
+        ],
+        "properties": {
+          "jobId": {
+            "$ref": "#/components/schemas/JobId"
+          },
+          "contentType": {
+            "type": "string",
+            "example": "image/png"
+          },
+          "size": {
+            "description": "Exact size of the upload, bytes (≥ 1, at most `--max-file-size`); a number or a numeric string.",
+            "oneOf": [
+              {
+                "type": "integer",
+                "minimum": 1
+              },
+              {
+                "type": "string",
+                "pattern": "^[0-9]+$"
+              }
+            ]
+          },
+          "checksum": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$"
+          },
+          "suffix": {
+            "$ref": "#/components/schemas/Suffix"
+          },
+          "visibility": {
+            "$ref": "#/components/schemas/Visibility"
+          }
+        }
+      },
+      "PresignedUpload": {
+        "type": "object",
+        "required": [
+          "uploadUrl",
+          "method",
+          "headers",
+          "path",
+          "expiresAt"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "uploadUrl": {
+            "type": "string",
+            "description": "`…/storage/v1/object/upload/sign/{bucket}/{path}?token=…`"
+          },
+          "method": {
+            "const": "PUT"
+          },
+          "headers": {
+            "type": "object",
+            "additionalProperties": {
+              "type": "string"
+            },
+            "description": "Headers the PUT must carry (`Content-Type`)."
+          },
+          "path": {
+            "type": "string"
+          },
+          "expiresAt": {
+            "type": "string",
+            "format": "date-time"
+          }
+        }
+      },
+      "PresignedUploadResult": {
+        "type": "object",
+        "required": [
+          "path",
+          "fileSize",
+          "contentType",
+          "checksum",
+          "Key"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "path": {
+            "type": "string"
+          },
+          "fileSize": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "contentType": {
+            "type": "string"
+          },
+          "checksum": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$"
+          },
+          "Key": {
+            "type": "string",
+            "description": "`{bucket}/{path}`"
+          }
+        }
+      },
+      "SeedUploadResult": {
+        "type": "object",
+        "required": [
+          "path",
+          "url"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "path": {
+            "type": "string"
+          },
+          "url": {
+            "type": "string"
+          }
+        }
+      },
+      "SeedPresignResult": {
+        "type": "object",
+        "required": [
+          "upload_url",
+          "path"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "upload_url": {
+            "type": "string"
+          },
+          "path": {
+            "type": "string"
+          }
+        }
+      },
+      "Health": {
+        "type": "object",
+        "required": [
+          "status"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "status": {
+            "const": "ok"
+          }
+        }
+      },
+      "Bucket": {
+        "type": "object",
+        "required": [
+          "id",
+          "name",
+          "owner",
+          "public",
+          "file_size_limit",
+          "allowed_mime_types",
+          "created_at",
+          "updated_at",
+          "type"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "name": {
+            "type": "string"
+          },
+          "owner": {
+            "type": "string",
+            "description": "`\"\"` for buckets made with a key that has no `sub`."
+          },
+          "public": {
+            "type": "boolean"
+          },
+          "file_size_limit": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "allowed_mime_types": {
+            "type": [
+              "array",
+              "null"
+            ],
+            "items": {
+              "type": "string"
+            }
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "updated_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "type": {
+            "const": "STANDARD"
+          },
+          "variants": {
+            "type": "array",
+            "maxItems": 8,
+            "items": {
+              "type": "string",
+              "pattern": "^[0-9]{1,4}x[0-9]{1,4}$"
+            },
+            "description": "Depot's extension: the bucket's variant sizes; absent when none."
+          },
+          "rules": {
+            "$ref": "#/components/schemas/BucketRules"
+          }
+        }
+      },
+      "BucketCreate": {
+        "type": "object",
+        "required": [
+          "name"
+        ],
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "id": {
+            "type": "string",
+            "description": "Default: `name`."
+          },
+          "public": {
+            "oneOf": [
+              {
+                "type": "boolean"
+              },
+              {
+                "type": "string",
+                "enum": [
+                  "true",
+                  "false"
+                ]
+              }
+            ]
+          },
           "file_size_limit": {
             "description": "Bytes, a numeric string, `\"10mb\"`-style (decimal units b, kb, mb, gb), or null (no limit beyond the server's).",
             "oneOf": [
@@ -79,279 +353,5 @@ extension OpenAPIDocument {
               }
             ]
           },
-          "allowed_mime_types": {
-            "description": "`type/subtype` or `type/*`; null: any type.",
-            "oneOf": [
-              {
-                "type": "array",
-                "items": {
-                  "type": "string"
-                }
-              },
-              {
-                "type": "null"
-              }
-            ]
-          },
-          "variants": {
-            "oneOf": [
-              {
-                "type": "array",
-                "maxItems": 8,
-                "items": {
-                  "type": "string",
-                  "pattern": "^[0-9]{1,4}x[0-9]{1,4}$"
-                },
-                "description": "Depot's extension: variants made of every PNG, JPEG, WebP or GIF uploaded into the bucket, `{name}_{W}x{H}.{ext}` beside it (1–4096 pixels a side, at most 8). Empty (or null in an update): none."
-              },
-              {
-                "type": "null"
-              }
-            ],
-            "description": "Depot's extension: variants made of every PNG, JPEG, WebP or GIF uploaded into the bucket, `{name}_{W}x{H}.{ext}` beside it (1–4096 pixels a side, at most 8). Empty (or null in an update): none."
-          },
-          "rules": {
-            "$ref": "#/components/schemas/BucketRules"
-          }
-        }
-      },
-      "BucketName": {
-        "type": "object",
-        "required": [
-          "name"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "name": {
-            "type": "string"
-          }
-        }
-      },
-      "Message": {
-        "type": "object",
-        "required": [
-          "message"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "message": {
-            "type": "string"
-          }
-        }
-      },
-      "CDNPurged": {
-        "type": "object",
-        "required": [
-          "message",
-          "statusCode"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "message": {
-            "const": "success"
-          },
-          "statusCode": {
-            "const": "200"
-          }
-        }
-      },
-      "StorageUploadForm": {
-        "type": "object",
-        "properties": {
-          "cacheControl": {
-            "type": "string",
-            "description": "Seconds (→ `max-age=N`) or a Cache-Control value."
-          },
-          "metadata": {
-            "type": "string",
-            "description": "JSON object, kept as user metadata."
-          },
-          "contentType": {
-            "type": "string"
-          },
-          "file": {
-            "type": "string",
-            "format": "binary"
-          }
-        },
-        "required": [
-          "file"
-        ]
-      },
-      "UploadResult": {
-        "type": "object",
-        "required": [
-          "Id",
-          "Key"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "Id": {
-            "type": "string",
-            "format": "uuid",
-            "description": "The stored bytes' id (changes on every write)."
-          },
-          "Key": {
-            "type": "string",
-            "description": "`{bucket}/{path}`"
-          }
-        }
-      },
-      "KeyResult": {
-        "type": "object",
-        "required": [
-          "Key"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "Key": {
-            "type": "string"
-          }
-        }
-      },
-      "CopyResult": {
-        "type": "object",
-        "required": [
-          "Id",
-          "Key",
-          "name",
-          "bucket_id"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "Id": {
-            "type": "string",
-            "format": "uuid"
-          },
-          "Key": {
-            "type": "string"
-          },
-          "name": {
-            "type": "string"
-          },
-          "bucket_id": {
-            "type": "string"
-          }
-        }
-      },
-      "SystemMetadata": {
-        "type": "object",
-        "required": [
-          "eTag",
-          "size",
-          "mimetype",
-          "cacheControl",
-          "lastModified",
-          "contentLength",
-          "httpStatusCode"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "eTag": {
-            "type": "string"
-          },
-          "size": {
-            "type": "integer"
-          },
-          "mimetype": {
-            "type": "string"
-          },
-          "cacheControl": {
-            "type": "string"
-          },
-          "lastModified": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "contentLength": {
-            "type": "integer"
-          },
-          "httpStatusCode": {
-            "type": "integer"
-          }
-        }
-      },
-      "ObjectInfo": {
-        "type": "object",
-        "required": [
-          "id",
-          "name",
-          "version",
-          "bucket_id",
-          "size",
-          "content_type",
-          "cache_control",
-          "etag",
-          "metadata",
-          "last_modified",
-          "created_at"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "id": {
-            "type": "string",
-            "format": "uuid"
-          },
-          "name": {
-            "type": "string"
-          },
-          "version": {
-            "type": "string",
-            "format": "uuid"
-          },
-          "bucket_id": {
-            "type": "string"
-          },
-          "size": {
-            "type": "integer",
-            "minimum": 0
-          },
-          "content_type": {
-            "type": "string"
-          },
-          "cache_control": {
-            "type": "string"
-          },
-          "etag": {
-            "type": "string"
-          },
-          "metadata": {
-            "type": [
-              "object",
-              "null"
-            ],
-            "description": "The user metadata sent with the upload, or null."
-          },
-          "last_modified": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "created_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          }
-        }
-      },
-      "FolderEntry": {
-        "description": "An object (all fields set) or a folder (`name` only; the rest null).",
-        "type": "object",
-        "required": [
-          "name",
-          "id",
-          "updated_at",
-          "created_at",
-          "last_accessed_at",
-          "metadata"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "name": {
-            "type": "string"
-          },
-          "id": {
-            "type": [
 """##
 }

@@ -3,6 +3,280 @@
 extension OpenAPIDocument {
     /// Lines 8401–8750 of the document (part 25 of 29).
     static let part25 = ##"""
+          "allowed_mime_types": {
+            "description": "`type/subtype` or `type/*`; null: any type.",
+            "oneOf": [
+              {
+                "type": "array",
+                "items": {
+                  "type": "string"
+                }
+              },
+              {
+                "type": "null"
+              }
+            ]
+          },
+          "variants": {
+            "oneOf": [
+              {
+                "type": "array",
+                "maxItems": 8,
+                "items": {
+                  "type": "string",
+                  "pattern": "^[0-9]{1,4}x[0-9]{1,4}$"
+                },
+                "description": "Depot's extension: variants made of every PNG, JPEG, WebP or GIF uploaded into the bucket, `{name}_{W}x{H}.{ext}` beside it (1–4096 pixels a side, at most 8). Empty (or null in an update): none."
+              },
+              {
+                "type": "null"
+              }
+            ],
+            "description": "Depot's extension: variants made of every PNG, JPEG, WebP or GIF uploaded into the bucket, `{name}_{W}x{H}.{ext}` beside it (1–4096 pixels a side, at most 8). Empty (or null in an update): none."
+          },
+          "rules": {
+            "$ref": "#/components/schemas/BucketRules"
+          }
+        }
+      },
+      "BucketName": {
+        "type": "object",
+        "required": [
+          "name"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "name": {
+            "type": "string"
+          }
+        }
+      },
+      "Message": {
+        "type": "object",
+        "required": [
+          "message"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "message": {
+            "type": "string"
+          }
+        }
+      },
+      "CDNPurged": {
+        "type": "object",
+        "required": [
+          "message",
+          "statusCode"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "message": {
+            "const": "success"
+          },
+          "statusCode": {
+            "const": "200"
+          }
+        }
+      },
+      "StorageUploadForm": {
+        "type": "object",
+        "properties": {
+          "cacheControl": {
+            "type": "string",
+            "description": "Seconds (→ `max-age=N`) or a Cache-Control value."
+          },
+          "metadata": {
+            "type": "string",
+            "description": "JSON object, kept as user metadata."
+          },
+          "contentType": {
+            "type": "string"
+          },
+          "file": {
+            "type": "string",
+            "format": "binary"
+          }
+        },
+        "required": [
+          "file"
+        ]
+      },
+      "UploadResult": {
+        "type": "object",
+        "required": [
+          "Id",
+          "Key"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "Id": {
+            "type": "string",
+            "format": "uuid",
+            "description": "The stored bytes' id (changes on every write)."
+          },
+          "Key": {
+            "type": "string",
+            "description": "`{bucket}/{path}`"
+          }
+        }
+      },
+      "KeyResult": {
+        "type": "object",
+        "required": [
+          "Key"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "Key": {
+            "type": "string"
+          }
+        }
+      },
+      "CopyResult": {
+        "type": "object",
+        "required": [
+          "Id",
+          "Key",
+          "name",
+          "bucket_id"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "Id": {
+            "type": "string",
+            "format": "uuid"
+          },
+          "Key": {
+            "type": "string"
+          },
+          "name": {
+            "type": "string"
+          },
+          "bucket_id": {
+            "type": "string"
+          }
+        }
+      },
+      "SystemMetadata": {
+        "type": "object",
+        "required": [
+          "eTag",
+          "size",
+          "mimetype",
+          "cacheControl",
+          "lastModified",
+          "contentLength",
+          "httpStatusCode"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "eTag": {
+            "type": "string"
+          },
+          "size": {
+            "type": "integer"
+          },
+          "mimetype": {
+            "type": "string"
+          },
+          "cacheControl": {
+            "type": "string"
+          },
+          "lastModified": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "contentLength": {
+            "type": "integer"
+          },
+          "httpStatusCode": {
+            "type": "integer"
+          }
+        }
+      },
+      "ObjectInfo": {
+        "type": "object",
+        "required": [
+          "id",
+          "name",
+          "version",
+          "bucket_id",
+          "size",
+          "content_type",
+          "cache_control",
+          "etag",
+          "metadata",
+          "last_modified",
+          "created_at"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "id": {
+            "type": "string",
+            "format": "uuid"
+          },
+          "name": {
+            "type": "string"
+          },
+          "version": {
+            "type": "string",
+            "format": "uuid"
+          },
+          "bucket_id": {
+            "type": "string"
+          },
+          "size": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "content_type": {
+            "type": "string"
+          },
+          "cache_control": {
+            "type": "string"
+          },
+          "etag": {
+            "type": "string"
+          },
+          "metadata": {
+            "type": [
+              "object",
+              "null"
+            ],
+            "description": "The user metadata sent with the upload, or null."
+          },
+          "last_modified": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          }
+        }
+      },
+      "FolderEntry": {
+        "description": "An object (all fields set) or a folder (`name` only; the rest null).",
+        "type": "object",
+        "required": [
+          "name",
+          "id",
+          "updated_at",
+          "created_at",
+          "last_accessed_at",
+          "metadata"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "id": {
+            "type": [
               "string",
               "null"
             ]
@@ -79,279 +353,5 @@ extension OpenAPIDocument {
             "description": "Default 0."
           },
           "sortBy": {
-            "type": "object",
-            "properties": {
-              "column": {
-                "type": "string",
-                "enum": [
-                  "name",
-                  "created_at",
-                  "updated_at",
-                  "last_accessed_at"
-                ]
-              },
-              "order": {
-                "type": "string",
-                "enum": [
-                  "asc",
-                  "desc"
-                ]
-              }
-            }
-          },
-          "search": {
-            "type": "string",
-            "description": "Names in the folder starting with this."
-          }
-        }
-      },
-      "ListV2Request": {
-        "type": "object",
-        "properties": {
-          "prefix": {
-            "type": "string"
-          },
-          "limit": {
-            "oneOf": [
-              {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": 1000
-              },
-              {
-                "type": "string",
-                "pattern": "^-?[0-9]+$"
-              }
-            ],
-            "description": "1–1000, default 1000."
-          },
-          "cursor": {
-            "type": "string",
-            "description": "`nextCursor` of the previous page (upstream's spelling: base64 of `l:`, `o:`, `c:` and `a:` lines)."
-          },
-          "with_delimiter": {
-            "oneOf": [
-              {
-                "type": "boolean"
-              },
-              {
-                "type": "string",
-                "enum": [
-                  "true",
-                  "false"
-                ]
-              }
-            ]
-          },
-          "sortBy": {
-            "type": "object",
-            "description": "`name` (the default), `created_at` or `updated_at`; `asc` (the default) or `desc`; names break ties in the same direction. Any order but name ascending reads the names under the prefix whole and sorts them (at most 10,000; more is a 400). With `with_delimiter`, a folder sorts by the earliest `created_at` inside it. A `cursor` keeps the order its listing was made in.",
-            "properties": {
-              "column": {
-                "type": "string",
-                "enum": [
-                  "name",
-                  "created_at",
-                  "updated_at"
-                ]
-              },
-              "order": {
-                "type": "string",
-                "enum": [
-                  "asc",
-                  "desc"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "ListV2Object": {
-        "type": "object",
-        "required": [
-          "name",
-          "id",
-          "updated_at",
-          "created_at",
-          "last_accessed_at",
-          "metadata"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "name": {
-            "type": "string"
-          },
-          "key": {
-            "type": "string",
-            "description": "With `with_delimiter` only: the object's own segment at the listed level (upstream's `key`)."
-          },
-          "id": {
-            "type": "string",
-            "format": "uuid"
-          },
-          "updated_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "created_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "last_accessed_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "metadata": {
-            "$ref": "#/components/schemas/SystemMetadata"
-          }
-        }
-      },
-      "ListV2Page": {
-        "type": "object",
-        "required": [
-          "hasNext",
-          "folders",
-          "objects"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "hasNext": {
-            "type": "boolean"
-          },
-          "nextCursor": {
-            "type": "string",
-            "description": "Present when `hasNext`."
-          },
-          "nextCursorKey": {
-            "type": "string",
-            "description": "The last entry's name (a folder's without its `/`); present when `hasNext`."
-          },
-          "folders": {
-            "type": "array",
-            "items": {
-              "type": "object",
-              "required": [
-                "name"
-              ],
-              "additionalProperties": false,
-              "properties": {
-                "key": {
-                  "type": "string",
-                  "description": "With `with_delimiter`: the folder's own segment at the listed level."
-                },
-                "name": {
-                  "type": "string",
-                  "description": "The full path, ending in `/`."
-                },
-                "id": {
-                  "type": "null"
-                },
-                "updated_at": {
-                  "type": [
-                    "string",
-                    "null"
-                  ],
-                  "format": "date-time",
-                  "description": "In a time order: the earliest `created_at` inside."
-                },
-                "created_at": {
-                  "type": [
-                    "string",
-                    "null"
-                  ],
-                  "format": "date-time",
-                  "description": "In a time order: the earliest `created_at` inside."
-                },
-                "last_accessed_at": {
-                  "type": "null"
-                },
-                "metadata": {
-                  "type": "null"
-                }
-              }
-            }
-          },
-          "objects": {
-            "type": "array",
-            "items": {
-              "$ref": "#/components/schemas/ListV2Object"
-            }
-          }
-        }
-      },
-      "Prefixes": {
-        "type": "object",
-        "required": [
-          "prefixes"
-        ],
-        "properties": {
-          "prefixes": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 1000,
-            "items": {
-              "type": "string"
-            },
-            "description": "Exact names (not prefixes, despite the name)."
-          }
-        }
-      },
-      "DeletedObject": {
-        "type": "object",
-        "required": [
-          "name",
-          "bucket_id",
-          "owner",
-          "owner_id",
-          "version",
-          "id",
-          "updated_at",
-          "created_at",
-          "last_accessed_at",
-          "metadata",
-          "user_metadata"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "name": {
-            "type": "string"
-          },
-          "bucket_id": {
-            "type": "string"
-          },
-          "owner": {
-            "type": "string"
-          },
-          "owner_id": {
-            "type": "string"
-          },
-          "version": {
-            "type": "string",
-            "format": "uuid"
-          },
-          "id": {
-            "type": "string",
-            "format": "uuid"
-          },
-          "updated_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "created_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "last_accessed_at": {
-            "type": "string",
-            "format": "date-time",
-            "description": "`2024-01-01T00:00:00.000Z`"
-          },
-          "metadata": {
-            "$ref": "#/components/schemas/SystemMetadata"
 """##
 }

@@ -3,6 +3,280 @@
 extension OpenAPIDocument {
     /// Lines 8751–9100 of the document (part 26 of 29).
     static let part26 = ##"""
+            "type": "object",
+            "properties": {
+              "column": {
+                "type": "string",
+                "enum": [
+                  "name",
+                  "created_at",
+                  "updated_at",
+                  "last_accessed_at"
+                ]
+              },
+              "order": {
+                "type": "string",
+                "enum": [
+                  "asc",
+                  "desc"
+                ]
+              }
+            }
+          },
+          "search": {
+            "type": "string",
+            "description": "Names in the folder starting with this."
+          }
+        }
+      },
+      "ListV2Request": {
+        "type": "object",
+        "properties": {
+          "prefix": {
+            "type": "string"
+          },
+          "limit": {
+            "oneOf": [
+              {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 1000
+              },
+              {
+                "type": "string",
+                "pattern": "^-?[0-9]+$"
+              }
+            ],
+            "description": "1–1000, default 1000."
+          },
+          "cursor": {
+            "type": "string",
+            "description": "`nextCursor` of the previous page (upstream's spelling: base64 of `l:`, `o:`, `c:` and `a:` lines)."
+          },
+          "with_delimiter": {
+            "oneOf": [
+              {
+                "type": "boolean"
+              },
+              {
+                "type": "string",
+                "enum": [
+                  "true",
+                  "false"
+                ]
+              }
+            ]
+          },
+          "sortBy": {
+            "type": "object",
+            "description": "`name` (the default), `created_at` or `updated_at`; `asc` (the default) or `desc`; names break ties in the same direction. Any order but name ascending reads the names under the prefix whole and sorts them (at most 10,000; more is a 400). With `with_delimiter`, a folder sorts by the earliest `created_at` inside it. A `cursor` keeps the order its listing was made in.",
+            "properties": {
+              "column": {
+                "type": "string",
+                "enum": [
+                  "name",
+                  "created_at",
+                  "updated_at"
+                ]
+              },
+              "order": {
+                "type": "string",
+                "enum": [
+                  "asc",
+                  "desc"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "ListV2Object": {
+        "type": "object",
+        "required": [
+          "name",
+          "id",
+          "updated_at",
+          "created_at",
+          "last_accessed_at",
+          "metadata"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "key": {
+            "type": "string",
+            "description": "With `with_delimiter` only: the object's own segment at the listed level (upstream's `key`)."
+          },
+          "id": {
+            "type": "string",
+            "format": "uuid"
+          },
+          "updated_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "last_accessed_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "metadata": {
+            "$ref": "#/components/schemas/SystemMetadata"
+          }
+        }
+      },
+      "ListV2Page": {
+        "type": "object",
+        "required": [
+          "hasNext",
+          "folders",
+          "objects"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "hasNext": {
+            "type": "boolean"
+          },
+          "nextCursor": {
+            "type": "string",
+            "description": "Present when `hasNext`."
+          },
+          "nextCursorKey": {
+            "type": "string",
+            "description": "The last entry's name (a folder's without its `/`); present when `hasNext`."
+          },
+          "folders": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": [
+                "name"
+              ],
+              "additionalProperties": false,
+              "properties": {
+                "key": {
+                  "type": "string",
+                  "description": "With `with_delimiter`: the folder's own segment at the listed level."
+                },
+                "name": {
+                  "type": "string",
+                  "description": "The full path, ending in `/`."
+                },
+                "id": {
+                  "type": "null"
+                },
+                "updated_at": {
+                  "type": [
+                    "string",
+                    "null"
+                  ],
+                  "format": "date-time",
+                  "description": "In a time order: the earliest `created_at` inside."
+                },
+                "created_at": {
+                  "type": [
+                    "string",
+                    "null"
+                  ],
+                  "format": "date-time",
+                  "description": "In a time order: the earliest `created_at` inside."
+                },
+                "last_accessed_at": {
+                  "type": "null"
+                },
+                "metadata": {
+                  "type": "null"
+                }
+              }
+            }
+          },
+          "objects": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/ListV2Object"
+            }
+          }
+        }
+      },
+      "Prefixes": {
+        "type": "object",
+        "required": [
+          "prefixes"
+        ],
+        "properties": {
+          "prefixes": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "items": {
+              "type": "string"
+            },
+            "description": "Exact names (not prefixes, despite the name)."
+          }
+        }
+      },
+      "DeletedObject": {
+        "type": "object",
+        "required": [
+          "name",
+          "bucket_id",
+          "owner",
+          "owner_id",
+          "version",
+          "id",
+          "updated_at",
+          "created_at",
+          "last_accessed_at",
+          "metadata",
+          "user_metadata"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "bucket_id": {
+            "type": "string"
+          },
+          "owner": {
+            "type": "string"
+          },
+          "owner_id": {
+            "type": "string"
+          },
+          "version": {
+            "type": "string",
+            "format": "uuid"
+          },
+          "id": {
+            "type": "string",
+            "format": "uuid"
+          },
+          "updated_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "last_accessed_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "`2024-01-01T00:00:00.000Z`"
+          },
+          "metadata": {
+            "$ref": "#/components/schemas/SystemMetadata"
           },
           "user_metadata": {
             "type": [
@@ -79,279 +353,5 @@ extension OpenAPIDocument {
                 "type": "string"
               },
               "mimetype": {
-                "type": "string"
-              }
-            }
-          }
-        }
-      },
-      "SignOneRequest": {
-        "type": "object",
-        "required": [
-          "expiresIn"
-        ],
-        "properties": {
-          "expiresIn": {
-            "oneOf": [
-              {
-                "type": "integer",
-                "minimum": 1
-              },
-              {
-                "type": "string",
-                "pattern": "^-?[0-9]+$"
-              }
-            ],
-            "description": "Seconds, 1 … the server's maximum (`--max-signed-url-ttl`, default 604800)."
-          },
-          "transform": {
-            "type": "object",
-            "description": "Sign a transformed image: the answer is a `/render/image/sign/…` URL whose token binds this transformation.",
-            "properties": {
-              "width": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": 2500
-              },
-              "height": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": 2500
-              },
-              "resize": {
-                "type": "string",
-                "enum": [
-                  "cover",
-                  "contain",
-                  "fill"
-                ]
-              },
-              "quality": {
-                "type": "integer",
-                "minimum": 20,
-                "maximum": 100
-              },
-              "format": {
-                "type": "string",
-                "enum": [
-                  "origin",
-                  "webp",
-                  "jpeg",
-                  "png"
-                ]
-              }
-            }
-          }
-        }
-      },
-      "SignManyRequest": {
-        "type": "object",
-        "required": [
-          "expiresIn",
-          "paths"
-        ],
-        "properties": {
-          "expiresIn": {
-            "oneOf": [
-              {
-                "type": "integer",
-                "minimum": 1
-              },
-              {
-                "type": "string",
-                "pattern": "^-?[0-9]+$"
-              }
-            ],
-            "description": "Seconds, 1 … the server's maximum (`--max-signed-url-ttl`, default 604800)."
-          },
-          "paths": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 1000,
-            "items": {
-              "type": "string"
-            }
-          }
-        }
-      },
-      "SignedURL": {
-        "type": "object",
-        "required": [
-          "signedURL"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "signedURL": {
-            "type": "string",
-            "description": "`/object/sign/{bucket}/{path}?token=…`, relative to `/storage/v1`."
-          }
-        }
-      },
-      "SignedURLItem": {
-        "type": "object",
-        "required": [
-          "error",
-          "path",
-          "signedURL"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "error": {
-            "type": [
-              "string",
-              "null"
-            ]
-          },
-          "path": {
-            "type": "string"
-          },
-          "signedURL": {
-            "type": [
-              "string",
-              "null"
-            ]
-          }
-        }
-      },
-      "SignedUploadURL": {
-        "type": "object",
-        "required": [
-          "url",
-          "token"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "url": {
-            "type": "string",
-            "description": "`/object/upload/sign/{bucket}/{path}?token=…`, relative to `/storage/v1`."
-          },
-          "token": {
-            "type": "string"
-          }
-        }
-      },
-      "Job": {
-        "type": "object",
-        "required": [
-          "id",
-          "kind",
-          "state",
-          "attempts",
-          "maxAttempts",
-          "runAfter",
-          "createdAt",
-          "updatedAt"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "id": {
-            "type": "string",
-            "pattern": "^[0-9a-f]{32}$"
-          },
-          "kind": {
-            "type": "string",
-            "example": "variant"
-          },
-          "state": {
-            "type": "string",
-            "enum": [
-              "queued",
-              "running",
-              "succeeded",
-              "dead",
-              "cancelled"
-            ]
-          },
-          "source": {
-            "type": "string",
-            "description": "The object the job reads (`bucket/name`)."
-          },
-          "attempts": {
-            "type": "integer",
-            "minimum": 0
-          },
-          "maxAttempts": {
-            "type": "integer",
-            "minimum": 1
-          },
-          "runAfter": {
-            "type": "string",
-            "format": "date-time"
-          },
-          "createdAt": {
-            "type": "string",
-            "format": "date-time"
-          },
-          "updatedAt": {
-            "type": "string",
-            "format": "date-time"
-          },
-          "lastError": {
-            "type": "string"
-          },
-          "history": {
-            "type": "array",
-            "description": "Every transition, oldest first (`GET /v1/jobs/{id}` only).",
-            "items": {
-              "type": "object",
-              "required": [
-                "at",
-                "state",
-                "attempt"
-              ],
-              "additionalProperties": false,
-              "properties": {
-                "at": {
-                  "type": "string",
-                  "format": "date-time"
-                },
-                "state": {
-                  "type": "string",
-                  "enum": [
-                    "queued",
-                    "running",
-                    "succeeded",
-                    "dead",
-                    "cancelled"
-                  ]
-                },
-                "attempt": {
-                  "type": "integer",
-                  "minimum": 0
-                },
-                "error": {
-                  "type": "string"
-                }
-              }
-            }
-          }
-        }
-      },
-      "JobPage": {
-        "type": "object",
-        "required": [
-          "counts",
-          "items",
-          "nextCursor"
-        ],
-        "additionalProperties": false,
-        "properties": {
-          "counts": {
-            "type": "object",
-            "description": "Jobs in each state, over every server.",
-            "additionalProperties": {
-              "type": "integer",
-              "minimum": 0
-            }
-          },
-          "items": {
-            "type": "array",
-            "items": {
-              "$ref": "#/components/schemas/Job"
-            }
-          },
-          "nextCursor": {
-            "type": [
-              "string",
 """##
 }

@@ -3,6 +3,280 @@
 extension OpenAPIDocument {
     /// Lines 9101–9450 of the document (part 27 of 29).
     static let part27 = ##"""
+                "type": "string"
+              }
+            }
+          }
+        }
+      },
+      "SignOneRequest": {
+        "type": "object",
+        "required": [
+          "expiresIn"
+        ],
+        "properties": {
+          "expiresIn": {
+            "oneOf": [
+              {
+                "type": "integer",
+                "minimum": 1
+              },
+              {
+                "type": "string",
+                "pattern": "^-?[0-9]+$"
+              }
+            ],
+            "description": "Seconds, 1 … the server's maximum (`--max-signed-url-ttl`, default 604800)."
+          },
+          "transform": {
+            "type": "object",
+            "description": "Sign a transformed image: the answer is a `/render/image/sign/…` URL whose token binds this transformation.",
+            "properties": {
+              "width": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 2500
+              },
+              "height": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 2500
+              },
+              "resize": {
+                "type": "string",
+                "enum": [
+                  "cover",
+                  "contain",
+                  "fill"
+                ]
+              },
+              "quality": {
+                "type": "integer",
+                "minimum": 20,
+                "maximum": 100
+              },
+              "format": {
+                "type": "string",
+                "enum": [
+                  "origin",
+                  "webp",
+                  "jpeg",
+                  "png"
+                ]
+              }
+            }
+          }
+        }
+      },
+      "SignManyRequest": {
+        "type": "object",
+        "required": [
+          "expiresIn",
+          "paths"
+        ],
+        "properties": {
+          "expiresIn": {
+            "oneOf": [
+              {
+                "type": "integer",
+                "minimum": 1
+              },
+              {
+                "type": "string",
+                "pattern": "^-?[0-9]+$"
+              }
+            ],
+            "description": "Seconds, 1 … the server's maximum (`--max-signed-url-ttl`, default 604800)."
+          },
+          "paths": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "items": {
+              "type": "string"
+            }
+          }
+        }
+      },
+      "SignedURL": {
+        "type": "object",
+        "required": [
+          "signedURL"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "signedURL": {
+            "type": "string",
+            "description": "`/object/sign/{bucket}/{path}?token=…`, relative to `/storage/v1`."
+          }
+        }
+      },
+      "SignedURLItem": {
+        "type": "object",
+        "required": [
+          "error",
+          "path",
+          "signedURL"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "error": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "path": {
+            "type": "string"
+          },
+          "signedURL": {
+            "type": [
+              "string",
+              "null"
+            ]
+          }
+        }
+      },
+      "SignedUploadURL": {
+        "type": "object",
+        "required": [
+          "url",
+          "token"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "url": {
+            "type": "string",
+            "description": "`/object/upload/sign/{bucket}/{path}?token=…`, relative to `/storage/v1`."
+          },
+          "token": {
+            "type": "string"
+          }
+        }
+      },
+      "Job": {
+        "type": "object",
+        "required": [
+          "id",
+          "kind",
+          "state",
+          "attempts",
+          "maxAttempts",
+          "runAfter",
+          "createdAt",
+          "updatedAt"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "id": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}$"
+          },
+          "kind": {
+            "type": "string",
+            "example": "variant"
+          },
+          "state": {
+            "type": "string",
+            "enum": [
+              "queued",
+              "running",
+              "succeeded",
+              "dead",
+              "cancelled"
+            ]
+          },
+          "source": {
+            "type": "string",
+            "description": "The object the job reads (`bucket/name`)."
+          },
+          "attempts": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "maxAttempts": {
+            "type": "integer",
+            "minimum": 1
+          },
+          "runAfter": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "createdAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "updatedAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "lastError": {
+            "type": "string"
+          },
+          "history": {
+            "type": "array",
+            "description": "Every transition, oldest first (`GET /v1/jobs/{id}` only).",
+            "items": {
+              "type": "object",
+              "required": [
+                "at",
+                "state",
+                "attempt"
+              ],
+              "additionalProperties": false,
+              "properties": {
+                "at": {
+                  "type": "string",
+                  "format": "date-time"
+                },
+                "state": {
+                  "type": "string",
+                  "enum": [
+                    "queued",
+                    "running",
+                    "succeeded",
+                    "dead",
+                    "cancelled"
+                  ]
+                },
+                "attempt": {
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "error": {
+                  "type": "string"
+                }
+              }
+            }
+          }
+        }
+      },
+      "JobPage": {
+        "type": "object",
+        "required": [
+          "counts",
+          "items",
+          "nextCursor"
+        ],
+        "additionalProperties": false,
+        "properties": {
+          "counts": {
+            "type": "object",
+            "description": "Jobs in each state, over every server.",
+            "additionalProperties": {
+              "type": "integer",
+              "minimum": 0
+            }
+          },
+          "items": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Job"
+            }
+          },
+          "nextCursor": {
+            "type": [
+              "string",
               "null"
             ],
             "description": "Pass as `cursor` for the next page; null on the last."
@@ -79,279 +353,5 @@ extension OpenAPIDocument {
             "description": "A folder: one or more segments ending in `/`."
           }
         }
-      },
-      "FolderMoveRequest": {
-        "type": "object",
-        "required": [
-          "bucket",
-          "prefix",
-          "destination"
-        ],
-        "properties": {
-          "bucket": {
-            "type": "string",
-            "maxLength": 100
-          },
-          "prefix": {
-            "type": "string",
-            "maxLength": 1024
-          },
-          "destination": {
-            "type": "string",
-            "maxLength": 1024
-          },
-          "destinationBucket": {
-            "type": [
-              "string",
-              "null"
-            ],
-            "maxLength": 100
-          }
-        }
-      },
-      "FolderJob": {
-        "type": "object",
-        "required": [
-          "id",
-          "operation",
-          "state",
-          "bucket",
-          "prefix",
-          "url",
-          "done",
-          "skipped",
-          "failed",
-          "errors",
-          "attempts",
-          "createdAt",
-          "updatedAt"
-        ],
-        "properties": {
-          "id": {
-            "type": "string"
-          },
-          "operation": {
-            "type": "string",
-            "enum": [
-              "delete",
-              "move"
-            ]
-          },
-          "state": {
-            "type": "string",
-            "enum": [
-              "queued",
-              "running",
-              "succeeded",
-              "dead",
-              "cancelled"
-            ]
-          },
-          "bucket": {
-            "type": "string",
-            "description": "The bucket (for an Assets folder: both Assets buckets, comma-separated)."
-          },
-          "prefix": {
-            "type": "string"
-          },
-          "destinationBucket": {
-            "type": [
-              "string",
-              "null"
-            ]
-          },
-          "destination": {
-            "type": [
-              "string",
-              "null"
-            ]
-          },
-          "url": {
-            "type": "string"
-          },
-          "done": {
-            "type": "integer",
-            "description": "Objects deleted or moved so far."
-          },
-          "skipped": {
-            "type": "integer",
-            "description": "Objects the access rules do not let the caller touch (left as they are)."
-          },
-          "failed": {
-            "type": "integer",
-            "description": "Objects refused (e.g. the destination name is taken)."
-          },
-          "errors": {
-            "type": "array",
-            "maxItems": 20,
-            "items": {
-              "type": "object",
-              "required": [
-                "name",
-                "error"
-              ],
-              "properties": {
-                "name": {
-                  "type": "string"
-                },
-                "error": {
-                  "type": "string"
-                }
-              }
-            }
-          },
-          "attempts": {
-            "type": "integer"
-          },
-          "lastError": {
-            "type": [
-              "string",
-              "null"
-            ]
-          },
-          "createdAt": {
-            "type": "string",
-            "format": "date-time"
-          },
-          "updatedAt": {
-            "type": "string",
-            "format": "date-time"
-          }
-        }
-      },
-      "BucketRules": {
-        "type": [
-          "array",
-          "null"
-        ],
-        "maxItems": 100,
-        "description": "Depot's: the bucket's own access rules (service role only), besides the server's.",
-        "items": {
-          "type": "object",
-          "description": "One access rule (docs/access-rules.md), without `buckets`.",
-          "properties": {
-            "name": {
-              "type": "string"
-            },
-            "roles": {
-              "oneOf": [
-                {
-                  "type": "string"
-                },
-                {
-                  "type": "array",
-                  "items": {
-                    "type": "string"
-                  }
-                }
-              ]
-            },
-            "allow": {
-              "oneOf": [
-                {
-                  "type": "string"
-                },
-                {
-                  "type": "array",
-                  "items": {
-                    "type": "string"
-                  }
-                }
-              ]
-            },
-            "when": {
-              "oneOf": [
-                {
-                  "type": "string"
-                },
-                {
-                  "type": "array",
-                  "items": {
-                    "type": "string"
-                  }
-                }
-              ]
-            },
-            "paths": {
-              "oneOf": [
-                {
-                  "type": "string"
-                },
-                {
-                  "type": "array",
-                  "items": {
-                    "type": "string"
-                  }
-                }
-              ]
-            }
-          }
-        }
-      },
-      "UsageReport": {
-        "type": "object",
-        "required": [
-          "user",
-          "bytes",
-          "objects",
-          "openUploadURLs",
-          "resumableUploads",
-          "resumableBytes",
-          "limits"
-        ],
-        "properties": {
-          "user": {
-            "type": "string"
-          },
-          "bytes": {
-            "type": "integer",
-            "minimum": 0
-          },
-          "objects": {
-            "type": "integer",
-            "minimum": 0
-          },
-          "openUploadURLs": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "Unused upload URLs (presigned or signed)."
-          },
-          "resumableUploads": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "Unfinished, unexpired resumable uploads."
-          },
-          "resumableBytes": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "The bytes they declared, held against the quota."
-          },
-          "limits": {
-            "type": "object",
-            "required": [
-              "bytes",
-              "objects",
-              "openUploads"
-            ],
-            "properties": {
-              "bytes": {
-                "type": "integer",
-                "description": "`--quota-bytes`; 0: no limit."
-              },
-              "objects": {
-                "type": "integer"
-              },
-              "openUploads": {
-                "type": "integer"
-              }
-            }
-          }
-        }
-      },
-      "UploadProgress": {
-        "type": "object",
-        "additionalProperties": false,
-        "required": [
-          "path",
 """##
 }

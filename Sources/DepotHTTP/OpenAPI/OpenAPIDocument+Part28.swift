@@ -3,6 +3,280 @@
 extension OpenAPIDocument {
     /// Lines 9451–9800 of the document (part 28 of 29).
     static let part28 = ##"""
+      },
+      "FolderMoveRequest": {
+        "type": "object",
+        "required": [
+          "bucket",
+          "prefix",
+          "destination"
+        ],
+        "properties": {
+          "bucket": {
+            "type": "string",
+            "maxLength": 100
+          },
+          "prefix": {
+            "type": "string",
+            "maxLength": 1024
+          },
+          "destination": {
+            "type": "string",
+            "maxLength": 1024
+          },
+          "destinationBucket": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "maxLength": 100
+          }
+        }
+      },
+      "FolderJob": {
+        "type": "object",
+        "required": [
+          "id",
+          "operation",
+          "state",
+          "bucket",
+          "prefix",
+          "url",
+          "done",
+          "skipped",
+          "failed",
+          "errors",
+          "attempts",
+          "createdAt",
+          "updatedAt"
+        ],
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "operation": {
+            "type": "string",
+            "enum": [
+              "delete",
+              "move"
+            ]
+          },
+          "state": {
+            "type": "string",
+            "enum": [
+              "queued",
+              "running",
+              "succeeded",
+              "dead",
+              "cancelled"
+            ]
+          },
+          "bucket": {
+            "type": "string",
+            "description": "The bucket (for an Assets folder: both Assets buckets, comma-separated)."
+          },
+          "prefix": {
+            "type": "string"
+          },
+          "destinationBucket": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "destination": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "url": {
+            "type": "string"
+          },
+          "done": {
+            "type": "integer",
+            "description": "Objects deleted or moved so far."
+          },
+          "skipped": {
+            "type": "integer",
+            "description": "Objects the access rules do not let the caller touch (left as they are)."
+          },
+          "failed": {
+            "type": "integer",
+            "description": "Objects refused (e.g. the destination name is taken)."
+          },
+          "errors": {
+            "type": "array",
+            "maxItems": 20,
+            "items": {
+              "type": "object",
+              "required": [
+                "name",
+                "error"
+              ],
+              "properties": {
+                "name": {
+                  "type": "string"
+                },
+                "error": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "attempts": {
+            "type": "integer"
+          },
+          "lastError": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "createdAt": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "updatedAt": {
+            "type": "string",
+            "format": "date-time"
+          }
+        }
+      },
+      "BucketRules": {
+        "type": [
+          "array",
+          "null"
+        ],
+        "maxItems": 100,
+        "description": "Depot's: the bucket's own access rules (service role only), besides the server's.",
+        "items": {
+          "type": "object",
+          "description": "One access rule (docs/access-rules.md), without `buckets`.",
+          "properties": {
+            "name": {
+              "type": "string"
+            },
+            "roles": {
+              "oneOf": [
+                {
+                  "type": "string"
+                },
+                {
+                  "type": "array",
+                  "items": {
+                    "type": "string"
+                  }
+                }
+              ]
+            },
+            "allow": {
+              "oneOf": [
+                {
+                  "type": "string"
+                },
+                {
+                  "type": "array",
+                  "items": {
+                    "type": "string"
+                  }
+                }
+              ]
+            },
+            "when": {
+              "oneOf": [
+                {
+                  "type": "string"
+                },
+                {
+                  "type": "array",
+                  "items": {
+                    "type": "string"
+                  }
+                }
+              ]
+            },
+            "paths": {
+              "oneOf": [
+                {
+                  "type": "string"
+                },
+                {
+                  "type": "array",
+                  "items": {
+                    "type": "string"
+                  }
+                }
+              ]
+            }
+          }
+        }
+      },
+      "UsageReport": {
+        "type": "object",
+        "required": [
+          "user",
+          "bytes",
+          "objects",
+          "openUploadURLs",
+          "resumableUploads",
+          "resumableBytes",
+          "limits"
+        ],
+        "properties": {
+          "user": {
+            "type": "string"
+          },
+          "bytes": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "objects": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "openUploadURLs": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Unused upload URLs (presigned or signed)."
+          },
+          "resumableUploads": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Unfinished, unexpired resumable uploads."
+          },
+          "resumableBytes": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "The bytes they declared, held against the quota."
+          },
+          "limits": {
+            "type": "object",
+            "required": [
+              "bytes",
+              "objects",
+              "openUploads"
+            ],
+            "properties": {
+              "bytes": {
+                "type": "integer",
+                "description": "`--quota-bytes`; 0: no limit."
+              },
+              "objects": {
+                "type": "integer"
+              },
+              "openUploads": {
+                "type": "integer"
+              }
+            }
+          }
+        }
+      },
+      "UploadProgress": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": [
+          "path",
           "offset",
           "length",
           "expiresAt",
@@ -79,279 +353,5 @@ extension OpenAPIDocument {
             }
           }
         }
-      },
-      "Conflict": {
-        "description": "`already_exists`, `upload_consumed`, `conflict`.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorConflict"
-            }
-          }
-        }
-      },
-      "PayloadTooLarge": {
-        "description": "`payload_too_large` (the body, or a JSON body above its limit), `quota_exceeded` (the user's `--quota-bytes` or `--quota-objects`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorPayloadTooLarge"
-            }
-          }
-        }
-      },
-      "UnsupportedMediaType": {
-        "description": "`unsupported_media_type` (type not allowed), `media_type_mismatch` (bytes not what was declared).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorUnsupportedMediaType"
-            }
-          }
-        }
-      },
-      "RangeNotSatisfiable": {
-        "description": "`range_not_satisfiable` (always this envelope, even for Supabase clients).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorRangeNotSatisfiable"
-            }
-          }
-        },
-        "headers": {
-          "Content-Range": {
-            "$ref": "#/components/headers/ContentRangeUnsatisfied"
-          }
-        }
-      },
-      "RateLimited": {
-        "description": "`rate_limited`: over `--rate-limit` (a user by its `sub`, `anon` by its address; the service role is not limited), or a user holds `--max-open-uploads` unused upload URLs.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorRateLimited"
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
-      "InternalError": {
-        "description": "`internal_error`; the message names a request id, details are only in the log.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorInternal"
-            }
-          }
-        }
-      },
-      "Unavailable": {
-        "description": "`unavailable`: a store is down or overloaded; retry.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/ErrorUnavailable"
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
-      "StorageError": {
-        "description": "A handled error in Supabase's envelope; the semantic status is `statusCode` (see `SupabaseError400`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError400"
-            }
-          }
-        }
-      },
-      "StorageForbidden": {
-        "description": "A real 403 (`statusCode` \"403\", `AccessDenied`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError403"
-            }
-          }
-        }
-      },
-      "StorageRateLimited": {
-        "description": "A real 429 (`SlowDown`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError429"
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
-      "StorageInternalError": {
-        "description": "A real 500 (`InternalError`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError500"
-            }
-          }
-        }
-      },
-      "StorageUnavailable": {
-        "description": "A real 503 (`SlowDown`).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError503"
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
-      "ObjectURLBadRequest": {
-        "description": "Depot's 400 (`invalid_request`, `invalid_path`, …), or — for Supabase clients (`X-Client-Info` or `apikey` sent) — every handled error, in Supabase's envelope.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "oneOf": [
-                {
-                  "$ref": "#/components/schemas/ErrorBadRequest"
-                },
-                {
-                  "$ref": "#/components/schemas/SupabaseError400"
-                }
-              ]
-            }
-          }
-        }
-      },
-      "ObjectURLRateLimited": {
-        "description": "`rate_limited` in the caller's envelope.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "oneOf": [
-                {
-                  "$ref": "#/components/schemas/ErrorRateLimited"
-                },
-                {
-                  "$ref": "#/components/schemas/SupabaseError429"
-                }
-              ]
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
-      "ObjectURLInternalError": {
-        "description": "`internal_error` in the caller's envelope.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "oneOf": [
-                {
-                  "$ref": "#/components/schemas/ErrorInternal"
-                },
-                {
-                  "$ref": "#/components/schemas/SupabaseError500"
-                }
-              ]
-            }
-          }
-        }
-      },
-      "ObjectURLUnavailable": {
-        "description": "`unavailable` in the caller's envelope.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "oneOf": [
-                {
-                  "$ref": "#/components/schemas/ErrorUnavailable"
-                },
-                {
-                  "$ref": "#/components/schemas/SupabaseError503"
-                }
-              ]
-            }
-          }
-        },
-        "headers": {
-          "Retry-After": {
-            "$ref": "#/components/headers/RetryAfter"
-          }
-        }
-      },
-      "TusRefusal": {
-        "description": "What the upload refuses, as TUS servers answer: the real status, a plain-text reason.",
-        "content": {
-          "text/plain": {
-            "schema": {
-              "type": "string"
-            }
-          }
-        }
-      },
-      "TusChecksumMismatch": {
-        "description": "460: the body's digest does not match `Upload-Checksum` (or the declared checksum, at the last PATCH); nothing of it is kept.",
-        "content": {
-          "text/plain": {
-            "schema": {
-              "type": "string"
-            }
-          }
-        }
-      },
-      "TusStorageBadRequest": {
-        "description": "A missing or bad JWT in Supabase's envelope, or a malformed request as plain text.",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError400"
-            }
-          },
-          "text/plain": {
-            "schema": {
-              "type": "string"
-            }
-          }
-        }
-      },
-      "TusStorageRateLimited": {
-        "description": "Too many requests (Supabase's envelope), or too many open uploads (plain text).",
-        "content": {
-          "application/json": {
-            "schema": {
-              "$ref": "#/components/schemas/SupabaseError429"
-            }
-          },
-          "text/plain": {
-            "schema": {
-              "type": "string"
-            }
-          }
-        },
-        "headers": {
 """##
 }
