@@ -247,6 +247,14 @@ def measure_round(cfg, depot, results):
             # The physical peer of Depot's uploads: dd of the same file, same size, to the same
             # file system, flushed (conv=fdatasync), no dirty pages before each (like for like).
             results.add("large_put_dd_mb_s", "disk", statistics.median(dd_same_size(large) for _ in range(3)))
+            # And the simplest receivers of the same upload (floor_receivers): what any server
+            # that hashes what it stores does with this client on this machine.
+            for mode, metric in (("floor-overlap", "large_put_floor_mb_s"), ("floor-no-hash", "large_put_floor_nohash_mb_s")):
+                speeds = []
+                for _ in range(3):
+                    os.sync()
+                    speeds.append(curl_speed(["-T", large, floor_receiver(mode)], ("201",), cfg.transfer_timeout))
+                results.add(metric, "disk", statistics.median(speeds))
             os.sync()
         s = Sampler(peer_pids(peer, depot), 120)
         speeds = []
@@ -451,6 +459,22 @@ def measure_gallery(cfg, depot, results, sizes, key="gallery", peers=("nginx", "
             results.add(f"{key}_{tag}_p99_ms", peer, p99)
 
 
+FLOOR_URLS = {}
+
+
+def floor_receiver(mode):
+    """The URL of the simplest receiver of `mode` (floor_receivers), started on first use: a thread
+    of this process, answering on a loopback port, storing in the peers' folder."""
+    if mode not in FLOOR_URLS:
+        import floor_receivers
+        folder = os.path.join(PEERS, "floor-receivers")
+        os.makedirs(folder, exist_ok=True)
+        port = 19420 + floor_receivers.MODES.index(mode)
+        floor_receivers.serve(port, mode, folder)
+        FLOOR_URLS[mode] = f"http://127.0.0.1:{port}/large.bin"
+    return FLOOR_URLS[mode]
+
+
 def dd_same_size(source):
     """MB/s of `dd if=source of=<file on the peers' file system> bs=1M conv=fdatasync`, after a sync."""
     out = os.path.join(PEERS, "dd-same-size.bin")
@@ -532,6 +556,7 @@ ROWS = [
     # SQLite Depot's figure of the same run.
     ("pg_gallery_large_rps", "rows in PostgreSQL: signed GETs over LARGEG distinct objects, req/s (peer: the same on SQLite)", "depot:gallery_large_rps", 0.8, True, 0, "≥ 0.8× SQLite"),
     ("large_put_mb_s", "large upload, MB/s (Depot: hashed, fsynced, committed; disk: dd conv=fdatasync of the same file)", "disk:large_put_dd_mb_s", 0.85, True, 0, "≥ 0.85× dd fdatasync, same size"),
+    ("large_put_mb_s", "the same large upload against the simplest receiver that hashes it (Python: SHA-256 on a second thread, write, fdatasync, rename; benchmarks/floor_receivers.py): what any hashing server does with this client on this machine", "disk:large_put_floor_mb_s:simplest receiver", None, True, 0, ""),
     ("small_put_rps", "4 KiB uploads/s, 32 clients (Depot: durable before 201)", "disk:smallfiles_fsync_per_s", 1.0, True, 0, "≥ 1.0× write+rename+fsyncs"),
     ("large_get_rss_mib", "RSS growth during the large GETs, MiB", None, None, False, 0, ""),
     ("large_put_rss_mib", "RSS growth during the large uploads, MiB", None, None, False, 0, ""),
@@ -578,8 +603,9 @@ def report(cfg, res, env_info):
         ratio_txt, met = "", ""
         if ref and d is not None:
             if ref.startswith("disk:"):
-                r = res.med(ref[5:], "disk")
-                refname = "disk"
+                # disk:METRIC[:NAME]: a physical limit measured in the same run.
+                r = res.med(ref.split(":")[1], "disk")
+                refname = ref.split(":")[2] if ref.count(":") > 1 else "disk"
             elif ref.startswith("moto:"):
                 r = res.med(ref[5:], "moto")
                 refname = "moto"
@@ -599,17 +625,24 @@ def report(cfg, res, env_info):
         elif target is not None and d is not None:
             met = "yes" if (d >= target if higher else d <= target) else "**no**"
         moto_cell = res.cell(ref[5:], "moto", nd) if ref and ref.startswith("moto:") else res.cell(metric, "moto", nd)
+        nginx_cell, rclone_cell = res.cell(metric, "nginx", nd), res.cell(metric, "rclone", nd)
         if ref and ref.startswith("depot:"):
             peer_name = ref.split(":")[2] if ref.count(":") > 1 else "SQLite Depot"
             moto_cell = f"{peer_name}: {res.cell(ref.split(':')[1], 'depot', nd)}"
-        lines.append(f"| {label} | {res.cell(metric, 'depot', nd)} | {res.cell(metric, 'nginx', nd)} | "
-                     f"{moto_cell} | {res.cell(metric, 'rclone', nd)} | {ratio_txt} | {ttext} | {met} |")
+        elif ref and ref.startswith("disk:") and ref.count(":") > 1:
+            # A named physical peer: its figure alone beside Depot's (the row repeats Depot's).
+            nginx_cell, rclone_cell = "—", "—"
+            moto_cell = f"{ref.split(':')[2]}: {res.cell(ref.split(':')[1], 'disk', nd)}"
+        lines.append(f"| {label} | {res.cell(metric, 'depot', nd)} | {nginx_cell} | "
+                     f"{moto_cell} | {rclone_cell} | {ratio_txt} | {ttext} | {met} |")
     lines += micro_section(cfg.micro)
     lines += [
         "",
         "Physical limits measured in the same run: disk write with fdatasync "
         f"{res.cell('disk_fdatasync_mb_s', 'disk')} MB/s (1 GiB of zeros), "
-        f"{res.cell('large_put_dd_mb_s', 'disk')} MB/s (dd of the large upload's file); 4 KiB write + rename + file and directory fsync "
+        f"{res.cell('large_put_dd_mb_s', 'disk')} MB/s (dd of the large upload's file); the simplest receivers of that upload "
+        f"(benchmarks/floor_receivers.py, same client): {res.cell('large_put_floor_mb_s', 'disk')} MB/s hashing, "
+        f"{res.cell('large_put_floor_nohash_mb_s', 'disk')} MB/s not hashing; 4 KiB write + rename + file and directory fsync "
         f"{res.cell('smallfiles_fsync_per_s', 'disk')} files/s.",
         "",
         "![ratios](ratios.png)",
@@ -802,6 +835,7 @@ def main():
             d.stop()
         for peer in started:
             sh(["bash", os.path.join(PEERS_SRC, f"{peer}_stop.sh")], check=False)
+        shutil.rmtree(os.path.join(PEERS, "floor-receivers"), ignore_errors=True)
 
 
 if __name__ == "__main__":
