@@ -86,7 +86,7 @@ public struct DepotServer: Sendable {
             let images =
                 renderer.isAvailable
                 ? "\(variants); transformations (render API) \(settings.concurrentRenders) at once, \(settings.renditionCacheBytes >> 20) MiB kept"
-                : "off: built without libvips (apt-get install libvips-dev; touch Package.swift; rebuild)"
+                : "off: built without libvips (apt-get install libvips-dev; rm -rf ~/.cache/org.swift.swiftpm/manifests; rebuild)"
             var http = configuration.http
             if configuration.redirectDownloads { http.directDownloads = blobs.redirecting }
             return DepotServer(

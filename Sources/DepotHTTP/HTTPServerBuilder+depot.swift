@@ -4,7 +4,8 @@ import HummingbirdCore
 import NIOCore
 
 extension HTTPServerBuilder {
-    /// HTTP/1.1 with Depot's channel handlers: the limits on slow and idle clients
+    /// HTTP/1.1 with Depot's channel handlers: the limits on slow and idle clients and on each
+    /// address's connections, and the refusal of bodies and framings no route takes
     /// (``ConnectionGuard``, from `options.connections`), 100-continue and, given the service the
     /// router uses, answers to signed and public GETs of cached objects straight from the pipeline
     /// (``PipelineDownloadHandler``), counted in the same `metrics`, with the router's CORS `options`.
@@ -16,14 +17,18 @@ extension HTTPServerBuilder {
         let fast = service.map {
             PipelineDownloads(service: $0, metrics: metrics, serverName: serverName, cors: CORSOrigins(options.objectCORSOrigins))
         }
-        let limits = options.connections.guardsConnections ? options.connections : nil
+        let limits = options.connections
+        // One count for the server, shared by its connections.
+        let perAddress = limits.maxConnectionsPerAddress.map { ConnectionsPerAddress(cap: $0) }
         // Evaluated once per connection: each gets its own handlers.
-        return .http1(configuration: .init(additionalChannelHandlers: channelHandlers(limits: limits, fast: fast)))
+        return .http1(configuration: .init(additionalChannelHandlers: channelHandlers(limits: limits, perAddress: perAddress, fast: fast)))
     }
 
-    private static func channelHandlers(limits: ConnectionLimits?, fast: PipelineDownloads?) -> [any RemovableChannelHandler] {
+    private static func channelHandlers(
+        limits: ConnectionLimits, perAddress: ConnectionsPerAddress?, fast: PipelineDownloads?
+    ) -> [any RemovableChannelHandler] {
         var handlers: [any RemovableChannelHandler] = [OversizedHeadAnswerInstaller()]
-        if let limits { handlers.append(ConnectionGuardInstaller(limits: limits)) }
+        handlers.append(ConnectionGuardInstaller(limits: limits, perAddress: perAddress))
         if let fast { handlers.append(PipelineDownloadInstaller(downloads: fast)) }
         handlers.append(ExpectContinueHandler())
         return handlers

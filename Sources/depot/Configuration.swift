@@ -65,7 +65,7 @@ struct ServeOptions: ParsableArguments {
     @Option(
         name: .customLong("cors-origins"),
         help:
-            "Comma-separated origins allowed by CORS on the authenticated API; the object URLs allow '*' unless this is set. (env DEPOT_CORS_ORIGINS, default: '*' on object URLs, none on the API)"
+            "Comma-separated origins allowed by CORS, on both APIs. Unset: any origin ('*') on the Storage API and its object URLs (/storage/v1/..., as Supabase's gateway: callers send bearer tokens, never cookies), none on the Assets API (/v1/...). (env DEPOT_CORS_ORIGINS)"
     )
     var corsOrigins: String?
     @Option(

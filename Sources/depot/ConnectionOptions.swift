@@ -48,6 +48,12 @@ struct ConnectionOptions: ParsableArguments {
             "Most connections open at once; beyond it new clients wait to be accepted. 0: no cap. At start the open-file limit is raised to fit. (env DEPOT_MAX_CONNECTIONS, default 4096)"
     )
     var maxConnections: Int?
+    @Option(
+        name: .customLong("max-connections-per-address"),
+        help:
+            "Most connections open at once from one client address (an IPv4 address, an IPv6 /64); a connection beyond it is closed unanswered. Behind a proxy every client has the proxy's address: raise it, or 0 (no cap) and cap clients at the proxy. (env DEPOT_MAX_CONNECTIONS_PER_ADDRESS, default 512)"
+    )
+    var maxConnectionsPerAddress: Int?
 
     /// The largest values accepted: a day for the timeouts, 1 GiB/s, about a million connections.
     static let maxTimeout = 86_400
@@ -69,6 +75,8 @@ struct ConnectionOptions: ParsableArguments {
         limits.sendTimeout = try Self.value(sendTimeout, "send-timeout", "DEPOT_SEND_TIMEOUT", max: Self.maxTimeout, default: 60)
             .map { .seconds($0) }
         limits.maxConnections = try Self.value(maxConnections, "max-connections", "DEPOT_MAX_CONNECTIONS", max: Self.maxCap, default: 4096)
+        limits.maxConnectionsPerAddress = try Self.value(
+            maxConnectionsPerAddress, "max-connections-per-address", "DEPOT_MAX_CONNECTIONS_PER_ADDRESS", max: Self.maxCap, default: 512)
         return limits
     }
 

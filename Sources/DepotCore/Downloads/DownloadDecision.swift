@@ -178,20 +178,22 @@ public struct DownloadDecision: Sendable {
 public enum ContentDisposition {
     /// `attachment`, named after the `download=` name, or after the object's last segment when
     /// there is no `download=` (a type that is not shown inline). An empty `download=` names
-    /// nothing: `attachment;`, as upstream. A plain name (letters, digits, `-._~`) goes unquoted,
-    /// as upstream: `attachment; filename=report.pdf; filename*=UTF-8''report.pdf`. Any other name
-    /// gets a quoted ASCII stand-in (`_` for what ASCII cannot say) and its UTF-8 form
-    /// percent-encoded (upstream puts the percent-encoded form in both, which browsers show with
-    /// its `%20`s when they read `filename`). Control and bidirectional characters are dropped:
-    /// the name must not display as another.
+    /// nothing: `attachment` (upstream writes `attachment;`, which RFC 6266 does not allow). A
+    /// name is one file name: `/` and `\` become `_` (`../../etc/passwd` is `.._.._etc_passwd`).
+    /// A plain name (letters, digits, `-._~`) goes unquoted, as upstream:
+    /// `attachment; filename=report.pdf; filename*=UTF-8''report.pdf`. Any other name gets a
+    /// quoted ASCII stand-in (`_` for what ASCII cannot say) and its UTF-8 form percent-encoded
+    /// (upstream puts the percent-encoded form in both, which browsers show with its `%20`s when
+    /// they read `filename`). Control and bidirectional characters are dropped: the name must
+    /// not display as another.
     public static func attachment(download: String?, path: ObjectPath) -> String {
         let raw = download ?? path.lastSegment
         var name = ""
         name.unicodeScalars.append(
-            contentsOf: raw.unicodeScalars.filter {
+            contentsOf: raw.unicodeScalars.lazy.filter {
                 $0.value >= 0x20 && $0.value != 0x7F && !ObjectPath.isBidiControl($0) && !ObjectPath.isHiddenControl($0)
-            })
-        guard !name.isEmpty else { return "attachment;" }
+            }.map { $0 == "/" || $0 == "\\" ? "_" : $0 })
+        guard !name.isEmpty else { return "attachment" }
         let encoded = PercentEncoding.encodeSegment(name)
         if encoded == name { return "attachment; filename=\(name); filename*=UTF-8''\(name)" }
         let ascii = String(

@@ -30,6 +30,8 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
             case quotaExceeded = "quota_exceeded"
             case rateLimited = "rate_limited"
             case headersTooLarge = "headers_too_large"
+            case expectationFailed = "expectation_failed"
+            case notImplemented = "not_implemented"
             case unavailable
             case internalError = "internal_error"
         }
@@ -58,6 +60,10 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
         public static let payloadTooLarge = Code(base: .payloadTooLarge)
         /// A request head larger than the HTTP decoder takes (answered before any route).
         public static let headersTooLarge = Code(base: .headersTooLarge)
+        /// An `Expect` other than `100-continue` (answered before any route).
+        public static let expectationFailed = Code(base: .expectationFailed)
+        /// A transfer coding other than `chunked` (answered before any route).
+        public static let notImplemented = Code(base: .notImplemented)
         public static let unsupportedMediaType = Code(base: .unsupportedMediaType)
         public static let mediaTypeMismatch = Code(base: .mediaTypeMismatch)
         public static let rangeNotSatisfiable = Code(base: .rangeNotSatisfiable)

@@ -84,6 +84,11 @@ public struct StorageSettings: Sendable {
                 "'\(t)' cannot be recognised by its bytes; supported: image/png, image/jpeg, image/webp, image/gif, application/pdf, video/mp4, video/quicktime, video/webm"
             )
         }
+        // A header value: visible ASCII and spaces only (a CR or LF would end the header).
+        guard !publicCacheControl.isEmpty, publicCacheControl.utf8.count <= 256, publicCacheControl.utf8.allSatisfy({ (0x20...0x7E).contains($0) })
+        else {
+            throw .invalidRequest("the public Cache-Control must be 1 … 256 visible ASCII characters (no line breaks or controls)")
+        }
         guard publicBaseURL.hasPrefix("http://") || publicBaseURL.hasPrefix("https://") else {
             throw .invalidRequest("the public URL must start with http:// or https://")
         }

@@ -2,7 +2,8 @@
 /// are served.
 ///
 /// A declared type must be exactly one `type/subtype` with optional `; name=value` parameters
-/// (RFC 9110 §8.3.1): no list (`text/plain, text/html`), no stray characters, at most 255 bytes.
+/// (RFC 9110 §8.3.1): no list (`text/plain, text/html`), no range (`image/*`), no stray
+/// characters, at most 255 bytes.
 /// Browsers guess at anything looser, and a guess can turn an upload into a page.
 public enum MediaType {
     public static let maxBytes = 255
@@ -48,7 +49,8 @@ public enum MediaType {
         skipSpace()
         guard let type = token(), i < b.count, b[i] == UInt8(ascii: "/") else { return nil }
         i += 1
-        guard let subtype = token() else { return nil }
+        // A range such as `image/*` or `*/*` names no one type.
+        guard let subtype = token(), !type.utf8.contains(UInt8(ascii: "*")), !subtype.utf8.contains(UInt8(ascii: "*")) else { return nil }
         var out = type.lowercased() + "/" + subtype.lowercased()
         while true {
             skipSpace()

@@ -1,3 +1,5 @@
+import DepotCore
+import Foundation
 import Hummingbird
 import HummingbirdCore
 import NIOCore
@@ -123,6 +125,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
             headStarted = true
             headSince = nil
         }
+
     }
 
     /// The decoder has seen those bytes.
@@ -158,8 +161,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
         guard !refused else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            if Self.hasBody(head), head.method == .GET || head.method == .HEAD, !refused {
-                refuseBody(context: context, head: head.method == .HEAD)
+            if let refusal = Self.refusal(of: head) {
+                refuse(context: context, refusal, head: head.method == .HEAD)
                 return
             }
             reading = true
@@ -182,24 +185,54 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
         head.headers.contains(name: "transfer-encoding") || head.headers["content-length"].contains { $0 != "0" }
     }
 
-    /// A GET or HEAD with a body: no route reads one, yet the server would wait for all of it
-    /// (at the minimum upload rate, for as long as the client keeps sending). Answered 400 at
-    /// once (or, behind an answer still being sent, the connection closed), and the connection
-    /// closed: the body's bytes are not read.
-    private func refuseBody(context: ChannelHandlerContext, head isHead: Bool) {
+    /// Why a request is refused before any route sees it, if it is:
+    /// - a GET or HEAD with a body: no route reads one, yet the server would wait for all of it
+    ///   (at the minimum upload rate, for as long as the client keeps sending) — 400;
+    /// - a transfer coding other than `chunked` alone (`gzip, chunked`, `xchunked`): the body
+    ///   would be stored still encoded, or framed differently by a proxy in front — 501;
+    /// - an expectation other than `100-continue` — 417.
+    static func refusal(of head: HTTPRequestHead) -> StorageError? {
+        if hasBody(head), head.method == .GET || head.method == .HEAD {
+            return StorageError(.invalidRequest, "a GET or HEAD request has no body")
+        }
+        let codings = head.headers["transfer-encoding"]
+        if !codings.isEmpty, codings.count != 1 || !Self.equalsIgnoringCase(codings[0], "chunked") {
+            return StorageError(.notImplemented, "the only transfer coding taken is chunked, alone")
+        }
+        let expect = head.headers["expect"]
+        if !expect.isEmpty, expect.count != 1 || !Self.equalsIgnoringCase(expect[0], "100-continue") {
+            return StorageError(.expectationFailed, "the only expectation met is 100-continue")
+        }
+        return nil
+    }
+
+    /// `value` without surrounding spaces or tabs is `token`, ASCII letters in any case.
+    static func equalsIgnoringCase(_ value: String, _ token: String) -> Bool {
+        let trimmed = value.utf8.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+        return trimmed.count == token.utf8.count
+            && zip(trimmed, token.utf8).allSatisfy { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }
+    }
+
+    /// Answers a refused request with its error at once (or, behind an answer still being sent,
+    /// closes the connection) and closes the connection: its body's bytes are not read.
+    private func refuse(context: ChannelHandlerContext, _ error: StorageError, head isHead: Bool) {
         closed = true
         refused = true
-        // Behind an answer still going out, a 400 would land in the middle of it: close instead.
+        // Behind an answer still going out, an answer would land in the middle of it: close instead.
         guard inFlight == 0 else {
             context.close(promise: nil)
             return
         }
-        let body = ByteBuffer(string: #"{"error":{"code":"invalid_request","message":"a GET or HEAD request has no body"}}"# + "\n")
+        let body = JSONResponse.body(
+            ByteBuffer(
+                bytes: (try? JSONResponse.encoder.encode(StorageError.ErrorBody(error: .init(code: error.code.rawValue, message: error.message))))
+                    ?? Data()))
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Type", value: JSONResponse.contentType)
         headers.add(name: "Content-Length", value: String(body.readableBytes))
         headers.add(name: "Connection", value: "close")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+        let status = HTTPResponseStatus(statusCode: Int(error.code.httpStatus.code))
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         if !isHead { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
@@ -332,18 +365,29 @@ final class ConnectionGuardFront: ChannelDuplexHandler, RemovableChannelHandler 
 }
 
 /// Hummingbird adds a server's extra handlers after its conversion to swift-http-types; this one
-/// puts a ``ConnectionGuard`` right behind NIO's HTTP/1 decoder and its ``ConnectionGuardFront`` at
-/// the front of the pipeline when the connection starts, then leaves the pipeline.
+/// admits the connection against the cap on its address (``ConnectionsPerAddress``), puts a
+/// ``ConnectionGuard`` right behind NIO's HTTP/1 decoder and its ``ConnectionGuardFront`` at the
+/// front of the pipeline when the connection starts, then leaves the pipeline.
 final class ConnectionGuardInstaller: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     private let limits: ConnectionLimits
+    private let perAddress: ConnectionsPerAddress?
 
-    init(limits: ConnectionLimits) {
+    init(limits: ConnectionLimits, perAddress: ConnectionsPerAddress?) {
         self.limits = limits
+        self.perAddress = perAddress
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         let pipeline = context.pipeline.syncOperations
+        // One address's connections beyond its cap: closed unanswered, before anything is read.
+        if let perAddress, let key = ConnectionsPerAddress.key(context.channel.remoteAddress) {
+            guard perAddress.admit(key) else {
+                context.close(promise: nil)
+                return
+            }
+            context.channel.closeFuture.whenComplete { _ in perAddress.release(key) }
+        }
         let guarding = ConnectionGuard(limits: limits)
         do {
             if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {

@@ -20,7 +20,10 @@ public struct ConnectionLimits: Sendable, Equatable {
     public var headerTimeout: Duration? = .seconds(10)
 
     /// Idle (keep-alive) timeout: a connection with no request in progress — between requests, or
-    /// new and silent from the start — is closed after this long. Default 60 s: longer than the
+    /// new and silent from the start — is closed after this long. (Not shorter for a new one:
+    /// clients open connections ahead of their requests, and a connection closed under a client
+    /// that is about to send an upload fails that upload; ``maxConnectionsPerAddress`` is what
+    /// stops one client from holding many silent ones.) Default 60 s: longer than the
     /// keep-alive of common clients and load balancers (which then close first, so they never
     /// send on a connection the server is closing), short enough that idle sockets do not pile up.
     public var idleTimeout: Duration? = .seconds(60)
@@ -59,16 +62,20 @@ public struct ConnectionLimits: Sendable, Equatable {
     /// file within a raised descriptor limit (`depot serve` raises RLIMIT_NOFILE to match).
     public var maxConnections: Int? = 4096
 
+    /// Cap on concurrent connections from one client address (an IPv4 address; an IPv6 /64, the
+    /// block one host is usually given): a connection beyond it is closed as soon as it is
+    /// accepted, unanswered. Without it, one client holding silent sockets could fill
+    /// ``maxConnections`` and lock every other client out. Default 512: twice what the busiest
+    /// benchmark opens from one address (wrk's 256), an eighth of the global cap. Behind a proxy
+    /// or load balancer every connection comes from its address: raise it, or turn it off (nil)
+    /// and cap connections per client at the proxy.
+    public var maxConnectionsPerAddress: Int? = 512
+
     public init() {}
 
     /// Hummingbird's delegate enforcing ``maxConnections``, for
     /// `ApplicationConfiguration(availableConnectionsDelegate:)`; nil without a cap.
     public var availableConnectionsDelegate: (any AvailableConnectionsDelegate)? {
         maxConnections.map { MaximumAvailableConnections($0) }
-    }
-
-    /// Whether any per-connection limit is on (else no ``ConnectionGuard`` is installed).
-    var guardsConnections: Bool {
-        headerTimeout != nil || idleTimeout != nil || minUploadRate != nil || sendTimeout != nil
     }
 }

@@ -17,6 +17,8 @@ extension StorageError.Code {
         case .payloadTooLarge, .quotaExceeded: return .contentTooLarge
         case .rateLimited: return .tooManyRequests
         case .headersTooLarge: return .requestHeaderFieldsTooLarge
+        case .expectationFailed: return .expectationFailed
+        case .notImplemented: return .init(code: 501, reasonPhrase: "Not Implemented")
         case .unsupportedMediaType, .mediaTypeMismatch: return .unsupportedMediaType
         case .rangeNotSatisfiable: return .rangeNotSatisfiable
         case .unavailable: return .serviceUnavailable

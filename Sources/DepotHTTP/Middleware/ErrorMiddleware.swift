@@ -4,7 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import Logging
+import NIOHTTP1
 
 /// Turns every error into a JSON error response. `StorageError`s keep their code; Hummingbird's
 /// own HTTP errors become `invalid_request`/`not_found`/…; anything else is logged with the
@@ -66,6 +66,11 @@ public struct ErrorMiddleware: RouterMiddleware {
             }
         case is DecodingError:
             return StorageError(.invalidRequest, "the JSON body does not have the expected shape")
+        case let e as HTTPParserError:
+            // Raised by the body stream: the request's own bytes are at fault (a chunk size that is
+            // not hex, a missing CRLF), or the client left before its body ended.
+            if e == .invalidEOFState { return StorageError(.invalidRequest, "the connection closed before the request's body ended") }
+            return StorageError(.invalidRequest, "the request's body is not valid HTTP/1.1 framing (\(e.debugDescription))")
         default:
             return StorageError(.internalError, "internal error", cause: error)
         }

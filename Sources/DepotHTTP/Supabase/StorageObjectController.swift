@@ -143,7 +143,8 @@ struct StorageObjectController: Sendable {
         options.copyMetadata = try body.bool("copyMetadata") ?? true
         if let overrides = body.object("metadata") {
             options.cacheControl = try overrides.string("cacheControl").map { try SupabaseUpload.cacheControl(given: $0, in: "metadata") }
-            options.contentType = try overrides.string("mimetype").flatMap(SupabaseUpload.headerValue)
+            // Checked like an upload's Content-Type (refused when it is not one type/subtype), never dropped.
+            options.contentType = try overrides.string("mimetype").flatMap { $0.isEmpty ? nil : $0 }
         }
         if let encoded = request.headers[.xMetadata], let data = Data(base64Encoded: encoded) {
             options.userMetadata = SupabaseUpload.jsonObjectText(data)

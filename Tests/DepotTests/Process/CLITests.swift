@@ -46,7 +46,7 @@ struct CLITests {
         let words = help.output.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         for text in [
             "DEPOT_HEADER_TIMEOUT, default 10)", "DEPOT_IDLE_TIMEOUT, default 60)", "DEPOT_MIN_UPLOAD_RATE, default 1024)",
-            "DEPOT_MAX_CONNECTIONS, default 4096)",
+            "DEPOT_MAX_CONNECTIONS, default 4096)", "DEPOT_MAX_CONNECTIONS_PER_ADDRESS, default 512)",
         ] {
             #expect(words.contains(text), "serve --help should say \(text)")
         }
@@ -135,6 +135,8 @@ struct CLITests {
         // The connection limits: whole numbers in range, from the flag or the environment.
         for (arguments, environment, message) in [
             (["--max-connections", "99999999"], [:], "--max-connections must be 0 … 1048576"),
+            ([], ["DEPOT_MAX_CONNECTIONS_PER_ADDRESS": "-1"], "--max-connections-per-address must be 0 … 1048576"),
+            ([], ["DEPOT_PUBLIC_CACHE_CONTROL": "public\r\nX-Evil: 1"], "Cache-Control must be 1 … 256 visible ASCII"),
             (["--header-timeout", "86401"], [:], "--header-timeout must be 0 … 86400"),
             ([], ["DEPOT_IDLE_TIMEOUT": "soon"], "DEPOT_IDLE_TIMEOUT must be a whole number"),
             ([], ["DEPOT_MIN_UPLOAD_RATE": "99999999999999999999999"], "DEPOT_MIN_UPLOAD_RATE must be a whole number"),

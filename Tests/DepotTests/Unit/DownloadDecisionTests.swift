@@ -60,9 +60,13 @@ struct DownloadDecisionTests {
         #expect(try decide(try object(type: "image/svg+xml"), DownloadConditions()).disposition != nil)
         let named = try decide(try object(), DownloadConditions(download: "été\u{202E}.png"))
         #expect(named.disposition == "attachment; filename=\"_t_.png\"; filename*=UTF-8''%C3%A9t%C3%A9.png")
-        // An empty `download=` names nothing (upstream's `attachment;`); names that need it are quoted.
-        #expect(try decide(try object(), DownloadConditions(download: "")).disposition == "attachment;")
-        #expect(try decide(try object(), DownloadConditions(download: "\u{202E}")).disposition == "attachment;")
+        // An empty `download=` names nothing (`attachment`: upstream's `attachment;` is not valid); names that need it are quoted.
+        #expect(try decide(try object(), DownloadConditions(download: "")).disposition == "attachment")
+        #expect(try decide(try object(), DownloadConditions(download: "\u{202E}")).disposition == "attachment")
+        // One file name: no path in it.
+        #expect(
+            try decide(try object(), DownloadConditions(download: "../..\\etc/passwd")).disposition
+                == "attachment; filename=.._.._etc_passwd; filename*=UTF-8''.._.._etc_passwd")
         #expect(
             try decide(try object(), DownloadConditions(download: "report-v2.pdf")).disposition
                 == "attachment; filename=report-v2.pdf; filename*=UTF-8''report-v2.pdf")
