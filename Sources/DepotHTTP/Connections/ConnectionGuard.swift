@@ -125,7 +125,6 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler, NIOS
             headStarted = true
             headSince = nil
         }
-
     }
 
     /// The decoder has seen those bytes.
